@@ -1,0 +1,147 @@
+"""Truncated-BPTT batches: one long token sequence laid out as N parallel streams, read in windows.
+
+The layout of Zaremba et al. (2014) and of nanoGPT's character models, for a recurrent network
+that carries its hidden state from one batch to the next::
+
+    ids      t0 t1 t2 t3 t4 t5 t6 t7 t8 t9 t10 t11 t12 t13          (14 tokens, N=2, L=3)
+    inputs   stream 0: t0 t1 t2 | t3 t4 t5          window 0 | window 1
+             stream 1: t6 t7 t8 | t9 t10 t11
+    targets  stream 0: t1 t2 t3 | t4 t5 t6          (the next token of each input)
+             stream 1: t7 t8 t9 | t10 t11 t12       (t13 is trimmed: it fits no whole window)
+
+Window w holds columns [w*L, (w+1)*L) of every stream, so row n of window w+1 continues row n of
+window w: the final hidden state of one batch, detached, is the right initial state of the next.
+Every stream has the same whole number of windows; tokens that do not fill one are trimmed
+from the end of the corpus.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+from torch import Tensor
+
+from ..errors import InputError
+
+
+class StreamBatcher:
+    """Windows ``(inputs, targets)``, each (N, L), over ``batch_size`` parallel streams of ``ids``.
+
+    ``targets`` is ``inputs`` shifted one token ahead. Iterating gives one epoch, from the
+    current position; the position (the index of the next window) is saved by
+    :meth:`state_dict` and restored by :meth:`load_state_dict`, so an interrupted epoch resumes
+    with exactly the windows it had left.
+
+    Args:
+        ids: the token sequence, shape (T,), integer dtype.
+        batch_size: N, the number of parallel streams.
+        seq_len: L, the window length (the truncated-BPTT horizon).
+
+    Raises:
+        InputError: if ``ids`` is shorter than one batch (N*L + 1 tokens).
+
+    Example::
+
+        batcher = StreamBatcher(vocab.encode(text), batch_size=32, seq_len=128)
+        state = None
+        for inputs, targets in batcher:                 # each (32, 128)
+            logits, state = model(inputs, state)
+            state = detach_state(state)
+    """
+
+    def __init__(self, ids: Tensor, batch_size: int, seq_len: int):
+        for name, value in (("batch_size", batch_size), ("seq_len", seq_len)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InputError(f"{name} must be a positive integer, got {value!r}")
+        ids = torch.as_tensor(ids)
+        if ids.dim() != 1 or ids.dtype.is_floating_point or ids.dtype.is_complex:
+            raise ValueError(f"ids must be a 1-D integer tensor, got {ids.dtype} of shape {tuple(ids.shape)}")
+        needed = batch_size * seq_len + 1
+        if ids.numel() < needed:
+            raise InputError(
+                f"the corpus has {ids.numel()} tokens but one batch needs batch_size*seq_len+1 = {needed}; "
+                f"use a longer text or a smaller batch size or sequence length"
+            )
+        windows = (ids.numel() - 1) // (batch_size * seq_len)
+        S = windows * seq_len  # tokens per stream
+        inputs = ids[: batch_size * S].reshape(batch_size, S).long()  # (N, S)
+        targets = ids[1 : batch_size * S + 1].reshape(batch_size, S).long()  # (N, S)
+        self._setup(inputs, targets, seq_len)
+
+    def _setup(self, inputs: Tensor, targets: Tensor, seq_len: int, position: int = 0) -> None:
+        self.inputs = inputs  # (N, S)
+        self.targets = targets  # (N, S)
+        self.seq_len = seq_len
+        self.position = position
+
+    @property
+    def batch_size(self) -> int:
+        return self.inputs.shape[0]
+
+    def __len__(self) -> int:
+        """Windows per epoch."""
+        return self.inputs.shape[1] // self.seq_len
+
+    def window(self, index: int) -> tuple[Tensor, Tensor]:
+        """Window ``index``: (inputs, targets), each (N, L)."""
+        columns = slice(index * self.seq_len, (index + 1) * self.seq_len)
+        return self.inputs[:, columns].contiguous(), self.targets[:, columns].contiguous()  # (N, L), (N, L)
+
+    def iterate(self, start: int = 0) -> Iterator[tuple[Tensor, Tensor]]:
+        """The windows from ``start`` to the end of the epoch.
+
+        ``position`` advances as each window is handed out (so a checkpoint taken after a
+        window's training step resumes after it) and returns to 0 once the epoch is read to
+        its end.
+        """
+        if not 0 <= start <= len(self):
+            raise ValueError(f"start={start} is outside 0..{len(self)}")
+        for index in range(start, len(self)):
+            self.position = index + 1
+            yield self.window(index)
+        self.position = 0
+
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
+        return self.iterate(self.position)
+
+    def state_dict(self) -> dict:
+        """The position in the epoch, with the layout it belongs to (JSON-serialisable)."""
+        return {"window": self.position, "windows": len(self), "seq_len": self.seq_len}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from a saved position; InputError if it was saved for another layout."""
+        if not isinstance(state, dict):
+            raise InputError("the saved data position is not a mapping; the checkpoint is corrupt")
+        saved = (state.get("windows"), state.get("seq_len"))
+        if saved != (len(self), self.seq_len):
+            raise InputError(
+                f"the saved data position is for {saved[0]} windows of length {saved[1]}, "
+                f"this data has {len(self)} of length {self.seq_len}; "
+                f"resume with the same data, batch size and sequence length"
+            )
+        window = state.get("window")
+        if isinstance(window, bool) or not isinstance(window, int) or not 0 <= window <= len(self):
+            raise InputError(f"the saved data position {window!r} is not a window index; the checkpoint is corrupt")
+        self.position = window
+
+    def shard(self, rank: int, world_size: int) -> StreamBatcher:
+        """This rank's contiguous share of the streams, at the same position, for data parallelism.
+
+        Rank r gets streams [r*N/W, (r+1)*N/W), so the ranks' windows, concatenated along the
+        batch in rank order, equal this batcher's windows.
+        """
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} is outside 0..{world_size - 1}")
+        if self.batch_size % world_size:
+            raise InputError(
+                f"batch_size {self.batch_size} cannot be split evenly over {world_size} processes; "
+                f"use a batch size divisible by {world_size}"
+            )
+        rows = slice(rank * self.batch_size // world_size, (rank + 1) * self.batch_size // world_size)
+        shard = object.__new__(StreamBatcher)
+        shard._setup(self.inputs[rows], self.targets[rows], self.seq_len, self.position)
+        return shard
+
+    def __repr__(self) -> str:
+        return f"StreamBatcher(batch_size={self.batch_size}, seq_len={self.seq_len}, windows={len(self)})"

@@ -1,0 +1,173 @@
+r"""A recurrent language model: predict the next token from the tokens so far.
+
+    x_t        = E[w_t]   (embedding_dim > 0)   or   one_hot(w_t)   (embedding_dim = 0)
+    h_t^(1..K) = recurrent layers (RNN / LSTM / GRU, K = num_layers) over x_1..x_t
+    logits_t   = W dropout(h_t^(K)) + b
+    p(w_{t+1} | w_1..w_t) = softmax(logits_t)
+
+Trained with the cross-entropy of ``logits_t`` against ``w_{t+1}``, summed or averaged over time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .. import nn as rnn_layers
+from ..errors import InputError
+
+CELLS = {"lstm": rnn_layers.LSTM, "gru": rnn_layers.GRU, "rnn": rnn_layers.RNN}
+ENGINES = ("fused", "explicit")
+
+
+@dataclass(frozen=True)
+class LanguageModelConfig:
+    """Everything needed to rebuild a :class:`LanguageModel`; stored as JSON in checkpoints."""
+
+    vocab_size: int
+    cell: str = "lstm"
+    hidden_size: int = 256
+    num_layers: int = 2
+    embedding_dim: int = 0
+    dropout: float = 0.0
+    tie_weights: bool = False
+    engine: str = "fused"
+    init_range: float | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> LanguageModelConfig:
+        """The config saved by :meth:`to_dict`; InputError for missing or unknown keys."""
+        if not isinstance(d, dict):
+            raise InputError("the saved model config is not a mapping; the checkpoint is corrupt")
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise InputError(
+                f"the saved model config has unknown keys {unknown}; it is not a language model checkpoint"
+            )
+        if "vocab_size" not in d:
+            raise InputError("the saved model config has no vocab_size; it is not a language model checkpoint")
+        return cls(**d)
+
+
+def _check(config: LanguageModelConfig) -> None:
+    """InputError for a configuration no model can be built from."""
+
+    def positive_int(name: str, minimum: int = 1) -> None:
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise InputError(f"{name} must be an integer of at least {minimum}, got {value!r}")
+
+    positive_int("vocab_size")
+    positive_int("hidden_size")
+    positive_int("num_layers")
+    positive_int("embedding_dim", minimum=0)
+    if config.cell not in CELLS:
+        raise InputError(f"unknown cell {config.cell!r}; choose one of {', '.join(CELLS)}")
+    if config.engine not in ENGINES:
+        raise InputError(f"unknown engine {config.engine!r}; choose 'fused' or 'explicit'")
+    if not isinstance(config.dropout, (int, float)) or not 0 <= config.dropout < 1:
+        raise InputError(f"dropout must be in [0, 1), got {config.dropout!r}")
+    if config.init_range is not None and (not isinstance(config.init_range, (int, float)) or config.init_range <= 0):
+        raise InputError(f"init_range must be a positive number or None, got {config.init_range!r}")
+    if config.tie_weights and config.embedding_dim != config.hidden_size:
+        raise InputError(
+            f"tie_weights needs embedding_dim == hidden_size (got {config.embedding_dim} and {config.hidden_size}); "
+            f"set embedding_dim to {config.hidden_size} or turn tying off"
+        )
+
+
+class LanguageModel(nn.Module):
+    r"""Embedding (or one-hot) → dropout → recurrent layers → dropout → linear to the vocabulary.
+
+    .. math::
+
+        x_t = E[w_t] \text{ or } \mathrm{onehot}(w_t), \quad
+        h_t = \mathrm{RNN}(x_t, h_{t-1}), \quad
+        \mathrm{logits}_t = W\,\mathrm{dropout}(h_t) + b
+
+    Args:
+        vocab_size: V, the number of token ids.
+        cell: ``"lstm"``, ``"gru"`` or ``"rnn"`` (tanh), from :mod:`rnnkit.nn`.
+        hidden_size: H, the width of every recurrent layer. Default 256.
+        num_layers: stacked recurrent layers. Default 2.
+        embedding_dim: width of a learned embedding; 0 (default) feeds one-hot vectors of size V,
+            as char-rnn does.
+        dropout: dropout probability on the embedding output, between recurrent layers and
+            before the output layer (Zaremba et al. 2014). One-hot inputs are not dropped: a
+            dropped one-hot vector would erase the whole input symbol. Default 0.
+        tie_weights: share the embedding matrix with the output layer (Press & Wolf 2017);
+            needs ``embedding_dim == hidden_size``.
+        engine: ``"fused"`` (PyTorch kernels) or ``"explicit"`` (rnnkit's hand-written BPTT).
+        init_range: if given, every parameter (biases included) starts uniform in
+            ±init_range, as in Zaremba et al. (±0.1); None keeps PyTorch's initialisation.
+
+    Inputs: tokens, state
+        tokens: (N, L) integer ids.
+        state: the recurrent state from the previous call (carry it detached for truncated
+            BPTT), or None for zeros: (num_layers, N, H), a pair of them for LSTM.
+
+    Outputs: logits, state
+        logits: (N, L, V) unnormalised next-token scores.
+        state: the final state, same shapes as the input state.
+
+    Example::
+
+        >>> model = LanguageModel(vocab_size=65, hidden_size=128, embedding_dim=32)
+        >>> logits, state = model(torch.zeros(4, 10, dtype=torch.long))
+        >>> logits.shape
+        torch.Size([4, 10, 65])
+    """
+
+    def __init__(self, vocab_size: int, cell: str = "lstm", hidden_size: int = 256, num_layers: int = 2,
+                 embedding_dim: int = 0, dropout: float = 0.0, tie_weights: bool = False,
+                 engine: str = "fused", init_range: float | None = None):
+        super().__init__()
+        config = LanguageModelConfig(vocab_size, cell, hidden_size, num_layers, embedding_dim, dropout,
+                                     tie_weights, engine, init_range)
+        _check(config)
+        self._config = config
+        self.vocab_size = vocab_size
+        self.embedding = nn.Embedding(vocab_size, embedding_dim) if embedding_dim > 0 else None
+        self.input_dropout = nn.Dropout(dropout)
+        # torch.nn warns about inter-layer dropout on a single layer, where it does nothing
+        self.rnn = CELLS[cell](embedding_dim or vocab_size, hidden_size, num_layers, batch_first=True,
+                               dropout=dropout if num_layers > 1 else 0.0, engine=engine)
+        self.output_dropout = nn.Dropout(dropout)
+        self.decoder = nn.Linear(hidden_size, vocab_size)
+        if init_range is not None:
+            for parameter in self.parameters():
+                nn.init.uniform_(parameter, -init_range, init_range)
+        if tie_weights:
+            self.decoder.weight = self.embedding.weight
+
+    @property
+    def config(self) -> LanguageModelConfig:
+        return self._config
+
+    @classmethod
+    def from_config(cls, config: LanguageModelConfig | dict) -> LanguageModel:
+        """A freshly initialised model of this configuration (a dict is read with ``from_dict``)."""
+        if isinstance(config, dict):
+            config = LanguageModelConfig.from_dict(config)
+        return cls(**config.to_dict())
+
+    def forward(self, tokens: Tensor, state=None):
+        if tokens.dim() != 2 or tokens.dtype not in (torch.long, torch.int32, torch.int64):
+            raise ValueError(f"tokens must be (N, L) integer ids, got {tokens.dtype} of shape {tuple(tokens.shape)}")
+        if self.embedding is not None:
+            x = self.input_dropout(self.embedding(tokens))  # (N, L, E)
+        else:
+            x = F.one_hot(tokens.long(), self.vocab_size).to(self.decoder.weight.dtype)  # (N, L, V)
+        output, state = self.rnn(x, state)  # (N, L, H)
+        logits = self.decoder(self.output_dropout(output))  # (N, L, V)
+        return logits, state
+
+    def extra_repr(self) -> str:
+        return f"vocab_size={self.vocab_size}, cell={self.config.cell!r}, engine={self.config.engine!r}"
