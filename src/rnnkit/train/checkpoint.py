@@ -95,6 +95,16 @@ class RunDirectory:
         With ``overwrite`` only what a run writes (checkpoints, pointers, metrics) is removed; a directory
         holding other files is never emptied.
         """
+        cls.check_new(path, overwrite)
+        run = cls(path)
+        if run.holds_run():
+            run._remove_run_files()
+        run.path.mkdir(parents=True, exist_ok=True)
+        return run
+
+    @classmethod
+    def check_new(cls, path: str | Path, overwrite: bool = False) -> None:
+        """Raise InputError if :meth:`create` would refuse ``path``; changes nothing on disk."""
         run = cls(path)
         if run.path.exists() and not run.path.is_dir():
             raise InputError(f"--out {run.path} is a file, not a directory; choose another --out")
@@ -104,11 +114,8 @@ class RunDirectory:
                     f"--out {run.path} already holds a training run; continue it with --resume {run.path}, "
                     "replace it with --overwrite, or choose another --out"
                 )
-            run._remove_run_files()
         elif run.path.is_dir() and any(run.path.iterdir()):
             raise InputError(f"--out {run.path} is a non-empty directory that holds no run; choose a new or empty --out")
-        run.path.mkdir(parents=True, exist_ok=True)
-        return run
 
     @classmethod
     def open(cls, path: str | Path) -> "RunDirectory":

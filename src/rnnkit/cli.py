@@ -1,0 +1,365 @@
+"""The ``rnnkit`` command.
+
+    rnnkit train lm [--data FILE] [--level char|word] [--cell lstm|gru|rnn] ... [--out DIR] [--resume DIR]
+    rnnkit generate DIR [--prime TEXT] [--length N] [--temperature T] [--top-k K] [--top-p P] [--seed N]
+    rnnkit evaluate DIR --data FILE [--json]
+    torchrun --nproc-per-node=2 -m rnnkit train lm ...        (data-parallel training)
+
+Every flag of ``train`` can also come from a TOML file given with ``--config``: its keys are the flag
+names without ``--`` (``seq-len = 128``); flags on the command line win over the file. A user mistake
+prints one line ``error: ...`` on stderr and exits with status 2, without a traceback.
+"""
+
+import json
+import sys
+import time
+import tomllib
+from dataclasses import asdict, fields
+from pathlib import Path
+
+import click
+from click.core import ParameterSource
+from tqdm import tqdm
+
+from rnnkit import __version__
+from rnnkit.errors import InputError
+from rnnkit.train import OPTIMIZERS, SCHEDULES, RunDirectory, TrainConfig, distributed
+
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+# Options whose value a resumed run may change: where the data lives, how long to go on, and how the
+# same arithmetic is run. Any other option given with --resume must equal the run's saved value.
+CHANGEABLE_ON_RESUME = {"data", "valid_data", "epochs", "time_budget", "max_steps", "patience", "save_every", "engine"}
+
+# A step limit belongs to one invocation (a hook for trials and tests): a resumed run does not inherit it.
+SESSION_ONLY = {"max_steps"}
+
+# Option name -> LanguageModel field, for the model options saved in a checkpoint's configs.
+MODEL_FIELDS = {"cell": "cell", "layers": "num_layers", "hidden": "hidden_size", "embedding": "embedding_dim",
+                "dropout": "dropout", "tie_weights": "tie_weights", "engine": "engine", "init_range": "init_range"}
+SECTION_WORDS = {"model": "model shape", "data": "data and batching", "train": "training settings"}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``rnnkit`` console script and of ``python -m rnnkit``."""
+    try:
+        cli.main(args=argv, prog_name="rnnkit", standalone_mode=False)
+    except click.exceptions.Abort:
+        _fail("interrupted", EXIT_INTERRUPTED)
+    except click.ClickException as error:
+        _fail(" ".join(error.format_message().split()), error.exit_code)
+    except InputError as error:
+        _fail(str(error), EXIT_USER_ERROR)
+    except BrokenPipeError:
+        # The reader of our stdout went away (e.g. `rnnkit generate run | head`): not an error.
+        sys.stderr.close()
+    except KeyboardInterrupt:
+        _fail("interrupted", EXIT_INTERRUPTED)
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+# ------------------------------------------------------------------------------------------- config files
+
+
+def _load_config_file(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    """Eager callback of --config: the TOML keys become defaults, so command-line flags still win."""
+    if value is None:
+        return
+    try:
+        table = tomllib.loads(Path(value).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise click.BadParameter(f"{value}: no such file; check the path", param=param) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise click.BadParameter(f"cannot read {value} as UTF-8 text ({error})", param=param) from None
+    except tomllib.TOMLDecodeError as error:
+        raise click.BadParameter(f"{value} is not valid TOML ({error})", param=param) from None
+    by_flag = {
+        option.opts[0].lstrip("-"): option.name
+        for option in ctx.command.params
+        if isinstance(option, click.Option) and option.name != "config" and option.opts[0].startswith("--")
+    }
+    for key, setting in table.items():
+        if key not in by_flag:
+            hint = f" (did you mean {key.replace('_', '-')!r}?)" if key.replace("_", "-") in by_flag else ""
+            raise click.BadParameter(
+                f"unknown key {key!r} in {value}{hint}; keys are the flag names without '--', "
+                f"see `rnnkit {ctx.command_path.split(' ', 1)[-1]} --help`",
+                param=param,
+            )
+        if isinstance(setting, dict):
+            raise click.BadParameter(f"key {key!r} in {value} is a table; give a plain value", param=param)
+    ctx.default_map = {**(ctx.default_map or {}), **{by_flag[key]: setting for key, setting in table.items()}}
+
+
+config_option = click.option(
+    "--config", type=click.Path(dir_okay=False), is_eager=True, expose_value=False, callback=_load_config_file,
+    help="TOML file of settings; keys are flag names without '--' (seq-len = 128). Flags given here win.",
+)
+
+
+def _explicit(ctx: click.Context) -> set[str]:
+    """Options the user set (command line, config file or environment), as opposed to defaults."""
+    return {
+        name for name in ctx.params
+        if ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, None)
+    }
+
+
+# ------------------------------------------------------------------------------------------- commands
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="rnnkit")
+def cli() -> None:
+    """rnnkit: recurrent neural networks on PyTorch: train, generate, evaluate."""
+
+
+@cli.group()
+def train() -> None:
+    """Train a model for a task; checkpoints and metrics go to a run directory (--out)."""
+
+
+Positive = click.IntRange(min=1)
+PositiveFloat = click.FloatRange(min=0, min_open=True)
+
+
+@train.command("lm")
+@config_option
+@click.option("--data", type=str, help="Training text file (UTF-8). Default: the embedded corpus of Python standard library source.")
+@click.option("--valid-data", type=str, help="Validation text file. Default: the last --valid-fraction of --data.")
+@click.option("--valid-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.1, show_default=True,
+              help="Share of --data held out for validation when there is no --valid-data.")
+@click.option("--level", type=click.Choice(["char", "word"]), default="char", show_default=True,
+              help="Tokens: characters, or whitespace-separated words with <eos> per line.")
+@click.option("--cell", type=click.Choice(["lstm", "gru", "rnn"]), default="lstm", show_default=True, help="Recurrent cell.")
+@click.option("--layers", type=Positive, default=2, show_default=True, help="Stacked recurrent layers.")
+@click.option("--hidden", type=Positive, default=256, show_default=True, help="Hidden units per layer.")
+@click.option("--embedding", type=click.IntRange(min=0),
+              help="Embedding size; 0 feeds one-hot vectors (char-rnn). Default: 0 for --level char, --hidden for word.")
+@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
+              help="Dropout probability between layers, in [0, 1).")
+@click.option("--tie-weights/--no-tie-weights", default=False, show_default=True,
+              help="Share the embedding and output weights (needs --embedding equal to --hidden).")
+@click.option("--engine", type=click.Choice(["fused", "explicit"]), default="fused", show_default=True,
+              help="fused: PyTorch's kernels; explicit: rnnkit's loop with hand-written BPTT.")
+@click.option("--init-range", type=PositiveFloat, help="Initialise every weight uniformly in ±X (Zaremba: 0.1). Default: PyTorch's.")
+@click.option("--seq-len", type=Positive, default=100, show_default=True, help="Tokens per window: the truncated BPTT length.")
+@click.option("--batch-size", type=Positive, default=32, show_default=True, help="Parallel streams per step (over all processes).")
+@click.option("--epochs", type=Positive, help="Passes over the training text. Default: 10, or unlimited with --time-budget.")
+@click.option("--time-budget", type=PositiveFloat, help="Stop after this many seconds of the run (total across resumes).")
+@click.option("--max-steps", type=Positive, help="Stop after this many optimizer steps in total.")
+@click.option("--lr", type=PositiveFloat, default=2e-3, show_default=True, help="Learning rate.")
+@click.option("--optimizer", type=click.Choice(OPTIMIZERS), default="adam", show_default=True, help="Optimizer.")
+@click.option("--momentum", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True, help="SGD momentum.")
+@click.option("--weight-decay", type=click.FloatRange(min=0), help="Weight decay. Default: the optimizer's (AdamW 0.01, others 0).")
+@click.option("--schedule", type=click.Choice(SCHEDULES), default="constant", show_default=True,
+              help="Learning-rate schedule: step = ×--lr-decay each epoch after --decay-after; cosine; plateau.")
+@click.option("--lr-decay", type=click.FloatRange(0, 1, min_open=True), default=0.5, show_default=True,
+              help="Factor of the step and plateau schedules.")
+@click.option("--decay-after", type=click.IntRange(min=0), default=4, show_default=True,
+              help="Epochs at the full rate before the step schedule decays.")
+@click.option("--clip", type=click.FloatRange(min=0), default=5.0, show_default=True,
+              help="Clip the gradient's global norm to this (0: no clipping).")
+@click.option("--clip-value", type=PositiveFloat, help="Also clamp each gradient element to ±X.")
+@click.option("--loss-over-time", type=click.Choice(["mean", "sum"]), default="mean", show_default=True,
+              help="mean: average over every token; sum: sum over time steps, average over sequences.")
+@click.option("--patience", type=Positive, help="Early stopping: epochs without a better validation loss.")
+@click.option("--save-every", type=Positive, help="Also checkpoint every N steps (always: each epoch and at a stop).")
+@click.option("--seed", type=int, default=1234, show_default=True, help="Seed of initialisation and dropout.")
+@click.option("--out", type=str, help="Run directory. Default: runs/lm-DATE-TIME.")
+@click.option("--resume", type=str, help="Continue the run in this directory exactly where its checkpoint left off.")
+@click.option("--overwrite", is_flag=True, help="Replace the run already in --out.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True, help="Where to train.")
+@click.option("--json", "as_json", is_flag=True, help="Print the final metrics as one JSON object on stdout.")
+@click.option("--quiet", is_flag=True, help="No progress bar and no per-epoch lines on stderr.")
+@click.pass_context
+def train_lm(ctx: click.Context, **options) -> None:
+    """Train a character- or word-level language model (truncated BPTT over parallel streams).
+
+    With no --data it learns Python source code from the standard library that ships with Python.
+    """
+    from rnnkit.tasks.lm import LMDataConfig, train_language_model
+
+    explicit = _explicit(ctx)
+    data_config, model_options, train_config = _lm_configs(options, explicit)
+    checkpoint = None
+    if options["resume"]:
+        if options["out"] and Path(options["out"]).resolve() != Path(options["resume"]).resolve():
+            raise InputError("--out and --resume name different directories; a resumed run writes into its own, drop --out")
+        if options["overwrite"]:
+            raise InputError("--overwrite and --resume contradict each other; give only one")
+        run_path = Path(options["resume"])
+        checkpoint = RunDirectory.open(run_path).load()
+        if checkpoint.meta.get("task") != "lm":
+            raise InputError(f"{run_path} holds a {checkpoint.meta.get('task')!r} run, not a language model; resume it with its own task")
+        saved = checkpoint.meta["configs"]
+        data_config = LMDataConfig(**_resumed(saved["data"], asdict(data_config), explicit, "data"))
+        model_options = _resumed_model(saved["model"], model_options, explicit)
+        train_config = TrainConfig(**_resumed(saved["train"], asdict(train_config), explicit, "train"))
+    else:
+        run_path = Path(options["out"] or time.strftime("runs/lm-%Y%m%d-%H%M%S"))
+        RunDirectory.check_new(run_path, options["overwrite"])
+
+    dist = distributed.setup(options["device"])
+    try:
+        run_dir = RunDirectory(run_path)
+        if dist.is_main and checkpoint is None:
+            run_dir = RunDirectory.create(run_path, options["overwrite"])
+        quiet = options["quiet"]
+        report = train_language_model(
+            data_config, model_options, train_config,
+            run_dir=run_dir, checkpoint=checkpoint, dist=dist,
+            progress_bar=not quiet and not options["as_json"] and sys.stderr.isatty(),
+            log=None if quiet else _log,
+        )
+    finally:
+        distributed.teardown(dist)
+    if not dist.is_main:
+        return
+    _print_report(report, options["as_json"], data_config.level)
+    if report["stop_reason"] == "interrupted":
+        click.echo(f"interrupted; continue with: rnnkit train lm --resume {run_path}", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+
+
+@cli.command()
+@click.argument("run_dir", metavar="DIR")
+@click.option("--prime", default="", help="Text the sample starts from (default: the model picks the first token).")
+@click.option("--length", type=Positive, default=500, show_default=True, help="Tokens to generate.")
+@click.option("--temperature", type=PositiveFloat, default=1.0, show_default=True,
+              help="Sharpen (<1) or flatten (>1) the next-token distribution; must be > 0.")
+@click.option("--top-k", type=Positive, help="Sample only among the K most likely tokens.")
+@click.option("--top-p", type=click.FloatRange(0, 1, min_open=True), help="Sample only from the smallest set of tokens holding probability P.")
+@click.option("--greedy", is_flag=True, help="Always take the most likely token (no sampling).")
+@click.option("--seed", type=int, help="Seed for a reproducible sample.")
+@click.option("--checkpoint", "which", type=click.Choice(["latest", "best"]), default="latest", show_default=True,
+              help="Which checkpoint of the run to use.")
+def generate(run_dir: str, prime: str, length: int, temperature: float, top_k: int | None, top_p: float | None,
+             greedy: bool, seed: int | None, which: str) -> None:
+    """Write text from a trained language model in DIR to stdout, piece by piece as it is sampled."""
+    from rnnkit.generate import sample
+    from rnnkit.tasks.lm import load_trained
+
+    model, vocab, _ = load_trained(run_dir, which)
+    pieces = sample(model, vocab, prime=prime, length=length, temperature=temperature,
+                    top_k=top_k, top_p=top_p, greedy=greedy, seed=seed)
+    # The sampler (having checked its arguments) feeds the prime through without yielding it; show it.
+    sys.stdout.write(prime)
+    for piece in pieces:
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+    sys.stdout.write("\n")
+
+
+@cli.command()
+@click.argument("run_dir", metavar="DIR")
+@click.option("--data", required=True, help="Text file to score (UTF-8).")
+@click.option("--batch-size", type=Positive, help="Parallel streams. Default: the run's.")
+@click.option("--seq-len", type=Positive, help="Tokens per window. Default: the run's.")
+@click.option("--checkpoint", "which", type=click.Choice(["latest", "best"]), default="latest", show_default=True,
+              help="Which checkpoint of the run to use.")
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as one JSON object on stdout.")
+def evaluate(run_dir: str, data: str, batch_size: int | None, seq_len: int | None, which: str, as_json: bool) -> None:
+    """Score a trained language model in DIR on a text: loss (nats/token), perplexity, bits per character."""
+    from rnnkit.data.text import read_text
+    from rnnkit.tasks.lm import evaluate_text, load_trained
+
+    model, vocab, checkpoint = load_trained(run_dir, which)
+    saved = checkpoint.meta["configs"]["data"]
+    metrics = evaluate_text(model, vocab, read_text(data), batch_size or saved["batch_size"], seq_len or saved["seq_len"])
+    if as_json:
+        click.echo(json.dumps(metrics))
+        return
+    line = f"loss {metrics['loss']:.4f} nats/token  perplexity {metrics['perplexity']:.2f}"
+    if "bits_per_char" in metrics:
+        line += f"  bits/char {metrics['bits_per_char']:.4f}"
+    click.echo(f"{line}  ({metrics['tokens']:,} tokens of {data})")
+
+
+# ------------------------------------------------------------------------------------------- helpers
+
+
+def _lm_configs(options: dict, explicit: set[str]):
+    """The data config, model options and training config that the flags describe."""
+    from rnnkit.tasks.lm import LMDataConfig
+
+    data_values = {f.name: options[f.name] for f in fields(LMDataConfig)}
+    for name in ("data", "valid_data"):
+        # Saved as absolute paths, so that --resume works from any directory.
+        if data_values[name] is not None:
+            data_values[name] = str(Path(data_values[name]).resolve())
+    data_config = LMDataConfig(**data_values)
+    model_options = {field: options[option] for option, field in MODEL_FIELDS.items()}
+    if model_options["embedding_dim"] is None:
+        # A one-hot input costs little over a few dozen characters but would be huge over a word vocabulary.
+        model_options["embedding_dim"] = 0 if data_config.level == "char" else options["hidden"]
+    train_values = {f.name: options[f.name] for f in fields(TrainConfig) if f.name in options}
+    if train_values["epochs"] is None:
+        # A time budget alone sets the run's length; otherwise 10 epochs (a step limit only cuts them short).
+        train_values["epochs"] = None if "time_budget" in explicit else TrainConfig.epochs
+    if train_values["clip"] == 0:
+        train_values["clip"] = None
+    return data_config, model_options, TrainConfig(**train_values)
+
+
+def _resumed(saved: dict, given: dict, explicit: set[str], section: str) -> dict:
+    """The saved settings, except where the user explicitly changed one that a resumed run may change."""
+    merged = dict(saved)
+    for name, value in given.items():
+        if name in SESSION_ONLY:
+            merged[name] = value
+        if name not in explicit:
+            continue
+        if name in CHANGEABLE_ON_RESUME:
+            merged[name] = value
+        elif value != saved.get(name):
+            _refuse_change(name, value, saved.get(name), section)
+    return merged
+
+
+def _resumed_model(saved: dict, given: dict, explicit: set[str]) -> dict:
+    """LanguageModel options from the checkpoint (its vocab_size comes from the vocabulary again)."""
+    merged = {key: value for key, value in saved.items() if key != "vocab_size"}
+    for option, field in MODEL_FIELDS.items():
+        if option not in explicit:
+            continue
+        if option in CHANGEABLE_ON_RESUME:
+            merged[field] = given[field]
+        elif given[field] != saved.get(field):
+            _refuse_change(option, given[field], saved.get(field), "model")
+    return merged
+
+
+def _refuse_change(option: str, value, saved, section: str) -> None:
+    flag = "--" + option.replace("_", "-")
+    raise InputError(
+        f"--resume: {flag} {value} differs from the run's {saved}; a resumed run keeps its {SECTION_WORDS[section]} "
+        f"(drop {flag}, or start a new run with another --out)"
+    )
+
+
+def _log(line: str) -> None:
+    # tqdm.write keeps an active progress bar intact below the line.
+    tqdm.write(line, file=sys.stderr)
+
+
+def _print_report(report: dict, as_json: bool, level: str) -> None:
+    if as_json:
+        click.echo(json.dumps(report))
+        return
+    unit = "nats/char" if level == "char" else "nats/word"
+    lines = [f"stopped by {report['stop_reason']} after {report['steps']:,} steps "
+             f"({report['elapsed_seconds']:.0f}s, {report['tokens_per_second']:,.0f} tokens/s)"]
+    if "valid_loss" in report:
+        line = f"validation: loss {report['valid_loss']:.4f} {unit}, perplexity {report['valid_perplexity']:.2f}"
+        if "valid_bits_per_char" in report:
+            line += f", {report['valid_bits_per_char']:.4f} bits/char"
+        lines.append(line)
+    if "run_dir" in report:
+        lines.append(f"run saved in {report['run_dir']}; sample it with: rnnkit generate {report['run_dir']}")
+    click.echo("\n".join(lines))

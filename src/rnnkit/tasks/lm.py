@@ -1,0 +1,251 @@
+"""The language-model task: predict the next character (or word) of a text.
+
+The glue the CLI and the Trainer share: read the text (the embedded default corpus when no file is
+given), build the vocabulary, cut the token stream into ``batch_size`` parallel streams read ``seq_len``
+tokens at a time (truncated BPTT: the hidden state flows from one window to the next), build the
+:class:`~rnnkit.models.LanguageModel`, and score it: loss in nats per token, perplexity, and bits per
+character at character level.
+
+Example::
+
+    report = train_language_model(
+        LMDataConfig(data="input.txt", seq_len=100, batch_size=32),
+        {"cell": "lstm", "hidden_size": 256, "num_layers": 2},
+        TrainConfig(epochs=5),
+        run_dir=RunDirectory.create("runs/shakespeare"),
+    )
+"""
+
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import torch
+
+from rnnkit.data.corpus import default_corpus, split_train_valid
+from rnnkit.data.streams import StreamBatcher
+from rnnkit.data.text import CharVocab, WordVocab, read_text, vocab_from_dict
+from rnnkit.errors import InputError
+from rnnkit.models import LanguageModel
+from rnnkit.train import Checkpoint, DistContext, RunDirectory, TaskLoss, TrainConfig, Trainer
+from rnnkit.train import seed_everything, summed_token_loss
+
+TASK_NAME = "lm"
+LEVELS = ("char", "word")
+
+
+@dataclass
+class LMDataConfig:
+    """Where the text comes from and how it is batched; saved inside every checkpoint.
+
+    Args:
+        data: the training text file; None trains on the embedded default corpus (Python standard
+            library source, see :func:`rnnkit.data.corpus.default_corpus`).
+        valid_data: a separate validation file; None holds out the last ``valid_fraction`` of ``data``.
+        valid_fraction: the share of ``data`` held out for validation when there is no ``valid_data``.
+        level: ``char`` (one token per character) or ``word`` (whitespace words, ``<eos>`` per line).
+        seq_len: tokens per window: the truncated BPTT length. batch_size: parallel streams (all ranks).
+    """
+
+    data: str | None = None
+    valid_data: str | None = None
+    valid_fraction: float = 0.1
+    level: str = "char"
+    seq_len: int = 100
+    batch_size: int = 32
+
+    def __post_init__(self):
+        if self.level not in LEVELS:
+            raise InputError(f"--level must be char or word, got {self.level!r}")
+        for flag, value in (("seq-len", self.seq_len), ("batch-size", self.batch_size)):
+            if value < 1:
+                raise InputError(f"--{flag} must be >= 1, got {value}")
+        if not 0 <= self.valid_fraction < 1:
+            raise InputError(f"--valid-fraction must be in [0, 1), got {self.valid_fraction}")
+
+
+@dataclass
+class Corpus:
+    """A text turned into ids: the vocabulary, the training ids (T,) and the validation ids (T_valid,)."""
+
+    vocab: CharVocab | WordVocab
+    train_ids: torch.Tensor
+    valid_ids: torch.Tensor | None
+    description: str
+
+
+def load_corpus(config: LMDataConfig, vocab: CharVocab | WordVocab | None = None) -> Corpus:
+    """Read and encode the texts ``config`` names; with ``vocab`` (a resumed run) check that they fit it."""
+    if config.data is None:
+        text, description = default_corpus()
+    else:
+        text, description = read_text(config.data), config.data
+    if config.valid_data is not None:
+        train_text, valid_text = text, read_text(config.valid_data)
+    elif config.valid_fraction > 0:
+        train_text, valid_text = split_train_valid(text, config.valid_fraction)
+    else:
+        train_text, valid_text = text, None
+    built = build_vocab(config.level, train_text, valid_text)
+    if vocab is not None and built != vocab:
+        raise InputError(
+            f"the data gives a different vocabulary ({len(built)} {config.level} tokens) than the checkpoint "
+            f"({len(vocab)}); resume with the data the run was trained on"
+        )
+    vocab = vocab or built
+    valid_ids = vocab.encode(valid_text) if valid_text else None
+    return Corpus(vocab, vocab.encode(train_text), valid_ids, description)
+
+
+def build_vocab(level: str, train_text: str, valid_text: str | None) -> CharVocab | WordVocab:
+    """Characters come from both texts (a character has no ``<unk>``); words from the training text only,
+    so that validation words unseen in training count as ``<unk>``, as in the Penn Treebank setups."""
+    if level == "char":
+        return CharVocab.build(train_text + (valid_text or ""))
+    return WordVocab.build(train_text)
+
+
+class LanguageModelTask:
+    """Next-token prediction over streams, for the :class:`~rnnkit.train.Trainer` (truncated BPTT).
+
+    In a distributed run each rank reads its own block of the ``batch_size`` streams.
+    """
+
+    carries_state = True
+
+    def __init__(self, corpus: Corpus, config: LMDataConfig, dist: DistContext | None = None):
+        dist = dist or DistContext()
+        if config.batch_size % dist.world_size:
+            raise InputError(
+                f"--batch-size {config.batch_size} does not split evenly over {dist.world_size} processes; "
+                f"use a multiple of {dist.world_size}"
+            )
+        self.level = config.level
+        self.train = StreamBatcher(corpus.train_ids, config.batch_size, config.seq_len).shard(dist.rank, dist.world_size)
+        self.valid = None
+        if corpus.valid_ids is not None:
+            self.valid = validation_batcher(corpus.valid_ids, config.batch_size, config.seq_len, dist)
+
+    def num_train_batches(self) -> int:
+        return len(self.train)
+
+    def train_batches(self, epoch: int, start: int) -> Iterator:
+        # Every epoch reads the same streams from the start; only the position within the epoch varies.
+        return self.train.iterate(start)
+
+    def valid_batches(self):
+        return None if self.valid is None else self.valid.iterate()
+
+    def loss(self, model: torch.nn.Module, batch, state) -> TaskLoss:
+        inputs, targets = batch  # (N, L), (N, L)
+        logits, state = model(inputs, state)  # (N, L, V)
+        loss_sum, n_tokens = summed_token_loss(logits, targets)
+        return TaskLoss(loss_sum, n_tokens, inputs.size(0), state)
+
+    def metrics(self, loss: float) -> dict[str, float]:
+        return language_model_metrics(loss, self.level)
+
+
+def language_model_metrics(loss: float, level: str) -> dict[str, float]:
+    """Perplexity ``exp(loss)`` and, at character level, bits per character ``loss / ln 2``."""
+    metrics = {"perplexity": math.exp(loss) if loss < 700 else math.inf}
+    if level == "char":
+        metrics["bits_per_char"] = loss / math.log(2)
+    return metrics
+
+
+def validation_batcher(ids: torch.Tensor, batch_size: int, seq_len: int, dist: DistContext) -> StreamBatcher:
+    """A batcher for held-out text, with fewer streams when the text is too short for ``batch_size``.
+
+    A small validation split should still be scored, so the number of streams shrinks (keeping it a
+    multiple of the world size, so that ranks stay in step) until each stream holds one window.
+    """
+    streams = batch_size
+    while streams > dist.world_size and (len(ids) - 1) // streams < seq_len:
+        streams -= dist.world_size
+    if (len(ids) - 1) // streams < 1:
+        raise InputError(
+            f"the validation text has only {len(ids)} tokens, too few to score; "
+            "give a longer --valid-data or a larger --valid-fraction"
+        )
+    window = min(seq_len, (len(ids) - 1) // streams)
+    return StreamBatcher(ids, streams, window).shard(dist.rank, dist.world_size)
+
+
+def build_model(vocab_size: int, model_options: dict) -> LanguageModel:
+    """The language model for a vocabulary of ``vocab_size`` with ``model_options`` (LanguageModel's
+    keyword arguments other than vocab_size)."""
+    return LanguageModel(vocab_size=vocab_size, **model_options)
+
+
+def train_language_model(
+    data_config: LMDataConfig,
+    model_options: dict,
+    train_config: TrainConfig,
+    *,
+    run_dir: RunDirectory | None = None,
+    checkpoint: Checkpoint | None = None,
+    dist: DistContext | None = None,
+    progress_bar: bool = False,
+    log: Callable[[str], None] | None = None,
+    on_step: Callable[[int, float], None] | None = None,
+) -> dict:
+    """Train (or, with ``checkpoint``, continue training) a language model; returns the final report."""
+    dist = dist or DistContext()
+    seed_everything(train_config.seed)
+    saved_vocab = vocab_from_dict(checkpoint.meta["vocab"]) if checkpoint is not None else None
+    corpus = load_corpus(data_config, saved_vocab)
+    model = build_model(len(corpus.vocab), model_options)
+    task = LanguageModelTask(corpus, data_config, dist)
+    run_info = {
+        "task": TASK_NAME,
+        "configs": {"data": asdict(data_config), "model": asdict(model.config)},
+        "vocab": corpus.vocab.to_dict(),
+        "corpus": corpus.description,
+    }
+    if log is not None and checkpoint is None:
+        log(f"corpus: {corpus.description}: {len(corpus.train_ids):,} training {data_config.level} tokens, "
+            f"vocabulary {len(corpus.vocab):,}, model {sum(p.numel() for p in model.parameters()):,} parameters")
+    trainer = Trainer(model, task, train_config, run_dir=run_dir, run_info=run_info, dist=dist,
+                      progress_bar=progress_bar, log=log, on_step=on_step)
+    if checkpoint is not None:
+        trainer.restore(checkpoint)
+    return trainer.fit()
+
+
+def load_trained(run_dir: str | Path, which: str = "latest") -> tuple[LanguageModel, CharVocab | WordVocab, Checkpoint]:
+    """The model (in eval mode, on the CPU) and vocabulary of a run directory's ``latest`` or ``best`` checkpoint."""
+    checkpoint = RunDirectory.open(run_dir).load(which)
+    if checkpoint.meta.get("task") != TASK_NAME:
+        raise InputError(
+            f"{run_dir} holds a {checkpoint.meta.get('task')!r} run, not a language model; "
+            "give the --out directory of `rnnkit train lm`"
+        )
+    vocab = vocab_from_dict(checkpoint.meta["vocab"])
+    model = LanguageModel.from_config(checkpoint.meta["configs"]["model"])
+    checkpoint.load_weights(model)
+    return model.eval(), vocab, checkpoint
+
+
+@torch.no_grad()
+def evaluate_text(model: LanguageModel, vocab: CharVocab | WordVocab, text: str, batch_size: int, seq_len: int) -> dict:
+    """Loss per token (nats), perplexity and, for characters, bits per character of ``text``."""
+    unknown = vocab.unknown_symbols(text) if vocab.level == "char" else []
+    if unknown:
+        shown = ", ".join(repr(symbol) for symbol in unknown[:5])
+        raise InputError(
+            f"the text has {len(unknown)} characters the model never saw ({shown}); "
+            "evaluate on text written with the training alphabet"
+        )
+    ids = vocab.encode(text)  # (T,)
+    batcher = validation_batcher(ids, batch_size, seq_len, DistContext())
+    model.eval()
+    loss_sum, tokens, state = 0.0, 0, None
+    for inputs, targets in batcher.iterate():
+        logits, state = model(inputs, state)  # (N, L, V)
+        batch_loss, batch_tokens = summed_token_loss(logits, targets)
+        loss_sum += batch_loss.item()
+        tokens += batch_tokens
+    loss = loss_sum / tokens
+    return {"loss": loss, **language_model_metrics(loss, vocab.level), "tokens": tokens}
