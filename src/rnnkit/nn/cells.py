@@ -19,8 +19,8 @@ Each class holds the buffers of one sequence (the *workspace*) and provides
 * ``prepare_backward()``: the derivatives of the activations for all steps at once (vectorised
   over time, so the backward loop does as little per step as possible);
 * ``step_backward(t, bs, dh, dc)``: given dL/dh_t (and dL/dc_t), writes dL/d(pre-activations)
-  of step t and returns the gradient reaching ``h_{t-1}`` directly (not through ``W_hh``) and
-  ``c_{t-1}``;
+  of step t and returns the factor by which dh_t reaches ``h_{t-1}`` directly, not through
+  ``W_hh`` (None where there is no such path), and dL/dc_{t-1};
 * ``gates()``: the per-step gate activations, by name, for :meth:`rnnkit.nn.RNN.trace`.
 
 Shapes: L steps, N batch rows (sorted by decreasing length when lengths differ, so the rows
@@ -194,8 +194,8 @@ class GRUCellMath:
         self.H = H
         self.gi = gi  # (L, N, 3H)
         self.w_hh_t = w_hh.t()  # (H, 3H)
-        self.b_hh = b_hh
-        self.gh = _new(gi, zero, L, N, 3 * H)  # h_{t-1} W_hh^T + b_hh
+        # h_{t-1} W_hh^T + b_hh: b_hh is written for all steps at once, the product added per step
+        self.gh = _new(gi, True, L, N, 3 * H) if b_hh is None else b_hh.expand(L, N, 3 * H).clone()
         self.rz = _new(gi, zero, L, N, 2 * H)  # r, z
         self.n = _new(gi, zero, L, N, H)
         self.h = _new(gi, zero, L, N, H)
@@ -203,10 +203,7 @@ class GRUCellMath:
     def step(self, t: int, bs: int, h_prev: Tensor, c_prev: None) -> tuple[Tensor, None]:
         H = self.H
         gh = self.gh[t, :bs]  # (bs, 3H)
-        if self.b_hh is None:
-            torch.mm(h_prev, self.w_hh_t, out=gh)
-        else:
-            torch.addmm(self.b_hh, h_prev, self.w_hh_t, out=gh)
+        gh.addmm_(h_prev, self.w_hh_t)
         gi = self.gi[t, :bs]
         rz = self.rz[t, :bs]  # (bs, 2H)
         torch.add(gi[:, : 2 * H], gh[:, : 2 * H], out=rz)
@@ -230,27 +227,24 @@ class GRUCellMath:
         r, z = self.rz.chunk(2, 2)  # each (L, N, H)
         n = self.n
         h_prev = torch.cat([h0.unsqueeze(0), self.h[:-1]])  # (L, N, H)
-        self.dh_to_n = (1 - z) * (1 - n * n)  # dn_pre = dh * (1 - z) * tanh'
-        self.dh_to_z = (h_prev - n) * z * (1 - z)  # dz_pre = dh * (h_prev - n) * sigmoid'
-        self.dn_to_r = self.gh[..., 2 * self.H :] * r * (1 - r)  # dr_pre = dn_pre * gh_n * sigmoid'
-        self.reset = r
+        to_n = (1 - z) * (1 - n * n)  # dn_pre = dh * (1 - z) * tanh'
+        to_z = (h_prev - n) * z * (1 - z)  # dz_pre = dh * (h_prev - n) * sigmoid'
+        to_r = to_n * self.gh[..., 2 * self.H :] * r * (1 - r)  # dr_pre = dn_pre * gh_n * sigmoid'
+        # every pre-activation gradient of step t is dh_t times one of these factors, so each
+        # step needs one multiply for the input-side gates and one for the hidden-side gates
+        self.dh_to_gi = torch.stack([to_r, to_z, to_n], dim=2)  # (L, N, 3, H)
+        self.dh_to_gh = torch.stack([to_r, to_z, to_n * r], dim=2)  # n's hidden part sits inside r * (...)
         self.update = z
 
     def allocate_gate_grads(self, zero: bool) -> None:
         self.d_gi = _new(self.gi, zero, self.gi.shape)  # (L, N, 3H): dL/d(x W_ih^T + b_ih)
-        self.d_gh = _new(self.gi, zero, self.gi.shape)  # (L, N, 3H): dL/d(h W_hh^T + b_hh), n part scaled by r
+        self.d_gh = _new(self.gi, zero, self.gi.shape)  # (L, N, 3H): dL/d(h W_hh^T + b_hh)
 
     def step_backward(self, t: int, bs: int, dh: Tensor, dc: None) -> tuple[Tensor, None]:
-        H = self.H
-        d_gi = self.d_gi[t, :bs]  # (bs, 3H)
-        d_gh = self.d_gh[t, :bs]
-        dn = d_gi[:, 2 * H :]
-        torch.mul(dh, self.dh_to_n[t, :bs], out=dn)
-        torch.mul(dh, self.dh_to_z[t, :bs], out=d_gi[:, H : 2 * H])
-        torch.mul(dn, self.dn_to_r[t, :bs], out=d_gi[:, :H])
-        d_gh[:, : 2 * H].copy_(d_gi[:, : 2 * H])
-        torch.mul(dn, self.reset[t, :bs], out=d_gh[:, 2 * H :])
-        return dh * self.update[t, :bs], None  # h_t depends on h_{t-1} directly through z
+        dh3 = dh.unsqueeze(1)  # (bs, 1, H)
+        torch.mul(dh3, self.dh_to_gi[t, :bs], out=self.d_gi[t, :bs].view(bs, 3, self.H))
+        torch.mul(dh3, self.dh_to_gh[t, :bs], out=self.d_gh[t, :bs].view(bs, 3, self.H))
+        return self.update[t, :bs], None  # h_t = ... + z * h_{t-1}: z * dh_t reaches h_{t-1} directly
 
     def grad_input_gates(self) -> Tensor:
         return self.d_gi

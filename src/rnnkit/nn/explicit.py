@@ -12,7 +12,7 @@ gradient of the output at t plus the gradient carried back from step t+1:
 
     dh_t     = dy_t + dh_carry
     d pre_t  = cell-specific chain rule of the step equations           (cells.step_backward)
-    dh_carry = d pre_t W_hh (+ the direct path, e.g. z * dh_t in a GRU)
+    dh_carry = d pre_t W_hh (+ a direct path, z * dh_t in a GRU)
     dc_carry = dc_t * f_t                                                (LSTM)
 
 The gradients of the shared weights are the sums over all steps of the per-step gradients, so each
@@ -143,7 +143,7 @@ def backward_sequence(math, x: Tensor, h0: Tensor, c0: Tensor | None, w: LayerWe
         if direct is None:
             torch.mm(d_gh[t, :bs], w.w_hh, out=dh_t)
         else:
-            torch.addmm(direct, d_gh[t, :bs], w.w_hh, out=dh_t)
+            dh_t.mul_(direct).addmm_(d_gh[t, :bs], w.w_hh)
         if bptt_window and t % bptt_window == 0 and t > 0:
             dh_t.zero_()  # truncation: no gradient crosses this window boundary
             if dc is not None:
