@@ -1,5 +1,12 @@
 """Models built on rnnkit's recurrent layers."""
 
 from .language_model import LanguageModel, LanguageModelConfig
+from .classifier import ManyToOne, SequenceClassifier, SequenceRegressor
+from .crf import LinearChainCRF
+from .fit_predict import History
+from .recurrent_encoder import RecurrentEncoder
+from .tagger import CharacterWordEncoder, SequenceTagger
 
 __all__ = ["LanguageModel", "LanguageModelConfig"]
+__all__ += ["SequenceClassifier", "SequenceRegressor", "ManyToOne", "SequenceTagger", "CharacterWordEncoder",
+            "LinearChainCRF", "RecurrentEncoder", "History"]
