@@ -5,6 +5,7 @@ trained with truncated BPTT (state carried from batch to batch) and padded seque
 trained with full BPTT (padding masked).
 """
 
+import pytest
 import torch
 from torch import nn
 
@@ -12,6 +13,16 @@ from rnnkit.nn import LSTM
 from rnnkit.train import TaskLoss, summed_token_loss
 
 PAD = 0
+
+
+@pytest.fixture
+def one_thread():
+    """Run torch on one thread for the test: tiny models are fastest so, and on a busy machine two OpenMP
+    threads spinning at each barrier against other processes can slow them down a hundredfold."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
 
 
 class ToyLanguageModel(nn.Module):

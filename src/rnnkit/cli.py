@@ -130,8 +130,8 @@ PositiveFloat = click.FloatRange(min=0, min_open=True)
 
 @train.command("lm")
 @config_option
-@click.option("--data", type=str, help="Training text file (UTF-8). Default: the embedded corpus of Python standard library source.")
-@click.option("--valid-data", type=str, help="Validation text file. Default: the last --valid-fraction of --data.")
+@click.option("--data", metavar="FILE", help="Training text file (UTF-8). Default: the embedded corpus of Python standard library source.")
+@click.option("--valid-data", metavar="FILE", help="Validation text file. Default: the last --valid-fraction of --data.")
 @click.option("--valid-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.1, show_default=True,
               help="Share of --data held out for validation when there is no --valid-data.")
 @click.option("--level", type=click.Choice(["char", "word"]), default="char", show_default=True,
@@ -151,7 +151,7 @@ PositiveFloat = click.FloatRange(min=0, min_open=True)
 @click.option("--seq-len", type=Positive, default=100, show_default=True, help="Tokens per window: the truncated BPTT length.")
 @click.option("--batch-size", type=Positive, default=32, show_default=True, help="Parallel streams per step (over all processes).")
 @click.option("--epochs", type=Positive, help="Passes over the training text. Default: 10, or unlimited with --time-budget.")
-@click.option("--time-budget", type=PositiveFloat, help="Stop after this many seconds of the run (total across resumes).")
+@click.option("--time-budget", type=PositiveFloat, metavar="SECONDS", help="Stop after this many seconds of the run (total across resumes).")
 @click.option("--max-steps", type=Positive, help="Stop after this many optimizer steps in total.")
 @click.option("--lr", type=PositiveFloat, default=2e-3, show_default=True, help="Learning rate.")
 @click.option("--optimizer", type=click.Choice(OPTIMIZERS), default="adam", show_default=True, help="Optimizer.")
@@ -171,8 +171,8 @@ PositiveFloat = click.FloatRange(min=0, min_open=True)
 @click.option("--patience", type=Positive, help="Early stopping: epochs without a better validation loss.")
 @click.option("--save-every", type=Positive, help="Also checkpoint every N steps (always: each epoch and at a stop).")
 @click.option("--seed", type=int, default=1234, show_default=True, help="Seed of initialisation and dropout.")
-@click.option("--out", type=str, help="Run directory. Default: runs/lm-DATE-TIME.")
-@click.option("--resume", type=str, help="Continue the run in this directory exactly where its checkpoint left off.")
+@click.option("--out", metavar="DIR", help="Run directory. Default: runs/lm-DATE-TIME.")
+@click.option("--resume", metavar="DIR", help="Continue the run in this directory exactly where its checkpoint left off.")
 @click.option("--overwrite", is_flag=True, help="Replace the run already in --out.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True, help="Where to train.")
 @click.option("--json", "as_json", is_flag=True, help="Print the final metrics as one JSON object on stdout.")
@@ -183,24 +183,16 @@ def train_lm(ctx: click.Context, **options) -> None:
 
     With no --data it learns Python source code from the standard library that ships with Python.
     """
-    from rnnkit.tasks.lm import LMDataConfig, train_language_model
+    from rnnkit.tasks.lm import train_language_model
 
     explicit = _explicit(ctx)
     data_config, model_options, train_config = _lm_configs(options, explicit)
     checkpoint = None
     if options["resume"]:
-        if options["out"] and Path(options["out"]).resolve() != Path(options["resume"]).resolve():
-            raise InputError("--out and --resume name different directories; a resumed run writes into its own, drop --out")
-        if options["overwrite"]:
-            raise InputError("--overwrite and --resume contradict each other; give only one")
-        run_path = Path(options["resume"])
-        checkpoint = RunDirectory.open(run_path).load()
-        if checkpoint.meta.get("task") != "lm":
-            raise InputError(f"{run_path} holds a {checkpoint.meta.get('task')!r} run, not a language model; resume it with its own task")
-        saved = checkpoint.meta["configs"]
-        data_config = LMDataConfig(**_resumed(saved["data"], asdict(data_config), explicit, "data"))
-        model_options = _resumed_model(saved["model"], model_options, explicit)
-        train_config = TrainConfig(**_resumed(saved["train"], asdict(train_config), explicit, "train"))
+        run_path, checkpoint = _open_for_resume(options)
+        data_config, model_options, train_config = _resumed_lm_configs(
+            checkpoint.meta["configs"], data_config, model_options, train_config, explicit
+        )
     else:
         run_path = Path(options["out"] or time.strftime("runs/lm-%Y%m%d-%H%M%S"))
         RunDirectory.check_new(run_path, options["overwrite"])
@@ -258,7 +250,7 @@ def generate(run_dir: str, prime: str, length: int, temperature: float, top_k: i
 
 @cli.command()
 @click.argument("run_dir", metavar="DIR")
-@click.option("--data", required=True, help="Text file to score (UTF-8).")
+@click.option("--data", metavar="FILE", required=True, help="Text file to score (UTF-8).")
 @click.option("--batch-size", type=Positive, help="Parallel streams. Default: the run's.")
 @click.option("--seq-len", type=Positive, help="Tokens per window. Default: the run's.")
 @click.option("--checkpoint", "which", type=click.Choice(["latest", "best"]), default="latest", show_default=True,
@@ -305,6 +297,30 @@ def _lm_configs(options: dict, explicit: set[str]):
     if train_values["clip"] == 0:
         train_values["clip"] = None
     return data_config, model_options, TrainConfig(**train_values)
+
+
+def _open_for_resume(options: dict):
+    """The run directory named by --resume and its latest checkpoint, after checking the flags around it."""
+    if options["out"] and Path(options["out"]).resolve() != Path(options["resume"]).resolve():
+        raise InputError("--out and --resume name different directories; a resumed run writes into its own, drop --out")
+    if options["overwrite"]:
+        raise InputError("--overwrite and --resume contradict each other; give only one")
+    run_path = Path(options["resume"])
+    checkpoint = RunDirectory.open(run_path).load()
+    if checkpoint.meta.get("task") != "lm":
+        raise InputError(f"{run_path} holds a {checkpoint.meta.get('task')!r} run, not a language model; resume it with its own task")
+    return run_path, checkpoint
+
+
+def _resumed_lm_configs(saved: dict, data_config, model_options: dict, train_config: TrainConfig, explicit: set[str]):
+    """The run's saved configs, with the changes a resumed run allows (InputError for any other)."""
+    from rnnkit.tasks.lm import LMDataConfig
+
+    return (
+        LMDataConfig(**_resumed(saved["data"], asdict(data_config), explicit, "data")),
+        _resumed_model(saved["model"], model_options, explicit),
+        TrainConfig(**_resumed(saved["train"], asdict(train_config), explicit, "train")),
+    )
 
 
 def _resumed(saved: dict, given: dict, explicit: set[str], section: str) -> dict:

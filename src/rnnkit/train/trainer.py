@@ -357,14 +357,17 @@ class Trainer:
         }
 
     def _limit_reached(self) -> str | None:
-        """A reason to stop that holds before any further step."""
+        """A reason to stop that holds before any further step (the same on every rank)."""
         config, position = self.config, self.position
         if config.epochs is not None and position.epoch >= config.epochs:
             return "epochs"
         if config.max_steps is not None and position.step >= config.max_steps:
             return "max_steps"
-        if config.time_budget is not None and self._elapsed() >= config.time_budget:
-            return "time_budget"
+        if config.time_budget is not None:
+            # Clocks differ between ranks: one rank stopping alone would leave the others waiting forever.
+            votes = self.dist.sum([float(self._elapsed() >= config.time_budget)])[0]
+            if votes > 0:
+                return "time_budget"
         return None
 
     def _finish_epoch(self) -> str | None:
