@@ -12,8 +12,10 @@ forward and one backward pass (loss = sum of the outputs) on the same input:
     cell loop  a Python loop over torch.nn.LSTMCell / GRUCell / RNNCell with autograd
 
 The machine is shared and noisy, so the four are measured round-robin (one run of each, again and
-again, in a rotating order) and each time is the median over the rounds: all four see the same
-conditions, and the ratios are what to read.
+again, in a random order) and each time is the median over the rounds: all four see the same
+conditions, and the ratios are what to read. Each (cell, H) runs in a fresh process: in one long-lived process the later
+configurations slowed down many-fold (the allocator's memory grew past 2 GB), which would have made
+the table depend on its own order.
 """
 
 from __future__ import annotations
@@ -21,7 +23,10 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import random
 import statistics
+import subprocess
+import sys
 import time
 
 import torch
@@ -76,15 +81,30 @@ def measure(kind: str, L: int, N: int, H: int, repeats: int) -> dict[str, float]
         step_time(model, x)
         step_time(model, x)
     times = {name: [] for name in models}
-    names = list(models)
-    for round_ in range(repeats):
-        # rotate the order each round: whoever runs right after the memory-hungry explicit engine
-        # pays for fresh pages, and no implementation should always be the one that pays
-        shift = round_ % len(names)
-        for name in names[shift:] + names[:shift]:
+    order = random.Random(0)
+    for _ in range(repeats):
+        # a fresh random order each round: whoever runs right after the memory-hungry explicit
+        # engine pays for fresh pages, and no implementation should always be the one that pays
+        names = list(models)
+        order.shuffle(names)
+        for name in names:
             models[name].zero_grad(set_to_none=True)
             times[name].append(step_time(models[name], x))
     return {name: statistics.median(t) * 1e3 for name, t in times.items()}
+
+
+def row(kind: str, H: int, t: dict[str, float]) -> dict:
+    return {"cell": kind, "H": H, **{k: round(v, 2) for k, v in t.items()},
+            "fused/torch": round(t["fused"] / t["torch.nn"], 3),
+            "loop/explicit": round(t["cell loop"] / t["explicit"], 3),
+            "explicit/fused": round(t["explicit"] / t["fused"], 3)}
+
+
+def measure_in_fresh_process(kind: str, H: int, args) -> dict[str, float]:
+    command = [sys.executable, __file__, "--one", kind, str(H), "--seq-len", str(args.seq_len),
+               "--batch", str(args.batch), "--repeats", str(args.repeats)]
+    done = subprocess.run(command, check=True, capture_output=True, text=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -95,24 +115,24 @@ def main() -> None:
     parser.add_argument("--cells", nargs="+", default=list(CELLS), choices=list(CELLS))
     parser.add_argument("--repeats", type=int, default=11)
     parser.add_argument("--json", action="store_true", help="print the rows as JSON")
+    parser.add_argument("--one", nargs=2, metavar=("CELL", "H"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.one:  # the child process: measure one configuration, print its times as JSON
+        print(json.dumps(measure(args.one[0], args.seq_len, args.batch, int(args.one[1]), args.repeats)))
+        return
 
     print(f"# torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}, "
           f"L={args.seq_len} N={args.batch}, forward+backward, median of {args.repeats} round-robin runs (ms)")
-    header = (f"{'cell':5} {'H':>4} {'explicit':>9} {'fused':>8} {'torch.nn':>9} {'cell loop':>10} "
-              f"{'fused/torch':>12} {'loop/explicit':>14} {'explicit/fused':>15}")
-    print(header)
+    print(f"{'cell':5} {'H':>4} {'explicit':>9} {'fused':>8} {'torch.nn':>9} {'cell loop':>10} "
+          f"{'fused/torch':>12} {'loop/explicit':>14} {'explicit/fused':>15}")
     rows = []
     for kind in args.cells:
         for H in args.hidden:
-            t = measure(kind, args.seq_len, args.batch, H, args.repeats)
-            row = {"cell": kind, "H": H, **{k: round(v, 2) for k, v in t.items()},
-                   "fused/torch": round(t["fused"] / t["torch.nn"], 3),
-                   "loop/explicit": round(t["cell loop"] / t["explicit"], 3),
-                   "explicit/fused": round(t["explicit"] / t["fused"], 3)}
-            rows.append(row)
+            t = measure_in_fresh_process(kind, H, args)
+            r = row(kind, H, t)
+            rows.append(r)
             print(f"{kind:5} {H:4d} {t['explicit']:9.1f} {t['fused']:8.1f} {t['torch.nn']:9.1f} {t['cell loop']:10.1f} "
-                  f"{row['fused/torch']:12.3f} {row['loop/explicit']:14.2f} {row['explicit/fused']:15.2f}", flush=True)
+                  f"{r['fused/torch']:12.3f} {r['loop/explicit']:14.2f} {r['explicit/fused']:15.2f}", flush=True)
     if args.json:
         print(json.dumps(rows))
 
