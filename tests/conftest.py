@@ -15,10 +15,10 @@ from rnnkit.train import TaskLoss, summed_token_loss
 PAD = 0
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True, scope="session")
 def one_thread():
-    """Run torch on one thread for the test: tiny models are fastest so, and on a busy machine two OpenMP
-    threads spinning at each barrier against other processes can slow them down a hundredfold."""
+    """Run torch on one thread for the whole suite: tiny models are fastest so, and on a busy machine two
+    OpenMP threads spinning at each barrier against other processes can slow them down a hundredfold."""
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

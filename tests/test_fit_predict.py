@@ -14,15 +14,6 @@ from rnnkit.models import History, SequenceClassifier, SequenceRegressor
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "seeds_simple_rnn.py"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tensors this small gain nothing from threads, and threads that spin-wait for busy cores cost 100x."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def binary_model(seed=0, **kwargs):
     torch.manual_seed(seed)
     return SequenceClassifier(1, input_size=1, hidden_size=8, cell="rnn", **kwargs)

@@ -12,15 +12,6 @@ from rnnkit.train import TaskLoss, TrainConfig, Trainer
 V, TAGS, CHARS = 12, 3, 5
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tensors this small gain nothing from threads, and threads that spin-wait for busy cores cost 100x."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def word_chars(word: int) -> list[int]:
     """A word's characters: its base-3 digits (1 + digit, so that 0 stays padding), 1 to 3 characters."""
     digits = []
