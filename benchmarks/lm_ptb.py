@@ -49,7 +49,7 @@ def main() -> None:
     print("rnnkit " + " ".join(command), flush=True)
     start = time.monotonic()
     report = json.loads(rnnkit(*command))
-    print(f"validation perplexity {report['valid_perplexity']:.2f} after {report['epoch']} epochs, "
+    print(f"validation perplexity {report['valid_perplexity']:.2f} after {report['epoch']:.3g} epochs, "
           f"{report['tokens_per_second']:,.0f} tokens/s", flush=True)
     test = json.loads(rnnkit("evaluate", args.out, "--data", str(test_file), "--batch-size", "1", "--json"))
     minutes = (time.monotonic() - start) / 60

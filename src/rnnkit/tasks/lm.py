@@ -9,7 +9,7 @@ character at character level.
 Example::
 
     report = train_language_model(
-        LMDataConfig(data="input.txt", seq_len=100, batch_size=32),
+        LMDataConfig(data="input.txt", seq_len=128, batch_size=32),
         {"cell": "lstm", "hidden_size": 256, "num_layers": 2},
         TrainConfig(epochs=5),
         run_dir=RunDirectory.create("runs/shakespeare"),
@@ -52,8 +52,8 @@ class LMDataConfig:
     valid_data: str | None = None
     valid_fraction: float = 0.1
     level: str = "char"
-    seq_len: int = 100
-    batch_size: int = 32
+    seq_len: int = 64
+    batch_size: int = 16
 
     def __post_init__(self):
         if self.level not in LEVELS:
