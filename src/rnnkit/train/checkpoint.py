@@ -137,9 +137,6 @@ class RunDirectory:
     def metrics_path(self) -> Path:
         return self.path / METRICS_FILE
 
-    def has_checkpoint(self, which: str) -> bool:
-        return (self.path / _pointer_name(which)).is_file()
-
     def save(self, model: torch.nn.Module, tensors: dict[str, torch.Tensor], meta: dict, best: bool = False) -> Path:
         """Write a new checkpoint and make it the latest (and the best if ``best``); returns its directory."""
         checkpoints = self.path / CHECKPOINTS_DIR

@@ -73,10 +73,6 @@ class DistContext:
         dist.all_gather(parts, tensor.contiguous())
         return parts
 
-    def barrier(self) -> None:
-        if self.is_distributed:
-            dist.barrier()
-
 
 def setup(device: str = "auto") -> DistContext:
     """Join the process group torchrun describes in the environment, or return a single-process context.
