@@ -96,6 +96,11 @@ class Trace:
 class RecurrentLayer:
     """What rnnkit adds to torch.nn's recurrent layers; mixed in before the torch.nn class."""
 
+    def __init__(self, *args, engine: str = "fused", init_state: str = "zeros", init_state_std: float = 0.01,
+                 bptt_window: int | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._setup(engine, init_state, init_state_std, bptt_window)
+
     def _setup(self, engine: str, init_state: str, init_state_std: float, bptt_window: int | None) -> None:
         if self.dropout >= 1:
             raise ValueError(
@@ -405,11 +410,6 @@ class RNN(RecurrentLayer, nn.RNN):
         (torch.Size([5, 3, 20]), torch.Size([2, 3, 20]))
     """
 
-    def __init__(self, *args, engine: str = "fused", init_state: str = "zeros", init_state_std: float = 0.01,
-                 bptt_window: int | None = None, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._setup(engine, init_state, init_state_std, bptt_window)
-
 
 class LSTM(RecurrentLayer, nn.LSTM):
     r"""Long short-term memory, torch.nn gate order (input, forget, cell, output):
@@ -433,11 +433,6 @@ class LSTM(RecurrentLayer, nn.LSTM):
         (torch.Size([3, 5, 20]), torch.Size([2, 3, 20]))
     """
 
-    def __init__(self, *args, engine: str = "fused", init_state: str = "zeros", init_state_std: float = 0.01,
-                 bptt_window: int | None = None, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._setup(engine, init_state, init_state_std, bptt_window)
-
 
 class GRU(RecurrentLayer, nn.GRU):
     r"""Gated recurrent unit, torch.nn gate order (reset, update, new):
@@ -458,8 +453,3 @@ class GRU(RecurrentLayer, nn.GRU):
         >>> output.shape, h_n.shape
         (torch.Size([5, 40]), torch.Size([2, 20]))
     """
-
-    def __init__(self, *args, engine: str = "fused", init_state: str = "zeros", init_state_std: float = 0.01,
-                 bptt_window: int | None = None, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._setup(engine, init_state, init_state_std, bptt_window)
