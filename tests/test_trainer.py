@@ -173,6 +173,29 @@ def test_early_stopping_after_patience_epochs_without_improvement(tmp_path):
     assert report["epoch"] == 3 and report["best_valid_loss"] == pytest.approx(1.0)
 
 
+class ScoredTask(StreamToyTask):
+    """A task that scores validation with its own number, which peaks at epoch 2 while the loss keeps falling."""
+
+    selection = ("score", "max")
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.scores = iter([0.5, 0.9, 0.7, 0.6])
+
+    def score_validation(self, model):
+        assert not model.training
+        return {"score": next(self.scores)}
+
+
+def test_a_task_score_picks_the_best_checkpoint_and_drives_early_stopping(tmp_path):
+    run = RunDirectory.create(tmp_path / "run")
+    report = Trainer(make_model(), ScoredTask(), TrainConfig(epochs=4, patience=2), run_dir=run).fit()
+    records = [json.loads(line) for line in run.metrics_path.read_text().splitlines()]
+    assert [record["valid_score"] for record in records] == [0.5, 0.9, 0.7, 0.6]
+    assert report["stop_reason"] == "early_stopping"
+    assert run.load("best").meta["trainer"]["position"]["epoch"] == 2
+
+
 def test_time_budget_stops_the_run():
     report = Trainer(make_model(), StreamToyTask(n_tokens=4000), TrainConfig(epochs=None, time_budget=0.3)).fit()
     assert report["stop_reason"] == "time_budget"

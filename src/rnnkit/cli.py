@@ -10,20 +10,21 @@ names without ``--`` (``seq-len = 128``); flags on the command line win over the
 prints one line ``error: ...`` on stderr and exits with status 2, without a traceback.
 """
 
+import importlib
 import json
 import sys
-import time
-import tomllib
 from dataclasses import asdict, fields
 from pathlib import Path
 
 import click
-from click.core import ParameterSource
 from tqdm import tqdm
 
 from rnnkit import __version__
+from rnnkit.cli_options import Positive, PositiveFloat, absolute, config_option, explicit_options, new_run_path
+from rnnkit.cli_options import train_config_from, training_options
+from rnnkit.commands import TASK_COMMANDS, task_module
 from rnnkit.errors import InputError
-from rnnkit.train import OPTIMIZERS, SCHEDULES, RunDirectory, TrainConfig, distributed
+from rnnkit.train import RunDirectory, TrainConfig, distributed
 
 EXIT_USER_ERROR = 2
 DEFAULT_CHAR_EMBEDDING = 64
@@ -64,53 +65,6 @@ def _fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
-# ------------------------------------------------------------------------------------------- config files
-
-
-def _load_config_file(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
-    """Eager callback of --config: the TOML keys become defaults, so command-line flags still win."""
-    if value is None:
-        return
-    try:
-        table = tomllib.loads(Path(value).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise click.BadParameter(f"{value}: no such file; check the path", param=param) from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise click.BadParameter(f"cannot read {value} as UTF-8 text ({error})", param=param) from None
-    except tomllib.TOMLDecodeError as error:
-        raise click.BadParameter(f"{value} is not valid TOML ({error})", param=param) from None
-    by_flag = {
-        option.opts[0].lstrip("-"): option.name
-        for option in ctx.command.params
-        if isinstance(option, click.Option) and option.name != "config" and option.opts[0].startswith("--")
-    }
-    for key, setting in table.items():
-        if key not in by_flag:
-            hint = f" (did you mean {key.replace('_', '-')!r}?)" if key.replace("_", "-") in by_flag else ""
-            raise click.BadParameter(
-                f"unknown key {key!r} in {value}{hint}; keys are the flag names without '--', "
-                f"see `rnnkit {ctx.command_path.split(' ', 1)[-1]} --help`",
-                param=param,
-            )
-        if isinstance(setting, dict):
-            raise click.BadParameter(f"key {key!r} in {value} is a table; give a plain value", param=param)
-    ctx.default_map = {**(ctx.default_map or {}), **{by_flag[key]: setting for key, setting in table.items()}}
-
-
-config_option = click.option(
-    "--config", type=click.Path(dir_okay=False), is_eager=True, expose_value=False, callback=_load_config_file,
-    help="TOML file of settings; keys are flag names without '--' (seq-len = 128). Flags given here win.",
-)
-
-
-def _explicit(ctx: click.Context) -> set[str]:
-    """Options the user set (command line, config file or environment), as opposed to defaults."""
-    return {
-        name for name in ctx.params
-        if ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, None)
-    }
-
-
 # ------------------------------------------------------------------------------------------- commands
 
 
@@ -123,10 +77,6 @@ def cli() -> None:
 @cli.group()
 def train() -> None:
     """Train a model for a task; checkpoints and metrics go to a run directory (--out)."""
-
-
-Positive = click.IntRange(min=1)
-PositiveFloat = click.FloatRange(min=0, min_open=True)
 
 
 @train.command("lm")
@@ -151,33 +101,10 @@ PositiveFloat = click.FloatRange(min=0, min_open=True)
 @click.option("--init-range", type=PositiveFloat, help="Initialise every weight uniformly in ±X (Zaremba: 0.1). Default: PyTorch's.")
 @click.option("--seq-len", type=Positive, default=64, show_default=True, help="Tokens per window: the truncated BPTT length.")
 @click.option("--batch-size", type=Positive, default=16, show_default=True, help="Parallel streams per step (over all processes).")
-@click.option("--epochs", type=Positive, help="Passes over the training text. Default: 10, or unlimited with --time-budget.")
-@click.option("--time-budget", type=PositiveFloat, metavar="SECONDS", help="Stop after this many seconds of the run (total across resumes).")
-@click.option("--max-steps", type=Positive, help="Stop after this many optimizer steps in total.")
-@click.option("--lr", type=PositiveFloat, default=3e-3, show_default=True, help="Learning rate.")
-@click.option("--optimizer", type=click.Choice(OPTIMIZERS), default="adam", show_default=True, help="Optimizer.")
-@click.option("--momentum", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True, help="SGD momentum.")
-@click.option("--weight-decay", type=click.FloatRange(min=0), help="Weight decay. Default: the optimizer's (AdamW 0.01, others 0).")
-@click.option("--schedule", type=click.Choice(SCHEDULES), default="constant", show_default=True,
-              help="Learning-rate schedule: step = ×--lr-decay each epoch after --decay-after; cosine; plateau.")
-@click.option("--lr-decay", type=click.FloatRange(0, 1, min_open=True), default=0.5, show_default=True,
-              help="Factor of the step and plateau schedules.")
-@click.option("--decay-after", type=click.IntRange(min=0), default=4, show_default=True,
-              help="Epochs at the full rate before the step schedule decays.")
-@click.option("--clip", type=click.FloatRange(min=0), default=5.0, show_default=True,
-              help="Clip the gradient's global norm to this (0: no clipping).")
-@click.option("--clip-value", type=PositiveFloat, help="Also clamp each gradient element to ±X.")
 @click.option("--loss-over-time", type=click.Choice(["mean", "sum"]), default="mean", show_default=True,
               help="mean: average over every token; sum: sum over time steps, average over sequences.")
-@click.option("--patience", type=Positive, help="Early stopping: epochs without a better validation loss.")
-@click.option("--save-every", type=Positive, help="Also checkpoint every N steps (always: each epoch and at a stop).")
-@click.option("--seed", type=int, default=1234, show_default=True, help="Seed of initialisation and dropout.")
-@click.option("--out", metavar="DIR", help="Run directory. Default: runs/lm-DATE-TIME.")
+@training_options(lr=3e-3, batch_size=None)
 @click.option("--resume", metavar="DIR", help="Continue the run in this directory exactly where its checkpoint left off.")
-@click.option("--overwrite", is_flag=True, help="Replace the run already in --out.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True, help="Where to train.")
-@click.option("--json", "as_json", is_flag=True, help="Print the final metrics as one JSON object on stdout.")
-@click.option("--quiet", is_flag=True, help="No progress bar and no per-epoch lines on stderr.")
 @click.pass_context
 def train_lm(ctx: click.Context, **options) -> None:
     """Train a character- or word-level language model (truncated BPTT over parallel streams).
@@ -186,7 +113,7 @@ def train_lm(ctx: click.Context, **options) -> None:
     """
     from rnnkit.tasks.lm import train_language_model
 
-    explicit = _explicit(ctx)
+    explicit = explicit_options(ctx)
     data_config, model_options, train_config = _lm_configs(options, explicit)
     checkpoint = None
     if options["resume"]:
@@ -195,8 +122,7 @@ def train_lm(ctx: click.Context, **options) -> None:
             checkpoint.meta["configs"], data_config, model_options, train_config, explicit
         )
     else:
-        run_path = Path(options["out"] or time.strftime("runs/lm-%Y%m%d-%H%M%S"))
-        RunDirectory.check_new(run_path, options["overwrite"])
+        run_path = new_run_path(options, "lm")
 
     dist = distributed.setup(options["device"])
     try:
@@ -251,27 +177,69 @@ def generate(run_dir: str, prime: str, length: int, temperature: float, top_k: i
 
 @cli.command()
 @click.argument("run_dir", metavar="DIR")
-@click.option("--data", metavar="FILE", required=True, help="Text file to score (UTF-8).")
-@click.option("--batch-size", type=Positive, help="Parallel streams. Default: the run's.")
-@click.option("--seq-len", type=Positive, help="Tokens per window. Default: the run's.")
+@click.option("--data", metavar="FILE", required=True,
+              help="Held-out data in the run's own format: text (lm), CSV (classify, forecast), CoNLL(-U) (tag).")
+@click.option("--batch-size", type=Positive, help="Language models: parallel streams. Default: the run's.")
+@click.option("--seq-len", type=Positive, help="Language models: tokens per window. Default: the run's.")
 @click.option("--checkpoint", "which", type=click.Choice(["latest", "best"]), default="latest", show_default=True,
               help="Which checkpoint of the run to use.")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as one JSON object on stdout.")
-def evaluate(run_dir: str, data: str, batch_size: int | None, seq_len: int | None, which: str, as_json: bool) -> None:
-    """Score a trained language model in DIR on a text: loss (nats/token), perplexity, bits per character."""
+def evaluate(run_dir: str, which: str, **options) -> None:
+    """Score the trained model in DIR on held-out data with its task's metrics.
+
+    Language models: loss (nats/token), perplexity, bits per character. Classifiers: accuracy and macro F1.
+    Taggers: accuracy, and entity span F1 for BIO tags. Forecasters: MAE, RMSE, MASE beside the naive baselines.
+    """
+    checkpoint = RunDirectory.open(run_dir).load(which)
+    task = checkpoint.meta.get("task")
+    if task == "lm":
+        _evaluate_language_model(run_dir, which, options)
+    else:
+        task_module(task, run_dir).evaluate(run_dir, checkpoint, options)
+
+
+@cli.command()
+@click.argument("run_dir", metavar="DIR")
+@click.option("--input", "input_path", metavar="FILE",
+              help="Classify, tag: texts to label, one per line (tag: tokens separated by spaces). Default: stdin.")
+@click.option("--data", metavar="CSV", help="Forecast: the series (same columns as training) to forecast from.")
+@click.option("--output", metavar="PATH", help="Forecast: the forecast CSV to write (a PNG plot is written beside it).")
+@click.option("--checkpoint", "which", type=click.Choice(["latest", "best"]), default="latest", show_default=True,
+              help="Which checkpoint of the run to use.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per input line instead of text.")
+def predict(run_dir: str, which: str, **options) -> None:
+    """Apply the trained model in DIR: labels with probabilities, tags per token, or a forecast with its plot."""
+    checkpoint = RunDirectory.open(run_dir).load(which)
+    task = checkpoint.meta.get("task")
+    if task == "lm":
+        raise InputError(f"{run_dir} holds a language model; sample it with `rnnkit generate {run_dir}`")
+    task_module(task, run_dir).predict(run_dir, checkpoint, options)
+
+
+def _evaluate_language_model(run_dir: str, which: str, options: dict) -> None:
     from rnnkit.data.text import read_text
     from rnnkit.tasks.lm import evaluate_text, load_trained
 
     model, vocab, checkpoint = load_trained(run_dir, which)
     saved = checkpoint.meta["configs"]["data"]
-    metrics = evaluate_text(model, vocab, read_text(data), batch_size or saved["batch_size"], seq_len or saved["seq_len"])
-    if as_json:
+    data = options["data"]
+    metrics = evaluate_text(model, vocab, read_text(data), options["batch_size"] or saved["batch_size"],
+                            options["seq_len"] or saved["seq_len"])
+    if options["as_json"]:
         click.echo(json.dumps(metrics))
         return
     line = f"loss {metrics['loss']:.4f} nats/token  perplexity {metrics['perplexity']:.2f}"
     if "bits_per_char" in metrics:
         line += f"  bits/char {metrics['bits_per_char']:.4f}"
     click.echo(f"{line}  ({metrics['tokens']:,} tokens of {data})")
+
+
+def _register_task_commands() -> None:
+    for name in TASK_COMMANDS:
+        train.add_command(importlib.import_module(f"rnnkit.commands.{name}").train_command, name)
+
+
+_register_task_commands()
 
 
 # ------------------------------------------------------------------------------------------- helpers
@@ -282,23 +250,14 @@ def _lm_configs(options: dict, explicit: set[str]):
     from rnnkit.tasks.lm import LMDataConfig
 
     data_values = {f.name: options[f.name] for f in fields(LMDataConfig)}
-    for name in ("data", "valid_data"):
-        # Saved as absolute paths, so that --resume works from any directory.
-        if data_values[name] is not None:
-            data_values[name] = str(Path(data_values[name]).resolve())
+    data_values["data"], data_values["valid_data"] = absolute(data_values["data"]), absolute(data_values["valid_data"])
     data_config = LMDataConfig(**data_values)
     model_options = {field: options[option] for option, field in MODEL_FIELDS.items()}
     if model_options["embedding_dim"] is None:
         # Characters: a small learned embedding learns much faster than one-hot input (1.45 against 1.81
         # nats/char after 60 s on the default corpus). Words: one-hot over thousands of words is out of the question.
         model_options["embedding_dim"] = DEFAULT_CHAR_EMBEDDING if data_config.level == "char" else options["hidden"]
-    train_values = {f.name: options[f.name] for f in fields(TrainConfig) if f.name in options}
-    if train_values["epochs"] is None:
-        # A time budget alone sets the run's length; otherwise 10 epochs (a step limit only cuts them short).
-        train_values["epochs"] = None if "time_budget" in explicit else TrainConfig.epochs
-    if train_values["clip"] == 0:
-        train_values["clip"] = None
-    return data_config, model_options, TrainConfig(**train_values)
+    return data_config, model_options, train_config_from(options, explicit)
 
 
 def _open_for_resume(options: dict):

@@ -143,6 +143,14 @@ class Task(Protocol):
     def metrics(self, loss: float) -> dict[str, float]:
         """Task-specific figures derived from a mean loss per token, e.g. perplexity, bits per character."""
 
+    # Optional: a task that scores its validation data with more than the loss (accuracy, span F1) defines
+    #
+    #     def score_validation(self, model) -> dict[str, float]     # e.g. {"accuracy": 0.93}, model in eval mode
+    #     selection: tuple[str, str] = ("accuracy", "max")          # which score picks the best checkpoint
+    #
+    # The scores join each epoch's record as ``valid_<name>``; ``selection`` replaces the validation loss as
+    # the judge of "best" (best.json, early stopping, the plateau schedule still follows the loss).
+
 
 @dataclass
 class Position:
@@ -158,6 +166,7 @@ class Position:
     total_step_seconds: float = 0.0
     elapsed_seconds: float = 0.0
     best_valid_loss: float | None = None
+    best_score: float | None = None
     epochs_without_improvement: int = 0
     history: list[dict] = field(default_factory=list)
 
@@ -375,13 +384,14 @@ class Trainer:
         position = self.position
         valid_loss = self.validate()
         record = self._metrics_record(valid_loss, epoch=position.epoch + 1)
-        improved = valid_loss is not None and (
-            position.best_valid_loss is None or valid_loss < position.best_valid_loss
-        )
-        if improved:
+        score = self._selection_score(valid_loss, record)
+        improved = score is not None and (position.best_score is None or score > position.best_score)
+        if valid_loss is not None and (position.best_valid_loss is None or valid_loss < position.best_valid_loss):
             position.best_valid_loss = valid_loss
+        if improved:
+            position.best_score = score
             position.epochs_without_improvement = 0
-        elif valid_loss is not None:
+        elif score is not None:
             position.epochs_without_improvement += 1
         self.schedule.after_epoch(valid_loss)
         position.epoch += 1
@@ -417,6 +427,17 @@ class Trainer:
             raise self._diverged(f"the validation loss became {valid_loss}", self.position.step)
         return valid_loss
 
+    def _selection_score(self, valid_loss: float | None, record: dict) -> float | None:
+        """The number "best" maximises: the task's chosen validation score, else minus the validation loss."""
+        selection = getattr(self.task, "selection", None)
+        if selection is None:
+            return None if valid_loss is None else -valid_loss
+        name, direction = selection
+        value = record.get(f"valid_{name}")
+        if value is None:
+            return None
+        return value if direction == "max" else -value
+
     # ----------------------------------------------------------------------------------------- reporting
 
     def _metrics_record(self, valid_loss: float | None, epoch: float) -> dict:
@@ -429,10 +450,23 @@ class Trainer:
         if valid_loss is not None:
             record["valid_loss"] = valid_loss
             record.update({f"valid_{name}": value for name, value in self.task.metrics(valid_loss).items()})
+            record.update({f"valid_{name}": value for name, value in self._validation_scores().items()})
         record["lr"] = self.optimizer.param_groups[0]["lr"]
         record["tokens_per_second"] = position.epoch_tokens / position.epoch_seconds if position.epoch_seconds else 0.0
         record["elapsed_seconds"] = self._elapsed()
         return record
+
+    @torch.no_grad()
+    def _validation_scores(self) -> dict[str, float]:
+        """The task's own validation scores; every rank scores the whole validation set, so all decide alike."""
+        score = getattr(self.task, "score_validation", None)
+        if score is None:
+            return {}
+        self.model.eval()
+        try:
+            return score(self.model)
+        finally:
+            self.model.train()
 
     def _final_report(self, reason: str | None) -> dict:
         position = self.position

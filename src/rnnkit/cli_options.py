@@ -1,0 +1,181 @@
+"""Flags that several ``rnnkit train`` tasks share, written once: the recurrent network and the training loop.
+
+Each task's command stacks the decorators it needs::
+
+    @train.command("classify")
+    @config_option
+    @recurrent_options(hidden=128, bidirectional=True)
+    @training_options(lr=2e-3, epochs=10)
+    @click.option("--data", ...)
+    def train_classify(ctx, **options): ...
+
+and turns the parsed values into a :class:`~rnnkit.train.TrainConfig` with :func:`train_config_from`.
+"""
+
+import time
+import tomllib
+from dataclasses import fields
+from pathlib import Path
+from typing import Callable
+
+import click
+from click.core import ParameterSource
+
+from rnnkit.errors import InputError
+from rnnkit.train import OPTIMIZERS, SCHEDULES, RunDirectory, TrainConfig
+
+Positive = click.IntRange(min=1)
+PositiveFloat = click.FloatRange(min=0, min_open=True)
+Probability = click.FloatRange(0, 1, max_open=True)
+
+
+def _stack(*decorators: Callable) -> Callable:
+    """One decorator applying ``decorators`` in the order they are listed (the first is the first flag in --help)."""
+    def apply(function):
+        for decorator in reversed(decorators):
+            function = decorator(function)
+        return function
+    return apply
+
+
+# ------------------------------------------------------------------------------------------- --config
+
+
+def _load_config_file(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    """Eager callback of --config: the TOML keys become defaults, so command-line flags still win."""
+    if value is None:
+        return
+    try:
+        table = tomllib.loads(Path(value).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise click.BadParameter(f"{value}: no such file; check the path", param=param) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise click.BadParameter(f"cannot read {value} as UTF-8 text ({error})", param=param) from None
+    except tomllib.TOMLDecodeError as error:
+        raise click.BadParameter(f"{value} is not valid TOML ({error})", param=param) from None
+    by_flag = {
+        option.opts[0].lstrip("-"): option.name
+        for option in ctx.command.params
+        if isinstance(option, click.Option) and option.name != "config" and option.opts[0].startswith("--")
+    }
+    for key, setting in table.items():
+        if key not in by_flag:
+            hint = f" (did you mean {key.replace('_', '-')!r}?)" if key.replace("_", "-") in by_flag else ""
+            raise click.BadParameter(
+                f"unknown key {key!r} in {value}{hint}; keys are the flag names without '--', "
+                f"see `rnnkit {ctx.command_path.split(' ', 1)[-1]} --help`",
+                param=param,
+            )
+        if isinstance(setting, dict):
+            raise click.BadParameter(f"key {key!r} in {value} is a table; give a plain value", param=param)
+    ctx.default_map = {**(ctx.default_map or {}), **{by_flag[key]: setting for key, setting in table.items()}}
+
+
+config_option = click.option(
+    "--config", type=click.Path(dir_okay=False), is_eager=True, expose_value=False, callback=_load_config_file,
+    help="TOML file of settings; keys are flag names without '--' (seq-len = 128). Flags given here win.",
+)
+
+
+def explicit_options(ctx: click.Context) -> set[str]:
+    """Options the user set (command line, config file or environment), as opposed to defaults."""
+    return {
+        name for name in ctx.params
+        if ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, None)
+    }
+
+
+# ------------------------------------------------------------------------------------------- the network
+
+
+def recurrent_options(*, hidden: int = 256, layers: int = 1, bidirectional: bool = False, dropout: float = 0.0,
+                      cell: str = "lstm") -> Callable:
+    """--cell --layers --hidden --bidirectional --dropout --engine, with the task's defaults."""
+    return _stack(
+        click.option("--cell", type=click.Choice(["lstm", "gru", "rnn"]), default=cell, show_default=True,
+                     help="Recurrent cell."),
+        click.option("--layers", type=Positive, default=layers, show_default=True, help="Stacked recurrent layers."),
+        click.option("--hidden", type=Positive, default=hidden, show_default=True,
+                     help="Hidden units per layer (per direction)."),
+        click.option("--bidirectional/--unidirectional", default=bidirectional, show_default=True,
+                     help="Read each sequence in both directions."),
+        click.option("--dropout", type=Probability, default=dropout, show_default=True,
+                     help="Dropout probability on embeddings and between layers, in [0, 1)."),
+        click.option("--engine", type=click.Choice(["fused", "explicit"]), default="fused", show_default=True,
+                     help="fused: PyTorch's kernels; explicit: rnnkit's loop with hand-written BPTT."),
+    )
+
+
+# ------------------------------------------------------------------------------------------- training
+
+
+def training_options(*, lr: float = 2e-3, epochs: int = 10, batch_size: int | None = 32) -> Callable:
+    """The training loop's flags (TrainConfig's fields), the run directory, and how the result is shown.
+
+    ``batch_size=None`` leaves --batch-size to the command (the language model defines its own).
+    """
+    batch = ([click.option("--batch-size", type=Positive, default=batch_size, show_default=True,
+                           help="Sequences per optimizer step (over all processes).")]
+             if batch_size is not None else [])
+    return _stack(
+        *batch,
+        click.option("--epochs", type=Positive,
+                     help=f"Passes over the training data. Default: {epochs}, or unlimited with --time-budget."),
+        click.option("--time-budget", type=PositiveFloat, metavar="SECONDS",
+                     help="Stop after this many seconds of the run (total across resumes)."),
+        click.option("--max-steps", type=Positive, help="Stop after this many optimizer steps in total."),
+        click.option("--lr", type=PositiveFloat, default=lr, show_default=True, help="Learning rate."),
+        click.option("--optimizer", type=click.Choice(OPTIMIZERS), default="adam", show_default=True, help="Optimizer."),
+        click.option("--momentum", type=Probability, default=0.0, show_default=True, help="SGD momentum."),
+        click.option("--weight-decay", type=click.FloatRange(min=0),
+                     help="Weight decay. Default: the optimizer's (AdamW 0.01, others 0)."),
+        click.option("--schedule", type=click.Choice(SCHEDULES), default="constant", show_default=True,
+                     help="Learning-rate schedule: step = ×--lr-decay each epoch after --decay-after; cosine; plateau."),
+        click.option("--lr-decay", type=click.FloatRange(0, 1, min_open=True), default=0.5, show_default=True,
+                     help="Factor of the step and plateau schedules."),
+        click.option("--decay-after", type=click.IntRange(min=0), default=4, show_default=True,
+                     help="Epochs at the full rate before the step schedule decays."),
+        click.option("--clip", type=click.FloatRange(min=0), default=5.0, show_default=True,
+                     help="Clip the gradient's global norm to this (0: no clipping)."),
+        click.option("--clip-value", type=PositiveFloat, help="Also clamp each gradient element to ±X."),
+        click.option("--patience", type=Positive, help="Early stopping: epochs without a better validation score."),
+        click.option("--save-every", type=Positive, help="Also checkpoint every N steps (always: each epoch and at a stop)."),
+        click.option("--seed", type=int, default=1234, show_default=True, help="Seed of initialisation, dropout and data order."),
+        click.option("--out", metavar="DIR", help="Run directory. Default: runs/TASK-DATE-TIME."),
+        click.option("--overwrite", is_flag=True, help="Replace the run already in --out."),
+        click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+                     help="Where to train."),
+        click.option("--json", "as_json", is_flag=True, help="Print the final metrics as one JSON object on stdout."),
+        click.option("--quiet", is_flag=True, help="No progress bar and no per-epoch lines on stderr."),
+    )
+
+
+def train_config_from(options: dict, explicit: set[str], default_epochs: int = TrainConfig.epochs) -> TrainConfig:
+    """The TrainConfig the flags describe: a time budget alone sets the run's length; --clip 0 turns clipping off."""
+    values = {f.name: options[f.name] for f in fields(TrainConfig) if f.name in options}
+    if values.get("epochs") is None:
+        values["epochs"] = None if "time_budget" in explicit else default_epochs
+    if values.get("clip") == 0:
+        values["clip"] = None
+    return TrainConfig(**values)
+
+
+def new_run_path(options: dict, task: str) -> Path:
+    """--out (checked: an existing run needs --overwrite), or runs/TASK-DATE-TIME."""
+    path = Path(options["out"] or time.strftime(f"runs/{task}-%Y%m%d-%H%M%S"))
+    RunDirectory.check_new(path, options["overwrite"])
+    return path
+
+
+def absolute(path: str | None) -> str | None:
+    """Paths are saved absolute, so that a run directory works from any working directory."""
+    return None if path is None else str(Path(path).resolve())
+
+
+def require_task(checkpoint_meta: dict, task: str, run_dir: str | Path, command: str) -> None:
+    """Refuse a run directory of another task with the command that made it."""
+    found = checkpoint_meta.get("task")
+    if found != task:
+        raise InputError(
+            f"{run_dir} holds a {found!r} run, not a {task!r} one; give the --out directory of `rnnkit {command}`"
+        )

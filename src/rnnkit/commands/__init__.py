@@ -1,0 +1,25 @@
+"""The ``rnnkit`` command's tasks other than the language model, one module each.
+
+A task module ``rnnkit.commands.NAME`` provides:
+
+    train_command                              the click command ``rnnkit train NAME``
+    evaluate(run_dir, checkpoint, options)     ``rnnkit evaluate DIR --data FILE [--json]`` on a NAME run
+    predict(run_dir, checkpoint, options)      ``rnnkit predict DIR [--input FILE] [--data FILE] [--output PATH] [--json]``
+
+``checkpoint`` is the run's loaded :class:`~rnnkit.train.Checkpoint` (its ``meta["task"]`` is NAME) and
+``options`` the parsed flags of ``evaluate`` / ``predict`` by name (``data``, ``input``, ``output``, ``as_json``).
+"""
+
+import importlib
+from types import ModuleType
+
+from rnnkit.errors import InputError
+
+TASK_COMMANDS = ("classify", "tag", "forecast")
+
+
+def task_module(task: str | None, run_dir: str) -> ModuleType:
+    """The module of the task that wrote a run, or a one-line error for a directory of no known task."""
+    if task not in TASK_COMMANDS:
+        raise InputError(f"{run_dir} holds a run of unknown task {task!r}; give the --out directory of `rnnkit train ...`")
+    return importlib.import_module(f"rnnkit.commands.{task}")
