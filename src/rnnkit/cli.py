@@ -22,7 +22,7 @@ from tqdm import tqdm
 from rnnkit import __version__
 from rnnkit.cli_options import Positive, PositiveFloat, absolute, config_option, explicit_options, new_run_path
 from rnnkit.cli_options import train_config_from, training_options
-from rnnkit.commands import TASK_COMMANDS, task_module
+from rnnkit.commands import INSIGHT_COMMANDS, TASK_COMMANDS, task_module
 from rnnkit.errors import InputError
 from rnnkit.train import RunDirectory, TrainConfig, distributed
 
@@ -237,6 +237,8 @@ def _evaluate_language_model(run_dir: str, which: str, options: dict) -> None:
 def _register_task_commands() -> None:
     for name in TASK_COMMANDS:
         train.add_command(importlib.import_module(f"rnnkit.commands.{name}").train_command, name)
+    for name in INSIGHT_COMMANDS:
+        cli.add_command(importlib.import_module(f"rnnkit.commands.{name}").command, name)
 
 
 _register_task_commands()

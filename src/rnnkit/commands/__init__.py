@@ -17,6 +17,10 @@ from rnnkit.errors import InputError
 
 TASK_COMMANDS = ("classify", "tag", "forecast")
 
+# Top-level commands that look inside models (issue 6); each module's ``command`` is a click command or group:
+# ``rnnkit explain``, ``rnnkit diagnose gradients|memory``, ``rnnkit bench memory-tasks``.
+INSIGHT_COMMANDS = ("explain", "diagnose", "bench")
+
 
 def task_module(task: str | None, run_dir: str) -> ModuleType:
     """The module of the task that wrote a run, or a one-line error for a directory of no known task."""
