@@ -22,7 +22,7 @@ from tqdm import tqdm
 from rnnkit import __version__
 from rnnkit.cli_options import Positive, PositiveFloat, absolute, config_option, explicit_options, new_run_path
 from rnnkit.cli_options import train_config_from, training_options
-from rnnkit.commands import INSIGHT_COMMANDS, TASK_COMMANDS, task_module
+from rnnkit.commands import TASK_COMMANDS, TOP_LEVEL_COMMANDS, task_module
 from rnnkit.errors import InputError
 from rnnkit.train import RunDirectory, TrainConfig, distributed
 
@@ -177,8 +177,10 @@ def generate(run_dir: str, prime: str, length: int, temperature: float, top_k: i
 
 @cli.command()
 @click.argument("run_dir", metavar="DIR")
-@click.option("--data", metavar="FILE", required=True,
+@click.option("--data", metavar="FILE",
               help="Held-out data in the run's own format: text (lm), CSV (classify, forecast), CoNLL(-U) (tag).")
+@click.option("--source", metavar="FILE", help="Translation: source sentences, one per line.")
+@click.option("--target", metavar="FILE", help="Translation: reference translations, line by line with --source.")
 @click.option("--batch-size", type=Positive, help="Language models: parallel streams. Default: the run's.")
 @click.option("--seq-len", type=Positive, help="Language models: tokens per window. Default: the run's.")
 @click.option("--checkpoint", "which", type=click.Choice(["latest", "best"]), default="latest", show_default=True,
@@ -189,6 +191,7 @@ def evaluate(run_dir: str, which: str, **options) -> None:
 
     Language models: loss (nats/token), perplexity, bits per character. Classifiers: accuracy and macro F1.
     Taggers: accuracy, and entity span F1 for BIO tags. Forecasters: MAE, RMSE, MASE beside the naive baselines.
+    Translators: BLEU and chrF (sacrebleu). Captioners: exact match and token accuracy (default: the held-out digits).
     """
     checkpoint = RunDirectory.open(run_dir).load(which)
     task = checkpoint.meta.get("task")
@@ -220,6 +223,8 @@ def _evaluate_language_model(run_dir: str, which: str, options: dict) -> None:
     from rnnkit.data.text import read_text
     from rnnkit.tasks.lm import evaluate_text, load_trained
 
+    if options["data"] is None:
+        raise InputError(f"{run_dir} holds a language model: give the text to score with --data FILE")
     model, vocab, checkpoint = load_trained(run_dir, which)
     saved = checkpoint.meta["configs"]["data"]
     data = options["data"]
@@ -237,8 +242,8 @@ def _evaluate_language_model(run_dir: str, which: str, options: dict) -> None:
 def _register_task_commands() -> None:
     for name in TASK_COMMANDS:
         train.add_command(importlib.import_module(f"rnnkit.commands.{name}").train_command, name)
-    for name in INSIGHT_COMMANDS:
-        cli.add_command(importlib.import_module(f"rnnkit.commands.{name}").command, name)
+    for name, module in TOP_LEVEL_COMMANDS.items():
+        cli.add_command(importlib.import_module(f"rnnkit.commands.{module}").command, name)
 
 
 _register_task_commands()
