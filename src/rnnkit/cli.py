@@ -68,13 +68,33 @@ def _fail(message: str, code: int) -> None:
 # ------------------------------------------------------------------------------------------- commands
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class LazyGroup(click.Group):
+    """A command group whose task commands are imported on first use, so that ``rnnkit train lm`` never
+    imports (or depends on) the translation or forecasting code. ``lazy`` maps a command name to
+    (module, attribute)."""
+
+    def __init__(self, *args, lazy: dict[str, tuple[str, str]], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lazy = lazy
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.lazy:
+            module, attribute = self.lazy[name]
+            return getattr(importlib.import_module(module), attribute)
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=LazyGroup, lazy={name: (f"rnnkit.commands.{module}", "command") for name, module in TOP_LEVEL_COMMANDS.items()},
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="rnnkit")
 def cli() -> None:
     """rnnkit: recurrent neural networks on PyTorch: train, generate, evaluate."""
 
 
-@cli.group()
+@cli.group(cls=LazyGroup, lazy={name: (f"rnnkit.commands.{name}", "train_command") for name in TASK_COMMANDS})
 def train() -> None:
     """Train a model for a task; checkpoints and metrics go to a run directory (--out)."""
 
@@ -237,16 +257,6 @@ def _evaluate_language_model(run_dir: str, which: str, options: dict) -> None:
     if "bits_per_char" in metrics:
         line += f"  bits/char {metrics['bits_per_char']:.4f}"
     click.echo(f"{line}  ({metrics['tokens']:,} tokens of {data})")
-
-
-def _register_task_commands() -> None:
-    for name in TASK_COMMANDS:
-        train.add_command(importlib.import_module(f"rnnkit.commands.{name}").train_command, name)
-    for name, module in TOP_LEVEL_COMMANDS.items():
-        cli.add_command(importlib.import_module(f"rnnkit.commands.{module}").command, name)
-
-
-_register_task_commands()
 
 
 # ------------------------------------------------------------------------------------------- helpers
