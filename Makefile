@@ -13,6 +13,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e '.[test]'
+	@# The explain page is tested in a real headless browser (Debian's chromium); without it those tests skip.
+	command -v chromium >/dev/null || (apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 \
+		|| (apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1) \
+		|| echo "note: could not install chromium; the browser tests of the explain page will skip")
 	touch $(STAMP)
 
 # The main job, about 3 minutes on 2 cores: a character-level LSTM learns Python from the standard library's

@@ -158,7 +158,20 @@ def test_an_existing_run_is_not_overwritten_by_accident(tmp_path):
     with pytest.raises(InputError, match="non-empty"):
         RunDirectory.create(tmp_path / "notes", overwrite=True)
     fresh = RunDirectory.create(run.path, overwrite=True)
-    assert not fresh.holds_run()
+    assert fresh.load().meta["value"] == 1.0, "the old run stays until the new one writes"
+    save_one(fresh, 2.0)
+    assert fresh.load().meta["value"] == 2.0 and not (fresh.path / "best.json").exists()
+    assert len(list((fresh.path / "checkpoints").iterdir())) == 1
+
+
+def test_overwrite_replaces_the_metrics_only_when_the_new_run_writes(tmp_path):
+    run = RunDirectory.create(tmp_path / "run")
+    save_one(run, 1.0)
+    run.append_metrics({"epoch": 1})
+    fresh = RunDirectory.create(run.path, overwrite=True)
+    assert run.metrics_path.read_text() == '{"epoch": 1}\n'
+    fresh.append_metrics({"epoch": 7})
+    assert run.metrics_path.read_text() == '{"epoch": 7}\n' and not fresh.holds_run()
 
 
 def test_optimizer_state_goes_through_json_and_tensors():

@@ -349,3 +349,14 @@ def test_diverging_training_stops_with_the_step_and_keeps_the_checkpoint(capsys,
                               "--lr", "1e38", "--clip", "0", "--save-every", "1", "--quiet")
     assert_one_line_error(code, stderr, "step 2", "--lr", "--clip", "intact")
     assert latest_weights(run)  # the checkpoint of step 1 still loads
+
+
+def test_a_failed_overwrite_keeps_the_old_run(capsys, corpus, tmp_path):
+    run = tmp_path / "run"
+    train(capsys, corpus, run, "--max-steps", "2")
+    before = (run / "latest.json").read_text(), (run / "metrics.jsonl").read_text()
+    code, _, stderr = run_cli(capsys, "train", "lm", "--data", tmp_path / "missing.txt", "--out", run, "--overwrite")
+    assert_one_line_error(code, stderr, "missing.txt")
+    assert ((run / "latest.json").read_text(), (run / "metrics.jsonl").read_text()) == before
+    code, _, _ = run_cli(capsys, "generate", run, "--length", "5")
+    assert code == 0

@@ -87,18 +87,19 @@ class RunDirectory:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        self._replaces_old_run = False
 
     @classmethod
     def create(cls, path: str | Path, overwrite: bool = False) -> "RunDirectory":
         """Prepare ``path`` for a new run; refuse to mix it with an earlier run unless ``overwrite``.
 
-        With ``overwrite`` only what a run writes (checkpoints, pointers, metrics) is removed; a directory
-        holding other files is never emptied.
+        With ``overwrite`` the earlier run stays whole until the new run writes its first checkpoint (or
+        metrics line), so a new run that fails at the start (bad data, an early divergence) costs nothing.
+        Only what a run writes (checkpoints, pointers, metrics) is removed; other files are never touched.
         """
         cls.check_new(path, overwrite)
         run = cls(path)
-        if run.holds_run():
-            run._remove_run_files()
+        run._replaces_old_run = run.holds_run()
         run.path.mkdir(parents=True, exist_ok=True)
         return run
 
@@ -161,6 +162,12 @@ class RunDirectory:
         os.replace(temporary, final)
         _fsync_directory(checkpoints)
         write_atomic(self.path / LATEST_POINTER, _to_json({"checkpoint": name}).encode())
+        if self._replaces_old_run:
+            # The new run is now the latest: the old one's best pointer and metrics go; its checkpoints,
+            # no longer referenced, are removed just below.
+            (self.path / BEST_POINTER).unlink(missing_ok=True)
+            self.metrics_path.unlink(missing_ok=True)
+            self._replaces_old_run = False
         if best:
             write_atomic(self.path / BEST_POINTER, _to_json({"checkpoint": name}).encode())
         self._remove_unreferenced(checkpoints)
@@ -198,6 +205,7 @@ class RunDirectory:
 
     def append_metrics(self, record: dict) -> None:
         """Append one JSON line to ``metrics.jsonl`` and push it to disk."""
+        self._forget_old_run()
         with open(self.metrics_path, "a", encoding="utf-8") as file:
             file.write(json.dumps(record) + "\n")
             file.flush()
@@ -205,6 +213,7 @@ class RunDirectory:
 
     def rewrite_metrics(self, records: list[dict]) -> None:
         """Replace ``metrics.jsonl`` by ``records``: on resume, drop lines written after the checkpoint."""
+        self._forget_old_run()
         write_atomic(self.metrics_path, "".join(json.dumps(record) + "\n" for record in records).encode())
 
     def _next_sequence_number(self, checkpoints: Path) -> int:
@@ -225,6 +234,12 @@ class RunDirectory:
         for entry in checkpoints.iterdir():
             if entry.name not in keep:
                 shutil.rmtree(entry, ignore_errors=True)
+
+    def _forget_old_run(self) -> None:
+        """Remove the run that ``create(overwrite=True)`` kept, before the new one writes anything beside it."""
+        if self._replaces_old_run:
+            self._remove_run_files()
+            self._replaces_old_run = False
 
     def _remove_run_files(self) -> None:
         shutil.rmtree(self.path / CHECKPOINTS_DIR, ignore_errors=True)

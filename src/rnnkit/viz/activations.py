@@ -1,0 +1,151 @@
+r"""Run a language model over a text and keep what every recurrent unit did at every position.
+
+:func:`collect_activations` feeds the text to a :class:`~rnnkit.models.LanguageModel` from a zero
+state and records, after each token, the hidden state h_t (and, for an LSTM, the cell state c_t) of
+every layer, through the layers' :meth:`~rnnkit.nn.layers.RecurrentLayer.trace`, together with the
+model's top-k predictions of the next token, softmax(logits_t).
+
+Positions: a character model has one position per character of the text; a word model one per word
+and one per newline (its ``<eos>`` token), each with its (start, end) offsets in the text so that a
+page can colour the words in place. A character outside a character model's vocabulary cannot be fed
+(it has no id): it stays a position, marked not ``fed``, with NaN activations and no predictions, and
+the model reads on as if it were not there. A word outside a word model's vocabulary is fed as
+``<unk>`` (that is what the model was trained on) and marked ``unknown``.
+
+Example::
+
+    model, vocab, _ = load_trained("runs/main")
+    activations = collect_activations(model, vocab, "def f(x):\n    return 'x'\n")
+    activations.states[(1, "cell")].shape        # (25, 256): position, unit
+    activations.predictions(4)                   # [('x', 0.41), ('s', 0.12), ...] after "def f"
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..data.text import CharVocab, WordVocab
+from ..models import LanguageModel
+
+STATES = ("hidden", "cell")
+CHUNK = 1000  # positions per trace call: bounds the memory of the recorded gates on long texts
+
+
+@dataclass
+class Activations:
+    """What a language model computed over a text, position by position.
+
+    Attributes:
+        text: the text read.
+        level: ``"char"`` or ``"word"``: what a position is.
+        cell: ``"lstm"``, ``"gru"`` or ``"rnn"``.
+        spans: (P, 2) int64: the [start, end) offsets of each position's token in ``text``.
+        fed: (P,) bool: the position's token went into the model (False: a character outside the vocabulary).
+        unknown: (P,) bool: the token is outside the vocabulary (a character not fed, or a word fed as ``<unk>``).
+        states: (layer, ``"hidden"`` | ``"cell"``) → (P, H) float32: the state after reading each position,
+            NaN where not fed. Layers count from 0; ``"cell"`` only for an LSTM.
+        top_ids: (P, k) int64: the k most likely next tokens after each position, best first; -1 where not fed.
+        top_probs: (P, k) float32: their probabilities; 0 where not fed.
+        symbols: the vocabulary's symbols (index = token id).
+    """
+
+    text: str
+    level: str
+    cell: str
+    spans: np.ndarray
+    fed: np.ndarray
+    unknown: np.ndarray
+    states: dict[tuple[int, str], np.ndarray]
+    top_ids: np.ndarray
+    top_probs: np.ndarray
+    symbols: list[str]
+
+    @property
+    def num_layers(self) -> int:
+        return 1 + max(layer for layer, _ in self.states)
+
+    @property
+    def state_names(self) -> list[str]:
+        """The recorded states, in the order of :data:`STATES`."""
+        return [name for name in STATES if (0, name) in self.states]
+
+    @property
+    def hidden_size(self) -> int:
+        return self.states[(0, "hidden")].shape[1]
+
+    def predictions(self, position: int) -> list[tuple[str, float]]:
+        """The (symbol, probability) pairs predicted after ``position``, best first; [] where not fed."""
+        return [(self.symbols[i], float(p)) for i, p in zip(self.top_ids[position], self.top_probs[position]) if i >= 0]
+
+
+def tokenize_positions(vocab: CharVocab | WordVocab, text: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(spans (P, 2), ids (P,) with -1 for a character outside the vocabulary, unknown (P,)) of ``text``.
+
+    Word positions follow :meth:`WordVocab.tokenize`: each run of non-whitespace is a word and each
+    newline an ``<eos>``, so the ids are exactly ``vocab.encode(text)``.
+    """
+    if vocab.level == "char":
+        spans = np.stack([np.arange(len(text)), np.arange(1, len(text) + 1)], axis=1)  # (P, 2)
+        lookup = {symbol: i for i, symbol in enumerate(vocab.symbols)}
+        ids = np.array([lookup.get(char, -1) for char in text], dtype=np.int64)  # (P,)
+        return spans, ids, ids < 0
+    matches = list(re.finditer(r"\S+|\n", text))
+    spans = np.array([(m.start(), m.end()) for m in matches], dtype=np.int64).reshape(-1, 2)  # (P, 2)
+    ids = vocab.encode(text).numpy().astype(np.int64)  # (P,)
+    words = [m.group() for m in matches]
+    unknown = np.array([i == vocab.unk_id and w != vocab.symbols[vocab.unk_id] for i, w in zip(ids, words)], dtype=bool)
+    return spans, ids, unknown
+
+
+@torch.no_grad()
+def collect_activations(model: LanguageModel, vocab: CharVocab | WordVocab, text: str, top: int = 5) -> Activations:
+    """Run ``model`` over ``text`` from a zero state and record every layer's states and the top-``top``
+    next-token predictions at every position (see :class:`Activations` for the formats).
+
+    The model runs in eval mode (no dropout), through the recurrent layers' ``trace`` (rnnkit's
+    explicit engine, which gives the same numbers as the fused one), ``CHUNK`` positions at a time with
+    the state carried across, so a long text needs little memory. The model's own mode is restored.
+    """
+    spans, ids, unknown = tokenize_positions(vocab, text)
+    fed = ids >= 0  # (P,)
+    P, H, K = len(ids), model.rnn.hidden_size, model.rnn.num_layers
+    names = ["hidden", "cell"] if model.config.cell == "lstm" else ["hidden"]
+    states = {(layer, name): np.full((P, H), np.nan, dtype=np.float32) for layer in range(K) for name in names}
+    k = min(top, model.vocab_size)
+    top_ids = np.full((P, k), -1, dtype=np.int64)
+    top_probs = np.zeros((P, k), dtype=np.float32)
+
+    positions = np.flatnonzero(fed)  # (T,) where each fed token sits
+    tokens = torch.from_numpy(ids[positions])  # (T,)
+    was_training = model.training
+    model.eval()
+    try:
+        state = None
+        for start in range(0, len(tokens), CHUNK):
+            chunk = tokens[start : start + CHUNK].unsqueeze(0)  # (1, L)
+            where = positions[start : start + CHUNK]  # (L,)
+            trace = model.rnn.trace(_inputs(model, chunk), state)
+            state = trace.state
+            states_of = {"hidden": trace.hidden, "cell": trace.cell}  # each (K, 1, L, H), batch first
+            for (layer, name), values in states.items():
+                values[where] = states_of[name][layer, 0].numpy()
+            probs = F.softmax(model.decoder(trace.output), dim=-1)[0]  # (L, V)
+            best = probs.topk(k, dim=-1)  # (L, k) each
+            top_ids[where] = best.indices.numpy()
+            top_probs[where] = best.values.numpy()
+    finally:
+        model.train(was_training)
+    return Activations(text=text, level=vocab.level, cell=model.config.cell, spans=spans, fed=fed, unknown=unknown,
+                       states=states, top_ids=top_ids, top_probs=top_probs, symbols=list(vocab.symbols))
+
+
+def _inputs(model: LanguageModel, tokens: torch.Tensor) -> torch.Tensor:
+    """The recurrent layers' input for ``tokens`` (1, L), as LanguageModel.forward builds it in eval mode."""
+    if model.embedding is not None:
+        return model.embedding(tokens)  # (1, L, E)
+    return F.one_hot(tokens, model.vocab_size).to(model.decoder.weight.dtype)  # (1, L, V)

@@ -1,0 +1,283 @@
+r"""Interpretable features of a text, one value per character, and the units that follow them.
+
+Karpathy, Johnson & Fei-Fei (2015, "Visualizing and understanding recurrent networks") found LSTM
+cells that switch on inside quotes, count the position in a line or track the depth of nested code.
+:func:`text_features` computes such features for any text; :func:`rank_units` correlates every unit
+of every layer with each feature, so the "quote cell" is found without searching by hand.
+
+Every feature describes the reader's situation *after* reading character i, which is what the
+hidden state h_i can know:
+
+==================  =========================================================================
+``in_string``       1 inside a string literal: from its opening quote (inclusive) to its closing
+                    quote (exclusive: after reading the closing quote the reader is outside).
+                    Python's ', ", ''' and \"\"\" with escapes and prefixes (r, b, f, u).
+``in_brackets``     1 while at least one (, [ or { is open (outside strings and comments).
+``bracket_depth``   how many (, [ and { are open: "(" itself counts 1, the matching ")" 0.
+``indent``          the indentation of the character's line in columns (tabs to multiples of 8,
+                    as Python reads them), as far as it is read: within the leading whitespace
+                    the width up to and including the character. The newline belongs to the
+                    line it ends.
+``line_position``   the column of the character in its line (0 for the first; the newline's
+                    column is the line's length).
+==================  =========================================================================
+
+String literals and comments come from Python's own :mod:`tokenize` when the text is Python it can
+read (exact for valid code; a text cut in the middle of a statement or a string is still read up to
+the cut). Text it cannot read (prose, code cut inside an indented block) goes through a small scanner
+with the same rules, which agrees with :mod:`tokenize` on valid code.
+
+Example::
+
+    >>> features = text_features('x = f("a(b")  # c\n')
+    >>> features["in_string"][:12].tolist()
+    [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0, 0.0, 0.0]
+    >>> features["bracket_depth"][:12].tolist()
+    [0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0]
+"""
+
+from __future__ import annotations
+
+import io
+import tokenize
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+FEATURES = {
+    "in_string": "inside a string literal",
+    "in_brackets": "inside brackets or parentheses",
+    "bracket_depth": "bracket / parenthesis depth",
+    "indent": "indentation of the line",
+    "line_position": "position in the line",
+}
+OPENERS, CLOSERS = "([{", ")]}"
+STRING_PREFIX = "rRbBfFuU"
+
+
+def text_features(text: str, starts: Sequence[int] | np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """The features of :data:`FEATURES` for ``text``, each a float64 array of shape (len(text),).
+
+    Args:
+        starts: if given, the offsets at which to read the features (a word-level model reads them at
+            the first character of each word): every array then has shape (len(starts),).
+    """
+    strings, comments = literal_masks(text)
+    code = ~(strings | comments)  # (T,) brackets count only here
+    chars = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32) if text else np.zeros(0, np.uint32)  # (T,)
+    step = np.zeros(len(text), dtype=np.int64)  # (T,) +1 at an opener, -1 at a closer
+    for opener in OPENERS:
+        step[(chars == ord(opener)) & code] = 1
+    for closer in CLOSERS:
+        step[(chars == ord(closer)) & code] = -1
+    depth = _clamped_cumsum(step)
+    indent, column = _line_geometry(text)
+    features = {
+        "in_string": strings.astype(np.float64),
+        "in_brackets": (depth > 0).astype(np.float64),
+        "bracket_depth": depth.astype(np.float64),
+        "indent": indent.astype(np.float64),
+        "line_position": column.astype(np.float64),
+    }
+    if starts is not None:
+        index = np.asarray(starts, dtype=np.int64)
+        features = {name: values[index] for name, values in features.items()}
+    return features
+
+
+def _clamped_cumsum(step: np.ndarray) -> np.ndarray:
+    """Running sum of ``step`` that never goes below 0: a text that starts inside brackets closes some
+    it never opened, and those closers must not push later depths negative."""
+    depth = np.zeros(len(step), dtype=np.int64)
+    level = 0
+    for i, change in enumerate(step.tolist()):
+        level = max(0, level + change)
+        depth[i] = level
+    return depth
+
+
+def _line_geometry(text: str) -> tuple[np.ndarray, np.ndarray]:
+    """(indentation of each character's line in columns, column of each character), each (T,)."""
+    indent = np.zeros(len(text), dtype=np.int64)
+    column = np.zeros(len(text), dtype=np.int64)
+    start = 0
+    for line in text.splitlines(keepends=True):
+        body = line.rstrip("\n")
+        lead = len(body) - len(body.lstrip(" \t"))
+        indent[start : start + len(line)] = len(body[:lead].expandtabs(8))
+        # Within the leading whitespace only the part read so far is known.
+        indent[start : start + lead] = [len(body[: j + 1].expandtabs(8)) for j in range(lead)]
+        column[start : start + len(line)] = np.arange(len(line))
+        start += len(line)
+    return indent, column
+
+
+# ------------------------------------------------------------------------------------------- strings
+
+
+def literal_masks(text: str) -> tuple[np.ndarray, np.ndarray]:
+    """(inside a string literal, inside a comment), boolean arrays of shape (len(text),).
+
+    A string is marked from its opening quote to just before its last closing quote character; a
+    comment from its ``#`` to the end of its line (the newline excluded). Uses :mod:`tokenize`, and
+    :func:`scan_literals` where the text is not Python that tokenize can read.
+    """
+    try:
+        return tokenize_literals(text)
+    except (tokenize.TokenError, SyntaxError):
+        return scan_literals(text)
+
+
+def tokenize_literals(text: str) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`literal_masks` from Python's tokenizer; raises ``tokenize.TokenError`` or ``SyntaxError``
+    (e.g. an unmatched dedent) where it cannot read the text.
+
+    A text that ends inside an open bracket, or inside a string, is still read: every token before the
+    end is complete, and an unterminated string runs to the end of the text.
+    """
+    strings = np.zeros(len(text), dtype=bool)
+    comments = np.zeros(len(text), dtype=bool)
+    line_starts = np.cumsum([0] + [len(line) for line in text.splitlines(keepends=True)])
+    offset = lambda row_col: int(line_starts[row_col[0] - 1]) + row_col[1]  # noqa: E731  (1-based row, col)
+    fstring_start = getattr(tokenize, "FSTRING_START", None)  # Python 3.12+ splits f-strings into parts
+    fstring_end = getattr(tokenize, "FSTRING_END", None)
+    open_fstrings: list[int] = []
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(text).readline):
+            if token.type == tokenize.STRING:
+                _mark_string(strings, text, offset(token.start), offset(token.end))
+            elif token.type == tokenize.COMMENT:
+                comments[offset(token.start) : offset(token.end)] = True
+            elif fstring_start is not None and token.type == fstring_start:
+                open_fstrings.append(offset(token.start))
+            elif fstring_end is not None and token.type == fstring_end and open_fstrings:
+                _mark_string(strings, text, open_fstrings.pop(), offset(token.end))
+    except tokenize.TokenError as error:
+        message, position = error.args
+        if "string" in message:
+            _mark_string(strings, text, offset(position), len(text) + 1)  # unterminated: to the end
+        elif "statement" not in message:
+            raise
+    if open_fstrings:
+        _mark_string(strings, text, open_fstrings[0], len(text) + 1)
+    return strings, comments
+
+
+def _mark_string(strings: np.ndarray, text: str, start: int, end: int) -> None:
+    """Mark the string token text[start:end] from its first quote to before its last character."""
+    while start < end and text[start] in STRING_PREFIX:
+        start += 1
+    strings[start : end - 1] = True
+
+
+def scan_literals(text: str) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`literal_masks` by a direct scan, for any text (the fallback when tokenize cannot read it).
+
+    Outside a string, ``#`` starts a comment and ' or " (tripled or not) starts a string; inside, a
+    backslash escapes the next character (raw strings too: ``r"\\""`` is one string, as in Python)
+    and only the same quote (same count) closes it. A single-quoted string left open at the end of a
+    line closes there, as Python's tokenizer gives up on it at the line end.
+    """
+    strings = np.zeros(len(text), dtype=bool)
+    comments = np.zeros(len(text), dtype=bool)
+    i, n = 0, len(text)
+    while i < n:
+        char = text[i]
+        if char == "#":
+            end = text.find("\n", i)
+            end = n if end < 0 else end
+            comments[i:end] = True
+            i = end
+        elif char in "'\"":
+            quote = char * 3 if text.startswith(char * 3, i) else char
+            j = i + len(quote)
+            while j < n and not text.startswith(quote, j):
+                if text[j] == "\\":
+                    j += 2
+                    continue
+                if text[j] == "\n" and len(quote) == 1:
+                    break
+                j += 1
+            closed = j < n and text.startswith(quote, j)
+            end = j + len(quote) if closed else min(j, n) + 1
+            strings[i : end - 1] = True
+            i = end if closed else min(j, n)
+        elif char == "\\":
+            i += 2  # a backslash outside a string (line continuation) cannot open one
+        else:
+            i += 1
+    return strings, comments
+
+
+# ------------------------------------------------------------------------------------------- ranking
+
+
+@dataclass(frozen=True)
+class UnitMatch:
+    """One unit and its Pearson correlation with a feature.
+
+    Attributes:
+        layer: 0 for the first recurrent layer. state: ``"hidden"`` (h_t) or ``"cell"`` (c_t, LSTM).
+        unit: index within the layer, 0 to H - 1. correlation: Pearson r over the characters, in [-1, 1].
+    """
+
+    layer: int
+    state: str
+    unit: int
+    correlation: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def correlations(values: np.ndarray, feature: np.ndarray) -> np.ndarray:
+    r"""Pearson correlation of every column of ``values`` (P, H) with ``feature`` (P,): shape (H,).
+
+    .. math:: r_j = \frac{\sum_p (a_{pj} - \bar a_j)(f_p - \bar f)}
+                         {\sqrt{\sum_p (a_{pj} - \bar a_j)^2 \sum_p (f_p - \bar f)^2}}
+
+    A constant column, or a constant feature, has no correlation: NaN.
+    """
+    a = values - values.mean(axis=0)  # (P, H)
+    f = feature - feature.mean()  # (P,)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = (a * f[:, None]).sum(axis=0) / np.sqrt((a * a).sum(axis=0) * (f * f).sum())  # (H,)
+    # Tested on the raw values: a constant column minus its rounded mean is tiny but not 0, and its r would be noise.
+    r[np.ptp(values, axis=0) == 0] = np.nan
+    if np.ptp(feature) == 0:
+        r[:] = np.nan
+    return r
+
+
+def rank_units(states: Mapping[tuple[int, str], np.ndarray], features: Mapping[str, np.ndarray],
+               top: int = 5, mask: np.ndarray | None = None) -> dict[str, list[UnitMatch]]:
+    """The ``top`` units most correlated (by |r|) with each feature, best first.
+
+    Args:
+        states: (layer, state) → activations (P, H), one row per position of the text (as
+            :attr:`rnnkit.viz.Activations.states`); rows that hold NaN are left out.
+        features: name → values (P,) at the same positions (as :func:`text_features` gives).
+        top: how many units to keep per feature.
+        mask: (P,) booleans: only these positions count (default: every row without NaN).
+
+    Returns:
+        feature name → list of :class:`UnitMatch`, sorted by decreasing |correlation|; empty for a
+        feature that is constant over the text (no brackets at all, say), since nothing correlates
+        with a constant.
+    """
+    ranking: dict[str, list[UnitMatch]] = {}
+    for name, feature in features.items():
+        feature = np.asarray(feature, dtype=np.float64)
+        matches = []
+        for (layer, state), values in states.items():
+            values = np.asarray(values, dtype=np.float64)  # (P, H)
+            keep = ~np.isnan(values).any(axis=1) if mask is None else np.asarray(mask, dtype=bool)  # (P,)
+            if keep.sum() < 2:
+                continue
+            r = correlations(values[keep], feature[keep])  # (H,)
+            for unit in np.flatnonzero(~np.isnan(r)):
+                matches.append(UnitMatch(int(layer), state, int(unit), float(r[unit])))
+        matches.sort(key=lambda m: (-abs(m.correlation), m.layer, m.state, m.unit))
+        ranking[name] = matches[:top]
+    return ranking

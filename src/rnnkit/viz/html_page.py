@@ -1,0 +1,145 @@
+r"""The hidden-unit page: one self-contained HTML file (inline CSS, script and data; no server, no network).
+
+The page shows the text with each position's background coloured by the chosen unit's activation on a
+diverging scale (blue −1, white 0, red +1; h_t is used as is, since tanh keeps it in [−1, 1], and c_t is
+divided by the unit's largest |c_t| over the text); pickers over layer, state (h / c) and unit recolour
+it in place; hovering a position shows the unit's value and the model's top-5 next-token predictions;
+a panel lists, per feature, the best-matching units with their correlation (a click selects one).
+Positions the model could not read (characters outside its vocabulary) are greyed.
+
+The data sits in ``<script type="application/json" id="rnnkit-data">``, written by :func:`page_data`::
+
+    {"title": str, "level": "char" | "word", "cell": str, "layers": K, "hidden": H, "states": ["hidden", "cell"],
+     "text": str, "spans": [[start, end], ...] (P), "notFed": [position, ...], "unknown": [position, ...],
+     "activations": {"LAYER/STATE": {"scale": [s_0, ..., s_{H-1}], "q": BASE64}},
+     "top": {"symbols": [str, ...], "ids": [[j, ...] | null, ...] (P), "probs": [[p, ...] | null, ...] (P)},
+     "features": {name: description}, "ranking": {name: [{"layer", "state", "unit", "correlation"}, ...]},
+     "selected": {"layer": int, "state": str, "unit": int}}
+
+Activations are stored as signed bytes to keep the page small (h and c of a 2 × 256 LSTM over 5,000
+characters: 5.1 MB of bytes, 6.8 MB in base64, against about 25 MB as JSON numbers of 3 digits): ``q`` is the base64 of an int8 array laid out unit by
+unit, (H, P), with activation ≈ q / 127 · s_unit (s = 1 for h, or max |h| if larger; s = max |c| for c), a
+resolution of 1/127 of the unit's range, finer than a colour can show. Probabilities are rounded to 3
+digits; ``top.ids`` index into ``top.symbols``, the symbols that occur among the predictions.
+
+Escaping: the text is put into the page only through the JSON (inserted with ``textContent``, never as
+HTML), and the JSON has ``<``, ``>`` and ``&`` written as ``\u003c`` etc., so no text (``</script>``
+included) can end the script element early; the title is HTML-escaped.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from ..train.checkpoint import write_atomic
+from .activations import Activations
+from .features import FEATURES, UnitMatch
+
+QUANTUM = 127
+
+
+def page_data(activations: Activations, ranking: dict[str, list[UnitMatch]], selected: dict, title: str) -> dict:
+    """The JSON object the page reads (format in the module docstring)."""
+    a = activations
+    fed = a.fed
+    encoded = {}
+    for (layer, state), values in a.states.items():
+        values = np.where(fed[:, None], values, 0.0)  # (P, H) no NaN
+        largest = np.abs(values).max(axis=0) if len(values) else np.zeros(values.shape[1])  # (H,)
+        scale = np.maximum(largest, 1.0) if state == "hidden" else np.where(largest > 0, largest, 1.0)  # (H,)
+        q = np.rint(values / scale * QUANTUM).clip(-QUANTUM, QUANTUM).astype(np.int8)  # (P, H)
+        encoded[f"{layer}/{state}"] = {
+            "scale": [float(f"{s:.4g}") for s in scale],
+            "q": base64.b64encode(np.ascontiguousarray(q.T).tobytes()).decode("ascii"),  # (H, P) unit-major
+        }
+    used = sorted(set(a.top_ids[fed].ravel().tolist()) - {-1})
+    local = {token: i for i, token in enumerate(used)}
+    ids = [[local[t] for t in row] if ok else None for row, ok in zip(a.top_ids.tolist(), fed.tolist())]
+    probs = [[round(p, 3) for p in row] if ok else None for row, ok in zip(a.top_probs.tolist(), fed.tolist())]
+    return {
+        "title": title,
+        "level": a.level,
+        "cell": a.cell,
+        "layers": a.num_layers,
+        "hidden": a.hidden_size,
+        "states": a.state_names,
+        "text": a.text,
+        "spans": a.spans.tolist(),
+        "notFed": np.flatnonzero(~fed).tolist(),
+        "unknown": np.flatnonzero(a.unknown).tolist(),
+        "activations": encoded,
+        "top": {"symbols": [a.symbols[t] for t in used], "ids": ids, "probs": probs},
+        "features": dict(FEATURES),
+        "ranking": {name: [m.to_dict() for m in matches] for name, matches in ranking.items()},
+        "selected": selected,
+    }
+
+
+def script_json(data: dict) -> str:
+    """``data`` as JSON that is safe inside a ``<script>`` element: ``<``, ``>``, ``&`` and the JavaScript
+    line separators U+2028/U+2029 escaped (they can only occur inside JSON strings, where the escapes
+    mean the same characters)."""
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    for char in "<>&\u2028\u2029":
+        text = text.replace(char, f"\\u{ord(char):04x}")
+    return text
+
+
+def render_page(data: dict) -> str:
+    """The whole HTML document for ``data``."""
+    css = resources.files(__package__).joinpath("page.css").read_text(encoding="utf-8")
+    script = resources.files(__package__).joinpath("page.js").read_text(encoding="utf-8")
+    title = html.escape(data["title"])
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>rnnkit explain: {title}</title>
+<link rel="icon" href="data:,">
+<style>
+{css}</style>
+</head>
+<body>
+<header>
+  <h1>Inside the network: <span class="run">{title}</span></h1>
+  <p id="model"></p>
+  <div id="picker">
+    <label>layer <select id="layer"></select></label>
+    <label>state <select id="state"></select></label>
+    <label>unit <button id="prev" type="button" title="previous unit">&#9664;</button><input id="unit" type="number" min="0" step="1"><button id="next" type="button" title="next unit">&#9654;</button></label>
+    <span id="legend"><span class="swatch neg"></span><span id="low"></span> <span class="bar"></span> <span id="high"></span><span class="swatch pos"></span></span>
+  </div>
+</header>
+<main>
+  <pre id="text"></pre>
+  <aside id="ranking"><h2>Units that follow a feature</h2><p class="hint">Pearson correlation over the text; click a unit to show it.</p></aside>
+</main>
+<div id="tip" hidden></div>
+<script type="application/json" id="rnnkit-data">{script_json(data)}</script>
+<script>
+{script}</script>
+</body>
+</html>
+"""
+
+
+def write_page(path: str | Path, activations: Activations, ranking: dict[str, list[UnitMatch]],
+               selected: dict | None = None, title: str = "") -> Path:
+    """Write the page for ``activations`` and ``ranking`` (from :func:`rnnkit.viz.rank_units`) to ``path``
+    atomically (an existing file is replaced only by a complete page) and return the path.
+
+    Args:
+        selected: the unit shown first, ``{"layer": int, "state": "hidden" | "cell", "unit": int}``;
+            default: layer 0, hidden, unit 0.
+        title: what the page is about (e.g. the run directory), shown in its heading.
+    """
+    path = Path(path)
+    selected = selected or {"layer": 0, "state": "hidden", "unit": 0}
+    write_atomic(path, render_page(page_data(activations, ranking, selected, title)).encode("utf-8"))
+    return path

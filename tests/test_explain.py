@@ -1,0 +1,249 @@
+"""`rnnkit explain` and rnnkit.viz on tiny language models trained for a few steps: the activations match the
+model's own forward pass, the page carries the text and the data safely, the ranking is printed, and every bad
+input gives one line, exit status 2 and no page."""
+
+import base64
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from rnnkit.cli import main
+from rnnkit.tasks.lm import load_trained
+from rnnkit.train import RunDirectory
+from rnnkit.viz import FEATURES, collect_activations, rank_units, text_features, write_page
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+TRAIN_TEXT = "".join(f"def f{i}(x):\n    s = '</script> & <b>'\n    return [x, (s, {i % 7})]\n\n" for i in range(30))
+PROBE = "def f(x):\n    s = '</script> & <b>'\n    return [x, (s, 3)]\n"
+TINY = ["--hidden", "8", "--seq-len", "10", "--batch-size", "4", "--max-steps", "5", "--seed", "0", "--quiet", "--json"]
+
+
+def run_cli(capsys, *args) -> tuple[int, str, str]:
+    """Run `rnnkit ARGS` in this process; returns (exit status, stdout, stderr)."""
+    try:
+        main([str(arg) for arg in args])
+        code = 0
+    except SystemExit as exit:
+        code = exit.code if isinstance(exit.code, int) else 1
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def train(directory: Path, *extra: str) -> Path:
+    data = directory.parent / "train.txt"
+    data.write_text(TRAIN_TEXT)
+    try:
+        main(["train", "lm", "--data", str(data), *TINY, *extra, "--out", str(directory)])
+    except SystemExit as exit:
+        assert exit.code in (0, None)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    return {
+        "lstm": train(root / "lstm", "--layers", "2"),
+        "gru": train(root / "gru", "--layers", "1", "--cell", "gru"),
+        "word": train(root / "word", "--layers", "1", "--level", "word"),
+    }
+
+
+@pytest.fixture
+def probe(tmp_path):
+    path = tmp_path / "probe.py"
+    path.write_text(PROBE)
+    return path
+
+
+def page_data(page: Path) -> dict:
+    """The JSON data of a page, read back the way the browser does."""
+    match = re.search(r'<script type="application/json" id="rnnkit-data">(.*?)</script>', page.read_text(), re.S)
+    return json.loads(match.group(1))
+
+
+def assert_one_line_error(code, stderr, *words):
+    assert code == 2, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), stderr
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+# ------------------------------------------------------------------------------------------- the Python API
+
+
+def test_activations_match_the_models_forward_pass(runs):
+    model, vocab, _ = load_trained(runs["lstm"])
+    activations = collect_activations(model, vocab, PROBE)
+    assert activations.fed.all() and activations.states.keys() == {(0, "hidden"), (0, "cell"), (1, "hidden"), (1, "cell")}
+    with torch.no_grad():
+        logits, (h_n, c_n) = model(vocab.encode(PROBE).unsqueeze(0))  # (1, P, V)
+    probs = torch.softmax(logits[0], -1)  # (P, V)
+    best = probs.topk(5, -1)
+    np.testing.assert_array_equal(activations.top_ids, best.indices.numpy())
+    np.testing.assert_allclose(activations.top_probs, best.values.numpy(), atol=1e-5)
+    np.testing.assert_allclose(activations.states[(1, "hidden")][-1], h_n[1, 0].numpy(), atol=1e-5)
+    np.testing.assert_allclose(activations.states[(0, "cell")][-1], c_n[0, 0].numpy(), atol=1e-5)
+    assert activations.predictions(0)[0] == (vocab.symbols[best.indices[0, 0]], pytest.approx(best.values[0, 0].item()))
+
+
+def test_characters_outside_the_vocabulary_are_skipped_not_fed(runs):
+    model, vocab, _ = load_trained(runs["lstm"])
+    activations = collect_activations(model, vocab, "def é(x):")
+    plain = collect_activations(model, vocab, "def (x):")
+    assert activations.fed.tolist() == [True] * 4 + [False] + [True] * 4
+    assert activations.unknown.tolist() == (~activations.fed).tolist()
+    assert np.isnan(activations.states[(0, "hidden")][4]).all() and activations.top_ids[4].tolist() == [-1] * 5
+    # The model reads on as if the character were not there.
+    np.testing.assert_allclose(activations.states[(1, "cell")][activations.fed], plain.states[(1, "cell")], atol=1e-6)
+    assert activations.predictions(4) == []
+
+
+def test_word_model_positions_are_words_and_newlines(runs):
+    model, vocab, _ = load_trained(runs["word"])
+    text = "def f(x):\n    zebra return\n"
+    activations = collect_activations(model, vocab, text)
+    pieces = [text[a:b] for a, b in activations.spans]
+    assert pieces == ["def", "f(x):", "\n", "zebra", "return", "\n"]
+    assert activations.unknown.tolist() == [False, True, False, True, False, False]  # read as <unk>
+    assert activations.fed.all() and activations.states[(0, "hidden")].shape == (6, 8)
+    assert activations.state_names == ["hidden", "cell"]
+
+
+def test_page_holds_the_text_and_quantised_activations(runs, tmp_path):
+    model, vocab, _ = load_trained(runs["lstm"])
+    text = PROBE + "é\u2028"
+    activations = collect_activations(model, vocab, text)
+    ranking = rank_units(activations.states, text_features(text, activations.spans[:, 0]), mask=activations.fed)
+    page = write_page(tmp_path / "page.html", activations, ranking, {"layer": 1, "state": "cell", "unit": 3}, "<run>")
+    html = page.read_text()
+    assert html.count("</script>") == 2  # the text's own </script> is escaped inside the JSON
+    assert "&lt;run&gt;" in html and "<run>" not in html
+    data = page_data(page)
+    assert data["text"] == text and data["selected"] == {"layer": 1, "state": "cell", "unit": 3}
+    assert "\u2028" not in html  # a line separator ends a JavaScript string in older engines: escaped
+    assert data["notFed"] == [len(PROBE), len(PROBE) + 1] and data["top"]["ids"][len(PROBE)] is None
+    for (layer, state), values in activations.states.items():
+        block = data["activations"][f"{layer}/{state}"]
+        q = np.frombuffer(base64.b64decode(block["q"]), dtype=np.int8).reshape(8, len(activations.spans))  # (H, P)
+        restored = q.T / 127 * np.array(block["scale"])  # (P, H)
+        fed = activations.fed
+        np.testing.assert_allclose(restored[fed], values[fed], atol=np.max(block["scale"]) / 127 + 1e-3)
+        if state == "hidden":
+            assert block["scale"] == [1.0] * 8  # h is tanh-bounded: shown on the fixed -1..1 scale
+    symbols = data["top"]["symbols"]
+    assert [(symbols[i], p) for i, p in zip(data["top"]["ids"][0], data["top"]["probs"][0])] == \
+        [(s, round(p, 3)) for s, p in activations.predictions(0)]
+
+
+# ------------------------------------------------------------------------------------------- the command
+
+
+def test_explain_writes_the_page_and_prints_the_ranking(capsys, runs, probe, tmp_path):
+    page = tmp_path / "units.html"
+    code, stdout, stderr = run_cli(capsys, "explain", runs["lstm"], "--text", probe, "--out", page, "--json", "--top", "3")
+    assert code == 0, stderr
+    ranking = json.loads(stdout)
+    assert list(ranking) == list(FEATURES)
+    for matches in ranking.values():
+        assert 1 <= len(matches) <= 3
+        assert [abs(m["correlation"]) for m in matches] == sorted((abs(m["correlation"]) for m in matches), reverse=True)
+        for m in matches:
+            assert 0 <= m["layer"] < 2 and m["state"] in ("hidden", "cell") and 0 <= m["unit"] < 8
+    data = page_data(page)
+    assert data["text"] == PROBE and data["ranking"] == ranking
+    best = max((m for matches in ranking.values() for m in matches), key=lambda m: abs(m["correlation"]))
+    assert data["selected"] == {k: best[k] for k in ("layer", "state", "unit")}  # shown first: the best unit
+
+    code, stdout, stderr = run_cli(capsys, "explain", runs["lstm"], "--text", probe, "--layer", "0", "--state", "hidden",
+                                   "--unit", "5")
+    assert code == 0, stderr
+    default_page = runs["lstm"] / "explain.html"
+    assert stdout.splitlines()[0].startswith(f"page: {default_page}")
+    assert "layer 0 hidden unit 5" in stdout.splitlines()[0]
+    assert [line.split("  ")[0] for line in stdout.splitlines()[1:]] == list(FEATURES.values())
+    assert page_data(default_page)["selected"] == {"layer": 0, "state": "hidden", "unit": 5}
+
+
+def test_unknown_characters_are_counted_and_shown(capsys, runs, tmp_path):
+    text = tmp_path / "accents.txt"
+    text.write_text("def f(x):\n    return 'é→é'\n")
+    code, stdout, stderr = run_cli(capsys, "explain", runs["lstm"], "--text", text, "--out", tmp_path / "p.html")
+    assert code == 0, stderr
+    assert stderr.startswith("note: 3 characters of") and "'é', '→'" in stderr and "greyed" in stderr
+    assert page_data(tmp_path / "p.html")["notFed"] == [22, 23, 24]
+
+
+def test_max_chars_cuts_the_text(capsys, runs, probe, tmp_path):
+    code, _, stderr = run_cli(capsys, "explain", runs["gru"], "--text", probe, "--max-chars", "12",
+                              "--out", tmp_path / "p.html")
+    assert code == 0, stderr
+    assert "reading the first 12" in stderr
+    data = page_data(tmp_path / "p.html")
+    assert data["text"] == PROBE[:12] and data["states"] == ["hidden"] and data["cell"] == "gru"
+
+
+def test_word_model_page(capsys, runs, tmp_path):
+    text = tmp_path / "words.txt"
+    text.write_text("def f(x):\n    zebra return [x,\n")
+    code, stdout, stderr = run_cli(capsys, "explain", runs["word"], "--text", text, "--out", tmp_path / "p.html")
+    assert code == 0, stderr
+    assert "2 words of" in stderr and "<unk>" in stderr
+    assert page_data(tmp_path / "p.html")["level"] == "word"
+
+
+# ------------------------------------------------------------------------------------------- bad input
+
+
+@pytest.fixture
+def other_task_run(tmp_path):
+    run = RunDirectory.create(tmp_path / "classifier")
+    run.save(torch.nn.Linear(2, 2), tensors={}, meta={"task": "classify", "configs": {}})
+    return run.path
+
+
+@pytest.mark.parametrize("case, words", [
+    ("other task", ["holds a 'classify' run, not a language model"]),
+    ("not a run", ["is not an rnnkit run directory"]),
+    ("empty text", ["is empty"]),
+    ("blank text", ["is empty"]),
+    ("missing text", ["no such file"]),
+    ("no known character", ["none of the characters", "vocabulary"]),
+    ("layer", ["--layer 2 is out of range", "0 to 1"]),
+    ("unit", ["--unit 8 is out of range", "0 to 7"]),
+    ("cell of a GRU", ["GRU", "no cell state"]),
+    ("out in a missing directory", ["does not exist"]),
+])
+def test_bad_input_one_line_and_nothing_written(capsys, runs, probe, other_task_run, tmp_path, case, words):
+    run, text, extra = runs["lstm"], probe, []
+    page = tmp_path / "page.html"
+    page.write_text("an earlier page")
+    if case == "other task":
+        run = other_task_run
+    elif case == "not a run":
+        run = tmp_path / "plain"
+        run.mkdir()
+    elif case in ("empty text", "blank text", "no known character"):
+        text = tmp_path / "bad.txt"
+        text.write_text({"empty text": "", "blank text": " \n\n", "no known character": "éé→"}[case])
+    elif case == "missing text":
+        text = tmp_path / "nothing.txt"
+    elif case == "layer":
+        extra = ["--layer", "2"]
+    elif case == "unit":
+        extra = ["--unit", "8"]
+    elif case == "cell of a GRU":
+        run, extra = runs["gru"], ["--state", "cell"]
+    elif case == "out in a missing directory":
+        page = tmp_path / "missing" / "page.html"
+    code, stdout, stderr = run_cli(capsys, "explain", run, "--text", text, "--out", page, *extra)
+    assert_one_line_error(code, stderr, *words)
+    assert stdout == ""
+    if page.parent.is_dir():
+        assert page.read_text() == "an earlier page"  # a refused command leaves the earlier page alone

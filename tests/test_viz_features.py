@@ -1,0 +1,143 @@
+"""rnnkit.viz.features: string literals (tokenize and the fallback scanner agree), brackets, indentation, line
+position, and the ranking of units by correlation."""
+
+import sysconfig
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rnnkit.viz.features import (FEATURES, correlations, literal_masks, rank_units, scan_literals, text_features,
+                                 tokenize_literals)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def marked(text: str, mask: np.ndarray) -> str:
+    """The characters of ``text`` under ``mask``, joined: easy to read in an assertion."""
+    return "".join(c for c, m in zip(text, mask) if m)
+
+
+def strings_of(text: str) -> str:
+    return marked(text, text_features(text)["in_string"] > 0)
+
+
+# ------------------------------------------------------------------------------------------- strings
+
+
+@pytest.mark.parametrize("text, inside", [
+    ("x = 'ab' + \"cd\"\n", "'ab\"cd"),                         # opening quote in, closing quote out
+    ("s = '''a\n'b'\n'''\n", "'''a\n'b'\n''"),                 # triple quotes span lines and hold single quotes
+    ('s = "say \\"hi\\""\n', '"say \\"hi\\"'),                 # escaped quotes do not close the string
+    ("s = r'\\d+' + b'x' + f'{y}'\n", "'\\d+'x'{y}"),           # prefixes are outside, the quote is inside
+    ("# it's a comment\nx = 1\n", ""),                          # a quote in a comment opens nothing
+    ("s = '#not a comment'  # but 'this' is\n", "'#not a comment"),
+    ("s = ''\n", "'"),                                          # the empty string: its opening quote
+])
+def test_string_literals(text, inside):
+    assert strings_of(text) == inside
+    assert marked(text, scan_literals(text)[0]) == inside  # the fallback scanner agrees
+
+
+def test_text_cut_inside_a_string_or_a_bracket_is_still_read_by_tokenize():
+    text = 'def f(x):\n    """Doc with \'quote\'\n    still the doc'
+    strings, _ = tokenize_literals(text)
+    assert marked(text, strings) == '"""Doc with \'quote\'\n    still the doc'
+    text = "y = f('a',\n      'b'"
+    assert marked(text, tokenize_literals(text)[0]) == "'a'b"
+
+
+def test_text_tokenize_refuses_falls_back_to_the_scanner():
+    text = "        x = 1\n    y = 'a'\n"  # dedent to a level never opened: tokenize raises IndentationError
+    with pytest.raises(SyntaxError):
+        tokenize_literals(text)
+    assert marked(text, literal_masks(text)[0]) == "'a"
+
+
+@pytest.mark.parametrize("name", ["textwrap.py", "json/decoder.py", "tokenize.py", "shlex.py"])
+def test_scanner_agrees_with_tokenize_on_stdlib_source(name):
+    text = (Path(sysconfig.get_paths()["stdlib"]) / name).read_text(encoding="utf-8")
+    by_tokenize, by_scanner = tokenize_literals(text), scan_literals(text)
+    assert by_tokenize[0].sum() > 1000  # real code with many strings: the comparison means something
+    np.testing.assert_array_equal(by_tokenize[0], by_scanner[0])
+    np.testing.assert_array_equal(by_tokenize[1], by_scanner[1])
+
+
+# ------------------------------------------------------------------------------------------- brackets, lines
+
+
+def test_bracket_depth_ignores_strings_and_comments():
+    text = "f(a[1], '(', {2}) # (\n"
+    depth = text_features(text)["bracket_depth"]
+    assert depth.tolist() == [0, 1, 1, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 1, 0, 0, 0, 0, 0, 0]
+    assert (text_features(text)["in_brackets"] == (depth > 0)).all()
+
+
+def test_unmatched_closer_does_not_go_negative():
+    text = "x)\n(y"
+    assert text_features(text)["bracket_depth"].tolist() == [0, 0, 0, 1, 1]
+
+
+def test_indent_and_line_position():
+    text = "a\n    bc\n\tx\n"
+    features = text_features(text)
+    assert features["indent"].tolist() == [0, 0, 1, 2, 3, 4, 4, 4, 4, 8, 8, 8]  # as far as read
+    assert features["line_position"].tolist() == [0, 1, 0, 1, 2, 3, 4, 5, 6, 0, 1, 2]
+
+
+def test_starts_pick_the_features_of_positions():
+    text = "def f(x):\n    return 'y'\n"
+    full = text_features(text)
+    starts = [0, 4, 14, 21]
+    picked = text_features(text, starts)
+    assert set(picked) == set(FEATURES)
+    for name in FEATURES:
+        assert picked[name].tolist() == full[name][starts].tolist()
+    assert picked["in_string"].tolist() == [0, 0, 0, 1]
+
+
+def test_empty_text_gives_empty_features():
+    assert all(len(values) == 0 for values in text_features("").values())
+
+
+# ------------------------------------------------------------------------------------------- ranking
+
+
+def test_correlations_match_numpy_and_constant_columns_have_none():
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=(50, 4))
+    values[:, 2] = 0.3  # a constant unit
+    feature = rng.normal(size=50)
+    r = correlations(values, feature)
+    for j in (0, 1, 3):
+        assert r[j] == pytest.approx(np.corrcoef(values[:, j], feature)[0, 1])
+    assert np.isnan(r[2])
+    assert np.isnan(correlations(values, np.ones(50))).all()
+
+
+def test_rank_units_finds_a_planted_unit_with_its_sign():
+    rng = np.random.default_rng(1)
+    P, H = 400, 6
+    feature = (rng.random(P) < 0.3).astype(float)
+    states = {(0, "hidden"): rng.normal(size=(P, H)), (1, "hidden"): rng.normal(size=(P, H)),
+              (1, "cell"): rng.normal(size=(P, H))}
+    states[(1, "cell")][:, 4] = -2 * feature + 0.1 * rng.normal(size=P)  # strongly anti-correlated
+    states[(0, "hidden")][:, 2] = feature + 1.0 * rng.normal(size=P)      # weakly correlated
+    ranking = rank_units(states, {"in_string": feature, "indent": np.zeros(P)}, top=3)
+    best = ranking["in_string"]
+    assert len(best) == 3
+    assert (best[0].layer, best[0].state, best[0].unit) == (1, "cell", 4) and best[0].correlation < -0.95
+    assert (best[1].layer, best[1].state, best[1].unit) == (0, "hidden", 2) and 0.2 < best[1].correlation < 0.6
+    assert abs(best[1].correlation) >= abs(best[2].correlation)
+    assert ranking["indent"] == []  # a constant feature correlates with nothing
+    assert best[0].to_dict() == {"layer": 1, "state": "cell", "unit": 4, "correlation": best[0].correlation}
+
+
+def test_rank_units_leaves_out_positions_not_fed():
+    feature = np.array([0.0, 1.0, 0.0, 1.0, 5.0])
+    values = np.array([[0.0], [1.0], [0.0], [1.0], [np.nan]])  # position 4 was not read by the model
+    ranking = rank_units({(0, "hidden"): values}, {"f": feature})
+    assert ranking["f"][0].correlation == pytest.approx(1.0)
+    masked = rank_units({(0, "hidden"): np.nan_to_num(values)}, {"f": feature},
+                        mask=np.array([True, True, True, True, False]))
+    assert masked["f"][0].correlation == pytest.approx(1.0)
