@@ -1,19 +1,218 @@
-"""rnnkit train forecast: being written in this session (placeholder so that the command group imports)."""
+"""``rnnkit train forecast``, and ``rnnkit evaluate`` / ``rnnkit predict`` of a forecast run.
+
+    rnnkit train forecast --data CSV --target COL [--features COL,...] [--date-column COL] --window N
+        [--horizon H] [--season M] [--test-fraction 0.2] [--valid-fraction 0.1] [--scale standard|none]
+        [--log/--no-log] [--difference/--no-difference] [network and training flags] [--out DIR] [--json]
+    rnnkit evaluate DIR --data CSV [--checkpoint latest|best] [--json]
+    rnnkit predict DIR --data CSV [--output forecast.csv] [--checkpoint latest|best] [--json]
+
+``train`` ends with the holdout backtest of the best checkpoint (by validation MAE) beside the naive and
+seasonal-naive baselines; ``evaluate`` prints the same report for the last --test-fraction of any CSV with the
+run's columns; ``predict`` writes the H values after the end of the series to a CSV (``date,forecast``, or
+``step,forecast`` without dates) and a PNG beside it (same name, ``.png``): history, backtest, actuals, forecast.
+"""
+
+import csv
+import io
+import json
+import sys
+from pathlib import Path
 
 import click
+import numpy as np
+from tqdm import tqdm
 
+from rnnkit.cli_options import Positive, absolute, config_option, explicit_options, new_run_path, recurrent_options
+from rnnkit.cli_options import require_task, train_config_from, training_options
+from rnnkit.data.series import future_dates, parse_dates, window_origins
 from rnnkit.errors import InputError
+from rnnkit.train import RunDirectory, distributed
+from rnnkit.train.checkpoint import write_atomic
+
+TASK = "forecast"
+DEFAULT_EPOCHS = 60
+EXIT_INTERRUPTED = 130
+MODEL_FIELDS = {"cell": "cell", "layers": "num_layers", "hidden": "hidden_size", "bidirectional": "bidirectional",
+                "dropout": "dropout", "engine": "engine"}
 
 
 @click.command()
-def train_command() -> None:
-    """Not built yet."""
-    raise InputError("rnnkit train forecast is not built yet")
+@config_option
+@click.option("--data", required=True, metavar="CSV", help="The series: a CSV with a header row, one row per step, oldest first.")
+@click.option("--target", required=True, metavar="COL", help="The column to forecast (always also an input feature).")
+@click.option("--features", metavar="COL,...", help="Further input columns, comma-separated. Default: the target alone.")
+@click.option("--date-column", metavar="COL",
+              help="A column of ISO dates: labels of the forecast, and its frequency suggests --season.")
+@click.option("--window", type=int, required=True, metavar="N", help="Past steps each forecast reads.")
+@click.option("--horizon", type=int, default=1, show_default=True, metavar="H",
+              help="Future steps each forecast gives (direct: all H at once).")
+@click.option("--season", type=Positive, metavar="M",
+              help="Period of the seasonal-naive baseline and of MASE. Default: from the dates (monthly 12, quarterly 4, "
+                   "weekly 52, daily 7, hourly 24), else 1 (no seasonality).")
+@click.option("--test-fraction", type=float, default=0.2, show_default=True,
+              help="The holdout: the last share of the series, never seen in training or model selection.")
+@click.option("--valid-fraction", type=float, default=0.1, show_default=True,
+              help="Validation: the last share of what precedes the holdout; it picks the best checkpoint (0: none).")
+@click.option("--scale", type=click.Choice(["standard", "none"]), default="standard", show_default=True,
+              help="Standardise each column with the training part's mean and deviation.")
+@click.option("--log/--no-log", default=False, show_default=True,
+              help="Model ln(target): for positive series whose trend or seasonal swing grows with the level.")
+@click.option("--difference/--no-difference", default=False, show_default=True,
+              help="Read and predict the target relative to each window's last value (trending series).")
+@recurrent_options(hidden=32, layers=1)
+@training_options(lr=3e-3, epochs=DEFAULT_EPOCHS, batch_size=32)
+@click.pass_context
+def train_command(ctx: click.Context, **options) -> None:
+    """Train a forecaster: a window of past steps in, the next --horizon values of --target out.
+
+    The last --test-fraction is held out and backtested by rolling origin at the end: MAE, RMSE and MASE of the
+    model beside the naive and seasonal-naive forecasts on the same origins.
+    """
+    from rnnkit.tasks.forecast import ForecastDataConfig, format_report, train_forecaster
+
+    explicit = explicit_options(ctx)
+    features = [name.strip() for name in (options["features"] or "").split(",") if name.strip()]
+    data_config = ForecastDataConfig(
+        data=absolute(options["data"]), target=options["target"], features=features,
+        date_column=options["date_column"], window=options["window"], horizon=options["horizon"],
+        season=options["season"], test_fraction=options["test_fraction"], valid_fraction=options["valid_fraction"],
+        scale=options["scale"], log=options["log"], difference=options["difference"],
+        batch_size=options["batch_size"],
+    )
+    model_options = {field: options[option] for option, field in MODEL_FIELDS.items()}
+    train_config = train_config_from(options, explicit, default_epochs=DEFAULT_EPOCHS)
+    run_path = new_run_path(options, TASK)
+
+    dist = distributed.setup(options["device"])
+    try:
+        run_dir = RunDirectory(run_path)
+        if dist.is_main:
+            run_dir = RunDirectory.create(run_path, options["overwrite"])
+        quiet = options["quiet"]
+        report = train_forecaster(
+            data_config, model_options, train_config, run_dir=run_dir, dist=dist,
+            progress_bar=not quiet and not options["as_json"] and sys.stderr.isatty(),
+            log=None if quiet else _log,
+        )
+    finally:
+        distributed.teardown(dist)
+    if not dist.is_main:
+        return
+    if options["as_json"]:
+        click.echo(json.dumps(report))
+    else:
+        _print_training(report, format_report, options["data"])
+    if report["stop_reason"] == "interrupted":
+        sys.exit(EXIT_INTERRUPTED)
 
 
 def evaluate(run_dir, checkpoint, options) -> None:
-    raise InputError("rnnkit evaluate is not built for forecast runs yet")
+    """Backtest the run's model on the last --test-fraction of --data: the same report as training's."""
+    from rnnkit.tasks.forecast import backtest_report, format_report, model_from_checkpoint, series_for
+
+    require_task(checkpoint.meta, TASK, run_dir, "train forecast")
+    _refuse_translation_flags(options)
+    trained = model_from_checkpoint(checkpoint)
+    data, config = series_for(trained, _data_flag(options, run_dir, "evaluate"))
+    report = backtest_report(trained.model, data, config)
+    if options["as_json"]:
+        click.echo(json.dumps(report))
+    else:
+        click.echo(f"{config.data}, model {run_dir} ({checkpoint.path.name})")
+        click.echo(format_report(report))
 
 
 def predict(run_dir, checkpoint, options) -> None:
-    raise InputError("rnnkit predict is not built for forecast runs yet")
+    """Forecast the --horizon steps after the end of --data; write the CSV and its PNG; print both paths."""
+    from rnnkit.tasks.forecast import backtest, forecast_future, model_from_checkpoint, series_for
+    from rnnkit.tasks.forecast_plot import forecast_png
+
+    require_task(checkpoint.meta, TASK, run_dir, "train forecast")
+    if options.get("input_path"):
+        raise InputError("a forecaster reads its series from --data CSV, not --input; give --data")
+    data_path = _data_flag(options, run_dir, "predict")
+    output = Path(options["output"] or "forecast.csv")
+    if output.suffix.lower() == ".png":
+        raise InputError(f"--output {output} ends in .png, the name of the plot written beside the CSV; "
+                         "give a .csv name")
+    if output.is_dir():
+        raise InputError(f"--output {output} is a directory; give a file name such as {output / 'forecast.csv'}")
+    png = output.with_suffix(".png")
+
+    trained = model_from_checkpoint(checkpoint)
+    data, config = series_for(trained, data_path, backtest=False)
+    model = trained.model
+    future = forecast_future(model, data, config)
+    dates = future_dates(data.series.dates, config.horizon)
+    key = "date" if dates is not None else "step"
+    labels = dates if dates is not None else list(range(1, config.horizon + 1))
+
+    origins = window_origins(data.split.valid_end, data.split.length, config.window, config.horizon)
+    result = backtest(model, data, config) if len(origins) else None
+    positions, future_positions = _positions(data.series.dates, len(data.series), dates)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    forecast_png(
+        png, x=positions, actuals=data.series.target, holdout_start=data.split.valid_end,
+        backtest_origins=result.origins if result else np.zeros(0, dtype=np.int64),
+        backtest_forecasts=result.forecasts["model"] if result else np.zeros((0, config.horizon)),
+        future_x=future_positions, future=future,
+        title=f"{config.target}: {config.horizon}-step forecast ({Path(data_path).name})",
+    )
+    write_atomic(output, _forecast_csv(key, labels, future))
+    if options["as_json"]:
+        rows = [{key: label, "forecast": float(value)} for label, value in zip(labels, future)]
+        click.echo(json.dumps({"forecast": rows, "csv": str(output), "png": str(png)}))
+    else:
+        click.echo(f"forecast of {config.horizon} steps after the end of {data_path}: {output}")
+        click.echo(f"plot: {png}")
+
+
+# ------------------------------------------------------------------------------------------- helpers
+
+
+def _data_flag(options: dict, run_dir: str, command: str) -> str:
+    if not options.get("data"):
+        raise InputError(f"{run_dir} holds a forecaster: give the series with `rnnkit {command} {run_dir} --data CSV`")
+    return options["data"]
+
+
+def _refuse_translation_flags(options: dict) -> None:
+    if options.get("source") or options.get("target"):
+        raise InputError("--source and --target are for translation runs; a forecaster reads --data CSV")
+
+
+def _positions(dates: list[str] | None, length: int, future: list[str] | None) -> tuple[np.ndarray, np.ndarray]:
+    """x positions of the steps and of the future steps: dates when both parse, else step numbers."""
+    parsed = None if dates is None or future is None else parse_dates(dates)
+    if parsed is not None:
+        return parsed, parse_dates(future)
+    horizon = len(future) if future is not None else 0
+    steps = np.arange(length)
+    return steps, np.arange(length, length + max(horizon, 0))
+
+
+def _forecast_csv(key: str, labels: list, values: np.ndarray) -> bytes:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow([key, "forecast"])
+    for label, value in zip(labels, values):
+        writer.writerow([label, f"{float(value):.10g}"])
+    return buffer.getvalue().encode()
+
+
+def _print_training(report: dict, format_report, data: str) -> None:
+    lines = [f"stopped by {report['stop_reason']} after {report['steps']:,} steps ({report['elapsed_seconds']:.0f}s)"]
+    if "valid_mae" in report:
+        lines.append(f"validation (last epoch): MAE {report['valid_mae']:.4g}, MASE {report['valid_mase']:.4f}")
+    holdout = report["holdout"]
+    lines.append(f"{format_report(holdout)}\n  (checkpoint: {holdout['checkpoint']})")
+    if "run_dir" in report:
+        which = " --checkpoint best" if holdout["checkpoint"] == "best" else ""
+        lines.append(f"run saved in {report['run_dir']}; forecast with: "
+                     f"rnnkit predict {report['run_dir']} --data {data}{which}")
+    click.echo("\n".join(lines))
+
+
+def _log(line: str) -> None:
+    # tqdm.write keeps an active progress bar intact below the line.
+    tqdm.write(line, file=sys.stderr)

@@ -10,3 +10,9 @@ from .tagger import CharacterWordEncoder, SequenceTagger
 __all__ = ["LanguageModel", "LanguageModelConfig"]
 __all__ += ["SequenceClassifier", "SequenceRegressor", "ManyToOne", "SequenceTagger", "CharacterWordEncoder",
             "LinearChainCRF", "RecurrentEncoder", "History"]
+from .attention import Attention
+from .captioner import Captioner
+from .decoding import Decoded, beam_search, greedy_search
+from .seq2seq import Seq2Seq
+
+__all__ += ["Seq2Seq", "Attention", "Captioner", "Decoded", "greedy_search", "beam_search"]
