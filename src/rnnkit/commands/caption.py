@@ -1,6 +1,6 @@
 """``rnnkit train caption``, and ``rnnkit evaluate`` / ``rnnkit predict`` on a caption run.
 
-    rnnkit train caption [--data FILE.npz] [--train-size N] [--max-digits 5] ... [--out DIR]
+    rnnkit train caption [--data FILE.npz] [--train-size N] [--max-digits 5] ... [--out DIR] [--resume DIR]
     rnnkit evaluate DIR [--data FILE.npz] [--json]      exact match and token accuracy (default: held-out digits)
     rnnkit predict DIR --input IMAGE.png|IMAGE.npy [--json]
 
@@ -11,16 +11,24 @@ never saw.
 
 import json
 import sys
+from dataclasses import asdict
 
 import click
 
 from rnnkit.cli_options import Positive, absolute, config_option, explicit_options, new_run_path
 from rnnkit.cli_options import recurrent_options, train_config_from, training_options
-from rnnkit.commands.translate import EXIT_INTERRUPTED, log, print_report
+from rnnkit.commands.translate import EXIT_INTERRUPTED, SESSION_ONLY, log, open_for_resume, print_report, resumed
 from rnnkit.errors import InputError
-from rnnkit.train import RunDirectory, distributed
+from rnnkit.train import RunDirectory, TrainConfig, distributed
 
 TASK = "caption"
+# Option name -> Captioner field, where they differ.
+MODEL_FIELDS = {"channels": "channels", "features": "feature_size", "embedding": "embedding_dim", "cell": "cell",
+                "hidden": "hidden_size", "layers": "num_layers", "condition": "condition", "dropout": "dropout",
+                "engine": "engine"}
+# What a resumed run may change: where the data lives, how long to go on, how the same arithmetic is run.
+CHANGEABLE_ON_RESUME = {"data", "valid_data", "test_size", "epochs", "time_budget", "max_steps", "patience",
+                        "save_every", "engine", *SESSION_ONLY}
 
 
 def _channels(ctx, param, value: str) -> list[int]:
@@ -55,6 +63,7 @@ def _channels(ctx, param, value: str) -> list[int]:
 @click.option("--teacher-forcing", type=click.FloatRange(0, 1), default=1.0, show_default=True,
               help="Probability that the decoder reads the reference token rather than its own prediction.")
 @training_options(lr=2e-3, epochs=10, batch_size=64)
+@click.option("--resume", metavar="DIR", help="Continue the run in this directory exactly where its checkpoint left off.")
 @click.pass_context
 def train_command(ctx: click.Context, **options) -> None:
     """Train an image captioner (a small CNN encoder and a recurrent decoder).
@@ -68,31 +77,35 @@ def train_command(ctx: click.Context, **options) -> None:
     if options["bidirectional"]:
         raise InputError("--bidirectional does not apply to a caption decoder, which writes forward; drop it")
     explicit = explicit_options(ctx)
-    data_config = CaptionDataConfig(
-        data=absolute(options["data"]), valid_data=absolute(options["valid_data"]),
-        valid_fraction=options["valid_fraction"], train_size=options["train_size"],
-        valid_size=options["valid_size"], test_size=options["test_size"], max_digits=options["max_digits"],
-        composition_seed=options["composition_seed"], batch_size=options["batch_size"],
-        teacher_forcing=options["teacher_forcing"],
-    )
-    model_options = dict(
-        channels=options["channels"], feature_size=options["features"], embedding_dim=options["embedding"],
-        cell=options["cell"], hidden_size=options["hidden"], num_layers=options["layers"],
-        condition=options["condition"], dropout=options["dropout"], engine=options["engine"],
-    )
+    data_values = {name: options[name] for name in (
+        "data", "valid_data", "valid_fraction", "train_size", "valid_size", "test_size", "max_digits",
+        "composition_seed", "batch_size", "teacher_forcing")}
+    data_values["data"], data_values["valid_data"] = absolute(options["data"]), absolute(options["valid_data"])
+    model_options = {field: options[option] for option, field in MODEL_FIELDS.items()}
     train_config = train_config_from(options, explicit)
-    run_path = new_run_path(options, TASK)
+    checkpoint = None
+    if options["resume"]:
+        run_path, checkpoint = open_for_resume(options, TASK, "train caption")
+        saved = checkpoint.meta["configs"]
+        data_values = resumed(saved["data"], data_values, {}, explicit, CHANGEABLE_ON_RESUME)
+        option_of = {field: option for option, field in MODEL_FIELDS.items()}
+        model_options = resumed(saved["model"], model_options, option_of, explicit, CHANGEABLE_ON_RESUME)
+        train_config = TrainConfig(**resumed(saved["train"], asdict(train_config), {}, explicit, CHANGEABLE_ON_RESUME))
+    else:
+        run_path = new_run_path(options, TASK)
+    data_config = CaptionDataConfig(**data_values)
     quiet = options["quiet"]
 
     dist = distributed.setup(options["device"])
     try:
-        # the data is read and checked before the run directory is touched: bad data never costs a run
-        prepared = prepare(data_config)
+        # data and model are checked before the run directory is touched: a mistake never costs an earlier run
+        prepared = prepare(data_config, model_options, train_config.seed, checkpoint)
         run_dir = RunDirectory(run_path)
-        if dist.is_main:
+        if dist.is_main and checkpoint is None:
             run_dir = RunDirectory.create(run_path, options["overwrite"])
         report = train_captioner(
-            data_config, model_options, train_config, run_dir=run_dir, dist=dist, prepared=prepared,
+            data_config, model_options, train_config, run_dir=run_dir, checkpoint=checkpoint, dist=dist,
+            prepared=prepared,
             progress_bar=not quiet and not options["as_json"] and sys.stderr.isatty(),
             log=None if quiet else log,
         )
@@ -103,7 +116,7 @@ def train_command(ctx: click.Context, **options) -> None:
     print_report(report, options["as_json"], f"rnnkit predict {run_path} --input IMAGE.png",
                  {"exact_match": "exact match {:.2%}", "token_accuracy": "token accuracy {:.2%}"})
     if report["stop_reason"] == "interrupted":
-        click.echo(f"interrupted; the run in {run_path} keeps its last checkpoint", err=True)
+        click.echo(f"interrupted; continue with: rnnkit train caption --resume {run_path}", err=True)
         sys.exit(EXIT_INTERRUPTED)
 
 

@@ -1,7 +1,7 @@
 """``rnnkit train translate``, and ``rnnkit evaluate`` / ``rnnkit predict`` on a translation run.
 
     rnnkit train translate --source train.de --target train.en [--valid-source F --valid-target F]
-                           [--attention none|additive|dot|general] [--beam N] ... [--out DIR]
+                           [--attention none|additive|dot|general] [--beam N] ... [--out DIR] [--resume DIR]
     rnnkit evaluate DIR --source test.de --target test.en [--json]     BLEU and chrF (sacrebleu)
     rnnkit predict DIR [--input FILE] [--output FILE] [--json]         the same as `rnnkit translate DIR`
 
@@ -11,26 +11,39 @@ Warnings (pairs skipped for an empty side, sentences truncated, unknown tokens) 
 
 import json
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import click
 from tqdm import tqdm
 
 from rnnkit.cli_options import Positive, absolute, config_option, explicit_options, new_run_path
-from rnnkit.cli_options import recurrent_options, train_config_from, training_options
+from rnnkit.cli_options import recurrent_options, require_task, train_config_from, training_options
 from rnnkit.data.parallel import read_lines
 from rnnkit.errors import InputError
-from rnnkit.train import RunDirectory, distributed
+from rnnkit.train import RunDirectory, TrainConfig, distributed
 from rnnkit.train.checkpoint import write_atomic
 
 TASK = "translate"
 EXIT_INTERRUPTED = 130
+# Option name -> Seq2Seq / DecodeConfig field, where they differ.
+MODEL_FIELDS = {"embedding": "embedding_dim", "cell": "cell", "hidden": "hidden_size", "layers": "num_layers",
+                "bidirectional": "bidirectional", "decoder_hidden": "decoder_hidden_size", "attention": "attention",
+                "attention_size": "attention_size", "dropout": "dropout", "tie_embeddings": "tie_embeddings",
+                "engine": "engine"}
+DECODE_FIELDS = {"beam": "beam_size", "length_penalty": "length_penalty"}
+# What a resumed run may change: where the data lives, how long to go on, how the same arithmetic is run,
+# and how the finished model translates by default.
+CHANGEABLE_ON_RESUME = {"source", "target", "valid_source", "valid_target", "epochs", "time_budget", "max_steps",
+                        "patience", "save_every", "engine", "beam", "length_penalty"}
+# A step limit belongs to one invocation: a resumed run does not inherit it.
+SESSION_ONLY = {"max_steps"}
 
 
 @click.command()
 @config_option
-@click.option("--source", required=True, metavar="FILE", help="Training source sentences, one per line (.gz allowed).")
-@click.option("--target", required=True, metavar="FILE", help="Their translations, line by line (.gz allowed).")
+@click.option("--source", metavar="FILE", help="Training source sentences, one per line (.gz allowed).")
+@click.option("--target", metavar="FILE", help="Their translations, line by line (.gz allowed).")
 @click.option("--valid-source", metavar="FILE", help="Validation source sentences. Default: hold out --valid-fraction.")
 @click.option("--valid-target", metavar="FILE", help="Validation translations, line by line with --valid-source.")
 @click.option("--valid-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.05, show_default=True,
@@ -59,6 +72,7 @@ EXIT_INTERRUPTED = 130
 @click.option("--length-penalty", type=click.FloatRange(min=0), default=0.6, show_default=True,
               help="GNMT length normalisation alpha of beam search (0: none).")
 @training_options(lr=1e-3, epochs=10, batch_size=64)
+@click.option("--resume", metavar="DIR", help="Continue the run in this directory exactly where its checkpoint left off.")
 @click.pass_context
 def train_command(ctx: click.Context, **options) -> None:
     """Train a sequence-to-sequence translator (encoder-decoder, with or without attention) on parallel text.
@@ -66,37 +80,47 @@ def train_command(ctx: click.Context, **options) -> None:
     Each epoch the validation pairs are translated greedily and scored with BLEU; the best-scoring
     checkpoint is the run's `best`.
     """
-    from rnnkit.tasks.translate import DecodeConfig, TranslateDataConfig, load_corpus, train_translation
+    from rnnkit.tasks.translate import DecodeConfig, TranslateDataConfig, prepare_translation, train_translation
 
     explicit = explicit_options(ctx)
-    data_config = TranslateDataConfig(
-        source=absolute(options["source"]), target=absolute(options["target"]),
-        valid_source=absolute(options["valid_source"]), valid_target=absolute(options["valid_target"]),
-        valid_fraction=options["valid_fraction"], min_freq=options["min_freq"], max_vocab=options["max_vocab"],
-        max_length=options["max_length"], batch_size=options["batch_size"],
-        teacher_forcing=options["teacher_forcing"], label_smoothing=options["label_smoothing"],
-    )
-    model_options = dict(
-        embedding_dim=options["embedding"], cell=options["cell"], hidden_size=options["hidden"],
-        num_layers=options["layers"], bidirectional=options["bidirectional"],
-        decoder_hidden_size=options["decoder_hidden"], attention=options["attention"],
-        attention_size=options["attention_size"], dropout=options["dropout"],
-        tie_embeddings=options["tie_embeddings"], engine=options["engine"],
-    )
-    decode_config = DecodeConfig(beam_size=options["beam"], length_penalty=options["length_penalty"])
+    data_values = {name: options[name] for name in (
+        "source", "target", "valid_source", "valid_target", "valid_fraction", "min_freq", "max_vocab", "max_length",
+        "batch_size", "teacher_forcing", "label_smoothing")}
+    for name in ("source", "target", "valid_source", "valid_target"):
+        data_values[name] = absolute(data_values[name])
+    model_options = {field: options[option] for option, field in MODEL_FIELDS.items()}
+    decode_values = {field: options[option] for option, field in DECODE_FIELDS.items()}
     train_config = train_config_from(options, explicit)
-    run_path = new_run_path(options, TASK)
+    checkpoint = None
+    if options["resume"]:
+        run_path, checkpoint = open_for_resume(options, TASK, "train translate")
+        saved = checkpoint.meta["configs"]
+        data_values = resumed(saved["data"], data_values, {}, explicit, CHANGEABLE_ON_RESUME)
+        model_options = resumed(saved["model"], model_options, _options_of(MODEL_FIELDS), explicit,
+                                CHANGEABLE_ON_RESUME)
+        decode_values = resumed(saved["decode"], decode_values, _options_of(DECODE_FIELDS), explicit,
+                                CHANGEABLE_ON_RESUME)
+        train_config = TrainConfig(**resumed(saved["train"], asdict(train_config), {}, explicit, CHANGEABLE_ON_RESUME))
+    else:
+        if not data_values["source"] or not data_values["target"]:
+            raise InputError("give the training pairs with --source FILE and --target FILE "
+                             "(or continue a run with --resume DIR)")
+        run_path = new_run_path(options, TASK)
+    data_config = TranslateDataConfig(**data_values)
+    decode_config = DecodeConfig(**decode_values)
     quiet = options["quiet"]
 
     dist = distributed.setup(options["device"])
     try:
-        # the data is read and checked before the run directory is touched: bad data never costs a run
-        corpus = load_corpus(data_config, warn=warn if dist.is_main else None)
+        # data and model are checked before the run directory is touched: a mistake never costs an earlier run
+        prepared = prepare_translation(data_config, model_options, train_config.seed, checkpoint,
+                                       warn=warn if dist.is_main else None)
         run_dir = RunDirectory(run_path)
-        if dist.is_main:
+        if dist.is_main and checkpoint is None:
             run_dir = RunDirectory.create(run_path, options["overwrite"])
         report = train_translation(
-            data_config, model_options, decode_config, train_config, run_dir=run_dir, dist=dist, corpus=corpus,
+            data_config, model_options, decode_config, train_config, run_dir=run_dir, checkpoint=checkpoint,
+            dist=dist, prepared=prepared,
             progress_bar=not quiet and not options["as_json"] and sys.stderr.isatty(),
             log=None if quiet else log,
         )
@@ -107,8 +131,45 @@ def train_command(ctx: click.Context, **options) -> None:
     print_report(report, options["as_json"], f"rnnkit translate {run_path} --input FILE",
                  {"bleu": "BLEU (greedy) {:.2f}"})
     if report["stop_reason"] == "interrupted":
-        click.echo(f"interrupted; the run in {run_path} keeps its last checkpoint", err=True)
+        click.echo(f"interrupted; continue with: rnnkit train translate --resume {run_path}", err=True)
         sys.exit(EXIT_INTERRUPTED)
+
+
+def open_for_resume(options: dict, task: str, command: str):
+    """The run directory named by --resume and its latest checkpoint, after checking the flags around it."""
+    if options["out"] and Path(options["out"]).resolve() != Path(options["resume"]).resolve():
+        raise InputError("--out and --resume name different directories; a resumed run writes into its own, drop --out")
+    if options["overwrite"]:
+        raise InputError("--overwrite and --resume contradict each other; give only one")
+    run_path = Path(options["resume"])
+    checkpoint = RunDirectory.open(run_path).load()
+    require_task(checkpoint.meta, task, run_path, command)
+    return run_path, checkpoint
+
+
+def resumed(saved: dict, given: dict, option_of: dict[str, str], explicit: set[str], changeable: set[str]) -> dict:
+    """The saved settings (by field), except where the user explicitly changed one that a resumed run may
+    change; InputError for any other change. ``option_of`` maps a field to its option's name where they differ."""
+    merged = dict(saved)
+    for name, value in given.items():
+        option = option_of.get(name, name)
+        if option in SESSION_ONLY:
+            merged[name] = value
+        if option not in explicit:
+            continue
+        if option in changeable:
+            merged[name] = value
+        elif value != saved.get(name):
+            flag = "--" + option.replace("_", "-")
+            raise InputError(
+                f"--resume: {flag} {value} differs from the run's {saved.get(name)}; a resumed run keeps its "
+                f"settings (drop {flag}, or start a new run with another --out)"
+            )
+    return merged
+
+
+def _options_of(fields_by_option: dict[str, str]) -> dict[str, str]:
+    return {field: option for option, field in fields_by_option.items()}
 
 
 def evaluate(run_dir, checkpoint, options) -> None:

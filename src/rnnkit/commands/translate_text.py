@@ -1,6 +1,6 @@
 """``rnnkit translate DIR``: translate sentences with a trained translation run.
 
-    rnnkit translate DIR [--input FILE] [--output FILE] [--beam N] [--length-penalty A] [--checkpoint best] [--json]
+    rnnkit translate DIR [--input FILE] [--output FILE] [--beam N] [--length-penalty A] [--checkpoint latest|best] [--json]
 
 Reads source sentences, one per line, from --input (``.gz`` allowed) or stdin, and writes one translation
 per line to stdout or --output (written atomically: an existing file is replaced only by a complete one).

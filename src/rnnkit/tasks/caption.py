@@ -1,0 +1,398 @@
+"""The captioning task: one image in, a sentence describing it out (one-to-many).
+
+The glue the CLI and the Trainer share: the images and captions (by default the embedded digit compositions
+of :mod:`rnnkit.data.digits`; or an ``.npz`` file), the caption vocabulary, padded batches, the
+:class:`~rnnkit.models.Captioner`, and its scores:
+
+    exact match      the share of images whose generated caption equals the reference, token for token
+    token accuracy   tokens right at their position, over max(len(generated), len(reference)) positions
+                     per caption (a missing or extra token counts as an error)
+
+Data files (``--data``): a NumPy ``.npz`` archive with ``images``, (N, H, W) grayscale, uint8 in 0..255 or
+floats in [0, 1], and ``captions``, (N,) strings. Every image of a run has the same size.
+
+Images to caption (``rnnkit predict --input``): an 8-bit grayscale PNG (PIL mode ``L``) or a 2-D ``.npy``
+array, of exactly the run's size (8 × 40 pixels for the default digits, height × width).
+
+Example::
+
+    report = train_captioner(CaptionDataConfig(train_size=20000), {"hidden_size": 256}, TrainConfig(epochs=10))
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+
+from rnnkit.cli_options import require_task
+from rnnkit.data.digits import digit_compositions
+from rnnkit.data.parallel import BOS_ID, EOS_ID, PAD_ID, TokenVocab, encode_sentences, target_pair
+from rnnkit.data.parallel import detokenize, tokenize
+from rnnkit.errors import InputError
+from rnnkit.models import Captioner
+from rnnkit.train import Checkpoint, DistContext, RunDirectory, TaskLoss, TrainConfig, Trainer
+from rnnkit.train import seed_everything, summed_token_loss
+
+TASK_NAME = "caption"
+TRAIN_COMMAND = "train caption"
+MAX_CAPTION_LENGTH = 50
+
+
+@dataclass
+class CaptionDataConfig:
+    """Where the images and captions come from and how they are batched; saved inside every checkpoint.
+
+    Args:
+        data: an ``.npz`` file of ``images`` and ``captions``; None: the embedded digit compositions.
+        valid_data: a validation ``.npz``; None holds out the last ``valid_fraction`` of ``data`` (or, for the
+            digits, composes ``valid_size`` images from the validation digits).
+        valid_fraction: the share of ``data`` held out when there is no ``valid_data``.
+        train_size, valid_size, test_size: digit compositions for training, validation and ``rnnkit
+            evaluate`` (drawn from disjoint sets of source digits).
+        max_digits: the longest composition, 1..max_digits digits; it sets the image width (8 × max_digits).
+        composition_seed: varies which compositions are drawn (the split of source digits is fixed).
+        batch_size: images per step (over all processes).
+        teacher_forcing: the probability that the decoder reads the reference token while training.
+    """
+
+    data: str | None = None
+    valid_data: str | None = None
+    valid_fraction: float = 0.1
+    train_size: int = 20_000
+    valid_size: int = 1_000
+    test_size: int = 1_000
+    max_digits: int = 5
+    composition_seed: int = 0
+    batch_size: int = 64
+    teacher_forcing: float = 1.0
+
+    def __post_init__(self):
+        for flag, value in (("train-size", self.train_size), ("valid-size", self.valid_size),
+                            ("test-size", self.test_size), ("max-digits", self.max_digits),
+                            ("batch-size", self.batch_size)):
+            if value < 1:
+                raise InputError(f"--{flag} must be at least 1, got {value}")
+        if not 0 <= self.valid_fraction < 1:
+            raise InputError(f"--valid-fraction must be in [0, 1), got {self.valid_fraction}")
+        if not 0 <= self.teacher_forcing <= 1:
+            raise InputError(f"--teacher-forcing must be in [0, 1], got {self.teacher_forcing}")
+        if self.data is None and self.valid_data is not None:
+            raise InputError("--valid-data needs --data; the embedded digits bring their own validation images")
+
+
+# ------------------------------------------------------------------------------------------- data
+
+
+@dataclass
+class CaptionedImages:
+    """images (N, H, W) float32 in [0, 1]; captions: N strings; description: where they come from."""
+
+    images: np.ndarray
+    captions: list[str]
+    description: str
+
+    def __len__(self) -> int:
+        return len(self.captions)
+
+
+def read_npz(path: str) -> CaptionedImages:
+    """Images and captions from an ``.npz`` archive (see the module docstring); InputError for every way it
+    can be unusable. Images with an empty caption are skipped, and counted in the description."""
+    if not os.path.exists(path):
+        raise InputError(f"{path}: no such file; check the path")
+    try:
+        archive = np.load(path, allow_pickle=False)
+        if not hasattr(archive, "files"):
+            raise ValueError("not an archive")
+        missing = [key for key in ("images", "captions") if key not in archive.files]
+        if missing:
+            raise InputError(f"{path} has no {' and no '.join(missing)} array (it has {', '.join(archive.files) or 'none'}); "
+                             "save one with np.savez(path, images=..., captions=...)")
+        images, captions = archive["images"], archive["captions"]
+    except InputError:
+        raise
+    except (OSError, ValueError) as error:
+        raise InputError(f"{path} is not a NumPy .npz archive without pickled objects ({error}); "
+                         "save one with np.savez(path, images=uint8 array, captions=array of str)") from None
+    if images.ndim != 3 or images.shape[0] == 0:
+        raise InputError(f"{path}: images must be an (N, height, width) grayscale array, got shape {images.shape}")
+    if captions.shape != (images.shape[0],) or captions.dtype.kind != "U":
+        raise InputError(f"{path}: captions must be {images.shape[0]} strings, one per image, got "
+                         f"{captions.dtype} of shape {captions.shape}")
+    scaled = _scaled(images, path)
+    kept = [n for n, caption in enumerate(captions) if str(caption).strip()]
+    skipped = len(captions) - len(kept)
+    if not kept:
+        raise InputError(f"{path}: every caption is empty")
+    description = path + (f" ({skipped:,} images with an empty caption skipped)" if skipped else "")
+    return CaptionedImages(scaled[kept], [str(captions[n]).strip() for n in kept], description)
+
+
+def _scaled(array: np.ndarray, name: str) -> np.ndarray:
+    """uint8 0..255 → [0, 1]; floats must already lie in [0, 1]."""
+    if array.dtype == np.uint8:
+        return (array / 255.0).astype(np.float32)
+    if array.dtype.kind != "f":
+        raise InputError(f"{name}: pixel values must be uint8 (0-255) or floats in [0, 1], got {array.dtype}")
+    if array.size and (not np.isfinite(array).all() or array.min() < 0 or array.max() > 1):
+        raise InputError(f"{name}: float pixel values must lie in [0, 1], got {array.min():g} to {array.max():g}; "
+                         "divide by the maximum (255 for 8-bit images)")
+    return array.astype(np.float32)
+
+
+def digits(split: str, config: CaptionDataConfig) -> CaptionedImages:
+    size = {"train": config.train_size, "valid": config.valid_size, "test": config.test_size}[split]
+    images, captions = digit_compositions(split, size, config.max_digits, config.composition_seed)
+    return CaptionedImages(images, captions, f"embedded digits ({split}: {size:,} compositions of "
+                                             f"1-{config.max_digits} digits)")
+
+
+def load_data(config: CaptionDataConfig) -> tuple[CaptionedImages, CaptionedImages | None]:
+    """The training and validation images that ``config`` names."""
+    if config.data is None:
+        return digits("train", config), digits("valid", config)
+    train = read_npz(config.data)
+    if config.valid_data is not None:
+        valid = read_npz(config.valid_data)
+        if valid.images.shape[1:] != train.images.shape[1:]:
+            raise InputError(f"{config.valid_data} holds {_size(valid.images.shape[1:])} images but {config.data} "
+                             f"{_size(train.images.shape[1:])}; give images of one size")
+        return train, valid
+    if config.valid_fraction == 0:
+        return train, None
+    held = max(1, round(len(train) * config.valid_fraction))
+    if held >= len(train):
+        raise InputError(f"{config.data} has only {len(train)} images, too few to hold some out; give --valid-data")
+    cut = len(train) - held
+    return (CaptionedImages(train.images[:cut], train.captions[:cut], train.description),
+            CaptionedImages(train.images[cut:], train.captions[cut:], f"{train.description} (held out)"))
+
+
+def _size(shape) -> str:
+    height, width = shape
+    return f"{width}×{height} (width×height)"
+
+
+# ------------------------------------------------------------------------------------------- images to caption
+
+
+def read_image(path: str, height: int, width: int) -> np.ndarray:
+    """One image to caption, (height, width) float32 in [0, 1], from an 8-bit grayscale PNG or a 2-D ``.npy``.
+
+    InputError for a missing or unreadable file, another mode (RGB, palette, 16-bit, ...) or another size,
+    saying what the model expects.
+    """
+    expected = f"this model reads 8-bit grayscale (mode L) images of exactly {width}×{height} pixels (width×height)"
+    if not os.path.exists(path):
+        raise InputError(f"{path}: no such file; check the path")
+    if path.endswith(".npy"):
+        try:
+            array = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as error:
+            raise InputError(f"{path} is not a NumPy .npy array ({error}); save one with np.save") from None
+        if array.shape != (height, width):
+            raise InputError(f"{path} holds an array of shape {array.shape}; this model reads arrays of shape "
+                             f"({height}, {width}) (height, width), uint8 0-255 or floats in [0, 1]")
+        return _scaled(array, path)
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            image.load()
+    except (OSError, UnidentifiedImageError) as error:
+        raise InputError(f"{path} is not an image PIL can read ({error}); give a PNG or a .npy array") from None
+    if image.mode != "L":
+        raise InputError(f"{path} is a mode {image.mode} image; {expected}: convert it, e.g. "
+                         "PIL.Image.open(path).convert('L')")
+    if image.size != (width, height):
+        raise InputError(f"{path} is {image.size[0]}×{image.size[1]} pixels (width×height); {expected}")
+    return np.asarray(image, dtype=np.float32) / 255.0
+
+
+def write_png(image: np.ndarray, path: str | Path) -> None:
+    """Save an (H, W) image in [0, 1] as an 8-bit grayscale PNG (what :func:`read_image` reads back)."""
+    from PIL import Image
+
+    Image.fromarray(np.round(np.clip(image, 0, 1) * 255).astype(np.uint8), mode="L").save(path)
+
+
+# ------------------------------------------------------------------------------------------- the task
+
+
+def caption_scores(hypotheses: list[list[str]], references: list[list[str]]) -> dict[str, float]:
+    """Exact match and token accuracy (see the module docstring) of generated against reference tokens."""
+    exact = sum(h == r for h, r in zip(hypotheses, references))
+    right = sum(sum(a == b for a, b in zip(h, r)) for h, r in zip(hypotheses, references))
+    positions = sum(max(len(h), len(r)) for h, r in zip(hypotheses, references))
+    return {"exact_match": exact / len(references), "token_accuracy": right / max(positions, 1)}
+
+
+class CaptionTask:
+    """Padded batches of images and captions for the :class:`~rnnkit.train.Trainer`; the validation score
+    is the exact match of greedy captions (``selection``)."""
+
+    carries_state = False
+    selection = ("exact_match", "max")
+
+    def __init__(self, train: CaptionedImages, valid: CaptionedImages | None, vocab: TokenVocab,
+                 config: CaptionDataConfig, seed: int, dist: DistContext | None = None):
+        self.dist = dist or DistContext()
+        if config.batch_size < self.dist.world_size:
+            raise InputError(f"--batch-size {config.batch_size} is smaller than the {self.dist.world_size} processes")
+        self.vocab, self.config, self.seed = vocab, config, seed
+        self.train_images = torch.from_numpy(train.images)  # (N, H, W)
+        self.train_ids = encode_sentences([tokenize(c) for c in train.captions], vocab, MAX_CAPTION_LENGTH).ids
+        self.valid = valid
+        if valid is not None:
+            self.valid_images = torch.from_numpy(valid.images)
+            self.valid_ids = encode_sentences([tokenize(c) for c in valid.captions], vocab, MAX_CAPTION_LENGTH).ids
+        size = config.batch_size
+        self._batches = [slice(i, i + size) for i in range(0, len(self.train_ids), size)
+                         if len(self.train_ids[i : i + size]) >= self.dist.world_size]
+
+    def num_train_batches(self) -> int:
+        return len(self._batches)
+
+    def _rows(self, indices: torch.Tensor) -> torch.Tensor:
+        if not self.dist.is_distributed:
+            return indices
+        return torch.tensor_split(indices, self.dist.world_size)[self.dist.rank]
+
+    def _batch(self, images: torch.Tensor, ids: list[list[int]], rows: torch.Tensor):
+        target_inputs, target_outputs = target_pair([ids[i] for i in rows.tolist()])
+        return images[rows], target_inputs, target_outputs
+
+    def train_batches(self, epoch: int, start: int) -> Iterator:
+        order = torch.randperm(len(self.train_ids), generator=torch.Generator().manual_seed(self.seed * 100_003 + epoch))
+        for cut in self._batches[start:]:
+            yield self._batch(self.train_images, self.train_ids, self._rows(order[cut]))
+
+    def valid_batches(self):
+        if self.valid is None:
+            return None
+        size = self.config.batch_size
+        everything = torch.arange(len(self.valid_ids))
+        blocks = [self._rows(everything[i : i + size]) for i in range(0, len(everything), size)]
+        return [self._batch(self.valid_images, self.valid_ids, rows) for rows in blocks if len(rows)]
+
+    def loss(self, model: torch.nn.Module, batch, state) -> TaskLoss:
+        images, target_inputs, target_outputs = batch
+        ratio = self.config.teacher_forcing if model.training else 1.0
+        logits = model(images, target_inputs, ratio)  # (N, T, V)
+        loss_sum, n_tokens = summed_token_loss(logits, target_outputs, pad_index=PAD_ID)
+        return TaskLoss(loss_sum, n_tokens, images.size(0), None)
+
+    def metrics(self, loss: float) -> dict[str, float]:
+        return {}
+
+    def score_validation(self, model: Captioner) -> dict[str, float]:
+        generated = caption_images(model, self.vocab, self.valid.images, beam_size=1)
+        return caption_scores([tokenize(c) for c in generated], [tokenize(c) for c in self.valid.captions])
+
+
+def build_model(vocab: TokenVocab, image_shape: tuple[int, int], model_options: dict) -> Captioner:
+    return Captioner(len(vocab), *image_shape, **model_options, pad_index=PAD_ID, bos_index=BOS_ID, eos_index=EOS_ID)
+
+
+def prepare(config: CaptionDataConfig, model_options: dict, seed: int, checkpoint: Checkpoint | None = None):
+    """The training and validation data, the caption vocabulary (every token of the training captions, or
+    the saved one of ``checkpoint``) and the (seeded) model: all that can fail on what the user gave, done
+    before a command touches a run directory. Returns (train, valid, vocab, model)."""
+    seed_everything(seed)
+    train, valid = load_data(config)
+    if checkpoint is not None:
+        vocab = TokenVocab.from_dict(checkpoint.meta["vocab"])
+        saved_shape = tuple(checkpoint.meta["image_shape"])
+        if tuple(train.images.shape[1:]) != saved_shape:
+            raise InputError(f"the data holds {_size(train.images.shape[1:])} images but the run was trained on "
+                             f"{_size(saved_shape)}; resume with images of the run's size")
+    else:
+        vocab = TokenVocab.build((tokenize(c) for c in train.captions), min_freq=1)
+    return train, valid, vocab, build_model(vocab, tuple(train.images.shape[1:]), model_options)
+
+
+def train_captioner(data_config: CaptionDataConfig, model_options: dict, train_config: TrainConfig, *,
+                    run_dir: RunDirectory | None = None, checkpoint: Checkpoint | None = None,
+                    dist: DistContext | None = None, progress_bar: bool = False,
+                    log: Callable[[str], None] | None = None, prepared: tuple | None = None) -> dict:
+    """Train (or, with ``checkpoint``, continue) a captioner; returns the Trainer's final report.
+    ``prepared``: :func:`prepare`'s result when the caller has made it already; None makes it here."""
+    dist = dist or DistContext()
+    train, valid, vocab, model = prepared or prepare(data_config, model_options, train_config.seed, checkpoint)
+    image_shape = tuple(train.images.shape[1:])
+    task = CaptionTask(train, valid, vocab, data_config, train_config.seed, dist)
+    options = {key: value for key, value in model.config.items()
+               if key not in ("vocab_size", "image_height", "image_width", "pad_index", "bos_index", "eos_index")}
+    run_info = {
+        "task": TASK_NAME,
+        "configs": {"data": asdict(data_config), "model": options},
+        "vocab": vocab.to_dict(),
+        "image_shape": list(image_shape),
+        "data": train.description,
+    }
+    if log is not None and checkpoint is None:
+        held = f", {len(valid):,} validation images" if valid is not None else ""
+        log(f"data: {train.description}: {len(train):,} training images of {_size(image_shape)}{held}; "
+            f"vocabulary {len(vocab):,} tokens; model {sum(p.numel() for p in model.parameters()):,} parameters")
+    trainer = Trainer(model, task, train_config, run_dir=run_dir, run_info=run_info, dist=dist,
+                      progress_bar=progress_bar, log=log)
+    if checkpoint is not None:
+        trainer.restore(checkpoint)
+    return trainer.fit()
+
+
+@dataclass
+class TrainedCaptioner:
+    model: Captioner
+    vocab: TokenVocab
+    image_shape: tuple[int, int]
+    data_config: CaptionDataConfig
+
+
+def from_checkpoint(checkpoint: Checkpoint, run_dir: str | Path) -> TrainedCaptioner:
+    """The model (eval mode, CPU), vocabulary and data settings of a loaded caption checkpoint."""
+    require_task(checkpoint.meta, TASK_NAME, run_dir, TRAIN_COMMAND)
+    meta = checkpoint.meta
+    vocab = TokenVocab.from_dict(meta["vocab"])
+    image_shape = tuple(meta["image_shape"])
+    model = build_model(vocab, image_shape, meta["configs"]["model"])
+    checkpoint.load_weights(model)
+    return TrainedCaptioner(model.eval(), vocab, image_shape, CaptionDataConfig(**meta["configs"]["data"]))
+
+
+def load_trained(run_dir: str | Path, which: str = "latest") -> TrainedCaptioner:
+    return from_checkpoint(RunDirectory.open(run_dir).load(which), run_dir)
+
+
+def caption_images(model: Captioner, vocab: TokenVocab, images: np.ndarray, beam_size: int = 1,
+                   batch_size: int = 256) -> list[str]:
+    """Captions of (N, H, W) images in [0, 1], generated greedily or by beam search."""
+    captions = []
+    for start in range(0, len(images), batch_size):
+        batch = torch.from_numpy(np.ascontiguousarray(images[start : start + batch_size]))
+        result = model.generate(batch, beam_size=beam_size, max_length=MAX_CAPTION_LENGTH)
+        captions += [detokenize(vocab.decode(tokens)) for tokens in result.tokens]
+    return captions
+
+
+def evaluate_captions(trained: TrainedCaptioner, data: str | None = None, beam_size: int = 1) -> dict:
+    """Exact match and token accuracy on ``data`` (an .npz) or, by default, the run's held-out digit
+    compositions (from test digits never used in training or validation)."""
+    if data is None:
+        if trained.data_config.data is not None:
+            raise InputError("this run was trained on --data files: give held-out images with --data FILE.npz")
+        held_out = digits("test", trained.data_config)
+    else:
+        held_out = read_npz(data)
+        if held_out.images.shape[1:] != trained.image_shape:
+            raise InputError(f"{data} holds {_size(held_out.images.shape[1:])} images; this model reads "
+                             f"{_size(trained.image_shape)} images")
+    generated = caption_images(trained.model, trained.vocab, held_out.images, beam_size)
+    scores = caption_scores([tokenize(c) for c in generated], [tokenize(c) for c in held_out.captions])
+    return {**scores, "images": len(held_out), "data": held_out.description}
+

@@ -1,0 +1,396 @@
+"""The translation task: a sentence in one language → the same sentence in another (sequence to sequence).
+
+The glue the CLI and the Trainer share: read the parallel files (:mod:`rnnkit.data.parallel`: line counts
+checked, empty pairs skipped and counted, sentences tokenized reversibly and cut to ``max_length`` tokens with
+a count), build the two vocabularies from the training pairs, batch pairs of similar length with padding,
+build the :class:`~rnnkit.models.Seq2Seq`, and score it: the loss per target token during training, BLEU of
+greedy translations on the validation pairs each epoch (it picks the best checkpoint), and BLEU and chrF
+(sacrebleu) of beam-search translations for ``rnnkit evaluate``.
+
+Translations are detokenized and compared with the raw reference lines, so the numbers are sacrebleu's
+standard ones (13a tokenization, case-sensitive). An ``<unk>`` in an attention model's output is replaced by
+the source token it attended to most (Luong et al. 2015, "Addressing the rare word problem"): names and
+numbers are copied instead of lost.
+
+Example::
+
+    report = train_translation(
+        TranslateDataConfig(source="train.de", target="train.en", valid_source="val.de", valid_target="val.en"),
+        {"attention": "additive", "hidden_size": 256, "bidirectional": True},
+        DecodeConfig(beam_size=5),
+        TrainConfig(epochs=10, lr=1e-3),
+        run_dir=RunDirectory.create("runs/de-en"),
+    )
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import sacrebleu
+import torch
+import torch.nn.functional as F
+
+from rnnkit.cli_options import require_task
+from rnnkit.data.parallel import (BOS_ID, EOS_ID, PAD_ID, UNK, EncodedSide, ParallelText, TokenVocab,
+                                  detokenize, encode_sentences, length_buckets, pad_sequences, read_parallel,
+                                  target_pair, tokenize)
+from rnnkit.errors import InputError
+from rnnkit.models import Seq2Seq
+from rnnkit.train import Checkpoint, DistContext, RunDirectory, TaskLoss, TrainConfig, Trainer
+from rnnkit.train import seed_everything, summed_token_loss
+
+TASK_NAME = "translate"
+TRAIN_COMMAND = "train translate"
+
+
+@dataclass
+class TranslateDataConfig:
+    """Where the sentence pairs come from and how they are batched and learnt; saved inside every checkpoint.
+
+    Args:
+        source, target: the parallel training files (one sentence per line; ``.gz`` allowed).
+        valid_source, valid_target: parallel validation files; None holds out the last ``valid_fraction``.
+        valid_fraction: the share of the training pairs held out when there are no validation files.
+        min_freq: tokens seen fewer times in the training pairs read as ``<unk>``.
+        max_vocab: at most this many ids per vocabulary (specials included); None: no limit.
+        max_length: sentences longer than this many tokens are truncated (with a warning that counts them).
+        batch_size: sentence pairs per step (over all processes).
+        teacher_forcing: the probability that the decoder reads the reference token rather than its own
+            previous prediction while training (1: always the reference).
+        label_smoothing: spread this much of each target's probability over the vocabulary in the training
+            loss (Szegedy et al. 2016); the validation loss is always the plain cross-entropy.
+    """
+
+    source: str
+    target: str
+    valid_source: str | None = None
+    valid_target: str | None = None
+    valid_fraction: float = 0.05
+    min_freq: int = 2
+    max_vocab: int | None = None
+    max_length: int = 100
+    batch_size: int = 64
+    teacher_forcing: float = 1.0
+    label_smoothing: float = 0.0
+
+    def __post_init__(self):
+        if (self.valid_source is None) != (self.valid_target is None):
+            raise InputError("give both --valid-source and --valid-target, or neither")
+        if not 0 <= self.valid_fraction < 1:
+            raise InputError(f"--valid-fraction must be in [0, 1), got {self.valid_fraction}")
+        for flag, value in (("min-freq", self.min_freq), ("max-length", self.max_length),
+                            ("batch-size", self.batch_size)):
+            if value < 1:
+                raise InputError(f"--{flag} must be at least 1, got {value}")
+        if not 0 <= self.teacher_forcing <= 1:
+            raise InputError(f"--teacher-forcing must be in [0, 1], got {self.teacher_forcing}")
+        if not 0 <= self.label_smoothing < 1:
+            raise InputError(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
+
+
+@dataclass
+class DecodeConfig:
+    """How a trained model translates by default (``rnnkit translate`` and ``rnnkit evaluate``).
+
+    beam_size: 1 is greedy search. length_penalty: GNMT's alpha (0: none). replace_unknown: replace an
+    ``<unk>`` output by the source token it attended to most (attention models only).
+    """
+
+    beam_size: int = 5
+    length_penalty: float = 0.6
+    replace_unknown: bool = True
+
+    def __post_init__(self):
+        if self.beam_size < 1:
+            raise InputError(f"--beam must be at least 1, got {self.beam_size}")
+        if self.length_penalty < 0:
+            raise InputError(f"--length-penalty must be >= 0, got {self.length_penalty}")
+
+
+@dataclass
+class EncodedPairs:
+    """Sentence pairs as ids; ``references`` are the raw target lines (what BLEU compares with)."""
+
+    sources: list[list[int]]
+    targets: list[list[int]]
+    source_tokens: list[list[str]]
+    references: list[str]
+
+    def __len__(self) -> int:
+        return len(self.sources)
+
+
+@dataclass
+class TranslationCorpus:
+    source_vocab: TokenVocab
+    target_vocab: TokenVocab
+    train: EncodedPairs
+    valid: EncodedPairs | None
+    description: str
+    train_unknown: float
+
+
+def _encode_pairs(text: ParallelText, source_vocab: TokenVocab, target_vocab: TokenVocab, max_length: int,
+                  warn: Callable[[str], None] | None, what: str) -> tuple[EncodedPairs, EncodedSide]:
+    source_tokens = [tokenize(s) for s in text.sources]
+    sources = encode_sentences(source_tokens, source_vocab, max_length)
+    targets = encode_sentences([tokenize(t) for t in text.targets], target_vocab, max_length)
+    if warn is not None:
+        # the training pairs' unknown tokens are the vocabulary's rare ones (--min-freq): reported in the log
+        unknown_too = what != "training"
+        for line in [text.empty_warning(), *sources.warnings(f"{what} source", max_length, unknown_too),
+                     *targets.warnings(f"{what} target", max_length, unknown_too)]:
+            if line:
+                warn(line)
+    clipped = [tokens[:max_length] for tokens in source_tokens]
+    return EncodedPairs(sources.ids, targets.ids, clipped, list(text.targets)), targets
+
+
+def load_corpus(config: TranslateDataConfig, vocabs: tuple[TokenVocab, TokenVocab] | None = None,
+                warn: Callable[[str], None] | None = None) -> TranslationCorpus:
+    """Read, tokenize and encode the files ``config`` names; vocabularies from the training pairs
+    (or ``vocabs``, those of a saved run). ``warn`` receives one line per problem worth knowing."""
+    train_text = read_parallel(config.source, config.target)
+    description = train_text.description
+    if config.valid_source is not None:
+        valid_text = read_parallel(config.valid_source, config.valid_target)
+    elif config.valid_fraction > 0:
+        if warn is not None and train_text.empty_warning():
+            warn(train_text.empty_warning())
+        train_text, valid_text = train_text.split(config.valid_fraction)
+    else:
+        valid_text = None
+    if vocabs is None:
+        source_vocab = TokenVocab.build((tokenize(s) for s in train_text.sources), config.min_freq, config.max_vocab)
+        target_vocab = TokenVocab.build((tokenize(t) for t in train_text.targets), config.min_freq, config.max_vocab)
+    else:
+        source_vocab, target_vocab = vocabs
+    train, train_targets = _encode_pairs(train_text, source_vocab, target_vocab, config.max_length, warn, "training")
+    valid = None
+    if valid_text is not None:
+        valid, _ = _encode_pairs(valid_text, source_vocab, target_vocab, config.max_length, warn, "validation")
+    return TranslationCorpus(source_vocab, target_vocab, train, valid, description,
+                             train_targets.unknown / max(train_targets.tokens, 1))
+
+
+def make_batch(sources: list[list[int]], targets: list[list[int]]):
+    """(source (N, S), source lengths (N,), decoder inputs (N, T), decoder targets (N, T)), padded."""
+    source, lengths = pad_sequences(sources)
+    target_inputs, target_outputs = target_pair(targets)
+    return source, lengths, target_inputs, target_outputs
+
+
+class TranslationTask:
+    """Padded batches of sentence pairs for the :class:`~rnnkit.train.Trainer` (full BPTT, no carried state).
+
+    Batches hold pairs of similar source length (:func:`~rnnkit.data.parallel.length_buckets`), drawn anew
+    each epoch from the seed and the epoch number, so that a resumed run sees the same batches. In a
+    distributed run each rank takes its block of every batch's rows. The validation score is the BLEU of
+    greedy translations of the validation pairs (``selection``: the best checkpoint has the highest).
+    """
+
+    carries_state = False
+    selection = ("bleu", "max")
+
+    def __init__(self, corpus: TranslationCorpus, config: TranslateDataConfig, seed: int,
+                 dist: DistContext | None = None):
+        self.dist = dist or DistContext()
+        if config.batch_size < self.dist.world_size:
+            raise InputError(f"--batch-size {config.batch_size} is smaller than the {self.dist.world_size} processes")
+        self.corpus = corpus
+        self.config = config
+        self.seed = seed
+        self.source_lengths = [len(s) for s in corpus.train.sources]
+        self._batches_per_epoch = len(self._epoch_batches(0))
+
+    def _epoch_batches(self, epoch: int) -> list[list[int]]:
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+        batches = length_buckets(self.source_lengths, self.config.batch_size, generator)
+        # every rank needs at least one row of every batch
+        return [batch for batch in batches if len(batch) >= self.dist.world_size]
+
+    def num_train_batches(self) -> int:
+        return self._batches_per_epoch
+
+    def _rows(self, indices: list[int]) -> list[int]:
+        if not self.dist.is_distributed:
+            return indices
+        blocks = torch.tensor_split(torch.tensor(indices), self.dist.world_size)
+        return blocks[self.dist.rank].tolist()
+
+    def train_batches(self, epoch: int, start: int) -> Iterator:
+        train = self.corpus.train
+        for indices in self._epoch_batches(epoch)[start:]:
+            rows = self._rows(indices)
+            yield make_batch([train.sources[i] for i in rows], [train.targets[i] for i in rows])
+
+    def valid_batches(self):
+        valid = self.corpus.valid
+        if valid is None:
+            return None
+        order = sorted(range(len(valid)), key=lambda i: len(valid.sources[i]))
+        size = self.config.batch_size
+        batches = [self._rows(order[i : i + size]) for i in range(0, len(order), size)]
+        return [make_batch([valid.sources[i] for i in rows], [valid.targets[i] for i in rows])
+                for rows in batches if rows]
+
+    def loss(self, model: torch.nn.Module, batch, state) -> TaskLoss:
+        source, lengths, target_inputs, target_outputs = batch
+        training = model.training
+        ratio = self.config.teacher_forcing if training else 1.0
+        logits = model(source, lengths, target_inputs, ratio)  # (N, T, V)
+        smoothing = self.config.label_smoothing if training else 0.0
+        if smoothing:
+            loss_sum = F.cross_entropy(logits.reshape(-1, logits.size(-1)), target_outputs.reshape(-1),
+                                       ignore_index=PAD_ID, label_smoothing=smoothing, reduction="sum")
+            n_tokens = int((target_outputs != PAD_ID).sum())
+        else:
+            loss_sum, n_tokens = summed_token_loss(logits, target_outputs, pad_index=PAD_ID)
+        return TaskLoss(loss_sum, n_tokens, source.size(0), None)
+
+    def metrics(self, loss: float) -> dict[str, float]:
+        return {"perplexity": math.exp(loss) if loss < 700 else math.inf}
+
+    def score_validation(self, model: Seq2Seq) -> dict[str, float]:
+        valid = self.corpus.valid
+        hypotheses = translate_ids(model, self.corpus.target_vocab, valid.sources, valid.source_tokens,
+                                   DecodeConfig(beam_size=1), batch_size=max(self.config.batch_size, 64))
+        return {"bleu": sacrebleu.corpus_bleu(hypotheses, [valid.references]).score}
+
+
+def build_model(source_vocab: TokenVocab, target_vocab: TokenVocab, model_options: dict) -> Seq2Seq:
+    """The Seq2Seq for two vocabularies with ``model_options`` (its keyword arguments but the sizes)."""
+    return Seq2Seq(len(source_vocab), len(target_vocab), **model_options,
+                   pad_index=PAD_ID, bos_index=BOS_ID, eos_index=EOS_ID)
+
+
+def prepare_translation(data_config: TranslateDataConfig, model_options: dict, seed: int,
+                        checkpoint: Checkpoint | None = None,
+                        warn: Callable[[str], None] | None = None) -> tuple[TranslationCorpus, Seq2Seq]:
+    """Read the data and build the (seeded) model: all that can fail on what the user gave, done before a
+    command touches a run directory. With ``checkpoint`` the run's saved vocabularies are used."""
+    seed_everything(seed)
+    vocabs = None
+    if checkpoint is not None:
+        vocabs = (TokenVocab.from_dict(checkpoint.meta["source_vocab"]),
+                  TokenVocab.from_dict(checkpoint.meta["target_vocab"]))
+    corpus = load_corpus(data_config, vocabs, warn)
+    return corpus, build_model(corpus.source_vocab, corpus.target_vocab, model_options)
+
+
+def train_translation(data_config: TranslateDataConfig, model_options: dict, decode_config: DecodeConfig,
+                      train_config: TrainConfig, *, run_dir: RunDirectory | None = None,
+                      checkpoint: Checkpoint | None = None, dist: DistContext | None = None,
+                      progress_bar: bool = False, log: Callable[[str], None] | None = None,
+                      warn: Callable[[str], None] | None = None,
+                      prepared: tuple[TranslationCorpus, Seq2Seq] | None = None) -> dict:
+    """Train (or, with ``checkpoint``, continue) a translation model; returns the Trainer's final report.
+
+    ``prepared``: :func:`prepare_translation`'s result when the caller has made it already; None makes it here.
+    """
+    dist = dist or DistContext()
+    corpus, model = prepared or prepare_translation(data_config, model_options, train_config.seed, checkpoint,
+                                                    warn if dist.is_main else None)
+    task = TranslationTask(corpus, data_config, train_config.seed, dist)
+    options = {key: value for key, value in model.config.items()
+               if key not in ("source_vocab_size", "target_vocab_size", "pad_index", "bos_index", "eos_index")}
+    run_info = {
+        "task": TASK_NAME,
+        "configs": {"data": asdict(data_config), "model": options, "decode": asdict(decode_config)},
+        "source_vocab": corpus.source_vocab.to_dict(),
+        "target_vocab": corpus.target_vocab.to_dict(),
+        "corpus": corpus.description,
+    }
+    if log is not None and checkpoint is None:
+        valid = f", {len(corpus.valid):,} validation pairs" if corpus.valid is not None else ""
+        log(f"corpus: {corpus.description}: {len(corpus.train):,} training pairs{valid}; vocabularies "
+            f"{len(corpus.source_vocab):,} source / {len(corpus.target_vocab):,} target tokens (min freq "
+            f"{data_config.min_freq}: {corpus.train_unknown:.1%} of training target tokens are <unk>); "
+            f"model {sum(p.numel() for p in model.parameters()):,} parameters")
+    trainer = Trainer(model, task, train_config, run_dir=run_dir, run_info=run_info, dist=dist,
+                      progress_bar=progress_bar, log=log)
+    if checkpoint is not None:
+        trainer.restore(checkpoint)
+    return trainer.fit()
+
+
+@dataclass
+class TrainedTranslator:
+    model: Seq2Seq
+    source_vocab: TokenVocab
+    target_vocab: TokenVocab
+    data_config: dict
+    decode: DecodeConfig
+
+
+def from_checkpoint(checkpoint: Checkpoint, run_dir: str | Path, command: str = TRAIN_COMMAND) -> TrainedTranslator:
+    """The model (eval mode, CPU), vocabularies and settings of a loaded translation checkpoint."""
+    require_task(checkpoint.meta, TASK_NAME, run_dir, command)
+    meta = checkpoint.meta
+    source_vocab = TokenVocab.from_dict(meta["source_vocab"])
+    target_vocab = TokenVocab.from_dict(meta["target_vocab"])
+    model = build_model(source_vocab, target_vocab, meta["configs"]["model"])
+    checkpoint.load_weights(model)
+    return TrainedTranslator(model.eval(), source_vocab, target_vocab, meta["configs"]["data"],
+                             DecodeConfig(**meta["configs"]["decode"]))
+
+
+def load_trained(run_dir: str | Path, which: str = "latest") -> TrainedTranslator:
+    """The translator of a run directory's ``latest`` or ``best`` checkpoint."""
+    return from_checkpoint(RunDirectory.open(run_dir).load(which), run_dir)
+
+
+def translate_ids(model: Seq2Seq, target_vocab: TokenVocab, sources: list[list[int]],
+                  source_tokens: list[list[str]], decode: DecodeConfig, batch_size: int = 64) -> list[str]:
+    """Detokenized translations of encoded sentences (in their order), batched by length."""
+    order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
+    translations = [""] * len(sources)
+    for start in range(0, len(order), batch_size):
+        rows = [i for i in order[start : start + batch_size] if sources[i]]
+        if not rows:
+            continue
+        source, lengths = pad_sequences([sources[i] for i in rows])
+        result = model.generate(source, lengths, beam_size=decode.beam_size, length_penalty=decode.length_penalty)
+        for k, i in enumerate(rows):
+            tokens = target_vocab.decode(result.tokens[k])
+            if decode.replace_unknown and result.alignments is not None:
+                tokens = [source_tokens[i][position] if token == UNK else token
+                          for token, position in zip(tokens, result.alignments[k])]
+            translations[i] = detokenize(tokens)
+    return translations
+
+
+def translate_sentences(translator: TrainedTranslator, sentences: list[str], decode: DecodeConfig,
+                        warn: Callable[[str], None] | None = None, batch_size: int = 64) -> list[str]:
+    """Translate raw sentences (one per item; an empty one gives an empty translation).
+
+    Sentences longer than the run's ``max_length`` are truncated and unknown tokens read as ``<unk>``; both
+    are counted in lines given to ``warn``.
+    """
+    max_length = translator.data_config["max_length"]
+    tokens = [tokenize(sentence) for sentence in sentences]
+    encoded = encode_sentences(tokens, translator.source_vocab, max_length)
+    if warn is not None:
+        for line in encoded.warnings("input", max_length):
+            warn(line)
+    clipped = [t[:max_length] for t in tokens]
+    return translate_ids(translator.model, translator.target_vocab, encoded.ids, clipped, decode, batch_size)
+
+
+def evaluate_files(translator: TrainedTranslator, source_path: str, target_path: str, decode: DecodeConfig,
+                   warn: Callable[[str], None] | None = None) -> dict:
+    """BLEU and chrF (sacrebleu) of the translations of ``source_path`` against ``target_path``."""
+    text = read_parallel(source_path, target_path)
+    if warn is not None and text.empty_warning():
+        warn(text.empty_warning())
+    hypotheses = translate_sentences(translator, text.sources, decode, warn)
+    bleu, chrf = sacrebleu.BLEU(), sacrebleu.CHRF()
+    return {"bleu": bleu.corpus_score(hypotheses, [text.targets]).score,
+            "chrf": chrf.corpus_score(hypotheses, [text.targets]).score,
+            "sentences": len(text), "beam_size": decode.beam_size, "length_penalty": decode.length_penalty,
+            "bleu_signature": str(bleu.get_signature())}
+
