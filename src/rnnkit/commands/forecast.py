@@ -7,9 +7,10 @@
     rnnkit predict DIR --data CSV [--output forecast.csv] [--checkpoint latest|best] [--json]
 
 ``train`` ends with the holdout backtest of the best checkpoint (by validation MAE) beside the naive and
-seasonal-naive baselines; ``evaluate`` prints the same report for the last --test-fraction of any CSV with the
-run's columns; ``predict`` writes the H values after the end of the series to a CSV (``date,forecast``, or
-``step,forecast`` without dates) and a PNG beside it (same name, ``.png``): history, backtest, actuals, forecast.
+seasonal-naive baselines. ``evaluate`` prints the same report for the last --test-fraction of any CSV with the
+run's columns (split by the run's fractions; the MASE scale comes from that CSV's own training part).
+``predict`` writes the H values after the end of the series to a CSV (``date,forecast``, or ``step,forecast``
+without dates) and a PNG beside it (same name, ``.png``): history, backtest, actuals and forecast.
 """
 
 import csv
@@ -48,7 +49,7 @@ MODEL_FIELDS = {"cell": "cell", "layers": "num_layers", "hidden": "hidden_size",
               help="Future steps each forecast gives (direct: all H at once).")
 @click.option("--season", type=Positive, metavar="M",
               help="Period of the seasonal-naive baseline and of MASE. Default: from the dates (monthly 12, quarterly 4, "
-                   "weekly 52, daily 7, hourly 24), else 1 (no seasonality).")
+                   "weekly 52, daily 7 (a week: give 365 for a yearly cycle), hourly 24), else 1 (no seasonality).")
 @click.option("--test-fraction", type=float, default=0.2, show_default=True,
               help="The holdout: the last share of the series, never seen in training or model selection.")
 @click.option("--valid-fraction", type=float, default=0.1, show_default=True,
@@ -149,7 +150,7 @@ def predict(run_dir, checkpoint, options) -> None:
 
     origins = window_origins(data.split.valid_end, data.split.length, config.window, config.horizon)
     result = backtest(model, data, config) if len(origins) else None
-    positions, future_positions = _positions(data.series.dates, len(data.series), dates)
+    positions, future_positions = _positions(data.series.dates, dates, len(data.series), config.horizon)
     output.parent.mkdir(parents=True, exist_ok=True)
     forecast_png(
         png, x=positions, actuals=data.series.target, holdout_start=data.split.valid_end,
@@ -181,14 +182,12 @@ def _refuse_translation_flags(options: dict) -> None:
         raise InputError("--source and --target are for translation runs; a forecaster reads --data CSV")
 
 
-def _positions(dates: list[str] | None, length: int, future: list[str] | None) -> tuple[np.ndarray, np.ndarray]:
-    """x positions of the steps and of the future steps: dates when both parse, else step numbers."""
+def _positions(dates: list[str] | None, future: list[str] | None, length: int, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+    """x positions of the T steps and of the H future steps: dates when both parse, else step numbers."""
     parsed = None if dates is None or future is None else parse_dates(dates)
     if parsed is not None:
         return parsed, parse_dates(future)
-    horizon = len(future) if future is not None else 0
-    steps = np.arange(length)
-    return steps, np.arange(length, length + max(horizon, 0))
+    return np.arange(length), np.arange(length, length + horizon)
 
 
 def _forecast_csv(key: str, labels: list, values: np.ndarray) -> bytes:

@@ -1,0 +1,375 @@
+r"""The forecasting task: from a window of N past steps of F features, the next H values of the target.
+
+Direct multi-step forecasting with one many-to-one :class:`~rnnkit.models.SequenceRegressor`: it reads the
+window (N, F) (the target is always feature 0) and outputs all H future target values at once, so no forecast
+is fed back as an input. The data flow (see :mod:`rnnkit.data.series` for the formats)::
+
+    CSV → Series (T, F) → chronological split: train | validation | holdout
+        → SeriesTransform fitted on train (log, standard scaling, difference), saved as JSON in the checkpoint
+        → windows: origin t reads [t - N, t), predicts [t, t + H)
+        → SequenceRegressor(num_outputs=H, input_size=F), MSE on the transformed targets
+        → validation MAE (target units) picks the best checkpoint: selection = ("mae", "min")
+        → holdout backtest by rolling origin beside the naive and seasonal-naive baselines
+
+Backtest (rolling origin): every origin t in the holdout with all H targets in it forecasts from the N values
+before it, which may lie before the holdout; MAE, RMSE and MASE (:mod:`rnnkit.metrics.forecast`) run over
+all these n × H forecasts, for the model and for both baselines on exactly the same origins. MASE scales by
+the in-sample seasonal-naive MAE of the training part.
+
+The season m (for the seasonal-naive baseline and MASE) is ``--season`` when given; otherwise the one the
+date column's frequency suggests (:data:`~rnnkit.data.series.SEASON_OF_FREQUENCY`: monthly 12, quarterly 4,
+weekly 52, daily 7, hourly 24), falling back to 1 (no seasonality) without dates or when the training part
+is too short for it.
+
+Example::
+
+    report = train_forecaster(
+        ForecastDataConfig(data="airline.csv", target="Passengers", date_column="Month", window=24, horizon=12,
+                           log=True, difference=True),
+        {"cell": "lstm", "hidden_size": 32},
+        TrainConfig(epochs=100),
+        run_dir=RunDirectory.create("runs/airline"),
+    )
+    report["holdout"]["model"]["mase"], report["holdout"]["seasonal_naive"]["mase"]
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+
+from rnnkit.cli_options import require_task
+from rnnkit.data.series import SCALINGS, Series, SeriesTransform, Split, check_date_order, check_holdout_length
+from rnnkit.data.series import check_training_lengths, chronological_split, infer_frequency
+from rnnkit.data.series import read_series, sliding_windows, window_origins
+from rnnkit.errors import InputError
+from rnnkit.metrics import forecast as metrics
+from rnnkit.models import SequenceRegressor
+from rnnkit.train import Checkpoint, DistContext, RunDirectory, TaskLoss, TrainConfig, Trainer, seed_everything
+
+TASK_NAME = "forecast"
+METHODS = ("model", "naive", "seasonal_naive")
+
+
+@dataclass
+class ForecastDataConfig:
+    """Which series, how it is split, transformed and windowed; saved inside every checkpoint.
+
+    Args:
+        data: the CSV file (header row, one row per step, oldest first).
+        target: the column to forecast. features: further input columns (the target is always one).
+        date_column: a column of ISO dates: labels for the output, and the frequency that suggests the season.
+        window: N, past steps the network reads. horizon: H, future steps it forecasts (direct, all at once).
+        season: m of the seasonal-naive baseline and of MASE; None infers it from the dates (else 1).
+        test_fraction: the holdout, the last share of the series. valid_fraction: the share of what precedes
+            the holdout that is held out (at its end) for validation; 0 for none.
+        scale: ``standard`` (zero mean, unit variance per column, training statistics) or ``none``.
+        log: model the log of the target (positive series with multiplicative trend or seasonality).
+        difference: inputs and outputs of the target relative to each window's last value (trending series).
+        batch_size: windows per optimizer step (over all processes).
+    """
+
+    data: str
+    target: str
+    features: list[str] = field(default_factory=list)
+    date_column: str | None = None
+    window: int = 24
+    horizon: int = 1
+    season: int | None = None
+    test_fraction: float = 0.2
+    valid_fraction: float = 0.1
+    scale: str = "standard"
+    log: bool = False
+    difference: bool = False
+    batch_size: int = 32
+
+    def __post_init__(self):
+        for flag, value in (("window", self.window), ("horizon", self.horizon), ("batch-size", self.batch_size)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InputError(f"--{flag} must be a whole number >= 1, got {value!r}"
+                                 + ("; it is how many steps each window forecasts" if flag == "horizon" else ""))
+        if self.season is not None and (not isinstance(self.season, int) or self.season < 1):
+            raise InputError(f"--season must be a whole number >= 1, got {self.season!r}; 1 means no seasonality")
+        if self.scale not in SCALINGS:
+            raise InputError(f"--scale must be standard or none, got {self.scale!r}")
+        # Validates the fractions with the flags' messages.
+        chronological_split(100, self.test_fraction, self.valid_fraction)
+
+
+@dataclass
+class ForecastData:
+    """A series ready for the network: the raw values, the split, the season and the fitted transform.
+
+    Attributes:
+        series: the values as read. split: train / validation / holdout boundaries.
+        season: m. season_source: why m (``--season``, ``monthly dates``, ``no dates``, ...).
+        transform: the fitted (or saved) transform. encoded: (T, F) the network's numbers.
+    """
+
+    series: Series
+    split: Split
+    season: int
+    season_source: str
+    transform: SeriesTransform
+    encoded: np.ndarray
+
+    def windows(self, origins: np.ndarray, window: int, horizon: int) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+        """Network inputs (n, N, F), output targets (n, H) and each window's last encoded target (n,)."""
+        raw_inputs, raw_targets = sliding_windows(self.encoded, origins, window, horizon)
+        inputs, last = self.transform.window_inputs(raw_inputs)
+        targets = self.transform.window_targets(raw_targets, last)
+        return torch.from_numpy(inputs).float(), torch.from_numpy(targets).float(), last
+
+
+def resolve_season(config: ForecastDataConfig, series: Series, train_end: int) -> tuple[int, str]:
+    """m and the reason for it: the flag, the dates' frequency, or 1."""
+    if config.season is not None:
+        return config.season, "--season"
+    frequency = infer_frequency(series.dates)
+    if frequency is None:
+        return 1, "no regular dates" if series.dates is not None else "no --date-column"
+    if frequency.season >= train_end:
+        return 1, f"{frequency.name} dates, but the training part is shorter than {frequency.season}"
+    return frequency.season, f"{frequency.name} dates"
+
+
+def load_series(config: ForecastDataConfig, transform: SeriesTransform | None = None,
+                season: tuple[int, str] | None = None, training: bool = True) -> ForecastData:
+    """Read and prepare ``config.data``; a trained model passes its saved ``transform`` and (season, source).
+
+    ``training`` checks that every part is long enough to train (:func:`series_for` checks the holdout alone).
+    """
+    series = read_series(config.data, config.target, config.features, config.date_column)
+    check_date_order(series)
+    split = chronological_split(len(series), config.test_fraction, config.valid_fraction)
+    if training:
+        check_training_lengths(split, config.window, config.horizon, config.data)
+    season, source = season or resolve_season(config, series, split.train_end)
+    transform = transform or SeriesTransform.fit(series, split.train_end, config.scale, config.log, config.difference)
+    return ForecastData(series, split, season, source, transform, transform.encode(series))
+
+
+class ForecastTask:
+    """Windows of a series for the :class:`~rnnkit.train.Trainer`: full BPTT over each window, MSE loss.
+
+    Each epoch reads the training windows in an order drawn from ``seed + epoch``; in a distributed run each
+    rank takes its own contiguous block of every batch. The validation score is the MAE (and MASE) of the
+    validation forecasts in the target's units, which selects the best checkpoint.
+    """
+
+    carries_state = False
+    selection = ("mae", "min")
+
+    def __init__(self, data: ForecastData, config: ForecastDataConfig, seed: int, dist: DistContext | None = None):
+        self.dist = dist or DistContext()
+        if config.batch_size < self.dist.world_size:
+            raise InputError(f"--batch-size {config.batch_size} is smaller than the {self.dist.world_size} processes; "
+                             f"use at least {self.dist.world_size}")
+        self.data, self.config, self.seed = data, config, seed
+        window, horizon, split = config.window, config.horizon, data.split
+        self.train = data.windows(window_origins(0, split.train_end, window, horizon), window, horizon)[:2]
+        self.valid_origins = window_origins(split.train_end, split.valid_end, window, horizon)
+        self.valid = data.windows(self.valid_origins, window, horizon) if len(self.valid_origins) else None
+        self.scale = metrics.mase_scale(data.series.target[:split.train_end], data.season)
+
+    def num_train_batches(self) -> int:
+        full, rest = divmod(self.train[0].size(0), self.config.batch_size)
+        # A last batch smaller than the number of processes would leave a rank without rows.
+        return full + (1 if rest >= self.dist.world_size else 0)
+
+    def train_batches(self, epoch: int, start: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        inputs, targets = self.train
+        order = torch.randperm(inputs.size(0), generator=torch.Generator().manual_seed(self.seed + epoch))
+        size = self.config.batch_size
+        for index in range(start, self.num_train_batches()):
+            rows = order[index * size:(index + 1) * size].tensor_split(self.dist.world_size)[self.dist.rank]
+            yield inputs[rows], targets[rows]  # (n, N, F), (n, H)
+
+    def valid_batches(self) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
+        if self.valid is None:
+            return None
+        inputs, targets, _ = self.valid
+        rows = torch.arange(inputs.size(0)).tensor_split(self.dist.world_size)[self.dist.rank]
+        return [(inputs[chunk], targets[chunk]) for chunk in rows.split(self.config.batch_size)]
+
+    def loss(self, model: torch.nn.Module, batch, state) -> TaskLoss:
+        inputs, targets = batch  # (n, N, F), (n, H)
+        outputs = model(inputs)  # (n, H)
+        # Mean over the H steps, summed over windows: the Trainer divides by the number of windows.
+        loss_sum = torch.nn.functional.mse_loss(outputs, targets, reduction="none").mean(1).sum()
+        return TaskLoss(loss_sum, inputs.size(0), inputs.size(0), None)
+
+    def metrics(self, loss: float) -> dict[str, float]:
+        return {}
+
+    def score_validation(self, model: torch.nn.Module) -> dict[str, float]:
+        """MAE and MASE of the validation forecasts in target units (every rank scores all of them)."""
+        if self.valid is None:
+            return {}
+        inputs, _, last = self.valid
+        forecasts = predict_windows(model, inputs, last, self.data.transform, self.config.batch_size)  # (n, H)
+        actuals = sliding_windows(self.data.series.values, self.valid_origins, self.config.window,
+                                  self.config.horizon)[1]  # (n, H)
+        error = metrics.mae(forecasts, actuals)
+        return {"mae": error, "mase": error / self.scale}
+
+
+@torch.no_grad()
+def predict_windows(model: torch.nn.Module, inputs: torch.Tensor, last: np.ndarray, transform: SeriesTransform,
+                    batch_size: int = 256) -> np.ndarray:
+    """(n, H) forecasts in target units for network inputs (n, N, F) with their windows' last targets (n,)."""
+    device = next(model.parameters()).device
+    outputs = [model(chunk.to(device)).cpu() for chunk in inputs.split(batch_size)]  # [(b, H)]
+    return transform.decode(torch.cat(outputs).double().numpy(), last)
+
+
+def build_model(input_size: int, horizon: int, model_options: dict) -> SequenceRegressor:
+    """The many-to-one regressor reading ``input_size`` features per step and writing ``horizon`` values."""
+    return SequenceRegressor(num_outputs=horizon, input_size=input_size, **model_options)
+
+
+def train_forecaster(
+    data_config: ForecastDataConfig,
+    model_options: dict,
+    train_config: TrainConfig,
+    *,
+    run_dir: RunDirectory | None = None,
+    dist: DistContext | None = None,
+    progress_bar: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> dict:
+    """Train a forecaster; returns the Trainer's report plus ``holdout``: the backtest (:func:`backtest_report`)
+    of the best checkpoint by validation MAE (the latest without validation; the final weights without a run
+    directory), named in ``holdout["checkpoint"]``."""
+    dist = dist or DistContext()
+    seed_everything(train_config.seed)
+    data = load_series(data_config)
+    model = build_model(len(data.series.columns), data_config.horizon, model_options)
+    task = ForecastTask(data, data_config, train_config.seed, dist)
+    run_info = {
+        "task": TASK_NAME,
+        "configs": {"data": asdict(data_config), "model": model.config},
+        "transform": data.transform.to_dict(),
+        "season": data.season,
+        "season_source": data.season_source,
+        "columns": data.series.columns,
+    }
+    if log is not None:
+        split = data.split
+        log(f"series: {data_config.data}: {split.length:,} steps × {len(data.series.columns)} features; "
+            f"train {split.train_end:,}, validation {split.valid_steps:,}, holdout {split.test_steps:,}; "
+            f"{task.train[0].size(0):,} training windows; season {data.season} ({data.season_source}); "
+            f"model {sum(p.numel() for p in model.parameters()):,} parameters")
+    trainer = Trainer(model, task, train_config, run_dir=run_dir, run_info=run_info, dist=dist,
+                      progress_bar=progress_bar, log=log)
+    report = trainer.fit()
+    if not dist.is_main:
+        return report
+    model = model.cpu().eval()
+    checkpoint_used = "latest" if run_dir is not None else "final weights"
+    if run_dir is not None and (run_dir.path / "best.json").is_file():
+        run_dir.load("best").load_weights(model)
+        checkpoint_used = "best"
+    report["holdout"] = backtest_report(model, data, data_config)
+    report["holdout"]["checkpoint"] = checkpoint_used
+    return report
+
+
+@dataclass
+class TrainedForecaster:
+    """A trained model (eval mode, CPU) with what it needs to read a series: its data config, the saved
+    transform, and the season of its baselines and MASE (and why that season)."""
+
+    model: SequenceRegressor
+    config: ForecastDataConfig
+    transform: SeriesTransform
+    season: int
+    season_source: str
+
+
+def model_from_checkpoint(checkpoint: Checkpoint) -> TrainedForecaster:
+    """The trained forecaster of a loaded forecast checkpoint."""
+    meta = checkpoint.meta
+    model = SequenceRegressor(**meta["configs"]["model"])
+    checkpoint.load_weights(model)
+    return TrainedForecaster(model.eval(), ForecastDataConfig(**meta["configs"]["data"]),
+                             SeriesTransform.from_dict(meta["transform"]), int(meta["season"]),
+                             f"{meta['season_source']}, as trained")
+
+
+def load_trained(run_dir: str | Path, which: str = "latest") -> TrainedForecaster:
+    """The trained forecaster of a run directory's ``latest`` or ``best`` checkpoint."""
+    checkpoint = RunDirectory.open(run_dir).load(which)
+    require_task(checkpoint.meta, TASK_NAME, run_dir, "train forecast")
+    return model_from_checkpoint(checkpoint)
+
+
+def series_for(trained: TrainedForecaster, data_path: str, backtest: bool = True) -> tuple[ForecastData, ForecastDataConfig]:
+    """Another CSV with the run's columns, prepared for ``trained``: its saved transform and season, the CSV's
+    own split by the run's fractions. ``backtest`` checks that the holdout has at least one origin."""
+    config = replace(trained.config, data=data_path)
+    data = load_series(config, trained.transform, (trained.season, trained.season_source), training=False)
+    if backtest:
+        check_holdout_length(data.split, config.window, config.horizon, data_path)
+    return data, config
+
+
+@dataclass
+class Backtest:
+    """Rolling-origin forecasts over the holdout: origins (n,), and (n, H) arrays in target units."""
+
+    origins: np.ndarray
+    actuals: np.ndarray
+    forecasts: dict[str, np.ndarray]
+
+
+def backtest(model: torch.nn.Module, data: ForecastData, config: ForecastDataConfig) -> Backtest:
+    """The model's and both baselines' forecasts from every holdout origin (inputs may precede the holdout)."""
+    window, horizon = config.window, config.horizon
+    origins = window_origins(data.split.valid_end, data.split.length, window, horizon)
+    inputs, _, last = data.windows(origins, window, horizon)
+    actuals = sliding_windows(data.series.values, origins, window, horizon)[1]  # (n, H)
+    naive, seasonal = metrics.baseline_forecasts(data.series.target, origins, horizon, data.season)
+    model_forecasts = predict_windows(model, inputs, last, data.transform, config.batch_size)
+    return Backtest(origins, actuals, {"model": model_forecasts, "naive": naive, "seasonal_naive": seasonal})
+
+
+def backtest_report(model: torch.nn.Module, data: ForecastData, config: ForecastDataConfig) -> dict:
+    """MAE, RMSE and MASE of the model and both baselines on the same holdout origins, and what they were:
+    ``{"model": {...}, "naive": {...}, "seasonal_naive": {...}, "origins", "horizon", "season", ...}``."""
+    result = backtest(model, data, config)
+    split = data.split
+    scale = metrics.mase_scale(data.series.target[:split.train_end], data.season)
+    report = {method: metrics.scores(result.forecasts[method], result.actuals, scale) for method in METHODS}
+    report.update(origins=len(result.origins), horizon=config.horizon, window=config.window, season=data.season,
+                  season_source=data.season_source, holdout_steps=split.test_steps, series_steps=split.length,
+                  mase_scale=scale, data=config.data)
+    return report
+
+
+@torch.no_grad()
+def forecast_future(model: torch.nn.Module, data: ForecastData, config: ForecastDataConfig) -> np.ndarray:
+    """(H,) the target values after the end of the series, forecast from its last N steps."""
+    length = data.split.length
+    if length < config.window:
+        raise InputError(f"{config.data} has {length} steps, fewer than the model's --window {config.window}; "
+                         "give at least that many")
+    inputs, _, last = data.windows(np.array([length]), config.window, 0)
+    return predict_windows(model, inputs, last, data.transform)[0]
+
+
+def format_report(report: dict) -> str:
+    """The backtest as a short table: one line per method with MAE, RMSE and MASE."""
+    lines = [f"holdout: the last {report['holdout_steps']:,} of {report['series_steps']:,} steps, "
+             f"{report['origins']:,} origins × {report['horizon']} steps ahead; "
+             f"MASE scale {report['mase_scale']:.4g} (season {report['season']}: {report['season_source']})",
+             f"  {'':<16}{'MAE':>12}{'RMSE':>12}{'MASE':>10}"]
+    for method in METHODS:
+        row = report[method]
+        lines.append(f"  {method.replace('_', ' '):<16}{row['mae']:>12.4g}{row['rmse']:>12.4g}{row['mase']:>10.4f}")
+    return "\n".join(lines)
+
