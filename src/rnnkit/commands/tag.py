@@ -137,7 +137,7 @@ def predict(run_dir: str, checkpoint, options: dict) -> None:
     if options.get("input_path") is not None:
         text = read_text(options["input_path"])
     else:
-        text = click.get_text_stream("stdin").read()
+        text = sys.stdin.read()
         if not text.strip():
             raise InputError("no sentences on stdin; pipe one sentence per line (tokens separated by spaces), "
                              "or give --input FILE")

@@ -1,0 +1,438 @@
+r"""The sequence-tagging task (synchronous many-to-many): one tag per word, e.g. part of speech or named entities.
+
+The glue the CLI and the Trainer share: read CoNLL-U or CoNLL-2003 files (:mod:`rnnkit.data.conll`),
+build the word, character and tag vocabularies from the training file only, batch sentences of similar
+length together, build the :class:`~rnnkit.models.SequenceTagger`, and score it. Its loss per batch is the
+tagger's own, summed over the real (unpadded) tokens:
+
+    softmax:  Σ_n Σ_{t ≤ T_n} -log softmax(e_{n,t})[y_{n,t}]        CRF:  Σ_n -log p(y_n | x_n)
+
+and the Trainer divides it by the number of tokens.
+
+Unseen words. Without pretrained embeddings a model meets many test words it never saw; they read as
+``<unk>``. So that ``<unk>`` learns something, each training word seen only once (a singleton) is replaced
+by ``<unk>`` with probability ``word_dropout`` whenever a batch is drawn (Lample et al. 2016 use 0.5); the
+character features (a BiLSTM over each word's characters, which always sees the word and its case) then
+carry the word. ``lowercase_words`` looks words up lower-cased, which shares one embedding among "The"
+and "the".
+
+Scores: token accuracy, and for entity tags (every tag ``O`` or ``B-/I-/E-/S-TYPE``) span precision,
+recall and F1 (:mod:`rnnkit.metrics.spans`, conlleval's definition). Span F1 picks the best checkpoint for
+entity tags, accuracy for the others.
+
+Example::
+
+    data = load_tag_data(TagDataConfig(data="en_ewt-ud-train.conllu", valid_data="en_ewt-ud-dev.conllu"))
+    report = train_tagger(data, {"hidden_size": 128, "dropout": 0.5}, TrainConfig(epochs=10),
+                          run_dir=RunDirectory.create("runs/ewt"))
+    tagger = load_trained("runs/ewt", "best")
+    tagger.tag([["The", "cat", "sat"]])          # [['DET', 'NOUN', 'VERB']]
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Callable, Iterator
+
+import torch
+from torch.nn.utils.rnn import pad_sequence
+
+from rnnkit.cli_options import require_task
+from rnnkit.data.conll import ALL_COLUMNS, COLUMNS, DEFAULT_COLUMN, FORMAT_NAMES, FORMATS, Sentence, read_conll
+from rnnkit.data.conll import resolve_format
+from rnnkit.data.labelled_text import PAD_ID, UNK_ID, TokenVocab, bucketed_batches, pad_batch, sorted_batches
+from rnnkit.errors import InputError
+from rnnkit.metrics.spans import is_entity_tagset, span_scores
+from rnnkit.models import SequenceTagger
+from rnnkit.train import Checkpoint, DistContext, RunDirectory, TaskLoss, TrainConfig, Trainer, seed_everything
+
+TASK_NAME = "tag"
+EVAL_BATCH_SIZE = 128  # sentences per forward pass when only tagging: no gradients, so larger batches are cheap
+
+
+@dataclass
+class TagDataConfig:
+    """Where the tagged sentences come from, how words are read and batched; saved in every checkpoint.
+
+    Args:
+        data: the training file. valid_data: the validation file (None: no validation).
+        format: ``conllu`` or ``conll`` (CoNLL-2003); None recognises it from the training file.
+        column: the tags to learn: ``upos``/``xpos`` (CoNLL-U), ``pos``/``chunk``/``ner`` (CoNLL-2003);
+            None takes the format's default (upos, ner).
+        batch_size: sentences per optimizer step (over all processes).
+        min_freq: training words seen fewer times read as ``<unk>``.
+        lowercase_words: look words up lower-cased (the character features still see the case).
+        word_dropout: the probability that a training singleton reads as ``<unk>`` in a batch.
+        char_features: give each word a vector from its characters (a character BiLSTM).
+    """
+
+    data: str | None = None
+    valid_data: str | None = None
+    format: str | None = None
+    column: str | None = None
+    batch_size: int = 32
+    min_freq: int = 1
+    lowercase_words: bool = False
+    word_dropout: float = 0.0
+    char_features: bool = True
+
+    def __post_init__(self):
+        if self.format is not None and self.format not in FORMATS:
+            raise InputError(f"--format must be conllu or conll, got {self.format!r}")
+        if self.column is not None and self.column not in ALL_COLUMNS:
+            raise InputError(f"--column must be one of {', '.join(ALL_COLUMNS)}, got {self.column!r}")
+        for flag, value in (("batch-size", self.batch_size), ("min-freq", self.min_freq)):
+            if value < 1:
+                raise InputError(f"--{flag} must be >= 1, got {value}")
+        if not 0 <= self.word_dropout < 1:
+            raise InputError(f"--word-dropout must be in [0, 1), got {self.word_dropout}")
+
+    def word_key(self, token: str) -> str:
+        """The form a token is looked up by in the word vocabulary."""
+        return token.lower() if self.lowercase_words else token
+
+
+@dataclass
+class Vocabularies:
+    """Words and characters (``<pad>`` = 0, ``<unk>`` = 1; characters None without character features) and
+    the tag names (index = tag id, sorted)."""
+
+    words: TokenVocab
+    chars: TokenVocab | None
+    tags: list[str]
+
+    @property
+    def entity_tags(self) -> bool:
+        """True for BIO-style tags, scored by spans as well as by accuracy."""
+        return is_entity_tagset(self.tags)
+
+    def to_dict(self) -> dict:
+        return {"words": self.words.to_dict(), "chars": None if self.chars is None else self.chars.to_dict(),
+                "tags": list(self.tags)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Vocabularies:
+        tags = d.get("tags") if isinstance(d, dict) else None
+        if not isinstance(tags, list) or not tags or not all(isinstance(tag, str) for tag in tags):
+            raise InputError("the saved tag list is missing or malformed; the checkpoint is corrupt")
+        chars = None if d.get("chars") is None else TokenVocab.from_dict(d["chars"])
+        return cls(TokenVocab.from_dict(d.get("words")), chars, tags)
+
+
+@dataclass
+class EncodedSentences:
+    """Sentences as id tensors: words (T,), characters (T, W) padded with 0 (None without character
+    features), tags (T,), and a (T,) mask of the words that word dropout may replace (training singletons)."""
+
+    words: list[torch.Tensor]
+    chars: list[torch.Tensor] | None
+    tags: list[torch.Tensor]
+    droppable: list[torch.Tensor]
+
+    def __len__(self) -> int:
+        return len(self.words)
+
+    @property
+    def lengths(self) -> list[int]:
+        return [len(words) for words in self.words]
+
+
+@dataclass
+class TagData:
+    """What training needs: the data config (format and column filled in), the vocabularies, the validation
+    sentences (their gold tags score validation) and the encoded training and validation sentences."""
+
+    config: TagDataConfig
+    vocabs: Vocabularies
+    valid_sentences: list[Sentence] | None
+    train: EncodedSentences
+    valid: EncodedSentences | None
+
+
+def load_tag_data(config: TagDataConfig) -> TagData:
+    """Read and encode the files ``config`` names: vocabularies from the training file; a validation tag the
+    training file lacks is an error naming ``file:line`` (the model could never predict it)."""
+    if config.data is None:
+        raise InputError("give the tagged sentences to learn from with --data FILE (CoNLL-U or CoNLL-2003)")
+    data_format = resolve_format(config.data, config.format)
+    column = config.column or DEFAULT_COLUMN[data_format]
+    config = replace(config, format=data_format, column=column)
+    train_sentences = read_conll(config.data, data_format, column)
+    valid_sentences = None
+    if config.valid_data is not None:
+        fix = f"give a {FORMAT_NAMES[data_format]} file like --data {config.data}"
+        valid_sentences = read_conll(config.valid_data, data_format, column, fix=fix)
+    vocabs = build_vocabularies(train_sentences, config)
+    if vocabs.tags == ["_"]:
+        raise InputError(f"{config.data}: every {column} tag is '_' (the column is empty); choose another --column "
+                         f"({', '.join(c for c in COLUMNS[data_format] if c != column)})")
+    word_counts = Counter(config.word_key(token) for sentence in train_sentences for token in sentence.tokens)
+    singletons = {word for word, count in word_counts.items() if count == 1}
+    train = encode_sentences(train_sentences, vocabs, config, singletons)
+    valid = None
+    if valid_sentences is not None:
+        check_known_tags(valid_sentences, vocabs.tags, config.data)
+        valid = encode_sentences(valid_sentences, vocabs, config)
+    return TagData(config, vocabs, valid_sentences, train, valid)
+
+
+def build_vocabularies(sentences: list[Sentence], config: TagDataConfig) -> Vocabularies:
+    """Words (by ``config.word_key``, at least ``min_freq`` times), characters (all of the training file's)
+    and the sorted tags of the training sentences."""
+    words = TokenVocab.build(([config.word_key(token) for token in sentence.tokens] for sentence in sentences),
+                             config.min_freq)
+    chars = None
+    if config.char_features:
+        chars = TokenVocab.build(list(token) for sentence in sentences for token in sentence.tokens)
+    tags = sorted({tag for sentence in sentences for tag in sentence.tags})
+    return Vocabularies(words, chars, tags)
+
+
+def check_known_tags(sentences: list[Sentence], tags: list[str], training_file: str) -> None:
+    """InputError at the first tag outside ``tags``, naming its ``file:line``."""
+    known = set(tags)
+    for sentence in sentences:
+        for index, tag in enumerate(sentence.tags):
+            if tag not in known:
+                raise InputError(
+                    f"{sentence.where(index)}: tag {tag!r} never occurs in the training data {training_file} "
+                    f"({len(tags)} tags); the model could not predict it: fix the tag or add training sentences with it"
+                )
+
+
+def encode_tokens(tokens: list[str], vocabs: Vocabularies, config: TagDataConfig) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Word ids (T,) and character ids (T, W_max) padded with 0 (None without character features)."""
+    words = torch.tensor(vocabs.words.encode([config.word_key(token) for token in tokens]), dtype=torch.long)  # (T,)
+    if vocabs.chars is None:
+        return words, None
+    char_ids, _ = pad_batch([vocabs.chars.encode(list(token)) or [UNK_ID] for token in tokens])  # (T, W_max)
+    return words, char_ids
+
+
+def encode_sentences(sentences: list[Sentence], vocabs: Vocabularies, config: TagDataConfig,
+                     singletons: set[str] = frozenset()) -> EncodedSentences:
+    """The id tensors of ``sentences``; tags outside ``vocabs.tags`` encode as -1 (they are never predicted)."""
+    return encode_token_lists([s.tokens for s in sentences], [s.tags for s in sentences], vocabs, config, singletons)
+
+
+def encode_token_lists(token_lists: list[list[str]], tag_lists: list[list[str]] | None, vocabs: Vocabularies,
+                       config: TagDataConfig, singletons: set[str] = frozenset()) -> EncodedSentences:
+    """The id tensors of tokenized sentences (each at least one token) and their tags (None: all tag 0)."""
+    tag_ids = {tag: index for index, tag in enumerate(vocabs.tags)}
+    encoded = EncodedSentences([], [] if vocabs.chars is not None else None, [], [])
+    for number, tokens in enumerate(token_lists):
+        words, chars = encode_tokens(tokens, vocabs, config)
+        encoded.words.append(words)
+        if chars is not None:
+            encoded.chars.append(chars)
+        tags = [tag_ids.get(tag, -1) for tag in tag_lists[number]] if tag_lists is not None else [0] * len(tokens)
+        encoded.tags.append(torch.tensor(tags, dtype=torch.long))
+        encoded.droppable.append(torch.tensor([config.word_key(token) in singletons for token in tokens]))
+    return encoded
+
+
+def make_batch(data: EncodedSentences, indices: list[int], word_dropout: float = 0.0,
+               generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+    """A padded batch of the sentences ``indices``: words (N, L), lengths (N,), tags (N, L) and chars
+    (N, L, W) (without character features: no chars), padded with 0; with ``word_dropout`` each
+    droppable word becomes ``<unk>`` with that probability (drawn from ``generator``)."""
+    lengths = torch.tensor([len(data.words[i]) for i in indices], dtype=torch.long)  # (N,)
+    words = pad_sequence([data.words[i] for i in indices], batch_first=True, padding_value=PAD_ID)  # (N, L)
+    if word_dropout > 0:
+        droppable = pad_sequence([data.droppable[i] for i in indices], batch_first=True)  # (N, L), False on padding
+        draw = torch.rand(words.shape, generator=generator)  # (N, L)
+        words = words.masked_fill(droppable & (draw < word_dropout), UNK_ID)
+    tags = pad_sequence([data.tags[i] for i in indices], batch_first=True)  # (N, L)
+    batch = {"words": words, "lengths": lengths, "tags": tags}
+    if data.chars is not None:
+        width = max(data.chars[i].size(1) for i in indices)
+        chars = torch.full((len(indices), words.size(1), width), PAD_ID, dtype=torch.long)  # (N, L, W)
+        for row, i in enumerate(indices):
+            T, W = data.chars[i].shape
+            chars[row, :T, :W] = data.chars[i]
+        batch["chars"] = chars
+    return batch
+
+
+class TaggingTask:
+    """One tag per word, for the :class:`~rnnkit.train.Trainer` (full BPTT over padded batches).
+
+    A batch is :func:`make_batch`'s dict. The epoch's batches are drawn by
+    :func:`~rnnkit.data.labelled_text.bucketed_batches` seeded with ``seed + epoch``, and the word dropout of
+    batch b of epoch e from a generator seeded by (seed, e, b): the same epoch always has the same batches,
+    so a run resumes exactly. In a distributed run each rank gets its contiguous block of every batch's rows.
+    """
+
+    carries_state = False
+
+    def __init__(self, data: TagData, seed: int, dist: DistContext | None = None):
+        self.dist = dist or DistContext()
+        config = data.config
+        if config.batch_size < self.dist.world_size:
+            raise InputError(f"--batch-size {config.batch_size} is smaller than the {self.dist.world_size} "
+                             f"processes; use at least {self.dist.world_size}")
+        self.train, self.valid = data.train, data.valid
+        self.valid_sentences = data.valid_sentences
+        self.vocabs = data.vocabs
+        self.config = config
+        self.seed = seed
+        self.selection = None
+        if data.valid is not None:
+            self.selection = ("f1", "max") if data.vocabs.entity_tags else ("accuracy", "max")
+        self._train_lengths = self.train.lengths
+        self._num_batches = len(self._epoch_batches(0))
+
+    def _epoch_batches(self, epoch: int) -> list[list[int]]:
+        return bucketed_batches(self._train_lengths, self.config.batch_size, self.seed + epoch,
+                                min_rows=self.dist.world_size)
+
+    def num_train_batches(self) -> int:
+        return self._num_batches
+
+    def train_batches(self, epoch: int, start: int) -> Iterator[dict]:
+        for index, indices in enumerate(self._epoch_batches(epoch)[start:], start):
+            # Seeded per batch (not drawn from a running stream), so that a resumed epoch drops the same words.
+            generator = torch.Generator().manual_seed((self.seed * 1_000_003 + epoch) * 1_000_003 + index)
+            yield make_batch(self.train, self._rank_rows(indices), self.config.word_dropout, generator)
+
+    def valid_batches(self):
+        if self.valid is None:
+            return None
+        batches = sorted_batches(self.valid.lengths, EVAL_BATCH_SIZE, min_rows=self.dist.world_size)
+        return [make_batch(self.valid, self._rank_rows(indices)) for indices in batches]
+
+    def _rank_rows(self, indices: list[int]) -> list[int]:
+        rank, world = self.dist.rank, self.dist.world_size
+        return indices[rank * len(indices) // world : (rank + 1) * len(indices) // world]
+
+    def loss(self, model: torch.nn.Module, batch: dict, state) -> TaskLoss:
+        emissions = model(batch["words"], batch["lengths"], batch.get("chars"))  # (N, L, C)
+        tagger = getattr(model, "module", model)  # the SequenceTagger inside a DDP wrapper
+        loss_sum, tokens = tagger.loss(emissions, batch["tags"], batch["lengths"])
+        return TaskLoss(loss_sum, tokens, batch["words"].size(0), None)
+
+    def metrics(self, loss: float) -> dict[str, float]:
+        return {}
+
+    def score_validation(self, model: torch.nn.Module) -> dict[str, float]:
+        """Accuracy and, for entity tags, span precision/recall/F1 of the whole validation set (every rank)."""
+        predicted = predict_ids(model, self.valid)
+        scores = tag_scores([s.tags for s in self.valid_sentences], ids_to_tags(predicted, self.vocabs.tags),
+                            self.vocabs.entity_tags)
+        return {name: scores[name] for name in ("accuracy", "precision", "recall", "f1") if name in scores}
+
+
+@torch.no_grad()
+def predict_ids(model: SequenceTagger, data: EncodedSentences, batch_size: int = EVAL_BATCH_SIZE) -> list[list[int]]:
+    """The predicted tag ids of every sentence, in the order given; ``model`` in eval mode."""
+    device = next(model.parameters()).device
+    predicted: list[list[int]] = [[] for _ in range(len(data))]
+    for indices in sorted_batches(data.lengths, batch_size):
+        batch = make_batch(data, indices)
+        chars = batch["chars"].to(device) if "chars" in batch else None
+        emissions = model(batch["words"].to(device), batch["lengths"], chars)  # (N, L, C)
+        tags = model.decode(emissions, batch["lengths"]).cpu()  # (N, L), -1 on padding
+        for row, i in enumerate(indices):
+            predicted[i] = tags[row, : len(data.words[i])].tolist()
+    return predicted
+
+
+def ids_to_tags(ids: list[list[int]], tags: list[str]) -> list[list[str]]:
+    return [[tags[i] for i in sentence] for sentence in ids]
+
+
+def tag_scores(gold: list[list[str]], predicted: list[list[str]], entity_tags: bool) -> dict:
+    """Token accuracy (``accuracy``, ``tokens``, ``sentences``) and, with ``entity_tags``, the span scores
+    of :func:`~rnnkit.metrics.spans.span_scores` (precision, recall, f1, per_type, ...)."""
+    tokens = sum(len(tags) for tags in gold)
+    correct = sum(g == p for gold_tags, predicted_tags in zip(gold, predicted) for g, p in zip(gold_tags, predicted_tags))
+    scores = {"accuracy": correct / tokens if tokens else 0.0, "tokens": tokens, "sentences": len(gold)}
+    if entity_tags:
+        scores.update(span_scores(gold, predicted))
+    return scores
+
+
+def build_model(vocabs: Vocabularies, model_options: dict) -> SequenceTagger:
+    """The tagger for the vocabularies, with ``model_options`` (SequenceTagger's keyword arguments other
+    than vocab_size, num_tags and char_vocab_size)."""
+    char_vocab_size = None if vocabs.chars is None else len(vocabs.chars)
+    return SequenceTagger(len(vocabs.words), len(vocabs.tags), char_vocab_size=char_vocab_size,
+                          padding_idx=PAD_ID, **model_options)
+
+
+def train_tagger(
+    data: TagData,
+    model_options: dict,
+    train_config: TrainConfig,
+    *,
+    run_dir: RunDirectory | None = None,
+    dist: DistContext | None = None,
+    progress_bar: bool = False,
+    log: Callable[[str], None] | None = None,
+    on_step: Callable[[int, float], None] | None = None,
+) -> dict:
+    """Train a tagger on ``data`` (from :func:`load_tag_data`); returns the Trainer's final report."""
+    dist = dist or DistContext()
+    seed_everything(train_config.seed)
+    model = build_model(data.vocabs, model_options)
+    task = TaggingTask(data, train_config.seed, dist)
+    run_info = {
+        "task": TASK_NAME,
+        "configs": {"data": asdict(data.config), "model": model.config},
+        "vocab": data.vocabs.to_dict(),
+    }
+    if log is not None:
+        config, vocabs = data.config, data.vocabs
+        valid = f"{len(data.valid):,} validation" if data.valid is not None else "no validation"
+        shown = ", ".join(vocabs.tags[:10]) + (", ..." if len(vocabs.tags) > 10 else "")
+        chars = f", {len(vocabs.chars):,} characters" if vocabs.chars is not None else ""
+        log(f"data: {config.data}: {len(data.train):,} training sentences ({sum(data.train.lengths):,} tokens), "
+            f"{valid}; {len(vocabs.tags)} {config.column} tags ({shown}); vocabulary {len(vocabs.words):,} words{chars}; "
+            f"model {sum(p.numel() for p in model.parameters()):,} parameters")
+    trainer = Trainer(model, task, train_config, run_dir=run_dir, run_info=run_info, dist=dist,
+                      progress_bar=progress_bar, log=log, on_step=on_step)
+    return trainer.fit()
+
+
+@dataclass
+class TrainedTagger:
+    """What a run directory holds for tagging: the model (eval mode, CPU), vocabularies and data settings."""
+
+    model: SequenceTagger
+    vocabs: Vocabularies
+    config: TagDataConfig
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: Checkpoint) -> TrainedTagger:
+        meta = checkpoint.meta
+        model = SequenceTagger(**meta["configs"]["model"])
+        checkpoint.load_weights(model)
+        return cls(model.eval(), Vocabularies.from_dict(meta["vocab"]), TagDataConfig(**meta["configs"]["data"]))
+
+    def tag(self, sentences: list[list[str]], batch_size: int = EVAL_BATCH_SIZE) -> list[list[str]]:
+        """The predicted tags of tokenized sentences (an empty sentence gets no tags)."""
+        kept = [tokens for tokens in sentences if tokens]
+        encoded = encode_token_lists(kept, None, self.vocabs, self.config)
+        predicted = iter(ids_to_tags(predict_ids(self.model, encoded, batch_size), self.vocabs.tags))
+        return [next(predicted) if tokens else [] for tokens in sentences]
+
+    def evaluate(self, path: str | Path, batch_size: int = EVAL_BATCH_SIZE) -> dict:
+        """:func:`tag_scores` of a file in the run's format and column, plus ``unseen_tags``: gold tags the
+        training data lacked (their tokens count as errors)."""
+        fix = f"give a {FORMAT_NAMES[self.config.format]} file like the run's training data"
+        sentences = read_conll(path, self.config.format, self.config.column, fix=fix)
+        gold = [sentence.tags for sentence in sentences]
+        predicted = self.tag([sentence.tokens for sentence in sentences], batch_size)
+        known = set(self.vocabs.tags)
+        scores = tag_scores(gold, predicted, self.vocabs.entity_tags)
+        scores["unseen_tags"] = sorted({tag for tags in gold for tag in tags if tag not in known})
+        return scores
+
+
+def load_trained(run_dir: str | Path, which: str = "latest") -> TrainedTagger:
+    """The tagger of a run directory's ``latest`` or ``best`` checkpoint."""
+    checkpoint = RunDirectory.open(run_dir).load(which)
+    require_task(checkpoint.meta, TASK_NAME, run_dir, "train tag")
+    return TrainedTagger.from_checkpoint(checkpoint)
