@@ -18,22 +18,12 @@ from rnnkit.data.digits import WORDS, digit_compositions
 from rnnkit.errors import InputError
 from rnnkit.tasks.caption import load_trained, write_png
 from rnnkit.train import RunDirectory
+from cli_helpers import run_cli
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 TINY_MODEL = ["--hidden", "16", "--features", "16", "--channels", "4", "--embedding", "8", "--batch-size", "32",
               "--seed", "0"]
-
-
-def run_cli(capsys, *args) -> tuple[int, str, str]:
-    """Run `rnnkit ARGS` in this process; returns (exit status, stdout, stderr)."""
-    try:
-        main([str(arg) for arg in args])
-        code = 0
-    except SystemExit as exit:
-        code = exit.code if isinstance(exit.code, int) else 1
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 @pytest.fixture(scope="module")

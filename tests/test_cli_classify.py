@@ -2,7 +2,6 @@
 separable toy problem, prediction's output formats, padding that changes nothing, exact resume, the
 stratified validation split, and every bad input giving one line on stderr, exit status 2 and nothing lost."""
 
-import hashlib
 import json
 import random
 from pathlib import Path
@@ -12,11 +11,12 @@ import torch
 from click.testing import CliRunner
 from safetensors.torch import load_file
 
-from rnnkit.cli import cli, main
+from rnnkit.cli import cli
 from rnnkit.commands import classify as classify_command
 from rnnkit.errors import InputError
 from rnnkit.tasks.classify import ClassifyDataConfig, build_model, class_probabilities, load_data
 from rnnkit.train import RunDirectory
+from cli_helpers import assert_one_line_error, run_cli, snapshot
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -48,34 +48,10 @@ def toy_csv(tmp_path) -> Path:
     return write_csv(tmp_path / "toy.csv", toy_rows())
 
 
-def run_cli(capsys, *args) -> tuple[int, str, str]:
-    """Run `rnnkit ARGS` in this process; returns (exit status, stdout, stderr)."""
-    try:
-        main([str(arg) for arg in args])
-        code = 0
-    except SystemExit as exit:
-        code = exit.code if isinstance(exit.code, int) else 1
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
 def train(capsys, data, out, *extra) -> dict:
     code, stdout, stderr = run_cli(capsys, "train", "classify", "--data", data, *TINY_MODEL, "--out", out, "--json", *extra)
     assert code == 0, stderr
     return json.loads(stdout)
-
-
-def assert_one_line_error(code, stderr, *words):
-    assert code == 2, stderr
-    lines = stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), stderr
-    for word in words:
-        assert word in lines[0], lines[0]
-
-
-def snapshot(directory: Path) -> dict[str, str]:
-    return {str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(directory.rglob("*")) if p.is_file()}
 
 
 def latest_weights(run: Path) -> dict[str, torch.Tensor]:

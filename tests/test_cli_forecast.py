@@ -3,7 +3,6 @@ trend) where the model beats the naive baselines in seconds, and every bad input
 status 2 and nothing lost."""
 
 import contextlib
-import hashlib
 import io
 import json
 from pathlib import Path
@@ -18,6 +17,7 @@ from rnnkit.commands import forecast as forecast_command
 from rnnkit.errors import InputError
 from rnnkit.tasks.forecast import load_trained
 from rnnkit.train import RunDirectory
+from cli_helpers import assert_one_line_error, snapshot
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -46,20 +46,6 @@ def run_cli(*args) -> tuple[int, str, str]:
         except SystemExit as exit:
             code = exit.code if isinstance(exit.code, int) else 1
     return code, out.getvalue(), err.getvalue()
-
-
-def assert_one_line_error(code, stderr, *words):
-    assert code == 2, stderr
-    lines = stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), stderr
-    assert "Traceback" not in stderr
-    for word in words:
-        assert word in lines[0], lines[0]
-
-
-def snapshot(directory: Path) -> dict[str, str]:
-    return {str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(directory.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture(scope="module")

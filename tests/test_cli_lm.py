@@ -5,7 +5,6 @@ giving one line on stderr, a non-zero exit and nothing lost.
 Regenerate the golden file after an intended change of numerics: RNNKIT_UPDATE_GOLDEN=1 pytest tests/test_cli_lm.py
 """
 
-import hashlib
 import json
 import os
 import signal
@@ -18,9 +17,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from rnnkit.cli import main
 from rnnkit.tasks.lm import LMDataConfig, train_language_model
 from rnnkit.train import TrainConfig
+from cli_helpers import assert_one_line_error, run_cli, snapshot
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -42,27 +41,10 @@ def corpus(tmp_path):
     return path
 
 
-def run_cli(capsys, *args) -> tuple[int, str, str]:
-    """Run `rnnkit ARGS` in this process; returns (exit status, stdout, stderr)."""
-    try:
-        main([str(arg) for arg in args])
-        code = 0
-    except SystemExit as exit:
-        code = exit.code if isinstance(exit.code, int) else 1
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
 def train(capsys, corpus, out, *extra):
     code, stdout, stderr = run_cli(capsys, "train", "lm", "--data", corpus, *TINY_MODEL, "--out", out, "--quiet", "--json", *extra)
     assert code == 0, stderr
     return json.loads(stdout)
-
-
-def snapshot(directory: Path) -> dict[str, str]:
-    """Every file under ``directory`` with its digest: to prove that a refused command changed nothing."""
-    return {str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(directory.rglob("*")) if p.is_file()}
 
 
 def latest_weights(run: Path) -> dict[str, torch.Tensor]:
@@ -77,15 +59,6 @@ def assert_equal_weights(first: dict, second: dict, **tolerance):
             torch.testing.assert_close(first[name], second[name], **tolerance, msg=name)
         else:
             assert torch.equal(first[name], second[name]), name
-
-
-def assert_one_line_error(code, stderr, *words):
-    assert code == 2, stderr
-    lines = stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), stderr
-    assert "Traceback" not in stderr
-    for word in words:
-        assert word in lines[0], lines[0]
 
 
 # ------------------------------------------------------------------------------------------- happy paths

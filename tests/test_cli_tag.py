@@ -9,11 +9,11 @@ import pytest
 import torch
 from torch import nn
 
-from rnnkit.cli import main
 from rnnkit.commands import tag as tag_command
 from rnnkit.errors import InputError
 from rnnkit.tasks.tag import TagDataConfig, TaggingTask, build_model, load_tag_data, load_trained, make_batch
 from rnnkit.train import RunDirectory
+from cli_helpers import run_cli
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -59,20 +59,6 @@ def files(tmp_path):
     paths["conllu"].write_text(conllu_text())
     paths["conll"].write_text(conll_text())
     return paths
-
-
-def run_cli(capsys, *args, stdin: str | None = None, monkeypatch=None) -> tuple[int, str, str]:
-    """Run `rnnkit ARGS` in this process; returns (exit status, stdout, stderr)."""
-    if stdin is not None:
-        import io
-        monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
-    try:
-        main([str(arg) for arg in args])
-        code = 0
-    except SystemExit as exit:
-        code = exit.code if isinstance(exit.code, int) else 1
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def train(capsys, data, out, *extra) -> dict:

@@ -2,7 +2,6 @@
 parallel text, and every bad input giving one line on stderr, a non-zero exit and nothing lost."""
 
 import gzip
-import hashlib
 import io
 import json
 from contextlib import redirect_stderr, redirect_stdout
@@ -14,6 +13,7 @@ from safetensors.torch import load_file
 
 from rnnkit.cli import main
 from rnnkit.train import RunDirectory
+from cli_helpers import run_cli, snapshot
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -31,24 +31,6 @@ def sentence_pairs():
 def write_lines(path: Path, lines) -> Path:
     path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     return path
-
-
-def run_cli(capsys, *args, stdin: str | None = None, monkeypatch=None) -> tuple[int, str, str]:
-    """Run `rnnkit ARGS` in this process; returns (exit status, stdout, stderr)."""
-    if stdin is not None:
-        monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
-    try:
-        main([str(arg) for arg in args])
-        code = 0
-    except SystemExit as exit:
-        code = exit.code if isinstance(exit.code, int) else 1
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def snapshot(directory: Path) -> dict[str, str]:
-    return {str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(directory.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture(scope="module")

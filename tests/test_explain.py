@@ -15,23 +15,13 @@ from rnnkit.cli import main
 from rnnkit.tasks.lm import load_trained
 from rnnkit.train import RunDirectory
 from rnnkit.viz import FEATURES, collect_activations, rank_units, text_features, write_page
+from cli_helpers import assert_one_line_error, run_cli
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 TRAIN_TEXT = "".join(f"def f{i}(x):\n    s = '</script> & <b>'\n    return [x, (s, {i % 7})]\n\n" for i in range(30))
 PROBE = "def f(x):\n    s = '</script> & <b>'\n    return [x, (s, 3)]\n"
 TINY = ["--hidden", "8", "--seq-len", "10", "--batch-size", "4", "--max-steps", "5", "--seed", "0", "--quiet", "--json"]
-
-
-def run_cli(capsys, *args) -> tuple[int, str, str]:
-    """Run `rnnkit ARGS` in this process; returns (exit status, stdout, stderr)."""
-    try:
-        main([str(arg) for arg in args])
-        code = 0
-    except SystemExit as exit:
-        code = exit.code if isinstance(exit.code, int) else 1
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def train(directory: Path, *extra: str) -> Path:
@@ -65,14 +55,6 @@ def page_data(page: Path) -> dict:
     """The JSON data of a page, read back the way the browser does."""
     match = re.search(r'<script type="application/json" id="rnnkit-data">(.*?)</script>', page.read_text(), re.S)
     return json.loads(match.group(1))
-
-
-def assert_one_line_error(code, stderr, *words):
-    assert code == 2, stderr
-    lines = stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), stderr
-    for word in words:
-        assert word in lines[0], lines[0]
 
 
 # ------------------------------------------------------------------------------------------- the Python API

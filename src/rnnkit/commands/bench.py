@@ -1,8 +1,143 @@
-"""rnnkit bench: being written in this session (placeholder so that the command group imports)."""
+"""``rnnkit bench memory-tasks``: the adding problem and copy memory for tanh RNN, LSTM and GRU.
+
+    rnnkit bench memory-tasks [--tasks adding,copy] [--lengths 100,200] [--cells rnn,lstm,gru] [--hidden 128]
+                              [--steps N] [--time-budget SECONDS] [--batch-size 32] [--lr 1e-3] [--clip 1]
+                              [--forget-bias 1] [--stop-below X] [--out DIR] [--json]
+
+Every (task, T, cell) configuration trains a fresh model (see :mod:`rnnkit.diagnose.memory_tasks`); the cells
+get hidden sizes with equal parameter budgets. Prints a table (task, T, cell, hidden, params, final metric,
+baseline, steps, seconds) and writes ``DIR/memory_tasks.png`` (metric against T) and ``DIR/results.json``
+(every row with its learning curve).
+"""
+
+import json
+import time
+from pathlib import Path
 
 import click
+
+from rnnkit.cli_options import Positive, PositiveFloat
+from rnnkit.errors import InputError
+
+
+class CommaList(click.ParamType):
+    """A comma-separated list of names from ``choices``, in the order given, repeats dropped."""
+
+    name = "LIST"
+
+    def __init__(self, choices: tuple[str, ...], what: str):
+        self.choices = choices
+        self.what = what
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, list):
+            return value
+        names = [name.strip() for name in str(value).split(",")]
+        if not any(names):
+            self.fail(f"give one or more {self.what}s separated by commas, from {', '.join(self.choices)}", param, ctx)
+        for name in names:
+            if name not in self.choices:
+                self.fail(f"unknown {self.what} {name!r}; choose from {', '.join(self.choices)}", param, ctx)
+        return list(dict.fromkeys(names))
+
+
+class LengthList(click.ParamType):
+    """A comma-separated list of positive integers (sequence lengths), in the order given, repeats dropped."""
+
+    name = "T,T,..."
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, list):
+            return value
+        lengths = []
+        for text in str(value).split(","):
+            text = text.strip()
+            if not text.isdigit() or int(text) < 1:
+                self.fail(f"{text!r} is not a positive integer; give lengths such as 100,200", param, ctx)
+            lengths.append(int(text))
+        return list(dict.fromkeys(lengths))
+
+
+CELLS = ("rnn", "lstm", "gru")
 
 
 @click.group()
 def command() -> None:
-    """Not built yet."""
+    """Benchmarks of recurrent cells: the long-term-dependency tasks."""
+
+
+@command.command("memory-tasks")
+@click.option("--tasks", type=CommaList(("adding", "copy"), "task"), default="adding,copy", show_default=True,
+              help="adding: the adding problem (Hochreiter & Schmidhuber 1997); copy: copy memory (Arjovsky et al. 2016).")
+@click.option("--lengths", type=LengthList(), default="100,200", show_default=True,
+              help="Sequence lengths T (the adding problem needs T >= 2).")
+@click.option("--cells", type=CommaList(CELLS, "cell"), default="rnn,lstm,gru", show_default=True,
+              help="Cell types: rnn (tanh), lstm, gru.")
+@click.option("--hidden", type=Positive, default=128, show_default=True,
+              help="The LSTM's hidden size; it fixes the parameter budget, the other cells get the size nearest to it.")
+@click.option("--steps", type=Positive, default=2000, show_default=True, help="Most optimizer steps per configuration.")
+@click.option("--time-budget", type=PositiveFloat, metavar="SECONDS", help="Most seconds of training per configuration.")
+@click.option("--batch-size", type=Positive, default=32, show_default=True, help="Sequences per step (fresh every step).")
+@click.option("--lr", type=PositiveFloat, default=1e-3, show_default=True, help="Adam's learning rate.")
+@click.option("--clip", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="Clip the gradient's global norm to this (0: no clipping).")
+@click.option("--forget-bias", type=float, default=1.0, show_default=True,
+              help="Added to the LSTM's forget-gate bias after PyTorch's init (Gers et al. 2000); 0: PyTorch's init.")
+@click.option("--eval-every", type=Positive, default=100, show_default=True, help="Steps between held-out measurements.")
+@click.option("--eval-size", type=Positive, default=1000, show_default=True, help="Held-out sequences per (task, T).")
+@click.option("--stop-below", type=PositiveFloat, metavar="X", help="Stop a configuration once its held-out metric is <= X.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of initialisation and training data.")
+@click.option("--out", metavar="DIR", help="Where memory_tasks.png and results.json go. Default: runs/memory-tasks-DATE-TIME.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as one JSON object on stdout.")
+@click.option("--quiet", is_flag=True, help="No progress lines on stderr.")
+def memory_tasks(tasks: list[str], lengths: list[int], cells: list[str], hidden: int, out: str | None,
+                 as_json: bool, quiet: bool, **options) -> None:
+    """Train tanh RNN, LSTM and GRU (equal parameter budgets) on the adding problem and copy memory at each
+    length T; print a table of final metric against the no-memory baseline, and plot it against T."""
+    from rnnkit.diagnose.memory_tasks import TASKS, MemoryTaskConfig, matched_hidden_sizes, train_memory_task
+    from rnnkit.diagnose.plots import plot_memory_tasks
+    from rnnkit.train.checkpoint import write_atomic
+
+    for task in tasks:
+        too_short = [t for t in lengths if t < TASKS[task].min_length]
+        if too_short:
+            raise InputError(f"--lengths {too_short[0]} is too short for the {task} task; use T >= {TASKS[task].min_length}")
+    out_dir = Path(out or time.strftime("runs/memory-tasks-%Y%m%d-%H%M%S"))
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"--out {out_dir} is a file, not a directory; choose another --out")
+    log = None if quiet else (lambda line: click.echo(line, err=True))
+    sizes = {task: matched_hidden_sizes(task, hidden, cells) for task in tasks}
+    if log:
+        for task in tasks:
+            shown = ", ".join(f"{cell} H={size}" for cell, size in sizes[task].items())
+            log(f"{task}: equal parameter budgets (the LSTM's at H={hidden}): {shown}")
+
+    clip = options.pop("clip") or None
+    rows = []
+    for task in tasks:
+        for length in lengths:
+            for cell in cells:
+                config = MemoryTaskConfig(task=task, length=length, cell=cell, hidden_size=sizes[task][cell],
+                                          clip=clip, **options)
+                rows.append(train_memory_task(config, log=log))
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    baselines = {task: {t: TASKS[task].baseline(t) for t in lengths} for task in tasks}
+    plot = plot_memory_tasks(rows, baselines, out_dir / "memory_tasks.png")
+    results_file = out_dir / "results.json"
+    report = {"results": rows, "plot": str(plot), "results_file": str(results_file)}
+    write_atomic(results_file, (json.dumps(report, indent=1) + "\n").encode())
+    if as_json:
+        click.echo(json.dumps(report))
+        return
+    click.echo(_table(rows))
+    click.echo(f"plot: {plot}\nresults: {results_file}")
+
+
+def _table(rows: list[dict]) -> str:
+    header = ("task", "T", "cell", "hidden", "params", "metric", "final", "baseline", "steps", "seconds", "stopped by")
+    lines = [[row["task"], str(row["length"]), row["cell"], str(row["hidden_size"]), f"{row['parameters']:,}",
+              row["metric_name"], f"{row['metric']:.4g}", f"{row['baseline']:.4g}", f"{row['steps']:,}",
+              f"{row['seconds']:.1f}", row["stop_reason"]] for row in rows]
+    widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
+    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(line, widths)) for line in [list(header), *lines])

@@ -366,7 +366,7 @@ def _reverser(x: Tensor, lengths: Tensor | None):
     """
     if lengths is None:
         return lambda t: t.flip(0)
-    L, N = x.shape[0], x.shape[1]
+    L = x.shape[0]
     t = torch.arange(L).unsqueeze(1)  # (L, 1)
     n_len = lengths.unsqueeze(0)  # (1, N)
     index = torch.where(t < n_len, n_len - 1 - t, t).to(x.device)  # (L, N)

@@ -1,0 +1,31 @@
+"""Looking inside recurrent networks: gradient flow through time, memory of the first input, gate
+saturation, and the long-term-dependency benchmarks (adding problem, copy memory).
+
+    gradients     ‖∂L/∂h_t‖ for every step t (:func:`per_step_gradient_norms`), what clipping changes
+    memory        ‖∂h_t/∂x_1‖ and ‖h_t − h_t'‖ with x_1 replaced (:func:`input_influence`); gate saturation
+    memory_tasks  the adding problem and copy memory: data, equal-budget models, a training loop
+    plots         the PNG figures of each
+
+The command line reaches them as ``rnnkit diagnose gradients``, ``rnnkit diagnose memory`` and
+``rnnkit bench memory-tasks``.
+"""
+
+from .gradients import GradientFlow, fresh_gradient_flow, fresh_layer, per_step_gradient_norms
+from .memory import Influence, gate_saturation, input_influence
+from .memory_tasks import (
+    TASKS,
+    AddingProblem,
+    CopyMemory,
+    MemoryTaskConfig,
+    MemoryTaskModel,
+    matched_hidden_sizes,
+    parameter_count,
+    train_memory_task,
+)
+
+__all__ = [
+    "GradientFlow", "per_step_gradient_norms", "fresh_layer", "fresh_gradient_flow",
+    "Influence", "input_influence", "gate_saturation",
+    "TASKS", "AddingProblem", "CopyMemory", "MemoryTaskConfig", "MemoryTaskModel", "matched_hidden_sizes",
+    "parameter_count", "train_memory_task",
+]

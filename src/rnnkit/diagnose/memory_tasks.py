@@ -1,0 +1,304 @@
+r"""The long-term-dependency benchmarks: the adding problem and the copy-memory task.
+
+**Adding problem** (Hochreiter & Schmidhuber 1997, in the form of Le et al. 2015 and Arjovsky et al. 2016).
+Each input step is a pair (value, marker): values uniform in [0, 1); markers 0 except at exactly two steps,
+one drawn uniformly from the first half [0, T//2) and one from the second half [T//2, T). The target, read
+after the last step, is the sum of the two marked values. Predicting the mean 1 whatever the input gives
+MSE = Var(U_1 + U_2) = 2/12 ≈ 0.167: the baseline of a model that remembers nothing.
+
+    inputs (N, T, 2) float, targets (N,) float; metric: mean squared error
+
+**Copy memory** (Arjovsky et al. 2016). Alphabet 0..9: 0 blank, 1..8 data symbols, 9 the delimiter. The input
+is 10 data symbols drawn uniformly, T − 1 blanks, the delimiter, then 10 blanks (T + 20 steps); the target
+is T + 10 blanks followed by the 10 data symbols: after T steps of waiting, repeat what you saw. Outputting
+blanks and then a uniform guess over the 8 symbols costs 10·log(8) / (T + 20) nats per step: the baseline.
+
+    inputs (N, T + 20) ids (fed one-hot), targets (N, T + 20) ids; metric: cross-entropy per step (nats)
+
+**Models with equal parameter budgets.** Each cell type gets one ``rnnkit.nn`` layer and a linear readout
+(of the last step for adding, of every step for copy). A cell with G gate blocks (tanh RNN 1, GRU 3,
+LSTM 4) and hidden size H has ``G (H·I + H·H + 2H) + H·O + O`` parameters for I inputs and O outputs;
+:func:`matched_hidden_sizes` picks for each cell the H whose count is closest to the LSTM's at the
+reference size (hidden 128 for the LSTM gives 258 for the tanh RNN and 148 for the GRU on the adding problem).
+
+**Training** (:func:`train_memory_task`): fresh random batches at every step (an endless supply, as in the
+papers), Adam, global gradient-norm clipping, and the metric measured on a fixed held-out set every
+``eval_every`` steps, until a step limit, a time budget or a target metric is reached.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from rnnkit.errors import InputError
+
+from .gradients import CELL_TYPES
+
+GATE_BLOCKS = {"rnn": 1, "gru": 3, "lstm": 4}
+REFERENCE_CELL = "lstm"
+EVAL_CHUNK = 500  # held-out sequences per forward pass when measuring
+
+
+class AddingProblem:
+    """Inputs (N, T, 2): (value, marker); target (N,): the sum of the two marked values."""
+
+    name = "adding"
+    input_size = 2
+    output_size = 1
+    per_step = False
+    metric_name = "mse"
+    min_length = 2  # one marker in each half
+
+    def batch(self, n: int, length: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        values = torch.rand(n, length, generator=generator)  # (N, T)
+        first = torch.randint(0, length // 2, (n,), generator=generator)  # (N,) in the first half
+        second = torch.randint(length // 2, length, (n,), generator=generator)  # (N,) in the second half
+        rows = torch.arange(n)
+        markers = torch.zeros(n, length)
+        markers[rows, first] = 1.0
+        markers[rows, second] = 1.0
+        inputs = torch.stack([values, markers], dim=2)  # (N, T, 2)
+        targets = values[rows, first] + values[rows, second]  # (N,)
+        return inputs, targets
+
+    def encode(self, inputs: Tensor) -> Tensor:
+        return inputs
+
+    def baseline(self, length: int) -> float:
+        return 1 / 6
+
+    def loss(self, output: Tensor, targets: Tensor) -> Tensor:  # output (N, 1)
+        return F.mse_loss(output.squeeze(1), targets)
+
+
+class CopyMemory:
+    """Inputs (N, T + 20) symbol ids; targets (N, T + 20): blanks, then the first 10 inputs again."""
+
+    name = "copy"
+    symbols = 10
+    input_size = symbols  # one-hot
+    output_size = symbols
+    per_step = True
+    metric_name = "cross_entropy"
+    min_length = 1
+    copy_length = 10
+    data_symbols = 8  # ids 1..8
+    blank = 0
+    delimiter = 9
+
+    def batch(self, n: int, length: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        k = self.copy_length
+        data = torch.randint(1, self.data_symbols + 1, (n, k), generator=generator)  # (N, 10)
+        inputs = torch.full((n, length + 2 * k), self.blank, dtype=torch.long)  # (N, T + 20)
+        inputs[:, :k] = data
+        inputs[:, length + k - 1] = self.delimiter  # after T - 1 blanks
+        targets = torch.full_like(inputs, self.blank)  # (N, T + 20)
+        targets[:, length + k :] = data
+        return inputs, targets
+
+    def encode(self, inputs: Tensor) -> Tensor:
+        return F.one_hot(inputs, self.symbols).float()  # (N, T + 20, 10)
+
+    def baseline(self, length: int) -> float:
+        return self.copy_length * math.log(self.data_symbols) / (length + 2 * self.copy_length)
+
+    def loss(self, output: Tensor, targets: Tensor) -> Tensor:  # output (N, T + 20, 10)
+        return F.cross_entropy(output.reshape(-1, self.symbols), targets.reshape(-1))
+
+
+TASKS = {"adding": AddingProblem(), "copy": CopyMemory()}
+
+
+def get_task(name: str):
+    if name not in TASKS:
+        raise InputError(f"unknown task {name!r}; choose from {', '.join(TASKS)}")
+    return TASKS[name]
+
+
+class MemoryTaskModel(nn.Module):
+    """One ``rnnkit.nn`` layer (batch first) and a linear readout of the last step or of every step.
+
+    Inputs: x (N, L, I). Outputs: (N, O) when ``per_step`` is False, else (N, L, O).
+    ``forget_bias`` is added to an LSTM's forget-gate bias after PyTorch's initialisation.
+    """
+
+    def __init__(self, cell: str, input_size: int, hidden_size: int, output_size: int, per_step: bool,
+                 forget_bias: float = 0.0):
+        super().__init__()
+        if cell not in CELL_TYPES:
+            raise InputError(f"unknown cell {cell!r}; choose from {', '.join(CELL_TYPES)}")
+        self.per_step = per_step
+        self.rnn = CELL_TYPES[cell](input_size, hidden_size, batch_first=True)
+        if cell == "lstm":
+            with torch.no_grad():
+                self.rnn.bias_ih_l0[hidden_size : 2 * hidden_size] += forget_bias  # gate order i, f, g, o
+        self.readout = nn.Linear(hidden_size, output_size)
+
+    def forward(self, x: Tensor) -> Tensor:
+        output, _ = self.rnn(x)  # (N, L, H)
+        return self.readout(output if self.per_step else output[:, -1])  # (N, L, O) or (N, O)
+
+
+def parameter_count(cell: str, hidden_size: int, input_size: int, output_size: int) -> int:
+    """Parameters of :class:`MemoryTaskModel`: ``G (H·I + H·H + 2H) + H·O + O``."""
+    g, h = GATE_BLOCKS[cell], hidden_size
+    return g * (h * input_size + h * h + 2 * h) + h * output_size + output_size
+
+
+def matched_hidden_sizes(task_name: str, reference_hidden: int, cells: list[str]) -> dict[str, int]:
+    """For each cell, the hidden size whose parameter count is closest to an LSTM's of ``reference_hidden``."""
+    task = get_task(task_name)
+    budget = parameter_count(REFERENCE_CELL, reference_hidden, task.input_size, task.output_size)
+    sizes = {}
+    for cell in cells:
+        if cell not in CELL_TYPES:
+            raise InputError(f"unknown cell {cell!r}; choose from {', '.join(CELL_TYPES)}")
+        # the count grows with H, so the best H lies below the one whose count first passes the budget
+        size = 1
+        while parameter_count(cell, size + 1, task.input_size, task.output_size) < budget:
+            size += 1
+        counts = {h: parameter_count(cell, h, task.input_size, task.output_size) for h in (size, size + 1)}
+        sizes[cell] = min(counts, key=lambda h: abs(counts[h] - budget))
+    return sizes
+
+
+@dataclass
+class MemoryTaskConfig:
+    """One training run of one cell on one task at one length.
+
+    Args:
+        task: ``"adding"`` or ``"copy"``. length: T. cell: ``"rnn"``, ``"lstm"``, ``"gru"``.
+        hidden_size: the layer's width (see :func:`matched_hidden_sizes`).
+        batch_size, lr, clip: Adam's batch and learning rate; the global gradient norm is clipped to
+            ``clip`` (None: no clipping).
+        steps: the most optimizer steps. time_budget: the most seconds (None: no limit).
+        eval_every: steps between measurements on the held-out set of ``eval_size`` sequences.
+        stop_below: stop once the held-out metric is at or below this (None: never early).
+        forget_bias: added to the LSTM's forget-gate bias (Gers et al. 2000; 0 keeps PyTorch's init).
+        seed: model initialisation and training data; the held-out set uses its own fixed seed.
+    """
+
+    task: str
+    length: int
+    cell: str
+    hidden_size: int
+    batch_size: int = 32
+    lr: float = 1e-3
+    clip: float | None = 1.0
+    steps: int = 2000
+    time_budget: float | None = None
+    eval_every: int = 100
+    eval_size: int = 1000
+    stop_below: float | None = None
+    forget_bias: float = 1.0
+    seed: int = 0
+
+    def __post_init__(self):
+        task = get_task(self.task)
+        if self.cell not in CELL_TYPES:
+            raise InputError(f"unknown cell {self.cell!r}; choose from {', '.join(CELL_TYPES)}")
+        if isinstance(self.length, bool) or not isinstance(self.length, int) or self.length < task.min_length:
+            raise InputError(f"the {self.task} task needs a length T of at least {task.min_length}, got {self.length!r}")
+        for name in ("hidden_size", "batch_size", "steps", "eval_every", "eval_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InputError(f"{name} must be a positive integer, got {value!r}")
+
+
+HELD_OUT_SEED = 20160101  # one fixed held-out set per (task, T), whatever the training seed
+
+
+@torch.no_grad()
+def evaluate(model: MemoryTaskModel, task, inputs: Tensor, targets: Tensor) -> float:
+    """The task's metric on a held-out set (averaged over its sequences)."""
+    model.eval()
+    total = 0.0
+    for start in range(0, len(inputs), EVAL_CHUNK):
+        x, y = inputs[start : start + EVAL_CHUNK], targets[start : start + EVAL_CHUNK]
+        total += task.loss(model(task.encode(x)), y).item() * len(x)
+    model.train()
+    return total / len(inputs)
+
+
+def train_memory_task(config: MemoryTaskConfig, log: Callable[[str], None] | None = None,
+                      log_every_seconds: float = 30.0) -> dict:
+    """Train one model on one task; returns the result row.
+
+    Returns:
+        ``{"task", "length", "cell", "hidden_size", "parameters", "metric_name", "metric" (the last held-out
+        measurement), "baseline", "steps", "seconds", "stop_reason" ("steps", "time_budget", "stop_below" or
+        "diverged"), "curve": [[step, seconds, metric], ...], "config": {...}}``.
+    """
+    task = get_task(config.task)
+    torch.manual_seed(config.seed)
+    model = MemoryTaskModel(config.cell, task.input_size, config.hidden_size, task.output_size, task.per_step,
+                            forget_bias=config.forget_bias)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    train_data = torch.Generator().manual_seed(config.seed)
+    test_inputs, test_targets = task.batch(config.eval_size, config.length, torch.Generator().manual_seed(HELD_OUT_SEED))
+    name = f"{config.task} T={config.length} {config.cell} (H={config.hidden_size})"
+
+    curve: list[list[float]] = []
+    start = time.perf_counter()
+    last_log = -math.inf
+    step, stop_reason, metric = 0, "steps", math.nan
+
+    def measure() -> float:
+        nonlocal last_log
+        value = evaluate(model, task, test_inputs, test_targets)
+        elapsed = time.perf_counter() - start
+        curve.append([step, round(elapsed, 2), value])
+        if log is not None and elapsed - last_log >= log_every_seconds:
+            log(f"{name}: step {step:,}, {elapsed:.0f}s, test {task.metric_name} {value:.4g}")
+            last_log = elapsed
+        return value
+
+    model.train()
+    while step < config.steps:
+        inputs, targets = task.batch(config.batch_size, config.length, train_data)
+        loss = task.loss(model(task.encode(inputs)), targets)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if not torch.isfinite(loss):
+            stop_reason = "diverged"
+            break
+        if config.clip is not None:
+            nn.utils.clip_grad_norm_(model.parameters(), config.clip)
+        optimizer.step()
+        step += 1
+        if config.time_budget is not None and time.perf_counter() - start >= config.time_budget:
+            stop_reason = "time_budget"
+            break
+        if step % config.eval_every == 0:
+            metric = measure()
+            if config.stop_below is not None and metric <= config.stop_below:
+                stop_reason = "stop_below"
+                break
+    if not curve or curve[-1][0] != step:
+        metric = measure()
+    seconds = time.perf_counter() - start
+    if log is not None:
+        log(f"{name}: done after {step:,} steps, {seconds:.0f}s ({stop_reason}): test {task.metric_name} "
+            f"{metric:.4g}, baseline {task.baseline(config.length):.4g}")
+    return {
+        "task": config.task,
+        "length": config.length,
+        "cell": config.cell,
+        "hidden_size": config.hidden_size,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "metric_name": task.metric_name,
+        "metric": metric,
+        "baseline": task.baseline(config.length),
+        "steps": step,
+        "seconds": round(seconds, 2),
+        "stop_reason": stop_reason,
+        "curve": curve,
+        "config": asdict(config),
+    }
