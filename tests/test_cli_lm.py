@@ -6,6 +6,7 @@ Regenerate the golden file after an intended change of numerics: RNNKIT_UPDATE_G
 """
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -333,3 +334,14 @@ def test_a_failed_overwrite_keeps_the_old_run(capsys, corpus, tmp_path):
     assert ((run / "latest.json").read_text(), (run / "metrics.jsonl").read_text()) == before
     code, _, _ = run_cli(capsys, "generate", run, "--length", "5")
     assert code == 0
+
+
+def test_log_gradients_records_the_flow_back_through_time(capsys, corpus, tmp_path):
+    run = tmp_path / "run"
+    train(capsys, corpus, run, "--max-steps", "4", "--log-gradients", "2")
+    records = [json.loads(line) for line in (run / "gradients.jsonl").read_text().splitlines()]
+    assert [record["step"] for record in records] == [2, 4]
+    for record in records:
+        assert len(record["hidden"]) == 10  # --seq-len of TINY_MODEL
+        assert all(norm > 0 and math.isfinite(norm) for norm in record["hidden"])
+        assert record["parameter_norm"] > 0

@@ -32,7 +32,8 @@ EXIT_INTERRUPTED = 130
 
 # Options whose value a resumed run may change: where the data lives, how long to go on, and how the
 # same arithmetic is run. Any other option given with --resume must equal the run's saved value.
-CHANGEABLE_ON_RESUME = {"data", "valid_data", "epochs", "time_budget", "max_steps", "patience", "save_every", "engine"}
+CHANGEABLE_ON_RESUME = {"data", "valid_data", "epochs", "time_budget", "max_steps", "patience", "save_every", "engine",
+                        "log_gradients"}
 
 # A step limit belongs to one invocation (a hook for trials and tests): a resumed run does not inherit it.
 SESSION_ONLY = {"max_steps"}
@@ -124,6 +125,8 @@ def train() -> None:
 @click.option("--loss-over-time", type=click.Choice(["mean", "sum"]), default="mean", show_default=True,
               help="mean: average over every token; sum: sum over time steps, average over sequences.")
 @training_options(lr=3e-3, batch_size=None)
+@click.option("--log-gradients", type=Positive, metavar="N",
+              help="Every N steps record ||dL/dh_t|| for each step of the batch in RUN/gradients.jsonl.")
 @click.option("--resume", metavar="DIR", help="Continue the run in this directory exactly where its checkpoint left off.")
 @click.pass_context
 def train_lm(ctx: click.Context, **options) -> None:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import torch
+import torch.nn.functional as F
 
 from rnnkit.data.corpus import default_corpus, split_train_valid
 from rnnkit.data.streams import StreamBatcher
@@ -145,6 +146,23 @@ class LanguageModelTask:
 
     def metrics(self, loss: float) -> dict[str, float]:
         return language_model_metrics(loss, self.level)
+
+    def gradient_flow(self, model: LanguageModel, batch, state) -> dict:
+        """‖∂L/∂h_t‖ of the top layer for each step t of this batch, L the loss summed over the window's steps
+        as in training, and the global parameter-gradient norm: how far back the training signal reaches."""
+        from rnnkit.diagnose.gradients import per_step_gradient_norms
+
+        inputs, targets = batch  # (N, L), (N, L)
+        if model.embedding is not None:
+            x = model.embedding(inputs)  # (N, L, E)
+        else:
+            x = F.one_hot(inputs, model.vocab_size).to(model.decoder.weight.dtype)  # (N, L, V)
+        flow = per_step_gradient_norms(
+            model.rnn, x, state, loss="sum", parameters=list(model.parameters()),
+            loss_fn=lambda t, h: F.cross_entropy(model.decoder(h), targets[:, t], reduction="sum"),
+        )
+        return {"hidden": [round(value, 6) for value in flow.hidden[-1].tolist()],
+                "parameter_norm": float(flow.parameter_norm)}
 
 
 def language_model_metrics(loss: float, level: str) -> dict[str, float]:

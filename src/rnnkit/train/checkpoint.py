@@ -205,8 +205,12 @@ class RunDirectory:
 
     def append_metrics(self, record: dict) -> None:
         """Append one JSON line to ``metrics.jsonl`` and push it to disk."""
+        self.append_record(METRICS_FILE, record)
+
+    def append_record(self, file_name: str, record: dict) -> None:
+        """Append one JSON line to the run's JSON-lines file ``file_name`` and push it to disk."""
         self._forget_old_run()
-        with open(self.metrics_path, "a", encoding="utf-8") as file:
+        with open(self.path / file_name, "a", encoding="utf-8") as file:
             file.write(json.dumps(record) + "\n")
             file.flush()
             os.fsync(file.fileno())

@@ -38,6 +38,7 @@ from .distributed import DistContext
 from .optim import OPTIMIZERS, SCHEDULES, Schedule, ScheduleSettings, build_optimizer
 
 LOSS_OVER_TIME = ("mean", "sum")
+GRADIENTS_FILE = "gradients.jsonl"
 
 
 @dataclass
@@ -59,6 +60,8 @@ class TrainConfig:
             steps of each sequence and averages over sequences (the seeds' "loss summed over time").
         patience: early stopping after this many epochs without a better validation loss (None: never).
         save_every: also checkpoint every this many steps (None: at the end of each epoch and when stopping).
+        log_gradients: every this many steps, record ‖∂L/∂h_t‖ for each step t of the current batch in
+            ``gradients.jsonl`` of the run directory (tasks with a ``gradient_flow`` method; None: never).
         seed: seeds the model's initialisation, dropout and data order.
     """
 
@@ -78,6 +81,7 @@ class TrainConfig:
     loss_over_time: str = "mean"
     patience: int | None = None
     save_every: int | None = None
+    log_gradients: int | None = None
     seed: int = 1234
 
     def __post_init__(self):
@@ -89,6 +93,7 @@ class TrainConfig:
         _check_positive("clip-value", self.clip_value)
         _check_positive("patience", self.patience, integer=True)
         _check_positive("save-every", self.save_every, integer=True)
+        _check_positive("log-gradients", self.log_gradients, integer=True)
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)
         _check_choice("schedule", self.schedule, SCHEDULES)
         _check_choice("loss-over-time", self.loss_over_time, LOSS_OVER_TIME)
@@ -150,6 +155,10 @@ class Task(Protocol):
     #
     # The scores join each epoch's record as ``valid_<name>``; ``selection`` replaces the validation loss as
     # the judge of "best" (best.json, early stopping, the plateau schedule still follows the loss).
+    #
+    # Optional, for ``TrainConfig.log_gradients``: the gradient's flow back through time on one batch,
+    #
+    #     def gradient_flow(self, model, batch, state) -> dict       # e.g. {"hidden": [‖∂L/∂h_t‖ for t = 1..L]}
 
 
 @dataclass
@@ -316,8 +325,12 @@ class Trainer:
         self.network.train()
         batch = _to_device(batch, self.dist.device)
 
+        state = self.carried_state if self.task.carries_state else None
+        if config.log_gradients and (position.step + 1) % config.log_gradients == 0:
+            self._log_gradient_flow(batch, state)
+
         # 1. forward: the loss summed over this rank's target tokens
-        out = self.task.loss(self.network, batch, self.carried_state if self.task.carries_state else None)
+        out = self.task.loss(self.network, batch, state)
 
         # 2. totals over ranks, with every rank's wish to stop, so that all ranks take the same decision
         stop_wishes = self._stop_wishes(position.step + 1)
@@ -356,6 +369,14 @@ class Trainer:
         position.epoch_tokens += tokens
         reason = next((name for name, votes in zip(stop_wishes, stop_votes) if votes > 0), None)
         return loss_sum / tokens, tokens, reason
+
+    def _log_gradient_flow(self, batch, state) -> None:
+        """Append the task's per-step gradient norms on ``batch`` to gradients.jsonl (rank 0; weights unchanged)."""
+        flow = getattr(self.task, "gradient_flow", None)
+        if flow is None or not self.dist.is_main or self.run_dir is None:
+            return
+        record = {"step": self.position.step + 1, "epoch": self.position.epoch + 1, **flow(self.model, batch, state)}
+        self.run_dir.append_record(GRADIENTS_FILE, record)
 
     def _stop_wishes(self, next_step: int) -> dict[str, float]:
         config = self.config
