@@ -14,34 +14,27 @@ import importlib
 import json
 import sys
 from dataclasses import asdict, fields
-from pathlib import Path
 
 import click
-from tqdm import tqdm
 
 from rnnkit import __version__
 from rnnkit.cli_options import Positive, PositiveFloat, absolute, config_option, explicit_options, new_run_path
-from rnnkit.cli_options import train_config_from, training_options
+from rnnkit.cli_options import EXIT_INTERRUPTED, log_line, open_for_resume, resumed, train_config_from, training_options
 from rnnkit.commands import TASK_COMMANDS, TOP_LEVEL_COMMANDS, task_module
 from rnnkit.errors import InputError
 from rnnkit.train import RunDirectory, TrainConfig, distributed
 
 EXIT_USER_ERROR = 2
 DEFAULT_CHAR_EMBEDDING = 64
-EXIT_INTERRUPTED = 130
 
 # Options whose value a resumed run may change: where the data lives, how long to go on, and how the
 # same arithmetic is run. Any other option given with --resume must equal the run's saved value.
 CHANGEABLE_ON_RESUME = {"data", "valid_data", "epochs", "time_budget", "max_steps", "patience", "save_every", "engine",
                         "log_gradients"}
 
-# A step limit belongs to one invocation (a hook for trials and tests): a resumed run does not inherit it.
-SESSION_ONLY = {"max_steps"}
-
 # Option name -> LanguageModel field, for the model options saved in a checkpoint's configs.
 MODEL_FIELDS = {"cell": "cell", "layers": "num_layers", "hidden": "hidden_size", "embedding": "embedding_dim",
                 "dropout": "dropout", "tie_weights": "tie_weights", "engine": "engine", "init_range": "init_range"}
-SECTION_WORDS = {"model": "model shape", "data": "data and batching", "train": "training settings"}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -140,7 +133,7 @@ def train_lm(ctx: click.Context, **options) -> None:
     data_config, model_options, train_config = _lm_configs(options, explicit)
     checkpoint = None
     if options["resume"]:
-        run_path, checkpoint = _open_for_resume(options)
+        run_path, checkpoint = open_for_resume(options, "lm", "train lm")
         data_config, model_options, train_config = _resumed_lm_configs(
             checkpoint.meta["configs"], data_config, model_options, train_config, explicit
         )
@@ -157,7 +150,7 @@ def train_lm(ctx: click.Context, **options) -> None:
             data_config, model_options, train_config,
             run_dir=run_dir, checkpoint=checkpoint, dist=dist,
             progress_bar=not quiet and not options["as_json"] and sys.stderr.isatty(),
-            log=None if quiet else _log,
+            log=None if quiet else log_line,
         )
     finally:
         distributed.teardown(dist)
@@ -280,69 +273,28 @@ def _lm_configs(options: dict, explicit: set[str]):
     return data_config, model_options, train_config_from(options, explicit)
 
 
-def _open_for_resume(options: dict):
-    """The run directory named by --resume and its latest checkpoint, after checking the flags around it."""
-    if options["out"] and Path(options["out"]).resolve() != Path(options["resume"]).resolve():
-        raise InputError("--out and --resume name different directories; a resumed run writes into its own, drop --out")
-    if options["overwrite"]:
-        raise InputError("--overwrite and --resume contradict each other; give only one")
-    run_path = Path(options["resume"])
-    checkpoint = RunDirectory.open(run_path).load()
-    if checkpoint.meta.get("task") != "lm":
-        raise InputError(f"{run_path} holds a {checkpoint.meta.get('task')!r} run, not a language model; resume it with its own task")
-    return run_path, checkpoint
 
 
 def _resumed_lm_configs(saved: dict, data_config, model_options: dict, train_config: TrainConfig, explicit: set[str]):
     """The run's saved configs, with the changes a resumed run allows (InputError for any other)."""
     from rnnkit.tasks.lm import LMDataConfig
 
+    option_of = {field: option for option, field in MODEL_FIELDS.items()}
+    # The model's vocab_size comes from the vocabulary again.
+    saved_model = {field: value for field, value in saved["model"].items() if field != "vocab_size"}
     return (
-        LMDataConfig(**_resumed(saved["data"], asdict(data_config), explicit, "data")),
-        _resumed_model(saved["model"], model_options, explicit),
-        TrainConfig(**_resumed(saved["train"], asdict(train_config), explicit, "train")),
+        LMDataConfig(**resumed(saved["data"], asdict(data_config), {}, explicit, CHANGEABLE_ON_RESUME, "data and batching")),
+        resumed(saved_model, model_options, option_of, explicit, CHANGEABLE_ON_RESUME, "model shape"),
+        TrainConfig(**resumed(saved["train"], asdict(train_config), {}, explicit, CHANGEABLE_ON_RESUME, "training settings")),
     )
 
 
-def _resumed(saved: dict, given: dict, explicit: set[str], section: str) -> dict:
-    """The saved settings, except where the user explicitly changed one that a resumed run may change."""
-    merged = dict(saved)
-    for name, value in given.items():
-        if name in SESSION_ONLY:
-            merged[name] = value
-        if name not in explicit:
-            continue
-        if name in CHANGEABLE_ON_RESUME:
-            merged[name] = value
-        elif value != saved.get(name):
-            _refuse_change(name, value, saved.get(name), section)
-    return merged
 
 
-def _resumed_model(saved: dict, given: dict, explicit: set[str]) -> dict:
-    """LanguageModel options from the checkpoint (its vocab_size comes from the vocabulary again)."""
-    merged = {key: value for key, value in saved.items() if key != "vocab_size"}
-    for option, field in MODEL_FIELDS.items():
-        if option not in explicit:
-            continue
-        if option in CHANGEABLE_ON_RESUME:
-            merged[field] = given[field]
-        elif given[field] != saved.get(field):
-            _refuse_change(option, given[field], saved.get(field), "model")
-    return merged
 
 
-def _refuse_change(option: str, value, saved, section: str) -> None:
-    flag = "--" + option.replace("_", "-")
-    raise InputError(
-        f"--resume: {flag} {value} differs from the run's {saved}; a resumed run keeps its {SECTION_WORDS[section]} "
-        f"(drop {flag}, or start a new run with another --out)"
-    )
 
 
-def _log(line: str) -> None:
-    # tqdm.write keeps an active progress bar intact below the line.
-    tqdm.write(line, file=sys.stderr)
 
 
 def _print_report(report: dict, as_json: bool, level: str) -> None:

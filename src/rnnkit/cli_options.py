@@ -12,6 +12,7 @@ Each task's command stacks the decorators it needs::
 and turns the parsed values into a :class:`~rnnkit.train.TrainConfig` with :func:`train_config_from`.
 """
 
+import sys
 import time
 import tomllib
 from dataclasses import fields
@@ -20,9 +21,15 @@ from typing import Callable
 
 import click
 from click.core import ParameterSource
+from tqdm import tqdm
 
 from rnnkit.errors import InputError
-from rnnkit.train import OPTIMIZERS, SCHEDULES, RunDirectory, TrainConfig
+from rnnkit.train import OPTIMIZERS, SCHEDULES, Checkpoint, RunDirectory, TrainConfig
+
+EXIT_INTERRUPTED = 130
+
+# A step limit belongs to one invocation (a hook for trials and tests): a resumed run does not inherit it.
+SESSION_ONLY = {"max_steps"}
 
 Positive = click.IntRange(min=1)
 PositiveFloat = click.FloatRange(min=0, min_open=True)
@@ -179,3 +186,46 @@ def require_task(checkpoint_meta: dict, task: str, run_dir: str | Path, command:
         raise InputError(
             f"{run_dir} holds a {found!r} run, not a {task!r} one; give the --out directory of `rnnkit {command}`"
         )
+
+
+def log_line(line: str) -> None:
+    """One progress line on stderr; tqdm.write keeps an active progress bar intact below it."""
+    tqdm.write(line, file=sys.stderr)
+
+
+# ------------------------------------------------------------------------------------------- --resume
+
+
+def open_for_resume(options: dict, task: str, command: str) -> tuple[Path, Checkpoint]:
+    """The run directory named by --resume and its latest checkpoint, after checking the flags around it."""
+    if options["out"] and Path(options["out"]).resolve() != Path(options["resume"]).resolve():
+        raise InputError("--out and --resume name different directories; a resumed run writes into its own, drop --out")
+    if options["overwrite"]:
+        raise InputError("--overwrite and --resume contradict each other; give only one")
+    run_path = Path(options["resume"])
+    checkpoint = RunDirectory.open(run_path).load()
+    require_task(checkpoint.meta, task, run_path, command)
+    return run_path, checkpoint
+
+
+def resumed(saved: dict, given: dict, option_of: dict[str, str], explicit: set[str], changeable: set[str],
+            kept: str = "settings") -> dict:
+    """The saved settings (by field), except where the user explicitly changed one that a resumed run may
+    change; InputError for any other change. ``option_of`` maps a field to its option's name where they
+    differ; ``kept`` names what a resumed run keeps, for the message ("model shape")."""
+    merged = dict(saved)
+    for name, value in given.items():
+        option = option_of.get(name, name)
+        if option in SESSION_ONLY:
+            merged[name] = value
+        if option not in explicit:
+            continue
+        if option in changeable:
+            merged[name] = value
+        elif value != saved.get(name):
+            flag = "--" + option.replace("_", "-")
+            raise InputError(
+                f"--resume: {flag} {value} differs from the run's {saved.get(name)}; a resumed run keeps its "
+                f"{kept} (drop {flag}, or start a new run with another --out)"
+            )
+    return merged

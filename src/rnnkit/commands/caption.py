@@ -17,7 +17,8 @@ import click
 
 from rnnkit.cli_options import Positive, absolute, config_option, explicit_options, new_run_path
 from rnnkit.cli_options import recurrent_options, train_config_from, training_options
-from rnnkit.commands.translate import EXIT_INTERRUPTED, SESSION_ONLY, log, open_for_resume, print_report, resumed
+from rnnkit.cli_options import EXIT_INTERRUPTED, log_line, open_for_resume, resumed
+from rnnkit.commands.translate import print_report
 from rnnkit.errors import InputError
 from rnnkit.train import RunDirectory, TrainConfig, distributed
 
@@ -28,7 +29,7 @@ MODEL_FIELDS = {"channels": "channels", "features": "feature_size", "embedding":
                 "engine": "engine"}
 # What a resumed run may change: where the data lives, how long to go on, how the same arithmetic is run.
 CHANGEABLE_ON_RESUME = {"data", "valid_data", "test_size", "epochs", "time_budget", "max_steps", "patience",
-                        "save_every", "engine", *SESSION_ONLY}
+                        "save_every", "engine"}
 
 
 def _channels(ctx, param, value: str) -> list[int]:
@@ -107,7 +108,7 @@ def train_command(ctx: click.Context, **options) -> None:
             data_config, model_options, train_config, run_dir=run_dir, checkpoint=checkpoint, dist=dist,
             prepared=prepared,
             progress_bar=not quiet and not options["as_json"] and sys.stderr.isatty(),
-            log=None if quiet else log,
+            log=None if quiet else log_line,
         )
     finally:
         distributed.teardown(dist)

@@ -22,14 +22,14 @@ from pathlib import Path
 import click
 
 from rnnkit.cli_options import Positive, absolute, config_option, explicit_options, new_run_path, recurrent_options
-from rnnkit.cli_options import require_task, train_config_from, training_options
+from rnnkit.cli_options import EXIT_INTERRUPTED, log_line, open_for_resume, require_task, resumed, train_config_from
+from rnnkit.cli_options import training_options
 from rnnkit.data.labelled_text import parse_delimiter, read_lines
 from rnnkit.errors import InputError
 from rnnkit.models.classifier import POOLINGS
 from rnnkit.train import RunDirectory, TrainConfig, distributed
 
 TASK = "classify"
-EXIT_INTERRUPTED = 130
 DEFAULT_EPOCHS = 5
 
 # Option name -> SequenceClassifier argument.
@@ -39,8 +39,6 @@ MODEL_FIELDS = {"cell": "cell", "layers": "num_layers", "hidden": "hidden_size",
 DATA_OPTIONS = {"valid_data": "valid"}
 # What a resumed run may change: where the data lives, how long to go on, how the same arithmetic is run.
 CHANGEABLE_ON_RESUME = {"data", "valid", "epochs", "time_budget", "max_steps", "patience", "save_every", "engine"}
-# A step limit belongs to one invocation: a resumed run does not inherit it.
-SESSION_ONLY = {"max_steps"}
 
 
 @click.command()
@@ -81,7 +79,7 @@ def train_command(ctx: click.Context, **options) -> None:
     data_config, model_options, train_config = _configs(options, explicit)
     checkpoint = None
     if options["resume"]:
-        run_path, checkpoint = _open_for_resume(options)
+        run_path, checkpoint = open_for_resume(options, TASK, "train classify")
         data_config, model_options, train_config = _resumed_configs(
             checkpoint.meta["configs"], data_config, model_options, train_config, explicit
         )
@@ -100,7 +98,7 @@ def train_command(ctx: click.Context, **options) -> None:
             data_config, model_options, train_config,
             run_dir=run_dir, checkpoint=checkpoint, dist=dist,
             progress_bar=not quiet and not options["as_json"] and sys.stderr.isatty(),
-            log=None if quiet else _log, data=data,
+            log=None if quiet else log_line, data=data,
         )
     finally:
         distributed.teardown(dist)
@@ -169,16 +167,6 @@ def _configs(options: dict, explicit: set[str]):
     return ClassifyDataConfig(**values), model_options, train_config_from(options, explicit, DEFAULT_EPOCHS)
 
 
-def _open_for_resume(options: dict):
-    """The run directory named by --resume and its latest checkpoint, after checking the flags around it."""
-    if options["out"] and Path(options["out"]).resolve() != Path(options["resume"]).resolve():
-        raise InputError("--out and --resume name different directories; a resumed run writes into its own, drop --out")
-    if options["overwrite"]:
-        raise InputError("--overwrite and --resume contradict each other; give only one")
-    run_path = Path(options["resume"])
-    checkpoint = RunDirectory.open(run_path).load()
-    require_task(checkpoint.meta, TASK, run_path, "train classify")
-    return run_path, checkpoint
 
 
 def _resumed_configs(saved: dict, data_config, model_options: dict, train_config: TrainConfig, explicit: set[str]):
@@ -188,30 +176,13 @@ def _resumed_configs(saved: dict, data_config, model_options: dict, train_config
     data_options = {f.name: DATA_OPTIONS.get(f.name, f.name) for f in fields(ClassifyDataConfig)}
     saved_model = {field: saved["model"][field] for field in MODEL_FIELDS.values()}
     return (
-        ClassifyDataConfig(**_resumed(saved["data"], asdict(data_config), data_options, explicit)),
-        _resumed(saved_model, model_options, {field: option for option, field in MODEL_FIELDS.items()}, explicit),
-        TrainConfig(**_resumed(saved["train"], asdict(train_config), {}, explicit)),
+        ClassifyDataConfig(**resumed(saved["data"], asdict(data_config), data_options, explicit, CHANGEABLE_ON_RESUME)),
+        resumed(saved_model, model_options, {field: option for option, field in MODEL_FIELDS.items()}, explicit,
+                CHANGEABLE_ON_RESUME),
+        TrainConfig(**resumed(saved["train"], asdict(train_config), {}, explicit, CHANGEABLE_ON_RESUME)),
     )
 
 
-def _resumed(saved: dict, given: dict, option_of: dict[str, str], explicit: set[str]) -> dict:
-    """The saved settings, except where the user explicitly changed one that a resumed run may change."""
-    merged = dict(saved)
-    for name, value in given.items():
-        option = option_of.get(name, name)
-        if option in SESSION_ONLY:
-            merged[name] = value
-        if option not in explicit:
-            continue
-        if option in CHANGEABLE_ON_RESUME:
-            merged[name] = value
-        elif value != saved.get(name):
-            flag = "--" + option.replace("_", "-")
-            raise InputError(
-                f"--resume: {flag} {value} differs from the run's {saved.get(name)}; a resumed run keeps its "
-                f"settings (drop {flag}, or start a new run with another --out)"
-            )
-    return merged
 
 
 def _best_epoch(run_path: Path) -> dict:
@@ -225,10 +196,6 @@ def _best_epoch(run_path: Path) -> dict:
     return {"best_epoch": best["epoch"], "best_valid_accuracy": best["valid_accuracy"]}
 
 
-def _log(line: str) -> None:
-    from tqdm import tqdm
-
-    tqdm.write(line, file=sys.stderr)  # keeps an active progress bar intact below the line
 
 
 def _print_report(report: dict, as_json: bool) -> None:

@@ -21,10 +21,9 @@ from pathlib import Path
 
 import click
 import numpy as np
-from tqdm import tqdm
 
 from rnnkit.cli_options import Positive, absolute, config_option, explicit_options, new_run_path, recurrent_options
-from rnnkit.cli_options import require_task, train_config_from, training_options
+from rnnkit.cli_options import EXIT_INTERRUPTED, log_line, require_task, train_config_from, training_options
 from rnnkit.data.series import future_dates, parse_dates, window_origins
 from rnnkit.errors import InputError
 from rnnkit.train import RunDirectory, distributed
@@ -32,7 +31,6 @@ from rnnkit.train.checkpoint import write_atomic
 
 TASK = "forecast"
 DEFAULT_EPOCHS = 60
-EXIT_INTERRUPTED = 130
 MODEL_FIELDS = {"cell": "cell", "layers": "num_layers", "hidden": "hidden_size", "bidirectional": "bidirectional",
                 "dropout": "dropout", "engine": "engine"}
 
@@ -93,7 +91,7 @@ def train_command(ctx: click.Context, **options) -> None:
         report = train_forecaster(
             data_config, model_options, train_config, run_dir=run_dir, dist=dist,
             progress_bar=not quiet and not options["as_json"] and sys.stderr.isatty(),
-            log=None if quiet else _log,
+            log=None if quiet else log_line,
         )
     finally:
         distributed.teardown(dist)
@@ -210,8 +208,3 @@ def _print_training(report: dict, format_report, data: str) -> None:
         lines.append(f"run saved in {report['run_dir']}; forecast with: "
                      f"rnnkit predict {report['run_dir']} --data {data}{which}")
     click.echo("\n".join(lines))
-
-
-def _log(line: str) -> None:
-    # tqdm.write keeps an active progress bar intact below the line.
-    tqdm.write(line, file=sys.stderr)

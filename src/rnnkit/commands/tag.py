@@ -21,14 +21,14 @@ from pathlib import Path
 import click
 
 from rnnkit.cli_options import Positive, Probability, absolute, config_option, explicit_options, new_run_path
-from rnnkit.cli_options import recurrent_options, require_task, train_config_from, training_options
+from rnnkit.cli_options import EXIT_INTERRUPTED, log_line, recurrent_options, require_task, train_config_from
+from rnnkit.cli_options import training_options
 from rnnkit.data.conll import ALL_COLUMNS, FORMATS
 from rnnkit.data.text import read_text
 from rnnkit.errors import InputError
 from rnnkit.train import RunDirectory, distributed
 
 TASK = "tag"
-EXIT_INTERRUPTED = 130
 DEFAULT_EPOCHS = 10
 
 # Option name -> SequenceTagger argument.
@@ -90,7 +90,7 @@ def train_command(ctx: click.Context, **options) -> None:
         report = train_tagger(
             data, model_options, train_config, run_dir=run_dir, dist=dist,
             progress_bar=not quiet and not options["as_json"] and sys.stderr.isatty(),
-            log=None if quiet else _log,
+            log=None if quiet else log_line,
         )
     finally:
         distributed.teardown(dist)
@@ -163,11 +163,6 @@ def _best_epoch(run_path: Path, selection: str) -> dict:
     best = max(scored, key=lambda r: r[key])  # the first of equals, as the Trainer keeps it
     return {"best_epoch": best["epoch"], f"best_{key}": best[key]}
 
-
-def _log(line: str) -> None:
-    from tqdm import tqdm
-
-    tqdm.write(line, file=sys.stderr)  # keeps an active progress bar intact below the line
 
 
 def _print_report(report: dict, as_json: bool) -> None:

@@ -18,14 +18,14 @@ import click
 from tqdm import tqdm
 
 from rnnkit.cli_options import Positive, absolute, config_option, explicit_options, new_run_path
-from rnnkit.cli_options import recurrent_options, require_task, train_config_from, training_options
+from rnnkit.cli_options import EXIT_INTERRUPTED, log_line, open_for_resume, recurrent_options, resumed
+from rnnkit.cli_options import train_config_from, training_options
 from rnnkit.data.parallel import read_lines
 from rnnkit.errors import InputError
 from rnnkit.train import RunDirectory, TrainConfig, distributed
 from rnnkit.train.checkpoint import write_atomic
 
 TASK = "translate"
-EXIT_INTERRUPTED = 130
 # Option name -> Seq2Seq / DecodeConfig field, where they differ.
 MODEL_FIELDS = {"embedding": "embedding_dim", "cell": "cell", "hidden": "hidden_size", "layers": "num_layers",
                 "bidirectional": "bidirectional", "decoder_hidden": "decoder_hidden_size", "attention": "attention",
@@ -36,8 +36,6 @@ DECODE_FIELDS = {"beam": "beam_size", "length_penalty": "length_penalty"}
 # and how the finished model translates by default.
 CHANGEABLE_ON_RESUME = {"source", "target", "valid_source", "valid_target", "epochs", "time_budget", "max_steps",
                         "patience", "save_every", "engine", "beam", "length_penalty"}
-# A step limit belongs to one invocation: a resumed run does not inherit it.
-SESSION_ONLY = {"max_steps"}
 
 
 @click.command()
@@ -122,7 +120,7 @@ def train_command(ctx: click.Context, **options) -> None:
             data_config, model_options, decode_config, train_config, run_dir=run_dir, checkpoint=checkpoint,
             dist=dist, prepared=prepared,
             progress_bar=not quiet and not options["as_json"] and sys.stderr.isatty(),
-            log=None if quiet else log,
+            log=None if quiet else log_line,
         )
     finally:
         distributed.teardown(dist)
@@ -135,37 +133,8 @@ def train_command(ctx: click.Context, **options) -> None:
         sys.exit(EXIT_INTERRUPTED)
 
 
-def open_for_resume(options: dict, task: str, command: str):
-    """The run directory named by --resume and its latest checkpoint, after checking the flags around it."""
-    if options["out"] and Path(options["out"]).resolve() != Path(options["resume"]).resolve():
-        raise InputError("--out and --resume name different directories; a resumed run writes into its own, drop --out")
-    if options["overwrite"]:
-        raise InputError("--overwrite and --resume contradict each other; give only one")
-    run_path = Path(options["resume"])
-    checkpoint = RunDirectory.open(run_path).load()
-    require_task(checkpoint.meta, task, run_path, command)
-    return run_path, checkpoint
 
 
-def resumed(saved: dict, given: dict, option_of: dict[str, str], explicit: set[str], changeable: set[str]) -> dict:
-    """The saved settings (by field), except where the user explicitly changed one that a resumed run may
-    change; InputError for any other change. ``option_of`` maps a field to its option's name where they differ."""
-    merged = dict(saved)
-    for name, value in given.items():
-        option = option_of.get(name, name)
-        if option in SESSION_ONLY:
-            merged[name] = value
-        if option not in explicit:
-            continue
-        if option in changeable:
-            merged[name] = value
-        elif value != saved.get(name):
-            flag = "--" + option.replace("_", "-")
-            raise InputError(
-                f"--resume: {flag} {value} differs from the run's {saved.get(name)}; a resumed run keeps its "
-                f"settings (drop {flag}, or start a new run with another --out)"
-            )
-    return merged
 
 
 def _options_of(fields_by_option: dict[str, str]) -> dict[str, str]:
@@ -248,9 +217,6 @@ def print_report(report: dict, as_json: bool, next_command: str, scores: dict[st
     click.echo("\n".join(lines))
 
 
-def log(line: str) -> None:
-    # tqdm.write keeps an active progress bar intact below the line
-    tqdm.write(line, file=sys.stderr)
 
 
 def warn(line: str) -> None:
