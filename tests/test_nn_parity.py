@@ -19,7 +19,7 @@ def assert_close_relative(got, want, dtype):
     """Elementwise within rtol, with an absolute floor of rtol times the tensor's largest value:
     an element that cancels to near 0 in a sum is judged on the scale of the sum's terms."""
     rtol = RTOL[dtype]
-    torch.testing.assert_close(got, want, rtol=rtol, atol=rtol * float(want.abs().max()) + 1e-30)
+    torch.testing.assert_close(got, want, rtol=rtol, atol=rtol * float(want.detach().abs().max()) + 1e-30)
 
 GRID = list(itertools.product(
     LAYERS,  # rnn_tanh, rnn_relu, lstm, lstm_proj, gru
