@@ -1,5 +1,12 @@
 """One module per task: the glue that the command line and the Trainer share.
 
 Each task module says how to read its data, which model structure to build, its loss (a
-:class:`~rnnkit.train.TaskLoss` per batch) and its metrics. :mod:`rnnkit.tasks.lm`: language models.
+:class:`~rnnkit.train.TaskLoss` per batch) and its metrics:
+
+    lm          language models (characters or words), truncated BPTT over streams
+    classify    text classification and sentiment (many-to-one)
+    tag         POS tagging and NER (synchronous many-to-many)
+    forecast    time-series forecasting (many-to-one with H outputs)
+    translate   seq2seq translation (asynchronous many-to-many)
+    caption     image captioning on composed digits (one-to-many)
 """
