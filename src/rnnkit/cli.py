@@ -13,16 +13,17 @@ prints one line ``error: ...`` on stderr and exits with status 2, without a trac
 import importlib
 import json
 import sys
+from functools import partial
 from dataclasses import asdict, fields
 
 import click
 
 from rnnkit import __version__
 from rnnkit.cli_options import Positive, PositiveFloat, absolute, config_option, explicit_options, new_run_path
-from rnnkit.cli_options import EXIT_INTERRUPTED, log_line, open_for_resume, resumed, train_config_from, training_options
+from rnnkit.cli_options import EXIT_INTERRUPTED, open_for_resume, resumed, run_training, train_config_from, training_options
 from rnnkit.commands import TASK_COMMANDS, TOP_LEVEL_COMMANDS, task_module
 from rnnkit.errors import InputError
-from rnnkit.train import RunDirectory, TrainConfig, distributed
+from rnnkit.train import RunDirectory, TrainConfig
 
 EXIT_USER_ERROR = 2
 DEFAULT_CHAR_EMBEDDING = 64
@@ -140,21 +141,9 @@ def train_lm(ctx: click.Context, **options) -> None:
     else:
         run_path = new_run_path(options, "lm")
 
-    dist = distributed.setup(options["device"])
-    try:
-        run_dir = RunDirectory(run_path)
-        if dist.is_main and checkpoint is None:
-            run_dir = RunDirectory.create(run_path, options["overwrite"])
-        quiet = options["quiet"]
-        report = train_language_model(
-            data_config, model_options, train_config,
-            run_dir=run_dir, checkpoint=checkpoint, dist=dist,
-            progress_bar=not quiet and not options["as_json"] and sys.stderr.isatty(),
-            log=None if quiet else log_line,
-        )
-    finally:
-        distributed.teardown(dist)
-    if not dist.is_main:
+    report = run_training(partial(train_language_model, data_config, model_options, train_config, checkpoint=checkpoint),
+                          options, run_path, new_run=checkpoint is None)
+    if report is None:  # not rank 0
         return
     _print_report(report, options["as_json"], data_config.level)
     if report["stop_reason"] == "interrupted":
@@ -274,7 +263,6 @@ def _lm_configs(options: dict, explicit: set[str]):
 
 
 
-
 def _resumed_lm_configs(saved: dict, data_config, model_options: dict, train_config: TrainConfig, explicit: set[str]):
     """The run's saved configs, with the changes a resumed run allows (InputError for any other)."""
     from rnnkit.tasks.lm import LMDataConfig
@@ -287,8 +275,6 @@ def _resumed_lm_configs(saved: dict, data_config, model_options: dict, train_con
         resumed(saved_model, model_options, option_of, explicit, CHANGEABLE_ON_RESUME, "model shape"),
         TrainConfig(**resumed(saved["train"], asdict(train_config), {}, explicit, CHANGEABLE_ON_RESUME, "training settings")),
     )
-
-
 
 
 

@@ -24,7 +24,7 @@ from click.core import ParameterSource
 from tqdm import tqdm
 
 from rnnkit.errors import InputError
-from rnnkit.train import OPTIMIZERS, SCHEDULES, Checkpoint, RunDirectory, TrainConfig
+from rnnkit.train import OPTIMIZERS, SCHEDULES, Checkpoint, RunDirectory, TrainConfig, distributed
 
 EXIT_INTERRUPTED = 130
 
@@ -186,6 +186,27 @@ def require_task(checkpoint_meta: dict, task: str, run_dir: str | Path, command:
         raise InputError(
             f"{run_dir} holds a {found!r} run, not a {task!r} one; give the --out directory of `rnnkit {command}`"
         )
+
+
+def run_training(train: Callable[..., dict], options: dict, run_path: Path, new_run: bool = True) -> dict | None:
+    """Run ``train`` inside the (possibly distributed) process group of ``--device``.
+
+    Rank 0 creates the run directory of a new run (only now, after the data was read); ``train`` is called
+    with ``run_dir``, ``dist``, ``progress_bar`` and ``log`` as the flags --quiet and --json ask. Returns the
+    report on rank 0 and None on the other ranks, which print nothing.
+    """
+    dist = distributed.setup(options["device"])
+    try:
+        run_dir = RunDirectory(run_path)
+        if dist.is_main and new_run:
+            run_dir = RunDirectory.create(run_path, options["overwrite"])
+        quiet = options["quiet"]
+        report = train(run_dir=run_dir, dist=dist,
+                       progress_bar=not quiet and not options["as_json"] and sys.stderr.isatty(),
+                       log=None if quiet else log_line)
+    finally:
+        distributed.teardown(dist)
+    return report if dist.is_main else None
 
 
 def log_line(line: str) -> None:

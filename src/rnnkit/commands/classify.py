@@ -16,18 +16,19 @@ Examples::
 
 import json
 import sys
+from functools import partial
 from dataclasses import asdict, fields
 from pathlib import Path
 
 import click
 
 from rnnkit.cli_options import Positive, absolute, config_option, explicit_options, new_run_path, recurrent_options
-from rnnkit.cli_options import EXIT_INTERRUPTED, log_line, open_for_resume, require_task, resumed, train_config_from
+from rnnkit.cli_options import EXIT_INTERRUPTED, open_for_resume, require_task, resumed, run_training, train_config_from
 from rnnkit.cli_options import training_options
 from rnnkit.data.labelled_text import parse_delimiter, read_lines
 from rnnkit.errors import InputError
 from rnnkit.models.classifier import POOLINGS
-from rnnkit.train import RunDirectory, TrainConfig, distributed
+from rnnkit.train import TrainConfig
 
 TASK = "classify"
 DEFAULT_EPOCHS = 5
@@ -88,21 +89,9 @@ def train_command(ctx: click.Context, **options) -> None:
     # Read the data before the run directory is created (or an old run replaced with --overwrite).
     data = load_data_for(data_config, train_config, checkpoint)
 
-    dist = distributed.setup(options["device"])
-    try:
-        run_dir = RunDirectory(run_path)
-        if dist.is_main and checkpoint is None:
-            run_dir = RunDirectory.create(run_path, options["overwrite"])
-        quiet = options["quiet"]
-        report = train_classifier(
-            data_config, model_options, train_config,
-            run_dir=run_dir, checkpoint=checkpoint, dist=dist,
-            progress_bar=not quiet and not options["as_json"] and sys.stderr.isatty(),
-            log=None if quiet else log_line, data=data,
-        )
-    finally:
-        distributed.teardown(dist)
-    if not dist.is_main:
+    report = run_training(partial(train_classifier, data_config, model_options, train_config, checkpoint=checkpoint, data=data),
+                          options, run_path, new_run=checkpoint is None)
+    if report is None:  # not rank 0
         return
     report.update(_best_epoch(run_path))
     _print_report(report, options["as_json"])
@@ -168,7 +157,6 @@ def _configs(options: dict, explicit: set[str]):
 
 
 
-
 def _resumed_configs(saved: dict, data_config, model_options: dict, train_config: TrainConfig, explicit: set[str]):
     """The run's saved configs, with the changes a resumed run allows (InputError for any other)."""
     from rnnkit.tasks.classify import ClassifyDataConfig
@@ -184,7 +172,6 @@ def _resumed_configs(saved: dict, data_config, model_options: dict, train_config
 
 
 
-
 def _best_epoch(run_path: Path) -> dict:
     """The epoch with the best validation accuracy so far and that accuracy (from metrics.jsonl), if any."""
     metrics = Path(run_path) / "metrics.jsonl"
@@ -194,7 +181,6 @@ def _best_epoch(run_path: Path) -> dict:
         return {}
     best = max(scored, key=lambda r: r["valid_accuracy"])  # the first of equals, as the Trainer keeps it
     return {"best_epoch": best["epoch"], "best_valid_accuracy": best["valid_accuracy"]}
-
 
 
 

@@ -17,16 +17,17 @@ import csv
 import io
 import json
 import sys
+from functools import partial
 from pathlib import Path
 
 import click
 import numpy as np
 
 from rnnkit.cli_options import Positive, absolute, config_option, explicit_options, new_run_path, recurrent_options
-from rnnkit.cli_options import EXIT_INTERRUPTED, log_line, require_task, train_config_from, training_options
+from rnnkit.cli_options import EXIT_INTERRUPTED, require_task, run_training, train_config_from, training_options
 from rnnkit.data.series import future_dates, parse_dates, window_origins
 from rnnkit.errors import InputError
-from rnnkit.train import RunDirectory, distributed
+
 from rnnkit.train.checkpoint import write_atomic
 
 TASK = "forecast"
@@ -82,20 +83,9 @@ def train_command(ctx: click.Context, **options) -> None:
     train_config = train_config_from(options, explicit, default_epochs=DEFAULT_EPOCHS)
     run_path = new_run_path(options, TASK)
 
-    dist = distributed.setup(options["device"])
-    try:
-        run_dir = RunDirectory(run_path)
-        if dist.is_main:
-            run_dir = RunDirectory.create(run_path, options["overwrite"])
-        quiet = options["quiet"]
-        report = train_forecaster(
-            data_config, model_options, train_config, run_dir=run_dir, dist=dist,
-            progress_bar=not quiet and not options["as_json"] and sys.stderr.isatty(),
-            log=None if quiet else log_line,
-        )
-    finally:
-        distributed.teardown(dist)
-    if not dist.is_main:
+    report = run_training(partial(train_forecaster, data_config, model_options, train_config),
+                          options, run_path)
+    if report is None:  # not rank 0
         return
     if options["as_json"]:
         click.echo(json.dumps(report))

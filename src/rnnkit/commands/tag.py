@@ -16,17 +16,18 @@ Examples::
 
 import json
 import sys
+from functools import partial
 from pathlib import Path
 
 import click
 
 from rnnkit.cli_options import Positive, Probability, absolute, config_option, explicit_options, new_run_path
-from rnnkit.cli_options import EXIT_INTERRUPTED, log_line, recurrent_options, require_task, train_config_from
+from rnnkit.cli_options import EXIT_INTERRUPTED, recurrent_options, require_task, run_training, train_config_from
 from rnnkit.cli_options import training_options
 from rnnkit.data.conll import ALL_COLUMNS, FORMATS
 from rnnkit.data.text import read_text
 from rnnkit.errors import InputError
-from rnnkit.train import RunDirectory, distributed
+
 
 TASK = "tag"
 DEFAULT_EPOCHS = 10
@@ -81,20 +82,9 @@ def train_command(ctx: click.Context, **options) -> None:
     data = load_tag_data(TagDataConfig(**values))
     run_path = new_run_path(options, TASK)
 
-    dist = distributed.setup(options["device"])
-    try:
-        run_dir = RunDirectory(run_path)
-        if dist.is_main:
-            run_dir = RunDirectory.create(run_path, options["overwrite"])
-        quiet = options["quiet"]
-        report = train_tagger(
-            data, model_options, train_config, run_dir=run_dir, dist=dist,
-            progress_bar=not quiet and not options["as_json"] and sys.stderr.isatty(),
-            log=None if quiet else log_line,
-        )
-    finally:
-        distributed.teardown(dist)
-    if not dist.is_main:
+    report = run_training(partial(train_tagger, data, model_options, train_config),
+                          options, run_path)
+    if report is None:  # not rank 0
         return
     selection = "f1" if "valid_f1" in report else "accuracy"
     report.update(_best_epoch(run_path, selection))
@@ -162,7 +152,6 @@ def _best_epoch(run_path: Path, selection: str) -> dict:
         return {}
     best = max(scored, key=lambda r: r[key])  # the first of equals, as the Trainer keeps it
     return {"best_epoch": best["epoch"], f"best_{key}": best[key]}
-
 
 
 def _print_report(report: dict, as_json: bool) -> None:
