@@ -54,6 +54,15 @@ def test_latest_and_best_pointers_and_pruning(tmp_path):
     assert kept == ["ckpt-000001", "ckpt-000003"]
 
 
+def test_auto_is_the_best_checkpoint_when_there_is_one_else_the_latest(tmp_path):
+    run = RunDirectory.create(tmp_path / "run")
+    save_one(run, 1.0)
+    assert run.load("auto").meta["value"] == 1.0  # no best yet (no epoch validated): the latest
+    save_one(run, 2.0, best=True)
+    save_one(run, 3.0)
+    assert run.load("auto").meta["value"] == 2.0
+
+
 def test_a_crash_while_writing_leaves_the_previous_checkpoint(tmp_path, monkeypatch):
     run = RunDirectory.create(tmp_path / "run")
     save_one(run, 1.0)

@@ -19,7 +19,7 @@ from dataclasses import asdict, fields
 import click
 
 from rnnkit import __version__
-from rnnkit.cli_options import Positive, PositiveFloat, absolute, config_option, explicit_options, new_run_path
+from rnnkit.cli_options import Positive, PositiveFloat, absolute, checkpoint_option, config_option, explicit_options, new_run_path
 from rnnkit.cli_options import EXIT_INTERRUPTED, open_for_resume, resumed, run_training, train_config_from, training_options
 from rnnkit.commands import TASK_COMMANDS, TOP_LEVEL_COMMANDS, task_module
 from rnnkit.errors import InputError
@@ -161,8 +161,7 @@ def train_lm(ctx: click.Context, **options) -> None:
 @click.option("--top-p", type=click.FloatRange(0, 1, min_open=True), help="Sample only from the smallest set of tokens holding probability P.")
 @click.option("--greedy", is_flag=True, help="Always take the most likely token (no sampling).")
 @click.option("--seed", type=int, help="Seed for a reproducible sample.")
-@click.option("--checkpoint", "which", type=click.Choice(["latest", "best"]), default="latest", show_default=True,
-              help="Which checkpoint of the run to use.")
+@checkpoint_option()
 def generate(run_dir: str, prime: str, length: int, temperature: float, top_k: int | None, top_p: float | None,
              greedy: bool, seed: int | None, which: str) -> None:
     """Write text from a trained language model in DIR to stdout, piece by piece as it is sampled."""
@@ -188,8 +187,7 @@ def generate(run_dir: str, prime: str, length: int, temperature: float, top_k: i
 @click.option("--target", metavar="FILE", help="Translation: reference translations, line by line with --source.")
 @click.option("--batch-size", type=Positive, help="Language models: parallel streams. Default: the run's.")
 @click.option("--seq-len", type=Positive, help="Language models: tokens per window. Default: the run's.")
-@click.option("--checkpoint", "which", type=click.Choice(["latest", "best"]), default="latest", show_default=True,
-              help="Which checkpoint of the run to use.")
+@checkpoint_option()
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as one JSON object on stdout.")
 def evaluate(run_dir: str, which: str, **options) -> None:
     """Score the trained model in DIR on held-out data with its task's metrics.
@@ -212,8 +210,7 @@ def evaluate(run_dir: str, which: str, **options) -> None:
               help="Classify, tag: texts to label, one per line (tag: tokens separated by spaces). Default: stdin.")
 @click.option("--data", metavar="CSV", help="Forecast: the series (same columns as training) to forecast from.")
 @click.option("--output", metavar="PATH", help="Forecast: the forecast CSV to write (a PNG plot is written beside it).")
-@click.option("--checkpoint", "which", type=click.Choice(["latest", "best"]), default="latest", show_default=True,
-              help="Which checkpoint of the run to use.")
+@checkpoint_option()
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per input line instead of text.")
 def predict(run_dir: str, which: str, **options) -> None:
     """Apply the trained model in DIR: labels with probabilities, tags per token, or a forecast with its plot."""

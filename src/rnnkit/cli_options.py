@@ -36,6 +36,18 @@ PositiveFloat = click.FloatRange(min=0, min_open=True)
 Probability = click.FloatRange(0, 1, max_open=True)
 
 
+def checkpoint_option(best: str = "the lowest validation loss", prefix: str = "") -> Callable:
+    """``--checkpoint auto|best|latest`` (into the parameter ``which``) for the commands that apply a trained run.
+
+    The default, auto, takes the best checkpoint when the run has one: a run that trained past its best
+    epoch should be applied as it was at its best, as the benchmarks score it.
+    """
+    return click.option("--checkpoint", "which", type=click.Choice(["auto", "best", "latest"]), default="auto",
+                        show_default=True,
+                        help=f"{prefix}Which checkpoint of the run: best ({best}), latest, or auto: best when the "
+                             "run has one, else latest.")
+
+
 def _stack(*decorators: Callable) -> Callable:
     """One decorator applying ``decorators`` in the order they are listed (the first is the first flag in --help)."""
     def apply(function):

@@ -19,7 +19,7 @@ import click
 import torch
 import torch.nn.functional as F
 
-from rnnkit.cli_options import Positive, PositiveFloat, explicit_options
+from rnnkit.cli_options import Positive, PositiveFloat, checkpoint_option, explicit_options
 from rnnkit.commands.bench import CELLS, CommaList
 from rnnkit.errors import InputError
 
@@ -44,8 +44,7 @@ def _common_options(length: int, out: str):
         click.option("--recurrent-scale", type=PositiveFloat, default=1.0, show_default=True,
                      help="Fresh layers: multiply W_hh by this (1: PyTorch's init; 5 makes the tanh RNN explode)."),
         click.option("--text", metavar="FILE", help="DIR: the text whose first tokens are the sequence. Default: the run's training text."),
-        click.option("--checkpoint", "which", type=click.Choice(["latest", "best"]), default="latest", show_default=True,
-                     help="DIR: which checkpoint of the run."),
+        checkpoint_option(prefix="DIR: "),
         click.option("--out", metavar="PNG", default=out, show_default=True, help="The plot to write."),
         click.option("--json", "as_json", is_flag=True, help="Print the numbers as one JSON object on stdout."),
     ]

@@ -1,7 +1,7 @@
 """``rnnkit explain DIR --text FILE``: what the hidden units of a language model do, as one HTML page.
 
     rnnkit explain DIR --text FILE [--layer N] [--state hidden|cell] [--unit N] [--max-chars N] [--top N]
-                   [--checkpoint latest|best] [--out PAGE.html] [--json]
+                   [--checkpoint auto|best|latest] [--out PAGE.html] [--json]
 
 Runs the character- or word-level language model of run directory DIR over the text, ranks every unit
 of every layer against interpretable features of the text (inside a string literal, inside brackets and
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import click
 
-from rnnkit.cli_options import Positive
+from rnnkit.cli_options import Positive, checkpoint_option
 from rnnkit.errors import InputError
 
 DEFAULT_MAX_CHARS = 5000
@@ -40,8 +40,7 @@ PAGE_NAME = "explain.html"
 @click.option("--max-chars", type=Positive, default=DEFAULT_MAX_CHARS, show_default=True,
               help="Read only the first N characters of the text (the page holds every unit at every position).")
 @click.option("--top", type=Positive, default=5, show_default=True, help="Units listed per feature.")
-@click.option("--checkpoint", "which", type=click.Choice(["latest", "best"]), default="latest", show_default=True,
-              help="Which checkpoint of the run to use.")
+@checkpoint_option()
 @click.option("--out", metavar="PAGE.html", help=f"The page to write. Default: DIR/{PAGE_NAME}.")
 @click.option("--json", "as_json", is_flag=True, help="Print the ranking as one JSON object on stdout.")
 def command(run_dir: str, text_path: str, layer: int | None, state: str | None, unit: int | None, max_chars: int,

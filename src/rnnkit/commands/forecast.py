@@ -3,8 +3,8 @@
     rnnkit train forecast --data CSV --target COL [--features COL,...] [--date-column COL] --window N
         [--horizon H] [--season M] [--test-fraction 0.2] [--valid-fraction 0.1] [--scale standard|none]
         [--log/--no-log] [--difference/--no-difference] [network and training flags] [--out DIR] [--json]
-    rnnkit evaluate DIR --data CSV [--checkpoint latest|best] [--json]
-    rnnkit predict DIR --data CSV [--output forecast.csv] [--checkpoint latest|best] [--json]
+    rnnkit evaluate DIR --data CSV [--checkpoint auto|best|latest] [--json]
+    rnnkit predict DIR --data CSV [--output forecast.csv] [--checkpoint auto|best|latest] [--json]
 
 ``train`` ends with the holdout backtest of the best checkpoint (by validation MAE) beside the naive and
 seasonal-naive baselines. ``evaluate`` prints the same report for the last --test-fraction of any CSV with the

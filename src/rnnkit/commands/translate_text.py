@@ -1,6 +1,6 @@
 """``rnnkit translate DIR``: translate sentences with a trained translation run.
 
-    rnnkit translate DIR [--input FILE] [--output FILE] [--beam N] [--length-penalty A] [--checkpoint latest|best] [--json]
+    rnnkit translate DIR [--input FILE] [--output FILE] [--beam N] [--length-penalty A] [--checkpoint auto|best|latest] [--json]
 
 Reads source sentences, one per line, from --input (``.gz`` allowed) or stdin, and writes one translation
 per line to stdout or --output (written atomically: an existing file is replaced only by a complete one).
@@ -11,7 +11,7 @@ are counted on stderr.
 
 import click
 
-from rnnkit.cli_options import Positive
+from rnnkit.cli_options import Positive, checkpoint_option
 from rnnkit.train import RunDirectory
 
 
@@ -22,8 +22,7 @@ from rnnkit.train import RunDirectory
 @click.option("--beam", type=Positive, help="Beam size; 1 = greedy search. Default: the run's (--beam of training).")
 @click.option("--length-penalty", type=click.FloatRange(min=0),
               help="GNMT length normalisation alpha (0: none). Default: the run's.")
-@click.option("--checkpoint", "which", type=click.Choice(["latest", "best"]), default="latest", show_default=True,
-              help="Which checkpoint of the run to use (best: the highest validation BLEU).")
+@checkpoint_option(best="the highest validation BLEU")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line: {source, translation}.")
 def command(run_dir: str, input_path: str | None, output: str | None, beam: int | None,
             length_penalty: float | None, which: str, as_json: bool) -> None:

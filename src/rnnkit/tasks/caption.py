@@ -365,7 +365,7 @@ def from_checkpoint(checkpoint: Checkpoint, run_dir: str | Path) -> TrainedCapti
     return TrainedCaptioner(model.eval(), vocab, image_shape, CaptionDataConfig(**meta["configs"]["data"]))
 
 
-def load_trained(run_dir: str | Path, which: str = "latest") -> TrainedCaptioner:
+def load_trained(run_dir: str | Path, which: str = "auto") -> TrainedCaptioner:
     return from_checkpoint(RunDirectory.open(run_dir).load(which), run_dir)
 
 

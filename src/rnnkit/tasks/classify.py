@@ -348,8 +348,8 @@ class TrainedClassifier:
         return classification_scores(encoded.targets, predicted, self.labels)
 
 
-def load_trained(run_dir: str | Path, which: str = "latest") -> TrainedClassifier:
-    """The classifier of a run directory's ``latest`` or ``best`` checkpoint."""
+def load_trained(run_dir: str | Path, which: str = "auto") -> TrainedClassifier:
+    """The classifier of a run directory's ``auto`` (best if any, else latest), ``latest`` or ``best`` checkpoint."""
     checkpoint = RunDirectory.open(run_dir).load(which)
     if checkpoint.meta.get("task") != TASK_NAME:
         raise InputError(

@@ -301,8 +301,8 @@ def model_from_checkpoint(checkpoint: Checkpoint) -> TrainedForecaster:
                              f"{meta['season_source']}, as trained")
 
 
-def load_trained(run_dir: str | Path, which: str = "latest") -> TrainedForecaster:
-    """The trained forecaster of a run directory's ``latest`` or ``best`` checkpoint."""
+def load_trained(run_dir: str | Path, which: str = "auto") -> TrainedForecaster:
+    """The trained forecaster of a run directory's ``auto`` (best if any, else latest), ``latest`` or ``best`` checkpoint."""
     checkpoint = RunDirectory.open(run_dir).load(which)
     require_task(checkpoint.meta, TASK_NAME, run_dir, "train forecast")
     return model_from_checkpoint(checkpoint)

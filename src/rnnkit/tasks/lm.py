@@ -232,8 +232,8 @@ def train_language_model(
     return trainer.fit()
 
 
-def load_trained(run_dir: str | Path, which: str = "latest") -> tuple[LanguageModel, CharVocab | WordVocab, Checkpoint]:
-    """The model (in eval mode, on the CPU) and vocabulary of a run directory's ``latest`` or ``best`` checkpoint."""
+def load_trained(run_dir: str | Path, which: str = "auto") -> tuple[LanguageModel, CharVocab | WordVocab, Checkpoint]:
+    """The model (in eval mode, on the CPU) and vocabulary of a run directory's ``auto`` (best if any, else latest), ``latest`` or ``best`` checkpoint."""
     checkpoint = RunDirectory.open(run_dir).load(which)
     if checkpoint.meta.get("task") != TASK_NAME:
         raise InputError(

@@ -431,8 +431,8 @@ class TrainedTagger:
         return scores
 
 
-def load_trained(run_dir: str | Path, which: str = "latest") -> TrainedTagger:
-    """The tagger of a run directory's ``latest`` or ``best`` checkpoint."""
+def load_trained(run_dir: str | Path, which: str = "auto") -> TrainedTagger:
+    """The tagger of a run directory's ``auto`` (best if any, else latest), ``latest`` or ``best`` checkpoint."""
     checkpoint = RunDirectory.open(run_dir).load(which)
     require_task(checkpoint.meta, TASK_NAME, run_dir, "train tag")
     return TrainedTagger.from_checkpoint(checkpoint)

@@ -339,8 +339,8 @@ def from_checkpoint(checkpoint: Checkpoint, run_dir: str | Path, command: str = 
                              DecodeConfig(**meta["configs"]["decode"]))
 
 
-def load_trained(run_dir: str | Path, which: str = "latest") -> TrainedTranslator:
-    """The translator of a run directory's ``latest`` or ``best`` checkpoint."""
+def load_trained(run_dir: str | Path, which: str = "auto") -> TrainedTranslator:
+    """The translator of a run directory's ``auto`` (best if any, else latest), ``latest`` or ``best`` checkpoint."""
     return from_checkpoint(RunDirectory.open(run_dir).load(which), run_dir)
 
 

@@ -174,7 +174,13 @@ class RunDirectory:
         return final
 
     def load(self, which: str = "latest") -> Checkpoint:
-        """Load and verify the ``"latest"`` or ``"best"`` checkpoint; InputError if it is damaged or foreign."""
+        """Load and verify the ``"latest"`` or ``"best"`` checkpoint; InputError if it is damaged or foreign.
+
+        ``"auto"`` is the best checkpoint when the run has one (it was trained with validation data and
+        finished an epoch), else the latest: what a user applying a finished run wants.
+        """
+        if which == "auto":
+            which = "best" if (self.path / BEST_POINTER).is_file() else "latest"
         pointer_path = self.path / _pointer_name(which)
         if not pointer_path.is_file():
             raise InputError(f"run {self.path} has no {which} checkpoint yet; use the latest one or train longer")
