@@ -121,15 +121,16 @@ def test_golden_losses_and_sample(capsys, corpus, tmp_path):
 
 def test_config_file_sets_flags_and_the_command_line_wins(capsys, corpus, tmp_path):
     config = tmp_path / "lm.toml"
-    config.write_text('hidden = 12\nseq-len = 8\ndropout = 0.25\nlevel = "char"\n')
+    config.write_text('hidden = 12\nseq-len = 8\ndropout = 0.25\nlevel = "char"\nplateau-patience = 3\n')
     args = ["train", "lm", "--config", config, "--data", corpus, "--layers", "1", "--batch-size", "4",
-            "--hidden", "16", "--max-steps", "2", "--out", tmp_path / "run", "--quiet"]
+            "--hidden", "16", "--max-steps", "2", "--schedule", "plateau", "--out", tmp_path / "run", "--quiet"]
     code, _, stderr = run_cli(capsys, *args)
     assert code == 0, stderr
     checkpoint_dir = tmp_path / "run" / "checkpoints" / json.loads((tmp_path / "run" / "latest.json").read_text())["checkpoint"]
     configs = json.loads((checkpoint_dir / "checkpoint.json").read_text())["configs"]
     assert configs["model"]["hidden_size"] == 16  # the flag beat the file
     assert configs["data"]["seq_len"] == 8 and configs["model"]["dropout"] == 0.25
+    assert configs["train"]["schedule"] == "plateau" and configs["train"]["plateau_patience"] == 3
 
 
 # ------------------------------------------------------------------------------------------- exact resume

@@ -152,6 +152,8 @@ def training_options(*, lr: float = 2e-3, epochs: int = 10, batch_size: int | No
                      help="Learning-rate schedule: step = ×--lr-decay each epoch after --decay-after; cosine; plateau."),
         click.option("--lr-decay", type=click.FloatRange(0, 1, min_open=True), default=0.5, show_default=True,
                      help="Factor of the step and plateau schedules."),
+        click.option("--plateau-patience", type=click.IntRange(min=0), default=0, show_default=True,
+                     help="Plateau schedule: epochs without a lower validation loss before the rate decays."),
         click.option("--decay-after", type=click.IntRange(min=0), default=4, show_default=True,
                      help="Epochs at the full rate before the step schedule decays."),
         click.option("--clip", type=click.FloatRange(min=0), default=5.0, show_default=True,
