@@ -2,7 +2,11 @@
 
 import hashlib
 import io
+import json
 from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
 
 from rnnkit.cli import main
 
@@ -34,3 +38,9 @@ def snapshot(directory: Path) -> dict[str, str]:
     """Every file under ``directory`` with its SHA-256: equal snapshots mean nothing was changed."""
     return {str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def latest_weights(run: Path) -> dict[str, torch.Tensor]:
+    """The weights of the run's latest checkpoint, by parameter name."""
+    name = json.loads((run / "latest.json").read_text())["checkpoint"]
+    return load_file(run / "checkpoints" / name / "weights.safetensors")

@@ -9,14 +9,13 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
-from safetensors.torch import load_file
 
 from rnnkit.cli import cli
 from rnnkit.commands import classify as classify_command
 from rnnkit.errors import InputError
 from rnnkit.tasks.classify import ClassifyDataConfig, build_model, class_probabilities, load_data
 from rnnkit.train import RunDirectory
-from cli_helpers import assert_one_line_error, run_cli, snapshot
+from cli_helpers import assert_one_line_error, latest_weights, run_cli, snapshot
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -52,11 +51,6 @@ def train(capsys, data, out, *extra) -> dict:
     code, stdout, stderr = run_cli(capsys, "train", "classify", "--data", data, *TINY_MODEL, "--out", out, "--json", *extra)
     assert code == 0, stderr
     return json.loads(stdout)
-
-
-def latest_weights(run: Path) -> dict[str, torch.Tensor]:
-    name = json.loads((run / "latest.json").read_text())["checkpoint"]
-    return load_file(run / "checkpoints" / name / "weights.safetensors")
 
 
 # ------------------------------------------------------------------------------------------- happy paths
@@ -137,6 +131,9 @@ def test_resume_continues_exactly(capsys, toy_csv, tmp_path):
     for name in straight:
         assert torch.equal(straight[name], resumed[name]), name
     assert json.loads(stdout)["epoch"] == 2
+    # Continued, not retrained from scratch (which would give the same weights): one epoch was added to the first.
+    records = [json.loads(line) for line in (tmp_path / "stopped" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2]
 
     before = snapshot(tmp_path / "stopped")
     code, _, stderr = run_cli(capsys, "train", "classify", "--resume", tmp_path / "stopped", "--hidden", "20")

@@ -16,11 +16,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
 
 from rnnkit.tasks.lm import LMDataConfig, train_language_model
 from rnnkit.train import TrainConfig
-from cli_helpers import assert_one_line_error, run_cli, snapshot
+from cli_helpers import assert_one_line_error, latest_weights, run_cli, snapshot
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -46,11 +45,6 @@ def train(capsys, corpus, out, *extra):
     code, stdout, stderr = run_cli(capsys, "train", "lm", "--data", corpus, *TINY_MODEL, "--out", out, "--quiet", "--json", *extra)
     assert code == 0, stderr
     return json.loads(stdout)
-
-
-def latest_weights(run: Path) -> dict[str, torch.Tensor]:
-    name = json.loads((run / "latest.json").read_text())["checkpoint"]
-    return load_file(run / "checkpoints" / name / "weights.safetensors")
 
 
 def assert_equal_weights(first: dict, second: dict, **tolerance):

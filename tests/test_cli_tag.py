@@ -13,7 +13,7 @@ from rnnkit.commands import tag as tag_command
 from rnnkit.errors import InputError
 from rnnkit.tasks.tag import TagDataConfig, TaggingTask, build_model, load_tag_data, load_trained, make_batch
 from rnnkit.train import RunDirectory
-from cli_helpers import run_cli
+from cli_helpers import assert_one_line_error, latest_weights, run_cli, snapshot
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -168,6 +168,32 @@ def test_a_padded_batch_gives_each_sentence_what_it_gives_alone(files):
                   for b in (make_batch(data.train, [i]) for i in indices)]
     assert tokens == 14
     torch.testing.assert_close(loss_sum, sum(alone_sums), atol=1e-5, rtol=1e-5)
+
+
+def test_resume_continues_exactly(capsys, files, tmp_path):
+    settings = ["--dropout", "0.3", "--word-dropout", "0.2"]  # the restored RNG states must matter
+    train(capsys, files["conll"], tmp_path / "straight", "--epochs", "2", "--crf", *settings)
+    train(capsys, files["conll"], tmp_path / "stopped", "--epochs", "1", "--crf", *settings)
+    code, stdout, stderr = run_cli(capsys, "train", "tag", "--resume", tmp_path / "stopped", "--epochs", "2",
+                                   "--quiet", "--json")
+    assert code == 0, stderr
+    straight, resumed = latest_weights(tmp_path / "straight"), latest_weights(tmp_path / "stopped")
+    assert straight.keys() == resumed.keys()
+    for name in straight:
+        assert torch.equal(straight[name], resumed[name]), name
+    assert json.loads(stdout)["epoch"] == 2
+    # Continued, not retrained from scratch (which would give the same weights): one epoch was added to the first.
+    records = [json.loads(line) for line in (tmp_path / "stopped" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2]
+
+    before = snapshot(tmp_path / "stopped")
+    code, _, stderr = run_cli(capsys, "train", "tag", "--resume", tmp_path / "stopped", "--hidden", "20")
+    assert_one_line_error(code, stderr, "--hidden 20 differs from the run's 16")
+    other = tmp_path / "other.txt"
+    other.write_text(conll_text().replace("Paris", "Rome"))
+    code, _, stderr = run_cli(capsys, "train", "tag", "--resume", tmp_path / "stopped", "--data", other, "--epochs", "3")
+    assert_one_line_error(code, stderr, "other words, characters or tags than the checkpoint's")
+    assert snapshot(tmp_path / "stopped") == before
 
 
 def test_epochs_are_deterministic_and_resume_at_any_batch(tmp_path):

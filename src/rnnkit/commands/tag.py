@@ -3,7 +3,7 @@
     rnnkit train tag --data FILE [--format conllu|conll] [--column upos|xpos|pos|chunk|ner] [--valid FILE]
                      [--crf/--no-crf] [--char-features/--no-char-features] [--embedding N] [--char-embedding N]
                      [--char-hidden N] [--min-freq N] [--lowercase-words/--keep-case] [--word-dropout P]
-                     [network and training flags] [--out DIR]
+                     [network and training flags] [--out DIR] [--resume DIR]
     rnnkit evaluate DIR --data FILE [--checkpoint best] [--json]   token accuracy; span P/R/F1 for entity tags
     rnnkit predict DIR [--input FILE] [--json]                     token/TAG token/TAG ... per input line
 
@@ -16,17 +16,19 @@ Examples::
 
 import json
 import sys
+from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 
 import click
 
 from rnnkit.cli_options import Positive, Probability, absolute, config_option, explicit_options, new_run_path
-from rnnkit.cli_options import EXIT_INTERRUPTED, recurrent_options, require_task, run_training, train_config_from
-from rnnkit.cli_options import training_options
+from rnnkit.cli_options import EXIT_INTERRUPTED, open_for_resume, recurrent_options, require_task, resumed
+from rnnkit.cli_options import run_training, train_config_from, training_options
 from rnnkit.data.conll import ALL_COLUMNS, FORMATS
 from rnnkit.data.text import read_text
 from rnnkit.errors import InputError
+from rnnkit.train import TrainConfig
 
 
 TASK = "tag"
@@ -40,6 +42,8 @@ MODEL_FIELDS = {"cell": "cell", "layers": "num_layers", "hidden": "hidden_size",
 DATA_FIELDS = {"data": "data", "valid": "valid_data", "data_format": "format", "column": "column",
                "batch_size": "batch_size", "min_freq": "min_freq", "lowercase_words": "lowercase_words",
                "word_dropout": "word_dropout", "char_features": "char_features"}
+# What a resumed run may change: where the data lives, how long to go on, how the same arithmetic is run.
+CHANGEABLE_ON_RESUME = {"data", "valid", "epochs", "time_budget", "max_steps", "patience", "save_every", "engine"}
 
 
 @click.command()
@@ -64,6 +68,7 @@ DATA_FIELDS = {"data": "data", "valid": "valid_data", "data_format": "format", "
               help="Replace each training word seen once by <unk> with this probability per batch, so <unk> learns unseen words.")
 @recurrent_options(hidden=128, bidirectional=True, dropout=0.5)
 @training_options(lr=2e-3, epochs=DEFAULT_EPOCHS, batch_size=32)
+@click.option("--resume", metavar="DIR", help="Continue the run in this directory exactly where its checkpoint left off.")
 @click.pass_context
 def train_command(ctx: click.Context, **options) -> None:
     """Train a sequence tagger (part of speech, named entities): one tag per word, read in both directions.
@@ -78,18 +83,31 @@ def train_command(ctx: click.Context, **options) -> None:
     values["data"], values["valid_data"] = absolute(values["data"]), absolute(values["valid_data"])
     model_options = {field: options[option] for option, field in MODEL_FIELDS.items()}
     train_config = train_config_from(options, explicit, DEFAULT_EPOCHS)
+    checkpoint = None
+    if options["resume"]:
+        run_path, checkpoint = open_for_resume(options, TASK, "train tag")
+        saved = checkpoint.meta["configs"]
+        values = resumed(saved["data"], values, {field: option for option, field in DATA_FIELDS.items()}, explicit,
+                         CHANGEABLE_ON_RESUME, "data settings")
+        saved_model = {field: saved["model"][field] for field in MODEL_FIELDS.values()}
+        model_options = resumed(saved_model, model_options, {field: option for option, field in MODEL_FIELDS.items()},
+                                explicit, CHANGEABLE_ON_RESUME, "model shape")
+        train_config = TrainConfig(**resumed(saved["train"], asdict(train_config), {}, explicit, CHANGEABLE_ON_RESUME,
+                                             "training settings"))
+    else:
+        run_path = new_run_path(options, TASK)
     # The data is read and checked before the run directory is made: a bad file leaves nothing behind.
-    data = load_tag_data(TagDataConfig(**values))
-    run_path = new_run_path(options, TASK)
+    data = load_tag_data(TagDataConfig(**values), checkpoint)
 
-    report = run_training(partial(train_tagger, data, model_options, train_config),
-                          options, run_path)
+    report = run_training(partial(train_tagger, data, model_options, train_config, checkpoint=checkpoint),
+                          options, run_path, new_run=checkpoint is None)
     if report is None:  # not rank 0
         return
     selection = "f1" if "valid_f1" in report else "accuracy"
     report.update(_best_epoch(run_path, selection))
     _print_report(report, options["as_json"])
     if report["stop_reason"] == "interrupted":
+        click.echo(f"interrupted; continue with: rnnkit train tag --resume {run_path}", err=True)
         sys.exit(EXIT_INTERRUPTED)
 
 

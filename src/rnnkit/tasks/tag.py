@@ -151,9 +151,13 @@ class TagData:
     valid: EncodedSentences | None
 
 
-def load_tag_data(config: TagDataConfig) -> TagData:
+def load_tag_data(config: TagDataConfig, checkpoint: Checkpoint | None = None) -> TagData:
     """Read and encode the files ``config`` names: vocabularies from the training file; a validation tag the
-    training file lacks is an error naming ``file:line`` (the model could never predict it)."""
+    training file lacks is an error naming ``file:line`` (the model could never predict it).
+
+    With the ``checkpoint`` of a run being resumed, the training file must give the run's own vocabularies
+    (the saved weights index them): another file is an error, not a silently different model.
+    """
     if config.data is None:
         raise InputError("give the tagged sentences to learn from with --data FILE (CoNLL-U or CoNLL-2003)")
     data_format = resolve_format(config.data, config.format)
@@ -165,6 +169,9 @@ def load_tag_data(config: TagDataConfig) -> TagData:
         fix = f"give a {FORMAT_NAMES[data_format]} file like --data {config.data}"
         valid_sentences = read_conll(config.valid_data, data_format, column, fix=fix)
     vocabs = build_vocabularies(train_sentences, config)
+    if checkpoint is not None and vocabs.to_dict() != checkpoint.meta["vocab"]:
+        raise InputError(f"{config.data} gives other words, characters or tags than the checkpoint's; resume "
+                         "with the run's training data (or start a new run)")
     if vocabs.tags == ["_"]:
         raise InputError(f"{config.data}: every {column} tag is '_' (the column is empty); choose another --column "
                          f"({', '.join(c for c in COLUMNS[data_format] if c != column)})")
@@ -368,12 +375,14 @@ def train_tagger(
     train_config: TrainConfig,
     *,
     run_dir: RunDirectory | None = None,
+    checkpoint: Checkpoint | None = None,
     dist: DistContext | None = None,
     progress_bar: bool = False,
     log: Callable[[str], None] | None = None,
     on_step: Callable[[int, float], None] | None = None,
 ) -> dict:
-    """Train a tagger on ``data`` (from :func:`load_tag_data`); returns the Trainer's final report."""
+    """Train (or, with ``checkpoint``, continue training) a tagger on ``data`` (from :func:`load_tag_data`);
+    returns the Trainer's final report."""
     dist = dist or DistContext()
     seed_everything(train_config.seed)
     model = build_model(data.vocabs, model_options)
@@ -383,7 +392,7 @@ def train_tagger(
         "configs": {"data": asdict(data.config), "model": model.config},
         "vocab": data.vocabs.to_dict(),
     }
-    if log is not None:
+    if log is not None and checkpoint is None:
         config, vocabs = data.config, data.vocabs
         valid = f"{len(data.valid):,} validation" if data.valid is not None else "no validation"
         shown = ", ".join(vocabs.tags[:10]) + (", ..." if len(vocabs.tags) > 10 else "")
@@ -393,6 +402,8 @@ def train_tagger(
             f"model {sum(p.numel() for p in model.parameters()):,} parameters")
     trainer = Trainer(model, task, train_config, run_dir=run_dir, run_info=run_info, dist=dist,
                       progress_bar=progress_bar, log=log, on_step=on_step)
+    if checkpoint is not None:
+        trainer.restore(checkpoint)
     return trainer.fit()
 
 
