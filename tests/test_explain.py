@@ -102,7 +102,7 @@ def test_page_holds_the_text_and_quantised_activations(runs, tmp_path):
     model, vocab, _ = load_trained(runs["lstm"])
     text = PROBE + "é\u2028"
     activations = collect_activations(model, vocab, text)
-    ranking = rank_units(activations.states, text_features(text, activations.spans[:, 0]), mask=activations.fed)
+    ranking = rank_units(activations.states, text_features(text, activations.last_read), mask=activations.fed)
     page = write_page(tmp_path / "page.html", activations, ranking, {"layer": 1, "state": "cell", "unit": 3}, "<run>")
     html = page.read_text()
     assert html.count("</script>") == 2  # the text's own </script> is escaped inside the JSON
@@ -122,6 +122,17 @@ def test_page_holds_the_text_and_quantised_activations(runs, tmp_path):
     symbols = data["top"]["symbols"]
     assert [(symbols[i], p) for i, p in zip(data["top"]["ids"][0], data["top"]["probs"][0])] == \
         [(s, round(p, 3)) for s, p in activations.predictions(0)]
+
+
+def test_page_spans_count_utf16_units_as_javascript_does(runs, tmp_path):
+    model, vocab, _ = load_trained(runs["lstm"])
+    text = "x = '\U0001F600'\n    s = 1\n"  # an emoji: one code point, two UTF-16 units
+    activations = collect_activations(model, vocab, text)
+    page = write_page(tmp_path / "page.html", activations, {}, {"layer": 0, "state": "hidden", "unit": 0}, "run")
+    data = page_data(page)
+    utf16 = text.encode("utf-16-le")
+    pieces = [utf16[2 * start : 2 * end].decode("utf-16-le") for start, end in data["spans"]]  # JS text.slice
+    assert pieces == list(text)
 
 
 # ------------------------------------------------------------------------------------------- the command

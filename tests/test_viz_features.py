@@ -54,6 +54,21 @@ def test_text_tokenize_refuses_falls_back_to_the_scanner():
     assert marked(text, literal_masks(text)[0]) == "'a"
 
 
+def test_an_unclosed_quote_closes_at_its_line_end_on_every_python():
+    # Python 3.11's tokenize reads on after an unclosed ' as if it were code, 3.12 raises: both go to the scanner.
+    assert strings_of('x = "abc') == '"abc'
+    assert strings_of("it's prose\nx = (1)\n") == "'s prose"
+    assert text_features("it's prose\nx = (1)\n")["bracket_depth"].tolist()[-3:] == [1, 0, 0]
+
+
+def test_only_newlines_end_lines():
+    # A form feed (common between sections of source files) or a lone "\r" is inside a line, for tokenize too.
+    text = 'x = 1\x0c\ny = "ab"\n'
+    assert strings_of(text) == '"ab'
+    assert text_features("a\x0cb\n  c\n")["line_position"].tolist() == [0, 1, 2, 3, 0, 1, 2, 3]
+    assert text_features("a\rb\n  c\n")["indent"].tolist() == [0, 0, 0, 0, 1, 2, 2, 2]
+
+
 @pytest.mark.parametrize("name", ["textwrap.py", "json/decoder.py", "tokenize.py", "shlex.py"])
 def test_scanner_agrees_with_tokenize_on_stdlib_source(name):
     text = (Path(sysconfig.get_paths()["stdlib"]) / name).read_text(encoding="utf-8")
@@ -85,14 +100,14 @@ def test_indent_and_line_position():
     assert features["line_position"].tolist() == [0, 1, 0, 1, 2, 3, 4, 5, 6, 0, 1, 2]
 
 
-def test_starts_pick_the_features_of_positions():
+def test_offsets_pick_the_features_of_positions():
     text = "def f(x):\n    return 'y'\n"
     full = text_features(text)
-    starts = [0, 4, 14, 21]
-    picked = text_features(text, starts)
+    at = [0, 4, 14, 21]
+    picked = text_features(text, at)
     assert set(picked) == set(FEATURES)
     for name in FEATURES:
-        assert picked[name].tolist() == full[name][starts].tolist()
+        assert picked[name].tolist() == full[name][at].tolist()
     assert picked["in_string"].tolist() == [0, 0, 0, 1]
 
 

@@ -60,7 +60,7 @@ def command(run_dir: str, text_path: str, layer: int | None, state: str | None, 
 
     activations = collect_activations(model, vocab, text)
     _report_unknown(activations, text_path)
-    features = text_features(text, activations.spans[:, 0])
+    features = text_features(text, activations.last_read)
     ranking = rank_units(activations.states, features, top=top, mask=activations.fed)
     selected = _selected(ranking, layer, state, unit)
     write_page(page, activations, ranking, selected, title=str(run_dir))

@@ -8,7 +8,7 @@ interpretable features of the text, and write a self-contained page that colours
 
     model, vocab, _ = load_trained("runs/main")
     activations = collect_activations(model, vocab, text)             # states (P, H) per (layer, state)
-    features = text_features(text, activations.spans[:, 0])          # name -> (P,)
+    features = text_features(text, activations.last_read)          # name -> (P,)
     ranking = rank_units(activations.states, features, top=5, mask=activations.fed)
     ranking["in_string"][0]        # UnitMatch(layer=1, state='cell', unit=17, correlation=0.83)
     write_page("units.html", activations, ranking, title="runs/main")

@@ -78,6 +78,12 @@ class Activations:
     def hidden_size(self) -> int:
         return self.states[(0, "hidden")].shape[1]
 
+    @property
+    def last_read(self) -> np.ndarray:
+        """(P,) int64: the offset of the last character each position has read (a word's last character):
+        where :func:`~rnnkit.viz.text_features` describes what the state after the position can know."""
+        return self.spans[:, 1] - 1
+
     def predictions(self, position: int) -> list[tuple[str, float]]:
         """The (symbol, probability) pairs predicted after ``position``, best first; [] where not fed."""
         return [(self.symbols[i], float(p)) for i, p in zip(self.top_ids[position], self.top_probs[position]) if i >= 0]

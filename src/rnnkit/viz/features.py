@@ -56,12 +56,13 @@ OPENERS, CLOSERS = "([{", ")]}"
 STRING_PREFIX = "rRbBfFuU"
 
 
-def text_features(text: str, starts: Sequence[int] | np.ndarray | None = None) -> dict[str, np.ndarray]:
+def text_features(text: str, at: Sequence[int] | np.ndarray | None = None) -> dict[str, np.ndarray]:
     """The features of :data:`FEATURES` for ``text``, each a float64 array of shape (len(text),).
 
     Args:
-        starts: if given, the offsets at which to read the features (a word-level model reads them at
-            the first character of each word): every array then has shape (len(starts),).
+        at: if given, the offsets at which to read the features: every array then has shape (len(at),).
+            For a model's positions, :attr:`Activations.last_read <rnnkit.viz.Activations.last_read>`: the
+            state after a word has read up to its last character (``f(x,`` ends inside the bracket).
     """
     strings, comments = literal_masks(text)
     code = ~(strings | comments)  # (T,) brackets count only here
@@ -80,8 +81,8 @@ def text_features(text: str, starts: Sequence[int] | np.ndarray | None = None) -
         "indent": indent.astype(np.float64),
         "line_position": column.astype(np.float64),
     }
-    if starts is not None:
-        index = np.asarray(starts, dtype=np.int64)
+    if at is not None:
+        index = np.asarray(at, dtype=np.int64)
         features = {name: values[index] for name, values in features.items()}
     return features
 
@@ -102,7 +103,7 @@ def _line_geometry(text: str) -> tuple[np.ndarray, np.ndarray]:
     indent = np.zeros(len(text), dtype=np.int64)
     column = np.zeros(len(text), dtype=np.int64)
     start = 0
-    for line in text.splitlines(keepends=True):
+    for line in _lines(text):
         body = line.rstrip("\n")
         lead = len(body) - len(body.lstrip(" \t"))
         indent[start : start + len(line)] = len(body[:lead].expandtabs(8))
@@ -111,6 +112,12 @@ def _line_geometry(text: str) -> tuple[np.ndarray, np.ndarray]:
         column[start : start + len(line)] = np.arange(len(line))
         start += len(line)
     return indent, column
+
+
+def _lines(text: str) -> list[str]:
+    """The lines of ``text``, each with its ``"\\n"``. Only ``"\\n"`` ends a line, as for Python's tokenizer:
+    str.splitlines would also break at a form feed or ``"\\r"``, which source files hold inside lines."""
+    return io.StringIO(text, newline="\n").readlines()
 
 
 # ------------------------------------------------------------------------------------------- strings
@@ -125,20 +132,25 @@ def literal_masks(text: str) -> tuple[np.ndarray, np.ndarray]:
     """
     try:
         return tokenize_literals(text)
-    except (tokenize.TokenError, SyntaxError):
+    except (tokenize.TokenError, SyntaxError, _UnterminatedQuote):
         return scan_literals(text)
+
+
+class _UnterminatedQuote(Exception):
+    """A ' or " string that its line does not close (tokenize gives an error token, or raises on 3.12+)."""
 
 
 def tokenize_literals(text: str) -> tuple[np.ndarray, np.ndarray]:
     """:func:`literal_masks` from Python's tokenizer; raises ``tokenize.TokenError`` or ``SyntaxError``
     (e.g. an unmatched dedent) where it cannot read the text.
 
-    A text that ends inside an open bracket, or inside a string, is still read: every token before the
-    end is complete, and an unterminated string runs to the end of the text.
+    A text that ends inside an open bracket, or inside a triple-quoted string, is still read: every token
+    before the end is complete, and the unterminated string runs to the end of the text. A ' or " string
+    left open raises ``_UnterminatedQuote``: :func:`scan_literals` closes it at its line's end, as Python does.
     """
     strings = np.zeros(len(text), dtype=bool)
     comments = np.zeros(len(text), dtype=bool)
-    line_starts = np.cumsum([0] + [len(line) for line in text.splitlines(keepends=True)])
+    line_starts = np.cumsum([0] + [len(line) for line in _lines(text)])
     offset = lambda row_col: int(line_starts[row_col[0] - 1]) + row_col[1]  # noqa: E731  (1-based row, col)
     fstring_start = getattr(tokenize, "FSTRING_START", None)  # Python 3.12+ splits f-strings into parts
     fstring_end = getattr(tokenize, "FSTRING_END", None)
@@ -153,10 +165,14 @@ def tokenize_literals(text: str) -> tuple[np.ndarray, np.ndarray]:
                 open_fstrings.append(offset(token.start))
             elif fstring_end is not None and token.type == fstring_end and open_fstrings:
                 _mark_string(strings, text, open_fstrings.pop(), offset(token.end))
+            elif token.type == tokenize.ERRORTOKEN and token.string.lstrip()[:1] in ("'", '"'):
+                raise _UnterminatedQuote  # Python 3.11 reads on after an unclosed quote, as if it were code
     except tokenize.TokenError as error:
         message, position = error.args
-        if "string" in message:
+        if "multi-line string" in message or "triple-quoted" in message:  # 3.11, 3.12+
             _mark_string(strings, text, offset(position), len(text) + 1)  # unterminated: to the end
+        elif "string" in message:
+            raise _UnterminatedQuote from None
         elif "statement" not in message:
             raise
     if open_fstrings:

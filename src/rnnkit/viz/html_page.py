@@ -10,7 +10,7 @@ Positions the model could not read (characters outside its vocabulary) are greye
 The data sits in ``<script type="application/json" id="rnnkit-data">``, written by :func:`page_data`::
 
     {"title": str, "level": "char" | "word", "cell": str, "layers": K, "hidden": H, "states": ["hidden", "cell"],
-     "text": str, "spans": [[start, end], ...] (P), "notFed": [position, ...], "unknown": [position, ...],
+     "text": str, "spans": [[start, end], ...] (P, in UTF-16 code units), "notFed": [position, ...], "unknown": [position, ...],
      "activations": {"LAYER/STATE": {"scale": [s_0, ..., s_{H-1}], "q": BASE64}},
      "top": {"symbols": [str, ...], "ids": [[j, ...] | null, ...] (P), "probs": [[p, ...] | null, ...] (P)},
      "features": {name: description}, "ranking": {name: [{"layer", "state", "unit", "correlation"}, ...]},
@@ -70,7 +70,7 @@ def page_data(activations: Activations, ranking: dict[str, list[UnitMatch]], sel
         "hidden": a.hidden_size,
         "states": a.state_names,
         "text": a.text,
-        "spans": a.spans.tolist(),
+        "spans": utf16_offsets(a.text)[a.spans].tolist(),  # (P, 2)
         "notFed": np.flatnonzero(~fed).tolist(),
         "unknown": np.flatnonzero(a.unknown).tolist(),
         "activations": encoded,
@@ -79,6 +79,14 @@ def page_data(activations: Activations, ranking: dict[str, list[UnitMatch]], sel
         "ranking": {name: [m.to_dict() for m in matches] for name, matches in ranking.items()},
         "selected": selected,
     }
+
+
+def utf16_offsets(text: str) -> np.ndarray:
+    """(len(text) + 1,) int64: the offset in UTF-16 code units of each offset in code points. JavaScript
+    strings count UTF-16 units, in which a character beyond U+FFFF (an emoji, say) takes two: the page's
+    slices of the text must be given in them."""
+    units = np.fromiter((1 + (ord(char) > 0xFFFF) for char in text), dtype=np.int64, count=len(text))  # (T,)
+    return np.concatenate([[0], np.cumsum(units)])  # (T + 1,)
 
 
 def script_json(data: dict) -> str:
