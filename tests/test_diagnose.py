@@ -186,6 +186,14 @@ def test_influence_at_the_first_step_is_the_analytic_jacobian():
     assert influence.replacement.tolist() == [0.0] * 5  # replacing x_1 by itself changes nothing
 
 
+@pytest.mark.parametrize("cell", [RNN, LSTM])
+def test_a_random_initial_state_is_shared_by_both_runs(cell):
+    torch.manual_seed(4)
+    layer = cell(3, 4, init_state="random", init_state_std=0.5).double()
+    x = torch.randn(5, 3, dtype=torch.float64)
+    assert input_influence(layer, x, x[0]).replacement.tolist() == [0.0] * 5  # the same x_1, the same h_0
+
+
 @pytest.mark.parametrize("engine", ["fused", "explicit"])
 def test_influence_matches_reverse_mode_jacobian_and_restores_the_engine(engine):
     torch.manual_seed(3)

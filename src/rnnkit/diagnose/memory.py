@@ -84,15 +84,16 @@ def input_influence(layer: nn.Module, input: Tensor, replacement: Tensor) -> Inf
         raise ValueError(f"input must be (L, H_in) and replacement (H_in,), got {tuple(input.shape)} and "
                          f"{tuple(replacement.shape)}")
     rest = input[1:]  # (L-1, H_in)
+    # A random initial state is drawn once, so that both runs (and every tangent) start from the same h_0.
+    hx = layer._initial_state(input) if getattr(layer, "init_state", "zeros") != "zeros" else None
 
     def outputs(first: Tensor) -> Tensor:  # (H_in,) -> (L, H_out)
-        return layer(torch.cat([first.unsqueeze(0), rest]))[0]
+        return layer(torch.cat([first.unsqueeze(0), rest]), hx)[0]
 
     with _fused(layer), torch.no_grad(), warnings.catch_warnings():
         # torch.func's first call scripts a helper and warns that torch.jit.script is deprecated: not ours to fix
         warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.* is deprecated")
-        # the initial state, if random, must be the same for every tangent and for both runs
-        jacobian = torch.func.jacfwd(outputs, randomness="same")(input[0])  # (L, H_out, H_in)
+        jacobian = torch.func.jacfwd(outputs, randomness="same")(input[0])  # (L, H_out, H_in); "same": dropout, if on
         changed = outputs(input[0]) - outputs(replacement)  # (L, H_out)
     return Influence(jacobian=jacobian.flatten(1).norm(dim=1).double().cpu(),
                      replacement=changed.norm(dim=1).double().cpu())
