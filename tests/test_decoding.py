@@ -56,6 +56,13 @@ def test_beam_search_finds_what_greedy_misses():
     assert greedy.finished == beam.finished == [True]
 
 
+def test_neither_search_writes_pad_or_bos():
+    tempting = MarkovDecoder({BOS: {PAD: 0.4, BOS: 0.3, A: 0.2, B: 0.1}, A: {EOS: 1.0}, B: {EOS: 1.0}})
+    for result in (greedy_search(tempting, 2, max_length=4), beam_search(tempting, 2, beam_size=3, max_length=4)):
+        assert result.tokens == [[A], [A]] and result.finished == [True, True]
+        torch.testing.assert_close(result.scores, torch.tensor([math.log(0.2)] * 2))
+
+
 def test_beam_one_is_greedy_on_the_trap():
     greedy, beam = greedy_search(TRAP, 3, max_length=5), beam_search(TRAP, 3, beam_size=1, max_length=5)
     assert beam.tokens == greedy.tokens and torch.equal(beam.scores, greedy.scores)

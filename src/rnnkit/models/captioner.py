@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import InputError
-from .decoding import Decoded, beam_search, greedy_search
+from .decoding import Decoded, beam_search, best_writable, greedy_search
 from .language_model import CELLS
 from .recurrent_encoder import check_dropout, check_whole_number
 
@@ -187,7 +187,7 @@ class Captioner(nn.Module):
             logits.append(step_logits)
             if i + 1 < target_inputs.size(1):
                 use_reference = torch.rand(tokens.shape, device=tokens.device) < teacher_forcing
-                tokens = torch.where(use_reference, target_inputs[:, i + 1], step_logits.argmax(-1).detach())
+                tokens = torch.where(use_reference, target_inputs[:, i + 1], best_writable(step_logits, self))
         return torch.stack(logits, dim=1)  # (N, T, V)
 
     @torch.no_grad()

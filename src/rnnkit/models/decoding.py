@@ -7,6 +7,10 @@ and ends at ``<eos>`` or after ``max_length`` tokens.
 
 Greedy search takes y_i = argmax_y p(y | y_<i, x) at every step.
 
+Neither search writes ``<pad>`` or ``<bos>``: no training target holds them, yet a model gives them some
+probability, and one written mid-output would be dropped from the text while its attention alignment
+was kept, shifting every later ``<unk>`` replacement to the wrong source word.
+
 Beam search keeps, for every input, the ``beam_size`` best partial outputs by their summed log probability
 log p(y_1..y_i | x). At each step every kept output is extended by every token, and the best
 ``beam_size`` of the beam_size × V extensions survive. An output that has written ``<eos>`` is finished:
@@ -25,7 +29,7 @@ state is reordered by the beams' back-pointers each step.
 
 Example::
 
-    result = beam_search(model, source, lengths, beam_size=5, max_length=50, length_penalty=0.6)
+    result = beam_search(model, source, lengths, beam_size=5, max_length=50, length_penalty_alpha=0.6)
     result.tokens[0]         # the first sentence's best output: token ids without <bos> and <eos>
 """
 
@@ -115,7 +119,7 @@ def greedy_search(model: ConditionalDecoder, *inputs, max_length: int) -> Decode
     outputs, attended = [], []
     for _ in range(max_length):
         logits, state, weights = model.step(tokens, state, memory)  # (N, V)
-        log_probs = torch.log_softmax(logits.float(), dim=-1)  # (N, V)
+        log_probs = _never_pad_or_bos(torch.log_softmax(logits.float(), dim=-1), model)  # (N, V)
         best = log_probs.argmax(dim=-1)  # (N,)
         # a finished row writes padding and keeps its score
         tokens = torch.where(finished, torch.full_like(best, model.pad_index), best)
@@ -151,7 +155,7 @@ def beam_search(model: ConditionalDecoder, *inputs, beam_size: int, max_length: 
     history, pointers, attended = [], [], []
     for _ in range(max_length):
         logits, state, weights = model.step(tokens, state, memory)  # (N * k, V)
-        log_probs = torch.log_softmax(logits.float(), dim=-1).view(N, k, -1)  # (N, k, V)
+        log_probs = _never_pad_or_bos(torch.log_softmax(logits.float(), dim=-1), model).view(N, k, -1)  # (N, k, V)
         V = log_probs.size(2)
         # a finished hypothesis may only be extended by padding, at no cost: its score stays frozen
         frozen = torch.full((V,), float("-inf"), device=device)
@@ -178,6 +182,18 @@ def beam_search(model: ConditionalDecoder, *inputs, beam_size: int, max_length: 
     final_scores = scores.gather(1, best.unsqueeze(1)).squeeze(1)  # (N,)
     steps, alignment = _backtrack(history, pointers, attended, best)
     return _collect(steps, alignment, final_scores, model.eos_index)
+
+
+def best_writable(logits: Tensor, model: ConditionalDecoder) -> Tensor:
+    """(N, V) → (N,): the most likely token other than ``<pad>`` and ``<bos>``, what greedy search writes (and
+    what a decoder trained with a teacher forcing ratio below 1 reads back)."""
+    return _never_pad_or_bos(logits.detach().float().clone(), model).argmax(dim=-1)
+
+
+def _never_pad_or_bos(log_probs: Tensor, model: ConditionalDecoder) -> Tensor:
+    """``log_probs`` (..., V) with ``<pad>`` and ``<bos>`` at -inf (a finished output's padding is added apart)."""
+    log_probs[..., [model.pad_index, model.bos_index]] = float("-inf")
+    return log_probs
 
 
 def _backtrack(history: list[Tensor], pointers: list[Tensor], attended: list[Tensor], best: Tensor):

@@ -34,8 +34,9 @@ batched matrix product; the additive decoder, and any decoder fed its own predic
 time. Both paths compute the same numbers.
 
 Teacher forcing (``teacher_forcing`` in :meth:`Seq2Seq.forward`): with ratio 1 the decoder reads the
-reference token y_{i-1} at every step; with ratio 0 it reads its own previous prediction argmax p(y_{i-1});
-in between, each token of each row is the reference with that probability.
+reference token y_{i-1} at every step; with ratio 0 it reads its own previous prediction argmax p(y_{i-1})
+(never <pad> or <bos>, as in greedy search); in between, each token of each row is the reference with
+that probability.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from ..errors import InputError
 from .attention import ATTENTIONS, Attention
-from .decoding import Decoded, beam_search, greedy_search
+from .decoding import Decoded, beam_search, best_writable, greedy_search
 from .language_model import CELLS
 from .recurrent_encoder import RecurrentEncoder, check_dropout, check_lengths, check_whole_number, step_mask
 
@@ -305,7 +306,7 @@ class Seq2Seq(nn.Module):
             logits.append(step_logits)
             if i + 1 < T:
                 reference = target_inputs[:, i + 1]  # (N,)
-                predicted = step_logits.argmax(dim=-1).detach()  # (N,)
+                predicted = best_writable(step_logits, self)  # (N,)
                 use_reference = torch.rand(reference.shape, device=reference.device) < teacher_forcing
                 tokens = torch.where(use_reference, reference, predicted)
         return torch.stack(logits, dim=1)  # (N, T, V)
