@@ -8,7 +8,7 @@ import torch
 
 import rnnkit.models.attention as attention_module
 import rnnkit.models.seq2seq as seq2seq_module
-from rnnkit.data.parallel import pad_sequences, target_pair
+from rnnkit.data.parallel import JOINER, pad_sequences, read_parallel, target_pair
 from rnnkit.errors import InputError
 from rnnkit.models import Attention, Seq2Seq, greedy_search
 from rnnkit.models.decoding import best_writable
@@ -209,3 +209,10 @@ def test_the_explicit_engine_gives_the_same_model(cell):
     explicit.load_state_dict(fused.state_dict())
     source, lengths, targets = padded_batch(torch.Generator().manual_seed(11))
     torch.testing.assert_close(explicit(source, lengths, targets), fused(source, lengths, targets))
+
+
+def test_a_line_without_tokens_is_skipped_like_an_empty_one(tmp_path):
+    (tmp_path / "src").write_text(f"ein Hund\n  \n{JOINER}\nzwei\n", encoding="utf-8")
+    (tmp_path / "tgt").write_text("a dog\nnothing\nnothing\ntwo\n", encoding="utf-8")
+    pairs = read_parallel(tmp_path / "src", tmp_path / "tgt")
+    assert pairs.empty_lines == [2, 3] and pairs.sources == ["ein Hund", "zwei"]

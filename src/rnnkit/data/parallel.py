@@ -165,7 +165,8 @@ def read_parallel(source_path: str | os.PathLike, target_path: str | os.PathLike
     kept_sources, kept_targets, numbers, empty = [], [], [], []
     for number, (source, target) in enumerate(zip(sources, targets), start=1):
         source, target = source.strip(), target.strip()
-        if not source or not target:
+        # the tokenizer reads a joiner as a space: a line of joiners alone has no token
+        if not source.replace(JOINER, " ").strip() or not target.replace(JOINER, " ").strip():
             empty.append(number)
             continue
         kept_sources.append(source)
