@@ -17,6 +17,7 @@ ranking is printed for the model after one training step (practically random wei
 choose from, chance alone gives some correlation, and the trained model's units should stand well above it.
 
     PYTHONPATH=src .venv/bin/python benchmarks/explain_units.py            # about 16 minutes on 2 cores
+    PYTHONPATH=src .venv/bin/python benchmarks/explain_units.py --minutes 30    # a longer training budget
     PYTHONPATH=src .venv/bin/python benchmarks/explain_units.py --smoke    # 5 steps and 1,000 characters: does it start?
 """
 
@@ -57,9 +58,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--smoke", action="store_true", help="train 5 steps and explain 1,000 characters")
     parser.add_argument("--out", default=str(ROOT / "runs" / "bench-explain"))
+    parser.add_argument("--minutes", type=float, default=TIME_BUDGET / 60, help="training budget")
     args = parser.parse_args()
 
-    length = ["--max-steps", "5"] if args.smoke else ["--time-budget", str(TIME_BUDGET)]
+    length = ["--max-steps", "5"] if args.smoke else ["--time-budget", str(args.minutes * 60)]
     chars = 1000 if args.smoke else CHARS
     text_file = Path(args.out + "-heldout.py")
     text_file.parent.mkdir(parents=True, exist_ok=True)
