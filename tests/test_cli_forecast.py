@@ -17,7 +17,7 @@ from rnnkit.commands import forecast as forecast_command
 from rnnkit.errors import InputError
 from rnnkit.tasks.forecast import load_trained
 from rnnkit.train import RunDirectory
-from cli_helpers import assert_one_line_error, snapshot
+from cli_helpers import assert_one_line_error, latest_weights, snapshot
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -146,6 +146,37 @@ def test_no_dates_and_no_validation(tmp_path):
     assert code == 0, stderr
     assert [line.split(",")[0] for line in output.read_text().splitlines()] == ["step", "1", "2"]
     assert output.with_suffix(".png").stat().st_size > 1000
+
+
+def test_resume_continues_exactly(tmp_path):
+    data = seasonal_csv(tmp_path / "s.csv")
+    common = ["--data", data, "--target", "value", *TINY[:-4], "--dropout", "0.3", "--layers", "2", "--quiet", "--json"]
+    for run, epochs in (("straight", "4"), ("stopped", "2")):
+        code, _, stderr = run_cli("train", "forecast", *common, "--epochs", epochs, "--out", tmp_path / run)
+        assert code == 0, stderr
+    code, stdout, stderr = run_cli("train", "forecast", "--resume", tmp_path / "stopped", "--epochs", "4", "--json")
+    assert code == 0, stderr
+    straight, resumed = latest_weights(tmp_path / "straight"), latest_weights(tmp_path / "stopped")
+    assert straight.keys() == resumed.keys()
+    for name in straight:
+        assert torch.equal(straight[name], resumed[name]), name
+    assert json.loads(stdout)["epoch"] == 4
+    records = [json.loads(line) for line in (tmp_path / "stopped" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2, 3, 4]  # continued, not retrained
+
+    before = snapshot(tmp_path / "stopped")
+    code, _, stderr = run_cli("train", "forecast", "--resume", tmp_path / "stopped", "--window", "10")
+    assert_one_line_error(code, stderr, "--window 10 differs from the run's 12")
+    other = seasonal_csv(tmp_path / "other.csv", steps=STEPS + 12)
+    code, _, stderr = run_cli("train", "forecast", "--resume", tmp_path / "stopped", "--data", other, "--epochs", "5")
+    assert_one_line_error(code, stderr, "not the series this run was trained on")
+    assert snapshot(tmp_path / "stopped") == before
+
+
+def test_a_new_run_needs_data_target_and_window(tmp_path):
+    code, _, stderr = run_cli("train", "forecast", "--data", seasonal_csv(tmp_path / "s.csv"), "--out", tmp_path / "run")
+    assert_one_line_error(code, stderr, "give --target COL", "--window N", "--resume DIR")
+    assert not (tmp_path / "run").exists()
 
 
 # ------------------------------------------------------------------------------------------- bad input

@@ -3,6 +3,7 @@
     rnnkit train forecast --data CSV --target COL [--features COL,...] [--date-column COL] --window N
         [--horizon H] [--season M] [--test-fraction 0.2] [--valid-fraction 0.1] [--scale standard|none]
         [--log/--no-log] [--difference/--no-difference] [network and training flags] [--out DIR] [--json]
+    rnnkit train forecast --resume DIR [--epochs N | --time-budget S]
     rnnkit evaluate DIR --data CSV [--checkpoint auto|best|latest] [--json]
     rnnkit predict DIR --data CSV [--output forecast.csv] [--checkpoint auto|best|latest] [--json]
 
@@ -17,6 +18,7 @@ import csv
 import io
 import json
 import sys
+from dataclasses import asdict, fields
 from functools import partial
 from pathlib import Path
 
@@ -24,26 +26,32 @@ import click
 import numpy as np
 
 from rnnkit.cli_options import Positive, absolute, config_option, explicit_options, new_run_path, recurrent_options
-from rnnkit.cli_options import EXIT_INTERRUPTED, require_task, run_training, train_config_from, training_options
+from rnnkit.cli_options import EXIT_INTERRUPTED, open_for_resume, require_task, resumed, run_training
+from rnnkit.cli_options import train_config_from, training_options
 from rnnkit.data.series import future_dates, parse_dates, window_origins
 from rnnkit.errors import InputError
-
+from rnnkit.train import TrainConfig
 from rnnkit.train.checkpoint import write_atomic
 
 TASK = "forecast"
 DEFAULT_EPOCHS = 60
 MODEL_FIELDS = {"cell": "cell", "layers": "num_layers", "hidden": "hidden_size", "bidirectional": "bidirectional",
                 "dropout": "dropout", "engine": "engine"}
+# What a resumed run may change: where the data lives, how long to go on, how the same arithmetic is run.
+CHANGEABLE_ON_RESUME = {"data", "epochs", "time_budget", "max_steps", "patience", "save_every", "engine"}
+# What a new run must be given (not click-required: --resume takes them from the run).
+REQUIRED = {"data": "--data CSV (the series)", "target": "--target COL (the column to forecast)",
+            "window": "--window N (past steps each forecast reads)"}
 
 
 @click.command()
 @config_option
-@click.option("--data", required=True, metavar="CSV", help="The series: a CSV with a header row, one row per step, oldest first.")
-@click.option("--target", required=True, metavar="COL", help="The column to forecast (always also an input feature).")
+@click.option("--data", metavar="CSV", help="The series: a CSV with a header row, one row per step, oldest first.")
+@click.option("--target", metavar="COL", help="The column to forecast (always also an input feature).")
 @click.option("--features", metavar="COL,...", help="Further input columns, comma-separated. Default: the target alone.")
 @click.option("--date-column", metavar="COL",
               help="A column of ISO dates: labels of the forecast, and its frequency suggests --season.")
-@click.option("--window", type=int, required=True, metavar="N", help="Past steps each forecast reads.")
+@click.option("--window", type=int, metavar="N", help="Past steps each forecast reads.")
 @click.option("--horizon", type=int, default=1, show_default=True, metavar="H",
               help="Future steps each forecast gives (direct: all H at once).")
 @click.option("--season", type=Positive, metavar="M",
@@ -61,6 +69,7 @@ MODEL_FIELDS = {"cell": "cell", "layers": "num_layers", "hidden": "hidden_size",
               help="Read and predict the target relative to each window's last value (trending series).")
 @recurrent_options(hidden=32, layers=1)
 @training_options(lr=3e-3, epochs=DEFAULT_EPOCHS, batch_size=32)
+@click.option("--resume", metavar="DIR", help="Continue the run in this directory exactly where its checkpoint left off.")
 @click.pass_context
 def train_command(ctx: click.Context, **options) -> None:
     """Train a forecaster: a window of past steps in, the next --horizon values of --target out.
@@ -71,27 +80,38 @@ def train_command(ctx: click.Context, **options) -> None:
     from rnnkit.tasks.forecast import ForecastDataConfig, format_report, train_forecaster
 
     explicit = explicit_options(ctx)
-    features = [name.strip() for name in (options["features"] or "").split(",") if name.strip()]
-    data_config = ForecastDataConfig(
-        data=absolute(options["data"]), target=options["target"], features=features,
-        date_column=options["date_column"], window=options["window"], horizon=options["horizon"],
-        season=options["season"], test_fraction=options["test_fraction"], valid_fraction=options["valid_fraction"],
-        scale=options["scale"], log=options["log"], difference=options["difference"],
-        batch_size=options["batch_size"],
-    )
+    data_values = {f.name: options[f.name] for f in fields(ForecastDataConfig)}
+    data_values["data"] = absolute(options["data"])
+    data_values["features"] = [name.strip() for name in (options["features"] or "").split(",") if name.strip()]
     model_options = {field: options[option] for option, field in MODEL_FIELDS.items()}
     train_config = train_config_from(options, explicit, default_epochs=DEFAULT_EPOCHS)
-    run_path = new_run_path(options, TASK)
+    checkpoint = None
+    if options["resume"]:
+        run_path, checkpoint = open_for_resume(options, TASK, "train forecast")
+        saved = checkpoint.meta["configs"]
+        data_values = resumed(saved["data"], data_values, {}, explicit, CHANGEABLE_ON_RESUME, "series settings")
+        saved_model = {field: saved["model"][field] for field in MODEL_FIELDS.values()}
+        model_options = resumed(saved_model, model_options, {field: option for option, field in MODEL_FIELDS.items()},
+                                explicit, CHANGEABLE_ON_RESUME, "model shape")
+        train_config = TrainConfig(**resumed(saved["train"], asdict(train_config), {}, explicit, CHANGEABLE_ON_RESUME,
+                                             "training settings"))
+    else:
+        missing = [flag for name, flag in REQUIRED.items() if options[name] is None]
+        if missing:
+            raise InputError(f"give {', '.join(missing)}; or continue a run with --resume DIR")
+        run_path = new_run_path(options, TASK)
 
-    report = run_training(partial(train_forecaster, data_config, model_options, train_config),
-                          options, run_path)
+    report = run_training(partial(train_forecaster, ForecastDataConfig(**data_values), model_options, train_config,
+                                  checkpoint=checkpoint),
+                          options, run_path, new_run=checkpoint is None)
     if report is None:  # not rank 0
         return
     if options["as_json"]:
         click.echo(json.dumps(report))
     else:
-        _print_training(report, format_report, options["data"])
+        _print_training(report, format_report, data_values["data"])
     if report["stop_reason"] == "interrupted":
+        click.echo(f"interrupted; continue with: rnnkit train forecast --resume {run_path}", err=True)
         sys.exit(EXIT_INTERRUPTED)
 
 
@@ -194,7 +214,5 @@ def _print_training(report: dict, format_report, data: str) -> None:
     holdout = report["holdout"]
     lines.append(f"{format_report(holdout)}\n  (checkpoint: {holdout['checkpoint']})")
     if "run_dir" in report:
-        which = " --checkpoint best" if holdout["checkpoint"] == "best" else ""
-        lines.append(f"run saved in {report['run_dir']}; forecast with: "
-                     f"rnnkit predict {report['run_dir']} --data {data}{which}")
+        lines.append(f"run saved in {report['run_dir']}; forecast with: rnnkit predict {report['run_dir']} --data {data}")
     click.echo("\n".join(lines))

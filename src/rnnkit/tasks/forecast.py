@@ -238,16 +238,21 @@ def train_forecaster(
     train_config: TrainConfig,
     *,
     run_dir: RunDirectory | None = None,
+    checkpoint: Checkpoint | None = None,
     dist: DistContext | None = None,
     progress_bar: bool = False,
     log: Callable[[str], None] | None = None,
 ) -> dict:
-    """Train a forecaster; returns the Trainer's report plus ``holdout``: the backtest (:func:`backtest_report`)
-    of the best checkpoint by validation MAE (the latest without validation; the final weights without a run
-    directory), named in ``holdout["checkpoint"]``."""
+    """Train (or, with ``checkpoint``, continue training) a forecaster; returns the Trainer's report plus
+    ``holdout``: the backtest (:func:`backtest_report`) of the best checkpoint by validation MAE (the latest
+    without validation; the final weights without a run directory), named in ``holdout["checkpoint"]``."""
     dist = dist or DistContext()
     seed_everything(train_config.seed)
     data = load_series(data_config)
+    if checkpoint is not None and (data.series.columns != checkpoint.meta["columns"]
+                                   or data.transform.to_dict() != checkpoint.meta["transform"]):
+        raise InputError(f"{data_config.data} is not the series this run was trained on (other columns or "
+                         "scaling statistics); resume with the run's own CSV")
     model = build_model(len(data.series.columns), data_config.horizon, model_options)
     task = ForecastTask(data, data_config, train_config.seed, dist)
     run_info = {
@@ -258,7 +263,7 @@ def train_forecaster(
         "season_source": data.season_source,
         "columns": data.series.columns,
     }
-    if log is not None:
+    if log is not None and checkpoint is None:
         split = data.split
         log(f"series: {data_config.data}: {split.length:,} steps × {len(data.series.columns)} features; "
             f"train {split.train_end:,}, validation {split.valid_steps:,}, holdout {split.test_steps:,}; "
@@ -266,6 +271,8 @@ def train_forecaster(
             f"model {sum(p.numel() for p in model.parameters()):,} parameters")
     trainer = Trainer(model, task, train_config, run_dir=run_dir, run_info=run_info, dist=dist,
                       progress_bar=progress_bar, log=log)
+    if checkpoint is not None:
+        trainer.restore(checkpoint)
     report = trainer.fit()
     if not dist.is_main:
         return report
