@@ -202,6 +202,7 @@ class ClassificationTask:
     """
 
     carries_state = False
+    target_unit = "texts"  # what n_tokens counts: one target per text
     selection = ("accuracy", "max")
 
     def __init__(self, data: ClassificationData, config: ClassifyDataConfig, seed: int, dist: DistContext | None = None):

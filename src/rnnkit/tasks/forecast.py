@@ -162,6 +162,7 @@ class ForecastTask:
     """
 
     carries_state = False
+    target_unit = "windows"  # what n_tokens counts: one target per window
     selection = ("mae", "min")
 
     def __init__(self, data: ForecastData, config: ForecastDataConfig, seed: int, dist: DistContext | None = None):

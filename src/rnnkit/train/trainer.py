@@ -159,6 +159,10 @@ class Task(Protocol):
     # Optional, for ``TrainConfig.log_gradients``: the gradient's flow back through time on one batch,
     #
     #     def gradient_flow(self, model, batch, state) -> dict       # e.g. {"hidden": [‖∂L/∂h_t‖ for t = 1..L]}
+    #
+    # Optional: what ``TaskLoss.n_tokens`` counts, for the progress lines' rate (default "tok": target tokens):
+    #
+    #     target_unit: str = "texts"                                 # a classifier has one target per text
 
 
 @dataclass
@@ -245,7 +249,8 @@ class Trainer:
         )
         self.position = Position()
         self.carried_state = None
-        self._progress = _ProgressBar(progress_bar and self.dist.is_main)
+        self._target_unit = getattr(task, "target_unit", "tok")
+        self._progress = _ProgressBar(progress_bar and self.dist.is_main, self._target_unit)
         self._signal_name: str | None = None
         self._session_start = time.monotonic()
         self._elapsed_before_session = 0.0
@@ -513,7 +518,7 @@ class Trainer:
         if self.run_dir is not None and self.dist.is_main:
             self.run_dir.append_metrics(record)
         if self.log is not None:
-            self.log(_format_record(record, self.config.epochs))
+            self.log(_format_record(record, self.config.epochs, self._target_unit))
 
     def _diverged(self, what: str, step: int) -> InputError:
         if self._checkpoint_written and self.run_dir is not None:
@@ -580,8 +585,9 @@ class Trainer:
 class _ProgressBar:
     """A tqdm bar per epoch showing loss and tokens/s (tqdm adds the ETA); silent when disabled."""
 
-    def __init__(self, enabled: bool):
+    def __init__(self, enabled: bool, unit: str = "tok"):
         self.enabled = enabled
+        self.unit = unit
         self._bar: tqdm | None = None
         self._smoothed_rate: float | None = None
 
@@ -597,7 +603,7 @@ class _ProgressBar:
         # An exponential average keeps the shown rate steady across uneven steps.
         rate = self._smoothed_rate
         self._smoothed_rate = tokens_per_second if rate is None else 0.9 * rate + 0.1 * tokens_per_second
-        self._bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{self._smoothed_rate:,.0f}", refresh=False)
+        self._bar.set_postfix({"loss": f"{loss:.3f}", f"{self.unit}/s": f"{self._smoothed_rate:,.0f}"}, refresh=False)
         self._bar.update(1)
 
     def close(self) -> None:
@@ -620,12 +626,12 @@ def summed_token_loss(logits: torch.Tensor, targets: torch.Tensor, pad_index: in
     return loss_sum, int((flat_targets != pad_index).sum())
 
 
-def _format_record(record: dict, epochs: int | None) -> str:
+def _format_record(record: dict, epochs: int | None, unit: str = "tok") -> str:
     epoch = record["epoch"]
     shown = f"{epoch}/{epochs}" if isinstance(epoch, int) and epochs else f"{epoch:.2f}"
     parts = [f"epoch {shown}", f"step {record['step']}"]
     parts += [f"{key} {record[key]:.4f}" for key in record if key.startswith(("train_", "valid_"))]
-    parts += [f"lr {record['lr']:.3g}", f"{record['tokens_per_second']:,.0f} tok/s", f"{record['elapsed_seconds']:.0f}s"]
+    parts += [f"lr {record['lr']:.3g}", f"{record['tokens_per_second']:,.0f} {unit}/s", f"{record['elapsed_seconds']:.0f}s"]
     return "  ".join(parts)
 
 
