@@ -44,3 +44,15 @@ def latest_weights(run: Path) -> dict[str, torch.Tensor]:
     """The weights of the run's latest checkpoint, by parameter name."""
     name = json.loads((run / "latest.json").read_text())["checkpoint"]
     return load_file(run / "checkpoints" / name / "weights.safetensors")
+
+
+def assert_resumed_exactly(straight: Path, resumed: Path, epochs: int) -> None:
+    """The ``resumed`` run ended with the weights of the ``straight`` one (trained without a stop), and it
+    continued rather than retrained from scratch (which gives the same weights): its metrics.jsonl holds
+    epochs 1 to ``epochs`` once each."""
+    expected, got = latest_weights(straight), latest_weights(resumed)
+    assert expected.keys() == got.keys()
+    for name in expected:
+        assert torch.equal(expected[name], got[name]), name
+    records = [json.loads(line) for line in (resumed / "metrics.jsonl").read_text().splitlines()]
+    assert [record["epoch"] for record in records] == list(range(1, epochs + 1))

@@ -15,7 +15,7 @@ from rnnkit.commands import classify as classify_command
 from rnnkit.errors import InputError
 from rnnkit.tasks.classify import ClassifyDataConfig, build_model, class_probabilities, load_data
 from rnnkit.train import RunDirectory
-from cli_helpers import assert_one_line_error, latest_weights, run_cli, snapshot
+from cli_helpers import assert_one_line_error, assert_resumed_exactly, run_cli, snapshot
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -126,14 +126,8 @@ def test_resume_continues_exactly(capsys, toy_csv, tmp_path):
     code, stdout, stderr = run_cli(capsys, "train", "classify", "--resume", tmp_path / "stopped", "--epochs", "2",
                                    "--quiet", "--json")
     assert code == 0, stderr
-    straight, resumed = latest_weights(tmp_path / "straight"), latest_weights(tmp_path / "stopped")
-    assert straight.keys() == resumed.keys()
-    for name in straight:
-        assert torch.equal(straight[name], resumed[name]), name
     assert json.loads(stdout)["epoch"] == 2
-    # Continued, not retrained from scratch (which would give the same weights): one epoch was added to the first.
-    records = [json.loads(line) for line in (tmp_path / "stopped" / "metrics.jsonl").read_text().splitlines()]
-    assert [r["epoch"] for r in records] == [1, 2]
+    assert_resumed_exactly(tmp_path / "straight", tmp_path / "stopped", epochs=2)
 
     before = snapshot(tmp_path / "stopped")
     code, _, stderr = run_cli(capsys, "train", "classify", "--resume", tmp_path / "stopped", "--hidden", "20")

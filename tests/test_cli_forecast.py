@@ -17,7 +17,7 @@ from rnnkit.commands import forecast as forecast_command
 from rnnkit.errors import InputError
 from rnnkit.tasks.forecast import load_trained
 from rnnkit.train import RunDirectory
-from cli_helpers import assert_one_line_error, latest_weights, snapshot
+from cli_helpers import assert_one_line_error, assert_resumed_exactly, snapshot
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -156,13 +156,8 @@ def test_resume_continues_exactly(tmp_path):
         assert code == 0, stderr
     code, stdout, stderr = run_cli("train", "forecast", "--resume", tmp_path / "stopped", "--epochs", "4", "--json")
     assert code == 0, stderr
-    straight, resumed = latest_weights(tmp_path / "straight"), latest_weights(tmp_path / "stopped")
-    assert straight.keys() == resumed.keys()
-    for name in straight:
-        assert torch.equal(straight[name], resumed[name]), name
     assert json.loads(stdout)["epoch"] == 4
-    records = [json.loads(line) for line in (tmp_path / "stopped" / "metrics.jsonl").read_text().splitlines()]
-    assert [r["epoch"] for r in records] == [1, 2, 3, 4]  # continued, not retrained
+    assert_resumed_exactly(tmp_path / "straight", tmp_path / "stopped", epochs=4)
 
     before = snapshot(tmp_path / "stopped")
     code, _, stderr = run_cli("train", "forecast", "--resume", tmp_path / "stopped", "--window", "10")

@@ -15,7 +15,7 @@ and turns the parsed values into a :class:`~rnnkit.train.TrainConfig` with :func
 import sys
 import time
 import tomllib
-from dataclasses import fields
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Callable
 
@@ -264,3 +264,20 @@ def resumed(saved: dict, given: dict, option_of: dict[str, str], explicit: set[s
                 f"{kept} (drop {flag}, or start a new run with another --out)"
             )
     return merged
+
+
+def resumed_settings(saved: dict, data: dict, model: dict, train: TrainConfig, *, explicit: set[str],
+                     changeable: set[str], model_fields: dict[str, str],
+                     data_option_of: dict[str, str] | None = None) -> tuple[dict, dict, TrainConfig]:
+    """The data settings, model options and TrainConfig of a run being resumed: the ``saved`` configs
+    (``checkpoint.meta["configs"]``) with the explicit changes a resumed run allows (see :func:`resumed`).
+
+    ``model_fields`` maps each model option to its model argument; ``data_option_of`` maps a data field to
+    its option where the names differ.
+    """
+    data = resumed(saved["data"], data, data_option_of or {}, explicit, changeable, "data settings")
+    saved_model = {field: saved["model"][field] for field in model_fields.values()}
+    model = resumed(saved_model, model, {field: option for option, field in model_fields.items()}, explicit,
+                    changeable, "model shape")
+    train = TrainConfig(**resumed(saved["train"], asdict(train), {}, explicit, changeable, "training settings"))
+    return data, model, train

@@ -23,7 +23,8 @@ from pathlib import Path
 import click
 
 from rnnkit.cli_options import Positive, absolute, config_option, explicit_options, new_run_path, recurrent_options
-from rnnkit.cli_options import EXIT_INTERRUPTED, open_for_resume, require_task, resumed, run_training, train_config_from
+from rnnkit.cli_options import EXIT_INTERRUPTED, open_for_resume, require_task, resumed_settings, run_training
+from rnnkit.cli_options import train_config_from
 from rnnkit.cli_options import training_options
 from rnnkit.data.labelled_text import parse_delimiter, read_lines
 from rnnkit.errors import InputError
@@ -161,15 +162,10 @@ def _resumed_configs(saved: dict, data_config, model_options: dict, train_config
     """The run's saved configs, with the changes a resumed run allows (InputError for any other)."""
     from rnnkit.tasks.classify import ClassifyDataConfig
 
-    data_options = {f.name: DATA_OPTIONS.get(f.name, f.name) for f in fields(ClassifyDataConfig)}
-    saved_model = {field: saved["model"][field] for field in MODEL_FIELDS.values()}
-    return (
-        ClassifyDataConfig(**resumed(saved["data"], asdict(data_config), data_options, explicit, CHANGEABLE_ON_RESUME)),
-        resumed(saved_model, model_options, {field: option for option, field in MODEL_FIELDS.items()}, explicit,
-                CHANGEABLE_ON_RESUME),
-        TrainConfig(**resumed(saved["train"], asdict(train_config), {}, explicit, CHANGEABLE_ON_RESUME)),
-    )
-
+    data_values, model_options, train_config = resumed_settings(
+        saved, asdict(data_config), model_options, train_config, explicit=explicit, changeable=CHANGEABLE_ON_RESUME,
+        model_fields=MODEL_FIELDS, data_option_of={f.name: DATA_OPTIONS.get(f.name, f.name) for f in fields(ClassifyDataConfig)})
+    return ClassifyDataConfig(**data_values), model_options, train_config
 
 
 def _best_epoch(run_path: Path) -> dict:

@@ -18,7 +18,7 @@ import csv
 import io
 import json
 import sys
-from dataclasses import asdict, fields
+from dataclasses import fields
 from functools import partial
 from pathlib import Path
 
@@ -26,11 +26,10 @@ import click
 import numpy as np
 
 from rnnkit.cli_options import Positive, absolute, config_option, explicit_options, new_run_path, recurrent_options
-from rnnkit.cli_options import EXIT_INTERRUPTED, open_for_resume, require_task, resumed, run_training
+from rnnkit.cli_options import EXIT_INTERRUPTED, open_for_resume, require_task, resumed_settings, run_training
 from rnnkit.cli_options import train_config_from, training_options
 from rnnkit.data.series import future_dates, parse_dates, window_origins
 from rnnkit.errors import InputError
-from rnnkit.train import TrainConfig
 from rnnkit.train.checkpoint import write_atomic
 
 TASK = "forecast"
@@ -88,13 +87,9 @@ def train_command(ctx: click.Context, **options) -> None:
     checkpoint = None
     if options["resume"]:
         run_path, checkpoint = open_for_resume(options, TASK, "train forecast")
-        saved = checkpoint.meta["configs"]
-        data_values = resumed(saved["data"], data_values, {}, explicit, CHANGEABLE_ON_RESUME, "series settings")
-        saved_model = {field: saved["model"][field] for field in MODEL_FIELDS.values()}
-        model_options = resumed(saved_model, model_options, {field: option for option, field in MODEL_FIELDS.items()},
-                                explicit, CHANGEABLE_ON_RESUME, "model shape")
-        train_config = TrainConfig(**resumed(saved["train"], asdict(train_config), {}, explicit, CHANGEABLE_ON_RESUME,
-                                             "training settings"))
+        data_values, model_options, train_config = resumed_settings(
+            checkpoint.meta["configs"], data_values, model_options, train_config, explicit=explicit,
+            changeable=CHANGEABLE_ON_RESUME, model_fields=MODEL_FIELDS)
     else:
         missing = [flag for name, flag in REQUIRED.items() if options[name] is None]
         if missing:

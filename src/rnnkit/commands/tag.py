@@ -16,19 +16,17 @@ Examples::
 
 import json
 import sys
-from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 
 import click
 
 from rnnkit.cli_options import Positive, Probability, absolute, config_option, explicit_options, new_run_path
-from rnnkit.cli_options import EXIT_INTERRUPTED, open_for_resume, recurrent_options, require_task, resumed
+from rnnkit.cli_options import EXIT_INTERRUPTED, open_for_resume, recurrent_options, require_task, resumed_settings
 from rnnkit.cli_options import run_training, train_config_from, training_options
 from rnnkit.data.conll import ALL_COLUMNS, FORMATS
 from rnnkit.data.text import read_text
 from rnnkit.errors import InputError
-from rnnkit.train import TrainConfig
 
 
 TASK = "tag"
@@ -86,14 +84,10 @@ def train_command(ctx: click.Context, **options) -> None:
     checkpoint = None
     if options["resume"]:
         run_path, checkpoint = open_for_resume(options, TASK, "train tag")
-        saved = checkpoint.meta["configs"]
-        values = resumed(saved["data"], values, {field: option for option, field in DATA_FIELDS.items()}, explicit,
-                         CHANGEABLE_ON_RESUME, "data settings")
-        saved_model = {field: saved["model"][field] for field in MODEL_FIELDS.values()}
-        model_options = resumed(saved_model, model_options, {field: option for option, field in MODEL_FIELDS.items()},
-                                explicit, CHANGEABLE_ON_RESUME, "model shape")
-        train_config = TrainConfig(**resumed(saved["train"], asdict(train_config), {}, explicit, CHANGEABLE_ON_RESUME,
-                                             "training settings"))
+        values, model_options, train_config = resumed_settings(
+            checkpoint.meta["configs"], values, model_options, train_config, explicit=explicit,
+            changeable=CHANGEABLE_ON_RESUME, model_fields=MODEL_FIELDS,
+            data_option_of={field: option for option, field in DATA_FIELDS.items()})
     else:
         run_path = new_run_path(options, TASK)
     # The data is read and checked before the run directory is made: a bad file leaves nothing behind.
