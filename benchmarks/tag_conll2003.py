@@ -37,14 +37,8 @@ near its end), leaving time to load the data and tag the test file within 45 min
     PYTHONPATH=src .venv/bin/python benchmarks/tag_conll2003.py --smoke    # a slice and a few steps: does it start?
 """
 
-import argparse
-import json
-import subprocess
-import sys
-import time
-from pathlib import Path
+from tagging_run import ROOT, parse_arguments, train_and_test, verdict_line
 
-ROOT = Path(__file__).resolve().parents[1]
 CONLL = ROOT.parent / "shared" / "data" / "conll2003"
 TARGET = 0.86
 MINUTES = 45
@@ -59,54 +53,16 @@ SETTINGS = [
 ]
 
 
-def rnnkit(*args: str) -> str:
-    done = subprocess.run([sys.executable, "-m", "rnnkit", *args], check=True, text=True, stdout=subprocess.PIPE)
-    return done.stdout
-
-
-def head_sentences(source: Path, target: Path, sentences: int) -> Path:
-    """The first ``sentences`` blank-line-separated blocks of ``source``, written to ``target`` (for --smoke)."""
-    blocks = source.read_text(encoding="utf-8").split("\n\n")[:sentences]
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text("\n\n".join(blocks) + "\n", encoding="utf-8")
-    return target
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--smoke", action="store_true", help="train one short epoch on a slice and score a slice of it")
-    parser.add_argument("--out", default=str(ROOT / "runs" / "bench-conll2003"))
-    args = parser.parse_args()
-
-    train_file, dev_file, test_file = (CONLL / f"{split}.txt" for split in ("train", "valid", "test"))
-    settings = list(SETTINGS)
-    if args.smoke:
-        args.out += "-smoke"  # never replaces a full run's directory
-        train_file = head_sentences(train_file, Path(args.out + "-train.txt"), 250)
-        # Scored on training sentences: a slice of valid or test may hold a tag the training slice lacks.
-        dev_file = test_file = head_sentences(CONLL / "train.txt", Path(args.out + "-dev.txt"), 80)
-        settings += ["--epochs", "1"]  # one short epoch, so that a best checkpoint exists
-    command = ["train", "tag", "--data", str(train_file), "--valid", str(dev_file), *settings,
-               "--out", args.out, "--overwrite", "--json"]
-    print("rnnkit " + " ".join(command), flush=True)
-    start = time.monotonic()
-    report = json.loads(rnnkit(*command))
-    training_minutes = report["elapsed_seconds"] / 60
-    test = json.loads(rnnkit("evaluate", args.out, "--data", str(test_file), "--checkpoint", "best", "--json"))
-    minutes = (time.monotonic() - start) / 60
-
-    rate = report["tokens_per_second"]
-    print(f"trained {report['epoch']:.3g} epochs ({report['stop_reason']}), {rate:,.0f} tokens/s "
-          f"(an epoch of the full training file: about {TRAIN_TOKENS / max(rate, 1):.0f} s of training)")
+    args = parse_arguments(__doc__.split("\n\n")[0], "bench-conll2003")
+    files = tuple(CONLL / f"{split}.txt" for split in ("train", "valid", "test"))
+    report, test, training_minutes, minutes = train_and_test(files, SETTINGS, args, (250, 80), TRAIN_TOKENS)
     print(f"dev span F1: last epoch {report['valid_f1']:.2%}, best {report.get('best_valid_f1', 0):.2%} "
           f"at epoch {report.get('best_epoch')}")
     per_type = "  ".join(f"{kind} {row['f1']:.2%}" for kind, row in test["per_type"].items())
     print(f"test span F1 (best checkpoint): {test['f1']:.2%} (precision {test['precision']:.2%}, recall "
           f"{test['recall']:.2%}, {test['gold_spans']:,} entities; {per_type}); token accuracy {test['accuracy']:.2%}")
-    f1_verdict = "met" if test["f1"] >= TARGET else "NOT met"
-    time_verdict = "met" if training_minutes <= MINUTES else "NOT met"
-    print(f"target test F1 >= {TARGET:.0%}: {f1_verdict}; training {training_minutes:.1f} min "
-          f"(target <= {MINUTES}: {time_verdict}); {minutes:.1f} min in all" + ("  [SMOKE: not a result]" if args.smoke else ""))
+    print(verdict_line(f"test F1 >= {TARGET:.0%}", test["f1"] >= TARGET, training_minutes, MINUTES, minutes, args.smoke))
 
 
 if __name__ == "__main__":

@@ -33,14 +33,8 @@ and tag the test file within 45 minutes.
     PYTHONPATH=src .venv/bin/python benchmarks/tag_ud_ewt.py --smoke    # a slice and a few steps: does it start?
 """
 
-import argparse
-import json
-import subprocess
-import sys
-import time
-from pathlib import Path
+from tagging_run import ROOT, parse_arguments, train_and_test, verdict_line
 
-ROOT = Path(__file__).resolve().parents[1]
 EWT = ROOT.parent / "shared" / "data" / "ud_english_ewt"
 TARGET = 0.955
 MINUTES = 45
@@ -55,52 +49,15 @@ SETTINGS = [
 ]
 
 
-def rnnkit(*args: str) -> str:
-    done = subprocess.run([sys.executable, "-m", "rnnkit", *args], check=True, text=True, stdout=subprocess.PIPE)
-    return done.stdout
-
-
-def head_sentences(source: Path, target: Path, sentences: int) -> Path:
-    """The first ``sentences`` blank-line-separated sentences of ``source``, written to ``target`` (for --smoke)."""
-    blocks = source.read_text(encoding="utf-8").split("\n\n")[:sentences]
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text("\n\n".join(blocks) + "\n", encoding="utf-8")
-    return target
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--smoke", action="store_true", help="train one short epoch on a slice and score a slice of it")
-    parser.add_argument("--out", default=str(ROOT / "runs" / "bench-ewt"))
-    args = parser.parse_args()
-
-    train_file, dev_file, test_file = (EWT / f"en_ewt-ud-{split}.conllu" for split in ("train", "dev", "test"))
-    settings = list(SETTINGS)
-    if args.smoke:
-        args.out += "-smoke"  # never replaces a full run's directory
-        train_file = head_sentences(train_file, Path(args.out + "-train.conllu"), 200)
-        # Scored on training sentences: a slice of dev or test may hold a tag the training slice lacks.
-        dev_file = test_file = head_sentences(EWT / "en_ewt-ud-train.conllu", Path(args.out + "-dev.conllu"), 60)
-        settings += ["--epochs", "1"]  # one short epoch (7 batches), so that a best checkpoint exists
-    command = ["train", "tag", "--data", str(train_file), "--valid", str(dev_file), *settings,
-               "--out", args.out, "--overwrite", "--json"]
-    print("rnnkit " + " ".join(command), flush=True)
-    start = time.monotonic()
-    report = json.loads(rnnkit(*command))
-    training_minutes = report["elapsed_seconds"] / 60
-    test = json.loads(rnnkit("evaluate", args.out, "--data", str(test_file), "--checkpoint", "best", "--json"))
-    minutes = (time.monotonic() - start) / 60
-
-    rate = report["tokens_per_second"]
-    print(f"trained {report['epoch']:.3g} epochs ({report['stop_reason']}), {rate:,.0f} tokens/s "
-          f"(an epoch of the full training file: about {TRAIN_TOKENS / max(rate, 1):.0f} s of training)")
+    args = parse_arguments(__doc__.split("\n\n")[0], "bench-ewt")
+    files = tuple(EWT / f"en_ewt-ud-{split}.conllu" for split in ("train", "dev", "test"))
+    report, test, training_minutes, minutes = train_and_test(files, SETTINGS, args, (200, 60), TRAIN_TOKENS)
     print(f"dev UPOS accuracy: last epoch {report['valid_accuracy']:.2%}, best {report.get('best_valid_accuracy', 0):.2%} "
           f"at epoch {report.get('best_epoch')}")
     print(f"test UPOS accuracy (best checkpoint): {test['accuracy']:.2%} ({test['tokens']:,} words)")
-    accuracy_verdict = "met" if test["accuracy"] >= TARGET else "NOT met"
-    time_verdict = "met" if training_minutes <= MINUTES else "NOT met"
-    print(f"target test accuracy >= {TARGET:.1%}: {accuracy_verdict}; training {training_minutes:.1f} min "
-          f"(target <= {MINUTES}: {time_verdict}); {minutes:.1f} min in all" + ("  [SMOKE: not a result]" if args.smoke else ""))
+    print(verdict_line(f"test accuracy >= {TARGET:.1%}", test["accuracy"] >= TARGET, training_minutes, MINUTES,
+                       minutes, args.smoke))
 
 
 if __name__ == "__main__":
