@@ -144,13 +144,14 @@ def test_explain_writes_the_page_and_prints_the_ranking(capsys, runs, probe, tmp
     assert code == 0, stderr
     ranking = json.loads(stdout)
     assert list(ranking) == list(FEATURES)
+    assert ranking.pop("in_comment") == []  # the probe has no comment: nothing correlates with a constant
     for matches in ranking.values():
         assert 1 <= len(matches) <= 3
         assert [abs(m["correlation"]) for m in matches] == sorted((abs(m["correlation"]) for m in matches), reverse=True)
         for m in matches:
             assert 0 <= m["layer"] < 2 and m["state"] in ("hidden", "cell") and 0 <= m["unit"] < 8
     data = page_data(page)
-    assert data["text"] == PROBE and data["ranking"] == ranking
+    assert data["text"] == PROBE and data["ranking"] == {**ranking, "in_comment": []}
     best = max((m for matches in ranking.values() for m in matches), key=lambda m: abs(m["correlation"]))
     assert data["selected"] == {k: best[k] for k in ("layer", "state", "unit")}  # shown first: the best unit
 

@@ -86,6 +86,8 @@ def test_bracket_depth_ignores_strings_and_comments():
     depth = text_features(text)["bracket_depth"]
     assert depth.tolist() == [0, 1, 1, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 1, 0, 0, 0, 0, 0, 0]
     assert (text_features(text)["in_brackets"] == (depth > 0)).all()
+    # the comment "# (" (not its newline) is a comment, and its bracket counts nothing
+    assert marked(text, text_features(text)["in_comment"] > 0) == "# ("
 
 
 def test_unmatched_closer_does_not_go_negative():

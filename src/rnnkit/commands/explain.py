@@ -46,7 +46,7 @@ PAGE_NAME = "explain.html"
 def command(run_dir: str, text_path: str, layer: int | None, state: str | None, unit: int | None, max_chars: int,
             top: int, which: str, out: str | None, as_json: bool) -> None:
     """Colour a text by the hidden units of the language model in DIR, and find the units that follow
-    quotes, brackets, indentation and the position in the line."""
+    string literals, comments, brackets, indentation and the position in the line."""
     from rnnkit.tasks.lm import load_trained
     from rnnkit.viz import FEATURES, collect_activations, rank_units, text_features, write_page
 

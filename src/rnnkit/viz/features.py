@@ -12,6 +12,7 @@ hidden state h_i can know:
 ``in_string``       1 inside a string literal: from its opening quote (inclusive) to its closing
                     quote (exclusive: after reading the closing quote the reader is outside).
                     Python's ', ", ''' and \"\"\" with escapes and prefixes (r, b, f, u).
+``in_comment``      1 inside a comment: from its ``#`` to the end of its line (the newline excluded).
 ``in_brackets``     1 while at least one (, [ or { is open (outside strings and comments).
 ``bracket_depth``   how many (, [ and { are open: "(" itself counts 1, the matching ")" 0.
 ``indent``          the indentation of the character's line in columns (tabs to multiples of 8,
@@ -47,6 +48,7 @@ import numpy as np
 
 FEATURES = {
     "in_string": "inside a string literal",
+    "in_comment": "inside a comment",
     "in_brackets": "inside brackets or parentheses",
     "bracket_depth": "bracket / parenthesis depth",
     "indent": "indentation of the line",
@@ -76,6 +78,7 @@ def text_features(text: str, at: Sequence[int] | np.ndarray | None = None) -> di
     indent, column = _line_geometry(text)
     features = {
         "in_string": strings.astype(np.float64),
+        "in_comment": comments.astype(np.float64),
         "in_brackets": (depth > 0).astype(np.float64),
         "bracket_depth": depth.astype(np.float64),
         "indent": indent.astype(np.float64),
