@@ -302,7 +302,7 @@ def write_atomic(path: Path, data: bytes) -> None:
 
 def _pointer_name(which: str) -> str:
     if which not in ("latest", "best"):
-        raise InputError(f"unknown checkpoint {which!r}; choose latest or best")
+        raise InputError(f"unknown checkpoint {which!r}; choose auto, latest or best")
     return LATEST_POINTER if which == "latest" else BEST_POINTER
 
 
