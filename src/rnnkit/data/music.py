@@ -1,0 +1,266 @@
+r"""Music as piano rolls: pieces of frames, each frame the set of MIDI pitches sounding in one time step.
+
+A piano roll over a :class:`PitchRange` of P pitches is a (T, P) multi-hot matrix:
+
+    roll[t, p] = 1  if MIDI pitch  low + p  sounds during step t,  else 0
+
+Two sources:
+
+* **JSON** (the Boulanger-Lewandowski 2012 chorale files): ``{"train": [...], "valid": [...], "test": [...]}``,
+  each split a list of pieces, each piece a list of time steps, each step a list of sounding MIDI pitches
+  (0..127; an empty list is a rest).
+* **MIDI files** (``.mid`` / ``.midi``), read with ``mido`` and quantised to a step of ``step`` quarter notes
+  (1.0: quarter notes, as the chorale files; 0.25: sixteenths). Quantising works in MIDI ticks, so tempo
+  changes do not move notes: a note from tick s to tick e (``tpq`` ticks per quarter note) sounds in steps
+
+      round(s / (step · tpq))  ..  max(round(e / (step · tpq)), round(s / (step · tpq)) + 1) - 1
+
+  i.e. every note lasts at least one step. Channel 10 (General MIDI drums) has no pitches and is skipped;
+  empty steps before the first note are dropped. A folder holding ``train/``, ``valid/`` and ``test/``
+  subfolders gives those splits; any other folder is one ``train`` split of all its MIDI files (recursively).
+
+Every unusable file or piece is reported on its own line, naming it and what to do.
+
+Example::
+
+    splits = read_music("jsb-chorales-quarter.json")          # {"train": [Piece, ...], "valid": ..., "test": ...}
+    pitches = PitchRange.covering(splits["train"])             # 43..96 for the chorales
+    roll = pitches.roll(splits["test"][0])                     # (T, 54) uint8
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rnnkit.errors import InputError
+
+SPLITS = ("train", "valid", "test")
+MIDI_SUFFIXES = (".mid", ".midi")
+DRUM_CHANNEL = 9  # channel 10 in General MIDI's 1-based numbering
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One piece: ``name`` (a file, or ``split:index`` for a JSON piece) and its ``frames``, one sorted tuple
+    of sounding MIDI pitches per time step."""
+
+    name: str
+    frames: tuple[tuple[int, ...], ...]
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def pitches(self) -> set[int]:
+        return {pitch for frame in self.frames for pitch in frame}
+
+
+@dataclass(frozen=True)
+class PitchRange:
+    """The MIDI pitches ``low..high`` (both included) that the columns of a piano roll stand for."""
+
+    low: int
+    high: int
+
+    def __post_init__(self):
+        if not (isinstance(self.low, int) and isinstance(self.high, int) and 0 <= self.low <= self.high <= 127):
+            raise InputError(f"pitch range {self.low}-{self.high} is not LOW-HIGH with 0 <= LOW <= HIGH <= 127; "
+                             "e.g. 21-108 for the 88 piano keys")
+
+    @property
+    def size(self) -> int:
+        """P, the number of pitches (columns of a roll)."""
+        return self.high - self.low + 1
+
+    def __str__(self) -> str:
+        return f"{self.low}-{self.high}"
+
+    @classmethod
+    def parse(cls, text: str) -> PitchRange:
+        """``"43-96"`` (or ``"43..96"``) → PitchRange(43, 96)."""
+        match = re.fullmatch(r"\s*(\d+)\s*(?:-|\.\.)\s*(\d+)\s*", text)
+        if match is None:
+            raise InputError(f"pitch range {text!r} is not LOW-HIGH in MIDI numbers; e.g. 21-108 for the 88 piano keys")
+        return cls(int(match.group(1)), int(match.group(2)))
+
+    @classmethod
+    def covering(cls, pieces: list[Piece]) -> PitchRange:
+        """The smallest range holding every pitch of ``pieces``; InputError when they hold no note at all."""
+        pitches = set().union(*(piece.pitches() for piece in pieces)) if pieces else set()
+        if not pitches:
+            raise InputError("the training pieces hold no note at all; give music with notes")
+        return cls(min(pitches), max(pitches))
+
+    def contains(self, piece: Piece) -> bool:
+        """Whether every pitch of ``piece`` lies in the range."""
+        return all(self.low <= pitch <= self.high for pitch in piece.pitches())
+
+    def check(self, pieces: list[Piece], fix: str) -> None:
+        """InputError with one line per piece that holds a pitch outside the range, each ending with ``fix``."""
+        lines = []
+        for piece in pieces:
+            outside = sorted(pitch for pitch in piece.pitches() if not self.low <= pitch <= self.high)
+            if outside:
+                lines.append(f"{piece.name}: pitch {_listed(outside)} outside the range {self}; {fix}")
+        if lines:
+            raise InputError("\n".join(lines))
+
+    def roll(self, piece: Piece) -> np.ndarray:
+        """The (T, P) uint8 piano roll of ``piece``; InputError for a pitch outside the range."""
+        self.check([piece], "give a piece inside the range, or train a model with a --pitch-range covering it")
+        roll = np.zeros((len(piece), self.size), dtype=np.uint8)  # (T, P)
+        for t, frame in enumerate(piece.frames):
+            roll[t, [pitch - self.low for pitch in frame]] = 1
+        return roll
+
+    def frames(self, roll: np.ndarray) -> list[list[int]]:
+        """The inverse of :meth:`roll`: the sounding MIDI pitches of each row of a (T, P) roll."""
+        return [[self.low + int(p) for p in np.flatnonzero(row)] for row in np.asarray(roll)]
+
+
+def _listed(pitches: list[int]) -> str:
+    shown = ", ".join(map(str, pitches[:5]))
+    return shown + (f" and {len(pitches) - 5} more" if len(pitches) > 5 else "")
+
+
+# ------------------------------------------------------------------------------------------- JSON
+
+
+def read_json(path: str | Path) -> dict[str, list[Piece]]:
+    """The splits of a chorale-style JSON file (see the module docstring); InputError for anything else."""
+    path = str(path)
+    shape = 'a JSON object {"train": [piece, ...], ...}, each piece a list of steps, each step a list of MIDI pitches'
+    try:
+        with open(path, encoding="utf-8") as file:
+            data = json.load(file)
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file; check the path") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise InputError(f"{path} is not JSON ({error}); give {shape}") from None
+    if not isinstance(data, dict) or not data:
+        raise InputError(f"{path} holds no splits; give {shape}")
+    splits = {}
+    for split, pieces in data.items():
+        if not isinstance(pieces, list):
+            raise InputError(f"{path}: split {split!r} is not a list of pieces; give {shape}")
+        splits[split] = [_json_piece(piece, f"{split}:{index}", path, shape) for index, piece in enumerate(pieces)]
+    return splits
+
+
+def _json_piece(piece, name: str, path: str, shape: str) -> Piece:
+    if not isinstance(piece, list) or not piece:
+        raise InputError(f"{path}: piece {name} is not a non-empty list of steps; give {shape}")
+    frames = []
+    for t, frame in enumerate(piece):
+        if not isinstance(frame, list) or not all(isinstance(p, int) and not isinstance(p, bool) and 0 <= p <= 127
+                                                  for p in frame):
+            raise InputError(f"{path}: piece {name}, step {t} is {frame!r}, not a list of MIDI pitches 0-127; "
+                             f"give {shape}")
+        frames.append(tuple(sorted(set(frame))))
+    return Piece(name, tuple(frames))
+
+
+# ------------------------------------------------------------------------------------------- MIDI
+
+
+def read_midi(path: str | Path, step: float = 1.0) -> Piece:
+    """One MIDI file quantised to steps of ``step`` quarter notes (see the module docstring).
+
+    InputError for a file mido cannot read as MIDI and for one without notes, saying what to do.
+    """
+    import mido
+
+    path = str(path)
+    _check_step(step)
+    if not os.path.isfile(path):
+        raise InputError(f"{path}: no such file; check the path")
+    try:
+        midi = mido.MidiFile(path)
+        notes = _notes(midi)
+    except (OSError, EOFError, ValueError, KeyError, IndexError, TypeError, mido.KeySignatureError) as error:
+        raise InputError(f"{path}: not a MIDI file mido can read ({error}); re-export it as a standard MIDI file "
+                         "or remove it") from None
+    if not notes:
+        raise InputError(f"{path}: no notes (outside the drum channel); remove it or give a file with notes")
+    ticks = step * midi.ticks_per_beat
+    spans = []
+    for pitch, start, end in notes:
+        first = round(start / ticks)
+        spans.append((pitch, first, max(round(end / ticks), first + 1)))
+    offset = min(first for _, first, _ in spans)
+    frames: list[set[int]] = [set() for _ in range(max(end for _, _, end in spans) - offset)]
+    for pitch, first, end in spans:
+        for t in range(first - offset, end - offset):
+            frames[t].add(pitch)
+    return Piece(path, tuple(tuple(sorted(frame)) for frame in frames))
+
+
+def _notes(midi) -> list[tuple[int, int, int]]:
+    """(pitch, start tick, end tick) of every note off the drum channel. A note still held at the end of the
+    file ends there; a repeated note-on of a held pitch is closed first-in, first-out."""
+    import mido
+
+    held: dict[tuple[int, int], list[int]] = {}
+    notes, tick = [], 0
+    for message in mido.merge_tracks(midi.tracks):
+        tick += message.time
+        if message.type not in ("note_on", "note_off") or message.channel == DRUM_CHANNEL:
+            continue
+        key = (message.channel, message.note)
+        if message.type == "note_on" and message.velocity > 0:
+            held.setdefault(key, []).append(tick)
+        elif held.get(key):
+            notes.append((message.note, held[key].pop(0), tick))
+    notes += [(note, start, tick) for (_, note), starts in held.items() for start in starts]
+    return notes
+
+
+def _check_step(step: float) -> None:
+    if isinstance(step, bool) or not isinstance(step, (int, float)) or not step > 0:
+        raise InputError(f"--step must be a positive number of quarter notes, got {step!r}; e.g. 1 or 0.25")
+
+
+def midi_files(folder: str | Path) -> list[Path]:
+    """The MIDI files under ``folder`` (recursively), sorted by path."""
+    return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in MIDI_SUFFIXES and p.is_file())
+
+
+def read_midi_folder(folder: str | Path, step: float = 1.0) -> dict[str, list[Piece]]:
+    """The splits of a folder of MIDI files: its ``train/``, ``valid/`` and ``test/`` subfolders when it has
+    them, else one ``train`` split of every MIDI file under it. InputError with one line per unusable file."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"{folder}: no such folder; check the path")
+    subfolders = [split for split in SPLITS if (folder / split).is_dir()]
+    groups = {split: midi_files(folder / split) for split in subfolders} if subfolders else {"train": midi_files(folder)}
+    if not any(groups.values()):
+        raise InputError(f"{folder} holds no .mid or .midi files; give a folder of MIDI files or a JSON file")
+    splits, problems = {}, []
+    for split, paths in groups.items():
+        splits[split] = []
+        for path in paths:
+            try:
+                splits[split].append(read_midi(path, step))
+            except InputError as error:
+                problems.append(str(error))
+    if problems:
+        raise InputError("\n".join(problems))
+    return splits
+
+
+def read_music(path: str | Path, step: float = 1.0) -> dict[str, list[Piece]]:
+    """The splits of ``path``: a JSON file, a folder of MIDI files, or one MIDI file (a ``train`` split of one
+    piece). ``step`` (quarter notes) applies to MIDI only: the JSON files come quantised."""
+    path = Path(path)
+    if path.is_dir():
+        return read_midi_folder(path, step)
+    if path.suffix.lower() in MIDI_SUFFIXES:
+        return {"train": [read_midi(path, step)]}
+    if not path.exists():
+        raise InputError(f"{path}: no such file or folder; check the path")
+    return read_json(path)

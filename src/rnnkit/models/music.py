@@ -1,0 +1,272 @@
+r"""A recurrent model of polyphonic music: the next piano-roll frame given every frame before it.
+
+A piece is a sequence of frames v_1..v_T, each a multi-hot vector over P pitches. A recurrent network reads
+the frames so far; an output layer turns its state into a distribution over the 2^P possible next frames:
+
+    x_t = [v_{t-1} ; 1{t = 1}]           (v_0 = 0: the first frame is predicted from the start flag alone)
+    h_t = RNN(x_1..x_t)                  (any cell of rnnkit.nn, K stacked layers)
+    P(v_1..v_T) = Π_t P(v_t | h_t)
+
+Two output layers P(v_t | h_t):
+
+* ``"bernoulli"``: the pitches are independent given h_t (the standard baseline):
+
+      a = W h_t + b,   P(v | h_t) = Π_p σ(a_p)^{v_p} (1 − σ(a_p))^{1 − v_p}
+
+* ``"nade"``: the pitches are predicted one after another from the lowest, each given the ones below it,
+  by a NADE whose biases come from h_t (RNN-NADE, Boulanger-Lewandowski et al. 2012):
+
+      b_v = U_v h_t + c_v  (P),   b_g = U_g h_t + c_g  (G hidden units of the NADE)
+      g_p = σ(b_g + Σ_{q<p} W_{:,q} v_q)                       (G)
+      P(v_p = 1 | v_<p, h_t) = σ(b_v,p + V_p · g_p)
+      P(v | h_t) = Π_p P(v_p | v_<p, h_t)
+
+  which is a proper distribution over all 2^P frames, and exactly computable and sampleable.
+
+Both log-likelihoods are exact; ``sample`` draws exactly from the model, step by step with the state carried.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..errors import InputError
+from .language_model import CELLS, ENGINES
+
+OUTPUTS = ("bernoulli", "nade")
+
+
+@dataclass(frozen=True)
+class PianoRollConfig:
+    """Everything needed to rebuild a :class:`PianoRollModel`; stored as JSON in checkpoints."""
+
+    num_pitches: int
+    output: str = "bernoulli"
+    cell: str = "lstm"
+    hidden_size: int = 256
+    num_layers: int = 1
+    dropout: float = 0.0
+    nade_hidden: int = 128
+    engine: str = "fused"
+
+    def __post_init__(self):
+        for name in ("num_pitches", "hidden_size", "num_layers", "nade_hidden"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InputError(f"{name} must be a whole number of at least 1, got {value!r}")
+        if self.output not in OUTPUTS:
+            raise InputError(f"unknown output {self.output!r}; choose one of {', '.join(OUTPUTS)}")
+        if self.cell not in CELLS:
+            raise InputError(f"unknown cell {self.cell!r}; choose one of {', '.join(CELLS)}")
+        if self.engine not in ENGINES:
+            raise InputError(f"unknown engine {self.engine!r}; choose one of {', '.join(ENGINES)}")
+        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
+            raise InputError(f"dropout must be in [0, 1), got {self.dropout!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> PianoRollConfig:
+        unknown = sorted(set(values) - {f.name for f in fields(cls)})
+        if unknown:
+            raise InputError(f"the saved model config has unknown keys {unknown}; it is not a music checkpoint")
+        return cls(**values)
+
+
+def _check_temperature(temperature: float) -> None:
+    if not temperature > 0:
+        raise InputError(f"temperature must be > 0, got {temperature}; 1.0 samples the model as trained")
+
+
+def _bernoulli(probabilities: Tensor, generator: torch.Generator | None) -> Tensor:
+    """1 with each given probability, drawn from ``generator`` (torch.bernoulli ignores a CPU generator's
+    device on CUDA tensors; drawing uniforms on the generator's device and comparing works everywhere)."""
+    device = generator.device if generator is not None else probabilities.device
+    uniform = torch.rand(probabilities.shape, generator=generator, device=device).to(probabilities.device)
+    return (uniform < probabilities).to(probabilities.dtype)
+
+
+class BernoulliFrame(nn.Module):
+    r"""Independent pitches: ``P(v | h) = Π_p σ(a_p)^{v_p} (1 − σ(a_p))^{1 − v_p}``, ``a = W h + b``.
+
+    Inputs of every method: h (..., H); frames v (..., P) in {0, 1}.
+    """
+
+    def __init__(self, hidden_size: int, num_pitches: int):
+        super().__init__()
+        self.linear = nn.Linear(hidden_size, num_pitches)
+
+    def log_prob(self, h: Tensor, v: Tensor) -> Tensor:
+        """log P(v | h), (...)."""
+        logits = self.linear(h)  # (..., P)
+        return -F.binary_cross_entropy_with_logits(logits, v, reduction="none").sum(-1)
+
+    def sample(self, h: Tensor, temperature: float = 1.0, generator: torch.Generator | None = None) -> Tensor:
+        """One frame per row of h, (..., P): pitch p on with probability σ(a_p / temperature)."""
+        return _bernoulli(torch.sigmoid(self.linear(h) / temperature), generator)
+
+    def most_likely(self, h: Tensor) -> Tensor:
+        """The most likely frame, (..., P): with independent pitches, every pitch with σ(a_p) > 0.5."""
+        return (self.linear(h) > 0).to(h.dtype)
+
+
+class NADEFrame(nn.Module):
+    r"""Pitches one after another from the lowest, each given those below (see the module docstring).
+
+    Args:
+        hidden_size: H, the width of the recurrent state h that sets the NADE's biases.
+        num_pitches: P.
+        nade_hidden: G, the NADE's hidden units.
+
+    Inputs of every method: h (..., H); frames v (..., P) in {0, 1}.
+    """
+
+    def __init__(self, hidden_size: int, num_pitches: int, nade_hidden: int):
+        super().__init__()
+        self.num_pitches, self.nade_hidden = num_pitches, nade_hidden
+        self.visible_bias = nn.Linear(hidden_size, num_pitches)  # b_v = U_v h + c_v
+        self.hidden_bias = nn.Linear(hidden_size, nade_hidden)  # b_g = U_g h + c_g
+        self.W = nn.Parameter(torch.empty(nade_hidden, num_pitches))  # v_q → the NADE's hidden units
+        self.V = nn.Parameter(torch.empty(num_pitches, nade_hidden))  # g_p → the logit of pitch p
+        nn.init.uniform_(self.W, -num_pitches ** -0.5, num_pitches ** -0.5)
+        nn.init.uniform_(self.V, -nade_hidden ** -0.5, nade_hidden ** -0.5)
+
+    def logits(self, h: Tensor, v: Tensor) -> Tensor:
+        """z (..., P): logit of P(v_p = 1 | v_<p, h) for every p at once, from the frame's lower pitches."""
+        contributions = v.unsqueeze(-1) * self.W.t()  # (..., P, G): W_{:,q} v_q for each q
+        below = contributions.cumsum(-2) - contributions  # (..., P, G): Σ_{q<p}, the exclusive prefix sum
+        g = torch.sigmoid(self.hidden_bias(h).unsqueeze(-2) + below)  # (..., P, G)
+        return self.visible_bias(h) + (g * self.V).sum(-1)  # (..., P)
+
+    def log_prob(self, h: Tensor, v: Tensor) -> Tensor:
+        """log P(v | h) = Σ_p log P(v_p | v_<p, h), (...)."""
+        return -F.binary_cross_entropy_with_logits(self.logits(h, v), v, reduction="none").sum(-1)
+
+    def _decode(self, h: Tensor, choose) -> Tensor:
+        """Decide the pitches from the lowest up, each by ``choose(logit, p)`` given those already decided."""
+        b_v = self.visible_bias(h)  # (..., P)
+        a = self.hidden_bias(h)  # (..., G): b_g plus the decided pitches' W columns so far
+        frame = torch.zeros_like(b_v)  # (..., P)
+        for p in range(self.num_pitches):
+            z = b_v[..., p] + (torch.sigmoid(a) * self.V[p]).sum(-1)  # (...)
+            v_p = choose(z, p)  # (...)
+            frame[..., p] = v_p
+            a = a + v_p.unsqueeze(-1) * self.W[:, p]  # (..., G)
+        return frame
+
+    def sample(self, h: Tensor, temperature: float = 1.0, generator: torch.Generator | None = None) -> Tensor:
+        """One frame per row of h, (..., P), drawn exactly: each pitch from σ(z_p / temperature) in turn."""
+        return self._decode(h, lambda z, p: _bernoulli(torch.sigmoid(z / temperature), generator))
+
+    def most_likely(self, h: Tensor) -> Tensor:
+        """A greedy mode, (..., P): each pitch takes its more likely value given the lower ones already
+        chosen (the exact mode over 2^P frames is out of reach)."""
+        return self._decode(h, lambda z, p: (z > 0).to(z.dtype))
+
+
+class PianoRollModel(nn.Module):
+    r"""Recurrent layers over piano-roll frames with a Bernoulli or NADE output (see the module docstring).
+
+    Args:
+        num_pitches: P, the columns of the piano roll.
+        output: ``"bernoulli"`` (independent pitches) or ``"nade"`` (each pitch given the lower ones).
+        cell: a recurrent cell of :mod:`rnnkit.nn`: ``"lstm"``, ``"gru"`` or ``"rnn"``.
+        hidden_size: H. num_layers: stacked recurrent layers.
+        dropout: on the input frames, between layers and on h_t before the output layer. Default 0.
+        nade_hidden: G, the NADE's hidden units (``output="nade"`` only).
+        engine: ``"fused"`` (PyTorch kernels) or ``"explicit"`` (rnnkit's hand-written BPTT).
+
+    Inputs: rolls, state
+        rolls: (N, L, P) frames in {0, 1} (float), batch first.
+        state: the recurrent state after earlier frames, or None to start the pieces from the beginning.
+
+    Outputs: log_probs
+        log_probs: (N, L), log P(v_t | v_<t) of every frame.
+
+    Example::
+
+        >>> model = PianoRollModel(54, output="nade", hidden_size=64)
+        >>> model(torch.zeros(2, 16, 54)).shape
+        torch.Size([2, 16])
+    """
+
+    def __init__(self, num_pitches: int, output: str = "bernoulli", cell: str = "lstm", hidden_size: int = 256,
+                 num_layers: int = 1, dropout: float = 0.0, nade_hidden: int = 128, engine: str = "fused"):
+        super().__init__()
+        self.config = PianoRollConfig(num_pitches, output, cell, hidden_size, num_layers, dropout, nade_hidden, engine)
+        self.num_pitches = num_pitches
+        self.input_dropout = nn.Dropout(dropout)
+        # torch.nn warns about inter-layer dropout on a single layer, where it does nothing
+        self.rnn = CELLS[cell](num_pitches + 1, hidden_size, num_layers, batch_first=True,
+                               dropout=dropout if num_layers > 1 else 0.0, engine=engine)
+        self.output_dropout = nn.Dropout(dropout)
+        if output == "bernoulli":
+            self.frame = BernoulliFrame(hidden_size, num_pitches)
+        else:
+            self.frame = NADEFrame(hidden_size, num_pitches, nade_hidden)
+
+    @classmethod
+    def from_config(cls, config: PianoRollConfig | dict) -> PianoRollModel:
+        if isinstance(config, dict):
+            config = PianoRollConfig.from_dict(config)
+        return cls(**config.to_dict())
+
+    def _check(self, rolls: Tensor) -> None:
+        if rolls.dim() != 3 or rolls.size(-1) != self.num_pitches:
+            raise InputError(f"rolls must be (N, L, {self.num_pitches}) frames, got shape {tuple(rolls.shape)}")
+
+    def inputs(self, rolls: Tensor) -> Tensor:
+        """x_t = [v_{t-1} ; 1{t=1}]: the frames shifted one step later, behind a start flag, (N, L, P + 1)."""
+        start = torch.zeros_like(rolls[:, :1])  # (N, 1, P): v_0, nothing sounding
+        previous = torch.cat([start, rolls[:, :-1]], dim=1)  # (N, L, P)
+        flag = torch.zeros_like(rolls[..., :1])  # (N, L, 1)
+        flag[:, 0] = 1
+        return torch.cat([previous, flag], dim=-1)  # (N, L, P + 1)
+
+    def hidden(self, x: Tensor, state=None):
+        """h_t for inputs x (N, L, P + 1) → ((N, L, H) after dropout, the final state)."""
+        output, state = self.rnn(self.input_dropout(x), state)  # (N, L, H)
+        return self.output_dropout(output), state
+
+    def forward(self, rolls: Tensor, state=None) -> Tensor:
+        self._check(rolls)
+        h, _ = self.hidden(self.inputs(rolls), state)  # (N, L, H)
+        return self.frame.log_prob(h, rolls)  # (N, L)
+
+    @torch.no_grad()
+    def most_likely(self, rolls: Tensor) -> Tensor:
+        """The model's prediction of every frame from the true frames before it, (N, L, P) in {0, 1}."""
+        self._check(rolls)
+        h, _ = self.hidden(self.inputs(rolls))  # (N, L, H)
+        return self.frame.most_likely(h)
+
+    @torch.no_grad()
+    def sample(self, steps: int, prime: Tensor | None = None, temperature: float = 1.0,
+               generator: torch.Generator | None = None) -> Tensor:
+        """A piece drawn from the model: the ``prime`` frames (L0, P) (none: from the start), then ``steps``
+        frames, each sampled given all before it, the recurrent state carried from step to step.
+        Returns (L0 + steps, P); the same ``generator`` seed gives the same piece."""
+        _check_temperature(temperature)
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+            raise InputError(f"steps must be a whole number >= 0, got {steps!r}")
+        parameter = next(self.parameters())
+        prime = parameter.new_zeros(0, self.num_pitches) if prime is None else prime.to(parameter)
+        if prime.dim() != 2 or prime.size(1) != self.num_pitches:
+            raise InputError(f"the prime must be (L, {self.num_pitches}) frames, got shape {tuple(prime.shape)}")
+        frames, state = [], None
+        x = parameter.new_zeros(1, 1, self.num_pitches + 1)  # (1, 1, P + 1): the start input
+        x[..., -1] = 1
+        for t in range(len(prime) + steps):
+            h, state = self.hidden(x, state)  # (1, 1, H)
+            frame = prime[t].view(1, 1, -1) if t < len(prime) else self.frame.sample(h, temperature, generator)
+            frames.append(frame.view(-1))
+            x = torch.cat([frame, parameter.new_zeros(1, 1, 1)], dim=-1)  # (1, 1, P + 1)
+        return torch.stack(frames) if frames else prime  # (L0 + steps, P)
+
+    def extra_repr(self) -> str:
+        return f"num_pitches={self.num_pitches}, output={self.config.output!r}, cell={self.config.cell!r}"

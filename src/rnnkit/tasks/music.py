@@ -1,0 +1,405 @@
+r"""The music task: polyphonic music as piano rolls, one frame after another (one-to-many when generating).
+
+The glue the CLI and the Trainer share: read a chorale-style JSON file or a folder of MIDI files
+(:mod:`rnnkit.data.music`), fix the pitch range, batch whole pieces (padded), build the
+:class:`~rnnkit.models.music.PianoRollModel`, score it as the literature does, and sample from it.
+
+Scores (Boulanger-Lewandowski et al. 2012; Bay et al. 2009):
+
+    nll_per_step    = (1 / Σ_n T_n) Σ_n Σ_{t=1..T_n} −log P(v_t^n | v_<t^n)        nats per time step
+
+                      every frame of every piece, each −log P summed over all P pitches of the range; each piece
+                      starts from the model's initial state, so its first frame is predicted from nothing.
+    frame_accuracy  = Σ_t TP_t / Σ_t (TP_t + FP_t + FN_t)
+
+                      of the model's predicted frame (its most likely frame given the true ones before it:
+                      thresholded at 1/2 for the Bernoulli output, decided pitch by pitch for the NADE) against
+                      the true frame, counts summed over all frames before dividing.
+
+Training minimises the same NLL, averaged over the frames of a batch; the Trainer's validation loss is
+therefore the validation split's ``nll_per_step``. Training pieces may be cut to at most ``seq_len`` steps
+and transposed by up to ``transpose`` semitones (a new random shift per piece and epoch, only shifts that
+stay inside the pitch range); validation and evaluation always read whole, untransposed pieces.
+
+Example::
+
+    report = train_music(MusicDataConfig(data="jsb-chorales-quarter.json"), {"output": "nade", "hidden_size": 256},
+                         TrainConfig(time_budget=600))
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+
+from rnnkit.cli_options import require_task
+from rnnkit.data.music import Piece, PitchRange, read_midi, read_music
+from rnnkit.errors import InputError
+from rnnkit.models.music import PianoRollModel
+from rnnkit.train import Checkpoint, DistContext, RunDirectory, TaskLoss, TrainConfig, Trainer, seed_everything
+
+TASK_NAME = "music"
+TRAIN_COMMAND = "train music"
+EVAL_BATCH_SIZE = 64  # pieces per forward pass when only scoring
+
+
+@dataclass
+class MusicDataConfig:
+    """Where the music comes from, how it is quantised and batched; saved inside every checkpoint.
+
+    Args:
+        data: a chorale-style JSON file, a folder of MIDI files, or one MIDI file.
+        valid_fraction: the share of the pieces held out for validation when the data has no ``valid`` split.
+        step: quarter notes per time step when reading MIDI (1: quarter notes, 0.25: sixteenths).
+        pitch_range: ``"LOW-HIGH"`` in MIDI numbers; None: the range of the training and validation pieces.
+        batch_size: pieces per optimizer step (over all processes).
+        seq_len: cut training pieces into parts of at most this many steps (None: whole pieces).
+        transpose: transpose each training piece by a random shift of up to this many semitones each epoch.
+    """
+
+    data: str | None = None
+    valid_fraction: float = 0.1
+    step: float = 1.0
+    pitch_range: str | None = None
+    batch_size: int = 16
+    seq_len: int | None = None
+    transpose: int = 0
+
+    def __post_init__(self):
+        if self.data is None:
+            raise InputError("give the music to learn with --data FILE.json or --data FOLDER_OF_MIDI")
+        if not 0 <= self.valid_fraction < 1:
+            raise InputError(f"--valid-fraction must be in [0, 1), got {self.valid_fraction}")
+        if not self.step > 0:
+            raise InputError(f"--step must be a positive number of quarter notes, got {self.step}; e.g. 1 or 0.25")
+        if self.batch_size < 1 or (self.seq_len is not None and self.seq_len < 1):
+            raise InputError("--batch-size and --seq-len must be at least 1")
+        if self.transpose < 0:
+            raise InputError(f"--transpose must be >= 0 semitones, got {self.transpose}")
+        if self.pitch_range is not None:
+            PitchRange.parse(self.pitch_range)
+
+
+# ------------------------------------------------------------------------------------------- data
+
+
+@dataclass
+class MusicData:
+    """The training and validation pieces, the pitch range, and a description of where they come from."""
+
+    train: list[Piece]
+    valid: list[Piece]
+    pitches: PitchRange
+    description: str
+
+
+def load_data(config: MusicDataConfig, pitches: PitchRange | None = None) -> MusicData:
+    """The pieces ``config`` names, split into training and validation, and their pitch range: ``pitches``
+    (a resumed run's), else ``config.pitch_range``, else the range covering the training and validation pieces."""
+    splits = read_music(config.data, config.step)
+    if not splits.get("train"):
+        raise InputError(f"{config.data} has no training pieces (splits: {', '.join(splits) or 'none'}); "
+                         "give a 'train' split")
+    train, valid = splits["train"], splits.get("valid", [])
+    if "valid" not in splits and config.valid_fraction > 0:
+        held = max(1, round(len(train) * config.valid_fraction))
+        if held >= len(train):
+            raise InputError(f"{config.data} has only {len(train)} piece(s), too few to hold some out for validation; "
+                             "give more, or --valid-fraction 0")
+        train, valid = train[:-held], train[-held:]
+    if pitches is None:
+        pitches = PitchRange.parse(config.pitch_range) if config.pitch_range else PitchRange.covering(train + valid)
+    pitches.check(train + valid, f"give a --pitch-range covering it (now {pitches})")
+    return MusicData(train, valid, pitches, str(config.data))
+
+
+def split_pieces(config: MusicDataConfig, split: str, data: str | None = None) -> list[Piece]:
+    """The pieces of one split of ``data`` (default: the run's own data), read as the run reads its data.
+    A folder or MIDI file without that split is scored whole."""
+    path = data or config.data
+    splits = read_music(path, config.step)
+    if split in splits:
+        pieces = splits[split]
+    elif set(splits) == {"train"} and (data is not None or split == "train"):
+        pieces = splits["train"]  # a folder without split subfolders: all of it
+    else:
+        raise InputError(f"{path} has no {split!r} split (it has {', '.join(splits)}); give --split with one of them")
+    if not pieces:
+        raise InputError(f"the {split!r} split of {path} holds no pieces; give another --split")
+    return pieces
+
+
+def piece_ref(text: str) -> tuple[str, int]:
+    """``"test:0"`` → ("test", 0): a piece of a split by its 0-based index."""
+    split, _, index = text.partition(":")
+    if not split or not index.isdigit():
+        raise InputError(f"--prime-piece {text!r} is not SPLIT:INDEX; e.g. test:0 for the first test piece")
+    return split, int(index)
+
+
+def padded(rolls: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rolls (T_n, P) → a zero-padded float batch (N, L, P) and their lengths (N,)."""
+    lengths = torch.tensor([len(roll) for roll in rolls])
+    batch = torch.zeros(len(rolls), int(lengths.max()), rolls[0].shape[1])  # (N, L, P)
+    for n, roll in enumerate(rolls):
+        batch[n, : len(roll)] = torch.from_numpy(roll)
+    return batch, lengths
+
+
+def frame_mask(lengths: torch.Tensor, steps: int) -> torch.Tensor:
+    """(N, L) float: 1 on the real frames t < lengths[n], 0 on the padding."""
+    return (torch.arange(steps, device=lengths.device).unsqueeze(0) < lengths.unsqueeze(1)).float()
+
+
+def transposed(roll: np.ndarray, shift: int) -> np.ndarray:
+    """``roll`` (T, P) moved ``shift`` semitones up (down when negative); every pitch must stay in the roll."""
+    if shift == 0:
+        return roll
+    out = np.zeros_like(roll)  # (T, P)
+    if shift > 0:
+        out[:, shift:] = roll[:, :-shift]
+    else:
+        out[:, :shift] = roll[:, -shift:]
+    return out
+
+
+def shift_limits(roll: np.ndarray, most: int) -> tuple[int, int]:
+    """The shifts (down, up) within ±most semitones that keep every pitch of ``roll`` inside it."""
+    used = np.flatnonzero(roll.any(axis=0))
+    if len(used) == 0:
+        return 0, 0
+    return -min(most, int(used[0])), min(most, roll.shape[1] - 1 - int(used[-1]))
+
+
+# ------------------------------------------------------------------------------------------- scores
+
+
+@torch.no_grad()
+def score_rolls(model: PianoRollModel, rolls: list[np.ndarray], batch_size: int = EVAL_BATCH_SIZE) -> dict:
+    """``nll_per_step`` and ``frame_accuracy`` (see the module docstring) of whole pieces, each from the
+    model's initial state; ``steps`` the frames scored, ``pieces`` the pieces."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    nll, steps, tp, fp, fn = 0.0, 0, 0.0, 0.0, 0.0
+    try:
+        for start in range(0, len(rolls), batch_size):
+            batch, lengths = padded(rolls[start : start + batch_size])
+            batch, lengths = batch.to(device), lengths.to(device)  # (N, L, P), (N,)
+            mask = frame_mask(lengths, batch.size(1))  # (N, L)
+            nll -= float((model(batch) * mask).sum())
+            steps += int(lengths.sum())
+            predicted = model.most_likely(batch) * mask.unsqueeze(-1)  # (N, L, P)
+            tp += float((predicted * batch).sum())
+            fp += float((predicted * (1 - batch)).sum())
+            fn += float(((1 - predicted) * batch * mask.unsqueeze(-1)).sum())
+    finally:
+        model.train(was_training)
+    # No note in any true or predicted frame: nothing was missed or invented.
+    accuracy = tp / (tp + fp + fn) if tp + fp + fn else 1.0
+    return {"nll_per_step": nll / steps, "frame_accuracy": accuracy, "steps": steps, "pieces": len(rolls)}
+
+
+# ------------------------------------------------------------------------------------------- the task
+
+
+class MusicTask:
+    """Padded batches of whole (or cut) pieces for the :class:`~rnnkit.train.Trainer`. The loss of a batch is
+    Σ −log P(v_t | v_<t) over its real frames, so the validation loss is the NLL per step; each epoch the
+    validation frame accuracy is reported too."""
+
+    carries_state = False
+    target_unit = "frames"
+
+    def __init__(self, data: MusicData, config: MusicDataConfig, seed: int, dist: DistContext | None = None):
+        self.dist = dist or DistContext()
+        if config.batch_size < self.dist.world_size:
+            raise InputError(f"--batch-size {config.batch_size} is smaller than the {self.dist.world_size} processes")
+        self.config, self.seed = config, seed
+        rolls = [data.pitches.roll(piece) for piece in data.train]
+        if config.seq_len:
+            rolls = [roll[i : i + config.seq_len] for roll in rolls for i in range(0, len(roll), config.seq_len)]
+        self.train_rolls = rolls
+        self.limits = [shift_limits(roll, config.transpose) for roll in rolls]
+        self.valid_rolls = [data.pitches.roll(piece) for piece in data.valid]
+        size = config.batch_size
+        self._batches = [slice(i, i + size) for i in range(0, len(rolls), size)
+                         if len(rolls[i : i + size]) >= self.dist.world_size]
+
+    def num_train_batches(self) -> int:
+        return len(self._batches)
+
+    def _rows(self, indices: list[int]) -> list[int]:
+        if not self.dist.is_distributed:
+            return indices
+        return [int(i) for i in torch.tensor_split(torch.tensor(indices), self.dist.world_size)[self.dist.rank]]
+
+    def train_batches(self, epoch: int, start: int) -> Iterator:
+        # Order and shifts depend only on (seed, epoch): a resumed run draws the same ones.
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+        order = torch.randperm(len(self.train_rolls), generator=generator).tolist()
+        shifts = [int(torch.randint(low, high + 1, (), generator=generator)) for low, high in self.limits]
+        for cut in self._batches[start:]:
+            rows = self._rows(order[cut])
+            yield padded([transposed(self.train_rolls[i], shifts[i]) for i in rows])
+
+    def valid_batches(self):
+        if not self.valid_rolls:
+            return None
+        size = self.config.batch_size
+        blocks = [self._rows(list(range(i, min(i + size, len(self.valid_rolls)))))
+                  for i in range(0, len(self.valid_rolls), size)]
+        return [padded([self.valid_rolls[i] for i in rows]) for rows in blocks if rows]
+
+    def loss(self, model: torch.nn.Module, batch, state) -> TaskLoss:
+        rolls, lengths = batch  # (N, L, P), (N,)
+        log_probs = model(rolls)  # (N, L)
+        mask = frame_mask(lengths, rolls.size(1))  # (N, L)
+        return TaskLoss(-(log_probs * mask).sum(), int(lengths.sum()), rolls.size(0), None)
+
+    def metrics(self, loss: float) -> dict[str, float]:
+        return {}
+
+    def score_validation(self, model: PianoRollModel) -> dict[str, float]:
+        return {"frame_accuracy": score_rolls(model, self.valid_rolls)["frame_accuracy"]}
+
+
+def prepare(config: MusicDataConfig, model_options: dict, seed: int, checkpoint: Checkpoint | None = None):
+    """The data and the (seeded) model: all that can fail on what the user gave, done before a command touches
+    a run directory. A resumed run keeps its saved pitch range. Returns (data, model)."""
+    seed_everything(seed)
+    saved = PitchRange(*checkpoint.meta["pitch_range"]) if checkpoint is not None else None
+    data = load_data(config, saved)
+    return data, PianoRollModel(data.pitches.size, **model_options)
+
+
+def train_music(data_config: MusicDataConfig, model_options: dict, train_config: TrainConfig, *,
+                run_dir: RunDirectory | None = None, checkpoint: Checkpoint | None = None,
+                dist: DistContext | None = None, progress_bar: bool = False,
+                log: Callable[[str], None] | None = None, prepared: tuple | None = None) -> dict:
+    """Train (or, with ``checkpoint``, continue) a piano-roll model; returns the Trainer's final report.
+    ``prepared``: :func:`prepare`'s result when the caller has made it already."""
+    dist = dist or DistContext()
+    data, model = prepared or prepare(data_config, model_options, train_config.seed, checkpoint)
+    task = MusicTask(data, data_config, train_config.seed, dist)
+    options = {key: value for key, value in model.config.to_dict().items() if key != "num_pitches"}
+    run_info = {
+        "task": TASK_NAME,
+        "configs": {"data": asdict(data_config), "model": options},
+        "pitch_range": [data.pitches.low, data.pitches.high],
+        "data": data.description,
+    }
+    if log is not None and checkpoint is None:
+        steps = sum(len(piece) for piece in data.train)
+        log(f"data: {data.description}: {len(data.train):,} training pieces ({steps:,} steps), "
+            f"{len(data.valid):,} validation pieces; pitches {data.pitches} ({data.pitches.size}); "
+            f"model {sum(p.numel() for p in model.parameters()):,} parameters")
+    trainer = Trainer(model, task, train_config, run_dir=run_dir, run_info=run_info, dist=dist,
+                      progress_bar=progress_bar, log=log)
+    if checkpoint is not None:
+        trainer.restore(checkpoint)
+    return trainer.fit()
+
+
+# ------------------------------------------------------------------------------------------- a trained run
+
+
+@dataclass
+class TrainedMusicModel:
+    model: PianoRollModel
+    pitches: PitchRange
+    data_config: MusicDataConfig
+
+
+def from_checkpoint(checkpoint: Checkpoint, run_dir: str | Path) -> TrainedMusicModel:
+    """The model (eval mode, CPU), pitch range and data settings of a loaded music checkpoint."""
+    require_task(checkpoint.meta, TASK_NAME, run_dir, TRAIN_COMMAND)
+    meta = checkpoint.meta
+    pitches = PitchRange(*meta["pitch_range"])
+    model = PianoRollModel(pitches.size, **meta["configs"]["model"])
+    checkpoint.load_weights(model)
+    return TrainedMusicModel(model.eval(), pitches, MusicDataConfig(**meta["configs"]["data"]))
+
+
+def load_trained(run_dir: str | Path, which: str = "auto") -> TrainedMusicModel:
+    return from_checkpoint(RunDirectory.open(run_dir).load(which), run_dir)
+
+
+def evaluate_music(trained: TrainedMusicModel, data: str | None = None, split: str = "test") -> dict:
+    """``nll_per_step``, ``frame_accuracy``, ``steps`` and ``pieces`` on one split of ``data`` (default: the
+    run's own data file), every piece scored whole from the initial state."""
+    pieces = split_pieces(trained.data_config, split, data)
+    trained.pitches.check(pieces, f"this model knows pitches {trained.pitches} only; train one with a "
+                                  "--pitch-range covering it")
+    scores = score_rolls(trained.model, [trained.pitches.roll(piece) for piece in pieces])
+    return {**scores, "data": str(data or trained.data_config.data), "split": split}
+
+
+@dataclass
+class Generated:
+    """A generated piece: ``roll`` (T, P) uint8, of which the first ``prime_steps`` frames are the prime;
+    ``reference``: a real piece's roll of the same length (or shorter, when none is that long), and its name."""
+
+    roll: np.ndarray
+    prime_steps: int
+    reference: np.ndarray | None
+    reference_name: str | None
+
+
+def prime_frames(trained: TrainedMusicModel, prime_piece: str | None, prime_midi: str | None, prime_steps: int | None,
+                 data: str | None = None) -> tuple[np.ndarray, Piece | None]:
+    """The prime's roll (L0, P) and the piece it was cut from (None without a prime)."""
+    if prime_piece and prime_midi:
+        raise InputError("--prime-piece and --prime-midi both name a prime; give one")
+    if prime_steps is not None and not (prime_piece or prime_midi):
+        raise InputError("--prime-steps needs a prime: give --prime-piece SPLIT:INDEX or --prime-midi FILE")
+    if not (prime_piece or prime_midi):
+        return np.zeros((0, trained.pitches.size), dtype=np.uint8), None
+    if prime_piece:
+        split, index = piece_ref(prime_piece)
+        pieces = split_pieces(trained.data_config, split, data)
+        if index >= len(pieces):
+            raise InputError(f"--prime-piece {prime_piece}: the {split!r} split has {len(pieces)} pieces "
+                             f"(0..{len(pieces) - 1}); give an index in that range")
+        piece = pieces[index]
+    else:
+        piece = read_midi(prime_midi, trained.data_config.step)
+    trained.pitches.check([piece], f"this model knows pitches {trained.pitches} only; give a prime inside them")
+    roll = trained.pitches.roll(piece)
+    return roll[: prime_steps or 8], piece
+
+
+def generate_music(trained: TrainedMusicModel, steps: int, seed: int | None = None, temperature: float = 1.0,
+                   prime_piece: str | None = None, prime_midi: str | None = None, prime_steps: int | None = None,
+                   data: str | None = None) -> Generated:
+    """``steps`` frames sampled after the prime (default 8 steps of ``prime_piece`` / ``prime_midi``, or none),
+    with the real piece of the same length to compare: the rest of the prime's piece, else the first piece of
+    the run's test (valid, train) split that is long enough."""
+    prime, source = prime_frames(trained, prime_piece, prime_midi, prime_steps, data)
+    generator = torch.Generator().manual_seed(seed) if seed is not None else None
+    sampled = trained.model.sample(steps, torch.from_numpy(prime).float(), temperature, generator)  # (L0 + steps, P)
+    roll = sampled.round().to(torch.uint8).numpy()
+    reference, name = _reference(trained, source, len(roll), data)
+    return Generated(roll, len(prime), reference, name)
+
+
+def _reference(trained: TrainedMusicModel, source: Piece | None, length: int, data: str | None):
+    """A real piece to show beside a generated one of ``length`` steps, and its name; (None, None) when the
+    run's data can no longer be read."""
+    candidates = [source] if source is not None else []
+    try:
+        splits = read_music(data or trained.data_config.data, trained.data_config.step)
+    except InputError:
+        splits = {}
+    for split in ("test", "valid", "train"):
+        candidates += splits.get(split, [])
+    inside = [piece for piece in candidates if trained.pitches.contains(piece)]
+    if not inside:
+        return None, None
+    long_enough = [piece for piece in inside if len(piece) >= length]
+    piece = long_enough[0] if long_enough else max(inside, key=len)
+    return trained.pitches.roll(piece)[:length], piece.name
