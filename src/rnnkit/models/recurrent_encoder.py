@@ -17,19 +17,9 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from ..checks import check_dropout, check_whole_number  # noqa: F401  (re-exported for the other models)
 from ..errors import InputError
 from .language_model import CELLS, ENGINES
-
-
-def check_whole_number(name: str, value, minimum: int = 1) -> None:
-    """InputError unless ``value`` is an int (not a bool) of at least ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise InputError(f"{name} must be a whole number of at least {minimum}, got {value!r}")
-
-
-def check_dropout(value) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-        raise InputError(f"dropout must be in [0, 1), got {value!r}")
 
 
 def check_lengths(lengths: Tensor | None, batch: int, steps: int) -> None:

@@ -35,6 +35,9 @@ from safetensors.torch import save as save_tensors_to_bytes
 from safetensors.torch import save_model
 
 from rnnkit.errors import InputError
+from rnnkit.files import TEMP_PREFIX, fsync_directory, fsync_file, write_atomic
+# Named here so that tests can simulate a crash in the middle of a checkpoint's state file.
+from rnnkit.files import write_synced as _write_synced
 
 FORMAT = "rnnkit-checkpoint"
 VERSION = 1
@@ -45,7 +48,6 @@ LATEST_POINTER = "latest.json"
 BEST_POINTER = "best.json"
 METRICS_FILE = "metrics.jsonl"
 CHECKPOINTS_DIR = "checkpoints"
-_TEMP_PREFIX = ".tmp-"
 
 
 @dataclass
@@ -143,24 +145,24 @@ class RunDirectory:
         checkpoints = self.path / CHECKPOINTS_DIR
         checkpoints.mkdir(parents=True, exist_ok=True)
         name = f"ckpt-{self._next_sequence_number(checkpoints):06d}"
-        temporary = checkpoints / f"{_TEMP_PREFIX}{name}"
+        temporary = checkpoints / f"{TEMP_PREFIX}{name}"
         if temporary.exists():
             shutil.rmtree(temporary)
         temporary.mkdir()
 
         save_model(model, str(temporary / WEIGHTS_FILE), force_contiguous=True)
-        _fsync_file(temporary / WEIGHTS_FILE)
+        fsync_file(temporary / WEIGHTS_FILE)
         _write_synced(temporary / STATE_FILE, save_tensors_to_bytes({k: v.contiguous() for k, v in tensors.items()}))
         full_meta = {"format": FORMAT, "version": VERSION, **meta, "files": {
             WEIGHTS_FILE: _sha256(temporary / WEIGHTS_FILE),
             STATE_FILE: _sha256(temporary / STATE_FILE),
         }}
         _write_synced(temporary / META_FILE, _to_json(full_meta).encode())
-        _fsync_directory(temporary)
+        fsync_directory(temporary)
 
         final = checkpoints / name
         os.replace(temporary, final)
-        _fsync_directory(checkpoints)
+        fsync_directory(checkpoints)
         write_atomic(self.path / LATEST_POINTER, _to_json({"checkpoint": name}).encode())
         if self._replaces_old_run:
             # The new run is now the latest: the old one's best pointer and metrics go; its checkpoints,
@@ -292,45 +294,10 @@ def join_tensors(value, tensors: dict[str, torch.Tensor]):
     return value
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Replace ``path`` by ``data`` so that readers see the old or the new content, never a mix."""
-    temporary = path.with_name(f"{_TEMP_PREFIX}{path.name}")
-    _write_synced(temporary, data)
-    os.replace(temporary, path)
-    _fsync_directory(path.parent)
-
-
 def _pointer_name(which: str) -> str:
     if which not in ("latest", "best"):
         raise InputError(f"unknown checkpoint {which!r}; choose auto, latest or best")
     return LATEST_POINTER if which == "latest" else BEST_POINTER
-
-
-def _write_synced(path: Path, data: bytes) -> None:
-    with open(path, "wb") as file:
-        file.write(data)
-        file.flush()
-        os.fsync(file.fileno())
-
-
-def _fsync_file(path: Path) -> None:
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
-def _fsync_directory(path: Path) -> None:
-    """Make a rename inside ``path`` durable (a no-op where directories cannot be opened)."""
-    try:
-        descriptor = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 def _sha256(path: Path) -> str:

@@ -1,7 +1,7 @@
 """One training loop for every task: (truncated) BPTT, clipping, schedules, validation, checkpoints, DDP.
 
 A task (language model, classifier, tagger, ...) tells the :class:`Trainer` three things through the small
-:class:`Task` interface: which batches to train on, which to validate on, and the loss of one batch summed
+:class:`~rnnkit.train.task.Task` interface: which batches to train on, which to validate on, and the loss of one batch summed
 over its target tokens (padding excluded). The Trainer does the rest, one step in a fixed order:
 
     1. forward       the task's loss, summed over this rank's target tokens
@@ -17,178 +17,29 @@ the model's initial state and the gradient flows through every step of every seq
 """
 
 import math
-import random
 import signal
-import sys
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Iterable, Iterator, NamedTuple, Protocol
+from dataclasses import asdict
+from typing import Any, Callable
 
-import numpy as np
 import torch
-from tqdm import tqdm
 
 from rnnkit.errors import InputError
 from rnnkit.nn import detach_state
 
 from .checkpoint import Checkpoint, RunDirectory, join_tensors, split_tensors
+from .config import TrainConfig
 from .distributed import DistContext
-from .optim import OPTIMIZERS, SCHEDULES, Schedule, ScheduleSettings, build_optimizer
+from .losses import TaskLoss, summed_token_loss  # noqa: F401  (their historical home)
+from .optim import Schedule, ScheduleSettings, build_optimizer
+from .position import Position
+from .progress import ProgressBar, format_record
+from .rng import capture_rng, restore_rng, seed_everything  # noqa: F401  (seed_everything: its historical home)
+from .task import Task, as_task
 
-LOSS_OVER_TIME = ("mean", "sum")
 GRADIENTS_FILE = "gradients.jsonl"
-
-
-@dataclass
-class TrainConfig:
-    """How to train; saved inside every checkpoint.
-
-    Args:
-        epochs: passes over the training batches; None = until the time budget (or max_steps) ends the run.
-        time_budget: seconds of wall time for the whole run (across resumes); training stops at the first
-            step boundary past it, then validates once more.
-        max_steps: stop after this many optimizer steps in total (a hook for tests and short trials).
-        lr: learning rate. optimizer: ``adam``, ``adamw`` or ``sgd``. momentum: SGD's momentum.
-        weight_decay: None keeps the optimizer's default (0 for Adam and SGD, 0.01 for AdamW).
-        schedule: ``constant``, ``step`` (Zaremba), ``cosine`` or ``plateau`` (see :mod:`rnnkit.train.optim`).
-        lr_decay: the factor of ``step`` and ``plateau``. decay_after: epochs before ``step`` starts decaying.
-        plateau_patience: epochs without improvement before ``plateau`` decays.
-        clip: maximum global gradient norm (None: no clipping). clip_value: clamp each gradient element.
-        loss_over_time: ``mean`` averages the loss over every target token; ``sum`` sums it over the time
-            steps of each sequence and averages over sequences (the seeds' "loss summed over time").
-        patience: early stopping after this many epochs without a better validation loss (None: never).
-        save_every: also checkpoint every this many steps (None: at the end of each epoch and when stopping).
-        log_gradients: every this many steps, record ‖∂L/∂h_t‖ for each step t of the current batch in
-            ``gradients.jsonl`` of the run directory (tasks with a ``gradient_flow`` method; None: never).
-        seed: seeds the model's initialisation, dropout and data order.
-    """
-
-    epochs: int | None = 10
-    time_budget: float | None = None
-    max_steps: int | None = None
-    lr: float = 2e-3
-    optimizer: str = "adam"
-    momentum: float = 0.0
-    weight_decay: float | None = None
-    schedule: str = "constant"
-    lr_decay: float = 0.5
-    decay_after: int = 4
-    plateau_patience: int = 0
-    clip: float | None = 5.0
-    clip_value: float | None = None
-    loss_over_time: str = "mean"
-    patience: int | None = None
-    save_every: int | None = None
-    log_gradients: int | None = None
-    seed: int = 1234
-
-    def __post_init__(self):
-        _check_positive("epochs", self.epochs, integer=True)
-        _check_positive("time-budget", self.time_budget)
-        _check_positive("max-steps", self.max_steps, integer=True)
-        _check_positive("lr", self.lr)
-        _check_positive("clip", self.clip)
-        _check_positive("clip-value", self.clip_value)
-        _check_positive("patience", self.patience, integer=True)
-        _check_positive("save-every", self.save_every, integer=True)
-        _check_positive("log-gradients", self.log_gradients, integer=True)
-        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
-        _check_choice("schedule", self.schedule, SCHEDULES)
-        _check_choice("loss-over-time", self.loss_over_time, LOSS_OVER_TIME)
-        if not 0 < self.lr_decay <= 1:
-            raise InputError(f"--lr-decay must be in (0, 1], got {self.lr_decay}; e.g. --lr-decay 0.5")
-        if not 0 <= self.momentum < 1:
-            raise InputError(f"--momentum must be in [0, 1), got {self.momentum}; e.g. --momentum 0.9")
-        if self.weight_decay is not None and self.weight_decay < 0:
-            raise InputError(f"--weight-decay must be >= 0, got {self.weight_decay}")
-        if self.decay_after < 0 or self.plateau_patience < 0:
-            raise InputError("--decay-after and the plateau patience must be >= 0")
-        if self.epochs is None and self.time_budget is None and self.max_steps is None:
-            raise InputError("the run has no end; give --epochs or --time-budget")
-
-
-class TaskLoss(NamedTuple):
-    """What a task's loss returns for one batch.
-
-    loss_sum: scalar tensor, the loss summed over every target token of the batch (padding excluded).
-    n_tokens: the number of those target tokens. n_sequences: the number of sequences (batch rows).
-    state: the hidden state to carry into the next batch, or None.
-    """
-
-    loss_sum: torch.Tensor
-    n_tokens: int
-    n_sequences: int
-    state: Any
-
-
-class Task(Protocol):
-    """The part of a training job that depends on the task; the Trainer drives everything else.
-
-    In a distributed run the task gives each rank only its own rows (a contiguous block of the global
-    batch, in rank order), so that the carried state of all ranks concatenated along dim 1 is the global one.
-    """
-
-    carries_state: bool
-    """True for truncated BPTT over streams: each batch continues the previous one's sequences."""
-
-    def num_train_batches(self) -> int:
-        """Batches in one epoch."""
-
-    def train_batches(self, epoch: int, start: int) -> Iterator[Any]:
-        """The training batches of ``epoch`` (0-based), from batch index ``start`` on (to resume mid-epoch)."""
-
-    def valid_batches(self) -> Iterable[Any] | None:
-        """The validation batches, or None when the task has no validation data."""
-
-    def loss(self, model: torch.nn.Module, batch: Any, state: Any) -> TaskLoss:
-        """The loss of ``batch`` under ``model`` starting from ``state`` (None: the model's initial state)."""
-
-    def metrics(self, loss: float) -> dict[str, float]:
-        """Task-specific figures derived from a mean loss per token, e.g. perplexity, bits per character."""
-
-    # Optional: a task that scores its validation data with more than the loss (accuracy, span F1) defines
-    #
-    #     def score_validation(self, model) -> dict[str, float]     # e.g. {"accuracy": 0.93}, model in eval mode
-    #     selection: tuple[str, str] = ("accuracy", "max")          # which score picks the best checkpoint
-    #
-    # The scores join each epoch's record as ``valid_<name>``; ``selection`` replaces the validation loss as
-    # the judge of "best" (best.json, early stopping, the plateau schedule still follows the loss).
-    #
-    # Optional, for ``TrainConfig.log_gradients``: the gradient's flow back through time on one batch,
-    #
-    #     def gradient_flow(self, model, batch, state) -> dict       # e.g. {"hidden": [‖∂L/∂h_t‖ for t = 1..L]}
-    #
-    # Optional: what ``TaskLoss.n_tokens`` counts, for the progress lines' rate (default "tok": target tokens):
-    #
-    #     target_unit: str = "texts"                                 # a classifier has one target per text
-
-
-@dataclass
-class Position:
-    """Where training stands; saved in checkpoints so that a resumed run continues exactly."""
-
-    step: int = 0
-    epoch: int = 0
-    batch_index: int = 0
-    epoch_loss_sum: float = 0.0
-    epoch_tokens: int = 0
-    epoch_seconds: float = 0.0
-    total_tokens: int = 0
-    total_step_seconds: float = 0.0
-    elapsed_seconds: float = 0.0
-    best_valid_loss: float | None = None
-    best_score: float | None = None
-    epochs_without_improvement: int = 0
-    history: list[dict] = field(default_factory=list)
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python's, NumPy's and torch's generators: same seed, same initialisation and dropout."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
 
 
 class Trainer:
@@ -196,7 +47,8 @@ class Trainer:
 
     Args:
         model: the unwrapped model; it is moved to the context's device and, when distributed, wrapped in DDP.
-        task: supplies batches, the loss and task metrics (see :class:`Task`).
+        task: supplies batches, the loss and task metrics (a :class:`~rnnkit.train.task.Task`; an object of
+            the older duck-typed interface is adapted).
         config: a :class:`TrainConfig`.
         run_dir: where checkpoints and ``metrics.jsonl`` go (None: nothing is written).
         run_info: what the task stores beside the trainer's state in each checkpoint:
@@ -229,7 +81,7 @@ class Trainer:
         self.dist = dist or DistContext()
         self.model = model.to(self.dist.device)
         self.network = self.dist.wrap(self.model)
-        self.task = task
+        self.task = task = as_task(task)
         self.config = config
         self.run_dir = run_dir
         self.run_info = run_info or {}
@@ -249,8 +101,7 @@ class Trainer:
         )
         self.position = Position()
         self.carried_state = None
-        self._target_unit = getattr(task, "target_unit", "tok")
-        self._progress = _ProgressBar(progress_bar and self.dist.is_main, self._target_unit)
+        self._progress = ProgressBar(progress_bar and self.dist.is_main, task.target_unit)
         self._signal_name: str | None = None
         self._session_start = time.monotonic()
         self._elapsed_before_session = 0.0
@@ -273,7 +124,9 @@ class Trainer:
         self.carried_state = None if carried is None else _map_state(
             carried, lambda full: self.dist.local_rows(full).to(self.dist.device)
         )
-        _restore_rng(join_tensors(state["rng"], checkpoint.tensors), self.dist)
+        restore_rng(join_tensors(state["rng"], checkpoint.tensors), self.dist)
+        if self.position.best_epoch is None and self.position.best_score is not None:
+            self.position.best_epoch = self._best_epoch_in_history()
         self._checkpoint_written = True
         if self.run_dir is not None and self.dist.is_main:
             self.run_dir.rewrite_metrics(self.position.history)
@@ -377,11 +230,12 @@ class Trainer:
 
     def _log_gradient_flow(self, batch, state) -> None:
         """Append the task's per-step gradient norms on ``batch`` to gradients.jsonl (rank 0; weights unchanged)."""
-        flow = getattr(self.task, "gradient_flow", None)
-        if flow is None or not self.dist.is_main or self.run_dir is None:
+        if not self.dist.is_main or self.run_dir is None:
             return
-        record = {"step": self.position.step + 1, "epoch": self.position.epoch + 1, **flow(self.model, batch, state)}
-        self.run_dir.append_record(GRADIENTS_FILE, record)
+        flow = self.task.gradient_flow(self.model, batch, state)
+        if flow is not None:
+            self.run_dir.append_record(GRADIENTS_FILE, {"step": self.position.step + 1,
+                                                        "epoch": self.position.epoch + 1, **flow})
 
     def _stop_wishes(self, next_step: int) -> dict[str, float]:
         config = self.config
@@ -416,6 +270,7 @@ class Trainer:
             position.best_valid_loss = valid_loss
         if improved:
             position.best_score = score
+            position.best_epoch = position.epoch + 1
             position.epochs_without_improvement = 0
         elif score is not None:
             position.epochs_without_improvement += 1
@@ -455,7 +310,7 @@ class Trainer:
 
     def _selection_score(self, valid_loss: float | None, record: dict) -> float | None:
         """The number "best" maximises: the task's chosen validation score, else minus the validation loss."""
-        selection = getattr(self.task, "selection", None)
+        selection = self.task.selection
         if selection is None:
             return None if valid_loss is None else -valid_loss
         name, direction = selection
@@ -485,12 +340,9 @@ class Trainer:
     @torch.no_grad()
     def _validation_scores(self) -> dict[str, float]:
         """The task's own validation scores; every rank scores the whole validation set, so all decide alike."""
-        score = getattr(self.task, "score_validation", None)
-        if score is None:
-            return {}
         self.model.eval()
         try:
-            return score(self.model)
+            return self.task.score_validation(self.model)
         finally:
             self.model.train()
 
@@ -510,15 +362,34 @@ class Trainer:
             best_valid_loss=position.best_valid_loss,
             tokens_per_second=position.total_tokens / position.total_step_seconds if position.total_step_seconds else 0.0,
         )
+        record.update(self.best())
         if self.run_dir is not None:
             record["run_dir"] = str(self.run_dir.path)
         return record
+
+    def best(self) -> dict:
+        """The best epoch so far by the task's ``selection`` and its score, as ``{"best_epoch": 3,
+        "best_valid_accuracy": 0.91}`` (the first of equal scores); empty without a selection or a score."""
+        selection, position = self.task.selection, self.position
+        if selection is None or position.best_epoch is None:
+            return {}
+        name, direction = selection
+        return {"best_epoch": position.best_epoch,
+                f"best_valid_{name}": position.best_score if direction == "max" else -position.best_score}
+
+    def _best_epoch_in_history(self) -> int | None:
+        """The first finished epoch whose selection score equals the best (checkpoints of older versions did
+        not record it)."""
+        for record in self.position.history:
+            if self._selection_score(record.get("valid_loss"), record) == self.position.best_score:
+                return record["epoch"]
+        return None
 
     def _write_metrics(self, record: dict) -> None:
         if self.run_dir is not None and self.dist.is_main:
             self.run_dir.append_metrics(record)
         if self.log is not None:
-            self.log(_format_record(record, self.config.epochs, self._target_unit))
+            self.log(format_record(record, self.config.epochs, self.task.target_unit))
 
     def _diverged(self, what: str, step: int) -> InputError:
         if self._checkpoint_written and self.run_dir is not None:
@@ -538,7 +409,7 @@ class Trainer:
             return
         carried = None if self.carried_state is None else _map_state(self.carried_state, self.dist.gather_rows)
         carry_json, carry_tensors = split_tensors(carried, "carry")
-        rng_json, rng_tensors = split_tensors(_capture_rng(self.dist), "rng")
+        rng_json, rng_tensors = split_tensors(capture_rng(self.dist), "rng")
         # Every rank checks (their weights are equal), so that all of them stop together.
         if not all(torch.isfinite(parameter).all() for parameter in self.model.parameters()):
             raise self._diverged("a weight became non-finite", self.position.step)
@@ -582,59 +453,6 @@ class Trainer:
                 signal.signal(number, handler)
 
 
-class _ProgressBar:
-    """A tqdm bar per epoch showing loss and tokens/s (tqdm adds the ETA); silent when disabled."""
-
-    def __init__(self, enabled: bool, unit: str = "tok"):
-        self.enabled = enabled
-        self.unit = unit
-        self._bar: tqdm | None = None
-        self._smoothed_rate: float | None = None
-
-    def start_epoch(self, epoch: int, total: int, initial: int) -> None:
-        self.close()
-        if self.enabled:
-            self._bar = tqdm(total=total, initial=initial, desc=f"epoch {epoch}", unit="batch",
-                             leave=False, dynamic_ncols=True, file=sys.stderr)
-
-    def update(self, loss: float, tokens_per_second: float) -> None:
-        if self._bar is None:
-            return
-        # An exponential average keeps the shown rate steady across uneven steps.
-        rate = self._smoothed_rate
-        self._smoothed_rate = tokens_per_second if rate is None else 0.9 * rate + 0.1 * tokens_per_second
-        self._bar.set_postfix({"loss": f"{loss:.3f}", f"{self.unit}/s": f"{self._smoothed_rate:,.0f}"}, refresh=False)
-        self._bar.update(1)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
-
-
-def summed_token_loss(logits: torch.Tensor, targets: torch.Tensor, pad_index: int | None = None) -> tuple[torch.Tensor, int]:
-    """Cross-entropy summed over every target token, padding excluded: the ``loss_sum`` of a :class:`TaskLoss`.
-
-    logits (N, L, C), targets (N, L) class indices; positions where ``targets == pad_index`` count for
-    nothing. Returns (loss_sum scalar, number of counted tokens).
-    """
-    flat_logits = logits.reshape(-1, logits.size(-1))  # (N * L, C)
-    flat_targets = targets.reshape(-1)  # (N * L,)
-    if pad_index is None:
-        return torch.nn.functional.cross_entropy(flat_logits, flat_targets, reduction="sum"), flat_targets.numel()
-    loss_sum = torch.nn.functional.cross_entropy(flat_logits, flat_targets, reduction="sum", ignore_index=pad_index)
-    return loss_sum, int((flat_targets != pad_index).sum())
-
-
-def _format_record(record: dict, epochs: int | None, unit: str = "tok") -> str:
-    epoch = record["epoch"]
-    shown = f"{epoch}/{epochs}" if isinstance(epoch, int) and epochs else f"{epoch:.2f}"
-    parts = [f"epoch {shown}", f"step {record['step']}"]
-    parts += [f"{key} {record[key]:.4f}" for key in record if key.startswith(("train_", "valid_"))]
-    parts += [f"lr {record['lr']:.3g}", f"{record['tokens_per_second']:,.0f} {unit}/s", f"{record['elapsed_seconds']:.0f}s"]
-    return "  ".join(parts)
-
-
 def _to_device(batch, device: torch.device):
     if isinstance(batch, torch.Tensor):
         return batch.to(device, non_blocking=True)
@@ -650,42 +468,3 @@ def _map_state(state, function):
     if isinstance(state, torch.Tensor):
         return function(state)
     return tuple(function(part) for part in state)
-
-
-def _capture_rng(dist: DistContext) -> dict:
-    """Every generator a training step may draw from; torch's from every rank (each has its own dropout)."""
-    numpy_state = np.random.get_state()
-    rng = {
-        "python": random.getstate(),
-        "numpy": [numpy_state[0], numpy_state[1].tolist(), *numpy_state[2:]],
-        "torch": [state.cpu() for state in dist.gather_all(torch.get_rng_state().to(dist.device))],
-    }
-    if dist.device.type == "cuda":
-        rng["cuda"] = [state.cpu() for state in dist.gather_all(torch.cuda.get_rng_state().to(dist.device))]
-    return rng
-
-
-def _restore_rng(rng: dict, dist: DistContext) -> None:
-    version, internal, gauss = rng["python"]
-    random.setstate((version, tuple(internal), gauss))
-    name, keys, position, has_gauss, cached = rng["numpy"]
-    np.random.set_state((name, np.array(keys, dtype=np.uint32), position, has_gauss, cached))
-    # A run resumed on a different number of ranks keeps the fresh seeds of the ranks it has no state for.
-    if dist.rank < len(rng["torch"]):
-        torch.set_rng_state(rng["torch"][dist.rank].to(torch.uint8))
-    if "cuda" in rng and dist.device.type == "cuda" and dist.rank < len(rng["cuda"]):
-        torch.cuda.set_rng_state(rng["cuda"][dist.rank].to(torch.uint8))
-
-
-def _check_positive(flag: str, value, integer: bool = False) -> None:
-    if value is None:
-        return
-    if integer and (not isinstance(value, int) or isinstance(value, bool)):
-        raise InputError(f"--{flag} must be a whole number, got {value!r}")
-    if value <= 0:
-        raise InputError(f"--{flag} must be > 0, got {value}")
-
-
-def _check_choice(flag: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise InputError(f"--{flag} must be one of {', '.join(choices)}, got {value!r}")

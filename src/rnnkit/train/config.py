@@ -1,0 +1,86 @@
+"""How to train: :class:`TrainConfig`, saved inside every checkpoint.
+
+    >>> TrainConfig(epochs=3, lr=0.01).optimizer
+    'adam'
+    >>> TrainConfig(epochs=None)
+    Traceback (most recent call last):
+    ...
+    rnnkit.errors.InputError: the run has no end; give --epochs or --time-budget
+"""
+
+from dataclasses import dataclass
+
+from rnnkit.checks import check_choice, check_positive
+from rnnkit.errors import InputError
+
+from .optim import OPTIMIZERS, SCHEDULES
+
+LOSS_OVER_TIME = ("mean", "sum")
+
+
+@dataclass
+class TrainConfig:
+    """How to train; saved inside every checkpoint.
+
+    Args:
+        epochs: passes over the training batches; None = until the time budget (or max_steps) ends the run.
+        time_budget: seconds of wall time for the whole run (across resumes); training stops at the first
+            step boundary past it, then validates once more.
+        max_steps: stop after this many optimizer steps in total (a hook for tests and short trials).
+        lr: learning rate. optimizer: ``adam``, ``adamw`` or ``sgd``. momentum: SGD's momentum.
+        weight_decay: None keeps the optimizer's default (0 for Adam and SGD, 0.01 for AdamW).
+        schedule: ``constant``, ``step`` (Zaremba), ``cosine`` or ``plateau`` (see :mod:`rnnkit.train.optim`).
+        lr_decay: the factor of ``step`` and ``plateau``. decay_after: epochs before ``step`` starts decaying.
+        plateau_patience: epochs without improvement before ``plateau`` decays.
+        clip: maximum global gradient norm (None: no clipping). clip_value: clamp each gradient element.
+        loss_over_time: ``mean`` averages the loss over every target token; ``sum`` sums it over the time
+            steps of each sequence and averages over sequences (the seeds' "loss summed over time").
+        patience: early stopping after this many epochs without a better validation loss (None: never).
+        save_every: also checkpoint every this many steps (None: at the end of each epoch and when stopping).
+        log_gradients: every this many steps, record ‖∂L/∂h_t‖ for each step t of the current batch in
+            ``gradients.jsonl`` of the run directory (tasks with a ``gradient_flow`` method; None: never).
+        seed: seeds the model's initialisation, dropout and data order.
+    """
+
+    epochs: int | None = 10
+    time_budget: float | None = None
+    max_steps: int | None = None
+    lr: float = 2e-3
+    optimizer: str = "adam"
+    momentum: float = 0.0
+    weight_decay: float | None = None
+    schedule: str = "constant"
+    lr_decay: float = 0.5
+    decay_after: int = 4
+    plateau_patience: int = 0
+    clip: float | None = 5.0
+    clip_value: float | None = None
+    loss_over_time: str = "mean"
+    patience: int | None = None
+    save_every: int | None = None
+    log_gradients: int | None = None
+    seed: int = 1234
+
+    def __post_init__(self):
+        check_positive("epochs", self.epochs, integer=True)
+        check_positive("time-budget", self.time_budget)
+        check_positive("max-steps", self.max_steps, integer=True)
+        check_positive("lr", self.lr)
+        check_positive("clip", self.clip)
+        check_positive("clip-value", self.clip_value)
+        check_positive("patience", self.patience, integer=True)
+        check_positive("save-every", self.save_every, integer=True)
+        check_positive("log-gradients", self.log_gradients, integer=True)
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_choice("schedule", self.schedule, SCHEDULES)
+        check_choice("loss-over-time", self.loss_over_time, LOSS_OVER_TIME)
+        if not 0 < self.lr_decay <= 1:
+            raise InputError(f"--lr-decay must be in (0, 1], got {self.lr_decay}; e.g. --lr-decay 0.5")
+        if not 0 <= self.momentum < 1:
+            raise InputError(f"--momentum must be in [0, 1), got {self.momentum}; e.g. --momentum 0.9")
+        if self.weight_decay is not None and self.weight_decay < 0:
+            raise InputError(f"--weight-decay must be >= 0, got {self.weight_decay}")
+        if self.decay_after < 0 or self.plateau_patience < 0:
+            raise InputError("--decay-after and the plateau patience must be >= 0")
+        if self.epochs is None and self.time_budget is None and self.max_steps is None:
+            raise InputError("the run has no end; give --epochs or --time-budget")
