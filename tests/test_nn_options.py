@@ -124,8 +124,9 @@ def test_constructor_checks():
         rn.RNN(4, 5, nonlinearity="sigmoid")
     with pytest.raises(ValueError, match="engine"):
         rn.LSTM(4, 5, engine="cuda")
+    rn.LSTM(4, 5, 2, dropout=1.0)  # accepted, as torch.nn accepts it
     with pytest.raises(ValueError, match="dropout"):
-        rn.LSTM(4, 5, 2, dropout=1.0)
+        rn.LSTM(4, 5, 2, dropout=1.5)
     with pytest.raises(ValueError, match="dropout"):
         rn.LSTM(4, 5, 2, dropout=-0.1)
     with pytest.raises(ValueError, match="proj_size"):
@@ -186,7 +187,7 @@ def test_cell_checks():
         cell(torch.randn(2, 3, 4))
     with pytest.raises(RuntimeError, match="input_size"):
         cell(torch.randn(3, 6))
-    with pytest.raises(RuntimeError, match="hidden size"):
+    with pytest.raises(RuntimeError, match="Input batch size 3 doesn't match hidden0 batch size 2"):
         cell(torch.randn(3, 4), (torch.zeros(2, 5), torch.zeros(2, 5)))
     with pytest.raises(ValueError, match="engine"):
         rn.GRUCell(4, 5, engine="fast")

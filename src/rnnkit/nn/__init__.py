@@ -1,10 +1,20 @@
-"""Recurrent layers with torch.nn's interface: ``RNN``, ``LSTM``, ``GRU`` and their cells.
+"""Recurrent layers: ``Recurrent(cell, ...)`` for any registered cell, and torch.nn's ``RNN``, ``LSTM``,
+``GRU`` and their cells, run by rnnkit's engines.
 
-Each layer runs on one of two engines: ``"fused"`` (PyTorch's kernels) or ``"explicit"``
-(rnnkit's unrolled loop with a hand-written backpropagation through time).
+* :func:`cell_names` lists the registered cells, :func:`get_cell` returns one by name (its
+  ``has_cell_state``, ``gate_names``, parameters and equations), :func:`register_cell` adds yours;
+* engines: ``"fused"`` (PyTorch's kernels), ``"explicit"`` (rnnkit's unrolled loop with a hand-written
+  backpropagation through time), ``"reference"`` (the cell's equations under autograd), ``"auto"``;
+* regularisers: ``recurrent_dropout``, ``zoneout``, ``weight_drop``, ``forget_bias`` on every layer;
+  :class:`LockedDropout` and :func:`embedding_dropout` for models.
 """
 
 from .cell_layers import GRUCell, LSTMCell, RNNCell
-from .layers import GRU, LSTM, RNN, Trace, detach_state
+from .cells import ALIASES, Cell, ParamSpec, Workspace, cell_names, get_cell, register_cell
+from .layer import Recurrent, Trace, detach_state
+from .layers import GRU, LSTM, RNN
+from .regularisers import LockedDropout, embedding_dropout
 
-__all__ = ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "Trace", "detach_state"]
+__all__ = ["Recurrent", "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "Trace", "detach_state",
+           "cell_names", "get_cell", "register_cell", "Cell", "ParamSpec", "Workspace", "ALIASES",
+           "LockedDropout", "embedding_dropout"]

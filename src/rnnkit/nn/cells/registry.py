@@ -1,0 +1,30 @@
+"""The registry of cell types by name; cells register themselves with ``@register_cell``."""
+
+from __future__ import annotations
+
+from .base import Cell
+
+_REGISTRY: dict[str, type[Cell]] = {}
+ALIASES = {"rnn": "rnn_tanh"}  # rnnkit 0.1's name for the tanh RNN, still in old run directories
+
+
+def register_cell(cell: type[Cell]) -> type[Cell]:
+    """Register a cell class under its ``name`` (a class decorator); returns the class."""
+    if not (isinstance(cell, type) and issubclass(cell, Cell)):
+        raise TypeError(f"register_cell expects a subclass of rnnkit.nn.cells.base.Cell, got {cell!r}")
+    if cell.name in _REGISTRY and _REGISTRY[cell.name] is not cell:
+        raise ValueError(f"a cell named {cell.name!r} is already registered; give yours another name")
+    _REGISTRY[cell.name] = cell
+    return cell
+
+
+def cell_names() -> tuple[str, ...]:
+    """The registered cell names, in registration order."""
+    return tuple(_REGISTRY)
+
+
+def get_cell(name: str) -> type[Cell]:
+    """The cell class registered as ``name`` (or an alias such as ``"rnn"``); ValueError naming the choices."""
+    if isinstance(name, str) and ALIASES.get(name, name) in _REGISTRY:
+        return _REGISTRY[ALIASES.get(name, name)]
+    raise ValueError(f"unknown cell {name!r}; choose one of {', '.join(cell_names())}")

@@ -1,0 +1,305 @@
+r"""The explicit engine: an unrolled forward pass and a hand-written backpropagation through time, for
+any cell of the registry (:mod:`rnnkit.nn.cells`).
+
+One layer in one direction is one :class:`RecurrentSequenceFunction`. Its forward pass
+
+1. projects the inputs of all L steps at once, one matrix multiply: ``gi = x W_in^T (+ bias)``,
+   (L*N, In) x (In, G);
+2. runs the recurrence step by step with the same ``W_hh`` at every step (the weights are shared
+   across time): ``gh_t = h_in W_hh^T`` is added into the cell's buffer, then the cell's step
+   equations run in place (:meth:`rnnkit.nn.cells.base.Workspace.step`).
+
+Between steps it applies the regularisers that live inside the recurrence (masks from
+:mod:`rnnkit.nn.regularisers`):
+
+    h_in = h_{t-1} ⊙ r                                   recurrent dropout: r fixed for the sequence
+    h_t  = m_t ⊙ h_{t-1} + (1 − m_t) ⊙ h~_t              zoneout (and the same for c_t)
+
+Its backward pass walks back through time (BPTT). At step t the gradient reaching h_t is the gradient
+of the output at t plus the gradient carried back from step t+1:
+
+    dh_t      = dy_t + dh_carry
+    dh~_t     = (1 − m_t) ⊙ dh_t                         (zoneout; dh~_t = dh_t without it)
+    d gates_t = the cell's chain rule of its step equations          (Workspace.step_backward)
+    dh_carry  = m_t ⊙ dh_t + direct_t ⊙ dh~_t + (d gh_t W_hh) ⊙ r
+    dc_carry  = m^c_t ⊙ dc_t + f_t ⊙ dc~_t                            (cells with a cell state)
+
+The gradients of the shared weights are sums over all steps, so each is one matrix multiply over all
+L*N rows at the end:
+
+    dW_in = Σ_t d gi_t^T x_t       dW_hh = Σ_t d gh_t^T h_in,t       dx = d gi W_in
+
+Truncated BPTT (``bptt_window=k``): the carried gradient is cut at every k-th step boundary, so the
+gradient of any output reaches at most k steps back; the forward result is unchanged.
+
+Variable lengths: the N rows are sorted by decreasing length (as in a PackedSequence) and step t
+updates only the rows still alive, ``[:batch_sizes[t]]``. The other rows keep their state, which is
+why a row's final state is its state at its own last step.
+
+Double backward: when the gradient itself must be differentiable (``create_graph=True``), the backward
+pass recomputes the sequence with the cell's reference equations under autograd and differentiates
+that, so second derivatives are exact rather than silently zero.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from ..cells.base import Cell
+from .reference import reference_sequence
+
+
+@dataclass
+class SequenceRun:
+    """How one layer in one direction runs, besides its tensors.
+
+    Attributes:
+        cell: the cell type.
+        names: the base names of the parameters passed to the function, in order.
+        batch_sizes: rows alive at each step (non-increasing), or None when all rows have L steps.
+        bptt_window: truncate BPTT every this many steps, or None.
+        recurrent_mask: (N, P) recurrent-dropout mask, already scaled by 1/(1−p), or None.
+        zoneout_h, zoneout_c: zoneout's keep masks, (L, N, P) and (L, N, H) in training, or the keep
+            probability p (a float) in evaluation, or None without zoneout.
+    """
+
+    cell: Cell
+    names: tuple[str, ...]
+    batch_sizes: list[int] | None = None
+    bptt_window: int | None = None
+    recurrent_mask: Tensor | None = None
+    zoneout_h: Tensor | float | None = None
+    zoneout_c: Tensor | float | None = None
+
+
+def _at(mask: Tensor | float, t: int, bs: int) -> Tensor | float:
+    return mask if isinstance(mask, float) else mask[t, :bs]
+
+
+def _input_projection(ws, x: Tensor, w_in: Tensor, p: dict[str, Tensor]) -> Tensor:
+    """``x W_in^T + bias`` for all steps at once: (L, N, G)."""
+    L, N, In = x.shape
+    bias = ws.input_bias(p)
+    x2 = x.reshape(L * N, In)  # (L*N, In)
+    gi = torch.mm(x2, w_in.t()) if bias is None else torch.addmm(bias, x2, w_in.t())  # (L*N, G)
+    return gi.view(L, N, -1)
+
+
+def forward_sequence(run: SequenceRun, x: Tensor, h0: Tensor, c0: Tensor | None, p: dict[str, Tensor]):
+    """Run one layer in one direction over all steps, without autograd.
+
+    Args:
+        x: (L, N, In), rows sorted by decreasing length when ``run.batch_sizes`` is given.
+        h0: (N, P). c0: (N, H) for cells with a cell state, else None.
+        p: the parameters by base name.
+
+    Returns:
+        ``(ws, y, h_n, c_n, cs)``: the cell's workspace (every intermediate, read by the backward
+        pass and by ``trace``), y (L, N, P) every h_t (zeros past each row's length), h_n (N, P),
+        c_n (N, H) or None, cs (L, N, H) every c_t or None.
+    """
+    cell = run.cell
+    L, N, _ = x.shape
+    variable = run.batch_sizes is not None
+    ws = cell.workspace()
+    ws.start(_input_projection(ws, x, p[cell.input_weight], p), p, zero=variable)
+    w_hh_t = p[cell.recurrent_weight].t() if cell.recurrent_weight else None  # (P, G)
+    w_hr = p.get("weight_hr")
+    w_hr_t = None if w_hr is None else w_hr.t()  # (H, P)
+    rd = run.recurrent_mask
+    zoneout = run.zoneout_h is not None
+    y = None
+    if w_hr is not None or zoneout:  # h_t differs from the workspace's h~_t: keep it apart
+        y = x.new_zeros(L, N, cell.output_size) if variable else x.new_empty(L, N, cell.output_size)
+    cs = None
+    if zoneout and c0 is not None:
+        cs = x.new_zeros(L, N, cell.hidden_size) if variable else x.new_empty(L, N, cell.hidden_size)
+    h, c = h0, c0
+    for t in range(L):
+        bs = run.batch_sizes[t] if variable else N
+        h_prev, c_prev = h[:bs], None if c is None else c[:bs]
+        if w_hh_t is not None:
+            h_in = h_prev if rd is None else h_prev * rd[:bs]  # (bs, P)
+            ws.recurrent_buffer(t, bs).addmm_(h_in, w_hh_t)
+        h_new, c_new = ws.step(t, bs, h_prev, c_prev)
+        if w_hr_t is not None:
+            h_new = torch.mm(h_new, w_hr_t, out=None if zoneout else y[t, :bs])  # (bs, P)
+        if zoneout:
+            m = _at(run.zoneout_h, t, bs)
+            h = torch.lerp(h_new, h_prev, m, out=y[t, :bs]) if not isinstance(m, float) else \
+                torch.add(h_new * (1 - m), h_prev, alpha=m, out=y[t, :bs])
+            if cs is not None:
+                mc = _at(run.zoneout_c, t, bs)
+                c = torch.lerp(c_new, c_prev, mc, out=cs[t, :bs]) if not isinstance(mc, float) else \
+                    torch.add(c_new * (1 - mc), c_prev, alpha=mc, out=cs[t, :bs])
+        else:
+            h, c = h_new, c_new
+    if y is None:
+        y = ws.hidden()
+    if cs is None and c0 is not None:
+        cs = ws.cell()
+    if variable:
+        last = _last_step_index(run.batch_sizes, N, x.device)  # (N,)
+        rows = torch.arange(N, device=x.device)
+        h_n = y[last, rows]  # (N, P)
+        c_n = None if c0 is None else cs[last, rows]  # (N, H)
+    else:
+        h_n = y[L - 1]
+        c_n = None if c0 is None else cs[L - 1]
+    return ws, y, h_n, c_n, cs
+
+
+def _last_step_index(batch_sizes: list[int], N: int, device) -> Tensor:
+    """For each row, the index of its last step: ``length - 1``, from the rows alive per step."""
+    sizes = torch.tensor(batch_sizes)
+    lengths = (sizes.unsqueeze(1) > torch.arange(N).unsqueeze(0)).sum(0)  # (N,)
+    return (lengths - 1).to(device)
+
+
+def backward_sequence(run: SequenceRun, ws, x: Tensor, h0: Tensor, c0: Tensor | None, p: dict[str, Tensor],
+                      y: Tensor, cs: Tensor | None, dy: Tensor, dh_n: Tensor, dc_n: Tensor | None,
+                      needs: dict[str, bool]) -> dict[str, Tensor | None]:
+    """Backpropagation through time for one layer in one direction; see the module docstring.
+
+    ``needs`` maps "x", "h0", "c0" and each parameter name to whether it needs a gradient; returns
+    the gradients by the same names (None where not needed).
+    """
+    cell = run.cell
+    L, N, _ = x.shape
+    variable = run.batch_sizes is not None
+    h_prev_seq = torch.cat([h0.unsqueeze(0), y[:-1]])  # (L, N, P): the h_{t-1} each step read
+    c_prev_seq = None if c0 is None else torch.cat([c0.unsqueeze(0), cs[:-1]])  # (L, N, H)
+    ws.prepare_backward(h_prev_seq, c_prev_seq)
+    ws.allocate_gate_grads(zero=variable)
+    w_hh = p[cell.recurrent_weight] if cell.recurrent_weight else None  # (G, P)
+    d_rec = ws.grad_recurrent() if w_hh is not None else None  # (L, N, G)
+    w_hr = p.get("weight_hr")
+    rd = run.recurrent_mask
+    zoneout = run.zoneout_h is not None
+    dh = dh_n.clone()  # (N, P): the gradient carried back to h_{t-1}
+    dc = None if c0 is None else dc_n.clone()  # (N, H)
+    d_y_total = None
+    if w_hr is not None:
+        # dL/dh~_t, kept per step for dW_hr = Σ_t dh~_t^T m_t
+        d_y_total = torch.zeros_like(y) if variable else torch.empty_like(y)  # (L, N, P)
+    for t in range(L - 1, -1, -1):
+        bs = run.batch_sizes[t] if variable else N
+        dh_t = dh[:bs]
+        dh_t += dy[t, :bs]
+        dc_t = None if dc is None else dc[:bs]
+        if zoneout:
+            m = _at(run.zoneout_h, t, bs)
+            dh_tilde, keep_h = dh_t * (1 - m), dh_t * m
+            if dc_t is not None:
+                mc = _at(run.zoneout_c, t, bs)
+                dc_tilde, keep_c = dc_t * (1 - mc), dc_t * mc
+            else:
+                dc_tilde = None
+        else:
+            dh_tilde, dc_tilde = dh_t, dc_t
+        if d_y_total is not None:
+            d_y_total[t, :bs] = dh_tilde
+            dm = torch.mm(dh_tilde, w_hr)  # (bs, H)
+        else:
+            dm = dh_tilde
+        direct, dc_prev = ws.step_backward(t, bs, dm, dc_tilde)
+        through_w = None
+        if w_hh is not None:
+            through_w = torch.mm(d_rec[t, :bs], w_hh)  # (bs, P)
+            if rd is not None:
+                through_w.mul_(rd[:bs])
+        if zoneout:
+            total = keep_h
+            if direct is not None:
+                total = total + direct * dm
+            if through_w is not None:
+                total = total + through_w
+            dh_t.copy_(total)
+            if dc_t is not None:
+                dc_t.copy_(keep_c + dc_prev)
+        else:
+            if direct is None:
+                dh_t.copy_(through_w) if through_w is not None else dh_t.zero_()
+            else:
+                dh_t.mul_(direct)
+                if through_w is not None:
+                    dh_t.add_(through_w)
+            if dc_t is not None and dc_prev is not dc_t:
+                dc_t.copy_(dc_prev)
+        if run.bptt_window and t % run.bptt_window == 0 and t > 0:
+            dh_t.zero_()  # truncation: no gradient crosses this window boundary
+            if dc_t is not None:
+                dc_t.zero_()
+
+    grads: dict[str, Tensor | None] = dict.fromkeys(needs)
+    d_gi = ws.grad_input()
+    d_gi2 = d_gi.reshape(L * N, d_gi.shape[-1])  # (L*N, G)
+    w_in_name = cell.input_weight
+    if needs["x"]:
+        grads["x"] = torch.mm(d_gi2, p[w_in_name]).view(L, N, -1)  # (L, N, In)
+    if needs.get(w_in_name):
+        grads[w_in_name] = torch.mm(d_gi2.t(), x.reshape(L * N, -1))  # (G, In)
+    if w_hh is not None and needs.get(cell.recurrent_weight):
+        h_in_seq = h_prev_seq if rd is None else h_prev_seq * rd  # (L, N, P)
+        grads[cell.recurrent_weight] = torch.mm(d_rec.reshape(L * N, -1).t(), h_in_seq.reshape(L * N, -1))  # (G, P)
+    if needs.get("weight_hr"):
+        m = ws.hidden()
+        grads["weight_hr"] = torch.mm(d_y_total.reshape(L * N, -1).t(), m.reshape(L * N, -1))  # (P, H)
+    grads.update(ws.grad_params({k: v for k, v in needs.items() if k not in ("x", "h0", "c0")}))
+    if needs["h0"]:
+        grads["h0"] = dh
+    if needs["c0"]:
+        grads["c0"] = dc
+    return grads
+
+
+class RecurrentSequenceFunction(torch.autograd.Function):
+    """One recurrent layer in one direction, with the hand-written BPTT as its backward.
+
+    ``apply(run, x, h0, c0, *params)`` returns ``(y, h_n)``, or ``(y, h_n, c_n)`` for cells with a
+    cell state; ``params`` in the order of ``run.names``; shapes as in :func:`forward_sequence`.
+    """
+
+    @staticmethod
+    def forward(ctx, run: SequenceRun, x, h0, c0, *params):
+        p = dict(zip(run.names, params))
+        ws, y, h_n, c_n, cs = forward_sequence(run, x, h0, c0, p)
+        ctx.run, ctx.ws, ctx.cs = run, ws, cs
+        ctx.save_for_backward(x, h0, c0, y, *params)
+        if c0 is None:
+            return y, h_n
+        return y, h_n, c_n
+
+    @staticmethod
+    def backward(ctx, dy, dh_n, dc_n=None):
+        run = ctx.run
+        x, h0, c0, y, *params = ctx.saved_tensors
+        keys = ("x", "h0", "c0", *run.names)
+        needs = dict(zip(keys, ctx.needs_input_grad[1:]))
+        if torch.is_grad_enabled():
+            grads = _differentiable_backward(run, x, h0, c0, params, dy, dh_n, dc_n, needs)
+        else:
+            p = dict(zip(run.names, params))
+            grads = backward_sequence(run, ctx.ws, x, h0, c0, p, y, ctx.cs, dy, dh_n, dc_n, needs)
+        return (None, *(grads.get(k) for k in keys))
+
+
+def _differentiable_backward(run, x, h0, c0, params, dy, dh_n, dc_n, needs) -> dict:
+    """The gradient as a differentiable function (``create_graph=True``): recompute the sequence with
+    the cell's reference equations under autograd and differentiate that."""
+    keys = ["x", "h0", "c0", *run.names]
+    tensors = [x, h0, c0, *params]
+    wanted = [(k, t) for k, t in zip(keys, tensors) if needs.get(k)]
+    with torch.enable_grad():
+        y, h_n, c_n = reference_sequence(run, x, h0, c0, dict(zip(run.names, params)))
+        outputs = [y, h_n] + ([c_n] if c_n is not None else [])
+        grad_outputs = [dy, dh_n] + ([dc_n] if c_n is not None else [])
+        grads = torch.autograd.grad(outputs, [t for _, t in wanted], grad_outputs, create_graph=True,
+                                    allow_unused=True)
+    result = {}
+    for (k, t), g in zip(wanted, grads):
+        result[k] = torch.zeros_like(t) if g is None else g
+    return result

@@ -1,0 +1,50 @@
+r"""The reference engine: a cell's own step equations (:meth:`rnnkit.nn.cells.base.Cell.reference_step`)
+in a plain loop over time, differentiated by autograd.
+
+It is slow and simple on purpose: it is the oracle every fast engine is tested against, the path a
+double backward differentiates, and ``engine="reference"`` for anyone who wants to read or step
+through exactly what a cell computes. It applies the same regularisers, truncation and packed lengths
+as the explicit engine, in the plainest form:
+
+    h_in = h_{t-1} ⊙ r                                  recurrent dropout
+    (h~_t, c~_t) = cell.reference_step(x_t, (h_{t-1}, c_{t-1}), h_in)
+    h_t = m_t ⊙ h_{t-1} + (1 − m_t) ⊙ h~_t              zoneout (and c_t alike)
+
+Truncated BPTT (``bptt_window=k``) detaches the state entering every k-th step.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def reference_sequence(run, x: Tensor, h0: Tensor, c0: Tensor | None, p: dict[str, Tensor],
+                       record: list | None = None):
+    """One layer in one direction over x (L, N, In), rows sorted by decreasing length when
+    ``run.batch_sizes`` is given. Returns ``(y, h_n, c_n)``: y (L, N, P) with zeros past each row's
+    length, the final states (N, P) and (N, H) or None. ``record`` collects each step's gates."""
+    L, N, _ = x.shape
+    state = (h0,) if c0 is None else (h0, c0)
+    outputs = []
+    for t in range(L):
+        bs = run.batch_sizes[t] if run.batch_sizes is not None else N
+        if run.bptt_window and t % run.bptt_window == 0 and t > 0:
+            state = tuple(s.detach() for s in state)
+        alive = tuple(s[:bs] for s in state)
+        h_in = alive[0] if run.recurrent_mask is None else alive[0] * run.recurrent_mask[:bs]
+        new, gates = run.cell.reference_step(p, x[t, :bs], alive, h_in)
+        if run.zoneout_h is not None:
+            masks = (run.zoneout_h, run.zoneout_c)
+            new = tuple(_keep(m, t, bs) * old + (1 - _keep(m, t, bs)) * s for m, old, s in zip(masks, alive, new))
+        if record is not None:
+            record.append(gates)
+        state = tuple(torch.cat([s_new, s[bs:]]) if bs < N else s_new for s_new, s in zip(new, state))
+        h_t = new[0] if bs == N else torch.cat([new[0], new[0].new_zeros(N - bs, new[0].shape[1])])
+        outputs.append(h_t)
+    y = torch.stack(outputs)  # (L, N, P)
+    return y, state[0], (state[1] if c0 is not None else None)
+
+
+def _keep(mask, t: int, bs: int):
+    return mask if isinstance(mask, float) else mask[t, :bs]

@@ -1,0 +1,234 @@
+r"""The scan engine's core: the linear recurrence ``h_t = a_t * h_{t-1} + b_t`` for all t at once.
+
+When a cell's gates depend on the input only (minGRU, minLSTM, RG-LRU), its recurrence is linear in the state,
+
+    h_t = a_t ⊙ h_{t-1} + b_t,        t = 1 .. L,   h_0 given,
+
+with ``a_t`` and ``b_t`` computed for every step beforehand from one matrix multiply of the inputs. Only this
+elementwise recurrence remains sequential, and it no longer needs one small operation per step.
+
+Algorithm (chosen by measurement, ``benchmarks/scan_algorithms.py``): a *blocked* scan. The L steps are cut into
+L/B blocks of B steps, ``B ≈ sqrt(L/2)``, and
+
+1. every block runs its B steps from a zero state, all blocks at once (B operations on (L/B, N, H) tensors),
+   keeping only the state it ends in, ``e_k``; the product of ``a`` over each block, ``P_k``, is one reduction;
+2. the state entering each block follows from the previous one, ``s_k = P_{k-1} s_{k-1} + e_{k-1}``
+   (L/B operations on (N, H) tensors);
+3. every block runs its B steps again, now from ``s_k``, all blocks at once, writing ``h``.
+
+About 2B + L/B operations in place of L. No quotient of cumulative products of ``a`` is ever formed (the log-space
+scan's ``b_s / A_s`` does, and ``A_s`` underflows over long sequences), so L = 16,384 is as safe as the
+step loop: every number computed is a state of the recurrence or a product that multiplies one.
+
+Backward: with ``g_t = dL/dh_t`` (from everything that reads ``h_t`` except step t+1), the gradient carried back,
+``c_t = dL/dh_t`` in total, obeys a linear recurrence in reverse,
+
+    c_t = g_t + a_{t+1} ⊙ c_{t+1},    c_L = g_L,
+
+so it is the same scan run backwards, and then ``dL/db_t = c_t``, ``dL/da_t = c_t ⊙ h_{t-1}``,
+``dL/dh_0 = a_1 ⊙ c_1``. The backward is written with differentiable operations (including the scan itself),
+so ``create_graph=True`` and double backward are exact, not silently zero.
+
+Variable lengths: a row shorter than L has ``a_t = 1, b_t = 0`` at its padded steps, which leaves its state
+unchanged; so ``h[L-1]`` holds every row's final state (forwards), and a reversed scan starts each row at its
+own last step with ``h_0`` untouched until then.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from ...errors import InputError
+
+# Below this many steps the blocked scan has nothing to gain over the loop (measured: a few hundred steps).
+_MIN_BLOCKED = 64
+
+
+def block_size(L: int) -> int:
+    """Steps per block: minimises the operation count 2B + L/B."""
+    return max(2, round(math.sqrt(L / 2)))
+
+
+def _steps(h: Tensor, a: Tensor, b: Tensor, start: Tensor, reverse: bool) -> Tensor:
+    """Plain sequential steps over dim 1 of (K, T, ...) tensors, written into ``h``; returns the last state.
+
+    One fused ``addcmul`` per step, in place into the output: ``h[:, t] = b[:, t] + a[:, t] * h[:, t-1]``.
+    """
+    prev = start
+    for t in (range(a.shape[1] - 1, -1, -1) if reverse else range(a.shape[1])):
+        prev = torch.addcmul(b[:, t], a[:, t], prev, out=h[:, t])
+    return prev
+
+
+def _scan_into(h: Tensor, a: Tensor, b: Tensor, h0: Tensor, reverse: bool) -> None:
+    """Fill ``h`` (L, M) with the scan of ``a``, ``b`` (L, M) from ``h0`` (M,); no autograd."""
+    L, M = a.shape
+    if L < _MIN_BLOCKED:
+        _steps(h.unsqueeze(0), a.unsqueeze(0), b.unsqueeze(0), h0.unsqueeze(0), reverse)
+        return
+    B = block_size(L)
+    nb = L // B
+    rest = L - nb * B
+    # the whole blocks come first in the direction of the scan; the rest (< B steps) after them
+    body = slice(rest, L) if reverse else slice(0, nb * B)
+    tail = slice(0, rest) if reverse else slice(nb * B, L)
+    ab = a[body].reshape(nb, B, M)  # (L/B, B, M)
+    bb = b[body].reshape(nb, B, M)
+    hb = h[body].view(nb, B, M)
+    inner = range(B - 2, -1, -1) if reverse else range(1, B)
+
+    # 1. each block's final state from a zero state, all blocks at once; and each block's product of a
+    end = bb[:, B - 1 if reverse else 0].clone()  # (L/B, M)
+    for j in inner:
+        torch.addcmul(bb[:, j], ab[:, j], end, out=end)
+    prod = torch.prod(ab, dim=1)  # (L/B, M)
+
+    # 2. the state entering each block, block after block
+    enter = torch.empty_like(end)  # (L/B, M)
+    first = nb - 1 if reverse else 0
+    enter[first] = h0
+    order = range(nb - 2, -1, -1) if reverse else range(1, nb)
+    for k in order:
+        k_prev = k + 1 if reverse else k - 1
+        torch.addcmul(end[k_prev], prod[k_prev], enter[k_prev], out=enter[k])
+
+    # 3. every block's steps again from the state entering it, writing h
+    last = _steps(hb, ab, bb, enter, reverse)  # (L/B, M)
+    if rest:
+        _steps(h[tail].unsqueeze(0), a[tail].unsqueeze(0), b[tail].unsqueeze(0),
+               last[0 if reverse else nb - 1].unsqueeze(0), reverse)
+
+
+def scan(a: Tensor, b: Tensor, h0: Tensor, reverse: bool = False) -> Tensor:
+    """The linear recurrence without autograd: h (L, *) from a, b (L, *) and h0 (*), any shapes after L."""
+    L = a.shape[0]
+    h = torch.empty(b.shape, dtype=b.dtype, device=b.device)  # (L, *)
+    if L == 0 or b[0].numel() == 0:
+        return h
+    _scan_into(h.view(L, -1), a.reshape(L, -1), b.reshape(L, -1), h0.reshape(-1), reverse)
+    return h
+
+
+class LinearScan(torch.autograd.Function):
+    """``h = LinearScan.apply(a, b, h0, reverse)``: the scan with a reverse scan as its backward.
+
+    ``reverse=False``: ``h_t = a_t h_{t-1} + b_t`` for t = 0 .. L-1 from ``h_{-1} = h0``;
+    ``reverse=True``: ``h_t = a_t h_{t+1} + b_t`` for t = L-1 .. 0 from ``h_L = h0``.
+    """
+
+    @staticmethod
+    def forward(ctx, a: Tensor, b: Tensor, h0: Tensor, reverse: bool) -> Tensor:
+        h = scan(a, b, h0, reverse)  # (L, N, H)
+        ctx.reverse = reverse
+        ctx.save_for_backward(a, h0, h)
+        return h
+
+    @staticmethod
+    def backward(ctx, g: Tensor):
+        a, h0, h = ctx.saved_tensors
+        da, db, dh0 = LinearScan.gradients(a, h0, h, g, ctx.reverse)
+        need_a, need_b, need_h0, _ = ctx.needs_input_grad
+        return da if need_a else None, db if need_b else None, dh0 if need_h0 else None, None
+
+    @staticmethod
+    def gradients(a: Tensor, h0: Tensor, h: Tensor, g: Tensor, reverse: bool):
+        """``(dL/da, dL/db, dL/dh0)`` from ``g = dL/dh`` (L, N, H), by a scan in the opposite direction.
+
+        Written with differentiable operations, so that a graph of the gradient (double backward) is exact.
+        """
+        zero_step = torch.zeros_like(a[:1])  # (1, N, H): nothing is carried in from beyond the last step
+        if reverse:
+            a_next = torch.cat([zero_step, a[:-1]])  # a_{t-1}: the step that reads h_t next
+            h_prev = torch.cat([h[1:], h0.unsqueeze(0)])  # (L, N, H): h_{t+1}
+        else:
+            a_next = torch.cat([a[1:], zero_step])  # a_{t+1}
+            h_prev = torch.cat([h0.unsqueeze(0), h[:-1]])  # (L, N, H): h_{t-1}
+        c = LinearScan.apply(a_next, g, torch.zeros_like(h0), not reverse)  # (L, N, H): c_t = g_t + a_next c_next
+        first = -1 if reverse else 0
+        return c * h_prev, c, a[first] * c[first]
+
+
+def lengths_from_batch_sizes(batch_sizes: Tensor | list[int], N: int) -> Tensor:
+    """Each row's length from the rows alive per step (a PackedSequence's ``batch_sizes``; rows sorted)."""
+    sizes = torch.as_tensor(batch_sizes).cpu()
+    return (sizes.unsqueeze(1) > torch.arange(N).unsqueeze(0)).sum(0)  # (N,)
+
+
+def _alive(lengths: Tensor | list[int], L: int, N: int, device) -> Tensor:
+    lengths = torch.as_tensor(lengths, device=device)
+    if lengths.shape != (N,):
+        raise InputError(f"lengths has shape {tuple(lengths.shape)}, expected ({N},): one length per row")
+    return torch.arange(L, device=device).unsqueeze(1) < lengths.unsqueeze(0)  # (L, N)
+
+
+def _check(a: Tensor, b: Tensor, h0: Tensor | None) -> Tensor:
+    if a.dim() != 3 or a.shape != b.shape:
+        raise InputError(f"a and b must have the same shape (L, N, H), got {tuple(a.shape)} and {tuple(b.shape)}")
+    if h0 is None:
+        return b.new_zeros(b.shape[1:])
+    if h0.shape != b.shape[1:]:
+        raise InputError(f"h0 has shape {tuple(h0.shape)}, expected {tuple(b.shape[1:])}: (N, H) as a[0]")
+    return h0
+
+
+def _mask(a: Tensor, b: Tensor, lengths, batch_sizes) -> tuple[Tensor, Tensor]:
+    """Padded steps get a = 1, b = 0 (the state stays as it was); differentiable (zero gradient there)."""
+    L, N, _ = a.shape
+    if batch_sizes is not None:
+        lengths = lengths_from_batch_sizes(batch_sizes, N)
+    if lengths is None:
+        return a, b
+    alive = _alive(lengths, L, N, a.device).unsqueeze(2)  # (L, N, 1)
+    return torch.where(alive, a, torch.ones_like(a)), torch.where(alive, b, torch.zeros_like(b))
+
+
+def linear_scan(a: Tensor, b: Tensor, h0: Tensor | None = None, *, lengths=None, batch_sizes=None,
+                reverse: bool = False) -> Tensor:
+    r"""Every state of ``h_t = a_t ⊙ h_{t-1} + b_t`` at once, differentiable (a reverse scan as backward).
+
+    Args:
+        a: (L, N, H) the factors; any sign.
+        b: (L, N, H) the inputs; any sign.
+        h0: (N, H) the state before the first step (``reverse``: after the last), zeros if None.
+        lengths: (N,) each row's number of steps, any order; steps at and past its length leave the row's state
+            unchanged. Or ``batch_sizes`` (L,): rows alive per step, rows sorted by decreasing length.
+        reverse: run from step L-1 down to 0 (``h_t = a_t h_{t+1} + b_t``).
+
+    Returns:
+        h: (L, N, H). A row's state past its length repeats its final state, so ``h[-1]`` (``h[0]`` reversed)
+        is every row's final state.
+
+    Example::
+
+        >>> a, b = torch.full((3, 1, 1), 0.5), torch.ones(3, 1, 1)
+        >>> linear_scan(a, b, torch.zeros(1, 1)).flatten().tolist()
+        [1.0, 1.5, 1.75]
+    """
+    h0 = _check(a, b, h0)
+    a, b = _mask(a, b, lengths, batch_sizes)
+    if a.shape[0] == 0:
+        return b.clone()
+    return LinearScan.apply(a, b, h0, reverse)
+
+
+def linear_scan_reference(a: Tensor, b: Tensor, h0: Tensor | None = None, *, lengths=None, batch_sizes=None,
+                          reverse: bool = False) -> Tensor:
+    """The same recurrence as a plain loop of differentiable torch operations: the oracle of :func:`linear_scan`.
+
+    A padded step keeps the previous state by selecting it (not by a = 1, b = 0), an independent statement of the
+    same rule. Arguments and result as :func:`linear_scan`.
+    """
+    h = _check(a, b, h0)
+    L, N, _ = a.shape
+    if batch_sizes is not None:
+        lengths = lengths_from_batch_sizes(batch_sizes, N)
+    alive = None if lengths is None else _alive(lengths, L, N, a.device).unsqueeze(2)  # (L, N, 1)
+    states = [None] * L
+    for t in (range(L - 1, -1, -1) if reverse else range(L)):
+        step = a[t] * h + b[t]  # (N, H)
+        h = step if alive is None else torch.where(alive[t], step, h)
+        states[t] = h
+    return torch.stack(states) if L else b.clone()

@@ -1,0 +1,622 @@
+r"""``Recurrent(cell, ...)``: one recurrent layer stack for any registered cell, with torch.nn's interface.
+
+    >>> import torch
+    >>> from rnnkit.nn import Recurrent
+    >>> lstm = Recurrent("layernorm_lstm", 4, 8, num_layers=2, batch_first=True, zoneout=0.1)
+    >>> output, (h_n, c_n) = lstm(torch.randn(3, 5, 4))          # (N=3, L=5, H_in=4)
+    >>> output.shape, h_n.shape
+    (torch.Size([3, 5, 8]), torch.Size([2, 3, 8]))
+
+Shapes (PyTorch's letters): L sequence length, N batch, H_in input size, H_out = proj_size or
+hidden_size, D = 2 if bidirectional else 1.
+
+    input   (L, N, H_in), (N, L, H_in) with batch_first, (L, H_in) unbatched, or a PackedSequence
+    hx      (D * num_layers, N, H_out)   [cells with a cell state: (h_0, c_0), c_0 (D * num_layers, N, H)]
+    output  (L, N, D * H_out) (or batch first / unbatched / packed, as the input)
+    h_n     (D * num_layers, N, H_out)   [(h_n, c_n)]
+
+Engines: ``"fused"`` (PyTorch's kernels; the torch cells only), ``"explicit"`` (rnnkit's unrolled loop
+with a hand-written BPTT, any cell), ``"reference"`` (the cell's equations under autograd: the oracle)
+and ``"auto"`` (default): fused when the cell has a kernel and no option needs rnnkit's engine, else
+explicit, as Keras' ``use_cudnn="auto"``.
+
+Options beyond torch.nn's (all cells):
+
+* ``init_state``: the state used when ``hx`` is not given: ``"zeros"`` (torch.nn's default),
+  ``"learned"`` (parameters ``h0`` and, with a cell state, ``c0`` of shape (num_layers * D, H_out),
+  learned with the rest of the model, starting at zero) or ``"random"`` (fresh normal noise of
+  standard deviation ``init_state_std`` at every call: "a zero vector or small random values", as the
+  seeds put it).
+* ``bptt_window=k``: truncated BPTT inside one call; the gradient of any output reaches at most k
+  steps back; the forward result is unchanged.
+* ``recurrent_dropout``, ``zoneout``, ``weight_drop``: the regularisers of
+  :mod:`rnnkit.nn.regularisers`; ``forget_bias=b`` adds b to the forget gate's bias at initialisation
+  (cells with a forget gate; Jozefowicz et al. 2015).
+
+Streaming (truncated BPTT across calls): feed a long sequence chunk by chunk and carry the final
+state into the next call detached, so that gradients stop at the chunk boundary but the state
+flows on::
+
+    state = None
+    for chunk in chunks:                       # each (L_chunk, N, H_in)
+        output, state = layer(chunk, state)
+        loss = criterion(output, target)
+        loss.backward()
+        state = detach_state(state)
+"""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+
+from .cells import Cell, get_cell
+from .engines import SEQUENCE_ENGINES, run_fused
+from .engines.explicit import SequenceRun, forward_sequence
+from .regularisers import check_probability, drop_weight, recurrent_dropout_mask, zoneout_masks
+
+ENGINES = ("auto", "fused", "explicit", "reference", "scan")
+INIT_STATES = ("zeros", "learned", "random")
+
+State = Tensor | tuple[Tensor, Tensor]
+
+
+def detach_state(state):
+    """Detach a hidden state (a tensor, or a tuple such as LSTM's (h, c)) from the autograd graph.
+
+    Carrying ``detach_state(state)`` into the next call keeps the values (the network remembers)
+    and drops the graph (backpropagation stops at the call boundary): truncated BPTT over a stream.
+    """
+    if state is None:
+        return None
+    if isinstance(state, Tensor):
+        return state.detach()
+    return tuple(detach_state(s) for s in state)
+
+
+@dataclass
+class Trace:
+    """Everything a recurrent layer computed, step by step, from :meth:`RecurrentBase.trace`.
+
+    Index 0 of every per-step tensor is ``layer * D + direction`` (as in ``h_n``); the step and
+    batch dimensions follow the input's layout: (L, N) by default, (N, L) with ``batch_first``,
+    (L,) for unbatched input. Steps past a sequence's length (padding) are 0.
+
+    Attributes:
+        output, state: what ``forward`` returns for the same input.
+        hidden: h_t at every step, (num_layers * D, L, N, H_out).
+        cell: c_t at every step for cells with a cell state, (num_layers * D, L, N, hidden_size);
+            None otherwise.
+        gates: gate activations at every step by the cell's ``gate_names``, each
+            (num_layers * D, L, N, hidden_size): LSTM ``input``, ``forget``, ``cell``, ``output``;
+            GRU ``reset``, ``update``, ``new``; empty for a plain RNN.
+        lengths: (N,) sequence lengths; all L unless the input was packed.
+    """
+
+    output: Tensor | PackedSequence
+    state: State
+    hidden: Tensor
+    cell: Tensor | None
+    gates: dict[str, Tensor] = field(default_factory=dict)
+    lengths: Tensor | None = None
+
+
+@dataclass
+class _Batch:
+    """The input normalised for the engines: time-major, rows sorted by decreasing length if packed."""
+
+    x: Tensor | None  # (L, N, H_in), zeros past each length (packed input padded), or None before padding
+    states: tuple[Tensor, ...]  # (num_layers*D, N, ...) each, rows in the engine's order
+    packed: PackedSequence | None = None  # the packed input (sorted), when the input was packed
+    lengths: Tensor | None = None
+    layout: tuple = ()
+
+
+class RecurrentBase:
+    """What every rnnkit recurrent layer does, whichever class holds its parameters.
+
+    A subclass provides ``cell`` (a :class:`rnnkit.nn.cells.base.Cell`), torch.nn's attributes
+    (``input_size``, ``hidden_size``, ``num_layers``, ``bias``, ``batch_first``, ``dropout``,
+    ``bidirectional``, ``proj_size``) and parameters named ``{name}_l{k}`` / ``{name}_l{k}_reverse``
+    after the cell's :meth:`~rnnkit.nn.cells.base.Cell.parameter_specs`.
+    """
+
+    cell: Cell
+
+    def _setup(self, engine: str, init_state: str, init_state_std: float, bptt_window: int | None,
+               recurrent_dropout: float = 0.0, zoneout: float = 0.0, weight_drop: float = 0.0,
+               forget_bias: float | None = None) -> None:
+        if init_state not in INIT_STATES:
+            raise ValueError(f"unknown init_state {init_state!r}; choose one of {', '.join(INIT_STATES)}")
+        if isinstance(init_state_std, bool) or not isinstance(init_state_std, numbers.Real) or init_state_std < 0:
+            raise ValueError(f"init_state_std must be a non-negative number, got {init_state_std!r}")
+        if bptt_window is not None and (isinstance(bptt_window, bool) or not isinstance(bptt_window, int)
+                                        or bptt_window < 1):
+            raise ValueError(f"bptt_window must be a positive integer or None, got {bptt_window!r}")
+        self.recurrent_dropout = check_probability("recurrent_dropout", recurrent_dropout)
+        self.zoneout = check_probability("zoneout", zoneout)
+        self.weight_drop = check_probability("weight_drop", weight_drop)
+        if (self.recurrent_dropout or self.weight_drop) and self.cell.recurrent_weight is None:
+            raise ValueError(f"cell {self.cell.name!r} has no recurrent weight matrix, so recurrent_dropout and "
+                             f"weight_drop do not apply to it; use zoneout or dropout instead")
+        self.bptt_window = bptt_window
+        self.engine = engine  # checked after the options: some need rnnkit's engines
+        self.init_state = init_state
+        self.init_state_std = float(init_state_std)
+        self.forget_bias = self._check_forget_bias(forget_bias)
+        if self.forget_bias:
+            self._add_forget_bias()
+        if init_state == "learned":
+            weight = self._first_weight()
+            self.h0 = nn.Parameter(weight.new_zeros(self._num_states(), self._h_out()))
+            if self.cell.has_cell_state:
+                self.c0 = nn.Parameter(weight.new_zeros(self._num_states(), self.hidden_size))
+
+    # --- configuration ---------------------------------------------------------------------------
+    @property
+    def engine(self) -> str:
+        return self._engine
+
+    @engine.setter
+    def engine(self, value: str) -> None:
+        if value not in ENGINES:
+            raise ValueError(f"unknown engine {value!r}; choose one of {', '.join(ENGINES)}")
+        if value == "fused":
+            if self.cell.fused_mode is None:
+                raise ValueError(f"cell {self.cell.name!r} has no fused PyTorch kernel; use engine='auto' or "
+                                 f"'explicit'")
+            needs = self._options_needing_rnnkit()
+            if needs:
+                raise ValueError(f"{needs} needs engine='explicit' (or 'auto'): PyTorch's fused kernels cannot run it")
+        if value == "scan" and "scan" not in SEQUENCE_ENGINES:
+            raise ValueError("the scan engine is not available in this build; use engine='auto' or 'explicit'")
+        if value == "scan" and not self.cell.linear:
+            raise ValueError(f"the scan engine runs linear recurrences only (cells with linear=True); "
+                             f"{self.cell.name!r} is not one: use engine='auto' or 'explicit'")
+        self._engine = value
+
+    def _options_needing_rnnkit(self) -> str | None:
+        """The first option that torch's fused kernels cannot run, or None."""
+        if self.bptt_window:
+            return "bptt_window"
+        if self.recurrent_dropout:
+            return "recurrent_dropout"
+        if self.zoneout:
+            return "zoneout"
+        return None
+
+    def _engine_now(self) -> str:
+        """The engine this call runs on (``auto`` resolved for the current mode)."""
+        if self.engine != "auto":
+            return self.engine
+        if self.cell.linear and "scan" in SEQUENCE_ENGINES:
+            return "scan"
+        if self.cell.fused_mode is None or self.zoneout or (self.recurrent_dropout and self.training) or (
+                self.bptt_window and torch.is_grad_enabled()):
+            return "explicit"
+        return "fused"
+
+    def _check_forget_bias(self, forget_bias) -> float | None:
+        if forget_bias is None:
+            return None
+        if isinstance(forget_bias, bool) or not isinstance(forget_bias, numbers.Real):
+            raise ValueError(f"forget_bias must be a number or None, got {forget_bias!r}")
+        if self.cell.forget_gate is None:
+            raise ValueError(f"cell {self.cell.name!r} has no forget gate; forget_bias applies to the LSTM family")
+        if not self.bias:
+            raise ValueError("forget_bias needs bias parameters; use bias=True")
+        return float(forget_bias)
+
+    def _add_forget_bias(self) -> None:
+        """Add ``forget_bias`` to the forget gate's block of its bias, in every layer and direction."""
+        name, block = self.cell.forget_gate
+        H = self.hidden_size
+        with torch.no_grad():
+            for layer in range(self.num_layers):
+                for direction in range(self._directions()):
+                    getattr(self, self._param_name(name, layer, direction))[block * H:(block + 1) * H] += self.forget_bias
+
+    def _directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    def _num_states(self) -> int:
+        return self.num_layers * self._directions()
+
+    def _h_out(self) -> int:
+        return self.proj_size if self.proj_size > 0 else self.hidden_size
+
+    @staticmethod
+    def _param_name(name: str, layer: int, direction: int) -> str:
+        return f"{name}_l{layer}" + ("_reverse" if direction == 1 else "")
+
+    def _first_weight(self) -> Tensor:
+        return getattr(self, self._param_name(self.cell.input_weight, 0, 0))
+
+    def _layer_input_size(self, layer: int) -> int:
+        return self.input_size if layer == 0 else self._h_out() * self._directions()
+
+    def _layer_params(self, layer: int, direction: int) -> dict[str, Tensor]:
+        """This layer-direction's parameters by base name, W_hh weight-dropped in training."""
+        specs = self.cell.active_specs(self._layer_input_size(layer))
+        p = {s.name: getattr(self, self._param_name(s.name, layer, direction)) for s in specs}
+        if self.weight_drop:
+            name = self.cell.recurrent_weight
+            p[name] = drop_weight(p[name], self.weight_drop, self.training)
+        return p
+
+    # --- forward -----------------------------------------------------------------------------
+    def forward(self, input, hx=None):
+        self._check_mixtures(input, hx)
+        if hx is None and self.init_state != "zeros":
+            hx = self._initial_state(input)
+        engine = self._engine_now()
+        if engine == "fused":
+            return self._fused(input, hx)
+        output, state, _ = self._rnnkit(input, hx, engine, record=None)
+        return output, state
+
+    def trace(self, input, hx=None) -> Trace:
+        """Run the explicit engine and return every step's hidden state, cell state and gates.
+
+        Runs without building an autograd graph. See :class:`Trace` for the shapes.
+        """
+        self._check_mixtures(input, hx)
+        if hx is None and self.init_state != "zeros":
+            hx = self._initial_state(input)
+        records: list = []
+        with torch.no_grad():
+            output, state, layout = self._rnnkit(input, hx, "explicit", record=records)
+        return self._assemble_trace(output, state, records, layout)
+
+    def flatten_parameters(self) -> None:
+        """Nothing to do: kept so that code written for torch.nn runs unchanged."""
+
+    def _check_mixtures(self, input, hx) -> None:
+        """dtype and device agreement of input, hx and weights, each with the fix in the message."""
+        data = input.data if isinstance(input, PackedSequence) else input
+        if not isinstance(data, Tensor):
+            raise TypeError(f"input must be a Tensor or a PackedSequence, got {type(input).__name__}")
+        weight = self._first_weight()
+        if data.device != weight.device:
+            raise RuntimeError(
+                f"input is on {data.device} but the weights are on {weight.device}; "
+                f"move one of them: input.to('{weight.device}') or model.to('{data.device}')"
+            )
+        if data.dtype != weight.dtype:
+            raise ValueError(f"RNN input dtype ({data.dtype}) does not match weight dtype ({weight.dtype}). "
+                             f"Convert input: input.to({weight.dtype}), or convert model: model.to({data.dtype})")
+        states = () if hx is None else ((hx,) if isinstance(hx, Tensor) else tuple(hx))
+        for name, s in zip(("hx", "cx"), states):
+            if not isinstance(s, Tensor):
+                raise TypeError(f"{name} must be a tensor, got {type(s).__name__}")
+            if s.device != data.device:
+                raise RuntimeError(f"{name} is on {s.device} but input is on {data.device}; use {name}.to('{data.device}')")
+            if s.dtype != data.dtype:
+                raise ValueError(f"{name} dtype ({s.dtype}) does not match input dtype ({data.dtype}); "
+                                 f"convert it: {name}.to({data.dtype})")
+
+    def _initial_state(self, input) -> State:
+        """The learned or random initial state, shaped for this input (batched or not)."""
+        if isinstance(input, PackedSequence):
+            batch, data = int(input.batch_sizes[0]), input.data
+        elif input.dim() == 3:
+            batch, data = input.size(0 if self.batch_first else 1), input
+        else:
+            batch, data = None, input  # unbatched, or a wrong rank that the checks will report
+
+        def make(learned: Tensor | None, size: int) -> Tensor:
+            shape = (self._num_states(), size) if batch is None else (self._num_states(), batch, size)
+            if self.init_state == "learned":
+                base = learned.to(data.dtype)
+                return base if batch is None else base.unsqueeze(1).expand(shape)
+            return torch.randn(shape, dtype=data.dtype, device=data.device) * self.init_state_std
+
+        h = make(getattr(self, "h0", None), self._h_out())
+        if self.cell.has_cell_state:
+            return h, make(getattr(self, "c0", None), self.hidden_size)
+        return h
+
+    # --- torch.nn's input checks, in torch.nn's words ------------------------------------------------
+    def _check_input(self, input: Tensor, packed: bool) -> None:
+        expected = 2 if packed else 3
+        if input.dim() != expected:
+            raise RuntimeError(f"input must have {expected} dimensions, got {input.dim()}")
+        if self.input_size != input.size(-1):
+            raise RuntimeError(
+                f"input.size(-1) must be equal to input_size. Expected {self.input_size}, got {input.size(-1)}")
+
+    def _check_states(self, states: tuple[Tensor, ...], batch: int) -> None:
+        sizes = (self._h_out(), self.hidden_size)
+        for s, size in zip(states, sizes):
+            expected = (self._num_states(), batch, size)
+            if s.size() != expected:
+                raise RuntimeError(f"Expected hidden size {expected}, got {list(s.size())}")
+
+    def _normalise(self, input, hx) -> _Batch:
+        """The input as the engines take it, with torch.nn's checks and error messages."""
+        n_parts = 2 if self.cell.has_cell_state else 1
+        if isinstance(input, PackedSequence):
+            data, batch_sizes, sorted_indices, unsorted_indices = input
+            N = int(batch_sizes[0])
+            self._check_input(data, packed=True)
+            states = self._zero_state(data, N) if hx is None else self._as_tuple(hx, n_parts)
+            states = _permute_rows(states, sorted_indices)
+            self._check_states(states, N)
+            return _Batch(None, states, packed=PackedSequence(data, batch_sizes),
+                          layout=("packed", sorted_indices, unsorted_indices, batch_sizes))
+        name = type(self).__name__
+        if input.dim() not in (2, 3):
+            raise ValueError(f"{name}: Expected input to be 2D or 3D, got {input.dim()}D tensor instead")
+        is_batched = input.dim() == 3
+        batch_dim = 0 if self.batch_first else 1
+        if not is_batched:
+            input = input.unsqueeze(batch_dim)
+        N = input.size(batch_dim)
+        if hx is None:
+            states = self._zero_state(input, N)
+        else:
+            states = self._as_tuple(hx, n_parts)
+            want = 3 if is_batched else 2
+            if any(s.dim() != want for s in states):
+                dims = ", ".join(f"{s.dim()}-D" for s in states)
+                kind = "batched 3-D" if is_batched else "unbatched 2-D"
+                raise RuntimeError(f"For {kind} input, hx should also be {want}-D but got ({dims}) tensor(s)")
+            if not is_batched:
+                states = tuple(s.unsqueeze(1) for s in states)
+        self._check_input(input, packed=False)
+        self._check_states(states, N)
+        x = input.transpose(0, 1) if self.batch_first else input  # (L, N, H_in)
+        if x.size(0) == 0:
+            raise RuntimeError("Expected sequence length to be larger than 0 in RNN")
+        return _Batch(x, states, layout=("padded", is_batched, batch_dim))
+
+    def _as_tuple(self, hx, n_parts: int) -> tuple[Tensor, ...]:
+        states = (hx,) if isinstance(hx, Tensor) else tuple(hx)
+        if len(states) != n_parts:
+            what = "a tuple (h_0, c_0)" if n_parts == 2 else "one tensor h_0"
+            raise ValueError(f"{type(self).__name__} with cell {self.cell.name!r} takes {what} as its state, "
+                             f"got {len(states)} tensor(s)")
+        return states
+
+    def _zero_state(self, like: Tensor, N: int) -> tuple[Tensor, ...]:
+        h = like.new_zeros(self._num_states(), N, self._h_out())
+        if self.cell.has_cell_state:
+            return h, like.new_zeros(self._num_states(), N, self.hidden_size)
+        return (h,)
+
+    def _finish(self, batch: _Batch, output: Tensor, states: tuple[Tensor, ...]):
+        """Put the output and state back in the caller's layout."""
+        state = states if self.cell.has_cell_state else states[0]
+        if batch.layout[0] == "packed":
+            _, sorted_indices, unsorted_indices, batch_sizes = batch.layout
+            output = PackedSequence(output, batch_sizes, sorted_indices, unsorted_indices)
+            return output, _permute_rows(state, unsorted_indices)
+        _, is_batched, batch_dim = batch.layout
+        if self.batch_first:
+            output = output.transpose(0, 1)
+        if not is_batched:
+            output = output.squeeze(batch_dim)
+            state = tuple(s.squeeze(1) for s in state) if isinstance(state, tuple) else state.squeeze(1)
+        return output, state
+
+    # --- the engines -----------------------------------------------------------------------------
+    def _fused(self, input, hx):
+        """PyTorch's fused kernel over this layer's weights (weight-dropped in training)."""
+        batch = self._normalise(input, hx)
+        weights = []
+        for layer in range(self.num_layers):
+            for direction in range(self._directions()):
+                weights.extend(self._layer_params(layer, direction).values())
+        source = batch.packed if batch.packed is not None else batch.x
+        output, states = run_fused(self.cell.fused_mode, source, batch.states, weights, self.bias,
+                                   self.num_layers, self.dropout, self.training, self.bidirectional)
+        return self._finish(batch, output, states)
+
+    def _rnnkit(self, input, hx, engine: str, record: list | None):
+        """Normalise the input, run the layers on one of rnnkit's engines, restore the caller's layout."""
+        batch = self._normalise(input, hx)
+        steps = None
+        if batch.packed is not None:
+            # rows in decreasing-length order, time-major, zeros past each length
+            batch.x, batch.lengths = pad_packed_sequence(batch.packed)  # (L, N, H_in)
+            steps = batch.packed.batch_sizes.tolist()
+        y, states = self._run_layers(batch.x, batch.states, steps, batch.lengths, engine, record)
+        if batch.packed is not None:
+            y = pack_padded_sequence(y, batch.lengths).data
+        output, state = self._finish(batch, y, states)
+        return output, state, batch
+
+    def _run_layers(self, x: Tensor, states: tuple[Tensor, ...], steps: list[int] | None,
+                    lengths: Tensor | None, engine: str, record: list | None):
+        """All layers and directions over time-major x (L, N, H_in); rows sorted if ``steps``."""
+        h0 = states[0]  # (num_layers*D, N, H_out)
+        c0 = states[1] if len(states) > 1 else None  # (num_layers*D, N, hidden_size)
+        L, N = x.shape[0], x.shape[1]
+        reverse = _reverser(x, lengths)
+        valid = None
+        if record is not None and lengths is not None:
+            steps_index = torch.arange(L).unsqueeze(1)  # (L, 1)
+            valid = (steps_index < lengths.unsqueeze(0)).unsqueeze(2).to(x.dtype).to(x.device)  # (L, N, 1)
+        sequence_engine = SEQUENCE_ENGINES[engine]
+        h_n, c_n = [], []
+        layer_input = x
+        for layer in range(self.num_layers):
+            outputs = []
+            for direction in range(self._directions()):
+                k = layer * self._directions() + direction
+                xin = layer_input if direction == 0 else reverse(layer_input)
+                p = self._layer_params(layer, direction)
+                run = self._sequence_run(p, L, N, steps, x)
+                c0_k = None if c0 is None else c0[k]
+                if record is None:
+                    y, h, c = sequence_engine(run, xin, h0[k], c0_k, p)
+                else:
+                    ws, y, h, c, cs = forward_sequence(run, xin, h0[k], c0_k, p)
+                    record.append(_record(ws, y, cs, direction, reverse, valid))
+                outputs.append(y if direction == 0 else reverse(y))
+                h_n.append(h)
+                c_n.append(c)
+            layer_input = outputs[0] if len(outputs) == 1 else torch.cat(outputs, 2)  # (L, N, D*H_out)
+            if self.dropout > 0 and self.training and layer < self.num_layers - 1:
+                layer_input = F.dropout(layer_input, self.dropout, training=True)
+        states = (torch.stack(h_n),) + ((torch.stack(c_n),) if c0 is not None else ())
+        return layer_input, states
+
+    def _sequence_run(self, p: dict[str, Tensor], L: int, N: int, steps, like: Tensor) -> SequenceRun:
+        """The per-sequence settings of one layer-direction, with fresh regulariser masks."""
+        rd = recurrent_dropout_mask(self.recurrent_dropout, N, self._h_out(), like, self.training)
+        zh, zc = zoneout_masks(self.zoneout, L, N, self.cell.state_sizes(), like, self.training)
+        return SequenceRun(self.cell, tuple(p), steps, self.bptt_window, rd, zh, zc)
+
+    def _assemble_trace(self, output, state, records, batch: _Batch) -> Trace:
+        """Stack per-layer records to (num_layers*D, L, N, ...) and put them in the input's layout."""
+        packed = batch.layout[0] == "packed"
+        unsorted = batch.layout[2] if packed else None
+
+        def arrange(t: Tensor) -> Tensor:  # (K, L, N, ...) time-major, rows as computed
+            if unsorted is not None:
+                t = t.index_select(2, unsorted)  # back to the caller's row order
+            if self.batch_first:
+                t = t.transpose(1, 2)
+            if not packed and not batch.layout[1]:
+                t = t.squeeze(1 if self.batch_first else 2)  # unbatched
+            return t
+
+        def stack(key: str) -> Tensor:
+            return arrange(torch.stack([r[key] for r in records]))
+
+        cell = stack("cell") if records[0]["cell"] is not None else None
+        gates = {name: arrange(torch.stack([r["gates"][name] for r in records])) for name in records[0]["gates"]}
+        hidden = stack("hidden")
+        if packed:
+            lengths = batch.lengths if unsorted is None else batch.lengths.index_select(0, unsorted.cpu())
+        else:
+            L, N = records[0]["hidden"].shape[:2]
+            lengths = torch.full((N,), L, dtype=torch.long)
+        return Trace(output=output, state=state, hidden=hidden, cell=cell, gates=gates, lengths=lengths)
+
+
+class Recurrent(RecurrentBase, nn.Module):
+    r"""A stack of recurrent layers of any registered cell (:func:`rnnkit.nn.cell_names`).
+
+    Args:
+        cell: the cell's registry name (``"lstm"``, ``"gru"``, ``"layernorm_lstm"``, ...).
+        input_size: H_in. hidden_size: H. num_layers: stacked layers. Default 1.
+        bias: whether the cells have bias parameters. Default True.
+        batch_first: input and output (N, L, ...) instead of (L, N, ...). Default False.
+        dropout: dropout on each layer's output except the last, as torch.nn. Default 0.
+        bidirectional: read each sequence in both directions (D = 2). Default False.
+        engine: ``"auto"`` (default), ``"fused"``, ``"explicit"`` or ``"reference"``; see the module.
+        init_state: ``"zeros"`` (default), ``"learned"`` or ``"random"``. init_state_std: 0.01.
+        bptt_window: truncate BPTT every k steps inside a call. Default None (full BPTT).
+        recurrent_dropout: Gal & Ghahramani's dropout on h_{t-1} where it enters W_hh. Default 0.
+        zoneout: Krueger et al.'s probability of keeping each unit's previous value. Default 0.
+        weight_drop: DropConnect on W_hh, one mask per forward call. Default 0.
+        forget_bias: added to the forget gate's bias at initialisation (LSTM family). Default None.
+        proj_size: LSTM only, as torch.nn.LSTM. Default 0.
+        device, dtype: where and in which type the parameters are created.
+
+    Parameters are named as torch.nn names them: ``{name}_l{k}`` and ``{name}_l{k}_reverse`` for each
+    of the cell's parameter names (``weight_ih``, ``weight_hh``, ``bias_ih``, ``ln_ih_weight``, ...),
+    so a ``Recurrent("lstm", ...)`` and a ``torch.nn.LSTM`` exchange ``state_dict``s both ways.
+    """
+
+    def __init__(self, cell: str, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 engine: str = "auto", init_state: str = "zeros", bptt_window: int | None = None,
+                 recurrent_dropout: float = 0.0, zoneout: float = 0.0, weight_drop: float = 0.0,
+                 forget_bias: float | None = None, proj_size: int = 0, init_state_std: float = 0.01,
+                 device=None, dtype=None):
+        super().__init__()
+        for name, value, minimum in (("input_size", input_size, 1), ("hidden_size", hidden_size, 1),
+                                     ("num_layers", num_layers, 1), ("proj_size", proj_size, 0)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+                raise ValueError(f"{name} should be an integer of at least {minimum}, got {value!r}")
+        if proj_size >= hidden_size:
+            raise ValueError("proj_size has to be smaller than hidden_size")
+        self.dropout = check_probability("dropout", dropout, inclusive=True)
+        self.cell = get_cell(cell)(hidden_size, bias=bias, proj_size=proj_size)
+        self.mode = self.cell.name
+        self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
+        self.bias, self.batch_first, self.bidirectional = bias, batch_first, bidirectional
+        self.proj_size = proj_size
+        factory = {"device": device, "dtype": dtype}
+        for layer in range(num_layers):
+            for direction in range(self._directions()):
+                for spec in self.cell.active_specs(self._layer_input_size(layer)):
+                    param = nn.Parameter(torch.empty(spec.shape, **factory))
+                    self.register_parameter(self._param_name(spec.name, layer, direction), param)
+        self.reset_parameters()
+        self._setup(engine, init_state, init_state_std, bptt_window, recurrent_dropout, zoneout, weight_drop,
+                    forget_bias)
+
+    def reset_parameters(self) -> None:
+        """The cell's initialisation for every parameter (torch.nn's U(±1/sqrt(H)) for the weights)."""
+        with torch.no_grad():
+            for layer in range(self.num_layers):
+                for direction in range(self._directions()):
+                    for spec in self.cell.active_specs(self._layer_input_size(layer)):
+                        self.cell.init_parameter(spec, getattr(self, self._param_name(spec.name, layer, direction)))
+        if getattr(self, "forget_bias", None):
+            self._add_forget_bias()
+
+    def extra_repr(self) -> str:
+        s = f"{self.cell.name!r}, {self.input_size}, {self.hidden_size}"
+        if self.proj_size:
+            s += f", proj_size={self.proj_size}"
+        for name, default in (("num_layers", 1), ("bias", True), ("batch_first", False), ("dropout", 0.0),
+                              ("bidirectional", False), ("bptt_window", None), ("recurrent_dropout", 0.0),
+                              ("zoneout", 0.0), ("weight_drop", 0.0), ("forget_bias", None)):
+            value = getattr(self, name)
+            if value != default:
+                s += f", {name}={value}"
+        return s + f", engine={self.engine!r}"
+
+
+def _permute_rows(state, permutation: Tensor | None):
+    """Reorder the batch rows (dim 1) of a state or a tuple of states; None keeps the order."""
+    if permutation is None:
+        return state
+    if isinstance(state, Tensor):
+        return state.index_select(1, permutation)
+    return tuple(s.index_select(1, permutation) for s in state)
+
+
+def _reverser(x: Tensor, lengths: Tensor | None):
+    """A function that reverses each sequence within its own length (padding stays in place).
+
+    For full-length sequences this is a flip of the time axis; with lengths it is a gather with
+    index[t, n] = lengths[n] - 1 - t for t < lengths[n], t otherwise. Applying it twice restores.
+    """
+    if lengths is None:
+        return lambda t: t.flip(0)
+    L = x.shape[0]
+    t = torch.arange(L).unsqueeze(1)  # (L, 1)
+    n_len = lengths.unsqueeze(0)  # (1, N)
+    index = torch.where(t < n_len, n_len - 1 - t, t).to(x.device)  # (L, N)
+
+    def reverse(seq: Tensor) -> Tensor:  # (L, N, H)
+        return seq.gather(0, index.unsqueeze(2).expand_as(seq))
+
+    return reverse
+
+
+def _record(ws, y: Tensor, cs: Tensor | None, direction: int, reverse, valid: Tensor | None) -> dict:
+    """One layer-direction's per-step values in natural time order, padding zeroed.
+
+    ``valid`` (L, N, 1) is 1 on real steps and 0 on padding (None when there is no padding).
+    """
+    def fix(t: Tensor) -> Tensor:
+        t = t if direction == 0 else reverse(t)
+        return t if valid is None else t * valid
+
+    return {
+        "hidden": fix(y),
+        "cell": None if cs is None else fix(cs),
+        "gates": {name: fix(g) for name, g in ws.gates().items()},
+    }
