@@ -1,0 +1,170 @@
+"""The music task end to end on tiny piano rolls: train, resume, evaluate, generate (MIDI, WAV, PNG), and the
+mistakes a user can make. The JSB chorales are needed only by the last test, which skips without them."""
+
+import json
+import wave
+from pathlib import Path
+
+import mido
+import numpy as np
+import pytest
+import torch
+
+from rnnkit.commands.music import evaluate, generate, generate_command, train_command
+from rnnkit.data.music import PitchRange
+from rnnkit.errors import InputError
+from rnnkit.tasks.music import MusicDataConfig, load_data, score_rolls, shift_limits, transposed
+from rnnkit.train import RunDirectory
+
+JSB = Path(__file__).resolve().parents[2] / "shared" / "data" / "jsb_chorales" / "jsb-chorales-quarter.json"
+
+
+def tiny_pieces(count: int, seed: int) -> list:
+    """Pieces of rising triads over pitches 60..72: something to learn in a few steps."""
+    rng = np.random.default_rng(seed)
+    pieces = []
+    for _ in range(count):
+        roots = rng.integers(60, 66, size=rng.integers(4, 9))
+        pieces.append([[int(r), int(r) + 4, int(r) + 7] if r % 2 else [int(r)] for r in roots])
+    return pieces
+
+
+@pytest.fixture
+def data_file(tmp_path) -> Path:
+    path = tmp_path / "tiny.json"
+    path.write_text(json.dumps({"train": tiny_pieces(12, 0), "valid": tiny_pieces(4, 1), "test": tiny_pieces(5, 2)}))
+    return path
+
+
+def train(args: list[str]) -> dict:
+    """Run ``rnnkit train music`` with ``args`` (plus --json --quiet); its report."""
+    from click.testing import CliRunner
+
+    result = CliRunner().invoke(train_command, [*args, "--json", "--quiet"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output.strip().splitlines()[-1])
+
+
+def run(tmp_path, data_file, output="nade", name="run", extra=()) -> Path:
+    out = tmp_path / name
+    train(["--data", str(data_file), "--out", str(out), "--output", output, "--hidden", "16", "--nade-hidden", "8",
+           "--batch-size", "4", "--epochs", "2", *extra])
+    return out
+
+
+@pytest.mark.parametrize("output", ["bernoulli", "nade"])
+def test_validation_loss_is_the_nll_per_step_that_evaluate_reports(tmp_path, data_file, output, capsys):
+    out = run(tmp_path, data_file, output)
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2]
+    evaluate(str(out), RunDirectory.open(out).load("latest"), {"data": None, "split": "valid", "as_json": True})
+    scores = json.loads(capsys.readouterr().out)
+    assert scores["nll_per_step"] == pytest.approx(records[-1]["valid_loss"], rel=1e-5)
+    assert scores["frame_accuracy"] == pytest.approx(records[-1]["valid_frame_accuracy"], rel=1e-5)
+    assert scores["steps"] == sum(len(p) for p in tiny_pieces(4, 1)) and scores["split"] == "valid"
+    evaluate(str(out), RunDirectory.open(out).load("auto"), {"data": str(data_file), "split": "test", "as_json": False})
+    assert "nats per step" in capsys.readouterr().out
+
+
+def test_resume_continues_where_the_run_stopped(tmp_path, data_file):
+    out = run(tmp_path, data_file)
+    report = train(["--resume", str(out), "--epochs", "3"])
+    assert report["epoch"] == 3 and report["steps"] == 3 * 3  # 12 pieces in batches of 4
+    fresh = train(["--data", str(data_file), "--out", str(tmp_path / "straight"), "--hidden", "16",
+                   "--nade-hidden", "8", "--batch-size", "4", "--epochs", "3"])
+    assert report["valid_loss"] == pytest.approx(fresh["valid_loss"], rel=1e-5)
+    with pytest.raises(InputError, match="--hidden 32 differs from the run's 16"):
+        train_command.main(["--resume", str(out), "--hidden", "32"], standalone_mode=False)
+
+
+def test_generate_writes_midi_wav_and_png_reproducibly(tmp_path, data_file, capsys):
+    out = run(tmp_path, data_file)
+    files = {kind: tmp_path / f"g.{ext}" for kind, ext in (("midi", "mid"), ("wav", "wav"), ("plot", "png"))}
+    args = [str(out), "--steps", "12", "--seed", "0", "--prime-piece", "test:1", "--prime-steps", "3",
+            "--midi", str(files["midi"]), "--wav", str(files["wav"]), "--plot", str(files["plot"]), "--json"]
+    generate_command.main(args, standalone_mode=False)
+    first = json.loads(capsys.readouterr().out)
+    assert first["steps"] == 15 and first["prime_steps"] == 3
+    assert first["frames"][:3] == tiny_pieces(5, 2)[1][:3]
+    assert mido.MidiFile(str(files["midi"])).length > 0
+    with wave.open(str(files["wav"])) as audio:
+        assert audio.getnchannels() == 1 and audio.getnframes() > 0
+    assert files["plot"].read_bytes()[:4] == b"\x89PNG"
+    generate_command.main(args, standalone_mode=False)
+    assert json.loads(capsys.readouterr().out)["frames"] == first["frames"]
+    generate(str(out), RunDirectory.open(out).load("auto"), {"steps": 4, "seed": 1})
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 4 and lines[0].startswith("   0 ")
+
+
+def test_a_midi_prime(tmp_path, data_file, capsys):
+    from rnnkit.music import write_midi
+
+    out = run(tmp_path, data_file)
+    write_midi([[60, 64, 67], [62]], tmp_path / "p.mid")
+    generate(str(out), RunDirectory.open(out).load("auto"),
+             {"steps": 2, "seed": 0, "prime_midi": str(tmp_path / "p.mid"), "as_json": True})
+    assert json.loads(capsys.readouterr().out)["frames"][:2] == [[60, 64, 67], [62]]
+    write_midi([[30]], tmp_path / "low.mid")
+    with pytest.raises(InputError, match="low.mid: pitch 30 outside the range 60-72"):
+        generate(str(out), RunDirectory.open(out).load("auto"), {"prime_midi": str(tmp_path / "low.mid")})
+
+
+def test_user_mistakes_fail_with_one_line(tmp_path, data_file):
+    out = run(tmp_path, data_file)
+    checkpoint = RunDirectory.open(out).load("auto")
+    cases = [
+        (lambda: evaluate(str(out), checkpoint, {"split": "dev"}), "has no 'dev' split"),
+        (lambda: generate(str(out), checkpoint, {"prime_piece": "test:99"}), "has 5 pieces (0..4)"),
+        (lambda: generate(str(out), checkpoint, {"prime_piece": "test"}), "is not SPLIT:INDEX"),
+        (lambda: generate(str(out), checkpoint, {"prime_steps": 4}), "--prime-steps needs a prime"),
+        (lambda: generate(str(out), checkpoint, {"temperature": 0.0}), "temperature must be > 0"),
+        (lambda: train_command.main(["--data", str(data_file), "--bidirectional"], standalone_mode=False),
+         "--bidirectional does not apply"),
+        (lambda: train_command.main(["--out", str(tmp_path / "x")], standalone_mode=False), "give the music to learn"),
+        (lambda: train_command.main(["--data", str(data_file), "--pitch-range", "64-70", "--out", str(tmp_path / "y")],
+                                    standalone_mode=False), "outside the range 64-70; give a --pitch-range covering it"),
+    ]
+    for call, message in cases:
+        with pytest.raises(InputError) as error:
+            call()
+        assert message in str(error.value)
+        assert "\n" not in str(error.value) or "outside the range" in str(error.value)
+    assert not (tmp_path / "y").exists()  # a mistake is caught before the run directory is made
+    (tmp_path / "empty.json").write_text(json.dumps({"test": tiny_pieces(2, 0)}))
+    with pytest.raises(InputError, match="has no training pieces"):
+        load_data(MusicDataConfig(data=str(tmp_path / "empty.json")))
+
+
+def test_a_midi_folder_without_splits_holds_out_validation_pieces(tmp_path):
+    from rnnkit.music import write_midi
+
+    for n, piece in enumerate(tiny_pieces(10, 3)):
+        write_midi(piece, tmp_path / f"{n:02d}.mid")
+    data = load_data(MusicDataConfig(data=str(tmp_path), valid_fraction=0.2))
+    assert len(data.train) == 8 and [Path(p.name).name for p in data.valid] == ["08.mid", "09.mid"]
+    assert data.pitches == PitchRange.covering(data.train + data.valid)
+
+
+def test_transposition_stays_inside_the_roll():
+    roll = np.zeros((2, 6), dtype=np.uint8)
+    roll[0, 1] = roll[1, 3] = 1
+    assert shift_limits(roll, 5) == (-1, 2) and shift_limits(roll, 1) == (-1, 1)
+    assert np.flatnonzero(transposed(roll, 2)[1]).tolist() == [5]
+    assert np.flatnonzero(transposed(roll, -1)[0]).tolist() == [0]
+    assert shift_limits(np.zeros((3, 4), dtype=np.uint8), 3) == (0, 0)
+
+
+@pytest.mark.skipif(not JSB.exists(), reason=f"the JSB chorales are not at {JSB} (shared/data/jsb_chorales)")
+def test_an_untrained_model_on_the_chorales_scores_about_p_log_2():
+    trained_size = PitchRange(43, 96).size
+    from rnnkit.data.music import read_music
+    from rnnkit.models.music import PianoRollModel
+
+    test = read_music(JSB)["test"]
+    model = PianoRollModel(trained_size, "bernoulli", hidden_size=8)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.zero_()
+    scores = score_rolls(model, [PitchRange(43, 96).roll(piece) for piece in test])
+    assert scores["steps"] == 4725 and scores["nll_per_step"] == pytest.approx(trained_size * np.log(2), rel=1e-6)
