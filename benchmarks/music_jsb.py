@@ -1,0 +1,106 @@
+"""Bach chorales (JSB, quarter notes): test NLL per time step and frame accuracy of both output layers, each
+trained for a fixed budget of minutes, with a generated sample's piano roll, MIDI file and audio.
+
+Data: ../shared/data/jsb_chorales/jsb-chorales-quarter.json (Boulanger-Lewandowski et al. 2012's split:
+229 / 76 / 77 pieces; pitches 43..96, so P = 54). The score is the literature's: −log P(v_t | v_<t) summed
+over the 54 pitches, averaged over all 4,725 frames of the 77 test pieces, each piece from the initial state,
+of the checkpoint with the lowest validation NLL.
+
+Targets: Bernoulli output NLL <= 8.10 (Bai et al. 2018: LSTM 8.45, GRU 8.43, TCN 8.10), autoregressive (NADE)
+output <= 6.0 (Boulanger-Lewandowski et al. 2012: RNN-NADE 5.56), each within 30 minutes on a 2-core machine.
+
+Why these settings: 229 chorales are little data, so the model overfits long before it underfits: one LSTM
+layer, dropout on its input frames and its output, and each training piece transposed by up to
+--transpose semitones each epoch (a new random shift per piece and epoch, inside the pitch range: the chorales
+are in many keys, and a chord progression means the same a tone higher). Adam, learning rate halved when the
+validation NLL stalls; the best checkpoint by validation NLL is scored.
+
+    PYTHONPATH=src .venv/bin/python benchmarks/music_jsb.py --minutes 30             # both outputs, 30 min each
+    PYTHONPATH=src .venv/bin/python benchmarks/music_jsb.py --minutes 0.2 --outputs nade   # does it start?
+
+It prints progress on stderr and one JSON line on stdout; each run directory (--out) holds sample.png,
+sample.mid and sample.wav. The same as commands:
+
+    rnnkit train music --data FILE --output nade --hidden 256 --dropout 0.3 --transpose 6 --time-budget 1800 ...
+    rnnkit evaluate RUN --split test --json
+    rnnkit generate RUN --steps 64 --seed 0 --prime-piece test:0 --prime-steps 8 --midi s.mid --wav s.wav --plot s.png
+"""
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from rnnkit.music import write_midi, write_wav
+from rnnkit.tasks.music import MusicDataConfig, evaluate_music, generate_music, load_trained, train_music
+from rnnkit.train import RunDirectory, TrainConfig
+from rnnkit.viz.piano_roll import piano_roll_png
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "jsb_chorales" / "jsb-chorales-quarter.json"
+TARGETS = {"bernoulli": 8.10, "nade": 6.0}
+MODEL = {
+    "bernoulli": {"cell": "lstm", "hidden_size": 256, "num_layers": 1, "dropout": 0.5},
+    "nade": {"cell": "lstm", "hidden_size": 256, "num_layers": 1, "dropout": 0.3, "nade_hidden": 128},
+}
+TRANSPOSE = 6
+BATCH_SIZE = 16
+TRAINING = {"lr": 2e-3, "schedule": "plateau", "lr_decay": 0.5, "plateau_patience": 3, "clip": 5.0, "seed": 1}
+
+
+def log(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def run(output: str, minutes: float, data: Path, out: Path) -> dict:
+    """Train one output layer for ``minutes``, score the best checkpoint on the test split, render a sample."""
+    data_config = MusicDataConfig(data=str(data), batch_size=BATCH_SIZE, transpose=TRANSPOSE)
+    model_options = {"output": output, **MODEL[output]}
+    train_config = TrainConfig(epochs=None, time_budget=minutes * 60, **TRAINING)
+    start = time.monotonic()
+    report = train_music(data_config, model_options, train_config, run_dir=RunDirectory.create(out, overwrite=True),
+                         log=log)
+    train_minutes = (time.monotonic() - start) / 60
+    trained = load_trained(out, "auto")
+    test = evaluate_music(trained, split="test")
+    piece = generate_music(trained, steps=64, seed=0, prime_piece="test:0", prime_steps=8)
+    frames = trained.pitches.frames(piece.roll)
+    write_midi(frames, out / "sample.mid", program=19)
+    write_wav(frames, out / "sample.wav")
+    piano_roll_png(out / "sample.png", piece.roll, trained.pitches.low, piece.prime_steps, piece.reference,
+                   piece.reference_name, title=f"{output} (seed 0)")
+    result = {
+        "nll_per_step": test["nll_per_step"], "frame_accuracy": test["frame_accuracy"], "steps": test["steps"],
+        "target_nll": TARGETS[output], "met": test["nll_per_step"] <= TARGETS[output],
+        "best_valid_nll": report["best_valid_loss"], "epochs": report["epoch"], "train_minutes": train_minutes,
+        "model": model_options, "transpose": TRANSPOSE, "run_dir": str(out),
+    }
+    log(f"{output}: test NLL {test['nll_per_step']:.4f} nats/step (target <= {TARGETS[output]}), frame accuracy "
+        f"{test['frame_accuracy']:.2%}, after {report['epoch']:.1f} epochs in {train_minutes:.1f} min")
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--minutes", type=float, default=30.0, help="training budget of each output layer")
+    parser.add_argument("--outputs", default="bernoulli,nade", help="comma-separated: bernoulli, nade")
+    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench-music-jsb")
+    args = parser.parse_args()
+    if not args.data.exists():
+        sys.exit(f"error: {args.data} not found; the JSB chorales are in shared/data/jsb_chorales (see its SOURCE.md)")
+    outputs = [name.strip() for name in args.outputs.split(",")]
+    unknown = [name for name in outputs if name not in TARGETS]
+    if unknown:
+        sys.exit(f"error: unknown output {', '.join(unknown)}; give --outputs bernoulli,nade")
+    results = {"data": str(args.data), "minutes": args.minutes, "threads": torch.get_num_threads()}
+    for output in outputs:
+        results[output] = run(output, args.minutes, args.data, args.out / output)
+    print(json.dumps(results), flush=True)
+
+
+if __name__ == "__main__":
+    main()
