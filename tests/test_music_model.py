@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from rnnkit.errors import InputError
-from rnnkit.models.language_model import CELLS
+from rnnkit.nn import cell_names
 from rnnkit.models.music import PianoRollConfig, PianoRollModel
 from rnnkit.tasks.music import score_rolls
 
@@ -129,7 +129,7 @@ def test_generation_is_reproducible_with_a_seed_and_keeps_the_prime(output):
     assert model.sample(3).shape == (3, P)
 
 
-@pytest.mark.parametrize("cell", sorted(CELLS))
+@pytest.mark.parametrize("cell", cell_names())
 def test_every_cell_trains_a_step(cell):
     torch.manual_seed(6)
     model = PianoRollModel(P, "nade", cell=cell, hidden_size=6, num_layers=2, dropout=0.2, nade_hidden=3)
@@ -147,5 +147,7 @@ def test_mistakes_fail_with_one_line():
         PianoRollModel(P)(torch.zeros(2, 3, 4))
     with pytest.raises(InputError, match="temperature must be > 0"):
         PianoRollModel(P).sample(3, temperature=0)
+    with pytest.raises(InputError, match="no fused PyTorch kernel"):
+        PianoRollModel(P, cell="layernorm_lstm", engine="fused")
     with pytest.raises(InputError, match="unknown keys"):
         PianoRollConfig.from_dict({"num_pitches": 3, "vocab_size": 4})

@@ -35,7 +35,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import InputError
-from .language_model import CELLS, ENGINES
+from ..nn import ALIASES, Recurrent, cell_names
+from ..nn.layer import ENGINES
 
 OUTPUTS = ("bernoulli", "nade")
 
@@ -51,7 +52,7 @@ class PianoRollConfig:
     num_layers: int = 1
     dropout: float = 0.0
     nade_hidden: int = 128
-    engine: str = "fused"
+    engine: str = "auto"
 
     def __post_init__(self):
         for name in ("num_pitches", "hidden_size", "num_layers", "nade_hidden"):
@@ -60,8 +61,8 @@ class PianoRollConfig:
                 raise InputError(f"{name} must be a whole number of at least 1, got {value!r}")
         if self.output not in OUTPUTS:
             raise InputError(f"unknown output {self.output!r}; choose one of {', '.join(OUTPUTS)}")
-        if self.cell not in CELLS:
-            raise InputError(f"unknown cell {self.cell!r}; choose one of {', '.join(CELLS)}")
+        if self.cell not in cell_names() and self.cell not in ALIASES:
+            raise InputError(f"unknown cell {self.cell!r}; choose one of {', '.join(cell_names())}")
         if self.engine not in ENGINES:
             raise InputError(f"unknown engine {self.engine!r}; choose one of {', '.join(ENGINES)}")
         if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
@@ -175,11 +176,13 @@ class PianoRollModel(nn.Module):
     Args:
         num_pitches: P, the columns of the piano roll.
         output: ``"bernoulli"`` (independent pitches) or ``"nade"`` (each pitch given the lower ones).
-        cell: a recurrent cell of :mod:`rnnkit.nn`: ``"lstm"``, ``"gru"`` or ``"rnn"``.
+        cell: any registered cell of :mod:`rnnkit.nn` (:func:`rnnkit.nn.cell_names`: ``"lstm"``, ``"gru"``,
+            ``"rnn_tanh"``, ``"layernorm_lstm"``, ...).
         hidden_size: H. num_layers: stacked recurrent layers.
         dropout: on the input frames, between layers and on h_t before the output layer. Default 0.
         nade_hidden: G, the NADE's hidden units (``output="nade"`` only).
-        engine: ``"fused"`` (PyTorch kernels) or ``"explicit"`` (rnnkit's hand-written BPTT).
+        engine: how the recurrent layers run: ``"auto"`` (default: PyTorch's fused kernels when the cell has
+            them), ``"fused"``, ``"explicit"`` (rnnkit's hand-written BPTT) or ``"reference"``.
 
     Inputs: rolls, state
         rolls: (N, L, P) frames in {0, 1} (float), batch first.
@@ -196,14 +199,17 @@ class PianoRollModel(nn.Module):
     """
 
     def __init__(self, num_pitches: int, output: str = "bernoulli", cell: str = "lstm", hidden_size: int = 256,
-                 num_layers: int = 1, dropout: float = 0.0, nade_hidden: int = 128, engine: str = "fused"):
+                 num_layers: int = 1, dropout: float = 0.0, nade_hidden: int = 128, engine: str = "auto"):
         super().__init__()
         self.config = PianoRollConfig(num_pitches, output, cell, hidden_size, num_layers, dropout, nade_hidden, engine)
         self.num_pitches = num_pitches
         self.input_dropout = nn.Dropout(dropout)
-        # torch.nn warns about inter-layer dropout on a single layer, where it does nothing
-        self.rnn = CELLS[cell](num_pitches + 1, hidden_size, num_layers, batch_first=True,
-                               dropout=dropout if num_layers > 1 else 0.0, engine=engine)
+        try:
+            # torch.nn warns about inter-layer dropout on a single layer, where it does nothing
+            self.rnn = Recurrent(cell, num_pitches + 1, hidden_size, num_layers, batch_first=True,
+                                 dropout=dropout if num_layers > 1 else 0.0, engine=engine)
+        except ValueError as error:  # a cell and an engine that do not go together
+            raise InputError(str(error)) from None
         self.output_dropout = nn.Dropout(dropout)
         if output == "bernoulli":
             self.frame = BernoulliFrame(hidden_size, num_pitches)
