@@ -85,7 +85,7 @@ def _input_projection(ws, x: Tensor, w_in: Tensor, p: dict[str, Tensor]) -> Tens
     bias = ws.input_bias(p)
     x2 = x.reshape(L * N, In)  # (L*N, In)
     gi = torch.mm(x2, w_in.t()) if bias is None else torch.addmm(bias, x2, w_in.t())  # (L*N, G)
-    return gi.view(L, N, -1)
+    return gi.view(L, N, w_in.shape[0])
 
 
 def forward_sequence(run: SequenceRun, x: Tensor, h0: Tensor, c0: Tensor | None, p: dict[str, Tensor]):
@@ -239,15 +239,15 @@ def backward_sequence(run: SequenceRun, ws, x: Tensor, h0: Tensor, c0: Tensor | 
     d_gi2 = d_gi.reshape(L * N, d_gi.shape[-1])  # (L*N, G)
     w_in_name = cell.input_weight
     if needs["x"]:
-        grads["x"] = torch.mm(d_gi2, p[w_in_name]).view(L, N, -1)  # (L, N, In)
+        grads["x"] = torch.mm(d_gi2, p[w_in_name]).view(L, N, x.shape[2])  # (L, N, In)
     if needs.get(w_in_name):
-        grads[w_in_name] = torch.mm(d_gi2.t(), x.reshape(L * N, -1))  # (G, In)
+        grads[w_in_name] = torch.mm(d_gi2.t(), x.reshape(L * N, x.shape[2]))  # (G, In)
     if w_hh is not None and needs.get(cell.recurrent_weight):
         h_in_seq = h_prev_seq if rd is None else h_prev_seq * rd  # (L, N, P)
-        grads[cell.recurrent_weight] = torch.mm(d_rec.reshape(L * N, -1).t(), h_in_seq.reshape(L * N, -1))  # (G, P)
+        grads[cell.recurrent_weight] = torch.mm(d_rec.reshape(L * N, d_rec.shape[2]).t(), h_in_seq.reshape(L * N, h_in_seq.shape[2]))  # (G, P)
     if needs.get("weight_hr"):
         m = ws.hidden()
-        grads["weight_hr"] = torch.mm(d_y_total.reshape(L * N, -1).t(), m.reshape(L * N, -1))  # (P, H)
+        grads["weight_hr"] = torch.mm(d_y_total.reshape(L * N, y.shape[2]).t(), m.reshape(L * N, m.shape[2]))  # (P, H)
     grads.update(ws.grad_params({k: v for k, v in needs.items() if k not in ("x", "h0", "c0")}))
     if needs["h0"]:
         grads["h0"] = dh

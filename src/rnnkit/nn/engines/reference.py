@@ -10,7 +10,8 @@ as the explicit engine, in the plainest form:
     (h~_t, c~_t) = cell.reference_step(x_t, (h_{t-1}, c_{t-1}), h_in)
     h_t = m_t ⊙ h_{t-1} + (1 − m_t) ⊙ h~_t              zoneout (and c_t alike)
 
-Truncated BPTT (``bptt_window=k``) detaches the state entering every k-th step.
+Truncated BPTT (``bptt_window=k``) detaches the state entering every k-th step (of the rows still
+running: a row that has ended keeps the path from its final state back to its own last steps).
 """
 
 from __future__ import annotations
@@ -29,9 +30,9 @@ def reference_sequence(run, x: Tensor, h0: Tensor, c0: Tensor | None, p: dict[st
     outputs = []
     for t in range(L):
         bs = run.batch_sizes[t] if run.batch_sizes is not None else N
-        if run.bptt_window and t % run.bptt_window == 0 and t > 0:
-            state = tuple(s.detach() for s in state)
         alive = tuple(s[:bs] for s in state)
+        if run.bptt_window and t % run.bptt_window == 0 and t > 0:
+            alive = tuple(s.detach() for s in alive)  # rows that ended earlier keep their gradient path
         h_in = alive[0] if run.recurrent_mask is None else alive[0] * run.recurrent_mask[:bs]
         new, gates = run.cell.reference_step(p, x[t, :bs], alive, h_in)
         if run.zoneout_h is not None:

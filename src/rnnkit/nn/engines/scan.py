@@ -30,8 +30,9 @@ so it is the same scan run backwards, and then ``dL/db_t = c_t``, ``dL/da_t = c_
 so ``create_graph=True`` and double backward are exact, not silently zero.
 
 Variable lengths: a row shorter than L has ``a_t = 1, b_t = 0`` at its padded steps, which leaves its state
-unchanged; so ``h[L-1]`` holds every row's final state (forwards), and a reversed scan starts each row at its
-own last step with ``h_0`` untouched until then.
+unchanged; so ``h[L-1]`` holds every row's final state (forwards; equal to ``h[length-1]`` up to rounding, since
+the carry across blocks is computed apart from the steps: gather ``h[length-1]`` for the exact output value), and
+a reversed scan starts each row at its own last step with ``h_0`` untouched (exactly) until then.
 """
 
 from __future__ import annotations
@@ -102,13 +103,20 @@ def _scan_into(h: Tensor, a: Tensor, b: Tensor, h0: Tensor, reverse: bool) -> No
                last[0 if reverse else nb - 1].unsqueeze(0), reverse)
 
 
-def scan(a: Tensor, b: Tensor, h0: Tensor, reverse: bool = False) -> Tensor:
-    """The linear recurrence without autograd: h (L, *) from a, b (L, *) and h0 (*), any shapes after L."""
+def _flat(t: Tensor) -> Tensor:
+    return t.reshape(t.shape[0], -1)  # (L, M): a view where the layout allows one
+
+
+def scan(a: Tensor, b: Tensor, h0: Tensor, reverse: bool = False, out: Tensor | None = None) -> Tensor:
+    """The linear recurrence without autograd: h (L, *) from a, b (L, *) and h0 (*), any shapes after L.
+
+    ``out``: a contiguous tensor to write h into (one allocation fewer).
+    """
     L = a.shape[0]
-    h = torch.empty(b.shape, dtype=b.dtype, device=b.device)  # (L, *)
+    h = torch.empty(b.shape, dtype=b.dtype, device=b.device) if out is None else out  # (L, *)
     if L == 0 or b[0].numel() == 0:
         return h
-    _scan_into(h.view(L, -1), a.reshape(L, -1), b.reshape(L, -1), h0.reshape(-1), reverse)
+    _scan_into(h.view(L, -1), _flat(a), _flat(b), h0.reshape(-1), reverse)
     return h
 
 
@@ -129,15 +137,18 @@ class LinearScan(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g: Tensor):
         a, h0, h = ctx.saved_tensors
-        da, db, dh0 = LinearScan.gradients(a, h0, h, g, ctx.reverse)
         need_a, need_b, need_h0, _ = ctx.needs_input_grad
+        if torch.is_grad_enabled():  # a graph of the gradient is wanted (create_graph=True)
+            da, db, dh0 = LinearScan.gradients(a, h0, h, g, ctx.reverse)
+        else:
+            da, db, dh0 = LinearScan.gradients_inplace(a, h0, h, g, ctx.reverse, need_a)
         return da if need_a else None, db if need_b else None, dh0 if need_h0 else None, None
 
     @staticmethod
     def gradients(a: Tensor, h0: Tensor, h: Tensor, g: Tensor, reverse: bool):
         """``(dL/da, dL/db, dL/dh0)`` from ``g = dL/dh`` (L, N, H), by a scan in the opposite direction.
 
-        Written with differentiable operations, so that a graph of the gradient (double backward) is exact.
+        Written with differentiable operations (the scan included), so that a graph of the gradient is exact.
         """
         zero_step = torch.zeros_like(a[:1])  # (1, N, H): nothing is carried in from beyond the last step
         if reverse:
@@ -149,6 +160,30 @@ class LinearScan(torch.autograd.Function):
         c = LinearScan.apply(a_next, g, torch.zeros_like(h0), not reverse)  # (L, N, H): c_t = g_t + a_next c_next
         first = -1 if reverse else 0
         return c * h_prev, c, a[first] * c[first]
+
+    @staticmethod
+    def gradients_inplace(a: Tensor, h0: Tensor, h: Tensor, g: Tensor, reverse: bool, need_a: bool = True):
+        """The same gradients as :meth:`gradients` without autograd, written into two new tensors only.
+
+        Each full-size tensor allocated costs about as much as one pass over it (fresh pages), so the shifted
+        copies of ``a`` and ``h`` that :meth:`gradients` builds are replaced by shifted views.
+        """
+        L = a.shape[0]
+        c = torch.empty(g.shape, dtype=g.dtype, device=g.device)  # (L, N, H): dL/dh_t in total
+        lo, hi = slice(0, L - 1), slice(1, L)
+        # rest: every step but the scan's last; shifted: the step after each of them, which reads its state
+        rest, shifted, first, last = (hi, lo, L - 1, 0) if reverse else (lo, hi, 0, L - 1)
+        c[last] = g[last]
+        if L > 1:
+            # c_t = g_t + a_{t+1} c_{t+1}: the scan of (a shifted by one step, g) in the other direction
+            _scan_into(c[rest].view(L - 1, -1), _flat(a[shifted]), _flat(g[rest]), c[last].reshape(-1),
+                       not reverse)
+        da = None
+        if need_a:
+            da = torch.empty_like(c)  # (L, N, H): dL/da_t = c_t h_{t-1}
+            torch.mul(c[shifted], h[rest], out=da[shifted])
+            torch.mul(c[first], h0, out=da[first])
+        return da, c, a[first] * c[first]
 
 
 def lengths_from_batch_sizes(batch_sizes: Tensor | list[int], N: int) -> Tensor:
@@ -198,8 +233,8 @@ def linear_scan(a: Tensor, b: Tensor, h0: Tensor | None = None, *, lengths=None,
         reverse: run from step L-1 down to 0 (``h_t = a_t h_{t+1} + b_t``).
 
     Returns:
-        h: (L, N, H). A row's state past its length repeats its final state, so ``h[-1]`` (``h[0]`` reversed)
-        is every row's final state.
+        h: (L, N, H). A row's state past its length repeats its final state (up to rounding: gather
+        ``h[length-1]`` forwards; reversed, ``h[0]`` is exact).
 
     Example::
 
