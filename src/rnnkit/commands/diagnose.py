@@ -1,14 +1,20 @@
 """``rnnkit diagnose``: gradient flow through time and the memory of the first input.
 
-    rnnkit diagnose gradients [DIR] [--length 200] [--loss last|sum] [--clip 1] [--hidden 128] [--cells rnn,lstm,gru]
-                              [--seed 0] [--forget-bias 0] [--recurrent-scale 1] [--text FILE] [--out PNG] [--json]
+    rnnkit diagnose gradients [--run DIR] [--length 200] [--loss last|sum] [--clip 1] [--hidden 128]
+                              [--cells rnn,lstm,gru] [--forget-bias 0,1,3] [--seed 0] [--recurrent-scale 1]
+                              [--text FILE] [--out PNG] [--json]
     rnnkit diagnose memory    [DIR] [--length 100] [--hidden 128] [--cells ...] [--seed 0] [--text FILE] [--out PNG] [--json]
 
-Without DIR both measure fresh one-layer ``rnnkit.nn`` layers of equal hidden size, with PyTorch's default
-initialisation (changed only by --forget-bias and --recurrent-scale), on a random N(0, 1) sequence of
-``--hidden`` features; the seed fixes layers and data. With DIR (the --out of ``rnnkit train lm``) they
-measure that language model on the first tokens of --text (default: the run's own training text).
-Everything is computed in float64, so that gradients 10⁻⁶⁰ below the last step's do not underflow.
+``gradients`` tells the seeds' story on one log-scale axis: ‖∂L/∂h_t‖ for every step t of one long sequence
+through fresh one-layer ``rnnkit.nn`` layers of equal hidden size with their default (PyTorch's)
+initialisation: the tanh RNN, the LSTM with forget-gate bias 0 (PyTorch's init, which fades almost as fast)
+and +1/+3 (the remedy: the cell-state path then keeps the gradient), and the GRU, on a random N(0, 1)
+sequence of ``--hidden`` features; the seed fixes layers and data. With ``--run DIR`` (the --out of
+``rnnkit train lm``; also accepted as the first argument) the trained model's own curve joins them, on the
+first tokens of --text (default: the run's own training text).
+
+``memory`` measures fresh layers, or with DIR only the run's model. Everything is computed in float64, so
+that gradients 10⁻⁶⁰ below the last step's do not underflow.
 """
 
 import copy
@@ -17,34 +23,56 @@ import math
 
 import click
 import torch
-import torch.nn.functional as F
 
 from rnnkit.cli_options import Positive, PositiveFloat, checkpoint_option, explicit_options
-from rnnkit.commands.bench import CELLS, CommaList
 from rnnkit.errors import InputError
 
 FRESH_ONLY = ("hidden", "cells", "forget_bias", "recurrent_scale")
 RUN_ONLY = ("text", "which")
 INIT_WORDS = "PyTorch's default init"
+DEFAULT_CELLS = "rnn,lstm,gru"
+
+
+def _cell_list(ctx: click.Context, param: click.Parameter, value: str) -> list[str]:
+    """A comma-separated list of registered cell names (or the alias rnn), in the order given, repeats dropped."""
+    from rnnkit.nn import ALIASES, cell_names
+
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    known = (*cell_names(), *ALIASES)
+    for name in names:
+        if name not in known:
+            raise click.BadParameter(f"unknown cell {name!r}; choose from {', '.join(known)}", ctx, param)
+    if not names:
+        raise click.BadParameter("give at least one cell, e.g. rnn,lstm,gru", ctx, param)
+    return list(dict.fromkeys(names))
+
+
+def _number_list(ctx: click.Context, param: click.Parameter, value: str) -> list[float]:
+    """A comma-separated list of numbers, in the order given, repeats dropped."""
+    try:
+        numbers = [float(item) for item in value.split(",") if item.strip()]
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a comma-separated list of numbers, e.g. 0,1,3", ctx, param) from None
+    if not numbers or not all(math.isfinite(n) for n in numbers):
+        raise click.BadParameter(f"{value!r}: give finite numbers, e.g. 0,1,3", ctx, param)
+    return list(dict.fromkeys(numbers))
 
 
 def _common_options(length: int, out: str):
-    """DIR and the flags both subcommands share."""
+    """The flags both subcommands share."""
     decorators = [
-        click.argument("run_dir", metavar="[DIR]", required=False),
         click.option("--length", type=click.IntRange(min=2), default=length, show_default=True,
                      help="Steps of the sequence (at least 2)."),
         click.option("--hidden", type=Positive, default=128, show_default=True,
                      help="Fresh layers: hidden size of every cell (and input size)."),
-        click.option("--cells", type=CommaList(CELLS, "cell"), default="rnn,lstm,gru", show_default=True,
-                     help="Fresh layers: the cell types, side by side."),
+        click.option("--cells", callback=_cell_list, default=DEFAULT_CELLS, show_default=True, metavar="LIST",
+                     help="Fresh layers: the cell types, comma-separated (any registered cell; rnn is the tanh RNN)."),
         click.option("--seed", type=int, default=0, show_default=True, help="Seed of the fresh layers and of the data."),
-        click.option("--forget-bias", type=float, default=0.0, show_default=True,
-                     help="Fresh LSTM: added to the forget-gate bias (0: PyTorch's init; 1: Gers et al. 2000)."),
         click.option("--recurrent-scale", type=PositiveFloat, default=1.0, show_default=True,
                      help="Fresh layers: multiply W_hh by this (1: PyTorch's init; 5 makes the tanh RNN explode)."),
-        click.option("--text", metavar="FILE", help="DIR: the text whose first tokens are the sequence. Default: the run's training text."),
-        checkpoint_option(prefix="DIR: "),
+        click.option("--text", metavar="FILE", help="With a run: the text whose first tokens are the sequence. "
+                                                    "Default: the run's training text."),
+        checkpoint_option(prefix="With a run: "),
         click.option("--out", metavar="PNG", default=out, show_default=True, help="The plot to write."),
         click.option("--json", "as_json", is_flag=True, help="Print the numbers as one JSON object on stdout."),
     ]
@@ -63,68 +91,89 @@ def command() -> None:
 
 
 @command.command("gradients")
+@click.argument("run_argument", metavar="[DIR]", required=False)
+@click.option("--run", "run_option", metavar="DIR",
+              help="A language-model run (the --out of `rnnkit train lm`): its own ‖∂L/∂h_t‖ over a real text joins the plot.")
 @_common_options(length=200, out="gradients.png")
+@click.option("--forget-bias", callback=_number_list, default="0,1,3", show_default=True, metavar="LIST",
+              help="Fresh cells with a forget gate (LSTM family): one curve per value added to its bias "
+                   "(0: PyTorch's init; 1: Gers et al. 2000; 3 keeps the gradient over hundreds of steps).")
 @click.option("--loss", type=click.Choice(["last", "sum"]), default="last", show_default=True,
               help="last: L is the loss at the last step (shows vanishing); sum: the loss summed over every step.")
 @click.option("--clip", type=click.FloatRange(min=0), default=1.0, show_default=True,
-              help="Show what clipping the gradient's global norm to this does (0: no clipping).")
+              help="Say what clipping the gradient's global norm to this does (0: no clipping).")
 @click.pass_context
-def gradients(ctx: click.Context, run_dir, length: int, loss: str, clip: float, out: str, as_json: bool, **options) -> None:
-    """‖∂L/∂h_t‖ for every step t of one long sequence, for tanh RNN, LSTM and GRU side by side (log scale),
-    with and without gradient clipping; prints ‖∂L/∂h_T‖ / ‖∂L/∂h_1‖ per cell."""
-    from rnnkit.diagnose.gradients import fresh_gradient_flow, per_step_gradient_norms
-    from rnnkit.diagnose.plots import check_png_path, plot_gradient_flow
+def gradients(ctx: click.Context, run_argument, run_option, length: int, loss: str, clip: float, out: str,
+              as_json: bool, **options) -> None:
+    """‖∂L/∂h_t‖ for every step t of one long sequence on one log-scale axis: tanh RNN, LSTM with forget bias
+    0, +1 and +3, GRU and, with --run, a trained language model; prints ‖∂L/∂h_T‖ / ‖∂L/∂h_1‖ per curve and
+    what gradient clipping does to it."""
+    from rnnkit.diagnose.gradients import fresh_gradient_flow, language_model_gradient_flow
+    from rnnkit.diagnose.plots import check_png_path, curve_label, gradient_caption, plot_gradient_flow
+    from rnnkit.nn import get_cell
 
-    _check_flags(ctx, run_dir)
+    if run_argument is not None and run_option is not None:
+        raise InputError(f"the run is given twice (DIR {run_argument} and --run {run_option}); give it once, with --run")
+    run_dir = run_option if run_option is not None else run_argument
+    _check_run_flags(ctx, run_dir)
     check_png_path(out)
     clip = clip or None
-    cells = {}
-    if run_dir is None:
-        for cell in options["cells"]:
-            flow = fresh_gradient_flow(cell, length=length, hidden_size=options["hidden"], seed=options["seed"], loss=loss,
-                                       forget_bias=options["forget_bias"], recurrent_scale=options["recurrent_scale"])
-            cells[cell] = _flow_numbers(flow, clip, options["hidden"], _fresh_parameters(cell, options["hidden"]))
-        source = _fresh_words(options)
-        report = {"source": "fresh", "init": _init_words(options), "hidden_size": options["hidden"], "seed": options["seed"]}
-    else:
+    hidden, seed = options["hidden"], options["seed"]
+    curves = {}
+    for cell in options["cells"]:
+        biases = options["forget_bias"] if get_cell(cell).forget_gate is not None else [0.0]
+        for bias in biases:
+            flow = fresh_gradient_flow(cell, length=length, hidden_size=hidden, seed=seed, loss=loss,
+                                       forget_bias=bias, recurrent_scale=options["recurrent_scale"])
+            key = cell if bias == 0 else f"{cell}{bias:+g}"
+            curves[key] = {"cell": cell, "forget_bias": bias, "label": curve_label(cell, bias),
+                           **_flow_numbers(flow, clip, hidden, _fresh_parameters(cell, hidden))}
+    report = {"source": "fresh", "init": _init_words(options), "hidden_size": hidden, "seed": seed}
+    run = None
+    if run_dir is not None:
         model, _, ids, where = _language_model_sequence(run_dir, options["which"], options["text"], length + 1)
-        model = copy.deepcopy(model).double()
-        targets = ids[1:]  # (L,) the next token after each input
-
-        def loss_fn(t: int, h: torch.Tensor) -> torch.Tensor:  # h (1, H)
-            return F.cross_entropy(model.decoder(h), targets[t : t + 1], reduction="sum")
-
-        flow = per_step_gradient_norms(model.rnn, _embed(model, ids[:-1]).unsqueeze(0), loss_fn=loss_fn, loss=loss,
-                                       parameters=model.parameters())
+        flow = language_model_gradient_flow(model, ids, loss=loss)
         config = model.config
-        cells[config.cell] = _flow_numbers(flow, clip, config.hidden_size, sum(p.numel() for p in model.rnn.parameters()))
-        source = f"{run_dir} ({config.cell}, {config.num_layers} layer(s) of {config.hidden_size}) on {where}"
-        report = {"source": "run", "run_dir": run_dir, "text": where}
+        run = {"run_dir": run_dir, "text": where, "cell": config.cell, "layers": config.num_layers,
+               "label": f"trained: {run_dir} ({config.cell}, {config.num_layers}×{config.hidden_size})",
+               **_flow_numbers(flow, clip, config.hidden_size, sum(p.numel() for p in model.rnn.parameters()))}
+        report.update({"source": "fresh and run", "run_dir": run_dir, "text": where})
     loss_words = "the loss at the last step" if loss == "last" else "the loss summed over all steps"
-    title = f"gradient flow through {length} steps: {source}; L = {loss_words}"
-    plot = plot_gradient_flow(cells, out, title)
-    report.update({"length": length, "loss": loss, "clip": clip, "cells": cells, "plot": str(plot)})
+    title = f"gradient flow through {length} steps: {_fresh_words(options)}; L = {loss_words}"
+    caption = gradient_caption(loss, trained=run is not None)
+    plot = plot_gradient_flow(curves, out, title, caption, run=run)
+    report.update({"length": length, "loss": loss, "clip": clip, "cells": curves, "run": run, "caption": caption,
+                   "plot": str(plot)})
     if as_json:
         click.echo(json.dumps(report))
         return
     click.echo(f"{title}:")
-    for cell, numbers in cells.items():
-        clipped = ("no clipping" if clip is None else
-                   f"clipped to {clip:g}: ×{numbers['clip_scale']:.3g}, ratio unchanged" if numbers["clip_scale"] < 1 else
-                   f"below the clip {clip:g}: unchanged")
-        click.echo(f"  {cell:<4} (H={numbers['hidden_size']}, {numbers['parameters']:,} parameters): "
+    for key, numbers in [*curves.items(), *([("run", run)] if run else [])]:
+        click.echo(f"  {numbers['label']} (H={numbers['hidden_size']}, {numbers['parameters']:,} parameters): "
                    f"‖∂L/∂h_T‖/‖∂L/∂h_1‖ = {_format(numbers['ratio'])}; "
-                   f"‖∂L/∂θ‖ = {numbers['parameter_gradient_norm']:.3g} ({clipped})")
+                   f"‖∂L/∂θ‖ = {numbers['parameter_gradient_norm']:.3g} ({_clip_words(numbers, clip)})")
+    click.echo(caption)
     click.echo(f"plot: {plot}")
 
 
+def _clip_words(numbers: dict, clip: float | None) -> str:
+    if clip is None:
+        return "no clipping"
+    if numbers["clip_scale"] < 1:
+        return f"clipped to {clip:g}: ×{numbers['clip_scale']:.3g}, ratio unchanged"
+    return f"below the clip {clip:g}: unchanged"
+
+
 @command.command("memory")
+@click.argument("run_dir", metavar="[DIR]", required=False)
 @_common_options(length=100, out="memory.png")
+@click.option("--forget-bias", type=float, default=0.0, show_default=True,
+              help="Fresh cells with a forget gate: added to its bias (0: PyTorch's init; 1: Gers et al. 2000).")
 @click.pass_context
 def memory(ctx: click.Context, run_dir, length: int, out: str, as_json: bool, **options) -> None:
     """How much the first input x_1 still moves h_t after t steps: ‖∂h_t/∂x_1‖ and ‖h_t − h_t'‖ when x_1 is
     replaced, per cell type; for gated cells, how often each gate is saturated (< 0.1 or > 0.9)."""
-    from rnnkit.diagnose.gradients import fresh_layer
+    from rnnkit.diagnose.gradients import embed_tokens, fresh_layer
     from rnnkit.diagnose.plots import check_png_path, plot_memory
 
     _check_flags(ctx, run_dir)
@@ -151,8 +200,8 @@ def memory(ctx: click.Context, run_dir, length: int, out: str, as_json: bool, **
         other = int(torch.randint(0, vocab_size - 1, (1,), generator=generator))
         other += other >= int(ids[0])  # any token but the first one
         with torch.no_grad():
-            x = _embed(model, ids)  # (L, H_in)
-            replacement = _embed(model, torch.tensor([other]))[0]  # (H_in,)
+            x = embed_tokens(model, ids)  # (L, H_in)
+            replacement = embed_tokens(model, torch.tensor([other]))[0]  # (H_in,)
         config = model.config
         cells[config.cell] = _memory_numbers(model.rnn, x, replacement, config.hidden_size)
         replaced = f"{vocab.piece(int(ids[0]))!r} replaced by {vocab.piece(other)!r}"
@@ -182,6 +231,14 @@ def memory(ctx: click.Context, run_dir, length: int, out: str, as_json: bool, **
 # ------------------------------------------------------------------------------------------- helpers
 
 
+def _check_run_flags(ctx: click.Context, run_dir: str | None) -> None:
+    """The run's flags make no sense without a run."""
+    given = [name for name in RUN_ONLY if name in explicit_options(ctx)]
+    if run_dir is None and given:
+        flag = "--checkpoint" if given[0] == "which" else "--" + given[0]
+        raise InputError(f"{flag} needs --run DIR, a language-model run (the --out of `rnnkit train lm`)")
+
+
 def _check_flags(ctx: click.Context, run_dir: str | None) -> None:
     """Flags that describe fresh layers make no sense with DIR, and the run's flags none without it."""
     explicit = explicit_options(ctx)
@@ -202,17 +259,18 @@ def _fresh_words(options: dict) -> str:
 
 def _init_words(options: dict) -> str:
     words = [INIT_WORDS]
-    if options["forget_bias"]:
-        words.append(f"LSTM forget bias +{options['forget_bias']:g}")
+    biases = options["forget_bias"] if isinstance(options["forget_bias"], list) else [options["forget_bias"]]
+    if any(biases):
+        words.append("forget bias " + "/".join(f"{b:+g}" if b else "0" for b in biases))
     if options["recurrent_scale"] != 1:
         words.append(f"W_hh ×{options['recurrent_scale']:g}")
     return ", ".join(words)
 
 
 def _fresh_parameters(cell: str, hidden: int) -> int:
-    from rnnkit.diagnose.memory_tasks import GATE_BLOCKS
+    from rnnkit.diagnose.gradients import fresh_layer
 
-    return GATE_BLOCKS[cell] * (2 * hidden * hidden + 2 * hidden)  # input size = hidden size
+    return sum(p.numel() for p in fresh_layer(cell, hidden, hidden, seed=0).parameters())  # input size = hidden size
 
 
 def _finite(value: float) -> float | None:
@@ -258,9 +316,9 @@ def _language_model_sequence(run_dir: str, which: str, text_path: str | None, to
     """The run's model, its vocabulary, the first ``tokens`` token ids (T,) of the text, and where the text is."""
     from rnnkit.data.corpus import default_corpus
     from rnnkit.data.text import read_text
-    from rnnkit.tasks.lm import load_trained
+    from rnnkit.tasks.lm import from_run
 
-    model, vocab, checkpoint = load_trained(run_dir, which)
+    model, vocab, checkpoint = from_run(run_dir, which)
     if text_path is not None:
         text, where = read_text(text_path), text_path
     else:
@@ -278,10 +336,3 @@ def _language_model_sequence(run_dir: str, which: str, text_path: str | None, to
         raise InputError(f"{where} has only {len(ids)} {vocab.level} tokens; --length needs {tokens}: "
                          "give a longer --text or a smaller --length")
     return model, vocab, ids, where
-
-
-def _embed(model, ids: torch.Tensor) -> torch.Tensor:
-    """The recurrent layers' input for token ids (T,): the embedding, or one-hot vectors; (T, H_in) float64."""
-    if model.embedding is not None:
-        return model.embedding(ids).double()
-    return F.one_hot(ids, model.vocab_size).double()

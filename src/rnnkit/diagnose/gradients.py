@@ -34,6 +34,7 @@ Long sequences need float64: a norm 10⁻⁶⁰ below the last step's underflows
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 from typing import Callable, Iterable
@@ -43,10 +44,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnkit.errors import InputError
-from rnnkit.nn import GRU, LSTM, RNN
+from rnnkit.nn import GRU, LSTM, RNN, Recurrent, cell_names, get_cell
 
 LOSSES = ("last", "sum")
-CELL_TYPES = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
+CELL_TYPES = {"rnn": RNN, "lstm": LSTM, "gru": GRU}  # rnnkit.diagnose.memory_tasks builds its models from these
 CLIP_EPSILON = 1e-6  # as torch.nn.utils.clip_grad_norm_: scale = max_norm / (norm + 1e-6)
 
 
@@ -100,7 +101,7 @@ def per_step_gradient_norms(
     r"""‖∂L/∂h_t‖ for every step t of ``input``, by running ``layer`` one step at a time.
 
     Args:
-        layer: a unidirectional recurrent layer with torch.nn's interface (``rnnkit.nn.RNN`` / ``LSTM`` /
+        layer: a unidirectional recurrent layer with torch.nn's interface (``rnnkit.nn.Recurrent``, ``RNN`` / ``LSTM`` /
             ``GRU`` or torch.nn's own), any number of layers, either engine.
         input: (L, N, H_in), (N, L, H_in) if ``layer.batch_first``, or unbatched (L, H_in).
         hx: the initial state as ``layer`` takes it (batched), or None.
@@ -117,7 +118,7 @@ def per_step_gradient_norms(
 
     Example::
 
-        >>> rnn = RNN(8, 16).double()
+        >>> rnn = Recurrent("rnn_tanh", 8, 16).double()
         >>> flow = per_step_gradient_norms(rnn, torch.randn(50, 1, 8, dtype=torch.float64))
         >>> flow.hidden.shape, flow.ratio() > 1
         (torch.Size([1, 50]), True)
@@ -186,6 +187,22 @@ def _single_layers(layer: nn.Module) -> list[nn.Module]:
     """
     if layer.num_layers == 1 and not layer.batch_first:
         return [layer]
+    singles = []
+    for k in range(layer.num_layers):
+        input_size = layer.input_size if k == 0 else (getattr(layer, "proj_size", 0) or layer.hidden_size)
+        single = _one_layer_like(layer, input_size)
+        names = getattr(single, "_flat_weights_names", None) or [name for name, _ in single.named_parameters()]
+        for name in names:  # weight_ih_l0, ... <- weight_ih_l{k}, ...
+            setattr(single, name, getattr(layer, name[:-1] + str(k)))
+        singles.append(single.train(layer.training))
+    return singles
+
+
+def _one_layer_like(layer: nn.Module, input_size: int) -> nn.Module:
+    """A one-layer, time-major layer of ``layer``'s kind (cell, bias, engine, projection, zoneout)."""
+    if isinstance(layer, Recurrent):
+        return Recurrent(layer.cell.name, input_size, layer.hidden_size, bias=layer.bias, engine=layer.engine,
+                         proj_size=layer.proj_size, zoneout=layer.zoneout)
     options = {"bias": layer.bias}
     if layer.mode.startswith("RNN"):
         options["nonlinearity"] = layer.nonlinearity
@@ -193,36 +210,68 @@ def _single_layers(layer: nn.Module) -> list[nn.Module]:
         options["proj_size"] = layer.proj_size
     if hasattr(layer, "engine"):
         options["engine"] = layer.engine
-    singles = []
-    for k in range(layer.num_layers):
-        input_size = layer.input_size if k == 0 else (getattr(layer, "proj_size", 0) or layer.hidden_size)
-        single = type(layer)(input_size, layer.hidden_size, **options)
-        for name in single._flat_weights_names:  # weight_ih_l0, ... <- weight_ih_l{k}, ...
-            setattr(single, name, getattr(layer, name[:-1] + str(k)))
-        singles.append(single.train(layer.training))
-    return singles
+    if getattr(layer, "zoneout", 0.0):
+        options["zoneout"] = layer.zoneout
+    return type(layer)(input_size, layer.hidden_size, **options)
 
 
 def fresh_layer(cell: str, input_size: int, hidden_size: int, *, seed: int, forget_bias: float = 0.0,
                 recurrent_scale: float = 1.0, dtype: torch.dtype = torch.float64) -> nn.Module:
-    """A new one-layer ``rnnkit.nn`` layer with PyTorch's default initialisation, seeded.
+    """A new one-layer ``rnnkit.nn.Recurrent`` layer of any registered cell, with the cell's default
+    initialisation (PyTorch's for the torch cells), seeded.
 
     Args:
-        cell: ``"rnn"`` (tanh), ``"lstm"`` or ``"gru"``.
-        forget_bias: added to an LSTM's forget-gate bias after the default initialisation (0: PyTorch's
-            init; 1 is the usual remedy, Gers et al. 2000, Jozefowicz et al. 2015). Ignored for other cells.
-        recurrent_scale: every recurrent weight W_hh is multiplied by this (1: PyTorch's init; larger values
+        cell: a name of :func:`rnnkit.nn.cell_names` (or ``"rnn"``, the tanh RNN).
+        forget_bias: added to the forget-gate bias after the initialisation, for a cell that has a forget gate
+            (its ``forget_gate``; 0: the default init; 1 is the usual remedy, Gers et al. 2000, Jozefowicz et
+            al. 2015). Ignored for other cells.
+        recurrent_scale: the recurrent weight W_hh is multiplied by this (1: the default init; larger values
             make the RNN's gradient explode instead of vanish).
     """
-    if cell not in CELL_TYPES:
-        raise InputError(f"unknown cell {cell!r}; choose from {', '.join(CELL_TYPES)}")
+    try:
+        kind = get_cell(cell)
+    except ValueError:
+        raise InputError(f"unknown cell {cell!r}; choose from {', '.join(cell_names())}") from None
     torch.manual_seed(seed)
-    layer = CELL_TYPES[cell](input_size, hidden_size).to(dtype)
-    with torch.no_grad():
-        layer.weight_hh_l0.mul_(recurrent_scale)
-        if cell == "lstm":
-            layer.bias_ih_l0[hidden_size : 2 * hidden_size] += forget_bias  # gate order i, f, g, o
+    bias = forget_bias if forget_bias and kind.forget_gate is not None else None
+    layer = Recurrent(kind.name, input_size, hidden_size, forget_bias=bias).to(dtype)
+    if kind.recurrent_weight is not None:
+        with torch.no_grad():
+            getattr(layer, f"{kind.recurrent_weight}_l0").mul_(recurrent_scale)
     return layer
+
+
+def embed_tokens(model: nn.Module, ids: Tensor) -> Tensor:
+    """A language model's recurrent input for token ids (T,): its embedding, or one-hot vectors; (T, H_in)."""
+    if model.embedding is not None:
+        return model.embedding(ids)  # (T, E)
+    return F.one_hot(ids, model.vocab_size).to(model.decoder.weight.dtype)  # (T, V)
+
+
+def language_model_gradient_flow(model: nn.Module, ids: Tensor, loss: str = "last") -> GradientFlow:
+    r"""‖∂L/∂h_t‖ of a trained language model reading a real text, in float64.
+
+    The model reads ``ids[:-1]`` and predicts ``ids[1:]``; L is the cross-entropy of its prediction of the last
+    token (``loss="last"``: how far back the last prediction still reaches) or the sum over every step
+    (``"sum"``, as in training). Runs on a float64 copy in eval mode: the model itself is not changed.
+
+    Args:
+        model: a :class:`~rnnkit.models.LanguageModel`.
+        ids: (T,) token ids, T ≥ 2.
+
+    Returns:
+        A :class:`GradientFlow` over the T − 1 steps; ``hidden[k, t]`` belongs to the state after reading ids[t].
+    """
+    if len(ids) < 2:
+        raise InputError("the text needs at least 2 tokens: one to read and one to predict")
+    model = copy.deepcopy(model).double().eval()
+    inputs, targets = ids[:-1], ids[1:]  # (T-1,) each
+    x = embed_tokens(model, inputs).unsqueeze(0)  # (1, T-1, H_in), batch first as the model's layers
+
+    def loss_fn(t: int, h: Tensor) -> Tensor:  # h (1, H): the top layer's state after reading inputs[t]
+        return F.cross_entropy(model.decoder(h), targets[t : t + 1], reduction="sum")
+
+    return per_step_gradient_norms(model.rnn, x, loss_fn=loss_fn, loss=loss, parameters=model.parameters())
 
 
 def fresh_gradient_flow(cell: str, *, length: int, hidden_size: int, seed: int, loss: str = "last",

@@ -1,7 +1,7 @@
 r"""Run a language model over a text and keep what every recurrent unit did at every position.
 
 :func:`collect_activations` feeds the text to a :class:`~rnnkit.models.LanguageModel` from a zero
-state and records, after each token, the hidden state h_t (and, for an LSTM, the cell state c_t) of
+state and records, after each token, the hidden state h_t (and, for a cell that has one, as the LSTM, the cell state c_t) of
 every layer, through the layers' :meth:`~rnnkit.nn.layers.RecurrentLayer.trace`, together with the
 model's top-k predictions of the next token, softmax(logits_t).
 
@@ -14,7 +14,7 @@ the model reads on as if it were not there. A word outside a word model's vocabu
 
 Example::
 
-    model, vocab, _ = load_trained("runs/main")
+    model, vocab, _ = from_run("runs/main")
     activations = collect_activations(model, vocab, "def f(x):\n    return 'x'\n")
     activations.states[(1, "cell")].shape        # (25, 256): position, unit
     activations.predictions(4)                   # [('x', 0.41), ('s', 0.12), ...] after "def f"
@@ -43,15 +43,16 @@ class Activations:
     Attributes:
         text: the text read.
         level: ``"char"`` or ``"word"``: what a position is.
-        cell: ``"lstm"``, ``"gru"`` or ``"rnn"``.
+        cell: the model's cell, as its configuration names it (``"lstm"``, ``"gru"``, ``"rnn"``, ...).
         spans: (P, 2) int64: the [start, end) offsets of each position's token in ``text``.
         fed: (P,) bool: the position's token went into the model (False: a character outside the vocabulary).
         unknown: (P,) bool: the token is outside the vocabulary (a character not fed, or a word fed as ``<unk>``).
         states: (layer, ``"hidden"`` | ``"cell"``) → (P, H) float32: the state after reading each position,
-            NaN where not fed. Layers count from 0; ``"cell"`` only for an LSTM.
+            NaN where not fed. Layers count from 0; ``"cell"`` only for a cell with a cell state (LSTM).
         top_ids: (P, k) int64: the k most likely next tokens after each position, best first; -1 where not fed.
         top_probs: (P, k) float32: their probabilities; 0 where not fed.
         symbols: the vocabulary's symbols (index = token id).
+        ids: (P,) int64: the token id read at each position; -1 where not fed.
     """
 
     text: str
@@ -64,6 +65,7 @@ class Activations:
     top_ids: np.ndarray
     top_probs: np.ndarray
     symbols: list[str]
+    ids: np.ndarray
 
     @property
     def num_layers(self) -> int:
@@ -120,8 +122,7 @@ def collect_activations(model: LanguageModel, vocab: CharVocab | WordVocab, text
     spans, ids, unknown = tokenize_positions(vocab, text)
     fed = ids >= 0  # (P,)
     P, H, K = len(ids), model.rnn.hidden_size, model.rnn.num_layers
-    names = ["hidden", "cell"] if model.config.cell == "lstm" else ["hidden"]
-    states = {(layer, name): np.full((P, H), np.nan, dtype=np.float32) for layer in range(K) for name in names}
+    states: dict[tuple[int, str], np.ndarray] = {}
     k = min(top, model.vocab_size)
     top_ids = np.full((P, k), -1, dtype=np.int64)
     top_probs = np.zeros((P, k), dtype=np.float32)
@@ -132,22 +133,38 @@ def collect_activations(model: LanguageModel, vocab: CharVocab | WordVocab, text
     model.eval()
     try:
         state = None
-        for start in range(0, len(tokens), CHUNK):
+        for start in range(0, max(len(tokens), 1), CHUNK):
             chunk = tokens[start : start + CHUNK].unsqueeze(0)  # (1, L)
             where = positions[start : start + CHUNK]  # (L,)
+            if chunk.shape[1] == 0:  # nothing to read: still ask the layer which states it has
+                chunk = torch.zeros(1, 1, dtype=torch.long)
+                where = where[:0]
             trace = model.rnn.trace(_inputs(model, chunk), state)
             state = trace.state
-            states_of = {"hidden": trace.hidden, "cell": trace.cell}  # each (K, 1, L, H), batch first
+            # The layer says whether it carries a cell state (trace.cell), not the cell's name.
+            states_of = {"hidden": trace.hidden, "cell": trace.cell}  # each (K, 1, L, H) or None, batch first
+            if not states:
+                states = {(layer, name): np.full((P, H), np.nan, dtype=np.float32)
+                          for layer in range(K) for name in STATES if states_of[name] is not None}
             for (layer, name), values in states.items():
-                values[where] = states_of[name][layer, 0].numpy()
-            probs = F.softmax(model.decoder(trace.output), dim=-1)[0]  # (L, V)
+                values[where] = states_of[name][layer, 0, : len(where)].numpy()
+            probs = F.softmax(model.decoder(trace.output), dim=-1)[0, : len(where)]  # (L, V)
             best = probs.topk(k, dim=-1)  # (L, k) each
             top_ids[where] = best.indices.numpy()
             top_probs[where] = best.values.numpy()
     finally:
         model.train(was_training)
     return Activations(text=text, level=vocab.level, cell=model.config.cell, spans=spans, fed=fed, unknown=unknown,
-                       states=states, top_ids=top_ids, top_probs=top_probs, symbols=list(vocab.symbols))
+                       states=states, top_ids=top_ids, top_probs=top_probs, symbols=list(vocab.symbols), ids=ids)
+
+
+@torch.no_grad()
+def recorded_states(model: LanguageModel) -> list[str]:
+    """The states :func:`collect_activations` records for ``model``, in the order of :data:`STATES`: ``"hidden"``,
+    and ``"cell"`` when the model's layers carry a cell state. The layer is asked (one step of its trace), not
+    the cell's name."""
+    trace = model.rnn.trace(_inputs(model, torch.zeros(1, 1, dtype=torch.long)))
+    return ["hidden", "cell"] if trace.cell is not None else ["hidden"]
 
 
 def _inputs(model: LanguageModel, tokens: torch.Tensor) -> torch.Tensor:

@@ -21,6 +21,17 @@ hidden state h_i can know:
                     line it ends.
 ``line_position``   the column of the character in its line (0 for the first; the newline's
                     column is the line's length).
+``in_quotes``       1 inside quotes in prose: "...", “...”, '...' and ‘...’, from the opening
+                    quote (inclusive) to the closing one (exclusive). A single quote opens only
+                    after a space, a line start or an opening bracket, and counts only if it
+                    closes on its line (so the apostrophes of don't, 'tis, o'er open nothing); a
+                    double quote left open runs to the end of its paragraph (a blank line).
+``line_length``     the length of the character's line in characters (its newline not counted).
+``word_position``   1, 2, 3, ... through a word (letters, digits, _ and an apostrophe inside a
+                    word, as in don't); 0 on spaces and punctuation.
+``after_speaker``   1 in a speech: after a line that names a speaker (an all-caps name and a
+                    colon alone on the line, as ``ROMEO:`` in a play), from that line's newline
+                    to the end of the speech (a blank line or the next speaker's line).
 ==================  =========================================================================
 
 String literals and comments come from Python's own :mod:`tokenize` when the text is Python it can
@@ -40,6 +51,7 @@ Example::
 from __future__ import annotations
 
 import io
+import re
 import tokenize
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -53,6 +65,10 @@ FEATURES = {
     "bracket_depth": "bracket / parenthesis depth",
     "indent": "indentation of the line",
     "line_position": "position in the line",
+    "in_quotes": "inside quotes (prose)",
+    "line_length": "length of the line",
+    "word_position": "position in the word",
+    "after_speaker": "after a line naming a speaker (NAME:)",
 }
 OPENERS, CLOSERS = "([{", ")]}"
 STRING_PREFIX = "rRbBfFuU"
@@ -83,6 +99,10 @@ def text_features(text: str, at: Sequence[int] | np.ndarray | None = None) -> di
         "bracket_depth": depth.astype(np.float64),
         "indent": indent.astype(np.float64),
         "line_position": column.astype(np.float64),
+        "in_quotes": prose_quotes(text).astype(np.float64),
+        "line_length": _line_lengths(text).astype(np.float64),
+        "word_position": _word_positions(text).astype(np.float64),
+        "after_speaker": speeches(text).astype(np.float64),
     }
     if at is not None:
         index = np.asarray(at, dtype=np.int64)
@@ -121,6 +141,96 @@ def _lines(text: str) -> list[str]:
     """The lines of ``text``, each with its ``"\\n"``. Only ``"\\n"`` ends a line, as for Python's tokenizer:
     str.splitlines would also break at a form feed or ``"\\r"``, which source files hold inside lines."""
     return io.StringIO(text, newline="\n").readlines()
+
+
+# ------------------------------------------------------------------------------------------- prose
+
+DOUBLE_OPEN, DOUBLE_CLOSE = "\u201c", "\u201d"
+SINGLE_OPEN, SINGLE_CLOSE = "\u2018", "\u2019"
+OPENS_A_QUOTE = "([{\u2014-\"\u201c"  # a single quote after these (or a space, or a line start) is an opening quote
+WORD = re.compile(r"\w+(?:['\u2019]\w+)*")
+
+
+def prose_quotes(text: str) -> np.ndarray:
+    """(T,) bool: inside quotes in prose (the ``in_quotes`` feature; rules in the module docstring)."""
+    inside = np.zeros(len(text), dtype=bool)
+    start = 0
+    for paragraph in re.split(r"(?<=\n)(?=\n)", text):  # a blank line ends a paragraph; each keeps its newlines
+        _mark_quotes(paragraph, inside[start : start + len(paragraph)])
+        start += len(paragraph)
+    return inside
+
+
+def _mark_quotes(paragraph: str, inside: np.ndarray) -> None:
+    """Mark the quoted spans of one paragraph in ``inside`` (a view of the text's mask)."""
+    double = None  # offset of the open double quote
+    single = None  # offset of the open single quote (it must close on its line)
+    for i, char in enumerate(paragraph):
+        before = paragraph[i - 1] if i else "\n"
+        after = paragraph[i + 1] if i + 1 < len(paragraph) else "\n"
+        if char == "\n":
+            single = None  # never closed on its line: an apostrophe, not a quote
+        elif char == '"' or char in (DOUBLE_OPEN, DOUBLE_CLOSE):
+            if double is None and char != DOUBLE_CLOSE:
+                double = i
+            elif double is not None and char != DOUBLE_OPEN:
+                inside[double:i] = True
+                double = None
+        elif char in ("'", SINGLE_OPEN, SINGLE_CLOSE):
+            opens = (before.isspace() or before in OPENS_A_QUOTE) and not after.isspace() and char != SINGLE_CLOSE
+            closes = single is not None and not before.isspace() and not (after.isalnum() or after == "_")
+            if closes:
+                inside[single:i] = True
+                single = None
+            elif opens:
+                single = i
+    if double is not None:
+        inside[double:] = True  # a quote still open at the paragraph's end runs to it
+
+
+def _line_lengths(text: str) -> np.ndarray:
+    """(T,) the length of each character's line, its newline not counted."""
+    lengths = np.zeros(len(text), dtype=np.int64)
+    start = 0
+    for line in _lines(text):
+        lengths[start : start + len(line)] = len(line.rstrip("\n"))
+        start += len(line)
+    return lengths
+
+
+def _word_positions(text: str) -> np.ndarray:
+    """(T,) 1, 2, 3, ... through each word, 0 elsewhere."""
+    positions = np.zeros(len(text), dtype=np.int64)
+    for match in WORD.finditer(text):
+        positions[match.start() : match.end()] = np.arange(1, match.end() - match.start() + 1)
+    return positions
+
+
+def is_speaker_line(line: str) -> bool:
+    """``ROMEO:``, ``KING HENRY VI:``, ``LADY CAPULET:``: an all-caps name (two characters or more) and a colon
+    alone on the line."""
+    stripped = line.strip()
+    name = stripped[:-1].strip()
+    return (stripped.endswith(":") and len(name) >= 2 and name.isupper()
+            and all(c.isalpha() or c in " '.-" for c in name))
+
+
+def speeches(text: str) -> np.ndarray:
+    """(T,) bool: in a speech after a speaker's line (the ``after_speaker`` feature)."""
+    inside = np.zeros(len(text), dtype=bool)
+    speaking = False
+    start = 0
+    for line in _lines(text):
+        body = line.rstrip("\n")
+        if is_speaker_line(body):
+            speaking = True
+            inside[start + len(body) : start + len(line)] = True  # its newline: the speech starts after it
+        elif not body.strip():
+            speaking = False
+        elif speaking:
+            inside[start : start + len(line)] = True
+        start += len(line)
+    return inside
 
 
 # ------------------------------------------------------------------------------------------- strings
@@ -300,3 +410,67 @@ def rank_units(states: Mapping[tuple[int, str], np.ndarray], features: Mapping[s
         matches.sort(key=lambda m: (-abs(m.correlation), m.layer, m.state, m.unit))
         ranking[name] = matches[:top]
     return ranking
+
+
+def varying(features: Mapping[str, np.ndarray], mask: np.ndarray | None = None) -> tuple[dict[str, np.ndarray], list[str]]:
+    """(the features that take more than one value over the positions in ``mask``, the names of the others):
+    a feature constant over a text (no brackets in prose, no speaker in code) has nothing to rank."""
+    kept, constant = {}, []
+    for name, values in features.items():
+        values = np.asarray(values)
+        seen = values if mask is None else values[np.asarray(mask, dtype=bool)]
+        if len(seen) and np.ptp(seen) > 0:
+            kept[name] = values
+        else:
+            constant.append(name)
+    return kept, constant
+
+
+@dataclass(frozen=True)
+class ExampleMatch:
+    """A unit found by example: how much more it is on inside a selection than outside it.
+
+    Attributes:
+        layer, state, unit: as in :class:`UnitMatch`. score: mean of v inside − mean of v outside, v the unit's
+        value on the page's colour scale (h as is, c divided by max |c| over the text); positive: on inside,
+        negative: the unit is on (negative) inside, in [-2, 2].
+    """
+
+    layer: int
+    state: str
+    unit: int
+    score: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def units_by_example(states: Mapping[tuple[int, str], np.ndarray], inside: np.ndarray, top: int = 10,
+                     mask: np.ndarray | None = None) -> list[ExampleMatch]:
+    r"""The ``top`` units most on inside a selection of positions and off outside it (LSTMVis's select step),
+    best first by |score|: the ranking the explain page shows when a span of its text is selected.
+
+    .. math:: v_{pu} = a_{pu} / s_u, \quad \mathrm{score}_u = \overline{v_{\cdot u}}^{\,p \in S} - \overline{v_{\cdot u}}^{\,p \notin S}
+
+    with s_u = max(1, max_p |a_pu|) for a hidden state and max_p |a_pu| for a cell state (the page's colour
+    scale), S the selected positions, both means over the positions in ``mask`` (default: rows without NaN).
+
+    Args:
+        states: (layer, state) → (P, H) activations, as :attr:`rnnkit.viz.Activations.states`.
+        inside: (P,) bool, the selected positions.
+    """
+    inside = np.asarray(inside, dtype=bool)
+    matches = []
+    for (layer, state), values in states.items():
+        values = np.asarray(values, dtype=np.float64)  # (P, H)
+        keep = ~np.isnan(values).any(axis=1) if mask is None else np.asarray(mask, dtype=bool)  # (P,)
+        selected, rest = keep & inside, keep & ~inside
+        if not selected.any() or not rest.any():
+            continue
+        largest = np.abs(values[keep]).max(axis=0)  # (H,)
+        scale = np.maximum(largest, 1.0) if state == "hidden" else np.where(largest > 0, largest, 1.0)  # (H,)
+        v = values / scale  # (P, H)
+        score = v[selected].mean(axis=0) - v[rest].mean(axis=0)  # (H,)
+        matches += [ExampleMatch(int(layer), state, int(u), float(score[u])) for u in range(len(score))]
+    matches.sort(key=lambda m: (-abs(m.score), m.layer, m.state, m.unit))
+    return matches[:top]

@@ -1,0 +1,146 @@
+r"""The language model as the explain page runs it: weights for the browser, and the Python side of the comparison.
+
+:func:`browser_model` packs a :class:`~rnnkit.models.LanguageModel` into the JSON object that ``model.js``
+reads: the vocabulary, the cell name, and every tensor the forward pass needs as float32, concatenated
+and base64-encoded (4 bytes a weight, +1/3 for base64: a 2 × 256 character LSTM with a 64-wide embedding
+is 0.89 M weights, 4.7 MB). ``model.js`` then computes, token by token, in float64 arithmetic::
+
+    x_t = E[w_t]  (embedding)   or   one_hot(w_t)   (the column w_t of W_ih)
+    h_t^(k), c_t^(k) = step of the layer's cell (the equations of rnnkit.nn), k = 0 .. K-1, x_t into layer 0
+    p(w_{t+1} | w_1..w_t) = softmax(W_dec h_t^(K-1) + b_dec)
+
+:func:`final_outputs` is the same computation in PyTorch (the model's own forward, in eval mode): the final
+hidden state of every layer and the next-token probabilities, as ``rnnkitModel.run(text)`` returns them in
+the page, so that ``rnnkit explain --json`` and the browser can be compared number for number.
+
+Tokens follow :func:`~rnnkit.viz.tokenize_positions`: at character level a character outside the
+vocabulary is skipped (the model reads on as if it were not there); at word level words are the runs of
+characters that are not whitespace (Python's ``str.isspace``, which ``str.split`` uses), every newline is
+``<eos>`` and a word outside the vocabulary is ``<unk>``.
+
+The data format::
+
+    {"cell": "lstm", "layers": K, "hidden": H, "inputSize": E or V, "vocabSize": V, "level": "char" | "word",
+     "symbols": [str, ...], "unk": id | null, "eos": id | null, "whitespace": str, "embedding": bool,
+     "zoneout": float, "tensors": {name: [offset, rows, cols]}, "weights": BASE64 (float32, little-endian)}
+
+with tensor names ``embedding.weight``, ``decoder.weight``, ``decoder.bias`` and, per layer k, the layer's own
+parameter names without the ``_l{k}`` suffix prefixed by ``"k/"`` (``0/weight_ih``, ``0/bias_hh``, ...).
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import sys
+from functools import cache
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..data.text import CharVocab, WordVocab
+from ..models import LanguageModel
+from .activations import tokenize_positions
+
+# Cells that model.js has a step for, under the names of rnnkit.nn's cell registry ("rnn" is the tanh RNN).
+BROWSER_CELLS = ("rnn_tanh", "rnn_relu", "lstm", "gru", "layernorm_lstm", "layernorm_gru")
+ALIASES = {"rnn": "rnn_tanh"}
+LAYER_SUFFIX = re.compile(r"^(?P<name>.+)_l(?P<layer>\d+)$")
+
+
+def cell_name(model: LanguageModel) -> str:
+    """The registered name of the model's cell (``"rnn"`` is read as ``"rnn_tanh"``)."""
+    name = model.config.cell
+    if name == "rnn" and getattr(model.rnn, "nonlinearity", "tanh") == "relu":
+        return "rnn_relu"
+    return ALIASES.get(name, name)
+
+
+def unsupported_reason(model: LanguageModel) -> str | None:
+    """Why the page cannot run ``model`` in the browser, in a few words; None when it can."""
+    rnn = model.rnn
+    if cell_name(model) not in BROWSER_CELLS:
+        return f"the page has no JavaScript step for the {model.config.cell!r} cell"
+    if getattr(rnn, "bidirectional", False):
+        return "the model is bidirectional"
+    if getattr(rnn, "proj_size", 0):
+        return "the LSTM has projections (proj_size)"
+    if getattr(rnn, "init_state", "zeros") != "zeros":
+        return f"its initial state is {rnn.init_state!r}, not zeros"
+    return None
+
+
+@cache
+def python_whitespace() -> str:
+    """Every character ``str.isspace`` accepts: what ``str.split()`` (and so WordVocab) splits words at."""
+    return "".join(c for c in map(chr, range(sys.maxunicode + 1)) if c.isspace())
+
+
+def browser_model(model: LanguageModel, vocab: CharVocab | WordVocab) -> dict:
+    """The JSON object ``model.js`` runs (format in the module docstring); check :func:`unsupported_reason` first."""
+    reason = unsupported_reason(model)
+    if reason is not None:
+        raise ValueError(f"cannot run this model in the browser: {reason}")
+    tensors: dict[str, torch.Tensor] = {}
+    if model.embedding is not None:
+        tensors["embedding.weight"] = model.embedding.weight  # (V, E)
+    for name, parameter in model.rnn.named_parameters():
+        match = LAYER_SUFFIX.match(name)
+        if match is None:
+            raise ValueError(f"recurrent parameter {name!r} does not end in _l<layer>; model.js cannot place it")
+        tensors[f"{match['layer']}/{match['name']}"] = parameter
+    tensors["decoder.weight"] = model.decoder.weight  # (V, H)
+    tensors["decoder.bias"] = model.decoder.bias  # (V,)
+
+    index, blobs, offset = {}, [], 0
+    for name, tensor in tensors.items():
+        values = tensor.detach().to(torch.float32).cpu().contiguous().numpy()
+        rows = values.shape[0]
+        cols = int(np.prod(values.shape[1:])) if values.ndim > 1 else 1
+        index[name] = [offset, rows, cols]
+        blobs.append(values.astype("<f4").ravel())
+        offset += values.size
+    weights = np.concatenate(blobs) if blobs else np.zeros(0, "<f4")
+    rnn = model.rnn
+    return {
+        "cell": cell_name(model),
+        "layers": rnn.num_layers,
+        "hidden": rnn.hidden_size,
+        "inputSize": rnn.input_size,
+        "vocabSize": model.vocab_size,
+        "level": vocab.level,
+        "symbols": list(vocab.symbols),
+        "unk": vocab.unk_id,
+        "eos": getattr(vocab, "eos_id", None),
+        "whitespace": python_whitespace() if vocab.level == "word" else "",
+        "embedding": model.embedding is not None,
+        "zoneout": float(getattr(rnn, "zoneout", 0.0) or 0.0),
+        "tensors": index,
+        "weights": base64.b64encode(weights.tobytes()).decode("ascii"),
+    }
+
+
+@torch.no_grad()
+def final_outputs(model: LanguageModel, vocab: CharVocab | WordVocab, text: str) -> dict:
+    """``{"hidden": [[h_T of layer k] for k], "next": [p(token | text) in vocabulary order]}`` from the model's
+    own forward pass in eval mode: what ``rnnkitModel.run(text)`` returns in the page.
+
+    A text with no token the model can read leaves the state at zero; ``next`` is then the prediction
+    from the zero state, softmax(b_dec + W_dec · 0).
+    """
+    _, ids, _ = tokenize_positions(vocab, text)
+    ids = ids[ids >= 0]  # (T,) characters outside the vocabulary are skipped
+    was_training = model.training
+    model.eval()
+    try:
+        if len(ids):
+            logits, state = model(torch.from_numpy(ids).unsqueeze(0))  # (1, T, V)
+            h_n = state[0] if isinstance(state, tuple) else state  # (K, 1, H)
+            hidden, last = h_n[:, 0], logits[0, -1]  # (K, H), (V,)
+        else:
+            hidden = torch.zeros(model.rnn.num_layers, model.rnn.hidden_size)  # (K, H)
+            last = model.decoder(hidden[-1])  # (V,)
+    finally:
+        model.train(was_training)
+    return {"hidden": hidden.double().tolist(), "next": F.softmax(last.double(), dim=-1).tolist()}
