@@ -53,12 +53,6 @@ def test_gradcheck_variable_lengths(name):
     _check(name, batch_sizes, None, lengths=lengths)
 
 
-@pytest.mark.parametrize("name", CELLS)
-def test_gradcheck_truncated(name):
-    torch.manual_seed(3)
-    _check(name, None, 2)
-
-
 def test_gradcheck_lstm_projection():
     torch.manual_seed(4)
     _check("lstm", [3, 3, 2, 2, 1], None, proj=3, lengths=[5, 4, 2])
