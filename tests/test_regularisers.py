@@ -188,3 +188,27 @@ def test_embedding_dropout_drops_whole_words():
     assert torch.equal(dropped, (out[1] == 0).all(1))  # every occurrence of a dropped word
     torch.testing.assert_close(out[0][~dropped], 2 * embedding.weight[~dropped])
     torch.testing.assert_close(rn.embedding_dropout(embedding, tokens, 0.5, training=False), embedding(tokens))
+
+
+@pytest.mark.parametrize("engine", ["fused", "explicit"])
+@pytest.mark.parametrize("packed", [False, True])
+def test_locked_dropout_between_layers_keeps_one_mask_per_sequence(engine, packed, monkeypatch):
+    """With W_ih of layer 1 the identity and W_hh zero, layer 1's pre-activations show layer 0's dropped
+    output: a unit dropped for a sequence is dropped at every step."""
+    torch.manual_seed(0)
+    layer = rn.Recurrent("rnn_relu", 4, 6, num_layers=2, dropout=0.5, locked_dropout=True, engine=engine)
+    with torch.no_grad():
+        layer.weight_ih_l1.copy_(torch.eye(6))
+        layer.weight_hh_l1.zero_()
+        layer.bias_ih_l1.zero_()
+        layer.bias_hh_l1.zero_()
+        layer.weight_hh_l0.zero_()
+        layer.bias_ih_l0.fill_(5.0)  # layer 0's outputs are all positive: a zero is a dropped unit
+    x = torch.rand(7, 3, 4)
+    if packed:
+        x = torch.nn.utils.rnn.pack_padded_sequence(x, torch.tensor([7, 7, 7]))
+    out, _ = layer(x)
+    out = torch.nn.utils.rnn.pad_packed_sequence(out)[0] if packed else out  # (L, N, 6)
+    dropped = out == 0
+    assert dropped.any() and not dropped.all()
+    assert torch.equal(dropped, dropped[:1].expand_as(dropped))  # the same units at every step

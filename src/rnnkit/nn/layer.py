@@ -130,7 +130,7 @@ class RecurrentBase:
 
     def _setup(self, engine: str, init_state: str, init_state_std: float, bptt_window: int | None,
                recurrent_dropout: float = 0.0, zoneout: float = 0.0, weight_drop: float = 0.0,
-               forget_bias: float | None = None) -> None:
+               forget_bias: float | None = None, locked_dropout: bool = False) -> None:
         if init_state not in INIT_STATES:
             raise ValueError(f"unknown init_state {init_state!r}; choose one of {', '.join(INIT_STATES)}")
         if isinstance(init_state_std, bool) or not isinstance(init_state_std, numbers.Real) or init_state_std < 0:
@@ -144,6 +144,9 @@ class RecurrentBase:
         if (self.recurrent_dropout or self.weight_drop) and self.cell.recurrent_weight is None:
             raise ValueError(f"cell {self.cell.name!r} has no recurrent weight matrix, so recurrent_dropout and "
                              f"weight_drop do not apply to it; use zoneout or dropout instead")
+        if not isinstance(locked_dropout, bool):
+            raise ValueError(f"locked_dropout must be True or False, got {locked_dropout!r}")
+        self.locked_dropout = locked_dropout
         self.bptt_window = bptt_window
         self.engine = engine  # checked after the options: some need rnnkit's engines
         self.init_state = init_state
@@ -413,9 +416,36 @@ class RecurrentBase:
             for direction in range(self._directions()):
                 weights.extend(self._layer_params(layer, direction).values())
         source = batch.packed if batch.packed is not None else batch.x
-        output, states = run_fused(self.cell.fused_mode, source, batch.states, weights, self.bias,
-                                   self.num_layers, self.dropout, self.training, self.bidirectional)
+        if not (self.locked_dropout and self.dropout and self.training and self.num_layers > 1):
+            output, states = run_fused(self.cell.fused_mode, source, batch.states, weights, self.bias,
+                                       self.num_layers, self.dropout, self.training, self.bidirectional)
+            return self._finish(batch, output, states)
+        # locked dropout between layers: the kernel one layer at a time, one mask per sequence between them
+        D, per_layer = self._directions(), len(weights) // self.num_layers
+        finals = []
+        for layer in range(self.num_layers):
+            rows = slice(layer * D, (layer + 1) * D)
+            output, states = run_fused(self.cell.fused_mode, source, tuple(s[rows] for s in batch.states),
+                                       weights[layer * per_layer:(layer + 1) * per_layer], self.bias, 1, 0.0,
+                                       self.training, self.bidirectional)
+            finals.append(states)
+            source = output if batch.packed is None else PackedSequence(output, batch.packed.batch_sizes)
+            if layer < self.num_layers - 1:
+                source = self._drop_between_layers(source)
+        states = tuple(torch.cat(parts) for parts in zip(*finals))
         return self._finish(batch, output, states)
+
+    def _drop_between_layers(self, layer_output):
+        """Dropout on a layer's output (L, N, F), or on the packed data of one: a fresh mask per element, or
+        with ``locked_dropout`` one mask per sequence kept over every step."""
+        if not self.locked_dropout:
+            return F.dropout(layer_output, self.dropout, training=True)
+        if isinstance(layer_output, PackedSequence):
+            x, lengths = pad_packed_sequence(layer_output)
+            return pack_padded_sequence(self._drop_between_layers(x), lengths)
+        N, width = layer_output.shape[1], layer_output.shape[2]
+        mask = layer_output.new_empty(1, N, width).bernoulli_(1 - self.dropout).div_(1 - self.dropout)  # (1, N, F)
+        return layer_output * mask
 
     def _rnnkit(self, input, hx, engine: str, record: list | None):
         """Normalise the input, run the layers on one of rnnkit's engines, restore the caller's layout."""
@@ -463,7 +493,7 @@ class RecurrentBase:
                 c_n.append(c)
             layer_input = outputs[0] if len(outputs) == 1 else torch.cat(outputs, 2)  # (L, N, D*H_out)
             if self.dropout > 0 and self.training and layer < self.num_layers - 1:
-                layer_input = F.dropout(layer_input, self.dropout, training=True)
+                layer_input = self._drop_between_layers(layer_input)
         states = (torch.stack(h_n),) + ((torch.stack(c_n),) if c0 is not None else ())
         return layer_input, states
 
@@ -519,6 +549,8 @@ class Recurrent(RecurrentBase, nn.Module):
         weight_drop: DropConnect on W_hh, one mask per forward call. Default 0.
         forget_bias: added to the forget gate's bias at initialisation (LSTM family). Default None.
         proj_size: LSTM only, as torch.nn.LSTM. Default 0.
+        locked_dropout: the dropout between layers keeps one mask per sequence over every step
+            (variational, as AWD-LSTM) instead of a fresh one per element. Default False.
         device, dtype: where and in which type the parameters are created.
 
     Parameters are named as torch.nn names them: ``{name}_l{k}`` and ``{name}_l{k}_reverse`` for each
@@ -531,7 +563,7 @@ class Recurrent(RecurrentBase, nn.Module):
                  engine: str = "auto", init_state: str = "zeros", bptt_window: int | None = None,
                  recurrent_dropout: float = 0.0, zoneout: float = 0.0, weight_drop: float = 0.0,
                  forget_bias: float | None = None, proj_size: int = 0, init_state_std: float = 0.01,
-                 device=None, dtype=None):
+                 locked_dropout: bool = False, device=None, dtype=None):
         super().__init__()
         for name, value, minimum in (("input_size", input_size, 1), ("hidden_size", hidden_size, 1),
                                      ("num_layers", num_layers, 1), ("proj_size", proj_size, 0)):
@@ -553,7 +585,7 @@ class Recurrent(RecurrentBase, nn.Module):
                     self.register_parameter(self._param_name(spec.name, layer, direction), param)
         self.reset_parameters()
         self._setup(engine, init_state, init_state_std, bptt_window, recurrent_dropout, zoneout, weight_drop,
-                    forget_bias)
+                    forget_bias, locked_dropout)
 
     def reset_parameters(self) -> None:
         """The cell's initialisation for every parameter (torch.nn's U(±1/sqrt(H)) for the weights)."""
@@ -571,7 +603,8 @@ class Recurrent(RecurrentBase, nn.Module):
             s += f", proj_size={self.proj_size}"
         for name, default in (("num_layers", 1), ("bias", True), ("batch_first", False), ("dropout", 0.0),
                               ("bidirectional", False), ("bptt_window", None), ("recurrent_dropout", 0.0),
-                              ("zoneout", 0.0), ("weight_drop", 0.0), ("forget_bias", None)):
+                              ("zoneout", 0.0), ("weight_drop", 0.0), ("forget_bias", None),
+                              ("locked_dropout", False)):
             value = getattr(self, name)
             if value != default:
                 s += f", {name}={value}"

@@ -11,8 +11,8 @@ engines, options and ``trace`` (see :mod:`rnnkit.nn.layer`), with ``engine="fuse
 * ``engine``: ``"fused"`` (default), ``"explicit"``, ``"reference"`` or ``"auto"``;
 * ``init_state`` (``"zeros"``, ``"learned"``, ``"random"``), ``init_state_std=0.01``;
 * ``bptt_window=k``: truncated BPTT inside one call (rnnkit's engines);
-* ``recurrent_dropout``, ``zoneout``, ``weight_drop``, ``forget_bias`` (LSTM): the regularisers of
-  :mod:`rnnkit.nn.regularisers`; weight drop runs on the fused engine too.
+* ``recurrent_dropout``, ``zoneout``, ``weight_drop``, ``forget_bias`` (LSTM), ``locked_dropout``: the
+  regularisers of :mod:`rnnkit.nn.regularisers`; weight drop and locked dropout run on the fused engine too.
 """
 
 from __future__ import annotations
@@ -30,17 +30,17 @@ class _TorchLayer(RecurrentBase):
 
     def __init__(self, *args, engine: str = "fused", init_state: str = "zeros", init_state_std: float = 0.01,
                  bptt_window: int | None = None, recurrent_dropout: float = 0.0, zoneout: float = 0.0,
-                 weight_drop: float = 0.0, forget_bias: float | None = None, **kwargs):
+                 weight_drop: float = 0.0, forget_bias: float | None = None, locked_dropout: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
         self.cell = get_cell(self._cell_name())(self.hidden_size, bias=self.bias, proj_size=self.proj_size)
         self._setup(engine, init_state, init_state_std, bptt_window, recurrent_dropout, zoneout, weight_drop,
-                    forget_bias)
+                    forget_bias, locked_dropout)
 
     def _cell_name(self) -> str:
         return self.mode.lower()
 
     def _fused(self, input, hx):
-        if self.weight_drop and self.training:
+        if self.training and (self.weight_drop or (self.locked_dropout and self.dropout)):
             return super()._fused(input, hx)
         return type(self)._torch_forward(self, input, hx)
 
@@ -52,7 +52,7 @@ class _TorchLayer(RecurrentBase):
     def extra_repr(self) -> str:
         s = super().extra_repr()
         for name, default in (("bptt_window", None), ("recurrent_dropout", 0.0), ("zoneout", 0.0),
-                              ("weight_drop", 0.0), ("forget_bias", None)):
+                              ("weight_drop", 0.0), ("forget_bias", None), ("locked_dropout", False)):
             value = getattr(self, name, default)
             if value != default:
                 s += f", {name}={value}"
