@@ -41,20 +41,19 @@ import torch.nn.functional as F
 
 from ..data.text import CharVocab, WordVocab
 from ..models import LanguageModel
+from ..nn import get_cell
 from .activations import tokenize_positions
 
-# Cells that model.js has a step for, under the names of rnnkit.nn's cell registry ("rnn" is the tanh RNN).
+# Cells that model.js has a step for, under the names of rnnkit.nn's cell registry.
 BROWSER_CELLS = ("rnn_tanh", "rnn_relu", "lstm", "gru", "layernorm_lstm", "layernorm_gru")
-ALIASES = {"rnn": "rnn_tanh"}
 LAYER_SUFFIX = re.compile(r"^(?P<name>.+)_l(?P<layer>\d+)$")
 
 
 def cell_name(model: LanguageModel) -> str:
-    """The registered name of the model's cell (``"rnn"`` is read as ``"rnn_tanh"``)."""
-    name = model.config.cell
-    if name == "rnn" and getattr(model.rnn, "nonlinearity", "tanh") == "relu":
-        return "rnn_relu"
-    return ALIASES.get(name, name)
+    """The registered name of the cell the model's layers run (the layer is asked: ``"rnn"`` in a configuration
+    is the ``"rnn_tanh"`` cell)."""
+    cell = getattr(model.rnn, "cell", None)
+    return cell.name if cell is not None else get_cell(model.config.cell).name
 
 
 def unsupported_reason(model: LanguageModel) -> str | None:
