@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rnnkit.viz.features import (FEATURES, correlations, literal_masks, rank_units, scan_literals, text_features,
-                                 tokenize_literals)
+from rnnkit.viz.features import (FEATURES, correlations, is_speaker_line, literal_masks, prose_quotes, rank_units,
+                                 scan_literals, speeches, text_features, tokenize_literals, units_by_example, varying)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -117,7 +117,81 @@ def test_empty_text_gives_empty_features():
     assert all(len(values) == 0 for values in text_features("").values())
 
 
+# ------------------------------------------------------------------------------------------- prose
+
+
+@pytest.mark.parametrize("text, inside", [
+    ('He said "come here" and went.\n', '"come here'),                  # opening quote in, closing quote out
+    ("She said \u201cno\u201d twice.\n", "\u201cno"),                    # curly double quotes
+    ("'Tis said 'go away' to o'er the hills, don't.\n", "'go away"),    # apostrophes open nothing
+    ("It's the boys' toys.\n", ""),                                     # a possessive is not a closing quote
+    ("Cry \u2018havoc!\u2019 and let slip\n", "\u2018havoc!"),
+    ('"a long\nspeech\n\nnext paragraph\n', '"a long\nspeech\n'),      # open at a blank line: runs to it
+    ("'open but never closed\nnext line\n", ""),                       # a single quote must close on its line
+    ('say "it\'s fine" now\n', '"it\'s fine'),                           # an apostrophe inside double quotes
+])
+def test_quotes_in_prose(text, inside):
+    assert marked(text, prose_quotes(text)) == inside
+    assert marked(text, text_features(text)["in_quotes"] > 0) == inside
+
+
+def test_line_length_and_word_position():
+    text = "To be, or not\nI don't_know 42\n\n"
+    features = text_features(text)
+    assert features["line_length"].tolist() == [13] * 14 + [15] * 16 + [0]
+    assert features["word_position"].tolist()[:14] == [1, 2, 0, 1, 2, 0, 0, 1, 2, 0, 1, 2, 3, 0]
+    assert features["word_position"].tolist()[14:30] == [1, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 0, 1, 2, 0]  # don't_know
+
+
+@pytest.mark.parametrize("line, speaker", [
+    ("ROMEO:", True), ("KING HENRY VI:", True), ("LADY CAPULET:  ", True), ("First Citizen:", False),
+    ("ROMEO: speaks", False), ("I:", False), ("O:", False), ("X = 1:", False), ("DEF F(X):", False),
+])
+def test_speaker_lines(line, speaker):
+    assert is_speaker_line(line) == speaker
+
+
+def test_speeches_follow_a_speaker_line_until_a_blank_line():
+    text = "ROMEO:\nBut soft!\nWhat light?\n\nJULIET:\nAy me.\nNURSE:\nAnon!\n\nEnter all.\n"
+    inside = speeches(text)
+    assert marked(text, inside) == "\nBut soft!\nWhat light?\n\nAy me.\n\nAnon!\n"
+    assert not inside[: len("ROMEO:")].any()  # the name itself is not the speech
+    assert (text_features(text)["after_speaker"] == inside).all()
+    assert not speeches("def f(x):\n    return x\n").any()
+
+
+def test_varying_keeps_only_the_features_that_change_over_the_text():
+    text = "x = (1)\n"
+    kept, constant = varying(text_features(text))
+    assert "bracket_depth" in kept and "line_position" in kept
+    assert {"in_string", "in_comment", "in_quotes", "after_speaker", "indent"} <= set(constant)
+    assert set(kept) | set(constant) == set(FEATURES)
+    mask = np.array([True, False, False, False, False, False, False, False])  # one position: nothing varies
+    assert varying(text_features(text), mask)[0] == {}
+
+
 # ------------------------------------------------------------------------------------------- ranking
+
+
+def test_units_by_example_finds_the_unit_on_inside_and_off_outside():
+    rng = np.random.default_rng(2)
+    P, H = 300, 5
+    inside = np.zeros(P, dtype=bool)
+    inside[100:120] = True
+    hidden = 0.05 * rng.normal(size=(P, H))
+    hidden[:, 3] += np.where(inside, 0.8, 0.0)   # on inside only
+    hidden[:, 1] += 0.9                           # on everywhere: not a match
+    cell = 0.1 * rng.normal(size=(P, H))
+    cell[:, 2] -= np.where(inside, 4.0, 0.0)      # strongly negative inside (scaled by max |c|)
+    found = units_by_example({(0, "hidden"): hidden, (1, "cell"): cell}, inside, top=3)
+    assert {(m.layer, m.state, m.unit) for m in found[:2]} == {(0, "hidden", 3), (1, "cell", 2)}
+    by_unit = {(m.layer, m.state, m.unit): m for m in found}
+    assert by_unit[(1, "cell", 2)].score < -0.9 and by_unit[(0, "hidden", 3)].score > 0.7
+    assert np.abs(hidden[:, 3]).max() < 1
+    expected = hidden[inside, 3].mean() - hidden[~inside, 3].mean()  # h's scale is 1 while |h| <= 1
+    assert by_unit[(0, "hidden", 3)].score == pytest.approx(expected)
+    assert len(found) == 3 and abs(found[0].score) >= abs(found[1].score) >= abs(found[2].score)
+    assert units_by_example({(0, "hidden"): hidden}, np.ones(P, dtype=bool)) == []  # nothing outside
 
 
 def test_correlations_match_numpy_and_constant_columns_have_none():
