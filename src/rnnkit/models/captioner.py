@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from ..errors import InputError
 from .decoding import Decoded, beam_search, best_writable, greedy_search
-from .language_model import CELLS
+from .recurrent import check_cell, has_cell_state, recurrent_layer, recurrent_options
 from .recurrent_encoder import check_dropout, check_whole_number
 
 CONDITIONS = ("init", "input", "both")
@@ -71,13 +71,14 @@ class Captioner(nn.Module):
         channels: output channels of the convolution blocks. Default (32, 64).
         feature_size: F, the width of the image's feature vector. Default 256.
         embedding_dim: E, the width of a caption token's embedding. Default 64.
-        cell: ``"gru"`` (default), ``"lstm"`` or ``"rnn"``.
+        cell: any registered cell (:func:`rnnkit.nn.cell_names`). Default ``"gru"``.
         hidden_size: H, the decoder's width. Default 256.
         num_layers: stacked decoder layers. Default 1.
         condition: how the image reaches the decoder: ``"init"`` (the initial state only), ``"input"``
             (concatenated to every step's input) or ``"both"`` (default).
         dropout: on the image features, embeddings, between layers and before the output. Default 0.
-        engine: ``"fused"`` or ``"explicit"``.
+        engine: ``"auto"`` (default), ``"fused"`` or ``"explicit"``.
+        recurrent: the regularisers of :data:`rnnkit.models.recurrent.RECURRENT_OPTIONS` for the decoder.
         pad_index, bos_index, eos_index: special token ids. Defaults 0, 2, 3.
 
     Inputs of ``forward``: images (N, H, W) or (N, 1, H, W) floats; target_inputs (N, T) ``<bos> y_1 ..``;
@@ -98,8 +99,8 @@ class Captioner(nn.Module):
     def __init__(self, vocab_size: int, image_height: int, image_width: int, *,
                  channels: tuple[int, ...] | list[int] = (32, 64), feature_size: int = 256,
                  embedding_dim: int = 64, cell: str = "gru", hidden_size: int = 256, num_layers: int = 1,
-                 condition: str = "both", dropout: float = 0.0, engine: str = "fused",
-                 pad_index: int = 0, bos_index: int = 2, eos_index: int = 3):
+                 condition: str = "both", dropout: float = 0.0, engine: str = "auto",
+                 pad_index: int = 0, bos_index: int = 2, eos_index: int = 3, **recurrent):
         super().__init__()
         for name, value in (("vocab_size", vocab_size), ("image_height", image_height),
                             ("image_width", image_width), ("feature_size", feature_size),
@@ -108,27 +109,26 @@ class Captioner(nn.Module):
             check_whole_number(name, value)
         if condition not in CONDITIONS:
             raise InputError(f"unknown condition {condition!r}; choose one of {', '.join(CONDITIONS)}")
-        if cell not in CELLS:
-            raise InputError(f"unknown cell {cell!r}; choose one of {', '.join(CELLS)}")
+        check_cell(cell)
         check_dropout(dropout)
         channels = tuple(channels)
         self.options = dict(vocab_size=vocab_size, image_height=image_height, image_width=image_width,
                             channels=list(channels), feature_size=feature_size, embedding_dim=embedding_dim,
                             cell=cell, hidden_size=hidden_size, num_layers=num_layers, condition=condition,
                             dropout=dropout, engine=engine, pad_index=pad_index, bos_index=bos_index,
-                            eos_index=eos_index)
+                            eos_index=eos_index, **recurrent_options(recurrent))
         self.pad_index, self.bos_index, self.eos_index = pad_index, bos_index, eos_index
         self.image_size = (image_height, image_width)
         self.condition = condition
         self.num_layers = num_layers
-        self.lstm = cell == "lstm"
+        self.cell_state = has_cell_state(cell)
         self.encoder = ImageEncoder(image_height, image_width, channels, feature_size, dropout)
         self.init_state = nn.Linear(feature_size, hidden_size) if condition != "input" else None
         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=pad_index)
         self.dropout = nn.Dropout(dropout)
         step_input = embedding_dim + (feature_size if condition != "init" else 0)
-        self.decoder = CELLS[cell](step_input, hidden_size, num_layers, batch_first=True,
-                                   dropout=dropout if num_layers > 1 else 0.0, engine=engine)
+        self.decoder = recurrent_layer(cell, step_input, hidden_size, num_layers, dropout=dropout, engine=engine,
+                                       **recurrent)
         self.output = nn.Linear(hidden_size, vocab_size)
         self.hidden_size = hidden_size
 
@@ -156,7 +156,7 @@ class Captioner(nn.Module):
         else:
             h = features.new_zeros(self.num_layers, N, self.hidden_size)
         h = h.contiguous()  # (layers, N, H)
-        state = (h, torch.zeros_like(h)) if self.lstm else h
+        state = (h, torch.zeros_like(h)) if self.cell_state else h
         return state, (features,)
 
     def _inputs(self, embedded: Tensor, features: Tensor) -> Tensor:

@@ -19,7 +19,9 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import InputError
+from ..nn import embedding_dropout
 from .fit_predict import FitPredict
+from .recurrent import recurrent_options
 from .recurrent_encoder import RecurrentEncoder, check_dropout, check_whole_number, step_mask
 
 POOLINGS = ("last", "mean", "max")
@@ -32,7 +34,7 @@ class ManyToOne(FitPredict, nn.Module):
     def __init__(self, num_outputs: int, *, vocab_size: int | None = None, input_size: int | None = None,
                  embedding_dim: int = 64, cell: str = "lstm", hidden_size: int = 128, num_layers: int = 1,
                  bidirectional: bool = False, dropout: float = 0.0, pooling: str = "last",
-                 engine: str = "fused", padding_idx: int = 0):
+                 engine: str = "auto", padding_idx: int = 0, embedding_dropout: float = 0.0, **recurrent):
         super().__init__()
         check_whole_number("num_outputs", num_outputs)
         if (vocab_size is None) == (input_size is None):
@@ -40,13 +42,16 @@ class ManyToOne(FitPredict, nn.Module):
         if pooling not in POOLINGS:
             raise InputError(f"unknown pooling {pooling!r}; choose one of {', '.join(POOLINGS)}")
         check_dropout(dropout)
+        check_dropout(embedding_dropout, "embedding_dropout")
         self.num_outputs = num_outputs
         self.vocab_size = vocab_size
         self.input_size = input_size
         self.pooling = pooling
         self.options = dict(vocab_size=vocab_size, input_size=input_size, embedding_dim=embedding_dim, cell=cell,
                             hidden_size=hidden_size, num_layers=num_layers, bidirectional=bidirectional,
-                            dropout=dropout, pooling=pooling, engine=engine, padding_idx=padding_idx)
+                            dropout=dropout, pooling=pooling, engine=engine, padding_idx=padding_idx,
+                            embedding_dropout=embedding_dropout, **recurrent_options(recurrent))
+        self.embedding_dropout = embedding_dropout
         if vocab_size is not None:
             check_whole_number("vocab_size", vocab_size)
             check_whole_number("embedding_dim", embedding_dim)
@@ -56,10 +61,13 @@ class ManyToOne(FitPredict, nn.Module):
             step_size = embedding_dim
         else:
             check_whole_number("input_size", input_size)
+            if embedding_dropout:
+                raise InputError("embedding_dropout drops words of a token-id input; this model reads float features")
             self.embedding = None
             step_size = input_size
         self.input_dropout = nn.Dropout(dropout)
-        self.encoder = RecurrentEncoder(step_size, hidden_size, cell, num_layers, bidirectional, dropout, engine)
+        self.encoder = RecurrentEncoder(step_size, hidden_size, cell, num_layers, bidirectional, dropout, engine,
+                                        **recurrent)
         self.output_dropout = nn.Dropout(dropout)
         self.head = nn.Linear(self.encoder.output_size, num_outputs)
 
@@ -79,7 +87,8 @@ class ManyToOne(FitPredict, nn.Module):
                     f"shape {tuple(inputs.shape)}"
                 )
             # one-hot-like inputs would lose their whole symbol to dropout; embeddings only lose features
-            return self.input_dropout(self.embedding(inputs))  # (N, L, E)
+            return self.input_dropout(embedding_dropout(self.embedding, inputs, self.embedding_dropout,
+                                                        self.training))  # (N, L, E)
         size = self.input_size
         if inputs.dim() != 3 or inputs.size(2) != size or not inputs.is_floating_point():
             raise InputError(
@@ -120,13 +129,16 @@ class SequenceClassifier(ManyToOne):
             ``input_size``.
         input_size: F, for float feature input (N, L, F), e.g. a time series with F values per step.
         embedding_dim: the embedding's width (token input only). Default 64.
-        cell: ``"lstm"`` (default), ``"gru"`` or ``"rnn"`` (Elman, tanh).
+        cell: any registered cell (:func:`rnnkit.nn.cell_names`). Default ``"lstm"``.
         hidden_size: H, each direction's hidden width. Default 128.
         num_layers: stacked recurrent layers. Default 1.
         bidirectional: read both ways; "last" pooling then joins both directions' ends. Default False.
         dropout: on the embedding, between stacked layers and before the head. Default 0.
         pooling: ``"last"`` (the final hidden state, default), ``"mean"`` or ``"max"`` over the real steps.
-        engine: ``"fused"`` (PyTorch kernels, default) or ``"explicit"`` (rnnkit's hand-written BPTT).
+        engine: ``"auto"`` (default), ``"fused"`` (PyTorch kernels) or ``"explicit"`` (rnnkit's hand-written BPTT).
+        embedding_dropout: drop whole words (rows of the embedding) per forward call. Default 0.
+        recurrent: the regularisers of :data:`rnnkit.models.recurrent.RECURRENT_OPTIONS` (``recurrent_dropout``,
+            ``zoneout``, ``weight_drop``, ``forget_bias``).
         padding_idx: the token id used for padding; its embedding stays 0. Default 0.
 
     Inputs: inputs, lengths

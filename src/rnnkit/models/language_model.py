@@ -1,7 +1,7 @@
 r"""A recurrent language model: predict the next token from the tokens so far.
 
     x_t        = E[w_t]   (embedding_dim > 0)   or   one_hot(w_t)   (embedding_dim = 0)
-    h_t^(1..K) = recurrent layers (RNN / LSTM / GRU, K = num_layers) over x_1..x_t
+    h_t^(1..K) = recurrent layers of any registered cell (K = num_layers) over x_1..x_t
     logits_t   = W dropout(h_t^(K)) + b
     p(w_{t+1} | w_1..w_t) = softmax(logits_t)
 
@@ -16,11 +16,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .. import nn as rnn_layers
 from ..errors import InputError
-
-CELLS = {"lstm": rnn_layers.LSTM, "gru": rnn_layers.GRU, "rnn": rnn_layers.RNN}
-ENGINES = ("fused", "explicit")
+from ..nn import LockedDropout, embedding_dropout
+from ..nn.layer import ENGINES
+from .recurrent import check_cell, recurrent_layer
 
 
 @dataclass(frozen=True)
@@ -34,8 +33,14 @@ class LanguageModelConfig:
     embedding_dim: int = 0
     dropout: float = 0.0
     tie_weights: bool = False
-    engine: str = "fused"
+    engine: str = "auto"
     init_range: float | None = None
+    recurrent_dropout: float = 0.0
+    zoneout: float = 0.0
+    weight_drop: float = 0.0
+    forget_bias: float | None = None
+    embedding_dropout: float = 0.0
+    locked_dropout: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -68,12 +73,17 @@ def _check(config: LanguageModelConfig) -> None:
     positive_int("hidden_size")
     positive_int("num_layers")
     positive_int("embedding_dim", minimum=0)
-    if config.cell not in CELLS:
-        raise InputError(f"unknown cell {config.cell!r}; choose one of {', '.join(CELLS)}")
+    check_cell(config.cell)
     if config.engine not in ENGINES:
-        raise InputError(f"unknown engine {config.engine!r}; choose 'fused' or 'explicit'")
-    if not isinstance(config.dropout, (int, float)) or not 0 <= config.dropout < 1:
-        raise InputError(f"dropout must be in [0, 1), got {config.dropout!r}")
+        raise InputError(f"unknown engine {config.engine!r}; choose one of {', '.join(ENGINES)}")
+    for name in ("dropout", "embedding_dropout"):
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+            raise InputError(f"{name} must be in [0, 1), got {value!r}")
+    if config.embedding_dropout and not config.embedding_dim:
+        raise InputError("embedding_dropout drops rows of a learned embedding; set embedding_dim > 0 or turn it off")
+    if not isinstance(config.locked_dropout, bool):
+        raise InputError(f"locked_dropout must be true or false, got {config.locked_dropout!r}")
     if config.init_range is not None and (not isinstance(config.init_range, (int, float)) or config.init_range <= 0):
         raise InputError(f"init_range must be a positive number or None, got {config.init_range!r}")
     if config.tie_weights and config.embedding_dim != config.hidden_size:
@@ -86,6 +96,9 @@ def _check(config: LanguageModelConfig) -> None:
 class LanguageModel(nn.Module):
     r"""Embedding (or one-hot) → dropout → recurrent layers → dropout → linear to the vocabulary.
 
+    With the AWD-LSTM toolbox (Merity et al. 2017) it becomes embedding dropout (whole words) → locked
+    dropout → layers with weight drop on W_hh and locked dropout between them → locked dropout → tied output.
+
     .. math::
 
         x_t = E[w_t] \text{ or } \mathrm{onehot}(w_t), \quad
@@ -94,7 +107,8 @@ class LanguageModel(nn.Module):
 
     Args:
         vocab_size: V, the number of token ids.
-        cell: ``"lstm"``, ``"gru"`` or ``"rnn"`` (tanh), from :mod:`rnnkit.nn`.
+        cell: any registered cell (:func:`rnnkit.nn.cell_names`: ``"lstm"``, ``"gru"``, ``"rnn"`` (tanh),
+            ``"layernorm_lstm"``, ...).
         hidden_size: H, the width of every recurrent layer. Default 256.
         num_layers: stacked recurrent layers. Default 2.
         embedding_dim: width of a learned embedding; 0 (default) feeds one-hot vectors of size V,
@@ -104,9 +118,14 @@ class LanguageModel(nn.Module):
             dropped one-hot vector would erase the whole input symbol. Default 0.
         tie_weights: share the embedding matrix with the output layer (Press & Wolf 2017);
             needs ``embedding_dim == hidden_size``.
-        engine: ``"fused"`` (PyTorch kernels) or ``"explicit"`` (rnnkit's hand-written BPTT).
+        engine: ``"auto"`` (default), ``"fused"`` (PyTorch kernels), ``"explicit"`` (rnnkit's hand-written BPTT).
         init_range: if given, every parameter (biases included) starts uniform in
             ±init_range, as in Zaremba et al. (±0.1); None keeps PyTorch's initialisation.
+        recurrent_dropout, zoneout, weight_drop, forget_bias: the regularisers inside the recurrence
+            (:mod:`rnnkit.nn.regularisers`). Default off.
+        embedding_dropout: drop whole words (rows of the embedding) per forward call. Default 0.
+        locked_dropout: the dropout masks on the input, between layers and on the output stay the same
+            at every step of a sequence (variational dropout). Default False.
 
     Inputs: tokens, state
         tokens: (N, L) integer ids.
@@ -127,23 +146,29 @@ class LanguageModel(nn.Module):
 
     def __init__(self, vocab_size: int, cell: str = "lstm", hidden_size: int = 256, num_layers: int = 2,
                  embedding_dim: int = 0, dropout: float = 0.0, tie_weights: bool = False,
-                 engine: str = "fused", init_range: float | None = None):
+                 engine: str = "auto", init_range: float | None = None, recurrent_dropout: float = 0.0,
+                 zoneout: float = 0.0, weight_drop: float = 0.0, forget_bias: float | None = None,
+                 embedding_dropout: float = 0.0, locked_dropout: bool = False):
         super().__init__()
         config = LanguageModelConfig(vocab_size, cell, hidden_size, num_layers, embedding_dim, dropout,
-                                     tie_weights, engine, init_range)
+                                     tie_weights, engine, init_range, recurrent_dropout, zoneout, weight_drop,
+                                     forget_bias, embedding_dropout, locked_dropout)
         _check(config)
         self._config = config
         self.vocab_size = vocab_size
         self.embedding = nn.Embedding(vocab_size, embedding_dim) if embedding_dim > 0 else None
-        self.input_dropout = nn.Dropout(dropout)
-        # torch.nn warns about inter-layer dropout on a single layer, where it does nothing
-        self.rnn = CELLS[cell](embedding_dim or vocab_size, hidden_size, num_layers, batch_first=True,
-                               dropout=dropout if num_layers > 1 else 0.0, engine=engine)
-        self.output_dropout = nn.Dropout(dropout)
+        drop = (lambda: LockedDropout(dropout, batch_first=True)) if locked_dropout else (lambda: nn.Dropout(dropout))
+        self.input_dropout = drop()
+        self.rnn = recurrent_layer(cell, embedding_dim or vocab_size, hidden_size, num_layers, dropout=dropout,
+                                   engine=engine, locked_dropout=locked_dropout, recurrent_dropout=recurrent_dropout,
+                                   zoneout=zoneout, weight_drop=weight_drop, forget_bias=forget_bias)
+        self.output_dropout = drop()
         self.decoder = nn.Linear(hidden_size, vocab_size)
         if init_range is not None:
             for parameter in self.parameters():
                 nn.init.uniform_(parameter, -init_range, init_range)
+            if forget_bias:
+                self.rnn._add_forget_bias()  # on top of the uniform start, as it is on top of the default one
         if tie_weights:
             self.decoder.weight = self.embedding.weight
 
@@ -162,7 +187,8 @@ class LanguageModel(nn.Module):
         if tokens.dim() != 2 or tokens.dtype not in (torch.long, torch.int32, torch.int64):
             raise ValueError(f"tokens must be (N, L) integer ids, got {tokens.dtype} of shape {tuple(tokens.shape)}")
         if self.embedding is not None:
-            x = self.input_dropout(self.embedding(tokens))  # (N, L, E)
+            embedded = embedding_dropout(self.embedding, tokens, self.config.embedding_dropout, self.training)
+            x = self.input_dropout(embedded)  # (N, L, E)
         else:
             x = F.one_hot(tokens.long(), self.vocab_size).to(self.decoder.weight.dtype)  # (N, L, V)
         output, state = self.rnn(x, state)  # (N, L, H)

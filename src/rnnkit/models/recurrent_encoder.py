@@ -19,7 +19,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from ..checks import check_dropout, check_whole_number  # noqa: F401  (re-exported for the other models)
 from ..errors import InputError
-from .language_model import CELLS, ENGINES
+from .recurrent import recurrent_layer
 
 
 def check_lengths(lengths: Tensor | None, batch: int, steps: int) -> None:
@@ -52,11 +52,13 @@ class RecurrentEncoder(nn.Module):
     Args:
         input_size: F, the width of each step's input vector.
         hidden_size: H, the width of each direction's hidden state.
-        cell: ``"lstm"``, ``"gru"`` or ``"rnn"`` (Elman, tanh). Default ``"lstm"``.
+        cell: any registered cell (:func:`rnnkit.nn.cell_names`). Default ``"lstm"``.
         num_layers: stacked recurrent layers. Default 1.
         bidirectional: read each sequence in both directions (D = 2). Default False.
         dropout: dropout between stacked layers (ignored with one layer). Default 0.
-        engine: ``"fused"`` (PyTorch kernels) or ``"explicit"`` (rnnkit's hand-written BPTT).
+        engine: ``"auto"`` (default), ``"fused"`` (PyTorch kernels) or ``"explicit"`` (rnnkit's hand-written BPTT).
+        options: the regularisers of :data:`rnnkit.models.recurrent.RECURRENT_OPTIONS` (``recurrent_dropout``,
+            ``zoneout``, ``weight_drop``, ``forget_bias``).
 
     Inputs: x, lengths
         x: (N, L, F) float steps, batch first.
@@ -76,21 +78,16 @@ class RecurrentEncoder(nn.Module):
     """
 
     def __init__(self, input_size: int, hidden_size: int, cell: str = "lstm", num_layers: int = 1,
-                 bidirectional: bool = False, dropout: float = 0.0, engine: str = "fused"):
+                 bidirectional: bool = False, dropout: float = 0.0, engine: str = "auto", **options):
         super().__init__()
         check_whole_number("input_size", input_size)
         check_whole_number("hidden_size", hidden_size)
         check_whole_number("num_layers", num_layers)
         check_dropout(dropout)
-        if cell not in CELLS:
-            raise InputError(f"unknown cell {cell!r}; choose one of {', '.join(CELLS)}")
-        if engine not in ENGINES:
-            raise InputError(f"unknown engine {engine!r}; choose 'fused' or 'explicit'")
         self.directions = 2 if bidirectional else 1
         self.output_size = self.directions * hidden_size
-        # torch.nn warns about inter-layer dropout on a single layer, where it does nothing
-        self.rnn = CELLS[cell](input_size, hidden_size, num_layers, batch_first=True, bidirectional=bidirectional,
-                               dropout=dropout if num_layers > 1 else 0.0, engine=engine)
+        self.rnn = recurrent_layer(cell, input_size, hidden_size, num_layers, bidirectional=bidirectional,
+                                   dropout=dropout, engine=engine, **options)
 
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
         N, L = x.shape[0], x.shape[1]
@@ -101,7 +98,7 @@ class RecurrentEncoder(nn.Module):
             packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
             packed_outputs, state = self.rnn(packed)
             outputs, _ = pad_packed_sequence(packed_outputs, batch_first=True, total_length=L)  # (N, L, D*H)
-        h_n = state[0] if isinstance(state, tuple) else state  # (num_layers*D, N, H): LSTM's state is (h_n, c_n)
+        h_n = state[0] if isinstance(state, tuple) else state  # (num_layers*D, N, H): a cell state comes as (h_n, c_n)
         last_layer = h_n[-self.directions:]  # (D, N, H)
         final = last_layer.transpose(0, 1).reshape(N, self.output_size)  # (N, D*H)
         return outputs, final

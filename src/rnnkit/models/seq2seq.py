@@ -50,7 +50,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from ..errors import InputError
 from .attention import ATTENTIONS, Attention
 from .decoding import Decoded, beam_search, best_writable, greedy_search
-from .language_model import CELLS
+from .recurrent import has_cell_state, recurrent_layer, recurrent_options
 from .recurrent_encoder import RecurrentEncoder, check_dropout, check_lengths, check_whole_number, step_mask
 
 CONNECTIONS = ("none", *ATTENTIONS)
@@ -91,17 +91,17 @@ class Bridge(nn.Module):
 
     Each layer's directions are joined, [h^fwd ; h^bwd] (D H), and mapped by s_0 = tanh(W_b [...] + b_b) to the
     decoder's width. A one-way encoder as wide as the decoder needs no weights: s_0 = h_S, the seeds' plain
-    hand-over of the context vector. LSTM's cell state gets a bridge of its own (without tanh: a cell state is
-    not bounded).
+    hand-over of the context vector. A cell state (LSTM family) gets a bridge of its own (without tanh: a cell
+    state is not bounded).
     """
 
-    def __init__(self, directions: int, hidden_size: int, decoder_size: int, lstm: bool):
+    def __init__(self, directions: int, hidden_size: int, decoder_size: int, cell_state: bool):
         super().__init__()
         self.directions = directions
         self.identity = directions == 1 and hidden_size == decoder_size
         if not self.identity:
             self.hidden = nn.Linear(directions * hidden_size, decoder_size)
-            self.cell = nn.Linear(directions * hidden_size, decoder_size) if lstm else None
+            self.cell = nn.Linear(directions * hidden_size, decoder_size) if cell_state else None
 
     def _join(self, h: Tensor) -> Tensor:
         """(layers * D, N, H) → (layers, N, D * H): each layer's directions side by side."""
@@ -133,7 +133,7 @@ class Seq2Seq(nn.Module):
     Args:
         source_vocab_size, target_vocab_size: the number of token ids on each side.
         embedding_dim: E, the width of both embeddings and of the output layer's input t_i. Default 256.
-        cell: ``"gru"`` (default), ``"lstm"`` or ``"rnn"``, for encoder and decoder.
+        cell: any registered cell (:func:`rnnkit.nn.cell_names`), for encoder and decoder. Default ``"gru"``.
         hidden_size: H, the encoder's width per direction. Default 256.
         num_layers: stacked layers of the encoder and of the decoder. Default 1.
         bidirectional: a bidirectional encoder (the decoder always runs forward). Default True.
@@ -142,7 +142,9 @@ class Seq2Seq(nn.Module):
         attention_size: the additive score's hidden width. Default: the decoder's width.
         dropout: on the embeddings, between stacked layers and on t_i. Default 0.
         tie_embeddings: share the target embedding with the output layer W_o (Press and Wolf 2017).
-        engine: ``"fused"`` (PyTorch kernels) or ``"explicit"`` (rnnkit's hand-written BPTT).
+        engine: ``"auto"`` (default), ``"fused"`` (PyTorch kernels) or ``"explicit"`` (rnnkit's hand-written BPTT).
+        recurrent: the regularisers of :data:`rnnkit.models.recurrent.RECURRENT_OPTIONS` (``recurrent_dropout``,
+            ``zoneout``, ``weight_drop``, ``forget_bias``) for encoder and decoder.
         pad_index, bos_index, eos_index: the special token ids (the same on both sides). Defaults 0, 2, 3.
 
     Inputs of ``forward``: source, source_lengths, target_inputs, teacher_forcing
@@ -171,7 +173,7 @@ class Seq2Seq(nn.Module):
                  cell: str = "gru", hidden_size: int = 256, num_layers: int = 1, bidirectional: bool = True,
                  decoder_hidden_size: int | None = None, attention: str = "additive",
                  attention_size: int | None = None, dropout: float = 0.0, tie_embeddings: bool = False,
-                 engine: str = "fused", pad_index: int = 0, bos_index: int = 2, eos_index: int = 3):
+                 engine: str = "auto", pad_index: int = 0, bos_index: int = 2, eos_index: int = 3, **recurrent):
         super().__init__()
         for name, value in (("source_vocab_size", source_vocab_size), ("target_vocab_size", target_vocab_size),
                             ("embedding_dim", embedding_dim), ("hidden_size", hidden_size),
@@ -191,7 +193,7 @@ class Seq2Seq(nn.Module):
                             bidirectional=bidirectional, decoder_hidden_size=decoder_hidden_size,
                             attention=attention, attention_size=attention_size, dropout=dropout,
                             tie_embeddings=tie_embeddings, engine=engine, pad_index=pad_index,
-                            bos_index=bos_index, eos_index=eos_index)
+                            bos_index=bos_index, eos_index=eos_index, **recurrent_options(recurrent))
         self.pad_index, self.bos_index, self.eos_index = pad_index, bos_index, eos_index
         self.attention_kind = attention
         self.target_vocab_size = target_vocab_size
@@ -199,14 +201,15 @@ class Seq2Seq(nn.Module):
         self.source_embedding = nn.Embedding(source_vocab_size, embedding_dim, padding_idx=pad_index)
         self.target_embedding = nn.Embedding(target_vocab_size, embedding_dim, padding_idx=pad_index)
         self.dropout = nn.Dropout(dropout)
-        self.encoder = Seq2SeqEncoder(embedding_dim, hidden_size, cell, num_layers, bidirectional, dropout, engine)
+        self.encoder = Seq2SeqEncoder(embedding_dim, hidden_size, cell, num_layers, bidirectional, dropout, engine,
+                                      **recurrent)
         memory_size = self.encoder.output_size
-        self.bridge = Bridge(directions, hidden_size, decoder_hidden_size, lstm=cell == "lstm")
+        self.bridge = Bridge(directions, hidden_size, decoder_hidden_size, cell_state=has_cell_state(cell))
         self.attention = (Attention(attention, decoder_hidden_size, memory_size, attention_size)
                           if attention != "none" else None)
         decoder_input = embedding_dim + (memory_size if attention == "additive" else 0)
-        self.decoder = CELLS[cell](decoder_input, decoder_hidden_size, num_layers, batch_first=True,
-                                   dropout=dropout if num_layers > 1 else 0.0, engine=engine)
+        self.decoder = recurrent_layer(cell, decoder_input, decoder_hidden_size, num_layers, dropout=dropout,
+                                       engine=engine, **recurrent)
         readout_input = decoder_hidden_size + embedding_dim + (memory_size if self.attention is not None else 0)
         self.readout = nn.Linear(readout_input, embedding_dim)  # W_t
         self.output = nn.Linear(embedding_dim, target_vocab_size)  # W_o

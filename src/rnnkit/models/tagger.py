@@ -17,7 +17,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import InputError
+from ..nn import embedding_dropout
 from .crf import LinearChainCRF
+from .recurrent import recurrent_options
 from .recurrent_encoder import RecurrentEncoder, check_dropout, check_lengths, check_whole_number, step_mask
 
 CHAR_ENCODERS = ("lstm", "cnn")
@@ -52,7 +54,7 @@ class CharacterWordEncoder(nn.Module):
     """
 
     def __init__(self, char_vocab_size: int, char_embedding_dim: int = 25, hidden_size: int = 25,
-                 kind: str = "lstm", kernel_size: int = 3, padding_idx: int = 0, engine: str = "fused"):
+                 kind: str = "lstm", kernel_size: int = 3, padding_idx: int = 0, engine: str = "auto"):
         super().__init__()
         check_whole_number("char_vocab_size", char_vocab_size)
         check_whole_number("char_embedding_dim", char_embedding_dim)
@@ -115,14 +117,16 @@ class SequenceTagger(nn.Module):
             (default) uses words alone.
         char_encoder: ``"lstm"`` (a character BiLSTM, default) or ``"cnn"``.
         char_embedding_dim, char_hidden_size: the character encoder's widths. Default 25 and 25.
-        cell: ``"lstm"`` (default), ``"gru"`` or ``"rnn"``.
+        cell: any registered cell (:func:`rnnkit.nn.cell_names`). Default ``"lstm"``.
         hidden_size: H per direction. Default 128.
         num_layers: stacked recurrent layers. Default 1.
         bidirectional: read the sentence both ways (default True); False tags each word from its left
             context alone, the seeds' "output at every step as it reads".
         dropout: on the word vectors, between stacked layers and before the emissions. Default 0.
         crf: add a linear-chain CRF output layer. Default False.
-        engine: ``"fused"`` or ``"explicit"``.
+        engine: ``"auto"`` (default), ``"fused"`` or ``"explicit"``.
+        embedding_dropout: drop whole words (rows of the word embedding) per forward call. Default 0.
+        recurrent: the regularisers of :data:`rnnkit.models.recurrent.RECURRENT_OPTIONS` for the word layers.
         padding_idx: the padding id of words and of characters. Default 0.
 
     Inputs: words, lengths, chars
@@ -147,19 +151,22 @@ class SequenceTagger(nn.Module):
     def __init__(self, vocab_size: int, num_tags: int, *, embedding_dim: int = 100, char_vocab_size: int | None = None,
                  char_encoder: str = "lstm", char_embedding_dim: int = 25, char_hidden_size: int = 25,
                  cell: str = "lstm", hidden_size: int = 128, num_layers: int = 1, bidirectional: bool = True,
-                 dropout: float = 0.0, crf: bool = False, engine: str = "fused", padding_idx: int = 0):
+                 dropout: float = 0.0, crf: bool = False, engine: str = "auto", padding_idx: int = 0,
+                 embedding_dropout: float = 0.0, **recurrent):
         super().__init__()
         check_whole_number("vocab_size", vocab_size)
         check_whole_number("num_tags", num_tags)
         check_whole_number("embedding_dim", embedding_dim)
         check_dropout(dropout)
+        check_dropout(embedding_dropout, "embedding_dropout")
         if not 0 <= padding_idx < vocab_size:
             raise InputError(f"padding_idx must be a word id in [0, {vocab_size}), got {padding_idx!r}")
         self._config = dict(vocab_size=vocab_size, num_tags=num_tags, embedding_dim=embedding_dim,
                             char_vocab_size=char_vocab_size, char_encoder=char_encoder,
                             char_embedding_dim=char_embedding_dim, char_hidden_size=char_hidden_size, cell=cell,
                             hidden_size=hidden_size, num_layers=num_layers, bidirectional=bidirectional,
-                            dropout=dropout, crf=crf, engine=engine, padding_idx=padding_idx)
+                            dropout=dropout, crf=crf, engine=engine, padding_idx=padding_idx,
+                            embedding_dropout=embedding_dropout, **recurrent_options(recurrent))
         self.num_tags = num_tags
         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=padding_idx)
         self.characters = None
@@ -169,7 +176,8 @@ class SequenceTagger(nn.Module):
                                                    char_encoder, padding_idx=padding_idx, engine=engine)
             step_size += self.characters.output_size
         self.input_dropout = nn.Dropout(dropout)
-        self.encoder = RecurrentEncoder(step_size, hidden_size, cell, num_layers, bidirectional, dropout, engine)
+        self.encoder = RecurrentEncoder(step_size, hidden_size, cell, num_layers, bidirectional, dropout, engine,
+                                        **recurrent)
         self.output_dropout = nn.Dropout(dropout)
         self.emissions = nn.Linear(self.encoder.output_size, num_tags)
         self.crf = LinearChainCRF(num_tags) if crf else None
@@ -182,7 +190,7 @@ class SequenceTagger(nn.Module):
     def forward(self, words: Tensor, lengths: Tensor | None = None, chars: Tensor | None = None) -> Tensor:
         if words.dim() != 2 or words.is_floating_point():
             raise InputError(f"words must be (N, L) integer ids, got {words.dtype} of shape {tuple(words.shape)}")
-        x = self.embedding(words)  # (N, L, E)
+        x = embedding_dropout(self.embedding, words, self._config["embedding_dropout"], self.training)  # (N, L, E)
         if self.characters is not None:
             if chars is None or chars.dim() != 3 or tuple(chars.shape[:2]) != tuple(words.shape):
                 shape = None if chars is None else tuple(chars.shape)

@@ -1,0 +1,62 @@
+r"""How every model builds its recurrent layers: a registered cell's name and the recurrent options in, an
+:class:`rnnkit.nn.Recurrent` out, with one clear :class:`~rnnkit.errors.InputError` for a bad choice.
+
+The options every model takes, beside its own:
+
+* ``cell``: any name of :func:`rnnkit.nn.cell_names` (``"rnn"`` is the old name of ``"rnn_tanh"``);
+* ``engine``: ``"auto"`` (default: PyTorch's kernel when the cell has one and no option needs rnnkit's
+  engine), ``"fused"``, ``"explicit"``, ``"reference"``;
+* the regularisers inside the recurrence, :data:`RECURRENT_OPTIONS`: ``recurrent_dropout``, ``zoneout``,
+  ``weight_drop`` and ``forget_bias`` (see :mod:`rnnkit.nn.regularisers`).
+
+Models ask the cell what they need to know about it (:func:`has_cell_state`), never its name.
+"""
+
+from __future__ import annotations
+
+from ..errors import InputError
+from ..nn import Recurrent, cell_names, get_cell
+from ..nn.layer import ENGINES
+
+# The regularisers inside the recurrence and their "off" values; every model takes them as keywords.
+RECURRENT_OPTIONS = {"recurrent_dropout": 0.0, "zoneout": 0.0, "weight_drop": 0.0, "forget_bias": None}
+
+
+def check_cell(cell) -> None:
+    """InputError unless ``cell`` names a registered cell."""
+    try:
+        get_cell(cell)
+    except ValueError:
+        raise InputError(f"unknown cell {cell!r}; choose one of {', '.join(cell_names())}") from None
+
+
+def has_cell_state(cell: str) -> bool:
+    """Whether the named cell carries a cell state c beside h (its state is then the pair (h, c))."""
+    return get_cell(cell).has_cell_state
+
+
+def recurrent_options(options: dict) -> dict:
+    """The recurrent options among ``options`` (unknown keys are the caller's business), with defaults."""
+    return {name: options.get(name, default) for name, default in RECURRENT_OPTIONS.items()}
+
+
+def recurrent_layer(cell: str, input_size: int, hidden_size: int, num_layers: int = 1, *,
+                    bidirectional: bool = False, dropout: float = 0.0, engine: str = "auto",
+                    locked_dropout: bool = False, **options) -> Recurrent:
+    """A batch-first :class:`rnnkit.nn.Recurrent` for a model, InputError for a bad cell, engine or option.
+
+    ``options`` are :data:`RECURRENT_OPTIONS`. The dropout between layers is dropped for one layer, where it
+    would do nothing.
+    """
+    check_cell(cell)
+    if engine not in ENGINES:
+        raise InputError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+    unknown = sorted(set(options) - set(RECURRENT_OPTIONS))
+    if unknown:
+        raise InputError(f"unknown recurrent options {unknown}; the options are {', '.join(RECURRENT_OPTIONS)}")
+    try:
+        return Recurrent(cell, input_size, hidden_size, num_layers, batch_first=True, bidirectional=bidirectional,
+                         dropout=dropout if num_layers > 1 else 0.0, engine=engine, locked_dropout=locked_dropout,
+                         **options)
+    except ValueError as error:
+        raise InputError(str(error)) from None
