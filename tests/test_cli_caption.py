@@ -16,7 +16,8 @@ from PIL import Image
 from rnnkit.cli import main
 from rnnkit.data.digits import WORDS, digit_compositions
 from rnnkit.errors import InputError
-from rnnkit.tasks.caption import load_trained, write_png
+from rnnkit.tasks.caption import from_run as load_trained
+from rnnkit.tasks.caption import write_png
 from rnnkit.train import RunDirectory
 from cli_helpers import run_cli
 

@@ -15,7 +15,7 @@ import torch
 from rnnkit.cli import main
 from rnnkit.commands import forecast as forecast_command
 from rnnkit.errors import InputError
-from rnnkit.tasks.forecast import load_trained
+from rnnkit.tasks.forecast import from_run as load_trained
 from rnnkit.train import RunDirectory
 from cli_helpers import assert_one_line_error, assert_resumed_exactly, snapshot
 

@@ -11,7 +11,9 @@ from torch import nn
 
 from rnnkit.commands import tag as tag_command
 from rnnkit.errors import InputError
-from rnnkit.tasks.tag import TagDataConfig, TaggingTask, build_model, load_tag_data, load_trained, make_batch
+from rnnkit.tasks.tag import TagDataConfig, TaggingTask, build_model, make_batch
+from rnnkit.tasks.tag import from_run as load_trained
+from rnnkit.tasks.tag import load_data as load_tag_data
 from rnnkit.train import RunDirectory
 from cli_helpers import assert_one_line_error, assert_resumed_exactly, run_cli, snapshot
 

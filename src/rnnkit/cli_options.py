@@ -1,39 +1,77 @@
-"""Flags that several ``rnnkit train`` tasks share, written once: the recurrent network and the training loop.
+"""Flags that several commands share, written once, and the click types they use.
 
-Each task's command stacks the decorators it needs::
-
-    @train.command("classify")
-    @config_option
-    @recurrent_options(hidden=128, bidirectional=True)
-    @training_options(lr=2e-3, epochs=10)
-    @click.option("--data", ...)
-    def train_classify(ctx, **options): ...
-
-and turns the parsed values into a :class:`~rnnkit.train.TrainConfig` with :func:`train_config_from`.
+The ``rnnkit train`` commands are built from these groups by :mod:`rnnkit.cli_tasks`: :data:`config_option`
+(``--config FILE.toml``), :func:`recurrent_options` (the network), :func:`regulariser_options` (dropout on the
+recurrent connections, zoneout, weight drop, forget-gate bias), :func:`training_options` (the loop and the
+run directory); :func:`train_config_from` turns the parsed values into a :class:`~rnnkit.train.TrainConfig`.
 """
 
-import sys
 import time
 import tomllib
-from dataclasses import asdict, fields
+from dataclasses import fields
 from pathlib import Path
 from typing import Callable
 
 import click
 from click.core import ParameterSource
-from tqdm import tqdm
 
-from rnnkit.errors import InputError
-from rnnkit.train import OPTIMIZERS, SCHEDULES, Checkpoint, RunDirectory, TrainConfig, distributed
+from rnnkit.train import OPTIMIZERS, SCHEDULES, RunDirectory, TrainConfig
 
 EXIT_INTERRUPTED = 130
-
-# A step limit belongs to one invocation (a hook for trials and tests): a resumed run does not inherit it.
-SESSION_ONLY = {"max_steps"}
 
 Positive = click.IntRange(min=1)
 PositiveFloat = click.FloatRange(min=0, min_open=True)
 Probability = click.FloatRange(0, 1, max_open=True)
+
+
+def cell_choices() -> tuple[str, ...]:
+    """The names ``--cell`` takes: every registered cell (:func:`rnnkit.nn.cell_names`) and ``rnn``, the
+    name older runs use for the tanh RNN."""
+    import rnnkit.nn as rn
+
+    if hasattr(rn, "cell_names"):
+        return tuple(dict.fromkeys([*rn.cell_names(), "rnn"]))
+    from rnnkit.models.language_model import CELLS
+
+    return tuple(CELLS)
+
+
+class CommaList(click.ParamType):
+    """A comma-separated list of names from ``choices``, in the order given, repeats dropped."""
+
+    name = "LIST"
+
+    def __init__(self, choices: tuple[str, ...], what: str):
+        self.choices = choices
+        self.what = what
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, list):
+            return value
+        names = [name.strip() for name in str(value).split(",")]
+        if not any(names):
+            self.fail(f"give one or more {self.what}s separated by commas, from {', '.join(self.choices)}", param, ctx)
+        for name in names:
+            if name not in self.choices:
+                self.fail(f"unknown {self.what} {name!r}; choose from {', '.join(self.choices)}", param, ctx)
+        return list(dict.fromkeys(names))
+
+
+class LengthList(click.ParamType):
+    """A comma-separated list of positive integers (sequence lengths), in the order given, repeats dropped."""
+
+    name = "T,T,..."
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, list):
+            return value
+        lengths = []
+        for text in str(value).split(","):
+            text = text.strip()
+            if not text.isdigit() or int(text) < 1:
+                self.fail(f"{text!r} is not a positive integer; give lengths such as 100,200", param, ctx)
+            lengths.append(int(text))
+        return list(dict.fromkeys(lengths))
 
 
 def checkpoint_option(best: str = "the lowest validation loss", prefix: str = "") -> Callable:
@@ -107,12 +145,37 @@ def explicit_options(ctx: click.Context) -> set[str]:
 # ------------------------------------------------------------------------------------------- the network
 
 
+def cell_option(default: str = "lstm") -> Callable:
+    return click.option("--cell", type=click.Choice(cell_choices()), default=default, show_default=True,
+                        help="Recurrent cell.")
+
+
+def engine_option() -> Callable:
+    return click.option("--engine", type=click.Choice(["fused", "explicit"]), default="fused", show_default=True,
+                        help="fused: PyTorch's kernels; explicit: rnnkit's loop with hand-written BPTT.")
+
+
+def regulariser_options(embedding: bool = False) -> Callable:
+    """--recurrent-dropout --zoneout --weight-drop --forget-bias (every recurrent model), and
+    --embedding-dropout where the model has an embedding."""
+    return _stack(
+        click.option("--recurrent-dropout", type=Probability, default=0.0, show_default=True,
+                     help="Dropout on the hidden state fed back at each step (one mask per sequence)."),
+        click.option("--zoneout", type=Probability, default=0.0, show_default=True,
+                     help="Probability that each hidden unit keeps its previous value at a step (training only)."),
+        click.option("--weight-drop", type=Probability, default=0.0, show_default=True,
+                     help="DropConnect on the hidden-to-hidden weights, one mask per forward pass."),
+        click.option("--forget-bias", type=float, help="Initial LSTM forget-gate bias. Default: the cell's."),
+        *([click.option("--embedding-dropout", type=Probability, default=0.0, show_default=True,
+                        help="Drop whole words: rows of the embedding matrix, per batch.")] if embedding else []),
+    )
+
+
 def recurrent_options(*, hidden: int = 256, layers: int = 1, bidirectional: bool = False, dropout: float = 0.0,
                       cell: str = "lstm") -> Callable:
     """--cell --layers --hidden --bidirectional --dropout --engine, with the task's defaults."""
     return _stack(
-        click.option("--cell", type=click.Choice(["lstm", "gru", "rnn"]), default=cell, show_default=True,
-                     help="Recurrent cell."),
+        cell_option(cell),
         click.option("--layers", type=Positive, default=layers, show_default=True, help="Stacked recurrent layers."),
         click.option("--hidden", type=Positive, default=hidden, show_default=True,
                      help="Hidden units per layer (per direction)."),
@@ -120,8 +183,7 @@ def recurrent_options(*, hidden: int = 256, layers: int = 1, bidirectional: bool
                      help="Read each sequence in both directions."),
         click.option("--dropout", type=Probability, default=dropout, show_default=True,
                      help="Dropout probability on embeddings and between layers, in [0, 1)."),
-        click.option("--engine", type=click.Choice(["fused", "explicit"]), default="fused", show_default=True,
-                     help="fused: PyTorch's kernels; explicit: rnnkit's loop with hand-written BPTT."),
+        engine_option(),
     )
 
 
@@ -191,93 +253,3 @@ def new_run_path(options: dict, task: str) -> Path:
 def absolute(path: str | None) -> str | None:
     """Paths are saved absolute, so that a run directory works from any working directory."""
     return None if path is None else str(Path(path).resolve())
-
-
-def require_task(checkpoint_meta: dict, task: str, run_dir: str | Path, command: str) -> None:
-    """Refuse a run directory of another task with the command that made it."""
-    found = checkpoint_meta.get("task")
-    if found != task:
-        raise InputError(
-            f"{run_dir} holds a {found!r} run, not a {task!r} one; give the --out directory of `rnnkit {command}`"
-        )
-
-
-def run_training(train: Callable[..., dict], options: dict, run_path: Path, new_run: bool = True) -> dict | None:
-    """Run ``train`` inside the (possibly distributed) process group of ``--device``.
-
-    Rank 0 creates the run directory of a new run (only now, after the data was read); ``train`` is called
-    with ``run_dir``, ``dist``, ``progress_bar`` and ``log`` as the flags --quiet and --json ask. Returns the
-    report on rank 0 and None on the other ranks, which print nothing.
-    """
-    dist = distributed.setup(options["device"])
-    try:
-        run_dir = RunDirectory(run_path)
-        if dist.is_main and new_run:
-            run_dir = RunDirectory.create(run_path, options["overwrite"])
-        quiet = options["quiet"]
-        report = train(run_dir=run_dir, dist=dist,
-                       progress_bar=not quiet and not options["as_json"] and sys.stderr.isatty(),
-                       log=None if quiet else log_line)
-    finally:
-        distributed.teardown(dist)
-    return report if dist.is_main else None
-
-
-def log_line(line: str) -> None:
-    """One progress line on stderr; tqdm.write keeps an active progress bar intact below it."""
-    tqdm.write(line, file=sys.stderr)
-
-
-# ------------------------------------------------------------------------------------------- --resume
-
-
-def open_for_resume(options: dict, task: str, command: str) -> tuple[Path, Checkpoint]:
-    """The run directory named by --resume and its latest checkpoint, after checking the flags around it."""
-    if options["out"] and Path(options["out"]).resolve() != Path(options["resume"]).resolve():
-        raise InputError("--out and --resume name different directories; a resumed run writes into its own, drop --out")
-    if options["overwrite"]:
-        raise InputError("--overwrite and --resume contradict each other; give only one")
-    run_path = Path(options["resume"])
-    checkpoint = RunDirectory.open(run_path).load()
-    require_task(checkpoint.meta, task, run_path, command)
-    return run_path, checkpoint
-
-
-def resumed(saved: dict, given: dict, option_of: dict[str, str], explicit: set[str], changeable: set[str],
-            kept: str = "settings") -> dict:
-    """The saved settings (by field), except where the user explicitly changed one that a resumed run may
-    change; InputError for any other change. ``option_of`` maps a field to its option's name where they
-    differ; ``kept`` names what a resumed run keeps, for the message ("model shape")."""
-    merged = dict(saved)
-    for name, value in given.items():
-        option = option_of.get(name, name)
-        if option in SESSION_ONLY:
-            merged[name] = value
-        if option not in explicit:
-            continue
-        if option in changeable:
-            merged[name] = value
-        elif value != saved.get(name):
-            flag = "--" + option.replace("_", "-")
-            raise InputError(
-                f"--resume: {flag} {value} differs from the run's {saved.get(name)}; a resumed run keeps its "
-                f"{kept} (drop {flag}, or start a new run with another --out)"
-            )
-    return merged
-
-
-def resumed_settings(saved: dict, data: dict, model: dict, train: TrainConfig, *, explicit: set[str],
-                     changeable: set[str], model_fields: dict[str, str],
-                     data_option_of: dict[str, str] | None = None) -> tuple[dict, dict, TrainConfig]:
-    """The data settings, model options and TrainConfig of a run being resumed: the ``saved`` configs
-    (``checkpoint.meta["configs"]``) with the explicit changes a resumed run allows (see :func:`resumed`).
-
-    ``model_fields`` maps each model option to its model argument; ``data_option_of`` maps a data field to
-    its option where the names differ.
-    """
-    data = resumed(saved["data"], data, data_option_of or {}, explicit, changeable, "data settings")
-    saved_model = {field: saved["model"][field] for field in model_fields.values()}
-    model = resumed(saved_model, model, {field: option for option, field in model_fields.items()}, explicit,
-                    changeable, "model shape")
-    train = TrainConfig(**resumed(saved["train"], asdict(train), {}, explicit, changeable, "training settings"))
-    return data, model, train

@@ -1,31 +1,41 @@
-"""The ``rnnkit`` command's tasks other than the language model, one module each.
+"""The ``rnnkit`` commands, one module each; :mod:`rnnkit.cli` loads a module only when its command runs.
 
-A task module ``rnnkit.commands.NAME`` provides:
-
-    train_command                              the click command ``rnnkit train NAME``
-    evaluate(run_dir, checkpoint, options)     ``rnnkit evaluate DIR [--data FILE | --source F --target F] [--json]``
-    predict(run_dir, checkpoint, options)      ``rnnkit predict DIR [--input FILE] [--data FILE] [--output PATH] [--json]``
-
-``checkpoint`` is the run's loaded :class:`~rnnkit.train.Checkpoint` (its ``meta["task"]`` is NAME) and
-``options`` the parsed flags of ``evaluate`` / ``predict`` by name (``data``, ``source``, ``target``, ``input``,
-``output``, ``as_json``). Each task checks that the flags it needs were given.
+A task is a name with both a task module ``rnnkit.tasks.NAME`` (its :class:`~rnnkit.tasks.spec.TaskSpec`) and
+a command module ``rnnkit.commands.NAME`` (its :class:`~rnnkit.cli_tasks.TaskCommand` as ``COMMAND``, and
+``train_command``): adding a task is adding those two modules. The other commands are listed in
+:data:`TOP_LEVEL_COMMANDS`.
 """
 
 import importlib
-from types import ModuleType
+import pkgutil
 
 from rnnkit.errors import InputError
 
-TASK_COMMANDS = ("classify", "tag", "forecast", "translate", "caption")
+# Command name -> (module of rnnkit.commands, attribute): the commands beside `rnnkit train TASK`.
+TOP_LEVEL_COMMANDS = {
+    "generate": ("generate", "command"),
+    "evaluate": ("apply", "evaluate"),
+    "predict": ("apply", "predict"),
+    "translate": ("translate", "translate_command"),
+    "explain": ("explain", "command"),
+    "diagnose": ("diagnose", "command"),
+    "bench": ("bench", "command"),
+}
 
-# Other top-level commands; each module's ``command`` is a click command or group: ``rnnkit translate DIR``
-# (module ``translate_text``), and those that look inside models: ``rnnkit explain``,
-# ``rnnkit diagnose gradients|memory``, ``rnnkit bench memory-tasks``.
-TOP_LEVEL_COMMANDS = {"translate": "translate_text", "explain": "explain", "diagnose": "diagnose", "bench": "bench"}
+
+def task_names() -> tuple[str, ...]:
+    """Every task: the names that have a task module and a command module (found without importing them)."""
+    import rnnkit.tasks
+
+    def modules(package) -> set[str]:
+        return {module.name for module in pkgutil.iter_modules(package.__path__) if not module.name.startswith("_")}
+
+    return tuple(sorted(modules(rnnkit.tasks) & modules(importlib.import_module(__name__))))
 
 
-def task_module(task: str | None, run_dir: str) -> ModuleType:
-    """The module of the task that wrote a run, or a one-line error for a directory of no known task."""
-    if task not in TASK_COMMANDS:
+def task_command(task: str | None, run_dir: str):
+    """The :class:`~rnnkit.cli_tasks.TaskCommand` of the task that wrote a run, or a one-line error for a
+    directory of no known task."""
+    if task not in task_names():
         raise InputError(f"{run_dir} holds a run of unknown task {task!r}; give the --out directory of `rnnkit train ...`")
-    return importlib.import_module(f"rnnkit.commands.{task}")
+    return importlib.import_module(f"{__name__}.{task}").COMMAND

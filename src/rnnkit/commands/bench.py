@@ -16,49 +16,8 @@ from pathlib import Path
 
 import click
 
-from rnnkit.cli_options import Positive, PositiveFloat
+from rnnkit.cli_options import CommaList, LengthList, Positive, PositiveFloat, cell_choices
 from rnnkit.errors import InputError
-
-
-class CommaList(click.ParamType):
-    """A comma-separated list of names from ``choices``, in the order given, repeats dropped."""
-
-    name = "LIST"
-
-    def __init__(self, choices: tuple[str, ...], what: str):
-        self.choices = choices
-        self.what = what
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, list):
-            return value
-        names = [name.strip() for name in str(value).split(",")]
-        if not any(names):
-            self.fail(f"give one or more {self.what}s separated by commas, from {', '.join(self.choices)}", param, ctx)
-        for name in names:
-            if name not in self.choices:
-                self.fail(f"unknown {self.what} {name!r}; choose from {', '.join(self.choices)}", param, ctx)
-        return list(dict.fromkeys(names))
-
-
-class LengthList(click.ParamType):
-    """A comma-separated list of positive integers (sequence lengths), in the order given, repeats dropped."""
-
-    name = "T,T,..."
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, list):
-            return value
-        lengths = []
-        for text in str(value).split(","):
-            text = text.strip()
-            if not text.isdigit() or int(text) < 1:
-                self.fail(f"{text!r} is not a positive integer; give lengths such as 100,200", param, ctx)
-            lengths.append(int(text))
-        return list(dict.fromkeys(lengths))
-
-
-CELLS = ("rnn", "lstm", "gru")
 
 
 @click.group()
@@ -71,7 +30,7 @@ def command() -> None:
               help="adding: the adding problem (Hochreiter & Schmidhuber 1997); copy: copy memory (Arjovsky et al. 2016).")
 @click.option("--lengths", type=LengthList(), default="100,200", show_default=True,
               help="Sequence lengths T (the adding problem needs T >= 2).")
-@click.option("--cells", type=CommaList(CELLS, "cell"), default="rnn,lstm,gru", show_default=True,
+@click.option("--cells", type=CommaList(cell_choices(), "cell"), default="rnn,lstm,gru", show_default=True,
               help="Cell types: rnn (tanh), lstm, gru.")
 @click.option("--hidden", type=Positive, default=128, show_default=True,
               help="The LSTM's hidden size; it fixes the parameter budget, the other cells get the size nearest to it.")
@@ -96,7 +55,7 @@ def memory_tasks(tasks: list[str], lengths: list[int], cells: list[str], hidden:
     length T; print a table of final metric against the no-memory baseline, and plot it against T."""
     from rnnkit.diagnose.memory_tasks import TASKS, MemoryTaskConfig, matched_hidden_sizes, train_memory_task
     from rnnkit.diagnose.plots import plot_memory_tasks
-    from rnnkit.train.checkpoint import write_atomic
+    from rnnkit.files import write_atomic
 
     for task in tasks:
         too_short = [t for t in lengths if t < TASKS[task].min_length]

@@ -17,106 +17,22 @@ without dates) and a PNG beside it (same name, ``.png``): history, backtest, act
 import csv
 import io
 import json
-import sys
-from dataclasses import fields
-from functools import partial
 from pathlib import Path
 
 import click
 import numpy as np
 
-from rnnkit.cli_options import Positive, absolute, config_option, explicit_options, new_run_path, recurrent_options
-from rnnkit.cli_options import EXIT_INTERRUPTED, open_for_resume, require_task, resumed_settings, run_training
-from rnnkit.cli_options import train_config_from, training_options
+from rnnkit.cli_options import Positive, recurrent_options, training_options
+from rnnkit.cli_tasks import Applies, TaskCommand, lines, saved_line, stopped_line, train_command_of
 from rnnkit.data.series import future_dates, parse_dates, window_origins
 from rnnkit.errors import InputError
-from rnnkit.train.checkpoint import write_atomic
-
-TASK = "forecast"
-DEFAULT_EPOCHS = 60
-MODEL_FIELDS = {"cell": "cell", "layers": "num_layers", "hidden": "hidden_size", "bidirectional": "bidirectional",
-                "dropout": "dropout", "engine": "engine"}
-# What a resumed run may change: where the data lives, how long to go on, how the same arithmetic is run.
-CHANGEABLE_ON_RESUME = {"data", "epochs", "time_budget", "max_steps", "patience", "save_every", "engine"}
-# What a new run must be given (not click-required: --resume takes them from the run).
-REQUIRED = {"data": "--data CSV (the series)", "target": "--target COL (the column to forecast)",
-            "window": "--window N (past steps each forecast reads)"}
-
-
-@click.command()
-@config_option
-@click.option("--data", metavar="CSV", help="The series: a CSV with a header row, one row per step, oldest first.")
-@click.option("--target", metavar="COL", help="The column to forecast (always also an input feature).")
-@click.option("--features", metavar="COL,...", help="Further input columns, comma-separated. Default: the target alone.")
-@click.option("--date-column", metavar="COL",
-              help="A column of ISO dates: labels of the forecast, and its frequency suggests --season.")
-@click.option("--window", type=int, metavar="N", help="Past steps each forecast reads.")
-@click.option("--horizon", type=int, default=1, show_default=True, metavar="H",
-              help="Future steps each forecast gives (direct: all H at once).")
-@click.option("--season", type=Positive, metavar="M",
-              help="Period of the seasonal-naive baseline and of MASE. Default: from the dates (monthly 12, quarterly 4, "
-                   "weekly 52, daily 7 (a week: give 365 for a yearly cycle), hourly 24), else 1 (no seasonality).")
-@click.option("--test-fraction", type=float, default=0.2, show_default=True,
-              help="The holdout: the last share of the series, never seen in training or model selection.")
-@click.option("--valid-fraction", type=float, default=0.1, show_default=True,
-              help="Validation: the last share of what precedes the holdout; it picks the best checkpoint (0: none).")
-@click.option("--scale", type=click.Choice(["standard", "none"]), default="standard", show_default=True,
-              help="Standardise each column with the training part's mean and deviation.")
-@click.option("--log/--no-log", default=False, show_default=True,
-              help="Model ln(target): for positive series whose trend or seasonal swing grows with the level.")
-@click.option("--difference/--no-difference", default=False, show_default=True,
-              help="Read and predict the target relative to each window's last value (trending series).")
-@recurrent_options(hidden=32, layers=1)
-@training_options(lr=3e-3, epochs=DEFAULT_EPOCHS, batch_size=32)
-@click.option("--resume", metavar="DIR", help="Continue the run in this directory exactly where its checkpoint left off.")
-@click.pass_context
-def train_command(ctx: click.Context, **options) -> None:
-    """Train a forecaster: a window of past steps in, the next --horizon values of --target out.
-
-    The last --test-fraction is held out and backtested by rolling origin at the end: MAE, RMSE and MASE of the
-    model beside the naive and seasonal-naive forecasts on the same origins.
-    """
-    from rnnkit.tasks.forecast import ForecastDataConfig, format_report, train_forecaster
-
-    explicit = explicit_options(ctx)
-    data_values = {f.name: options[f.name] for f in fields(ForecastDataConfig)}
-    data_values["data"] = absolute(options["data"])
-    data_values["features"] = [name.strip() for name in (options["features"] or "").split(",") if name.strip()]
-    model_options = {field: options[option] for option, field in MODEL_FIELDS.items()}
-    train_config = train_config_from(options, explicit, default_epochs=DEFAULT_EPOCHS)
-    checkpoint = None
-    if options["resume"]:
-        run_path, checkpoint = open_for_resume(options, TASK, "train forecast")
-        data_values, model_options, train_config = resumed_settings(
-            checkpoint.meta["configs"], data_values, model_options, train_config, explicit=explicit,
-            changeable=CHANGEABLE_ON_RESUME, model_fields=MODEL_FIELDS)
-    else:
-        missing = [flag for name, flag in REQUIRED.items() if options[name] is None]
-        if missing:
-            raise InputError(f"give {', '.join(missing)}; or continue a run with --resume DIR")
-        run_path = new_run_path(options, TASK)
-
-    report = run_training(partial(train_forecaster, ForecastDataConfig(**data_values), model_options, train_config,
-                                  checkpoint=checkpoint),
-                          options, run_path, new_run=checkpoint is None)
-    if report is None:  # not rank 0
-        return
-    if options["as_json"]:
-        click.echo(json.dumps(report))
-    else:
-        _print_training(report, format_report, data_values["data"])
-    if report["stop_reason"] == "interrupted":
-        click.echo(f"interrupted; continue with: rnnkit train forecast --resume {run_path}", err=True)
-        sys.exit(EXIT_INTERRUPTED)
+from rnnkit.files import write_atomic
+from rnnkit.tasks.forecast import SPEC, backtest, backtest_report, forecast_future, format_report, series_for
 
 
 def evaluate(run_dir, checkpoint, options) -> None:
     """Backtest the run's model on the last --test-fraction of --data: the same report as training's."""
-    from rnnkit.tasks.forecast import backtest_report, format_report, model_from_checkpoint, series_for
-
-    require_task(checkpoint.meta, TASK, run_dir, "train forecast")
-    _refuse_translation_flags(options)
-    trained = model_from_checkpoint(checkpoint)
+    trained = SPEC.from_run(run_dir, checkpoint=checkpoint)
     data, config = series_for(trained, _data_flag(options, run_dir, "evaluate"))
     report = backtest_report(trained.model, data, config)
     if options["as_json"]:
@@ -128,12 +44,9 @@ def evaluate(run_dir, checkpoint, options) -> None:
 
 def predict(run_dir, checkpoint, options) -> None:
     """Forecast the --horizon steps after the end of --data; write the CSV and its PNG; print both paths."""
-    from rnnkit.tasks.forecast import backtest, forecast_future, model_from_checkpoint, series_for
     from rnnkit.tasks.forecast_plot import forecast_png
 
-    require_task(checkpoint.meta, TASK, run_dir, "train forecast")
-    if options.get("input_path"):
-        raise InputError("a forecaster reads its series from --data CSV, not --input; give --data")
+    trained = SPEC.from_run(run_dir, checkpoint=checkpoint)
     data_path = _data_flag(options, run_dir, "predict")
     output = Path(options["output"] or "forecast.csv")
     if output.suffix.lower() == ".png":
@@ -143,7 +56,6 @@ def predict(run_dir, checkpoint, options) -> None:
         raise InputError(f"--output {output} is a directory; give a file name such as {output / 'forecast.csv'}")
     png = output.with_suffix(".png")
 
-    trained = model_from_checkpoint(checkpoint)
     data, config = series_for(trained, data_path, backtest=False)
     model = trained.model
     future = forecast_future(model, data, config)
@@ -180,11 +92,6 @@ def _data_flag(options: dict, run_dir: str, command: str) -> str:
     return options["data"]
 
 
-def _refuse_translation_flags(options: dict) -> None:
-    if options.get("source") or options.get("target"):
-        raise InputError("--source and --target are for translation runs; a forecaster reads --data CSV")
-
-
 def _positions(dates: list[str] | None, future: list[str] | None, length: int, horizon: int) -> tuple[np.ndarray, np.ndarray]:
     """x positions of the T steps and of the H future steps: dates when both parse, else step numbers."""
     parsed = None if dates is None or future is None else parse_dates(dates)
@@ -202,12 +109,55 @@ def _forecast_csv(key: str, labels: list, values: np.ndarray) -> bytes:
     return buffer.getvalue().encode()
 
 
-def _print_training(report: dict, format_report, data: str) -> None:
-    lines = [f"stopped by {report['stop_reason']} after {report['steps']:,} steps ({report['elapsed_seconds']:.0f}s)"]
+def report(report: dict, run_path, settings) -> str:
+    validation = None
     if "valid_mae" in report:
-        lines.append(f"validation (last epoch): MAE {report['valid_mae']:.4g}, MASE {report['valid_mase']:.4f}")
+        validation = f"validation (last epoch): MAE {report['valid_mae']:.4g}, MASE {report['valid_mase']:.4f}"
     holdout = report["holdout"]
-    lines.append(f"{format_report(holdout)}\n  (checkpoint: {holdout['checkpoint']})")
-    if "run_dir" in report:
-        lines.append(f"run saved in {report['run_dir']}; forecast with: rnnkit predict {report['run_dir']} --data {data}")
-    click.echo("\n".join(lines))
+    return lines(stopped_line(report, None), validation,
+                 f"{format_report(holdout)}\n  (checkpoint: {holdout['checkpoint']})",
+                 saved_line(report, f"forecast with: rnnkit predict {{run}} --data {settings.data.data}"))
+
+
+def _features(ctx, param, value: str | None) -> list[str]:
+    return [name.strip() for name in (value or "").split(",") if name.strip()]
+
+
+COMMAND = TaskCommand(
+    SPEC,
+    help="""Train a forecaster: a window of past steps in, the next --horizon values of --target out.
+
+    The last --test-fraction is held out and backtested by rolling origin at the end: MAE, RMSE and MASE of the
+    model beside the naive and seasonal-naive forecasts on the same origins.
+    """,
+    options=(
+        click.option("--data", metavar="CSV", help="The series: a CSV with a header row, one row per step, oldest first."),
+        click.option("--target", metavar="COL", help="The column to forecast (always also an input feature)."),
+        click.option("--features", metavar="COL,...", callback=_features,
+                     help="Further input columns, comma-separated. Default: the target alone."),
+        click.option("--date-column", metavar="COL",
+                     help="A column of ISO dates: labels of the forecast, and its frequency suggests --season."),
+        click.option("--window", type=int, metavar="N", help="Past steps each forecast reads."),
+        click.option("--horizon", type=int, default=1, show_default=True, metavar="H",
+                     help="Future steps each forecast gives (direct: all H at once)."),
+        click.option("--season", type=Positive, metavar="M",
+                     help="Period of the seasonal-naive baseline and of MASE. Default: from the dates (monthly 12, quarterly 4, "
+                          "weekly 52, daily 7 (a week: give 365 for a yearly cycle), hourly 24), else 1 (no seasonality)."),
+        click.option("--test-fraction", type=float, default=0.2, show_default=True,
+                     help="The holdout: the last share of the series, never seen in training or model selection."),
+        click.option("--valid-fraction", type=float, default=0.1, show_default=True,
+                     help="Validation: the last share of what precedes the holdout; it picks the best checkpoint (0: none)."),
+        click.option("--scale", type=click.Choice(["standard", "none"]), default="standard", show_default=True,
+                     help="Standardise each column with the training part's mean and deviation."),
+        click.option("--log/--no-log", default=False, show_default=True,
+                     help="Model ln(target): for positive series whose trend or seasonal swing grows with the level."),
+        click.option("--difference/--no-difference", default=False, show_default=True,
+                     help="Read and predict the target relative to each window's last value (trending series)."),
+        recurrent_options(hidden=32, layers=1),
+        training_options(lr=3e-3, epochs=SPEC.default_epochs, batch_size=32),
+    ),
+    report=report,
+    evaluate=Applies(evaluate, ("data",)),
+    predict=Applies(predict, ("data", "output")),
+)
+train_command = train_command_of(COMMAND)

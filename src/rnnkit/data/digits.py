@@ -24,6 +24,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from rnnkit.extras import require
+
 DIGIT_SIZE = 8
 WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 SPLIT_FRACTIONS = {"train": 0.7, "valid": 0.1, "test": 0.2}
@@ -49,9 +51,7 @@ def digit_splits() -> dict[str, DigitImages]:
     """scikit-learn's 1,797 digits split into disjoint ``train`` / ``valid`` / ``test`` sets (70/10/20 %).
 
     The result is cached: treat its arrays as read-only."""
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
+    digits = require("sklearn.datasets", "caption").load_digits()
     images = (digits.images / 16.0).astype(np.float32)  # (1797, 8, 8) in [0, 1]
     labels = digits.target.astype(np.int64)  # (1797,)
     order = np.random.default_rng(SPLIT_SEED).permutation(len(labels))

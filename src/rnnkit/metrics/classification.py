@@ -24,6 +24,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from rnnkit.extras import require
+
 
 def accuracy(gold: Sequence[int], predicted: Sequence[int]) -> float:
     """The share of examples whose predicted class is the gold one."""
@@ -33,9 +35,8 @@ def accuracy(gold: Sequence[int], predicted: Sequence[int]) -> float:
 
 def macro_f1(gold: Sequence[int], predicted: Sequence[int], num_classes: int) -> float:
     """The unweighted mean of the per-class F1 scores over classes 0 .. num_classes - 1."""
-    from sklearn.metrics import f1_score
-
     _check(gold, predicted)
+    f1_score = require("sklearn.metrics", "classify").f1_score
     return float(f1_score(gold, predicted, labels=list(range(num_classes)), average="macro", zero_division=0))
 
 
@@ -50,11 +51,10 @@ def classification_scores(gold: Sequence[int], predicted: Sequence[int], labels:
         ``{"accuracy", "macro_f1", "examples", "per_class": {label: {"precision", "recall", "f1",
         "support"}}, "labels": [...], "confusion": [[count, ...], ...]}`` (rows true, columns predicted).
     """
-    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
-
+    sklearn_metrics = require("sklearn.metrics", "classify")
     _check(gold, predicted)
     classes = list(range(len(labels)))
-    precision, recall, f1, support = precision_recall_fscore_support(
+    precision, recall, f1, support = sklearn_metrics.precision_recall_fscore_support(
         gold, predicted, labels=classes, average=None, zero_division=0
     )
     return {
@@ -67,7 +67,7 @@ def classification_scores(gold: Sequence[int], predicted: Sequence[int], labels:
             for c, label in enumerate(labels)
         },
         "labels": list(labels),
-        "confusion": confusion_matrix(gold, predicted, labels=classes).tolist(),
+        "confusion": sklearn_metrics.confusion_matrix(gold, predicted, labels=classes).tolist(),
     }
 
 

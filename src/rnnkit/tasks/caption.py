@@ -29,17 +29,17 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from rnnkit.cli_options import require_task
 from rnnkit.data.digits import digit_compositions
 from rnnkit.data.parallel import BOS_ID, EOS_ID, PAD_ID, TokenVocab, encode_sentences, target_pair
 from rnnkit.data.parallel import detokenize, tokenize
 from rnnkit.errors import InputError
+from rnnkit.extras import require
 from rnnkit.models import Captioner
-from rnnkit.train import Checkpoint, DistContext, RunDirectory, TaskLoss, TrainConfig, Trainer
-from rnnkit.train import seed_everything, summed_token_loss
+from rnnkit.train import Checkpoint, DistContext, Task, TaskLoss, seed_everything, summed_token_loss
 
-TASK_NAME = "caption"
-TRAIN_COMMAND = "train caption"
+from .spec import Prepared, RunSettings, TaskSpec, parameter_count
+
+NAME = "caption"
 MAX_CAPTION_LENGTH = 50
 
 
@@ -199,12 +199,12 @@ def read_image(path: str, height: int, width: int) -> np.ndarray:
             raise InputError(f"{path} holds an array of shape {array.shape}; this model reads arrays of shape "
                              f"({height}, {width}) (height, width), uint8 0-255 or floats in [0, 1]")
         return _scaled(array, path)
-    from PIL import Image, UnidentifiedImageError
+    Image = require("PIL.Image", "caption")
 
     try:
         with Image.open(path) as image:
             image.load()
-    except (OSError, UnidentifiedImageError) as error:
+    except (OSError, Image.UnidentifiedImageError) as error:
         raise InputError(f"{path} is not an image PIL can read ({error}); give a PNG or a .npy array") from None
     if image.mode != "L":
         raise InputError(f"{path} is a mode {image.mode} image; {expected}: convert it, e.g. "
@@ -216,8 +216,7 @@ def read_image(path: str, height: int, width: int) -> np.ndarray:
 
 def write_png(image: np.ndarray, path: str | Path) -> None:
     """Save an (H, W) image in [0, 1] as an 8-bit grayscale PNG (what :func:`read_image` reads back)."""
-    from PIL import Image
-
+    Image = require("PIL.Image", "caption")
     Image.fromarray(np.round(np.clip(image, 0, 1) * 255).astype(np.uint8), mode="L").save(path)
 
 
@@ -232,7 +231,7 @@ def caption_scores(hypotheses: list[list[str]], references: list[list[str]]) -> 
     return {"exact_match": exact / len(references), "token_accuracy": right / max(positions, 1)}
 
 
-class CaptionTask:
+class CaptionTask(Task):
     """Padded batches of images and captions for the :class:`~rnnkit.train.Trainer`; the validation score
     is the exact match of greedy captions (``selection``)."""
 
@@ -287,63 +286,43 @@ class CaptionTask:
         loss_sum, n_tokens = summed_token_loss(logits, target_outputs, pad_index=PAD_ID)
         return TaskLoss(loss_sum, n_tokens, images.size(0), None)
 
-    def metrics(self, loss: float) -> dict[str, float]:
-        return {}
-
     def score_validation(self, model: Captioner) -> dict[str, float]:
         generated = caption_images(model, self.vocab, self.valid.images, beam_size=1)
         return caption_scores([tokenize(c) for c in generated], [tokenize(c) for c in self.valid.captions])
+
+
+# Captioner arguments the task takes from the vocabulary and the images; the others are the run's model settings.
+DERIVED_MODEL_FIELDS = ("vocab_size", "image_height", "image_width", "pad_index", "bos_index", "eos_index")
 
 
 def build_model(vocab: TokenVocab, image_shape: tuple[int, int], model_options: dict) -> Captioner:
     return Captioner(len(vocab), *image_shape, **model_options, pad_index=PAD_ID, bos_index=BOS_ID, eos_index=EOS_ID)
 
 
-def prepare(config: CaptionDataConfig, model_options: dict, seed: int, checkpoint: Checkpoint | None = None):
-    """The training and validation data, the caption vocabulary (every token of the training captions, or
-    the saved one of ``checkpoint``) and the (seeded) model: all that can fail on what the user gave, done
-    before a command touches a run directory. Returns (train, valid, vocab, model)."""
+def prepare(settings: RunSettings, checkpoint: Checkpoint | None, dist: DistContext,
+            warn: Callable[[str], None] | None = None) -> Prepared:
+    """Seed, read the training and validation images, take the caption vocabulary (every token of the
+    training captions, or a resumed run's own) and build the model."""
+    config, seed = settings.data, settings.train.seed
     seed_everything(seed)
     train, valid = load_data(config)
+    image_shape = tuple(train.images.shape[1:])
     if checkpoint is not None:
         vocab = TokenVocab.from_dict(checkpoint.meta["vocab"])
         saved_shape = tuple(checkpoint.meta["image_shape"])
-        if tuple(train.images.shape[1:]) != saved_shape:
-            raise InputError(f"the data holds {_size(train.images.shape[1:])} images but the run was trained on "
+        if image_shape != saved_shape:
+            raise InputError(f"the data holds {_size(image_shape)} images but the run was trained on "
                              f"{_size(saved_shape)}; resume with images of the run's size")
     else:
         vocab = TokenVocab.build((tokenize(c) for c in train.captions), min_freq=1)
-    return train, valid, vocab, build_model(vocab, tuple(train.images.shape[1:]), model_options)
-
-
-def train_captioner(data_config: CaptionDataConfig, model_options: dict, train_config: TrainConfig, *,
-                    run_dir: RunDirectory | None = None, checkpoint: Checkpoint | None = None,
-                    dist: DistContext | None = None, progress_bar: bool = False,
-                    log: Callable[[str], None] | None = None, prepared: tuple | None = None) -> dict:
-    """Train (or, with ``checkpoint``, continue) a captioner; returns the Trainer's final report.
-    ``prepared``: :func:`prepare`'s result when the caller has made it already; None makes it here."""
-    dist = dist or DistContext()
-    train, valid, vocab, model = prepared or prepare(data_config, model_options, train_config.seed, checkpoint)
-    image_shape = tuple(train.images.shape[1:])
-    task = CaptionTask(train, valid, vocab, data_config, train_config.seed, dist)
-    options = {key: value for key, value in model.config.items()
-               if key not in ("vocab_size", "image_height", "image_width", "pad_index", "bos_index", "eos_index")}
-    run_info = {
-        "task": TASK_NAME,
-        "configs": {"data": asdict(data_config), "model": options},
-        "vocab": vocab.to_dict(),
-        "image_shape": list(image_shape),
-        "data": train.description,
-    }
-    if log is not None and checkpoint is None:
-        held = f", {len(valid):,} validation images" if valid is not None else ""
-        log(f"data: {train.description}: {len(train):,} training images of {_size(image_shape)}{held}; "
-            f"vocabulary {len(vocab):,} tokens; model {sum(p.numel() for p in model.parameters()):,} parameters")
-    trainer = Trainer(model, task, train_config, run_dir=run_dir, run_info=run_info, dist=dist,
-                      progress_bar=progress_bar, log=log)
-    if checkpoint is not None:
-        trainer.restore(checkpoint)
-    return trainer.fit()
+    model = build_model(vocab, image_shape, settings.model)
+    options = {key: value for key, value in model.config.items() if key not in DERIVED_MODEL_FIELDS}
+    run_info = {"configs": {"data": asdict(config), "model": options}, "vocab": vocab.to_dict(),
+                "image_shape": list(image_shape), "data": train.description}
+    held = f", {len(valid):,} validation images" if valid is not None else ""
+    summary = (f"data: {train.description}: {len(train):,} training images of {_size(image_shape)}{held}; "
+               f"vocabulary {len(vocab):,} tokens; model {parameter_count(model)}")
+    return Prepared(model, CaptionTask(train, valid, vocab, config, seed, dist), run_info, summary)
 
 
 @dataclass
@@ -354,9 +333,8 @@ class TrainedCaptioner:
     data_config: CaptionDataConfig
 
 
-def from_checkpoint(checkpoint: Checkpoint, run_dir: str | Path) -> TrainedCaptioner:
+def from_checkpoint(checkpoint: Checkpoint) -> TrainedCaptioner:
     """The model (eval mode, CPU), vocabulary and data settings of a loaded caption checkpoint."""
-    require_task(checkpoint.meta, TASK_NAME, run_dir, TRAIN_COMMAND)
     meta = checkpoint.meta
     vocab = TokenVocab.from_dict(meta["vocab"])
     image_shape = tuple(meta["image_shape"])
@@ -365,8 +343,9 @@ def from_checkpoint(checkpoint: Checkpoint, run_dir: str | Path) -> TrainedCapti
     return TrainedCaptioner(model.eval(), vocab, image_shape, CaptionDataConfig(**meta["configs"]["data"]))
 
 
-def load_trained(run_dir: str | Path, which: str = "auto") -> TrainedCaptioner:
-    return from_checkpoint(RunDirectory.open(run_dir).load(which), run_dir)
+def from_run(run_dir: str | Path, which: str = "auto") -> TrainedCaptioner:
+    """The captioner of a run directory's ``auto`` (best if any, else latest), ``latest`` or ``best`` checkpoint."""
+    return SPEC.from_run(run_dir, which)
 
 
 def caption_images(model: Captioner, vocab: TokenVocab, images: np.ndarray, beam_size: int = 1,
@@ -396,3 +375,12 @@ def evaluate_captions(trained: TrainedCaptioner, data: str | None = None, beam_s
     scores = caption_scores([tokenize(c) for c in generated], [tokenize(c) for c in held_out.captions])
     return {**scores, "images": len(held_out), "data": held_out.description}
 
+
+
+SPEC = TaskSpec(
+    name=NAME, noun="captioner", data_config=CaptionDataConfig, prepare=prepare, from_checkpoint=from_checkpoint,
+    model_options={"channels": "channels", "features": "feature_size", "embedding": "embedding_dim", "cell": "cell",
+                   "hidden": "hidden_size", "layers": "num_layers", "condition": "condition", "dropout": "dropout",
+                   "engine": "engine"},
+    changeable=frozenset({"data", "valid_data", "test_size"}), derived_model_fields=DERIVED_MODEL_FIELDS,
+)

@@ -37,9 +37,11 @@ from rnnkit.data.labelled_text import read_labelled, sorted_batches, tokenize
 from rnnkit.errors import InputError
 from rnnkit.metrics.classification import accuracy, classification_scores, macro_f1
 from rnnkit.models import SequenceClassifier
-from rnnkit.train import Checkpoint, DistContext, RunDirectory, TaskLoss, TrainConfig, Trainer, seed_everything
+from rnnkit.train import Checkpoint, DistContext, Task, TaskLoss, seed_everything
 
-TASK_NAME = "classify"
+from .spec import Prepared, RunSettings, TaskSpec, parameter_count
+
+NAME = "classify"
 EVAL_BATCH_SIZE = 256  # texts per forward pass when only scoring: no gradients, so larger batches are cheap
 
 
@@ -149,15 +151,6 @@ def load_data(config: ClassifyDataConfig, seed: int, vocab: TokenVocab | None = 
     return ClassificationData(built_vocab, built_labels, train, valid, config.data)
 
 
-def load_data_for(data_config: ClassifyDataConfig, train_config: TrainConfig,
-                  checkpoint: Checkpoint | None = None) -> ClassificationData:
-    """The data of a new run, or of a resumed one (checked against the ``checkpoint``'s vocabulary and labels)."""
-    if checkpoint is None:
-        return load_data(data_config, train_config.seed)
-    vocab = TokenVocab.from_dict(checkpoint.meta["vocab"])
-    return load_data(data_config, train_config.seed, vocab, list(checkpoint.meta["labels"]))
-
-
 def stratified_split(examples: list[Example], fraction: float, seed: int) -> tuple[list[Example], list[Example]]:
     """(train, valid): ``round(fraction * n_c)`` random examples of each class c held out (seeded), at least
     one of each class left for training; both parts keep the file's order."""
@@ -192,7 +185,7 @@ def encode_examples(examples: list[Example], vocab: TokenVocab, labels: list[str
     return EncodedTexts([config.token_ids(vocab, example.text) for example in examples], targets)
 
 
-class ClassificationTask:
+class ClassificationTask(Task):
     """One class per text, for the :class:`~rnnkit.train.Trainer` (full BPTT over padded batches).
 
     A batch is ``(tokens (N, L), lengths (N,), targets (N,))``. The epoch's batches are drawn by
@@ -250,9 +243,6 @@ class ClassificationTask:
         loss_sum = F.cross_entropy(logits, targets, reduction="sum")
         return TaskLoss(loss_sum, targets.numel(), targets.numel(), None)
 
-    def metrics(self, loss: float) -> dict[str, float]:
-        return {}
-
     def score_validation(self, model: torch.nn.Module) -> dict[str, float]:
         """Accuracy and macro F1 of the whole validation set (every rank scores all of it)."""
         predicted = class_probabilities(model, self.valid.ids).argmax(1).tolist()  # (n,)
@@ -278,45 +268,24 @@ def build_model(vocab_size: int, num_classes: int, model_options: dict) -> Seque
     return SequenceClassifier(num_classes, vocab_size=vocab_size, **model_options)
 
 
-def train_classifier(
-    data_config: ClassifyDataConfig,
-    model_options: dict,
-    train_config: TrainConfig,
-    *,
-    run_dir: RunDirectory | None = None,
-    checkpoint: Checkpoint | None = None,
-    dist: DistContext | None = None,
-    progress_bar: bool = False,
-    log: Callable[[str], None] | None = None,
-    on_step: Callable[[int, float], None] | None = None,
-    data: ClassificationData | None = None,
-) -> dict:
-    """Train (or, with ``checkpoint``, continue training) a text classifier; returns the Trainer's final report.
-
-    ``data``: what :func:`load_data_for` gives for these configs, when the caller has read it already (the
-    command reads the data before it creates the run directory, so that bad data never costs a run).
-    """
-    dist = dist or DistContext()
-    seed_everything(train_config.seed)
-    data = data or load_data_for(data_config, train_config, checkpoint)
-    model = build_model(len(data.vocab), len(data.labels), model_options)
-    task = ClassificationTask(data, data_config, train_config.seed, dist)
-    run_info = {
-        "task": TASK_NAME,
-        "configs": {"data": asdict(data_config), "model": model.config},
-        "vocab": data.vocab.to_dict(),
-        "labels": data.labels,
-    }
-    if log is not None and checkpoint is None:
-        valid = f"{len(data.valid):,} validation" if data.valid is not None else "no validation"
-        shown = ", ".join(data.labels[:8]) + (", ..." if len(data.labels) > 8 else "")
-        log(f"data: {data.description}: {len(data.train):,} training texts, {valid}; {len(data.labels)} classes "
-            f"({shown}); vocabulary {len(data.vocab):,}; model {sum(p.numel() for p in model.parameters()):,} parameters")
-    trainer = Trainer(model, task, train_config, run_dir=run_dir, run_info=run_info, dist=dist,
-                      progress_bar=progress_bar, log=log, on_step=on_step)
-    if checkpoint is not None:
-        trainer.restore(checkpoint)
-    return trainer.fit()
+def prepare(settings: RunSettings, checkpoint: Checkpoint | None, dist: DistContext,
+            warn: Callable[[str], None] | None = None) -> Prepared:
+    """Seed, read and split the labelled texts (checked against a resumed run's vocabulary and labels),
+    build the classifier."""
+    config, seed = settings.data, settings.train.seed
+    seed_everything(seed)
+    if checkpoint is None:
+        data = load_data(config, seed)
+    else:
+        data = load_data(config, seed, TokenVocab.from_dict(checkpoint.meta["vocab"]), list(checkpoint.meta["labels"]))
+    model = build_model(len(data.vocab), len(data.labels), settings.model)
+    run_info = {"configs": {"data": asdict(config), "model": model.config}, "vocab": data.vocab.to_dict(),
+                "labels": data.labels}
+    valid = f"{len(data.valid):,} validation" if data.valid is not None else "no validation"
+    shown = ", ".join(data.labels[:8]) + (", ..." if len(data.labels) > 8 else "")
+    summary = (f"data: {data.description}: {len(data.train):,} training texts, {valid}; {len(data.labels)} classes "
+               f"({shown}); vocabulary {len(data.vocab):,}; model {parameter_count(model)}")
+    return Prepared(model, ClassificationTask(data, config, seed, dist), run_info, summary)
 
 
 @dataclass
@@ -327,14 +296,6 @@ class TrainedClassifier:
     vocab: TokenVocab
     labels: list[str]
     config: ClassifyDataConfig
-
-    @classmethod
-    def from_checkpoint(cls, checkpoint: Checkpoint) -> TrainedClassifier:
-        meta = checkpoint.meta
-        model = SequenceClassifier(**meta["configs"]["model"])
-        checkpoint.load_weights(model)
-        return cls(model.eval(), TokenVocab.from_dict(meta["vocab"]), list(meta["labels"]),
-                   ClassifyDataConfig(**meta["configs"]["data"]))
 
     def probabilities(self, texts: list[str]) -> torch.Tensor:
         """(n, C) class probabilities of raw texts, tokenized as in training."""
@@ -349,12 +310,24 @@ class TrainedClassifier:
         return classification_scores(encoded.targets, predicted, self.labels)
 
 
-def load_trained(run_dir: str | Path, which: str = "auto") -> TrainedClassifier:
+def from_checkpoint(checkpoint: Checkpoint) -> TrainedClassifier:
+    """The classifier, vocabulary, labels and data settings of a loaded classifier checkpoint."""
+    meta = checkpoint.meta
+    model = SequenceClassifier(**meta["configs"]["model"])
+    checkpoint.load_weights(model)
+    return TrainedClassifier(model.eval(), TokenVocab.from_dict(meta["vocab"]), list(meta["labels"]),
+                             ClassifyDataConfig(**meta["configs"]["data"]))
+
+
+def from_run(run_dir: str | Path, which: str = "auto") -> TrainedClassifier:
     """The classifier of a run directory's ``auto`` (best if any, else latest), ``latest`` or ``best`` checkpoint."""
-    checkpoint = RunDirectory.open(run_dir).load(which)
-    if checkpoint.meta.get("task") != TASK_NAME:
-        raise InputError(
-            f"{run_dir} holds a {checkpoint.meta.get('task')!r} run, not a classifier; "
-            "give the --out directory of `rnnkit train classify`"
-        )
-    return TrainedClassifier.from_checkpoint(checkpoint)
+    return SPEC.from_run(run_dir, which)
+
+
+SPEC = TaskSpec(
+    name=NAME, noun="classifier", data_config=ClassifyDataConfig, prepare=prepare, from_checkpoint=from_checkpoint,
+    model_options={"cell": "cell", "layers": "num_layers", "hidden": "hidden_size", "bidirectional": "bidirectional",
+                   "dropout": "dropout", "engine": "engine", "embedding": "embedding_dim", "pooling": "pooling"},
+    data_options={"valid_data": "valid"}, changeable=frozenset({"data", "valid"}),
+    derived_model_fields=("num_classes", "vocab_size"), default_epochs=5,
+)

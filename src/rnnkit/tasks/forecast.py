@@ -42,16 +42,17 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from rnnkit.cli_options import require_task
 from rnnkit.data.series import SCALINGS, Series, SeriesTransform, Split, check_date_order, check_holdout_length
 from rnnkit.data.series import check_training_lengths, chronological_split, infer_frequency
 from rnnkit.data.series import read_series, sliding_windows, window_origins
 from rnnkit.errors import InputError
 from rnnkit.metrics import forecast as metrics
 from rnnkit.models import SequenceRegressor
-from rnnkit.train import Checkpoint, DistContext, RunDirectory, TaskLoss, TrainConfig, Trainer, seed_everything
+from rnnkit.train import Checkpoint, DistContext, RunDirectory, Task, TaskLoss, seed_everything
 
-TASK_NAME = "forecast"
+from .spec import Prepared, RunSettings, TaskSpec, parameter_count
+
+NAME = "forecast"
 METHODS = ("model", "naive", "seasonal_naive")
 
 
@@ -153,7 +154,7 @@ def load_series(config: ForecastDataConfig, transform: SeriesTransform | None = 
     return ForecastData(series, split, season, source, transform, transform.encode(series))
 
 
-class ForecastTask:
+class ForecastTask(Task):
     """Windows of a series for the :class:`~rnnkit.train.Trainer`: full BPTT over each window, MSE loss.
 
     Each epoch reads the training windows in an order drawn from ``seed + epoch``; in a distributed run each
@@ -204,9 +205,6 @@ class ForecastTask:
         loss_sum = torch.nn.functional.mse_loss(outputs, targets, reduction="none").mean(1).sum()
         return TaskLoss(loss_sum, inputs.size(0), inputs.size(0), None)
 
-    def metrics(self, loss: float) -> dict[str, float]:
-        return {}
-
     def score_validation(self, model: torch.nn.Module) -> dict[str, float]:
         """MAE and MASE of the validation forecasts in target units (every rank scores all of them)."""
         if self.valid is None:
@@ -233,56 +231,37 @@ def build_model(input_size: int, horizon: int, model_options: dict) -> SequenceR
     return SequenceRegressor(num_outputs=horizon, input_size=input_size, **model_options)
 
 
-def train_forecaster(
-    data_config: ForecastDataConfig,
-    model_options: dict,
-    train_config: TrainConfig,
-    *,
-    run_dir: RunDirectory | None = None,
-    checkpoint: Checkpoint | None = None,
-    dist: DistContext | None = None,
-    progress_bar: bool = False,
-    log: Callable[[str], None] | None = None,
-) -> dict:
-    """Train (or, with ``checkpoint``, continue training) a forecaster; returns the Trainer's report plus
-    ``holdout``: the backtest (:func:`backtest_report`) of the best checkpoint by validation MAE (the latest
-    without validation; the final weights without a run directory), named in ``holdout["checkpoint"]``."""
-    dist = dist or DistContext()
-    seed_everything(train_config.seed)
-    data = load_series(data_config)
+def prepare(settings: RunSettings, checkpoint: Checkpoint | None, dist: DistContext,
+            warn: Callable[[str], None] | None = None) -> Prepared:
+    """Seed, read and split the series (a resumed run's must have its columns and scaling), build the model."""
+    config, seed = settings.data, settings.train.seed
+    seed_everything(seed)
+    data = load_series(config)
     if checkpoint is not None and (data.series.columns != checkpoint.meta["columns"]
                                    or data.transform.to_dict() != checkpoint.meta["transform"]):
-        raise InputError(f"{data_config.data} is not the series this run was trained on (other columns or "
+        raise InputError(f"{config.data} is not the series this run was trained on (other columns or "
                          "scaling statistics); resume with the run's own CSV")
-    model = build_model(len(data.series.columns), data_config.horizon, model_options)
-    task = ForecastTask(data, data_config, train_config.seed, dist)
-    run_info = {
-        "task": TASK_NAME,
-        "configs": {"data": asdict(data_config), "model": model.config},
-        "transform": data.transform.to_dict(),
-        "season": data.season,
-        "season_source": data.season_source,
-        "columns": data.series.columns,
-    }
-    if log is not None and checkpoint is None:
-        split = data.split
-        log(f"series: {data_config.data}: {split.length:,} steps × {len(data.series.columns)} features; "
-            f"train {split.train_end:,}, validation {split.valid_steps:,}, holdout {split.test_steps:,}; "
-            f"{task.train[0].size(0):,} training windows; season {data.season} ({data.season_source}); "
-            f"model {sum(p.numel() for p in model.parameters()):,} parameters")
-    trainer = Trainer(model, task, train_config, run_dir=run_dir, run_info=run_info, dist=dist,
-                      progress_bar=progress_bar, log=log)
-    if checkpoint is not None:
-        trainer.restore(checkpoint)
-    report = trainer.fit()
-    if not dist.is_main:
-        return report
-    model = model.cpu().eval()
+    model = build_model(len(data.series.columns), config.horizon, settings.model)
+    task = ForecastTask(data, config, seed, dist)
+    run_info = {"configs": {"data": asdict(config), "model": model.config}, "transform": data.transform.to_dict(),
+                "season": data.season, "season_source": data.season_source, "columns": data.series.columns}
+    split = data.split
+    summary = (f"series: {config.data}: {split.length:,} steps × {len(data.series.columns)} features; "
+               f"train {split.train_end:,}, validation {split.valid_steps:,}, holdout {split.test_steps:,}; "
+               f"{task.train[0].size(0):,} training windows; season {data.season} ({data.season_source}); "
+               f"model {parameter_count(model)}")
+    return Prepared(model, task, run_info, summary, data=data)
+
+
+def finish(report: dict, prepared: Prepared, run_dir: RunDirectory | None) -> dict:
+    """Add ``holdout``: the backtest (:func:`backtest_report`) of the best checkpoint by validation MAE (the
+    latest without validation; the final weights without a run directory), named in ``holdout["checkpoint"]``."""
+    model = prepared.model.cpu().eval()
     checkpoint_used = "latest" if run_dir is not None else "final weights"
     if run_dir is not None and (run_dir.path / "best.json").is_file():
         run_dir.load("best").load_weights(model)
         checkpoint_used = "best"
-    report["holdout"] = backtest_report(model, data, data_config)
+    report["holdout"] = backtest_report(model, prepared.data, prepared.task.config)
     report["holdout"]["checkpoint"] = checkpoint_used
     return report
 
@@ -299,7 +278,7 @@ class TrainedForecaster:
     season_source: str
 
 
-def model_from_checkpoint(checkpoint: Checkpoint) -> TrainedForecaster:
+def from_checkpoint(checkpoint: Checkpoint) -> TrainedForecaster:
     """The trained forecaster of a loaded forecast checkpoint."""
     meta = checkpoint.meta
     model = SequenceRegressor(**meta["configs"]["model"])
@@ -309,11 +288,9 @@ def model_from_checkpoint(checkpoint: Checkpoint) -> TrainedForecaster:
                              f"{meta['season_source']}, as trained")
 
 
-def load_trained(run_dir: str | Path, which: str = "auto") -> TrainedForecaster:
+def from_run(run_dir: str | Path, which: str = "auto") -> TrainedForecaster:
     """The trained forecaster of a run directory's ``auto`` (best if any, else latest), ``latest`` or ``best`` checkpoint."""
-    checkpoint = RunDirectory.open(run_dir).load(which)
-    require_task(checkpoint.meta, TASK_NAME, run_dir, "train forecast")
-    return model_from_checkpoint(checkpoint)
+    return SPEC.from_run(run_dir, which)
 
 
 def series_for(trained: TrainedForecaster, data_path: str, backtest: bool = True) -> tuple[ForecastData, ForecastDataConfig]:
@@ -381,3 +358,14 @@ def format_report(report: dict) -> str:
         lines.append(f"  {method.replace('_', ' '):<16}{row['mae']:>12.4g}{row['rmse']:>12.4g}{row['mase']:>10.4f}")
     return "\n".join(lines)
 
+
+
+SPEC = TaskSpec(
+    name=NAME, noun="forecaster", data_config=ForecastDataConfig, prepare=prepare, from_checkpoint=from_checkpoint,
+    model_options={"cell": "cell", "layers": "num_layers", "hidden": "hidden_size", "bidirectional": "bidirectional",
+                   "dropout": "dropout", "engine": "engine"},
+    path_fields=("data",), changeable=frozenset({"data"}), derived_model_fields=("num_outputs", "input_size"),
+    required={"data": "--data CSV (the series)", "target": "--target COL (the column to forecast)",
+              "window": "--window N (past steps each forecast reads)"},
+    default_epochs=60, finish=finish,
+)

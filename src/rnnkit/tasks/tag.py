@@ -22,7 +22,7 @@ entity tags, accuracy for the others.
 
 Example::
 
-    data = load_tag_data(TagDataConfig(data="en_ewt-ud-train.conllu", valid_data="en_ewt-ud-dev.conllu"))
+    data = load_data(TagDataConfig(data="en_ewt-ud-train.conllu", valid_data="en_ewt-ud-dev.conllu"))
     report = train_tagger(data, {"hidden_size": 128, "dropout": 0.5}, TrainConfig(epochs=10),
                           run_dir=RunDirectory.create("runs/ewt"))
     tagger = load_trained("runs/ewt", "best")
@@ -39,16 +39,17 @@ from typing import Callable, Iterator
 import torch
 from torch.nn.utils.rnn import pad_sequence
 
-from rnnkit.cli_options import require_task
 from rnnkit.data.conll import ALL_COLUMNS, COLUMNS, DEFAULT_COLUMN, FORMAT_NAMES, FORMATS, Sentence, read_conll
 from rnnkit.data.conll import resolve_format
 from rnnkit.data.labelled_text import PAD_ID, UNK_ID, TokenVocab, bucketed_batches, pad_batch, sorted_batches
 from rnnkit.errors import InputError
 from rnnkit.metrics.spans import is_entity_tagset, span_scores
 from rnnkit.models import SequenceTagger
-from rnnkit.train import Checkpoint, DistContext, RunDirectory, TaskLoss, TrainConfig, Trainer, seed_everything
+from rnnkit.train import Checkpoint, DistContext, Task, TaskLoss, seed_everything
 
-TASK_NAME = "tag"
+from .spec import Prepared, RunSettings, TaskSpec, parameter_count
+
+NAME = "tag"
 EVAL_BATCH_SIZE = 128  # sentences per forward pass when only tagging: no gradients, so larger batches are cheap
 
 
@@ -151,7 +152,7 @@ class TagData:
     valid: EncodedSentences | None
 
 
-def load_tag_data(config: TagDataConfig, checkpoint: Checkpoint | None = None) -> TagData:
+def load_data(config: TagDataConfig, checkpoint: Checkpoint | None = None) -> TagData:
     """Read and encode the files ``config`` names: vocabularies from the training file; a validation tag the
     training file lacks is an error naming ``file:line`` (the model could never predict it).
 
@@ -263,7 +264,7 @@ def make_batch(data: EncodedSentences, indices: list[int], word_dropout: float =
     return batch
 
 
-class TaggingTask:
+class TaggingTask(Task):
     """One tag per word, for the :class:`~rnnkit.train.Trainer` (full BPTT over padded batches).
 
     A batch is :func:`make_batch`'s dict. The epoch's batches are drawn by
@@ -369,42 +370,22 @@ def build_model(vocabs: Vocabularies, model_options: dict) -> SequenceTagger:
                           padding_idx=PAD_ID, **model_options)
 
 
-def train_tagger(
-    data: TagData,
-    model_options: dict,
-    train_config: TrainConfig,
-    *,
-    run_dir: RunDirectory | None = None,
-    checkpoint: Checkpoint | None = None,
-    dist: DistContext | None = None,
-    progress_bar: bool = False,
-    log: Callable[[str], None] | None = None,
-    on_step: Callable[[int, float], None] | None = None,
-) -> dict:
-    """Train (or, with ``checkpoint``, continue training) a tagger on ``data`` (from :func:`load_tag_data`);
-    returns the Trainer's final report."""
-    dist = dist or DistContext()
-    seed_everything(train_config.seed)
-    model = build_model(data.vocabs, model_options)
-    task = TaggingTask(data, train_config.seed, dist)
-    run_info = {
-        "task": TASK_NAME,
-        "configs": {"data": asdict(data.config), "model": model.config},
-        "vocab": data.vocabs.to_dict(),
-    }
-    if log is not None and checkpoint is None:
-        config, vocabs = data.config, data.vocabs
-        valid = f"{len(data.valid):,} validation" if data.valid is not None else "no validation"
-        shown = ", ".join(vocabs.tags[:10]) + (", ..." if len(vocabs.tags) > 10 else "")
-        chars = f", {len(vocabs.chars):,} characters" if vocabs.chars is not None else ""
-        log(f"data: {config.data}: {len(data.train):,} training sentences ({sum(data.train.lengths):,} tokens), "
-            f"{valid}; {len(vocabs.tags)} {config.column} tags ({shown}); vocabulary {len(vocabs.words):,} words{chars}; "
-            f"model {sum(p.numel() for p in model.parameters()):,} parameters")
-    trainer = Trainer(model, task, train_config, run_dir=run_dir, run_info=run_info, dist=dist,
-                      progress_bar=progress_bar, log=log, on_step=on_step)
-    if checkpoint is not None:
-        trainer.restore(checkpoint)
-    return trainer.fit()
+def prepare(settings: RunSettings, checkpoint: Checkpoint | None, dist: DistContext,
+            warn: Callable[[str], None] | None = None) -> Prepared:
+    """Seed, read the tagged files (a resumed run's must give its vocabularies), build the tagger."""
+    seed = settings.train.seed
+    seed_everything(seed)
+    data = load_data(settings.data, checkpoint)
+    model = build_model(data.vocabs, settings.model)
+    run_info = {"configs": {"data": asdict(data.config), "model": model.config}, "vocab": data.vocabs.to_dict()}
+    config, vocabs = data.config, data.vocabs
+    valid = f"{len(data.valid):,} validation" if data.valid is not None else "no validation"
+    shown = ", ".join(vocabs.tags[:10]) + (", ..." if len(vocabs.tags) > 10 else "")
+    chars = f", {len(vocabs.chars):,} characters" if vocabs.chars is not None else ""
+    summary = (f"data: {config.data}: {len(data.train):,} training sentences ({sum(data.train.lengths):,} tokens), "
+               f"{valid}; {len(vocabs.tags)} {config.column} tags ({shown}); vocabulary {len(vocabs.words):,} "
+               f"words{chars}; model {parameter_count(model)}")
+    return Prepared(model, TaggingTask(data, seed, dist), run_info, summary)
 
 
 @dataclass
@@ -414,13 +395,6 @@ class TrainedTagger:
     model: SequenceTagger
     vocabs: Vocabularies
     config: TagDataConfig
-
-    @classmethod
-    def from_checkpoint(cls, checkpoint: Checkpoint) -> TrainedTagger:
-        meta = checkpoint.meta
-        model = SequenceTagger(**meta["configs"]["model"])
-        checkpoint.load_weights(model)
-        return cls(model.eval(), Vocabularies.from_dict(meta["vocab"]), TagDataConfig(**meta["configs"]["data"]))
 
     def tag(self, sentences: list[list[str]], batch_size: int = EVAL_BATCH_SIZE) -> list[list[str]]:
         """The predicted tags of tokenized sentences (an empty sentence gets no tags)."""
@@ -442,8 +416,24 @@ class TrainedTagger:
         return scores
 
 
-def load_trained(run_dir: str | Path, which: str = "auto") -> TrainedTagger:
+def from_checkpoint(checkpoint: Checkpoint) -> TrainedTagger:
+    """The tagger, vocabularies and data settings of a loaded tagger checkpoint."""
+    meta = checkpoint.meta
+    model = SequenceTagger(**meta["configs"]["model"])
+    checkpoint.load_weights(model)
+    return TrainedTagger(model.eval(), Vocabularies.from_dict(meta["vocab"]), TagDataConfig(**meta["configs"]["data"]))
+
+
+def from_run(run_dir: str | Path, which: str = "auto") -> TrainedTagger:
     """The tagger of a run directory's ``auto`` (best if any, else latest), ``latest`` or ``best`` checkpoint."""
-    checkpoint = RunDirectory.open(run_dir).load(which)
-    require_task(checkpoint.meta, TASK_NAME, run_dir, "train tag")
-    return TrainedTagger.from_checkpoint(checkpoint)
+    return SPEC.from_run(run_dir, which)
+
+
+SPEC = TaskSpec(
+    name=NAME, noun="tagger", data_config=TagDataConfig, prepare=prepare, from_checkpoint=from_checkpoint,
+    model_options={"cell": "cell", "layers": "num_layers", "hidden": "hidden_size", "bidirectional": "bidirectional",
+                   "dropout": "dropout", "engine": "engine", "crf": "crf", "embedding": "embedding_dim",
+                   "char_embedding": "char_embedding_dim", "char_hidden": "char_hidden_size"},
+    data_options={"valid_data": "valid", "format": "data_format"}, changeable=frozenset({"data", "valid"}),
+    derived_model_fields=("vocab_size", "num_tags", "char_vocab_size", "padding_idx"),
+)

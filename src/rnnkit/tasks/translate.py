@@ -30,21 +30,20 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-import sacrebleu
 import torch
 import torch.nn.functional as F
 
-from rnnkit.cli_options import require_task
 from rnnkit.data.parallel import (BOS_ID, EOS_ID, PAD_ID, UNK, EncodedSide, ParallelText, TokenVocab,
                                   detokenize, encode_sentences, length_buckets, pad_sequences, read_parallel,
                                   target_pair, tokenize)
 from rnnkit.errors import InputError
+from rnnkit.extras import require
 from rnnkit.models import Seq2Seq
-from rnnkit.train import Checkpoint, DistContext, RunDirectory, TaskLoss, TrainConfig, Trainer
-from rnnkit.train import seed_everything, summed_token_loss
+from rnnkit.train import Checkpoint, DistContext, Task, TaskLoss, seed_everything, summed_token_loss
 
-TASK_NAME = "translate"
-TRAIN_COMMAND = "train translate"
+from .spec import Prepared, RunSettings, TaskSpec, parameter_count
+
+NAME = "translate"
 
 
 @dataclass
@@ -150,7 +149,7 @@ def _encode_pairs(text: ParallelText, source_vocab: TokenVocab, target_vocab: To
     return EncodedPairs(sources.ids, targets.ids, clipped, list(text.targets)), targets
 
 
-def load_corpus(config: TranslateDataConfig, vocabs: tuple[TokenVocab, TokenVocab] | None = None,
+def load_data(config: TranslateDataConfig, vocabs: tuple[TokenVocab, TokenVocab] | None = None,
                 warn: Callable[[str], None] | None = None) -> TranslationCorpus:
     """Read, tokenize and encode the files ``config`` names; vocabularies from the training pairs
     (or ``vocabs``, those of a saved run). ``warn`` receives one line per problem worth knowing."""
@@ -184,7 +183,7 @@ def make_batch(sources: list[list[int]], targets: list[list[int]]):
     return source, lengths, target_inputs, target_outputs
 
 
-class TranslationTask:
+class TranslationTask(Task):
     """Padded batches of sentence pairs for the :class:`~rnnkit.train.Trainer` (full BPTT, no carried state).
 
     Batches hold pairs of similar source length (:func:`~rnnkit.data.parallel.length_buckets`), drawn anew
@@ -259,7 +258,11 @@ class TranslationTask:
         valid = self.corpus.valid
         hypotheses = translate_ids(model, self.corpus.target_vocab, valid.sources, valid.source_tokens,
                                    DecodeConfig(beam_size=1), batch_size=max(self.config.batch_size, 64))
-        return {"bleu": sacrebleu.corpus_bleu(hypotheses, [valid.references]).score}
+        return {"bleu": require("sacrebleu", "translate").corpus_bleu(hypotheses, [valid.references]).score}
+
+
+# Seq2Seq arguments the task takes from the vocabularies; the other ones are saved as the run's model settings.
+DERIVED_MODEL_FIELDS = ("source_vocab_size", "target_vocab_size", "pad_index", "bos_index", "eos_index")
 
 
 def build_model(source_vocab: TokenVocab, target_vocab: TokenVocab, model_options: dict) -> Seq2Seq:
@@ -268,54 +271,33 @@ def build_model(source_vocab: TokenVocab, target_vocab: TokenVocab, model_option
                    pad_index=PAD_ID, bos_index=BOS_ID, eos_index=EOS_ID)
 
 
-def prepare_translation(data_config: TranslateDataConfig, model_options: dict, seed: int,
-                        checkpoint: Checkpoint | None = None,
-                        warn: Callable[[str], None] | None = None) -> tuple[TranslationCorpus, Seq2Seq]:
-    """Read the data and build the (seeded) model: all that can fail on what the user gave, done before a
-    command touches a run directory. With ``checkpoint`` the run's saved vocabularies are used."""
-    seed_everything(seed)
+def prepare(settings: RunSettings, checkpoint: Checkpoint | None, dist: DistContext,
+            warn: Callable[[str], None] | None = None) -> Prepared:
+    """Seed, read the parallel text (with a resumed run's saved vocabularies), build the model; ``warn``
+    receives the lines about skipped pairs, truncated sentences and unknown tokens."""
+    config = settings.data
+    seed_everything(settings.train.seed)
     vocabs = None
     if checkpoint is not None:
         vocabs = (TokenVocab.from_dict(checkpoint.meta["source_vocab"]),
                   TokenVocab.from_dict(checkpoint.meta["target_vocab"]))
-    corpus = load_corpus(data_config, vocabs, warn)
-    return corpus, build_model(corpus.source_vocab, corpus.target_vocab, model_options)
+    corpus = load_data(config, vocabs, warn)
+    model = build_model(corpus.source_vocab, corpus.target_vocab, settings.model)
+    options = {key: value for key, value in model.config.items() if key not in DERIVED_MODEL_FIELDS}
+    run_info = {"configs": {"data": asdict(config), "model": options, "decode": asdict(decode_config(settings))},
+                "source_vocab": corpus.source_vocab.to_dict(), "target_vocab": corpus.target_vocab.to_dict(),
+                "corpus": corpus.description}
+    valid = f", {len(corpus.valid):,} validation pairs" if corpus.valid is not None else ""
+    summary = (f"corpus: {corpus.description}: {len(corpus.train):,} training pairs{valid}; vocabularies "
+               f"{len(corpus.source_vocab):,} source / {len(corpus.target_vocab):,} target tokens (min freq "
+               f"{config.min_freq}: {corpus.train_unknown:.1%} of training target tokens are <unk>); "
+               f"model {parameter_count(model)}")
+    return Prepared(model, TranslationTask(corpus, config, settings.train.seed, dist), run_info, summary)
 
 
-def train_translation(data_config: TranslateDataConfig, model_options: dict, decode_config: DecodeConfig,
-                      train_config: TrainConfig, *, run_dir: RunDirectory | None = None,
-                      checkpoint: Checkpoint | None = None, dist: DistContext | None = None,
-                      progress_bar: bool = False, log: Callable[[str], None] | None = None,
-                      warn: Callable[[str], None] | None = None,
-                      prepared: tuple[TranslationCorpus, Seq2Seq] | None = None) -> dict:
-    """Train (or, with ``checkpoint``, continue) a translation model; returns the Trainer's final report.
-
-    ``prepared``: :func:`prepare_translation`'s result when the caller has made it already; None makes it here.
-    """
-    dist = dist or DistContext()
-    corpus, model = prepared or prepare_translation(data_config, model_options, train_config.seed, checkpoint,
-                                                    warn if dist.is_main else None)
-    task = TranslationTask(corpus, data_config, train_config.seed, dist)
-    options = {key: value for key, value in model.config.items()
-               if key not in ("source_vocab_size", "target_vocab_size", "pad_index", "bos_index", "eos_index")}
-    run_info = {
-        "task": TASK_NAME,
-        "configs": {"data": asdict(data_config), "model": options, "decode": asdict(decode_config)},
-        "source_vocab": corpus.source_vocab.to_dict(),
-        "target_vocab": corpus.target_vocab.to_dict(),
-        "corpus": corpus.description,
-    }
-    if log is not None and checkpoint is None:
-        valid = f", {len(corpus.valid):,} validation pairs" if corpus.valid is not None else ""
-        log(f"corpus: {corpus.description}: {len(corpus.train):,} training pairs{valid}; vocabularies "
-            f"{len(corpus.source_vocab):,} source / {len(corpus.target_vocab):,} target tokens (min freq "
-            f"{data_config.min_freq}: {corpus.train_unknown:.1%} of training target tokens are <unk>); "
-            f"model {sum(p.numel() for p in model.parameters()):,} parameters")
-    trainer = Trainer(model, task, train_config, run_dir=run_dir, run_info=run_info, dist=dist,
-                      progress_bar=progress_bar, log=log)
-    if checkpoint is not None:
-        trainer.restore(checkpoint)
-    return trainer.fit()
+def decode_config(settings: RunSettings) -> DecodeConfig:
+    """How the run translates by default: its ``decode`` settings (beam size, length penalty)."""
+    return DecodeConfig(**settings.sections.get("decode", {}))
 
 
 @dataclass
@@ -327,9 +309,8 @@ class TrainedTranslator:
     decode: DecodeConfig
 
 
-def from_checkpoint(checkpoint: Checkpoint, run_dir: str | Path, command: str = TRAIN_COMMAND) -> TrainedTranslator:
+def from_checkpoint(checkpoint: Checkpoint) -> TrainedTranslator:
     """The model (eval mode, CPU), vocabularies and settings of a loaded translation checkpoint."""
-    require_task(checkpoint.meta, TASK_NAME, run_dir, command)
     meta = checkpoint.meta
     source_vocab = TokenVocab.from_dict(meta["source_vocab"])
     target_vocab = TokenVocab.from_dict(meta["target_vocab"])
@@ -339,9 +320,9 @@ def from_checkpoint(checkpoint: Checkpoint, run_dir: str | Path, command: str = 
                              DecodeConfig(**meta["configs"]["decode"]))
 
 
-def load_trained(run_dir: str | Path, which: str = "auto") -> TrainedTranslator:
+def from_run(run_dir: str | Path, which: str = "auto") -> TrainedTranslator:
     """The translator of a run directory's ``auto`` (best if any, else latest), ``latest`` or ``best`` checkpoint."""
-    return from_checkpoint(RunDirectory.open(run_dir).load(which), run_dir)
+    return SPEC.from_run(run_dir, which)
 
 
 def translate_ids(model: Seq2Seq, target_vocab: TokenVocab, sources: list[list[int]],
@@ -388,9 +369,24 @@ def evaluate_files(translator: TrainedTranslator, source_path: str, target_path:
     if warn is not None and text.empty_warning():
         warn(text.empty_warning())
     hypotheses = translate_sentences(translator, text.sources, decode, warn)
+    sacrebleu = require("sacrebleu", "translate")
     bleu, chrf = sacrebleu.BLEU(), sacrebleu.CHRF()
     return {"bleu": bleu.corpus_score(hypotheses, [text.targets]).score,
             "chrf": chrf.corpus_score(hypotheses, [text.targets]).score,
             "sentences": len(text), "beam_size": decode.beam_size, "length_penalty": decode.length_penalty,
             "bleu_signature": str(bleu.get_signature())}
 
+
+
+SPEC = TaskSpec(
+    name=NAME, noun="translation model", data_config=TranslateDataConfig, prepare=prepare,
+    from_checkpoint=from_checkpoint,
+    model_options={"embedding": "embedding_dim", "cell": "cell", "hidden": "hidden_size", "layers": "num_layers",
+                   "bidirectional": "bidirectional", "decoder_hidden": "decoder_hidden_size", "attention": "attention",
+                   "attention_size": "attention_size", "dropout": "dropout", "tie_embeddings": "tie_embeddings",
+                   "engine": "engine"},
+    sections={"decode": {"beam": "beam_size", "length_penalty": "length_penalty"}},
+    path_fields=("source", "target", "valid_source", "valid_target"),
+    changeable=frozenset({"source", "target", "valid_source", "valid_target", "beam", "length_penalty"}),
+    required={"source": "--source FILE", "target": "--target FILE"}, derived_model_fields=DERIVED_MODEL_FIELDS,
+)

@@ -54,3 +54,8 @@ def format_record(record: dict, epochs: int | None, unit: str = "tok") -> str:
 def log_line(line: str) -> None:
     """One progress line on stderr; tqdm.write keeps an active progress bar intact below it."""
     tqdm.write(line, file=sys.stderr)
+
+
+def warn_line(line: str) -> None:
+    """A ``warning: ...`` line on stderr (data skipped, truncated or read as unknown), beside the progress bar."""
+    tqdm.write(f"warning: {line}", file=sys.stderr)

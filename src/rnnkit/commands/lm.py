@@ -1,0 +1,85 @@
+"""``rnnkit train lm``, and ``rnnkit evaluate`` of a language model (``rnnkit generate`` samples it).
+
+    rnnkit train lm [--data FILE] [--level char|word] [--cell lstm|gru|rnn] ... [--out DIR] [--resume DIR]
+    rnnkit evaluate DIR --data FILE [--batch-size N] [--seq-len N] [--json]
+    torchrun --nproc-per-node=2 -m rnnkit train lm ...        (data-parallel training)
+"""
+
+import json
+
+import click
+
+from rnnkit.cli_options import Positive, PositiveFloat, cell_option, engine_option, training_options
+from rnnkit.cli_tasks import Applies, TaskCommand, lines, saved_line, stopped_line, train_command_of
+from rnnkit.errors import InputError
+from rnnkit.tasks.lm import SPEC
+
+
+def evaluate(run_dir: str, checkpoint, options: dict) -> None:
+    """``rnnkit evaluate DIR --data FILE``: loss (nats/token), perplexity and, for characters, bits per character."""
+    from rnnkit.data.text import read_text
+    from rnnkit.tasks.lm import evaluate_text
+
+    model, vocab, checkpoint = SPEC.from_run(run_dir, checkpoint=checkpoint)
+    data = options.get("data")
+    if data is None:
+        raise InputError(f"{run_dir} holds a language model: give the text to score with --data FILE")
+    saved = checkpoint.meta["configs"]["data"]
+    metrics = evaluate_text(model, vocab, read_text(data), options.get("batch_size") or saved["batch_size"],
+                            options.get("seq_len") or saved["seq_len"])
+    if options.get("as_json"):
+        click.echo(json.dumps(metrics))
+        return
+    line = f"loss {metrics['loss']:.4f} nats/token  perplexity {metrics['perplexity']:.2f}"
+    if "bits_per_char" in metrics:
+        line += f"  bits/char {metrics['bits_per_char']:.4f}"
+    click.echo(f"{line}  ({metrics['tokens']:,} tokens of {data})")
+
+
+def report(report: dict, run_path, settings) -> str:
+    validation = None
+    if "valid_loss" in report:
+        unit = "nats/char" if settings.data.level == "char" else "nats/word"
+        validation = f"validation: loss {report['valid_loss']:.4f} {unit}, perplexity {report['valid_perplexity']:.2f}"
+        if "valid_bits_per_char" in report:
+            validation += f", {report['valid_bits_per_char']:.4f} bits/char"
+    return lines(stopped_line(report), validation, saved_line(report, "sample it with: rnnkit generate {run}"))
+
+
+COMMAND = TaskCommand(
+    SPEC,
+    help="""Train a character- or word-level language model (truncated BPTT over parallel streams).
+
+    With no --data it learns Python source code from the standard library that ships with Python.
+    """,
+    options=(
+        click.option("--data", metavar="FILE", help="Training text file (UTF-8). Default: the embedded corpus of Python standard library source."),
+        click.option("--valid-data", metavar="FILE", help="Validation text file. Default: the last --valid-fraction of --data."),
+        click.option("--valid-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.1, show_default=True,
+                     help="Share of --data held out for validation when there is no --valid-data."),
+        click.option("--level", type=click.Choice(["char", "word"]), default="char", show_default=True,
+                     help="Tokens: characters, or whitespace-separated words with <eos> per line."),
+        cell_option(),
+        click.option("--layers", type=Positive, default=2, show_default=True, help="Stacked recurrent layers."),
+        click.option("--hidden", type=Positive, default=256, show_default=True, help="Hidden units per layer."),
+        click.option("--embedding", type=click.IntRange(min=0),
+                     help="Embedding size; 0 feeds one-hot vectors (char-rnn). Default: 64 for --level char, --hidden for word."),
+        click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
+                     help="Dropout probability between layers, in [0, 1)."),
+        click.option("--tie-weights/--no-tie-weights", default=False, show_default=True,
+                     help="Share the embedding and output weights (needs --embedding equal to --hidden)."),
+        engine_option(),
+        click.option("--init-range", type=PositiveFloat, help="Initialise every weight uniformly in ±X (Zaremba: 0.1). Default: PyTorch's."),
+        click.option("--seq-len", type=Positive, default=64, show_default=True, help="Tokens per window: the truncated BPTT length."),
+        click.option("--batch-size", type=Positive, default=16, show_default=True, help="Parallel streams per step (over all processes)."),
+        click.option("--loss-over-time", type=click.Choice(["mean", "sum"]), default="mean", show_default=True,
+                     help="mean: average over every token; sum: sum over time steps, average over sequences."),
+        training_options(lr=3e-3, batch_size=None),
+        click.option("--log-gradients", type=Positive, metavar="N",
+                     help="Every N steps record ||dL/dh_t|| for each step of the batch in RUN/gradients.jsonl."),
+    ),
+    report=report,
+    evaluate=Applies(evaluate, ("data", "batch_size", "seq_len")),
+    instead="sample it with `rnnkit generate {run}`",
+)
+train_command = train_command_of(COMMAND)

@@ -1,0 +1,136 @@
+"""What every task declares once, in its own module: :class:`TaskSpec`, and the registry that finds it.
+
+A task module ``rnnkit.tasks.NAME`` holds ``SPEC = TaskSpec(...)``: its name, its data config (a dataclass
+saved as ``configs["data"]`` in every checkpoint), how the option values become model arguments (saved as
+``configs["model"]``) and further saved settings, which of them a resumed run may change, how a run's data
+and model are prepared for training, how a trained run is loaded (``from_checkpoint``) and what training adds to
+the report. Everything that trains, resumes, evaluates or predicts is written once from these specs
+(:mod:`rnnkit.tasks.run`, :mod:`rnnkit.cli_tasks`).
+
+    >>> spec("lm").noun
+    'language model'
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import torch
+
+from rnnkit.errors import InputError
+from rnnkit.train import Checkpoint, RunDirectory, Task, TrainConfig
+
+# What every resumed run may change: how long it goes on and how the same arithmetic is run.
+CHANGEABLE_ON_RESUME = frozenset({"epochs", "time_budget", "max_steps", "patience", "save_every", "engine"})
+
+# The regularisers every recurrent model takes (option name -> model argument); saved with the model's
+# other settings. A run saved before they existed loads with the models' defaults (0.0 / None).
+REGULARISER_OPTIONS = {"recurrent_dropout": "recurrent_dropout", "zoneout": "zoneout", "weight_drop": "weight_drop",
+                       "forget_bias": "forget_bias"}
+EMBEDDING_DROPOUT_OPTIONS = {"embedding_dropout": "embedding_dropout"}
+
+
+@dataclass
+class RunSettings:
+    """Everything a training run is configured by: ``data`` (the task's data config), ``model`` (keyword
+    arguments of its model builder), ``train`` and ``sections``: further saved settings by name (translate's
+    ``decode``)."""
+
+    data: Any
+    model: dict
+    train: TrainConfig
+    sections: dict[str, dict] = field(default_factory=dict)
+
+
+@dataclass
+class Prepared:
+    """What a task's ``prepare`` gives the training run: the (seeded, freshly built) model, the
+    :class:`~rnnkit.train.Task` for the Trainer, ``run_info`` (what every checkpoint stores beside the
+    Trainer's state: ``{"configs": {...}, "vocab": ...}``; the task name is added), the line that describes a
+    new run, and ``data``: what the task's ``finish`` needs after training."""
+
+    model: torch.nn.Module
+    task: Task
+    run_info: dict
+    summary: str
+    data: Any = None
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One task, declared once.
+
+    Args:
+        name: the task's name: ``rnnkit train NAME``, and ``"task"`` in its checkpoints.
+        noun: what a run of it holds, for messages ("DIR holds a classifier: ...").
+        data_config: the dataclass of its data settings.
+        prepare: ``prepare(settings, checkpoint, dist, warn) -> Prepared``: seed, read the data (checked
+            against the ``checkpoint`` of a resumed run), build the model. All that can fail on what the
+            user gave happens here, before a run directory is touched.
+        from_checkpoint: ``from_checkpoint(checkpoint) -> trained``: what the task's evaluate / predict /
+            generate apply (the model in eval mode on the CPU, with its vocabularies and settings).
+        model_options: option name -> model argument, for the options saved as ``configs["model"]``.
+        data_options: data-config field -> option name, where they differ.
+        sections: further saved settings: section name -> {option name -> field}.
+        path_fields: data-config fields that are file paths (saved absolute).
+        changeable: options a resumed run may change besides :data:`CHANGEABLE_ON_RESUME`.
+        required: what a new run must be given: option name -> how to give it ("--data CSV").
+        derived_model_fields: saved model settings the task takes from its data (sizes), not from options.
+        default_epochs: epochs when neither --epochs nor --time-budget is given.
+        finish: ``finish(report, prepared, run_dir, dist) -> report``: what training adds to its report.
+        described: the phrase for "not ..." in a refusal; default ``a 'NAME' one``.
+    """
+
+    name: str
+    noun: str
+    data_config: type
+    prepare: Callable[..., Prepared]
+    from_checkpoint: Callable[[Checkpoint], Any]
+    model_options: Mapping[str, str]
+    data_options: Mapping[str, str] = field(default_factory=dict)
+    sections: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    path_fields: tuple[str, ...] = ("data", "valid_data")
+    changeable: frozenset[str] = frozenset({"data", "valid_data"})
+    required: Mapping[str, str] = field(default_factory=dict)
+    derived_model_fields: tuple[str, ...] = ()
+    default_epochs: int = TrainConfig.epochs
+    finish: Callable[..., dict] | None = None
+    described: str | None = None
+
+    @property
+    def train_command(self) -> str:
+        return f"train {self.name}"
+
+    def option_of(self, data_field: str) -> str:
+        """The option that sets a data-config field."""
+        return self.data_options.get(data_field, data_field)
+
+    def check_run(self, meta: dict, run_dir: str | Path) -> None:
+        """Refuse a run directory of another task with the command that made this task's runs."""
+        found = meta.get("task")
+        if found != self.name:
+            wanted = self.described or f"a {self.name!r} one"
+            raise InputError(f"{run_dir} holds a {found!r} run, not {wanted}; give the --out directory of "
+                             f"`rnnkit {self.train_command}`")
+
+    def from_run(self, run_dir: str | Path, which: str = "auto", checkpoint: Checkpoint | None = None) -> Any:
+        """The trained model of a run directory (``from_checkpoint`` of its ``auto`` (best if any, else
+        latest), ``latest`` or ``best`` checkpoint, or of ``checkpoint`` already loaded from it), after
+        checking that the run is one of this task."""
+        checkpoint = checkpoint or RunDirectory.open(run_dir).load(which)
+        self.check_run(checkpoint.meta, run_dir)
+        return self.from_checkpoint(checkpoint)
+
+
+def spec(name: str) -> TaskSpec:
+    """The spec of the task ``name`` (its module is imported now)."""
+    return importlib.import_module(f"rnnkit.tasks.{name}").SPEC
+
+
+def parameter_count(model: torch.nn.Module) -> str:
+    """``"12,345 parameters"``, for the line that describes a new run."""
+    return f"{sum(p.numel() for p in model.parameters()):,} parameters"
+
