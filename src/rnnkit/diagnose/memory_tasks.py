@@ -15,10 +15,11 @@ blanks and then a uniform guess over the 8 symbols costs 10·log(8) / (T + 20) n
 
     inputs (N, T + 20) ids (fed one-hot), targets (N, T + 20) ids; metric: cross-entropy per step (nats)
 
-**Models with equal parameter budgets.** Each cell type gets one ``rnnkit.nn`` layer and a linear readout
-(of the last step for adding, of every step for copy). A cell with G gate blocks (tanh RNN 1, GRU 3,
-LSTM 4) and hidden size H has ``G (H·I + H·H + 2H) + H·O + O`` parameters for I inputs and O outputs;
-:func:`matched_hidden_sizes` picks for each cell the H whose count is closest to the LSTM's at the
+**Models with equal parameter budgets.** Each registered cell (:func:`rnnkit.nn.cell_names`) gets one
+``rnnkit.nn.Recurrent`` layer and a linear readout (of the last step for adding, of every step for copy). The
+layer's parameter count is read from the cell's own parameter list (for the torch cells with G gate blocks,
+tanh RNN 1, GRU 3, LSTM 4, and hidden size H it is ``G (H·I + H·H + 2H)``), plus ``H·O + O`` for the
+readout; :func:`matched_hidden_sizes` picks for each cell the H whose count is closest to the LSTM's at the
 reference size (hidden 128 for the LSTM gives 258 for the tanh RNN and 148 for the GRU on the adding problem).
 
 **Training** (:func:`train_memory_task`): fresh random batches at every step (an endless supply, as in the
@@ -38,10 +39,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnkit.errors import InputError
+from rnnkit.nn import Recurrent, cell_names, get_cell
 
-from .gradients import CELL_TYPES
-
-GATE_BLOCKS = {"rnn": 1, "gru": 3, "lstm": 4}
 REFERENCE_CELL = "lstm"
 EVAL_CHUNK = 500  # held-out sequences per forward pass when measuring
 
@@ -123,22 +122,21 @@ def get_task(name: str):
 
 
 class MemoryTaskModel(nn.Module):
-    """One ``rnnkit.nn`` layer (batch first) and a linear readout of the last step or of every step.
+    """One ``rnnkit.nn.Recurrent`` layer of any registered cell (batch first) and a linear readout of the last
+    step or of every step.
 
     Inputs: x (N, L, I). Outputs: (N, O) when ``per_step`` is False, else (N, L, O).
-    ``forget_bias`` is added to an LSTM's forget-gate bias after PyTorch's initialisation.
+    ``forget_bias`` is added to the forget-gate bias after the cell's initialisation, for cells that have a
+    forget gate (the LSTM family); others ignore it.
     """
 
     def __init__(self, cell: str, input_size: int, hidden_size: int, output_size: int, per_step: bool,
                  forget_bias: float = 0.0):
         super().__init__()
-        if cell not in CELL_TYPES:
-            raise InputError(f"unknown cell {cell!r}; choose from {', '.join(CELL_TYPES)}")
+        cell_type = _cell_type(cell)
         self.per_step = per_step
-        self.rnn = CELL_TYPES[cell](input_size, hidden_size, batch_first=True)
-        if cell == "lstm":
-            with torch.no_grad():
-                self.rnn.bias_ih_l0[hidden_size : 2 * hidden_size] += forget_bias  # gate order i, f, g, o
+        bias = forget_bias if forget_bias and cell_type.forget_gate is not None else None
+        self.rnn = Recurrent(cell, input_size, hidden_size, batch_first=True, forget_bias=bias)
         self.readout = nn.Linear(hidden_size, output_size)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -146,10 +144,17 @@ class MemoryTaskModel(nn.Module):
         return self.readout(output if self.per_step else output[:, -1])  # (N, L, O) or (N, O)
 
 
+def _cell_type(cell: str):
+    try:
+        return get_cell(cell)
+    except ValueError:
+        raise InputError(f"unknown cell {cell!r}; choose from {', '.join(cell_names())}") from None
+
+
 def parameter_count(cell: str, hidden_size: int, input_size: int, output_size: int) -> int:
-    """Parameters of :class:`MemoryTaskModel`: ``G (H·I + H·H + 2H) + H·O + O``."""
-    g, h = GATE_BLOCKS[cell], hidden_size
-    return g * (h * input_size + h * h + 2 * h) + h * output_size + output_size
+    """Parameters of :class:`MemoryTaskModel`: the cell's own parameter list at this size, plus ``H·O + O``."""
+    specs = _cell_type(cell)(hidden_size).active_specs(input_size)
+    return sum(math.prod(spec.shape) for spec in specs) + hidden_size * output_size + output_size
 
 
 def matched_hidden_sizes(task_name: str, reference_hidden: int, cells: list[str]) -> dict[str, int]:
@@ -158,8 +163,7 @@ def matched_hidden_sizes(task_name: str, reference_hidden: int, cells: list[str]
     budget = parameter_count(REFERENCE_CELL, reference_hidden, task.input_size, task.output_size)
     sizes = {}
     for cell in cells:
-        if cell not in CELL_TYPES:
-            raise InputError(f"unknown cell {cell!r}; choose from {', '.join(CELL_TYPES)}")
+        _cell_type(cell)
         # the count grows with H, so the best H lies below the one whose count first passes the budget
         size = 1
         while parameter_count(cell, size + 1, task.input_size, task.output_size) < budget:
@@ -174,14 +178,14 @@ class MemoryTaskConfig:
     """One training run of one cell on one task at one length.
 
     Args:
-        task: ``"adding"`` or ``"copy"``. length: T. cell: ``"rnn"``, ``"lstm"``, ``"gru"``.
+        task: ``"adding"`` or ``"copy"``. length: T. cell: any registered cell (``"rnn"``, ``"lstm"``, ...).
         hidden_size: the layer's width (see :func:`matched_hidden_sizes`).
         batch_size, lr, clip: Adam's batch and learning rate; the global gradient norm is clipped to
             ``clip`` (None: no clipping).
         steps: the most optimizer steps. time_budget: the most seconds (None: no limit).
         eval_every: steps between measurements on the held-out set of ``eval_size`` sequences.
         stop_below: stop once the held-out metric is at or below this (None: never early).
-        forget_bias: added to the LSTM's forget-gate bias (Gers et al. 2000; 0 keeps PyTorch's init).
+        forget_bias: added to the forget-gate bias of cells that have one (Gers et al. 2000; 0 keeps the init).
         seed: model initialisation and training data; the held-out set uses its own fixed seed.
     """
 
@@ -202,8 +206,7 @@ class MemoryTaskConfig:
 
     def __post_init__(self):
         task = get_task(self.task)
-        if self.cell not in CELL_TYPES:
-            raise InputError(f"unknown cell {self.cell!r}; choose from {', '.join(CELL_TYPES)}")
+        _cell_type(self.cell)
         if isinstance(self.length, bool) or not isinstance(self.length, int) or self.length < task.min_length:
             raise InputError(f"the {self.task} task needs a length T of at least {task.min_length}, got {self.length!r}")
         for name in ("hidden_size", "batch_size", "steps", "eval_every", "eval_size"):
