@@ -29,7 +29,8 @@ from torch import Tensor, nn
 
 SATURATION_LOW = 0.1
 SATURATION_HIGH = 0.9
-# Trace gate names that are sigmoid gates (the others, LSTM "cell" and GRU "new", are tanh candidates).
+# Trace gate names that are sigmoid gates (the others, the LSTM family's "cell" and the GRU family's "new",
+# are tanh candidates).
 SIGMOID_GATES = ("input", "forget", "output", "reset", "update")
 
 
@@ -47,16 +48,17 @@ class Influence:
 
 
 @contextmanager
-def _fused(layer: nn.Module):
-    """Run an rnnkit layer on PyTorch's kernels for a while: forward-mode autodiff goes through them, while
-    the explicit engine's hand-written backward has no forward mode. Both engines compute the same function."""
+def _differentiable(layer: nn.Module):
+    """Run an rnnkit layer on an engine that forward-mode autodiff goes through for a while: PyTorch's kernels
+    as they are, else the cell's reference equations (the explicit engine's hand-written backward has no
+    forward mode). Every engine computes the same function."""
     engine = getattr(layer, "engine", "fused")
-    if engine == "fused":
+    if engine in ("fused", "reference"):
         yield
         return
     if getattr(layer, "bptt_window", None):
         raise ValueError("input influence needs the whole-sequence derivative; use a layer without bptt_window")
-    layer.engine = "fused"
+    layer.engine = "reference"
     try:
         yield
     finally:
@@ -90,7 +92,7 @@ def input_influence(layer: nn.Module, input: Tensor, replacement: Tensor) -> Inf
     def outputs(first: Tensor) -> Tensor:  # (H_in,) -> (L, H_out)
         return layer(torch.cat([first.unsqueeze(0), rest]), hx)[0]
 
-    with _fused(layer), torch.no_grad(), warnings.catch_warnings():
+    with _differentiable(layer), torch.no_grad(), warnings.catch_warnings():
         # torch.func's first call scripts a helper and warns that torch.jit.script is deprecated: not ours to fix
         warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.* is deprecated")
         jacobian = torch.func.jacfwd(outputs, randomness="same")(input[0])  # (L, H_out, H_in); "same": dropout, if on
@@ -104,8 +106,8 @@ def gate_saturation(layer: nn.Module, input: Tensor, low: float = SATURATION_LOW
     """Fraction of (layer, step, unit) entries where each sigmoid gate is < ``low`` or > ``high``.
 
     Args:
-        layer: an ``rnnkit.nn.LSTM`` (gates input, forget, output) or ``GRU`` (reset, update); a plain RNN has
-            no gates and gives ``{}``.
+        layer: any rnnkit layer; its cell's sigmoid gates are reported (LSTM family: input, forget, output;
+            GRU family: reset, update); a plain RNN has no gates and gives ``{}``.
         input: what ``layer.trace`` takes, e.g. (L, H_in) for one sequence.
 
     Returns:
