@@ -15,13 +15,20 @@ const rnnkitLiveModel = (function () {
     return weights;
   }
 
-  // out = W x (+ out's previous contents when add); W (rows, cols) row-major at offset `at` of `w`.
-  function matVec(w, at, rows, cols, x, out, add) {
+  // out = W x; W (rows, cols) row-major at offset `at` of `w`. Four running sums let the loop pipeline.
+  function matVec(w, at, rows, cols, x, out) {
+    const tail = cols - (cols % 4);
     for (let r = 0; r < rows; r++) {
-      let sum = 0;
       const base = at + r * cols;
-      for (let c = 0; c < cols; c++) sum += w[base + c] * x[c];
-      out[r] = add ? out[r] + sum : sum;
+      let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+      for (let c = 0; c < tail; c += 4) {
+        s0 += w[base + c] * x[c];
+        s1 += w[base + c + 1] * x[c + 1];
+        s2 += w[base + c + 2] * x[c + 2];
+        s3 += w[base + c + 3] * x[c + 3];
+      }
+      for (let c = tail; c < cols; c++) s0 += w[base + c] * x[c];
+      out[r] = (s0 + s1) + (s2 + s3);
     }
   }
 
@@ -90,9 +97,9 @@ const rnnkitLiveModel = (function () {
         for (let r = 0; r < ih.rows; r++) gi[r] = ih.values[r * ih.cols + id];
       } else {
         const x = k === 0 ? embedding.values.subarray(id * embedding.cols, (id + 1) * embedding.cols) : below;
-        matVec(ih.values, 0, ih.rows, ih.cols, x, gi, false);
+        matVec(ih.values, 0, ih.rows, ih.cols, x, gi);
       }
-      matVec(layer.hh.values, 0, layer.hh.rows, layer.hh.cols, previous.h, gh, false);
+      matVec(layer.hh.values, 0, layer.hh.rows, layer.hh.cols, previous.h, gh);
       const G = gi.length;
       if (cellName.startsWith("layernorm_")) {
         layerNorm(gi, 0, G, layer.ln_ih_weight, layer.ln_ih_bias);
@@ -149,7 +156,7 @@ const rnnkitLiveModel = (function () {
 
     function logits(state, temperature) {
       const out = zeros(V);
-      matVec(decoder.values, 0, V, H, state[K - 1].h, out, false);
+      matVec(decoder.values, 0, V, H, state[K - 1].h, out);
       for (let v = 0; v < V; v++) out[v] = (out[v] + decoderBias[v]) / (temperature || 1);
       return out;
     }
