@@ -43,6 +43,7 @@ import torch
 from torch import Tensor
 
 from ...errors import InputError
+from ..cells.base import Workspace
 
 # Below this many steps the blocked scan has nothing to gain over the loop (measured: a few hundred steps).
 _MIN_BLOCKED = 64
@@ -65,8 +66,8 @@ def _steps(h: Tensor, a: Tensor, b: Tensor, start: Tensor, reverse: bool) -> Ten
 
 
 def _scan_into(h: Tensor, a: Tensor, b: Tensor, h0: Tensor, reverse: bool) -> None:
-    """Fill ``h`` (L, M) with the scan of ``a``, ``b`` (L, M) from ``h0`` (M,); no autograd."""
-    L, M = a.shape
+    """Fill ``h`` (L, *S) with the scan of ``a``, ``b`` (L, *S, any strides) from ``h0`` (*S); no autograd."""
+    L = a.shape[0]
     if L < _MIN_BLOCKED:
         _steps(h.unsqueeze(0), a.unsqueeze(0), b.unsqueeze(0), h0.unsqueeze(0), reverse)
         return
@@ -76,19 +77,19 @@ def _scan_into(h: Tensor, a: Tensor, b: Tensor, h0: Tensor, reverse: bool) -> No
     # the whole blocks come first in the direction of the scan; the rest (< B steps) after them
     body = slice(rest, L) if reverse else slice(0, nb * B)
     tail = slice(0, rest) if reverse else slice(nb * B, L)
-    ab = a[body].reshape(nb, B, M)  # (L/B, B, M)
-    bb = b[body].reshape(nb, B, M)
-    hb = h[body].view(nb, B, M)
+    ab = a[body].unflatten(0, (nb, B))  # (L/B, B, *S): views, whatever the strides
+    bb = b[body].unflatten(0, (nb, B))
+    hb = h[body].unflatten(0, (nb, B))
     inner = range(B - 2, -1, -1) if reverse else range(1, B)
 
     # 1. each block's final state from a zero state, all blocks at once; and each block's product of a
-    end = bb[:, B - 1 if reverse else 0].clone()  # (L/B, M)
+    end = bb[:, B - 1 if reverse else 0].clone()  # (L/B, *S)
     for j in inner:
         torch.addcmul(bb[:, j], ab[:, j], end, out=end)
-    prod = torch.prod(ab, dim=1)  # (L/B, M)
+    prod = torch.prod(ab, dim=1)  # (L/B, *S)
 
     # 2. the state entering each block, block after block
-    enter = torch.empty_like(end)  # (L/B, M)
+    enter = torch.empty_like(end)  # (L/B, *S)
     first = nb - 1 if reverse else 0
     enter[first] = h0
     order = range(nb - 2, -1, -1) if reverse else range(1, nb)
@@ -97,14 +98,10 @@ def _scan_into(h: Tensor, a: Tensor, b: Tensor, h0: Tensor, reverse: bool) -> No
         torch.addcmul(end[k_prev], prod[k_prev], enter[k_prev], out=enter[k])
 
     # 3. every block's steps again from the state entering it, writing h
-    last = _steps(hb, ab, bb, enter, reverse)  # (L/B, M)
+    last = _steps(hb, ab, bb, enter, reverse)  # (L/B, *S)
     if rest:
         _steps(h[tail].unsqueeze(0), a[tail].unsqueeze(0), b[tail].unsqueeze(0),
                last[0 if reverse else nb - 1].unsqueeze(0), reverse)
-
-
-def _flat(t: Tensor) -> Tensor:
-    return t.reshape(t.shape[0], -1)  # (L, M): a view where the layout allows one
 
 
 def scan(a: Tensor, b: Tensor, h0: Tensor, reverse: bool = False, out: Tensor | None = None) -> Tensor:
@@ -116,7 +113,7 @@ def scan(a: Tensor, b: Tensor, h0: Tensor, reverse: bool = False, out: Tensor | 
     h = torch.empty(b.shape, dtype=b.dtype, device=b.device) if out is None else out  # (L, *)
     if L == 0 or b[0].numel() == 0:
         return h
-    _scan_into(h.view(L, -1), _flat(a), _flat(b), h0.reshape(-1), reverse)
+    _scan_into(h, a, b, h0, reverse)
     return h
 
 
@@ -176,8 +173,7 @@ class LinearScan(torch.autograd.Function):
         c[last] = g[last]
         if L > 1:
             # c_t = g_t + a_{t+1} c_{t+1}: the scan of (a shifted by one step, g) in the other direction
-            _scan_into(c[rest].view(L - 1, -1), _flat(a[shifted]), _flat(g[rest]), c[last].reshape(-1),
-                       not reverse)
+            _scan_into(c[rest], a[shifted], g[rest], c[last], not reverse)
         da = None
         if need_a:
             da = torch.empty_like(c)  # (L, N, H): dL/da_t = c_t h_{t-1}
@@ -267,3 +263,198 @@ def linear_scan_reference(a: Tensor, b: Tensor, h0: Tensor | None = None, *, len
         h = step if alive is None else torch.where(alive[t], step, h)
         states[t] = h
     return torch.stack(states) if L else b.clone()
+
+
+# --- linear cells on rnnkit's engines ------------------------------------------------------------------------------
+#
+# A linear cell (``Cell.linear``) declares, besides its reference step:
+#
+#   input_bias_name                        the bias added in the input projection gi = x W_in^T + bias
+#   linear_coefficients(gi, p)             -> (a, b, saved): a_t, b_t (L, N, H) for all steps; no autograd
+#   linear_backward(saved, da, db, p)      -> (dL/d(x W_in^T) (L, N, G), {parameter: gradient}), hand-written
+#   linear_gates(saved)                    -> {gate name: (L, N, H)}
+#
+# The step engine (``engine="explicit"``, :class:`LinearWorkspace`) runs h_t = a_t h_{t-1} + b_t one step at a
+# time; the scan engine (``engine="scan"``, :func:`scan_sequence`) runs all steps at once. Both share the cell's
+# coefficients and their hand-written backward; the cell's reference step (autograd) is the oracle of both.
+
+
+def _input_projection(cell, x: Tensor, p: dict[str, Tensor]) -> Tensor:
+    """``x W_in^T + bias`` for all steps, one matrix multiply: (L, N, G)."""
+    L, N, In = x.shape
+    w = p[cell.input_weight]  # (G, In)
+    bias = p.get(cell.input_bias_name)
+    x2 = x.reshape(L * N, In)  # (L*N, In)
+    gi = torch.mm(x2, w.t()) if bias is None else torch.addmm(bias, x2, w.t())  # (L*N, G)
+    return gi.view(L, N, w.shape[0])
+
+
+class LinearWorkspace(Workspace):
+    """The explicit (step) engine's workspace for any linear cell: one step at a time, ``h_t = a_t h_{t-1} + b_t``.
+
+    The coefficients depend on the input only, so they are computed for all steps when the sequence starts
+    (for generation, one step: O(1) memory per token). Backward: each step stores dL/dh_t and passes
+    ``a_t dL/dh_t`` back to h_{t-1} (the ``direct`` path); then ``dL/da_t = dL/dh_t h_{t-1}``, ``dL/db_t =
+    dL/dh_t`` go through the cell's hand-written :meth:`linear_backward` for all steps at once.
+    """
+
+    def __init__(self, cell):
+        self.cell_type = cell
+        self._grads = None
+
+    def input_bias(self, p):
+        return p.get(self.cell_type.input_bias_name)
+
+    def start(self, gi: Tensor, p, zero: bool) -> None:
+        self.p = p
+        self.a, self.b, self.saved = self.cell_type.linear_coefficients(gi, p)  # (L, N, H) each
+        # zeroed when rows can be padding, so that padded positions hold finite values for the backward pass
+        self.h = self.b.new_zeros(self.b.shape) if zero else self.b.new_empty(self.b.shape)  # (L, N, H)
+
+    def step(self, t, bs, h_prev, c_prev):
+        return torch.addcmul(self.b[t, :bs], self.a[t, :bs], h_prev, out=self.h[t, :bs]), None
+
+    def hidden(self) -> Tensor:
+        return self.h
+
+    def prepare_backward(self, h_prev: Tensor, c_prev: None) -> None:
+        self.h_prev = h_prev  # (L, N, H): the state each step read
+
+    def allocate_gate_grads(self, zero: bool) -> None:
+        self.dh = self.h.new_zeros(self.h.shape) if zero else self.h.new_empty(self.h.shape)  # (L, N, H)
+        self._grads = None
+
+    def step_backward(self, t, bs, dh, dc):
+        self.dh[t, :bs] = dh
+        return self.a[t, :bs], None  # h_t = a_t h_{t-1} + b_t: a_t dh_t reaches h_{t-1} directly
+
+    def _backward(self):
+        if self._grads is None:
+            da = self.dh * self.h_prev  # (L, N, H)
+            self._grads = self.cell_type.linear_backward(self.saved, da, self.dh, self.p)
+        return self._grads
+
+    def grad_input(self) -> Tensor:
+        return self._backward()[0]
+
+    def grad_params(self, needs) -> dict[str, Tensor]:
+        return {name: g for name, g in self._backward()[1].items() if needs.get(name)}
+
+    def gates(self) -> dict[str, Tensor]:
+        return self.cell_type.linear_gates(self.saved)
+
+
+def _zoneout(a: Tensor, b: Tensor, keep) -> tuple[Tensor, Tensor, Tensor | float | None]:
+    """Zoneout keeps the linear form: ``m h_{t-1} + (1 − m)(a h_{t-1} + b) = (m + (1 − m) a) h_{t-1} + (1 − m) b``.
+
+    ``keep`` is the mask m (L, N, H) in training or the probability p in evaluation. Returns a', b' and 1 − m.
+    """
+    if keep is None:
+        return a, b, None
+    through = 1 - keep  # (L, N, H) or a float
+    return torch.addcmul(keep, a, through) if isinstance(keep, Tensor) else a * through + keep, b * through, through
+
+
+def _windows(L: int, window: int | None) -> list[slice]:
+    if not window:
+        return [slice(0, L)]
+    return [slice(s, min(s + window, L)) for s in range(0, L, window)]
+
+
+class ScanSequenceFunction(torch.autograd.Function):
+    """One layer of a linear cell in one direction on the scan engine.
+
+    ``apply(run, x, h0, *params)`` returns ``(y, h_n)``: y (L, N, H) with zeros past each row's length, h_n (N, H).
+    Forward: the input projection (one matrix multiply), the cell's coefficients, zoneout and padding folded into
+    them, one :func:`scan`. Backward: the reverse scan (one per truncation window), then the cell's hand-written
+    coefficient backward and the input projection's two matrix multiplies.
+    """
+
+    @staticmethod
+    def forward(ctx, run, x: Tensor, h0: Tensor, *params: Tensor):
+        cell = run.cell
+        p = dict(zip(run.names, params))
+        L, N, _ = x.shape
+        a, b, saved = cell.linear_coefficients(_input_projection(cell, x, p), p)  # (L, N, H) each
+        a, b, through = _zoneout(a, b, run.zoneout_h)
+        alive = lengths = None
+        if run.batch_sizes is not None:
+            lengths = lengths_from_batch_sizes(run.batch_sizes, N).to(x.device)  # (N,)
+            alive = _alive(lengths, L, N, x.device).unsqueeze(2)  # (L, N, 1)
+            a, b = torch.where(alive, a, 1.0), torch.where(alive, b, 0.0)
+        h = scan(a, b, h0)  # (L, N, H)
+        if alive is None:
+            y, h_n = h, h[L - 1]
+        else:
+            y = torch.where(alive, h, 0.0)  # zeros past each length
+            h_n = h[lengths - 1, torch.arange(N, device=x.device)]  # (N, H): each row at its own last step
+        ctx.run, ctx.a, ctx.saved, ctx.through, ctx.alive, ctx.lengths = run, a, saved, through, alive, lengths
+        ctx.save_for_backward(x, h0, h, *params)
+        return y, h_n
+
+    @staticmethod
+    def backward(ctx, dy: Tensor, dh_n: Tensor):
+        run = ctx.run
+        x, h0, h, *params = ctx.saved_tensors
+        names = ("x", "h0", *run.names)
+        needs = dict(zip(names, ctx.needs_input_grad[1:]))
+        if torch.is_grad_enabled():  # a graph of the gradient is wanted: differentiate the reference equations
+            grads = _differentiable_backward(run, x, h0, params, dy, dh_n, needs)
+            return (None, *(grads.get(k) for k in names))
+        cell, p = run.cell, dict(zip(run.names, params))
+        L, N, _ = x.shape
+        alive = ctx.alive
+        # g_t: the gradient reaching h_t from outside the recurrence (outputs, and the final state)
+        if alive is None:
+            g = dy.clone()  # (L, N, H)
+            g[L - 1] += dh_n
+        else:
+            g = torch.where(alive, dy, 0.0)
+            g.index_put_((ctx.lengths - 1, torch.arange(N, device=x.device)), dh_n, accumulate=True)
+        # the reverse scan, restarted at every truncation window (no gradient crosses a window's first step)
+        da, db, dh0 = [], [], None
+        for w in _windows(L, run.bptt_window):
+            start = h0 if w.start == 0 else h[w.start - 1]
+            da_w, db_w, dh0_w = LinearScan.gradients_inplace(ctx.a[w], start, h[w], g[w], reverse=False)
+            da.append(da_w)
+            db.append(db_w)
+            dh0 = dh0_w if dh0 is None else dh0
+        da, db = (t[0] if len(t) == 1 else torch.cat(t) for t in (da, db))
+        if alive is not None:  # padded steps had constant coefficients
+            da.masked_fill_(~alive, 0)
+            db.masked_fill_(~alive, 0)
+        if ctx.through is not None:  # zoneout: a' = m + (1 − m) a, b' = (1 − m) b
+            da.mul_(ctx.through)
+            db.mul_(ctx.through)
+        d_gi, param_grads = cell.linear_backward(ctx.saved, da, db, p)  # (L, N, G)
+        d_gi2 = d_gi.reshape(L * N, d_gi.shape[2])  # (L*N, G)
+        w_in = cell.input_weight
+        grads = {"h0": dh0, **param_grads}
+        if needs["x"]:
+            grads["x"] = torch.mm(d_gi2, p[w_in]).view(L, N, x.shape[2])  # (L, N, In)
+        if needs.get(w_in):
+            grads[w_in] = torch.mm(d_gi2.t(), x.reshape(L * N, x.shape[2]))  # (G, In)
+        return (None, *(grads.get(k) if needs[k] else None for k in names))
+
+
+def _differentiable_backward(run, x, h0, params, dy, dh_n, needs) -> dict:
+    """The gradient as a differentiable function (``create_graph=True``): the sequence recomputed with the cell's
+    reference equations under autograd, and differentiated."""
+    from .reference import reference_sequence  # here: the engines package imports this module
+
+    keys = ["x", "h0", *run.names]
+    wanted = [(k, t) for k, t in zip(keys, [x, h0, *params]) if needs.get(k)]
+    with torch.enable_grad():
+        y, h_n, _ = reference_sequence(run, x, h0, None, dict(zip(run.names, params)))
+        grads = torch.autograd.grad([y, h_n], [t for _, t in wanted], [dy, dh_n], create_graph=True,
+                                    allow_unused=True)
+    return {k: torch.zeros_like(t) if g is None else g for (k, t), g in zip(wanted, grads)}
+
+
+def scan_sequence(run, x: Tensor, h0: Tensor, c0: None, p: dict[str, Tensor]):
+    """The scan engine for one layer in one direction, as ``SEQUENCE_ENGINES`` calls an engine:
+    ``(run, x (L, N, In), h0 (N, H), c0 (None), params by name) -> (y (L, N, H), h_n (N, H), None)``."""
+    if not getattr(run.cell, "linear", False):
+        raise ValueError(f"the scan engine runs linear cells only; {run.cell.name!r} is not one")
+    y, h_n = ScanSequenceFunction.apply(run, x, h0, *p.values())
+    return y, h_n, None
