@@ -1,6 +1,7 @@
 """`rnnkit explain` and rnnkit.viz on tiny language models trained for a few steps: the activations match the
-model's own forward pass, the page carries the text and the data safely, the ranking is printed, and every bad
-input gives one line, exit status 2 and no page."""
+model's own forward pass, the page carries the text, the weights (or, static, the activations) and the gradient
+safely, the ranking of the features that vary is printed, `--json` gives the final states and next-token
+probabilities, and every bad input gives one line, exit status 2 and no page."""
 
 import base64
 import json
@@ -12,9 +13,11 @@ import pytest
 import torch
 
 from rnnkit.cli import main
-from rnnkit.tasks.lm import load_trained
+from rnnkit.diagnose.gradients import language_model_gradient_flow
+from rnnkit.tasks.lm import from_run
 from rnnkit.train import RunDirectory
-from rnnkit.viz import FEATURES, collect_activations, rank_units, text_features, write_page
+from rnnkit.viz import (FEATURES, browser_model, collect_activations, final_outputs, rank_units, recorded_states,
+                        text_features, varying, write_page)
 from cli_helpers import assert_one_line_error, run_cli
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -61,7 +64,7 @@ def page_data(page: Path) -> dict:
 
 
 def test_activations_match_the_models_forward_pass(runs):
-    model, vocab, _ = load_trained(runs["lstm"])
+    model, vocab, _ = from_run(runs["lstm"])
     activations = collect_activations(model, vocab, PROBE)
     assert activations.fed.all() and activations.states.keys() == {(0, "hidden"), (0, "cell"), (1, "hidden"), (1, "cell")}
     with torch.no_grad():
@@ -76,7 +79,7 @@ def test_activations_match_the_models_forward_pass(runs):
 
 
 def test_characters_outside_the_vocabulary_are_skipped_not_fed(runs):
-    model, vocab, _ = load_trained(runs["lstm"])
+    model, vocab, _ = from_run(runs["lstm"])
     activations = collect_activations(model, vocab, "def é(x):")
     plain = collect_activations(model, vocab, "def (x):")
     assert activations.fed.tolist() == [True] * 4 + [False] + [True] * 4
@@ -88,7 +91,7 @@ def test_characters_outside_the_vocabulary_are_skipped_not_fed(runs):
 
 
 def test_word_model_positions_are_words_and_newlines(runs):
-    model, vocab, _ = load_trained(runs["word"])
+    model, vocab, _ = from_run(runs["word"])
     text = "def f(x):\n    zebra return\n"
     activations = collect_activations(model, vocab, text)
     pieces = [text[a:b] for a, b in activations.spans]
@@ -99,16 +102,17 @@ def test_word_model_positions_are_words_and_newlines(runs):
 
 
 def test_page_holds_the_text_and_quantised_activations(runs, tmp_path):
-    model, vocab, _ = load_trained(runs["lstm"])
+    model, vocab, _ = from_run(runs["lstm"])
     text = PROBE + "é\u2028"
     activations = collect_activations(model, vocab, text)
     ranking = rank_units(activations.states, text_features(text, activations.last_read), mask=activations.fed)
     page = write_page(tmp_path / "page.html", activations, ranking, {"layer": 1, "state": "cell", "unit": 3}, "<run>")
     html = page.read_text()
-    assert html.count("</script>") == 2  # the text's own </script> is escaped inside the JSON
+    assert html.count("</script>") == 3  # data, model.js, page.js: the text's own </script> is escaped in the JSON
     assert "&lt;run&gt;" in html and "<run>" not in html
     data = page_data(page)
     assert data["text"] == text and data["selected"] == {"layer": 1, "state": "cell", "unit": 3}
+    assert data["model"] is None and data["gradient"] is None  # the static page: activations computed here
     assert "\u2028" not in html  # a line separator ends a JavaScript string in older engines: escaped
     assert data["notFed"] == [len(PROBE), len(PROBE) + 1] and data["top"]["ids"][len(PROBE)] is None
     for (layer, state), values in activations.states.items():
@@ -124,8 +128,48 @@ def test_page_holds_the_text_and_quantised_activations(runs, tmp_path):
         [(s, round(p, 3)) for s, p in activations.predictions(0)]
 
 
+def test_live_page_holds_the_weights_as_float32(runs, tmp_path):
+    model, vocab, _ = from_run(runs["lstm"])
+    activations = collect_activations(model, vocab, PROBE)
+    page = write_page(tmp_path / "page.html", activations, {}, title="run", model=browser_model(model, vocab))
+    data = page_data(page)
+    assert "activations" not in data and "top" not in data and data["ids"] == activations.ids.tolist()
+    spec = data["model"]
+    assert spec["cell"] == "lstm" and spec["layers"] == 2 and spec["hidden"] == 8 and spec["symbols"] == vocab.symbols
+    weights = np.frombuffer(base64.b64decode(spec["weights"]), dtype="<f4")
+    named = dict(model.named_parameters())
+    expected = {"decoder.weight": named["decoder.weight"], "decoder.bias": named["decoder.bias"],
+                **{f"{name[-1]}/{name[4:-3]}": value for name, value in named.items() if name.startswith("rnn.")}}
+    if model.embedding is not None:
+        expected["embedding.weight"] = named["embedding.weight"]
+    assert spec["embedding"] == (model.embedding is not None)
+    assert set(spec["tensors"]) == set(expected)
+    for name, (offset, rows, cols) in spec["tensors"].items():
+        stored = weights[offset : offset + rows * cols].reshape(expected[name].shape)
+        np.testing.assert_array_equal(stored, expected[name].detach().numpy())
+
+
+def test_final_outputs_are_the_forward_pass_after_the_whole_text(runs):
+    model, vocab, _ = from_run(runs["lstm"])
+    outputs = final_outputs(model, vocab, PROBE + "é")  # é is skipped
+    with torch.no_grad():
+        logits, (h_n, _) = model(vocab.encode(PROBE).unsqueeze(0))  # (1, P, V)
+    np.testing.assert_allclose(outputs["hidden"], h_n[:, 0].numpy(), atol=1e-6)
+    np.testing.assert_allclose(outputs["next"], torch.softmax(logits[0, -1].double(), -1).numpy(), atol=1e-6)
+    assert sum(outputs["next"]) == pytest.approx(1.0)
+    empty = final_outputs(model, vocab, "")
+    assert empty["hidden"] == [[0.0] * 8] * 2
+    with torch.no_grad():
+        np.testing.assert_allclose(empty["next"], torch.softmax(model.decoder.bias.double(), -1).numpy(), atol=1e-6)
+
+
+def test_recorded_states_ask_the_layer(runs):
+    assert recorded_states(from_run(runs["lstm"])[0]) == ["hidden", "cell"]
+    assert recorded_states(from_run(runs["gru"])[0]) == ["hidden"]
+
+
 def test_page_spans_count_utf16_units_as_javascript_does(runs, tmp_path):
-    model, vocab, _ = load_trained(runs["lstm"])
+    model, vocab, _ = from_run(runs["lstm"])
     text = "x = '\U0001F600'\n    s = 1\n"  # an emoji: one code point, two UTF-16 units
     activations = collect_activations(model, vocab, text)
     page = write_page(tmp_path / "page.html", activations, {}, {"layer": 0, "state": "hidden", "unit": 0}, "run")
@@ -142,27 +186,50 @@ def test_explain_writes_the_page_and_prints_the_ranking(capsys, runs, probe, tmp
     page = tmp_path / "units.html"
     code, stdout, stderr = run_cli(capsys, "explain", runs["lstm"], "--text", probe, "--out", page, "--json", "--top", "3")
     assert code == 0, stderr
-    ranking = json.loads(stdout)
-    assert list(ranking) == list(FEATURES)
-    assert ranking.pop("in_comment") == []  # the probe has no comment: nothing correlates with a constant
+    report = json.loads(stdout)
+    ranking = report["ranking"]
+    # the probe has no comment, no speaker, one indentation: those features are constant and not ranked
+    assert report["constant"] == ["in_comment", "after_speaker"]
+    assert list(ranking) == [name for name in FEATURES if name not in report["constant"]]
     for matches in ranking.values():
         assert 1 <= len(matches) <= 3
         assert [abs(m["correlation"]) for m in matches] == sorted((abs(m["correlation"]) for m in matches), reverse=True)
         for m in matches:
             assert 0 <= m["layer"] < 2 and m["state"] in ("hidden", "cell") and 0 <= m["unit"] < 8
+    model, vocab, _ = from_run(runs["lstm"])
+    assert {"hidden": report["hidden"], "next": report["next"]} == final_outputs(model, vocab, PROBE)
     data = page_data(page)
-    assert data["text"] == PROBE and data["ranking"] == {**ranking, "in_comment": []}
+    assert report["page"] == str(page) and data["text"] == PROBE and data["ranking"] == ranking
+    assert data["constant"] == [FEATURES[name] for name in report["constant"]]
+    assert data["model"]["cell"] == "lstm" and data["static"] is None  # the page runs the model
     best = max((m for matches in ranking.values() for m in matches), key=lambda m: abs(m["correlation"]))
     assert data["selected"] == {k: best[k] for k in ("layer", "state", "unit")}  # shown first: the best unit
+
+    gradient = data["gradient"]  # ‖∂L/∂h_t‖ of the prediction of the last character from the ones before
+    flow = language_model_gradient_flow(model, vocab.encode(PROBE))
+    assert gradient["positions"] == list(range(len(PROBE) - 1)) and gradient["target"] == "\u23ce"
+    np.testing.assert_allclose(gradient["norms"], flow.hidden.numpy(), rtol=1e-3)
+    assert "depends on its state after reading position t" in gradient["caption"]
 
     code, stdout, stderr = run_cli(capsys, "explain", runs["lstm"], "--text", probe, "--layer", "0", "--state", "hidden",
                                    "--unit", "5")
     assert code == 0, stderr
     default_page = runs["lstm"] / "explain.html"
-    assert stdout.splitlines()[0].startswith(f"page: {default_page}")
-    assert "layer 0 hidden unit 5" in stdout.splitlines()[0]
-    assert [line.split("  ")[0] for line in stdout.splitlines()[1:]] == list(FEATURES.values())
+    lines = stdout.splitlines()
+    assert lines[0].startswith(f"page: {default_page}") and "layer 0 hidden unit 5" in lines[0]
+    assert [line.split("  ")[0] for line in lines[1:-1]] == [FEATURES[name] for name in ranking]
+    assert lines[-1] == "not ranked, constant over this text: inside a comment, after a line naming a speaker (NAME:)"
     assert page_data(default_page)["selected"] == {"layer": 0, "state": "hidden", "unit": 5}
+
+
+def test_a_cell_without_a_javascript_step_gets_the_static_page(capsys, runs, probe, tmp_path, monkeypatch):
+    monkeypatch.setattr("rnnkit.viz.live_model.BROWSER_CELLS", ("gru",))
+    code, stdout, stderr = run_cli(capsys, "explain", runs["lstm"], "--text", probe, "--out", tmp_path / "p.html")
+    assert code == 0, stderr
+    assert stderr.count("\n") == 1 and "the page cannot run this model in the browser" in stderr
+    data = page_data(tmp_path / "p.html")
+    assert data["model"] is None and "no JavaScript step for the 'lstm' cell" in data["static"]
+    assert set(data["activations"]) == {"0/hidden", "0/cell", "1/hidden", "1/cell"}
 
 
 def test_unknown_characters_are_counted_and_shown(capsys, runs, tmp_path):
@@ -181,6 +248,7 @@ def test_max_chars_cuts_the_text(capsys, runs, probe, tmp_path):
     assert "reading the first 12" in stderr
     data = page_data(tmp_path / "p.html")
     assert data["text"] == PROBE[:12] and data["states"] == ["hidden"] and data["cell"] == "gru"
+    assert data["model"]["cell"] == "gru" and len(data["gradient"]["positions"]) == 11
 
 
 def test_word_model_page(capsys, runs, tmp_path):
@@ -189,7 +257,8 @@ def test_word_model_page(capsys, runs, tmp_path):
     code, stdout, stderr = run_cli(capsys, "explain", runs["word"], "--text", text, "--out", tmp_path / "p.html")
     assert code == 0, stderr
     assert "2 words of" in stderr and "<unk>" in stderr
-    assert page_data(tmp_path / "p.html")["level"] == "word"
+    data = page_data(tmp_path / "p.html")
+    assert data["level"] == "word" and data["model"]["level"] == "word" and data["model"]["whitespace"].startswith("\t")
 
 
 # ------------------------------------------------------------------------------------------- bad input
