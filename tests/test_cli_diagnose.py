@@ -50,39 +50,61 @@ def test_gradients_fresh_layers_json_and_png(capsys, tmp_path):
     assert code == 0, stderr
     report = json.loads(stdout)
     assert out.read_bytes().startswith(PNG_MAGIC) and report["plot"] == str(out)
-    assert list(report["cells"]) == ["rnn", "lstm", "gru"]
-    assert report["init"] == "PyTorch's default init" and report["loss"] == "last" and report["length"] == 6
-    for cell, numbers in report["cells"].items():
+    # the seeds' story at the defaults: tanh RNN, LSTM with forget bias 0, +1, +3, GRU
+    assert list(report["cells"]) == ["rnn", "lstm", "lstm+1", "lstm+3", "gru"]
+    assert [c["label"] for c in report["cells"].values()] == [
+        "tanh RNN", "LSTM", "LSTM, forget bias +1", "LSTM, forget bias +3", "GRU"]
+    assert report["init"] == "PyTorch's default init, forget bias 0/+1/+3" and report["loss"] == "last"
+    assert report["length"] == 6 and report["run"] is None and report["caption"].startswith("Each curve is ‖∂L/∂h_t‖")
+    for key, numbers in report["cells"].items():
         norms = numbers["norms"][0]
         assert len(norms) == 6 and numbers["ratio"] == pytest.approx(norms[-1] / norms[0])
         assert 0 < numbers["clip_scale"] < 1  # the clip is far below the gradient's norm
         assert numbers["clipped_ratio"] == pytest.approx(numbers["ratio"])  # clipping keeps the shape
         assert numbers["clipped_norms"][0][-1] == pytest.approx(norms[-1] * numbers["clip_scale"])
-        assert (numbers["cell_norms"] is not None) == (cell == "lstm")
+        assert (numbers["cell_norms"] is not None) == key.startswith("lstm")
+    ratios = [report["cells"][key]["ratio"] for key in ("lstm", "lstm+1", "lstm+3")]
+    assert ratios[0] > ratios[1] > ratios[2]  # a larger forget bias lets more of the gradient through
 
 
 def test_gradients_human_output_loss_sum_and_cells(capsys, tmp_path):
     out = tmp_path / "g.png"
-    code, stdout, stderr = run_cli(capsys, "diagnose", "gradients", *TINY, "--cells", "lstm,rnn", "--loss", "sum",
-                                   "--forget-bias", "1", "--out", out)
+    code, stdout, stderr = run_cli(capsys, "diagnose", "gradients", *TINY, "--cells", "lstm,rnn,layernorm_gru",
+                                   "--loss", "sum", "--forget-bias", "1", "--out", out)
     assert code == 0, stderr
     lines = stdout.splitlines()
-    assert "LSTM forget bias +1" in lines[0] and "summed over all steps" in lines[0]
-    assert lines[1].lstrip().startswith("lstm") and lines[2].lstrip().startswith("rnn")
-    assert "‖∂L/∂h_T‖/‖∂L/∂h_1‖ = " in lines[1]
+    assert "forget bias +1" in lines[0] and "summed over all steps" in lines[0]
+    assert lines[1].lstrip().startswith("LSTM, forget bias +1 (H=4") and lines[2].lstrip().startswith("tanh RNN")
+    assert lines[3].lstrip().startswith("LayerNorm GRU") and "‖∂L/∂h_T‖/‖∂L/∂h_1‖ = " in lines[1]
+    assert lines[4].startswith("Each curve is ‖∂L/∂h_t‖, how much the loss summed over all steps")
     assert lines[-1] == f"plot: {out}" and out.is_file()
 
 
-def test_gradients_of_a_language_model_run(capsys, tmp_path, lm_run):
+@pytest.mark.parametrize("how", ["--run", "argument"])
+def test_gradients_of_a_language_model_run(capsys, tmp_path, lm_run, how):
     out = tmp_path / "g.png"
-    code, stdout, stderr = run_cli(capsys, "diagnose", "gradients", lm_run, "--length", "20", "--out", out, "--json")
+    run = ["--run", lm_run] if how == "--run" else [lm_run]
+    code, stdout, stderr = run_cli(capsys, "diagnose", "gradients", *run, "--length", "20", "--hidden", "4",
+                                   "--cells", "lstm", "--forget-bias", "0,3", "--out", out, "--json")
     assert code == 0, stderr
     report = json.loads(stdout)
-    assert report["source"] == "run" and report["text"] == str(tmp_path / "code.txt")  # the run's own text
-    numbers = report["cells"]["lstm"]
+    assert report["source"] == "fresh and run" and report["text"] == str(tmp_path / "code.txt")  # the run's own text
+    assert list(report["cells"]) == ["lstm", "lstm+3"]  # the fresh curves stay beside the trained model's
+    numbers = report["run"]
     assert len(numbers["norms"]) == 2 and len(numbers["norms"][0]) == 20  # two layers, 20 steps
     assert len(numbers["ratios"]) == 2 and numbers["ratio"] == numbers["ratios"][1]
+    assert numbers["label"].startswith(f"trained: {lm_run}") and "black curve" in report["caption"]
     assert out.read_bytes().startswith(PNG_MAGIC)
+
+    code, stdout, _ = run_cli(capsys, "diagnose", "gradients", *run, "--length", "20", "--hidden", "4",
+                              "--cells", "gru", "--out", out)
+    assert code == 0
+    assert stdout.splitlines()[2].lstrip().startswith(f"trained: {lm_run} (lstm, 2×6)")
+
+
+def test_gradients_run_given_twice(capsys, tmp_path, lm_run):
+    code, _, stderr = run_cli(capsys, "diagnose", "gradients", lm_run, "--run", lm_run, "--out", tmp_path / "g.png")
+    assert_one_line_error(code, stderr, "the run is given twice")
 
 
 def test_memory_of_a_two_layer_lstm_run(capsys, tmp_path, lm_run):
@@ -187,19 +209,26 @@ def test_run_of_another_task(capsys, tmp_path, text_file, command):
     (["--length", "x"], "--length"),
     (["--cells", "lstm,elman"], "unknown cell 'elman'"),
     (["--cells", ","], "--cells"),
-    (["--text", "t.txt"], "--text needs DIR"),
-    (["--checkpoint", "best"], "--checkpoint needs DIR"),
+    (["--text", "t.txt"], "--text needs"),
+    (["--checkpoint", "best"], "--checkpoint needs"),
 ])
 def test_bad_flags(capsys, tmp_path, command, bad, fragment):
     code, _, stderr = run_cli(capsys, "diagnose", command, *bad, "--out", tmp_path / "x.png")
     assert_one_line_error(code, stderr, fragment)
 
 
+@pytest.mark.parametrize("bad", ["x", "1,,y", "inf", ""])
+def test_bad_forget_bias_list(capsys, tmp_path, bad):
+    code, _, stderr = run_cli(capsys, "diagnose", "gradients", *TINY, "--forget-bias", bad, "--out", tmp_path / "x.png")
+    assert_one_line_error(code, stderr, "--forget-bias")
+
+
 @pytest.mark.parametrize("command", ["gradients", "memory"])
 def test_bad_input_with_a_run(capsys, tmp_path, lm_run, command):
     out = tmp_path / "x.png"
-    code, _, stderr = run_cli(capsys, "diagnose", command, lm_run, "--hidden", "8", "--out", out)
-    assert_one_line_error(code, stderr, "--hidden describes fresh layers")
+    if command == "memory":  # gradients draws fresh layers beside the run's model; memory measures the run alone
+        code, _, stderr = run_cli(capsys, "diagnose", command, lm_run, "--hidden", "8", "--out", out)
+        assert_one_line_error(code, stderr, "--hidden describes fresh layers")
     code, _, stderr = run_cli(capsys, "diagnose", command, lm_run, "--length", "500", "--out", out)
     assert_one_line_error(code, stderr, "has only 112 char tokens")
     foreign = tmp_path / "foreign.txt"

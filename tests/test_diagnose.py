@@ -7,10 +7,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rnnkit.diagnose.gradients import fresh_layer, per_step_gradient_norms
+from rnnkit.diagnose.gradients import fresh_layer, language_model_gradient_flow, per_step_gradient_norms
+from rnnkit.models import LanguageModel
 from rnnkit.diagnose.memory import gate_saturation, input_influence
 from rnnkit.errors import InputError
-from rnnkit.nn import GRU, LSTM, RNN
+from rnnkit.nn import GRU, LSTM, RNN, Recurrent, cell_names, get_cell
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -66,6 +67,54 @@ def test_per_step_norms_equal_an_autograd_reference(cell, loss):
     torch.testing.assert_close(flow.hidden, expected, rtol=1e-10, atol=1e-14)
     assert flow.hidden.shape == (2, 7)
     assert (flow.cell is not None) == (cell == "lstm")
+
+
+def cell_reference_gradients(layer, x, loss_fn):
+    """∂L/∂h_t of every layer and step of a time-major ``rnnkit.nn.Recurrent``, through its cell's own reference
+    equations with a zero perturbation d_t added to each h_t (L at the last step)."""
+    steps, batch = x.shape[0], x.shape[1]
+    perturbations = torch.zeros(steps, layer.num_layers, batch, layer.hidden_size, dtype=torch.float64, requires_grad=True)
+    states = [tuple(torch.zeros(batch, size, dtype=torch.float64) for size in layer.cell.state_sizes())
+              for _ in range(layer.num_layers)]
+    for t in range(steps):
+        below = x[t]
+        for k in range(layer.num_layers):
+            state, _ = layer.cell.reference_step(layer._layer_params(k, 0), below, states[k], states[k][0])
+            states[k] = (state[0] + perturbations[t, k], *state[1:])
+            below = states[k][0]
+    (grad,) = torch.autograd.grad(loss_fn(steps - 1, below), perturbations)
+    return grad.flatten(2).norm(dim=2).T  # (num_layers, L)
+
+
+@pytest.mark.parametrize("cell", cell_names())
+def test_per_step_norms_of_every_registered_cell_stacked_and_batch_first(cell):
+    torch.manual_seed(3)
+    layer = Recurrent(cell, 3, 4, num_layers=2, batch_first=True).double()
+    x = torch.randn(2, 6, 3, dtype=torch.float64)  # (N, L, H_in)
+    flow = per_step_gradient_norms(layer, x, loss_fn=lambda t, h: (h ** 2).sum())
+    time_major = Recurrent(cell, 3, 4, num_layers=2).double()
+    time_major.load_state_dict(layer.state_dict())
+    expected = cell_reference_gradients(time_major, x.transpose(0, 1), lambda t, h: (h ** 2).sum())
+    torch.testing.assert_close(flow.hidden, expected, rtol=1e-9, atol=1e-13)
+    assert (flow.cell is not None) == get_cell(cell).has_cell_state
+
+
+def test_gradient_flow_of_a_language_model_over_a_text():
+    torch.manual_seed(4)
+    model = LanguageModel(7, cell="gru", hidden_size=5, num_layers=2, embedding_dim=3).eval()
+    ids = torch.tensor([1, 4, 2, 6, 0, 3, 5])
+    flow = language_model_gradient_flow(model, ids)
+    assert flow.hidden.shape == (2, 6) and next(model.parameters()).dtype == torch.float32  # a float64 copy ran
+    double = LanguageModel(7, cell="gru", hidden_size=5, num_layers=2, embedding_dim=3).double().eval()
+    double.load_state_dict(model.state_dict())
+    layer = Recurrent("gru", 3, 5, num_layers=2).double()
+    layer.load_state_dict(double.rnn.state_dict())
+    x = double.embedding(ids[:-1]).unsqueeze(1)  # (L, N=1, E)
+    # L: the cross-entropy of predicting the last token from the state after the one before it
+    loss_fn = lambda t, h: F.cross_entropy(double.decoder(h), ids[-1:], reduction="sum")  # noqa: E731
+    torch.testing.assert_close(flow.hidden, cell_reference_gradients(layer, x, loss_fn), rtol=1e-9, atol=1e-13)
+    with pytest.raises(InputError, match="at least 2 tokens"):
+        language_model_gradient_flow(model, ids[:1])
 
 
 def test_per_step_norms_equal_central_differences_batch_first_explicit_engine():
@@ -149,6 +198,24 @@ def test_fresh_layer_has_pytorch_default_init_plus_the_requested_changes():
     torch.testing.assert_close(layer.weight_hh_l0, 2 * reference.weight_hh_l0.double())
     shift = (layer.bias_ih_l0 - reference.bias_ih_l0.double()).tolist()
     assert shift == pytest.approx([0] * 4 + [1] * 4 + [0] * 8)  # only the forget gate (i, f, g, o)
+
+
+@pytest.mark.parametrize("cell", cell_names())
+def test_fresh_layer_of_every_registered_cell(cell):
+    plain = fresh_layer(cell, 3, 4, seed=5)
+    shifted = fresh_layer(cell, 3, 4, seed=5, forget_bias=3.0, recurrent_scale=0.5)
+    kind = get_cell(cell)
+    for name, value in plain.named_parameters():
+        change = getattr(shifted, name) - value
+        if name.startswith(kind.recurrent_weight):
+            torch.testing.assert_close(getattr(shifted, name), 0.5 * value)
+        elif kind.forget_gate is not None and name == f"{kind.forget_gate[0]}_l0":
+            block = kind.forget_gate[1]
+            expected = torch.zeros_like(change)
+            expected[4 * block : 4 * (block + 1)] = 3.0  # H = 4
+            torch.testing.assert_close(change, expected)
+        else:
+            assert torch.equal(change, torch.zeros_like(change)), name  # a cell without a forget gate ignores it
 
 
 # ------------------------------------------------------------------------------------------- memory
