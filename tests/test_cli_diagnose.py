@@ -93,7 +93,7 @@ def test_gradients_of_a_language_model_run(capsys, tmp_path, lm_run, how):
     numbers = report["run"]
     assert len(numbers["norms"]) == 2 and len(numbers["norms"][0]) == 20  # two layers, 20 steps
     assert len(numbers["ratios"]) == 2 and numbers["ratio"] == numbers["ratios"][1]
-    assert numbers["label"].startswith(f"trained: {lm_run}") and "black curve" in report["caption"]
+    assert numbers["label"].startswith(f"trained: {lm_run}") and "black: the trained model" in report["caption"]
     assert out.read_bytes().startswith(PNG_MAGIC)
 
     code, stdout, _ = run_cli(capsys, "diagnose", "gradients", *run, "--length", "20", "--hidden", "4",

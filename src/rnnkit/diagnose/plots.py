@@ -65,12 +65,10 @@ def curve_label(cell: str, forget_bias: float = 0.0) -> str:
 def gradient_caption(loss: str, trained: bool = False) -> str:
     """What the gradient curves mean, in one sentence."""
     what = "the loss at the last step" if loss == "last" else "the loss summed over all steps"
-    trained_words = ("; the black curve is the trained model on real text, whose training has set its gates"
-                     if trained else "")
-    return (f"Each curve is ‖∂L/∂h_t‖, how much {what} still depends on the state at step t, so a curve that "
-            "falls by orders of magnitude towards t = 1 is a gradient that vanishes on its way back and cannot "
-            "teach the network about early inputs: the tanh RNN's and the LSTM's at PyTorch's init (forget gate "
-            f"near 0.5) do, while a forget bias of +1 or +3 keeps the LSTM's cell-state path open{trained_words}.")
+    trained_words = " (black: the trained model on real text)" if trained else ""
+    return (f"Each curve{trained_words} is ‖∂L/∂h_t‖, how much {what} still depends on the state at step t: where "
+            "a curve falls by orders of magnitude towards t = 1, the gradient vanishes on its way back and the "
+            "network cannot learn from inputs that far back.")
 
 
 def plot_gradient_flow(curves: dict[str, dict], path: str | Path, title: str, caption: str = "",
@@ -83,8 +81,8 @@ def plot_gradient_flow(curves: dict[str, dict], path: str | Path, title: str, ca
         run: the trained model's ``{"label": str, "norms": [[per step] per layer]}``, or None.
         title: the figure's title (what was measured, on what). caption: one sentence under the axis.
     """
-    figure = Figure(figsize=(9.5, 5.6))
-    figure.subplots_adjust(left=0.09, right=0.73, bottom=0.25, top=0.9)
+    figure = Figure(figsize=(10, 5.4))
+    figure.subplots_adjust(left=0.08, right=0.7, bottom=0.2, top=0.88)
     ax = figure.subplots()
     styles: dict[str, int] = {}
     for key, curve in curves.items():
@@ -94,24 +92,29 @@ def plot_gradient_flow(curves: dict[str, dict], path: str | Path, title: str, ca
         norms = curve["norms"][-1]  # fresh layers have one layer
         ratio = curve.get("ratio")
         ax.plot(range(1, len(norms) + 1), _positive(norms), linestyle=style, color=CELL_COLOURS.get(cell),
-                label=curve.get("label", key) + (f"  (×{ratio:.1e})" if ratio is not None else ""))
+                label=curve.get("label", key) + _ratio_words(ratio))
     if run is not None:
         layers = len(run["norms"])
         for index, norms in enumerate(run["norms"]):
             top = index == layers - 1
             which = "top layer" if top else f"layer {index}"
+            label = (f"{run['label']}, {which}" if layers > 1 else run["label"]) + _ratio_words(run["ratios"][index])
             ax.plot(range(1, len(norms) + 1), _positive(norms), color="black" if top else "0.55",
-                    linewidth=2.0 if top else 1.0, label=f"{run['label']}, {which}" if layers > 1 else run["label"])
+                    linewidth=2.0 if top else 1.0, label=label)
     ax.set_yscale("log", nonpositive="mask")
     ax.set_xlabel("step t")
     ax.set_ylabel("‖∂L/∂h_t‖")
     ax.grid(True, which="major", alpha=0.3)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="‖∂L/∂h_T‖/‖∂L/∂h_1‖ in brackets",
-              title_fontsize=7)
-    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+              title="in brackets: ‖∂L/∂h_T‖ / ‖∂L/∂h_1‖", title_fontsize=7)
+    figure.suptitle(textwrap.fill(title, 130), fontsize=9)
     if caption:
-        figure.text(0.09, 0.02, textwrap.fill(caption, 150), fontsize=7.5, va="bottom", ha="left")
+        figure.text(0.08, 0.02, textwrap.fill(caption, 150), fontsize=7.5, va="bottom", ha="left")
     return _save(figure, path)
+
+
+def _ratio_words(ratio: float | None) -> str:
+    return f"  ({ratio:.1e})" if ratio is not None else "  (first step 0)"
 
 
 def plot_memory(cells: dict[str, dict], path: str | Path, title: str) -> Path:
