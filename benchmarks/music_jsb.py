@@ -35,7 +35,9 @@ from pathlib import Path
 import torch
 
 from rnnkit.music import write_midi, write_wav
-from rnnkit.tasks.music import MusicDataConfig, evaluate_music, generate_music, load_trained, train_music
+from rnnkit.tasks.music import SPEC, MusicDataConfig, evaluate_music, from_run, generate_music
+from rnnkit.tasks.run import train
+from rnnkit.tasks.spec import RunSettings
 from rnnkit.train import RunDirectory, TrainConfig
 from rnnkit.viz.piano_roll import piano_roll_png
 
@@ -61,10 +63,10 @@ def run(output: str, minutes: float, data: Path, out: Path) -> dict:
     model_options = {"output": output, **MODEL[output]}
     train_config = TrainConfig(epochs=None, time_budget=minutes * 60, **TRAINING)
     start = time.monotonic()
-    report = train_music(data_config, model_options, train_config, run_dir=RunDirectory.create(out, overwrite=True),
-                         log=log)
+    report = train(SPEC, RunSettings(data_config, model_options, train_config),
+                   run_dir=RunDirectory.create(out, overwrite=True), log=log)
     train_minutes = (time.monotonic() - start) / 60
-    trained = load_trained(out, "auto")
+    trained = from_run(out, "auto")
     test = evaluate_music(trained, split="test")
     piece = generate_music(trained, steps=64, seed=0, prime_piece="test:0", prime_steps=8)
     frames = trained.pitches.frames(piece.roll)

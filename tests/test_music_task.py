@@ -9,8 +9,9 @@ import mido
 import numpy as np
 import pytest
 import torch
+from cli_helpers import assert_one_line_error, assert_resumed_exactly, run_cli
 
-from rnnkit.commands.music import evaluate, generate, generate_command, train_command
+from rnnkit.commands.music import evaluate, generate, generate_command
 from rnnkit.data.music import PitchRange
 from rnnkit.errors import InputError
 from rnnkit.tasks.music import MusicDataConfig, load_data, score_rolls, shift_limits, transposed
@@ -36,25 +37,25 @@ def data_file(tmp_path) -> Path:
     return path
 
 
-def train(args: list[str]) -> dict:
-    """Run ``rnnkit train music`` with ``args`` (plus --json --quiet); its report."""
-    from click.testing import CliRunner
-
-    result = CliRunner().invoke(train_command, [*args, "--json", "--quiet"], catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return json.loads(result.output.strip().splitlines()[-1])
+SMALL = ["--hidden", "16", "--nade-hidden", "8", "--batch-size", "4"]
 
 
-def run(tmp_path, data_file, output="nade", name="run", extra=()) -> Path:
+def train(capsys, *args) -> dict:
+    """Run ``rnnkit train music ARGS --json --quiet``; its report."""
+    code, out, err = run_cli(capsys, "train", "music", *args, "--json", "--quiet")
+    assert code == 0, err
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def run(capsys, tmp_path, data_file, output="nade", name="run", extra=()) -> Path:
     out = tmp_path / name
-    train(["--data", str(data_file), "--out", str(out), "--output", output, "--hidden", "16", "--nade-hidden", "8",
-           "--batch-size", "4", "--epochs", "2", *extra])
+    train(capsys, "--data", data_file, "--out", out, "--output", output, *SMALL, "--epochs", "2", *extra)
     return out
 
 
 @pytest.mark.parametrize("output", ["bernoulli", "nade"])
 def test_validation_loss_is_the_nll_per_step_that_evaluate_reports(tmp_path, data_file, output, capsys):
-    out = run(tmp_path, data_file, output)
+    out = run(capsys, tmp_path, data_file, output)
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records] == [1, 2]
     evaluate(str(out), RunDirectory.open(out).load("latest"), {"data": None, "split": "valid", "as_json": True})
@@ -62,23 +63,28 @@ def test_validation_loss_is_the_nll_per_step_that_evaluate_reports(tmp_path, dat
     assert scores["nll_per_step"] == pytest.approx(records[-1]["valid_loss"], rel=1e-5)
     assert scores["frame_accuracy"] == pytest.approx(records[-1]["valid_frame_accuracy"], rel=1e-5)
     assert scores["steps"] == sum(len(p) for p in tiny_pieces(4, 1)) and scores["split"] == "valid"
-    evaluate(str(out), RunDirectory.open(out).load("auto"), {"data": str(data_file), "split": "test", "as_json": False})
-    assert "nats per step" in capsys.readouterr().out
+    code, stdout, err = run_cli(capsys, "evaluate", out, "--data", data_file, "--json")
+    assert code == 0, err
+    test = json.loads(stdout)
+    assert test["split"] == "test" and test["steps"] == sum(len(p) for p in tiny_pieces(5, 2))
+    assert {"nll_per_step", "frame_accuracy", "steps"} <= test.keys()
+    code, stdout, _ = run_cli(capsys, "evaluate", out)
+    assert code == 0 and "nats per step" in stdout and "test split of" in stdout
 
 
-def test_resume_continues_where_the_run_stopped(tmp_path, data_file):
-    out = run(tmp_path, data_file)
-    report = train(["--resume", str(out), "--epochs", "3"])
+def test_resume_continues_where_the_run_stopped(tmp_path, data_file, capsys):
+    out = run(capsys, tmp_path, data_file, extra=["--transpose", "2", "--dropout", "0.2"])
+    report = train(capsys, "--resume", out, "--epochs", "3")
     assert report["epoch"] == 3 and report["steps"] == 3 * 3  # 12 pieces in batches of 4
-    fresh = train(["--data", str(data_file), "--out", str(tmp_path / "straight"), "--hidden", "16",
-                   "--nade-hidden", "8", "--batch-size", "4", "--epochs", "3"])
-    assert report["valid_loss"] == pytest.approx(fresh["valid_loss"], rel=1e-5)
-    with pytest.raises(InputError, match="--hidden 32 differs from the run's 16"):
-        train_command.main(["--resume", str(out), "--hidden", "32"], standalone_mode=False)
+    train(capsys, "--data", data_file, "--out", tmp_path / "straight", *SMALL, "--epochs", "3", "--transpose", "2",
+          "--dropout", "0.2")
+    assert_resumed_exactly(tmp_path / "straight", out, 3)
+    code, _, err = run_cli(capsys, "train", "music", "--resume", out, "--hidden", "32")
+    assert_one_line_error(code, err, "--hidden 32 differs from the run's 16")
 
 
 def test_generate_writes_midi_wav_and_png_reproducibly(tmp_path, data_file, capsys):
-    out = run(tmp_path, data_file)
+    out = run(capsys, tmp_path, data_file)
     files = {kind: tmp_path / f"g.{ext}" for kind, ext in (("midi", "mid"), ("wav", "wav"), ("plot", "png"))}
     args = [str(out), "--steps", "12", "--seed", "0", "--prime-piece", "test:1", "--prime-steps", "3",
             "--midi", str(files["midi"]), "--wav", str(files["wav"]), "--plot", str(files["plot"]), "--json"]
@@ -100,7 +106,7 @@ def test_generate_writes_midi_wav_and_png_reproducibly(tmp_path, data_file, caps
 def test_a_midi_prime(tmp_path, data_file, capsys):
     from rnnkit.music import write_midi
 
-    out = run(tmp_path, data_file)
+    out = run(capsys, tmp_path, data_file)
     write_midi([[60, 64, 67], [62]], tmp_path / "p.mid")
     generate(str(out), RunDirectory.open(out).load("auto"),
              {"steps": 2, "seed": 0, "prime_midi": str(tmp_path / "p.mid"), "as_json": True})
@@ -110,8 +116,8 @@ def test_a_midi_prime(tmp_path, data_file, capsys):
         generate(str(out), RunDirectory.open(out).load("auto"), {"prime_midi": str(tmp_path / "low.mid")})
 
 
-def test_user_mistakes_fail_with_one_line(tmp_path, data_file):
-    out = run(tmp_path, data_file)
+def test_user_mistakes_fail_with_one_line(tmp_path, data_file, capsys):
+    out = run(capsys, tmp_path, data_file)
     checkpoint = RunDirectory.open(out).load("auto")
     cases = [
         (lambda: evaluate(str(out), checkpoint, {"split": "dev"}), "has no 'dev' split"),
@@ -119,17 +125,26 @@ def test_user_mistakes_fail_with_one_line(tmp_path, data_file):
         (lambda: generate(str(out), checkpoint, {"prime_piece": "test"}), "is not SPLIT:INDEX"),
         (lambda: generate(str(out), checkpoint, {"prime_steps": 4}), "--prime-steps needs a prime"),
         (lambda: generate(str(out), checkpoint, {"temperature": 0.0}), "temperature must be > 0"),
-        (lambda: train_command.main(["--data", str(data_file), "--bidirectional"], standalone_mode=False),
-         "--bidirectional does not apply"),
-        (lambda: train_command.main(["--out", str(tmp_path / "x")], standalone_mode=False), "give the music to learn"),
-        (lambda: train_command.main(["--data", str(data_file), "--pitch-range", "64-70", "--out", str(tmp_path / "y")],
-                                    standalone_mode=False), "outside the range 64-70; give a --pitch-range covering it"),
     ]
     for call, message in cases:
         with pytest.raises(InputError) as error:
             call()
-        assert message in str(error.value)
-        assert "\n" not in str(error.value) or "outside the range" in str(error.value)
+        assert message in str(error.value) and "\n" not in str(error.value)
+    for args, words in [
+        (["--data", data_file, "--bidirectional"], ["--bidirectional does not apply"]),
+        (["--out", tmp_path / "x"], ["give the music with --data FILE.json or --data FOLDER_OF_MIDI"]),
+        (["--data", tmp_path / "nothing.json"], ["nothing.json: no such file or folder"]),
+        (["--data", data_file, "--pitch-range", "60"], ["pitch range '60' is not LOW-HIGH"]),
+        (["--data", data_file, "--cell", "lstm", "--engine", "explicit", "--seq-len", "0"], ["--seq-len"]),
+    ]:
+        code, _, err = run_cli(capsys, "train", "music", *args)
+        assert_one_line_error(code, err, *words)
+    code, _, err = run_cli(capsys, "predict", out)
+    assert_one_line_error(code, err, "holds a music model", "rnnkit generate")
+    # pitches outside a given range: one line per piece, each naming it
+    code, _, err = run_cli(capsys, "train", "music", "--data", data_file, "--pitch-range", "64-70", "--out", tmp_path / "y")
+    assert code == 2 and all("outside the range 64-70; give a --pitch-range covering it" in line
+                             for line in err.strip().splitlines())
     assert not (tmp_path / "y").exists()  # a mistake is caught before the run directory is made
     (tmp_path / "empty.json").write_text(json.dumps({"test": tiny_pieces(2, 0)}))
     with pytest.raises(InputError, match="has no training pieces"):

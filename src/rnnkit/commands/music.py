@@ -2,7 +2,7 @@
 
     rnnkit train music --data jsb-chorales-quarter.json [--output nade|bernoulli] ... [--out DIR] [--resume DIR]
     rnnkit train music --data FOLDER_OF_MIDI --step 0.25 [--pitch-range 21-108] ...
-    rnnkit evaluate DIR [--data FILE] [--split test] [--json]     nll_per_step, frame_accuracy, steps
+    rnnkit evaluate DIR [--data FILE] [--split test] [--json]     nll_per_step, frame_accuracy, steps, pieces
     rnnkit generate DIR [--steps 64] [--seed 0] [--temperature 1.0] [--prime-piece test:0 --prime-steps 8 |
                         --prime-midi FILE.mid] [--midi out.mid] [--wav out.wav] [--plot roll.png] [--json]
 
@@ -10,125 +10,20 @@ Without --midi, --wav or --plot, ``generate`` prints the piece, one step a line 
 """
 
 import json
-import sys
-from dataclasses import asdict, fields
 
 import click
 
-from rnnkit.cli_options import Positive, PositiveFloat, absolute, checkpoint_option, config_option, explicit_options
-from rnnkit.cli_options import new_run_path, recurrent_options, resumed_settings, train_config_from, training_options
-from rnnkit.cli_options import EXIT_INTERRUPTED, log_line, open_for_resume, require_task
+from rnnkit.cli_options import Positive, PositiveFloat, Probability, checkpoint_option, recurrent_options
+from rnnkit.cli_options import regulariser_options, training_options
+from rnnkit.cli_tasks import Applies, TaskCommand, lines, saved_line, stopped_line, train_command_of
 from rnnkit.errors import InputError
-from rnnkit.train import RunDirectory, TrainConfig, distributed
-
-TASK = "music"
-DEFAULT_EPOCHS = 100
-# Option name -> PianoRollModel argument.
-MODEL_FIELDS = {"output": "output", "cell": "cell", "hidden": "hidden_size", "layers": "num_layers",
-                "dropout": "dropout", "nade_hidden": "nade_hidden", "engine": "engine"}
-# What a resumed run may change: where the data lives, how long to go on, how the same arithmetic is run.
-CHANGEABLE_ON_RESUME = {"data", "epochs", "time_budget", "max_steps", "patience", "save_every", "engine"}
-
-
-@click.command()
-@config_option
-@click.option("--data", metavar="FILE|DIR",
-              help="Required (a resumed run reads its own). A JSON file of splits (train/valid/test, each a list of pieces, each a list of steps of MIDI "
-                   "pitches), a folder of MIDI files (with train/ valid/ test/ subfolders, or not), or one MIDI file.")
-@click.option("--valid-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.1, show_default=True,
-              help="Share of the pieces held out for validation when the data has no valid split.")
-@click.option("--step", type=PositiveFloat, default=1.0, show_default=True,
-              help="MIDI: quarter notes per time step (1: quarter notes, 0.25: sixteenths).")
-@click.option("--pitch-range", metavar="LOW-HIGH",
-              help="MIDI pitches the model knows, e.g. 21-108. Default: those of the training and validation pieces.")
-@click.option("--seq-len", type=Positive, help="Cut training pieces into parts of at most N steps. Default: whole pieces.")
-@click.option("--transpose", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Transpose each training piece by a random shift of up to N semitones each epoch.")
-@click.option("--output", type=click.Choice(["nade", "bernoulli"]), default="nade", show_default=True,
-              help="nade: each pitch given the lower ones of its frame; bernoulli: independent pitches.")
-@recurrent_options(hidden=256, layers=1, dropout=0.3, cell="lstm")
-@click.option("--nade-hidden", type=Positive, default=128, show_default=True, help="Hidden units of the NADE output.")
-@training_options(lr=2e-3, epochs=DEFAULT_EPOCHS, batch_size=16)
-@click.option("--resume", metavar="DIR", help="Continue the run in this directory exactly where its checkpoint left off.")
-@click.pass_context
-def train_command(ctx: click.Context, **options) -> None:
-    """Train a model of polyphonic music: a recurrent network over piano-roll frames.
-
-    The validation loss is the NLL per time step in nats (every frame, summed over the pitches of the
-    range); the lowest picks the best checkpoint and drives --patience.
-    """
-    from rnnkit.tasks.music import MusicDataConfig, prepare, train_music
-
-    if options["bidirectional"]:
-        raise InputError("--bidirectional does not apply to a model that predicts the next frame; drop it")
-    explicit = explicit_options(ctx)
-    data_values = {f.name: options[f.name] for f in fields(MusicDataConfig)}
-    data_values["data"] = absolute(options["data"])
-    model_options = {field: options[option] for option, field in MODEL_FIELDS.items()}
-    train_config = train_config_from(options, explicit, DEFAULT_EPOCHS)
-    checkpoint = None
-    if options["resume"]:
-        run_path, checkpoint = open_for_resume(options, TASK, "train music")
-        data_values, model_options, train_config = resumed_settings(
-            checkpoint.meta["configs"], data_values, model_options, train_config, explicit=explicit,
-            changeable=CHANGEABLE_ON_RESUME, model_fields=MODEL_FIELDS)
-    else:
-        run_path = new_run_path(options, TASK)
-    data_config = MusicDataConfig(**data_values)
-    quiet = options["quiet"]
-
-    dist = distributed.setup(options["device"])
-    try:
-        # data and model are checked before the run directory is touched: a mistake never costs an earlier run
-        prepared = prepare(data_config, model_options, train_config.seed, checkpoint)
-        run_dir = RunDirectory(run_path)
-        if dist.is_main and checkpoint is None:
-            run_dir = RunDirectory.create(run_path, options["overwrite"])
-        report = train_music(
-            data_config, model_options, train_config, run_dir=run_dir, checkpoint=checkpoint, dist=dist,
-            prepared=prepared, progress_bar=not quiet and not options["as_json"] and sys.stderr.isatty(),
-            log=None if quiet else log_line,
-        )
-    finally:
-        distributed.teardown(dist)
-    if not dist.is_main:
-        return
-    _print_report(report, options["as_json"], run_path)
-    if report["stop_reason"] == "interrupted":
-        click.echo(f"interrupted; continue with: rnnkit train music --resume {run_path}", err=True)
-        sys.exit(EXIT_INTERRUPTED)
-
-
-def _print_report(report: dict, as_json: bool, run_path) -> None:
-    if as_json:
-        click.echo(json.dumps(report))
-        return
-    lines = [f"stopped by {report['stop_reason']} after {report['steps']:,} steps "
-             f"({report['elapsed_seconds']:.0f}s, {report['tokens_per_second']:,.0f} frames/s)"]
-    if "valid_loss" in report:
-        line = f"validation: NLL {report['valid_loss']:.4f} nats per step"
-        if "valid_frame_accuracy" in report:
-            line += f", frame accuracy {report['valid_frame_accuracy']:.2%}"
-        if report.get("best_valid_loss") is not None:
-            line += f"; best NLL {report['best_valid_loss']:.4f} (--checkpoint best)"
-        lines.append(line)
-    lines.append(f"run saved in {run_path}; use it with: rnnkit generate {run_path} --midi out.mid --wav out.wav, "
-                 f"rnnkit evaluate {run_path} --split test")
-    click.echo("\n".join(lines))
-
-
-# ------------------------------------------------------------------------------------------- evaluate
+from rnnkit.tasks.music import DEFAULT_EPOCHS, SPEC, evaluate_music, generate_music
+from rnnkit.train import RunDirectory
 
 
 def evaluate(run_dir: str, checkpoint, options: dict) -> None:
     """``rnnkit evaluate DIR [--data FILE|DIR] [--split test] [--json]``: NLL per step and frame accuracy."""
-    from rnnkit.tasks.music import evaluate_music, from_checkpoint
-
-    require_task(checkpoint.meta, TASK, run_dir, "train music")
-    if options.get("source") or options.get("target"):
-        raise InputError(f"{run_dir} holds a music run: --source/--target are for translation; "
-                         "give the music with --data FILE and the split with --split")
-    trained = from_checkpoint(checkpoint, run_dir)
+    trained = SPEC.from_run(run_dir, checkpoint=checkpoint)
     metrics = evaluate_music(trained, options.get("data"), options.get("split") or "test")
     if options.get("as_json"):
         click.echo(json.dumps(metrics))
@@ -137,9 +32,58 @@ def evaluate(run_dir: str, checkpoint, options: dict) -> None:
                f"({metrics['steps']:,} steps of {metrics['pieces']:,} pieces: {metrics['split']} split of {metrics['data']})")
 
 
-def predict(run_dir: str, checkpoint, options: dict) -> None:
-    raise InputError(f"{run_dir} holds a music model; write music with `rnnkit generate {run_dir} --midi out.mid` "
-                     f"and score it with `rnnkit evaluate {run_dir}`")
+def report(report: dict, run_path, settings) -> str:
+    validation = None
+    if "valid_loss" in report:
+        validation = f"validation: NLL {report['valid_loss']:.4f} nats per step"
+        if "valid_frame_accuracy" in report:
+            validation += f", frame accuracy {report['valid_frame_accuracy']:.2%}"
+        if report.get("best_valid_loss") is not None:
+            validation += f"; best NLL {report['best_valid_loss']:.4f} (--checkpoint best)"
+    return lines(stopped_line(report, "frames"), validation, saved_line(
+        report, "use it with: rnnkit generate {run} --midi out.mid --wav out.wav, rnnkit evaluate {run} --json"))
+
+
+def _no_bidirectional(options: dict) -> None:
+    if options["bidirectional"]:
+        raise InputError("--bidirectional does not apply to a model that predicts the next frame; drop it")
+
+
+COMMAND = TaskCommand(
+    SPEC,
+    help="""Train a model of polyphonic music: a recurrent network over piano-roll frames.
+
+    --data is a JSON file of train/valid/test splits (each a list of pieces, each a list of steps, each the
+    list of sounding MIDI pitches: the Bach chorale files), a folder of MIDI files (with train/ valid/ test/
+    subfolders, or not) or one MIDI file. The validation loss is the NLL per time step in nats (every frame,
+    summed over the pitches of the range); the lowest picks the best checkpoint and drives --patience.
+    """,
+    options=(
+        click.option("--data", metavar="FILE|DIR", help="The music: a JSON file of splits, a folder of MIDI files or one MIDI file."),
+        click.option("--valid-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.1, show_default=True,
+                     help="Share of the pieces held out for validation when the data has no valid split."),
+        click.option("--step", type=PositiveFloat, default=1.0, show_default=True,
+                     help="MIDI: quarter notes per time step (1: quarter notes, 0.25: sixteenths)."),
+        click.option("--pitch-range", metavar="LOW-HIGH",
+                     help="MIDI pitches the model knows, e.g. 21-108. Default: those of the training and validation pieces."),
+        click.option("--seq-len", type=Positive, help="Cut training pieces into parts of at most N steps. Default: whole pieces."),
+        click.option("--transpose", type=click.IntRange(min=0), default=0, show_default=True,
+                     help="Transpose each training piece by a random shift of up to N semitones each epoch."),
+        click.option("--output", type=click.Choice(["nade", "bernoulli"]), default="nade", show_default=True,
+                     help="nade: each pitch given the lower ones of its frame; bernoulli: independent pitches."),
+        recurrent_options(hidden=256, layers=1, dropout=0.3, cell="lstm"),
+        click.option("--input-dropout", type=Probability, default=0.0, show_default=True,
+                     help="Dropout on the notes of the input frames."),
+        regulariser_options(),
+        click.option("--nade-hidden", type=Positive, default=128, show_default=True, help="Hidden units of the NADE output."),
+        training_options(lr=1e-3, epochs=DEFAULT_EPOCHS, batch_size=16),
+    ),
+    report=report,
+    evaluate=Applies(evaluate, ("data", "split")),
+    instead="write music with `rnnkit generate {run} --midi out.mid`, score it with `rnnkit evaluate {run}`",
+    check=_no_bidirectional,
+)
+train_command = train_command_of(COMMAND)
 
 
 # ------------------------------------------------------------------------------------------- generate
@@ -153,11 +97,9 @@ def generate(run_dir: str, checkpoint, options: dict) -> None:
     plot, bpm, program, as_json (missing ones take the defaults of :func:`generate_command`).
     """
     from rnnkit.music import write_midi, write_wav
-    from rnnkit.tasks.music import from_checkpoint, generate_music
 
     option = {**_GENERATE_DEFAULTS, **{key: value for key, value in options.items() if value is not None}}
-    require_task(checkpoint.meta, TASK, run_dir, "train music")
-    trained = from_checkpoint(checkpoint, run_dir)
+    trained = SPEC.from_run(run_dir, checkpoint=checkpoint)
     piece = generate_music(trained, option["steps"], option.get("seed"), option["temperature"],
                            option.get("prime_piece"), option.get("prime_midi"), option.get("prime_steps"),
                            option.get("data"))

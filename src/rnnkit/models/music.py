@@ -53,6 +53,11 @@ class PianoRollConfig:
     dropout: float = 0.0
     nade_hidden: int = 128
     engine: str = "auto"
+    input_dropout: float = 0.0
+    recurrent_dropout: float = 0.0
+    zoneout: float = 0.0
+    weight_drop: float = 0.0
+    forget_bias: float | None = None
 
     def __post_init__(self):
         for name in ("num_pitches", "hidden_size", "num_layers", "nade_hidden"):
@@ -65,8 +70,10 @@ class PianoRollConfig:
             raise InputError(f"unknown cell {self.cell!r}; choose one of {', '.join(cell_names())}")
         if self.engine not in ENGINES:
             raise InputError(f"unknown engine {self.engine!r}; choose one of {', '.join(ENGINES)}")
-        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
-            raise InputError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        for name in ("dropout", "input_dropout"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+                raise InputError(f"{name} must be in [0, 1), got {value!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -179,8 +186,13 @@ class PianoRollModel(nn.Module):
         cell: any registered cell of :mod:`rnnkit.nn` (:func:`rnnkit.nn.cell_names`: ``"lstm"``, ``"gru"``,
             ``"rnn_tanh"``, ``"layernorm_lstm"``, ...).
         hidden_size: H. num_layers: stacked recurrent layers.
-        dropout: on the input frames, between layers and on h_t before the output layer. Default 0.
+        dropout: between layers and on h_t before the output layer. Default 0.
         nade_hidden: G, the NADE's hidden units (``output="nade"`` only).
+        input_dropout: on the notes of the input frames v_{t-1} (each note hidden with this probability,
+            the rest scaled up as dropout does), which keeps the model from leaning on a single held note. Default 0.
+        recurrent_dropout, zoneout, weight_drop, forget_bias: the regularisers of
+            :class:`rnnkit.nn.Recurrent` (dropout on h_{t-1} where it re-enters, units keeping their previous
+            value, DropConnect on W_hh, the initial forget-gate bias). Default: none.
         engine: how the recurrent layers run: ``"auto"`` (default: PyTorch's fused kernels when the cell has
             them), ``"fused"``, ``"explicit"`` (rnnkit's hand-written BPTT) or ``"reference"``.
 
@@ -199,15 +211,20 @@ class PianoRollModel(nn.Module):
     """
 
     def __init__(self, num_pitches: int, output: str = "bernoulli", cell: str = "lstm", hidden_size: int = 256,
-                 num_layers: int = 1, dropout: float = 0.0, nade_hidden: int = 128, engine: str = "auto"):
+                 num_layers: int = 1, dropout: float = 0.0, nade_hidden: int = 128, engine: str = "auto",
+                 input_dropout: float = 0.0, recurrent_dropout: float = 0.0, zoneout: float = 0.0,
+                 weight_drop: float = 0.0, forget_bias: float | None = None):
         super().__init__()
-        self.config = PianoRollConfig(num_pitches, output, cell, hidden_size, num_layers, dropout, nade_hidden, engine)
+        self.config = PianoRollConfig(num_pitches, output, cell, hidden_size, num_layers, dropout, nade_hidden, engine,
+                                      input_dropout, recurrent_dropout, zoneout, weight_drop, forget_bias)
         self.num_pitches = num_pitches
-        self.input_dropout = nn.Dropout(dropout)
+        self.input_dropout = nn.Dropout(input_dropout)
         try:
             # torch.nn warns about inter-layer dropout on a single layer, where it does nothing
             self.rnn = Recurrent(cell, num_pitches + 1, hidden_size, num_layers, batch_first=True,
-                                 dropout=dropout if num_layers > 1 else 0.0, engine=engine)
+                                 dropout=dropout if num_layers > 1 else 0.0, engine=engine,
+                                 recurrent_dropout=recurrent_dropout, zoneout=zoneout, weight_drop=weight_drop,
+                                 forget_bias=forget_bias)
         except ValueError as error:  # a cell and an engine that do not go together
             raise InputError(str(error)) from None
         self.output_dropout = nn.Dropout(dropout)

@@ -23,8 +23,13 @@ stay inside the pitch range); validation and evaluation always read whole, untra
 
 Example::
 
-    report = train_music(MusicDataConfig(data="jsb-chorales-quarter.json"), {"output": "nade", "hidden_size": 256},
-                         TrainConfig(time_budget=600))
+    from rnnkit.tasks import music
+    from rnnkit.tasks.run import train
+    settings = RunSettings(music.MusicDataConfig(data="jsb-chorales-quarter.json"),
+                           {"output": "nade", "hidden_size": 256}, TrainConfig(time_budget=600))
+    report = train(music.SPEC, settings, run_dir=RunDirectory.create("runs/bach"))
+    trained = music.from_run("runs/bach")
+    music.evaluate_music(trained, split="test")          # {"nll_per_step": ..., "frame_accuracy": ..., ...}
 """
 
 from __future__ import annotations
@@ -36,14 +41,15 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from rnnkit.cli_options import require_task
 from rnnkit.data.music import Piece, PitchRange, read_midi, read_music
 from rnnkit.errors import InputError
 from rnnkit.models.music import PianoRollModel
-from rnnkit.train import Checkpoint, DistContext, RunDirectory, TaskLoss, TrainConfig, Trainer, seed_everything
+from rnnkit.train import Checkpoint, DistContext, Task, TaskLoss, seed_everything
 
-TASK_NAME = "music"
-TRAIN_COMMAND = "train music"
+from .spec import REGULARISER_OPTIONS, Prepared, RunSettings, TaskSpec, parameter_count
+
+NAME = "music"
+DEFAULT_EPOCHS = 100
 EVAL_BATCH_SIZE = 64  # pieces per forward pass when only scoring
 
 
@@ -207,7 +213,7 @@ def score_rolls(model: PianoRollModel, rolls: list[np.ndarray], batch_size: int 
 # ------------------------------------------------------------------------------------------- the task
 
 
-class MusicTask:
+class MusicTask(Task):
     """Padded batches of whole (or cut) pieces for the :class:`~rnnkit.train.Trainer`. The loss of a batch is
     Σ −log P(v_t | v_<t) over its real frames, so the validation loss is the NLL per step; each epoch the
     validation frame accuracy is reported too."""
@@ -261,48 +267,31 @@ class MusicTask:
         mask = frame_mask(lengths, rolls.size(1))  # (N, L)
         return TaskLoss(-(log_probs * mask).sum(), int(lengths.sum()), rolls.size(0), None)
 
-    def metrics(self, loss: float) -> dict[str, float]:
-        return {}
-
     def score_validation(self, model: PianoRollModel) -> dict[str, float]:
         return {"frame_accuracy": score_rolls(model, self.valid_rolls)["frame_accuracy"]}
 
 
-def prepare(config: MusicDataConfig, model_options: dict, seed: int, checkpoint: Checkpoint | None = None):
-    """The data and the (seeded) model: all that can fail on what the user gave, done before a command touches
-    a run directory. A resumed run keeps its saved pitch range. Returns (data, model)."""
-    seed_everything(seed)
+# PianoRollModel arguments the task takes from the data; the others are the run's model settings.
+DERIVED_MODEL_FIELDS = ("num_pitches",)
+
+
+def prepare(settings: RunSettings, checkpoint: Checkpoint | None, dist: DistContext,
+            warn: Callable[[str], None] | None = None) -> Prepared:
+    """Seed, read the pieces, fix the pitch range (a resumed run keeps its own) and build the model: all that
+    can fail on what the user gave, done before a command touches a run directory."""
+    config = settings.data
+    seed_everything(settings.train.seed)
     saved = PitchRange(*checkpoint.meta["pitch_range"]) if checkpoint is not None else None
     data = load_data(config, saved)
-    return data, PianoRollModel(data.pitches.size, **model_options)
-
-
-def train_music(data_config: MusicDataConfig, model_options: dict, train_config: TrainConfig, *,
-                run_dir: RunDirectory | None = None, checkpoint: Checkpoint | None = None,
-                dist: DistContext | None = None, progress_bar: bool = False,
-                log: Callable[[str], None] | None = None, prepared: tuple | None = None) -> dict:
-    """Train (or, with ``checkpoint``, continue) a piano-roll model; returns the Trainer's final report.
-    ``prepared``: :func:`prepare`'s result when the caller has made it already."""
-    dist = dist or DistContext()
-    data, model = prepared or prepare(data_config, model_options, train_config.seed, checkpoint)
-    task = MusicTask(data, data_config, train_config.seed, dist)
-    options = {key: value for key, value in model.config.to_dict().items() if key != "num_pitches"}
-    run_info = {
-        "task": TASK_NAME,
-        "configs": {"data": asdict(data_config), "model": options},
-        "pitch_range": [data.pitches.low, data.pitches.high],
-        "data": data.description,
-    }
-    if log is not None and checkpoint is None:
-        steps = sum(len(piece) for piece in data.train)
-        log(f"data: {data.description}: {len(data.train):,} training pieces ({steps:,} steps), "
-            f"{len(data.valid):,} validation pieces; pitches {data.pitches} ({data.pitches.size}); "
-            f"model {sum(p.numel() for p in model.parameters()):,} parameters")
-    trainer = Trainer(model, task, train_config, run_dir=run_dir, run_info=run_info, dist=dist,
-                      progress_bar=progress_bar, log=log)
-    if checkpoint is not None:
-        trainer.restore(checkpoint)
-    return trainer.fit()
+    model = PianoRollModel(data.pitches.size, **settings.model)
+    options = {key: value for key, value in model.config.to_dict().items() if key not in DERIVED_MODEL_FIELDS}
+    run_info = {"configs": {"data": asdict(config), "model": options},
+                "pitch_range": [data.pitches.low, data.pitches.high], "data": data.description}
+    steps = sum(len(piece) for piece in data.train)
+    summary = (f"data: {data.description}: {len(data.train):,} training pieces ({steps:,} steps), "
+               f"{len(data.valid):,} validation pieces; pitches {data.pitches} ({data.pitches.size}); "
+               f"model {parameter_count(model)}")
+    return Prepared(model, MusicTask(data, config, settings.train.seed, dist), run_info, summary, data)
 
 
 # ------------------------------------------------------------------------------------------- a trained run
@@ -315,9 +304,8 @@ class TrainedMusicModel:
     data_config: MusicDataConfig
 
 
-def from_checkpoint(checkpoint: Checkpoint, run_dir: str | Path) -> TrainedMusicModel:
+def from_checkpoint(checkpoint: Checkpoint) -> TrainedMusicModel:
     """The model (eval mode, CPU), pitch range and data settings of a loaded music checkpoint."""
-    require_task(checkpoint.meta, TASK_NAME, run_dir, TRAIN_COMMAND)
     meta = checkpoint.meta
     pitches = PitchRange(*meta["pitch_range"])
     model = PianoRollModel(pitches.size, **meta["configs"]["model"])
@@ -325,8 +313,9 @@ def from_checkpoint(checkpoint: Checkpoint, run_dir: str | Path) -> TrainedMusic
     return TrainedMusicModel(model.eval(), pitches, MusicDataConfig(**meta["configs"]["data"]))
 
 
-def load_trained(run_dir: str | Path, which: str = "auto") -> TrainedMusicModel:
-    return from_checkpoint(RunDirectory.open(run_dir).load(which), run_dir)
+def from_run(run_dir: str | Path, which: str = "auto") -> TrainedMusicModel:
+    """The model of a run directory's ``auto`` (best if any, else latest), ``latest`` or ``best`` checkpoint."""
+    return SPEC.from_run(run_dir, which)
 
 
 def evaluate_music(trained: TrainedMusicModel, data: str | None = None, split: str = "test") -> dict:
@@ -403,3 +392,14 @@ def _reference(trained: TrainedMusicModel, source: Piece | None, length: int, da
     long_enough = [piece for piece in inside if len(piece) >= length]
     piece = long_enough[0] if long_enough else max(inside, key=len)
     return trained.pitches.roll(piece)[:length], piece.name
+
+
+SPEC = TaskSpec(
+    name=NAME, noun="music model", data_config=MusicDataConfig, prepare=prepare, from_checkpoint=from_checkpoint,
+    model_options={"output": "output", "cell": "cell", "hidden": "hidden_size", "layers": "num_layers",
+                   "dropout": "dropout", "input_dropout": "input_dropout", "nade_hidden": "nade_hidden",
+                   "engine": "engine", **REGULARISER_OPTIONS},
+    path_fields=("data",), changeable=frozenset({"data"}),
+    required={"data": "the music with --data FILE.json or --data FOLDER_OF_MIDI"},
+    derived_model_fields=DERIVED_MODEL_FIELDS, default_epochs=DEFAULT_EPOCHS,
+)
