@@ -32,13 +32,15 @@ CHROMIUM = next((path for path in map(shutil.which, ("chromium", "chromium-brows
 CHROMEDRIVER = shutil.which("chromedriver")
 INSTALL = "install it with: apt-get install -y chromium chromium-driver (Debian) and pip install selenium"
 
-CODE = "".join(f"def f{i}(x):\n    s = '</script> & <b>'\n    return [x, (s, {i % 7})]  # done\n\n" for i in range(12))
+CODE = "".join(f"def f{i}(x):\n    s = '</script> & <b>'\n    return [x, (s, {i % 7})]  # done\n\n" for i in range(20))
 PROSE = "".join(f"ROMEO:\nShe said \"the {w} is here\" and left, {i} times.\n\nJULIET:\nO {w}, {w}!\n\n"
                 for i, w in enumerate(["moon", "sun", "night", "day", "rose", "name"] * 3))
 PROBE = "def f(x):\n    s = '</script> & <b>'\n    return [x, (s, 3)]  # é\n"
 UNKNOWN = PROBE.index("é")
 CELLS = ["rnn_tanh", "rnn_relu", "lstm", "gru", "layernorm_lstm", "layernorm_gru"]
 PARITY = 1e-4
+PAGE_LIMIT = 8e6  # bytes: a 2 x 256 character model's page
+LATENCY_LIMIT = 50  # ms from a keystroke to the recoloured text, for a 2 x 256 LSTM
 
 
 @pytest.fixture(scope="module")
@@ -136,6 +138,7 @@ def test_run_in_the_page_equals_the_python_forward_pass(browser, tmp_path, cell,
     assert severe(driver) == []
     assert driver.execute_script("return window.rnnkitModel.vocab") == list(vocab.symbols)
     probes = [text[:1000], text[:1000] + "é\U0001F600 zebra\n", ""]  # unknown characters skipped, unknown words <unk>
+    assert len(probes[0]) == 1000
     for probe in probes:
         got = driver.execute_script("return window.rnnkitModel.run(arguments[0])", probe)
         expected = final_outputs(model, vocab, probe)
@@ -334,3 +337,32 @@ def test_static_page_for_a_model_the_browser_cannot_run(browser, tmp_path, lstm_
     fed = activations.fed
     scale = np.abs(activations.states[(1, "cell")][fed]).max(axis=0)
     np.testing.assert_allclose(shown[fed], activations.states[(1, "cell")][fed], atol=scale.max() / 127 + 1e-3)
+
+
+def test_a_2x256_lstm_page_is_small_and_quick_to_type_in(browser, tmp_path, capsys):
+    from rnnkit.data.corpus import default_corpus
+
+    text = default_corpus()[0]
+    vocab = CharVocab.build(text)
+    torch.manual_seed(0)
+    model = LanguageModel(len(vocab), cell="lstm", hidden_size=256, num_layers=2, embedding_dim=64).eval()
+    big, _ = make_page(tmp_path / "big.html", model, vocab, text[:5000])  # rnnkit explain's default --max-chars
+    size = big.stat().st_size
+    assert size <= PAGE_LIMIT
+    page, _ = make_page(tmp_path / "page.html", model, vocab, text[:300])
+    driver = open_page(browser, page)
+    driver.find_element("css selector", '#tabs button[data-tab="live"]').click()
+    box = driver.find_element("id", "live-input")
+    box.send_keys(text[5000:5200])
+    for char in "def main(argv):\n    return 0\n":
+        box.send_keys(char)
+    typed = driver.execute_script("return window.rnnkitPage.latencies")[-30:]
+    frame = sorted(entry["frame"] for entry in typed)[len(typed) // 2]
+    update = sorted(entry["update"] for entry in typed)[len(typed) // 2]
+    parity = max_difference(driver.execute_script("return window.rnnkitModel.run(arguments[0])", text[:1000]),
+                            final_outputs(model, vocab, text[:1000]))
+    with capsys.disabled():
+        print(f"\n2x256 LSTM page: {size / 1e6:.2f} MB for 5,000 characters; keystroke to recoloured frame: median "
+              f"{frame:.1f} ms (handler {update:.1f} ms) over {len(typed)} keystrokes; parity on 1,000 characters "
+              f"{parity:.1e}")
+    assert frame <= LATENCY_LIMIT and parity <= PARITY
