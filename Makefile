@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[all,test]'
 	@# The explain page is tested in a real headless browser (Debian's chromium); without it those tests skip.
 	command -v chromium >/dev/null || (apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 \
 		|| (apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1) \
@@ -25,7 +25,9 @@ run: $(STAMP)
 	$(BIN)/rnnkit train lm --time-budget 150 --out runs/main --overwrite
 	$(BIN)/rnnkit generate runs/main --prime "def " --length 800 --temperature 0.7 --seed 0
 
+# lint-imports first: the contracts of pyproject.toml keep rnnkit's imports pointing down its layers.
 test: $(STAMP)
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)

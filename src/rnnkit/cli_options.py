@@ -151,8 +151,12 @@ def cell_option(default: str = "lstm") -> Callable:
 
 
 def engine_option() -> Callable:
-    return click.option("--engine", type=click.Choice(["fused", "explicit"]), default="fused", show_default=True,
-                        help="fused: PyTorch's kernels; explicit: rnnkit's loop with hand-written BPTT.")
+    from rnnkit.nn.layer import ENGINES
+
+    return click.option("--engine", type=click.Choice(ENGINES), default="auto", show_default=True,
+                        help="fused: PyTorch's kernels; explicit: rnnkit's loop with hand-written BPTT; reference: the "
+                             "cell's equations under autograd; scan: linear recurrences all at once; auto: fused "
+                             "where it can run the cell and its options, else explicit.")
 
 
 def regulariser_options(embedding: bool = False) -> Callable:

@@ -5,6 +5,7 @@ package is one line naming the extra to install, never a traceback.
     pip install 'rnnkit[translate]'    sacrebleu: BLEU and chrF of translation runs
     pip install 'rnnkit[classify]'     scikit-learn: classification scores
     pip install 'rnnkit[caption]'      scikit-learn's bundled digits, Pillow: the caption task
+    pip install 'rnnkit[music]'        mido: MIDI files of the music task
     pip install 'rnnkit[all]'          all of them
 
 Example::
@@ -19,7 +20,8 @@ from types import ModuleType
 from rnnkit.errors import InputError
 
 # The package that provides each optional top-level module, as pip names it.
-PACKAGES = {"matplotlib": "matplotlib", "PIL": "Pillow", "sacrebleu": "sacrebleu", "sklearn": "scikit-learn"}
+PACKAGES = {"matplotlib": "matplotlib", "PIL": "Pillow", "sacrebleu": "sacrebleu", "sklearn": "scikit-learn",
+            "mido": "mido"}
 
 
 class MissingExtra(InputError):

@@ -13,7 +13,7 @@ import json
 
 import click
 
-from rnnkit.cli_options import Positive, recurrent_options, training_options
+from rnnkit.cli_options import Positive, recurrent_options, regulariser_options, training_options
 from rnnkit.cli_tasks import Applies, TaskCommand, lines, saved_line, stopped_line, train_command_of, validation_line
 from rnnkit.errors import InputError
 from rnnkit.tasks.caption import SPEC, caption_images, evaluate_captions, read_image
@@ -84,6 +84,7 @@ COMMAND = TaskCommand(
         click.option("--max-digits", type=Positive, default=5, show_default=True, help="Digits: at most this many per image."),
         click.option("--composition-seed", type=int, default=0, show_default=True, help="Digits: which compositions are drawn."),
         recurrent_options(hidden=256, layers=1, bidirectional=False, dropout=0.1, cell="gru"),
+        regulariser_options(embedding=False),
         click.option("--embedding", type=Positive, default=64, show_default=True, help="Caption token embedding width."),
         click.option("--features", type=Positive, default=256, show_default=True, help="Width of the image's feature vector."),
         click.option("--channels", default="32,64", show_default=True, callback=_channels,

@@ -19,7 +19,7 @@ import sys
 
 import click
 
-from rnnkit.cli_options import Positive, recurrent_options, training_options
+from rnnkit.cli_options import Positive, recurrent_options, regulariser_options, training_options
 from rnnkit.cli_tasks import Applies, TaskCommand, best_line, lines, saved_line, stopped_line, train_command_of
 from rnnkit.data.labelled_text import parse_delimiter, read_lines
 from rnnkit.errors import InputError
@@ -116,6 +116,7 @@ COMMAND = TaskCommand(
         click.option("--pooling", type=click.Choice(POOLINGS), default="max", show_default=True,
                      help="What the head reads: the last hidden state, or the mean / element-wise max over the steps."),
         recurrent_options(hidden=128, bidirectional=True, dropout=0.5),
+        regulariser_options(embedding=True),
         training_options(lr=1e-3, epochs=SPEC.default_epochs, batch_size=32),
     ),
     report=report,

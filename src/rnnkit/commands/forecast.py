@@ -22,7 +22,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from rnnkit.cli_options import Positive, recurrent_options, training_options
+from rnnkit.cli_options import Positive, recurrent_options, regulariser_options, training_options
 from rnnkit.cli_tasks import Applies, TaskCommand, lines, saved_line, stopped_line, train_command_of
 from rnnkit.data.series import future_dates, parse_dates, window_origins
 from rnnkit.errors import InputError
@@ -154,6 +154,7 @@ COMMAND = TaskCommand(
         click.option("--difference/--no-difference", default=False, show_default=True,
                      help="Read and predict the target relative to each window's last value (trending series)."),
         recurrent_options(hidden=32, layers=1),
+        regulariser_options(embedding=False),
         training_options(lr=3e-3, epochs=SPEC.default_epochs, batch_size=32),
     ),
     report=report,

@@ -19,7 +19,7 @@ import sys
 
 import click
 
-from rnnkit.cli_options import Positive, Probability, recurrent_options, training_options
+from rnnkit.cli_options import Positive, Probability, recurrent_options, regulariser_options, training_options
 from rnnkit.cli_tasks import Applies, TaskCommand, best_line, lines, saved_line, stopped_line, train_command_of
 from rnnkit.data.conll import ALL_COLUMNS, FORMATS
 from rnnkit.data.text import read_text
@@ -119,6 +119,7 @@ COMMAND = TaskCommand(
         click.option("--word-dropout", type=Probability, default=0.5, show_default=True,
                      help="Replace each training word seen once by <unk> with this probability per batch, so <unk> learns unseen words."),
         recurrent_options(hidden=128, bidirectional=True, dropout=0.5),
+        regulariser_options(embedding=True),
         training_options(lr=2e-3, epochs=SPEC.default_epochs, batch_size=32),
     ),
     report=report,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import click
 
-from rnnkit.cli_options import Positive, checkpoint_option, recurrent_options, training_options
+from rnnkit.cli_options import Positive, checkpoint_option, recurrent_options, regulariser_options, training_options
 from rnnkit.cli_tasks import Applies, TaskCommand, lines, saved_line, stopped_line, train_command_of, validation_line
 from rnnkit.data.parallel import read_lines
 from rnnkit.errors import InputError
@@ -129,6 +129,7 @@ COMMAND = TaskCommand(
         click.option("--tie-embeddings/--no-tie-embeddings", default=False, show_default=True,
                      help="Share the target embedding with the output layer."),
         recurrent_options(hidden=256, layers=1, bidirectional=True, dropout=0.3, cell="gru"),
+        regulariser_options(embedding=False),
         click.option("--min-freq", type=Positive, default=2, show_default=True,
                      help="Tokens seen fewer times in training read as <unk>."),
         click.option("--max-vocab", type=Positive, help="At most this many tokens per vocabulary (specials included)."),

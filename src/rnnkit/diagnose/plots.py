@@ -14,7 +14,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from rnnkit.errors import InputError
-from rnnkit.train.checkpoint import write_atomic
+from rnnkit.files import write_atomic
 
 CELL_NAMES = {"rnn": "tanh RNN", "rnn_tanh": "tanh RNN", "rnn_relu": "ReLU RNN", "lstm": "LSTM", "gru": "GRU",
               "layernorm_lstm": "LayerNorm LSTM", "layernorm_gru": "LayerNorm GRU"}

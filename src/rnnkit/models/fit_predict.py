@@ -11,7 +11,8 @@ The seeds' first example, Keras on the left and rnnkit on the right::
                                                                           loss="binary_crossentropy")
     model.predict(X)                                  model.predict(X)
 
-Training runs on the shared :class:`~rnnkit.train.Trainer` through :class:`ArrayTask`, with the loss
+Training runs on the shared :class:`~rnnkit.train.Trainer` through :class:`~rnnkit.train.arrays.ArrayTask`
+(imported when ``fit`` is called: the models layer knows nothing of training until then), with the loss
 averaged over the samples of each mini-batch:
 
     binary_crossentropy   -[y log σ(z) + (1 - y) log(1 - σ(z))]      one sigmoid output, y in [0, 1]
@@ -23,9 +24,7 @@ averaged over the samples of each mini-batch:
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
-from typing import Iterator
 
 import numpy as np
 import torch
@@ -33,7 +32,6 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import InputError
-from ..train import DistContext, TaskLoss, TrainConfig, Trainer
 from .recurrent_encoder import check_lengths, check_whole_number
 
 LOSS_NAMES = {
@@ -61,58 +59,6 @@ class History:
 
     history: dict[str, list[float]] = field(default_factory=dict)
     epoch: list[int] = field(default_factory=list)
-
-
-class ArrayTask:
-    """In-memory (inputs, targets, lengths) tensors cut into mini-batches, for the :class:`~rnnkit.train.Trainer`.
-
-    Each epoch reads the samples in a fresh order drawn from ``seed + epoch`` (when ``shuffle``), so that a
-    run is repeatable and a resumed epoch reads the same order. Every batch starts from the model's initial
-    state (full BPTT); the loss counts one "token" per sample.
-    """
-
-    carries_state = False
-
-    def __init__(self, name: str, inputs: Tensor, targets: Tensor, lengths: Tensor | None, batch_size: int,
-                 shuffle: bool, seed: int, valid: tuple[Tensor, Tensor, Tensor | None] | None = None):
-        self.name = name
-        self.data = (inputs, targets, lengths)
-        self.batch_size = batch_size
-        self.shuffle = shuffle
-        self.seed = seed
-        self.valid = valid
-
-    def num_train_batches(self) -> int:
-        return math.ceil(self.data[0].size(0) / self.batch_size)
-
-    def train_batches(self, epoch: int, start: int) -> Iterator[tuple]:
-        N = self.data[0].size(0)
-        if self.shuffle:
-            order = torch.randperm(N, generator=torch.Generator().manual_seed(self.seed + epoch))  # (N,)
-        else:
-            order = torch.arange(N)  # (N,)
-        for index in range(start, self.num_train_batches()):
-            rows = order[index * self.batch_size:(index + 1) * self.batch_size]
-            yield _select(self.data, rows)
-
-    def valid_batches(self) -> list[tuple] | None:
-        if self.valid is None:
-            return None
-        rows = torch.arange(self.valid[0].size(0)).split(self.batch_size)
-        return [_select(self.valid, chunk) for chunk in rows]
-
-    def loss(self, model: torch.nn.Module, batch: tuple, state) -> TaskLoss:
-        inputs, targets, lengths = batch
-        outputs = model(inputs, lengths)  # (N, K)
-        return TaskLoss(summed_sample_loss(self.name, outputs, targets), inputs.size(0), inputs.size(0), None)
-
-    def metrics(self, loss: float) -> dict[str, float]:
-        return {}
-
-
-def _select(data: tuple[Tensor, Tensor, Tensor | None], rows: Tensor) -> tuple:
-    inputs, targets, lengths = data
-    return inputs[rows], targets[rows], None if lengths is None else lengths[rows]
 
 
 class FitPredict:
@@ -157,12 +103,11 @@ class FitPredict:
                                   name, "X_val", "y_val")
         if seed is None:
             seed = int(torch.randint(0, 2**31 - 1, ()))
+        from rnnkit.train.arrays import ArrayTask, fit_task
+
         task = ArrayTask(name, inputs, targets, row_lengths, batch_size, shuffle, seed, valid)
-        config = TrainConfig(epochs=epochs, lr=lr, optimizer=optimizer, clip=clip, seed=seed)
-        device = next(self.parameters()).device
-        trainer = Trainer(self, task, config, dist=DistContext(device=device), log=print if verbose else None)
-        trainer.fit()
-        records = trainer.position.history
+        records = fit_task(self, task, epochs=epochs, lr=lr, optimizer=optimizer, clip=clip, seed=seed,
+                           log=print if verbose else None)
         history = History(history={"loss": [record["train_loss"] for record in records]},
                           epoch=list(range(len(records))))
         if valid is not None:

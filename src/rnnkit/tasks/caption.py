@@ -37,7 +37,7 @@ from rnnkit.extras import require
 from rnnkit.models import Captioner
 from rnnkit.train import Checkpoint, DistContext, Task, TaskLoss, seed_everything, summed_token_loss
 
-from .spec import Prepared, RunSettings, TaskSpec, parameter_count
+from .spec import REGULARISER_OPTIONS, Prepared, RunSettings, TaskSpec, parameter_count
 
 NAME = "caption"
 MAX_CAPTION_LENGTH = 50
@@ -381,6 +381,6 @@ SPEC = TaskSpec(
     name=NAME, noun="captioner", data_config=CaptionDataConfig, prepare=prepare, from_checkpoint=from_checkpoint,
     model_options={"channels": "channels", "features": "feature_size", "embedding": "embedding_dim", "cell": "cell",
                    "hidden": "hidden_size", "layers": "num_layers", "condition": "condition", "dropout": "dropout",
-                   "engine": "engine"},
+                   "engine": "engine", **REGULARISER_OPTIONS},
     changeable=frozenset({"data", "valid_data", "test_size"}), derived_model_fields=DERIVED_MODEL_FIELDS,
 )

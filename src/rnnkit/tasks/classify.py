@@ -39,7 +39,7 @@ from rnnkit.metrics.classification import accuracy, classification_scores, macro
 from rnnkit.models import SequenceClassifier
 from rnnkit.train import Checkpoint, DistContext, Task, TaskLoss, seed_everything
 
-from .spec import Prepared, RunSettings, TaskSpec, parameter_count
+from .spec import EMBEDDING_REGULARISER_OPTIONS, Prepared, RunSettings, TaskSpec, parameter_count
 
 NAME = "classify"
 EVAL_BATCH_SIZE = 256  # texts per forward pass when only scoring: no gradients, so larger batches are cheap
@@ -327,7 +327,8 @@ def from_run(run_dir: str | Path, which: str = "auto") -> TrainedClassifier:
 SPEC = TaskSpec(
     name=NAME, noun="classifier", data_config=ClassifyDataConfig, prepare=prepare, from_checkpoint=from_checkpoint,
     model_options={"cell": "cell", "layers": "num_layers", "hidden": "hidden_size", "bidirectional": "bidirectional",
-                   "dropout": "dropout", "engine": "engine", "embedding": "embedding_dim", "pooling": "pooling"},
+                   "dropout": "dropout", "engine": "engine", "embedding": "embedding_dim", "pooling": "pooling",
+                   **EMBEDDING_REGULARISER_OPTIONS},
     data_options={"valid_data": "valid"}, changeable=frozenset({"data", "valid"}),
     derived_model_fields=("num_classes", "vocab_size"), default_epochs=5,
 )

@@ -50,7 +50,7 @@ from rnnkit.metrics import forecast as metrics
 from rnnkit.models import SequenceRegressor
 from rnnkit.train import Checkpoint, DistContext, RunDirectory, Task, TaskLoss, seed_everything
 
-from .spec import Prepared, RunSettings, TaskSpec, parameter_count
+from .spec import REGULARISER_OPTIONS, Prepared, RunSettings, TaskSpec, parameter_count
 
 NAME = "forecast"
 METHODS = ("model", "naive", "seasonal_naive")
@@ -363,7 +363,7 @@ def format_report(report: dict) -> str:
 SPEC = TaskSpec(
     name=NAME, noun="forecaster", data_config=ForecastDataConfig, prepare=prepare, from_checkpoint=from_checkpoint,
     model_options={"cell": "cell", "layers": "num_layers", "hidden": "hidden_size", "bidirectional": "bidirectional",
-                   "dropout": "dropout", "engine": "engine"},
+                   "dropout": "dropout", "engine": "engine", **REGULARISER_OPTIONS},
     path_fields=("data",), changeable=frozenset({"data"}), derived_model_fields=("num_outputs", "input_size"),
     required={"data": "--data CSV (the series)", "target": "--target COL (the column to forecast)",
               "window": "--window N (past steps each forecast reads)"},

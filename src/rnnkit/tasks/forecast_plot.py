@@ -17,10 +17,9 @@ import io
 from pathlib import Path
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
-from rnnkit.train.checkpoint import write_atomic
+from rnnkit.extras import require
+from rnnkit.files import write_atomic
 
 
 def forecast_png(path: str | Path, *, x: np.ndarray, actuals: np.ndarray, holdout_start: int,
@@ -34,8 +33,8 @@ def forecast_png(path: str | Path, *, x: np.ndarray, actuals: np.ndarray, holdou
         backtest_origins: (n,) origins of the backtest forecasts (n may be 0); backtest_forecasts: (n, H).
         future_x: (H,) positions of the future steps; future: (H,) the forecast.
     """
-    figure = Figure(figsize=(10, 4.5), dpi=100)
-    FigureCanvasAgg(figure)
+    figure = require("matplotlib.figure", "viz").Figure(figsize=(10, 4.5), dpi=100)
+    require("matplotlib.backends.backend_agg", "viz").FigureCanvasAgg(figure)
     axes = figure.add_subplot()
     axes.axvspan(x[holdout_start], x[-1], color="0.93", label="holdout")
     axes.plot(x[:holdout_start + 1], actuals[:holdout_start + 1], color="0.55", linewidth=1, label="history")

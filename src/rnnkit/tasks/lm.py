@@ -30,7 +30,7 @@ from rnnkit.errors import InputError
 from rnnkit.models import LanguageModel
 from rnnkit.train import Checkpoint, DistContext, Task, TaskLoss, TrainConfig, seed_everything, summed_token_loss
 
-from .spec import Prepared, RunSettings, TaskSpec, parameter_count
+from .spec import EMBEDDING_REGULARISER_OPTIONS, Prepared, RunSettings, TaskSpec, parameter_count
 
 NAME = "lm"
 LEVELS = ("char", "word")
@@ -266,6 +266,7 @@ SPEC = TaskSpec(
     name=NAME, noun="language model", described="a language model", data_config=LMDataConfig, prepare=prepare,
     from_checkpoint=from_checkpoint,
     model_options={"cell": "cell", "layers": "num_layers", "hidden": "hidden_size", "embedding": "embedding_dim",
-                   "dropout": "dropout", "tie_weights": "tie_weights", "engine": "engine", "init_range": "init_range"},
+                   "dropout": "dropout", "tie_weights": "tie_weights", "engine": "engine", "init_range": "init_range",
+                   "locked_dropout": "locked_dropout", **EMBEDDING_REGULARISER_OPTIONS},
     changeable=frozenset({"data", "valid_data", "log_gradients"}), derived_model_fields=("vocab_size",),
 )

@@ -30,7 +30,8 @@ CHANGEABLE_ON_RESUME = frozenset({"epochs", "time_budget", "max_steps", "patienc
 # other settings. A run saved before they existed loads with the models' defaults (0.0 / None).
 REGULARISER_OPTIONS = {"recurrent_dropout": "recurrent_dropout", "zoneout": "zoneout", "weight_drop": "weight_drop",
                        "forget_bias": "forget_bias"}
-EMBEDDING_DROPOUT_OPTIONS = {"embedding_dropout": "embedding_dropout"}
+# ... and embedding dropout (whole words), for the models that read token ids through an embedding.
+EMBEDDING_REGULARISER_OPTIONS = {**REGULARISER_OPTIONS, "embedding_dropout": "embedding_dropout"}
 
 
 @dataclass

@@ -47,7 +47,7 @@ from rnnkit.metrics.spans import is_entity_tagset, span_scores
 from rnnkit.models import SequenceTagger
 from rnnkit.train import Checkpoint, DistContext, Task, TaskLoss, seed_everything
 
-from .spec import Prepared, RunSettings, TaskSpec, parameter_count
+from .spec import EMBEDDING_REGULARISER_OPTIONS, Prepared, RunSettings, TaskSpec, parameter_count
 
 NAME = "tag"
 EVAL_BATCH_SIZE = 128  # sentences per forward pass when only tagging: no gradients, so larger batches are cheap
@@ -433,7 +433,8 @@ SPEC = TaskSpec(
     name=NAME, noun="tagger", data_config=TagDataConfig, prepare=prepare, from_checkpoint=from_checkpoint,
     model_options={"cell": "cell", "layers": "num_layers", "hidden": "hidden_size", "bidirectional": "bidirectional",
                    "dropout": "dropout", "engine": "engine", "crf": "crf", "embedding": "embedding_dim",
-                   "char_embedding": "char_embedding_dim", "char_hidden": "char_hidden_size"},
+                   "char_embedding": "char_embedding_dim", "char_hidden": "char_hidden_size",
+                   **EMBEDDING_REGULARISER_OPTIONS},
     data_options={"valid_data": "valid", "format": "data_format"}, changeable=frozenset({"data", "valid"}),
     derived_model_fields=("vocab_size", "num_tags", "char_vocab_size", "padding_idx"),
 )

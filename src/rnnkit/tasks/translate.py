@@ -41,7 +41,7 @@ from rnnkit.extras import require
 from rnnkit.models import Seq2Seq
 from rnnkit.train import Checkpoint, DistContext, Task, TaskLoss, seed_everything, summed_token_loss
 
-from .spec import Prepared, RunSettings, TaskSpec, parameter_count
+from .spec import REGULARISER_OPTIONS, Prepared, RunSettings, TaskSpec, parameter_count
 
 NAME = "translate"
 
@@ -384,7 +384,7 @@ SPEC = TaskSpec(
     model_options={"embedding": "embedding_dim", "cell": "cell", "hidden": "hidden_size", "layers": "num_layers",
                    "bidirectional": "bidirectional", "decoder_hidden": "decoder_hidden_size", "attention": "attention",
                    "attention_size": "attention_size", "dropout": "dropout", "tie_embeddings": "tie_embeddings",
-                   "engine": "engine"},
+                   "engine": "engine", **REGULARISER_OPTIONS},
     sections={"decode": {"beam": "beam_size", "length_penalty": "length_penalty"}},
     path_fields=("source", "target", "valid_source", "valid_target"),
     changeable=frozenset({"source", "target", "valid_source", "valid_target", "beam", "length_penalty"}),

@@ -51,7 +51,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..train.checkpoint import write_atomic
+from ..files import write_atomic
 from .activations import Activations
 from .features import FEATURES, UnitMatch
 
