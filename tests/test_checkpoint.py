@@ -11,8 +11,6 @@ from rnnkit.train import RunDirectory
 from rnnkit.train import checkpoint as checkpoint_module
 from rnnkit.train.checkpoint import join_tensors, split_tensors
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
 
 class TiedModel(torch.nn.Module):
     """Two names for one weight, as a language model with tied embedding and decoder."""

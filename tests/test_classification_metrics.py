@@ -4,8 +4,6 @@ import pytest
 
 from rnnkit.metrics.classification import accuracy, classification_scores, macro_f1
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
 
 def test_scores_match_hand_counts():
     gold = [0, 0, 0, 1, 1, 2]

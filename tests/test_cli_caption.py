@@ -21,8 +21,6 @@ from rnnkit.tasks.caption import write_png
 from rnnkit.train import RunDirectory
 from cli_helpers import run_cli
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
 TINY_MODEL = ["--hidden", "16", "--features", "16", "--channels", "4", "--embedding", "8", "--batch-size", "32",
               "--seed", "0"]
 

@@ -17,8 +17,6 @@ from rnnkit.tasks.classify import ClassifyDataConfig, build_model, class_probabi
 from rnnkit.train import RunDirectory
 from cli_helpers import assert_one_line_error, assert_resumed_exactly, run_cli, snapshot
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
 GOOD, BAD = ["great", "superb", "lovely"], ["awful", "boring", "dreadful"]
 FILLER = ["the", "film", "was", "a", "story", "plot", "really", "quite", "acting", "and", "music", "cast"]
 TINY_MODEL = ["--hidden", "12", "--embedding", "12", "--dropout", "0", "--batch-size", "8", "--lr", "0.03",

@@ -19,8 +19,6 @@ from rnnkit.tasks.forecast import from_run as load_trained
 from rnnkit.train import RunDirectory
 from cli_helpers import assert_one_line_error, assert_resumed_exactly, snapshot
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
 STEPS = 120  # ten years of months
 TINY = ["--window", "12", "--horizon", "2", "--difference", "--hidden", "16", "--epochs", "10",
         "--batch-size", "16", "--lr", "0.01", "--seed", "0"]

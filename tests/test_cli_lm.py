@@ -24,8 +24,6 @@ from rnnkit.tasks.spec import RunSettings
 from rnnkit.train import TrainConfig
 from cli_helpers import assert_one_line_error, latest_weights, run_cli, snapshot
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
 GOLDEN = Path(__file__).parent / "golden" / "lm_tiny.json"
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 # One thread, as in this process (see the one_thread fixture): the same arithmetic, hence equal weights.

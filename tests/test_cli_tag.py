@@ -17,8 +17,6 @@ from rnnkit.tasks.tag import load_data as load_tag_data
 from rnnkit.train import RunDirectory
 from cli_helpers import assert_one_line_error, assert_resumed_exactly, run_cli, snapshot
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
 # Each word has one tag whatever its neighbours: a tagger learns it exactly in a few epochs.
 LEXICON = {"the": ("DET", "DT"), "a": ("DET", "DT"), "cat": ("NOUN", "NN"), "dog": ("NOUN", "NN"),
            "Anna": ("PROPN", "NNP"), "sees": ("VERB", "VBZ"), "likes": ("VERB", "VBZ"), ".": ("PUNCT", ".")}

@@ -15,8 +15,6 @@ from rnnkit.cli import main
 from rnnkit.train import RunDirectory
 from cli_helpers import run_cli, snapshot
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
 SUBJECTS = {"ein Hund": "A dog", "eine Frau": "A woman", "ein Mann": "A man", "eine Katze": "A cat"}
 VERBS = {"läuft": "runs", "schläft": "sleeps", "spielt": "plays", "singt": "sings"}
 PLACES = {"": "", " im Park": " in the park", " am Strand": " on the beach"}

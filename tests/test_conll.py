@@ -6,8 +6,6 @@ import pytest
 from rnnkit.data.conll import read_conll, resolve_format, sniff_format
 from rnnkit.errors import InputError
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
 # Comments, a multiword token (3-4 "don't" above "do" "n't"), an empty node (5.1) and two sentences.
 CONLLU = """# newdoc id = doc1
 # sent_id = 1

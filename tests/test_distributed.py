@@ -12,8 +12,6 @@ from safetensors.torch import load_file, save_file
 from rnnkit.train import RunDirectory, TrainConfig, Trainer, seed_everything
 from rnnkit.train import distributed
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
 TASKS = {"stream": StreamToyTask, "padded": PaddedToyTask}
 # SGD, not Adam: Adam divides by the gradient's own magnitude, which turns float rounding on near-zero
 # gradients into visible differences, while SGD keeps the two runs within rounding of each other.

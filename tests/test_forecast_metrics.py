@@ -7,8 +7,6 @@ from rnnkit.errors import InputError
 from rnnkit.metrics.forecast import baseline_forecasts, mae, mase_scale, naive_forecast, rmse, scores
 from rnnkit.metrics.forecast import seasonal_naive_forecast
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
 
 def test_mae_and_rmse_by_hand():
     forecasts = np.array([[1.0, 2.0], [3.0, 4.0]])

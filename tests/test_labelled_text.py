@@ -9,8 +9,6 @@ from rnnkit.data.labelled_text import PAD_ID, UNK_ID, TableFormat, TokenVocab, b
 from rnnkit.data.labelled_text import parse_delimiter, read_labelled, read_lines, sorted_batches, tokenize
 from rnnkit.errors import InputError
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
 
 # ------------------------------------------------------------------------------------------- tokenizer
 

@@ -11,8 +11,6 @@ from rnnkit.data.series import SeriesTransform, Split, check_date_order, check_t
 from rnnkit.data.series import future_dates, infer_frequency, read_series, sliding_windows, window_origins
 from rnnkit.errors import InputError
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
 STOCK_EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "seeds_stock.py"
 
 

@@ -10,8 +10,6 @@ from seqeval.metrics import classification_report, f1_score, precision_score, re
 from rnnkit.errors import InputError
 from rnnkit.metrics.spans import entity_spans, is_entity_tagset, span_scores, split_tag
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
 TYPES = ("PER", "LOC", "ORG")
 
 

@@ -15,8 +15,6 @@ from rnnkit.nn import detach_state
 from rnnkit.train import RunDirectory, TrainConfig, Trainer, seed_everything, summed_token_loss
 from rnnkit.train.optim import Schedule, ScheduleSettings
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
 
 def make_model(seed=0, **kwargs):
     torch.manual_seed(seed)
