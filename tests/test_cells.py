@@ -146,7 +146,9 @@ def test_gradcheck(name):
         new = dict(zip([n for n, _ in layer.named_parameters()], tensors[n_leaves + len(parts):]))
         return tuple(flat(torch.func.functional_call(layer, new, (packed, hx))))
 
-    assert torch.autograd.gradcheck(fn, (*leaves, *parts, *params), eps=1e-6, atol=1e-7)
+    # nondet_tol: a workspace that writes its gradients over its buffers answers a second backward through
+    # the same graph from the reference equations: the same numbers up to rounding
+    assert torch.autograd.gradcheck(fn, (*leaves, *parts, *params), eps=1e-6, atol=1e-7, nondet_tol=1e-12)
 
 
 @pytest.mark.parametrize("name", CELLS)

@@ -212,6 +212,15 @@ class Workspace(ABC):
     def grad_input(self) -> Tensor:
         """(L, N, G): dL/d(x W_in^T), the gradient of the input projection before its bias."""
 
+    # A workspace may instead give that gradient a block of steps at a time (so that no (L, N, G) temporary
+    # is needed), recomputing what it did not keep from ``project(t0, t1) = x[t0:t1] W_in^T``:
+    input_chunk_steps: int | None = None  # steps per block; None: all L at once, from grad_input()
+    reuses_buffers = False  # True when the backward writes gradients over the forward's buffers (once only)
+
+    def grad_input_chunk(self, t0: int, t1: int, project) -> Tensor:
+        """(t1 - t0, N, G): dL/d(x W_in^T) for steps [t0, t1); ``project(t0, t1)`` recomputes x W_in^T there."""
+        return self.grad_input()[t0:t1]
+
     def grad_recurrent(self) -> Tensor:
         """(L, N, G): dL/d(h_in W_hh^T) for every step (as written by :meth:`step_backward`)."""
         raise NotImplementedError(f"{type(self).__name__} has no recurrent weight")

@@ -62,11 +62,21 @@ class LayerNormLSTM(Cell):
 
 
 class LayerNormLSTMWorkspace(Workspace):
+    """The LN-LSTM's buffers, kept lean: the gates, ``h_in W_hh^T``, c, tanh(LN_c(c)) and the norms' statistics.
+
+    Memory: the input projection x W_ih^T is dropped once normalised and recomputed a block of steps at a
+    time in the backward pass (one matrix multiply), and the backward writes each step's gradients over that
+    step's gate and recurrent buffers, which nothing needs any more: one backward per forward (a second one
+    through the same graph is computed from the reference equations).
+    """
+
+    input_chunk_steps = 16
+    reuses_buffers = True
+
     def start(self, gi: Tensor, p, zero: bool) -> None:
         L, N, G = gi.shape
         H = self.H = G // 4
         self.p = p
-        self.gi = gi  # (L, N, 4H): x W_ih^T, kept for LN_ih's backward
         act, self.mean_ih, self.rstd_ih = _ln(gi, (G,), p["ln_ih_weight"], p["ln_ih_bias"], EPS)  # (L, N, 4H)
         if "bias" in p:
             act += p["bias"]
@@ -113,55 +123,61 @@ class LayerNormLSTMWorkspace(Workspace):
         return self.c
 
     def prepare_backward(self, h_prev: Tensor, c_prev: Tensor) -> None:
-        i, f, g, o = self.act.chunk(4, 2)  # each (L, N, H)
-        self.dcn_from_m = o * (1 - self.tanh_cn * self.tanh_cn)  # dL/d LN_c(c) = dm * this
-        self.dc_to_ifg = torch.stack([g * i * (1 - i), c_prev * f * (1 - f), i * (1 - g * g)], dim=2)  # (L, N, 3, H)
-        self.dm_to_o = self.tanh_cn * o * (1 - o)  # (L, N, H)
-        self.forget = f
+        self.c_prev = c_prev  # (L, N, H)
 
     def allocate_gate_grads(self, zero: bool) -> None:
-        self.d_act = new_buffer(self.act, zero, self.act.shape)  # (L, N, 4H): dL/da
-        self.d_gh = new_buffer(self.act, zero, self.act.shape)  # (L, N, 4H): dL/d(h_in W_hh^T)
-        self.d_cn = new_buffer(self.act, zero, self.c.shape)  # (L, N, H): dL/d LN_c(c), for LN_c's gain
+        H, like = self.H, self.act
+        # the norms' gains and biases: summed step by step, as each step's gradient is found
+        self.d_ln = {name: like.new_zeros(size) for name, size in (
+            ("ln_hh_weight", 4 * H), ("ln_hh_bias", 4 * H), ("ln_c_weight", H), ("ln_c_bias", H),
+            ("ln_ih_weight", 4 * H), ("ln_ih_bias", 4 * H))}
 
     def step_backward(self, t, bs, dm, dc):
-        H, p = self.H, self.p
-        d_cn = self.d_cn[t, :bs]
-        torch.mul(dm, self.dcn_from_m[t, :bs], out=d_cn)
-        dc += _ln_backward(d_cn, self.c[t, :bs], (H,), self.mean_c[t, :bs], self.rstd_c[t, :bs],
-                           p["ln_c_weight"], p["ln_c_bias"], (True, False, False))[0]
-        d_act = self.d_act[t, :bs]
-        d4 = d_act.view(bs, 4, H)  # (bs, 4, H)
-        torch.mul(dc.unsqueeze(1), self.dc_to_ifg[t, :bs], out=d4[:, :3])
-        torch.mul(dm, self.dm_to_o[t, :bs], out=d4[:, 3])
-        self.d_gh[t, :bs] = _ln_backward(d_act, self.gh[t, :bs], (4 * H,), self.mean_hh[t, :bs],
-                                         self.rstd_hh[t, :bs], p["ln_hh_weight"], p["ln_hh_bias"],
-                                         (True, False, False))[0]
-        dc.mul_(self.forget[t, :bs])
+        H, p, d_ln = self.H, self.p, self.d_ln
+        a = self.act[t, :bs]  # (bs, 4H): i, f, g, o, overwritten below by dL/da
+        i, f, g, o = a.chunk(4, 1)
+        tanh_cn = self.tanh_cn[t, :bs]
+        d_cn = dm * o * (1 - tanh_cn * tanh_cn)  # dL/d LN_c(c_t)
+        dc_ln, d_gain, d_bias = _ln_backward(d_cn, self.c[t, :bs], (H,), self.mean_c[t, :bs], self.rstd_c[t, :bs],
+                                             p["ln_c_weight"], p["ln_c_bias"], (True, True, True))
+        d_ln["ln_c_weight"] += d_gain
+        d_ln["ln_c_bias"] += d_bias
+        dc += dc_ln
+        d_a = torch.empty_like(a)  # (bs, 4H)
+        d_i, d_f, d_g, d_o = d_a.chunk(4, 1)
+        torch.mul(dc, g * i * (1 - i), out=d_i)
+        torch.mul(dc, self.c_prev[t, :bs] * f * (1 - f), out=d_f)
+        torch.mul(dc, i * (1 - g * g), out=d_g)
+        torch.mul(dm, tanh_cn * o * (1 - o), out=d_o)
+        dc.mul_(f)  # dc_{t-1} = dc_t f_t, read before f's buffer is overwritten
+        a.copy_(d_a)
+        gh = self.gh[t, :bs]
+        d_gh, d_gain, d_bias = _ln_backward(d_a, gh, (4 * H,), self.mean_hh[t, :bs], self.rstd_hh[t, :bs],
+                                            p["ln_hh_weight"], p["ln_hh_bias"], (True, True, True))
+        d_ln["ln_hh_weight"] += d_gain
+        d_ln["ln_hh_bias"] += d_bias
+        gh.copy_(d_gh)  # dL/d(h_in W_hh^T) over h_in W_hh^T, which no later step reads
         return None, dc
 
     def grad_input(self) -> Tensor:
+        raise NotImplementedError("the LN-LSTM gives its input gradient by blocks: grad_input_chunk")
+
+    def grad_input_chunk(self, t0: int, t1: int, project) -> Tensor:
         p = self.p
-        d_gi, self.d_ln_ih_weight, self.d_ln_ih_bias = _ln_backward(
-            self.d_act, self.gi, (4 * self.H,), self.mean_ih, self.rstd_ih, p["ln_ih_weight"], p["ln_ih_bias"],
-            (True, True, True))
-        return d_gi
+        d_gi, d_gain, d_bias = _ln_backward(self.act[t0:t1], project(t0, t1), (4 * self.H,), self.mean_ih[t0:t1],
+                                            self.rstd_ih[t0:t1], p["ln_ih_weight"], p["ln_ih_bias"],
+                                            (True, True, True))
+        self.d_ln["ln_ih_weight"] += d_gain
+        self.d_ln["ln_ih_bias"] += d_bias
+        return d_gi  # (t1 - t0, N, 4H)
 
     def grad_recurrent(self) -> Tensor:
-        return self.d_gh
+        return self.gh  # dL/d(h_in W_hh^T), written over the forward's buffer
 
     def grad_params(self, needs):
-        grads = {"ln_ih_weight": self.d_ln_ih_weight, "ln_ih_bias": self.d_ln_ih_bias}
+        grads = dict(self.d_ln)
         if needs.get("bias"):
-            grads["bias"] = bias_sum(self.d_act)
-        if needs.get("ln_hh_weight") or needs.get("ln_hh_bias"):
-            normalised = (self.gh - self.mean_hh) * self.rstd_hh  # (L, N, 4H): LN_hh before its gain
-            grads["ln_hh_weight"] = bias_sum(self.d_act * normalised)
-            grads["ln_hh_bias"] = bias_sum(self.d_act)
-        if needs.get("ln_c_weight") or needs.get("ln_c_bias"):
-            normalised = (self.c - self.mean_c) * self.rstd_c  # (L, N, H)
-            grads["ln_c_weight"] = bias_sum(self.d_cn * normalised)
-            grads["ln_c_bias"] = bias_sum(self.d_cn)
+            grads["bias"] = bias_sum(self.act)  # dL/da, written over the gates
         return grads
 
     def gates(self) -> dict[str, Tensor]:

@@ -38,7 +38,9 @@ why a row's final state is its state at its own last step.
 
 Double backward: when the gradient itself must be differentiable (``create_graph=True``), the backward
 pass recomputes the sequence with the cell's reference equations under autograd and differentiates
-that, so second derivatives are exact rather than silently zero.
+that, so second derivatives are exact rather than silently zero. The same recomputation serves a second
+backward through the same graph (``retain_graph=True``) when the workspace wrote its gradients over its
+forward buffers to save memory.
 """
 
 from __future__ import annotations
@@ -235,13 +237,25 @@ def backward_sequence(run: SequenceRun, ws, x: Tensor, h0: Tensor, c0: Tensor | 
                 dc_t.zero_()
 
     grads: dict[str, Tensor | None] = dict.fromkeys(needs)
-    d_gi = ws.grad_input()
-    d_gi2 = d_gi.reshape(L * N, d_gi.shape[-1])  # (L*N, G)
     w_in_name = cell.input_weight
+    w_in = p[w_in_name]  # (G, In)
+    In = x.shape[2]
+    chunk = ws.input_chunk_steps or L
     if needs["x"]:
-        grads["x"] = torch.mm(d_gi2, p[w_in_name]).view(L, N, x.shape[2])  # (L, N, In)
+        grads["x"] = x.new_empty(L, N, In)
     if needs.get(w_in_name):
-        grads[w_in_name] = torch.mm(d_gi2.t(), x.reshape(L * N, x.shape[2]))  # (G, In)
+        grads[w_in_name] = torch.zeros_like(w_in)
+
+    def project(t0: int, t1: int) -> Tensor:  # x W_in^T over steps [t0, t1), for workspaces that did not keep it
+        return torch.mm(x[t0:t1].reshape(-1, In), w_in.t()).view(t1 - t0, N, w_in.shape[0])
+
+    for t0 in range(0, L, chunk):  # one block of all L steps unless the workspace asks for smaller ones
+        t1 = min(L, t0 + chunk)
+        d_gi = ws.grad_input_chunk(t0, t1, project).reshape((t1 - t0) * N, w_in.shape[0])  # (T*N, G)
+        if needs["x"]:
+            torch.mm(d_gi, w_in, out=grads["x"][t0:t1].view((t1 - t0) * N, In))  # (T*N, In)
+        if needs.get(w_in_name):
+            grads[w_in_name].addmm_(d_gi.t(), x[t0:t1].reshape((t1 - t0) * N, In))  # (G, In)
     if w_hh is not None and needs.get(cell.recurrent_weight):
         h_in_seq = h_prev_seq if rd is None else h_prev_seq * rd  # (L, N, P)
         grads[cell.recurrent_weight] = torch.mm(d_rec.reshape(L * N, d_rec.shape[2]).t(), h_in_seq.reshape(L * N, h_in_seq.shape[2]))  # (G, P)
@@ -279,11 +293,15 @@ class RecurrentSequenceFunction(torch.autograd.Function):
         x, h0, c0, y, *params = ctx.saved_tensors
         keys = ("x", "h0", "c0", *run.names)
         needs = dict(zip(keys, ctx.needs_input_grad[1:]))
-        if torch.is_grad_enabled():
+        if torch.is_grad_enabled() or ctx.ws is None:
+            # a graph of the gradient is wanted, or a second backward (retain_graph=True) after a workspace
+            # that wrote its gradients over its forward buffers: differentiate the reference equations
             grads = _differentiable_backward(run, x, h0, c0, params, dy, dh_n, dc_n, needs)
         else:
             p = dict(zip(run.names, params))
             grads = backward_sequence(run, ctx.ws, x, h0, c0, p, y, ctx.cs, dy, dh_n, dc_n, needs)
+            if ctx.ws.reuses_buffers:
+                ctx.ws = None
         return (None, *(grads.get(k) for k in keys))
 
 
@@ -293,11 +311,17 @@ def _differentiable_backward(run, x, h0, c0, params, dy, dh_n, dc_n, needs) -> d
     keys = ["x", "h0", "c0", *run.names]
     tensors = [x, h0, c0, *params]
     wanted = [(k, t) for k, t in zip(keys, tensors) if needs.get(k)]
+    create_graph = torch.is_grad_enabled()
     with torch.enable_grad():
+        if not create_graph:  # a second plain backward: fresh leaves, so no graph outlives this call
+            tensors = [t if t is None else t.detach().requires_grad_(needs.get(k, False))
+                       for k, t in zip(keys, tensors)]
+            x, h0, c0, *params = tensors
+            wanted = [(k, t) for k, t in zip(keys, tensors) if needs.get(k)]
         y, h_n, c_n = reference_sequence(run, x, h0, c0, dict(zip(run.names, params)))
         outputs = [y, h_n] + ([c_n] if c_n is not None else [])
         grad_outputs = [dy, dh_n] + ([dc_n] if c_n is not None else [])
-        grads = torch.autograd.grad(outputs, [t for _, t in wanted], grad_outputs, create_graph=True,
+        grads = torch.autograd.grad(outputs, [t for _, t in wanted], grad_outputs, create_graph=create_graph,
                                     allow_unused=True)
     result = {}
     for (k, t), g in zip(wanted, grads):

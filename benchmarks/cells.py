@@ -1,0 +1,217 @@
+"""The layer-normalised LSTM on rnnkit's explicit engine against the loop a user writes today, and the cost
+of each regulariser over the bare cell.
+
+    .venv/bin/python benchmarks/cells.py                          # L=100, N=32, H in 128 256
+    .venv/bin/python benchmarks/cells.py --hidden 256 --rounds 15 --json
+
+Speed: forward + backward (loss = a weighted sum of the outputs) on the same input, same weights, for
+
+    explicit     rnnkit.nn.Recurrent("layernorm_lstm", engine="explicit"): hand-written BPTT
+    user loop    a per-step Python loop with nn.Linear and nn.LayerNorm, autograd for BPTT (what
+                 PyTorch users write, since torch.nn has no layer-normalised LSTM: pytorch#12167)
+    oneDNN LSTM  torch.nn.LSTM, no layer norm: the floor
+    matmuls      only the matrix multiplies both LN-LSTM implementations must do (the input projection of
+                 all steps, one h W_hh^T per step, and the backward's three products): how close is the floor
+
+and, for the bare LSTM cell, each regulariser's cost: explicit engine bare, + recurrent dropout 0.25,
++ zoneout 0.1, + weight drop 0.5; fused engine bare and + weight drop 0.5.
+
+The machine is shared and noisy, so the variants are measured round-robin (one run of each, in a new random
+order every round) and each time is the median over the rounds: ratios are what to read. Each hidden size
+runs in a fresh process.
+
+Memory: the peak resident memory added by one forward + backward, each variant in its own fresh process
+(``ru_maxrss`` after minus before; large CPU tensors are mapped and unmapped by the allocator, so the peak
+follows the live tensors).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+from torch import nn
+
+import rnnkit.nn as rn
+
+
+class UserLayerNormLSTM(nn.Module):
+    """The layer-normalised LSTM as a user writes it: nn.Linear and nn.LayerNorm in a loop over time."""
+
+    def __init__(self, input_size: int, hidden_size: int):
+        super().__init__()
+        H = hidden_size
+        self.hidden_size = H
+        self.ih = nn.Linear(input_size, 4 * H, bias=False)
+        self.hh = nn.Linear(H, 4 * H, bias=False)
+        self.bias = nn.Parameter(torch.zeros(4 * H))
+        self.ln_ih, self.ln_hh, self.ln_c = nn.LayerNorm(4 * H), nn.LayerNorm(4 * H), nn.LayerNorm(H)
+
+    def forward(self, x):  # x (L, N, In)
+        N, H = x.shape[1], self.hidden_size
+        h = x.new_zeros(N, H)
+        c = x.new_zeros(N, H)
+        outputs = []
+        for x_t in x:
+            a = self.ln_ih(self.ih(x_t)) + self.ln_hh(self.hh(h)) + self.bias  # (N, 4H)
+            i, f, g, o = a.chunk(4, 1)
+            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+            h = torch.sigmoid(o) * torch.tanh(self.ln_c(c))
+            outputs.append(h)
+        return torch.stack(outputs), (h, c)  # (L, N, H)
+
+    def load_from(self, layer: rn.Recurrent) -> None:
+        """Take the weights of a one-layer ``Recurrent("layernorm_lstm")``."""
+        with torch.no_grad():
+            self.ih.weight.copy_(layer.weight_ih_l0)
+            self.hh.weight.copy_(layer.weight_hh_l0)
+            self.bias.copy_(layer.bias_l0)
+            for ln, name in ((self.ln_ih, "ln_ih"), (self.ln_hh, "ln_hh"), (self.ln_c, "ln_c")):
+                ln.weight.copy_(getattr(layer, f"{name}_weight_l0"))
+                ln.bias.copy_(getattr(layer, f"{name}_bias_l0"))
+
+
+class MatmulsOnly(nn.Module):
+    """The matrix multiplies of an LN-LSTM's forward and backward with nothing else: the floor of both."""
+
+    def __init__(self, input_size: int, hidden_size: int):
+        super().__init__()
+        self.w_ih = nn.Parameter(torch.randn(4 * hidden_size, input_size) * 0.05)
+        self.w_hh = nn.Parameter(torch.randn(4 * hidden_size, hidden_size) * 0.05)
+
+    def forward(self, x):  # x (L, N, In)
+        L, N, _ = x.shape
+        H = self.w_hh.shape[1]
+        with torch.no_grad():
+            gi = x.reshape(L * N, -1) @ self.w_ih.t()  # the input projection of all steps
+            h = x.new_zeros(N, H)
+            hs = []
+            for _ in range(L):
+                h = torch.tanh((h @ self.w_hh.t())[:, :H])  # one h W_hh^T per step
+                hs.append(h)
+            d = torch.ones_like(gi)  # the backward: dx, dW_ih, dW_hh, one dh W_hh per step
+            _ = d @ self.w_ih, d.t() @ x.reshape(L * N, -1), d.t() @ torch.cat(hs).reshape(L * N, H)
+            dh = x.new_ones(N, 4 * H)
+            for _ in range(L):
+                _ = dh @ self.w_hh
+        return gi.view(L, N, -1)[..., :H] + 0 * self.w_ih.sum() + 0 * self.w_hh.sum(), None
+
+
+def variants(H: int) -> dict[str, nn.Module]:
+    torch.manual_seed(0)
+    explicit = rn.Recurrent("layernorm_lstm", H, H, engine="explicit")
+    user = UserLayerNormLSTM(H, H)
+    user.load_from(explicit)
+
+    def lstm(engine, **options):
+        torch.manual_seed(0)
+        return rn.Recurrent("lstm", H, H, engine=engine, **options)
+
+    return {
+        "ln explicit": explicit, "ln user loop": user, "oneDNN LSTM": nn.LSTM(H, H), "matmuls": MatmulsOnly(H, H),
+        "lstm explicit": lstm("explicit"), "+ recurrent_dropout 0.25": lstm("explicit", recurrent_dropout=0.25),
+        "+ zoneout 0.1": lstm("explicit", zoneout=0.1), "+ weight_drop 0.5": lstm("explicit", weight_drop=0.5),
+        "lstm fused": lstm("fused"), "fused + weight_drop 0.5": lstm("fused", weight_drop=0.5),
+    }
+
+
+def run_once(model: nn.Module, x: torch.Tensor, weights: torch.Tensor) -> float:
+    start = time.perf_counter()
+    out, _ = model(x)
+    (out * weights).sum().backward()
+    elapsed = time.perf_counter() - start
+    model.zero_grad(set_to_none=True)
+    return elapsed
+
+
+def measure_speed(H: int, L: int, N: int, rounds: int) -> dict[str, float]:
+    models = variants(H)
+    x = torch.randn(L, N, H)
+    weights = torch.randn(L, N, H)
+    for model in models.values():  # warm-up: allocator, oneDNN primitives
+        run_once(model, x, weights)
+    times: dict[str, list[float]] = {name: [] for name in models}
+    for _ in range(rounds):
+        order = list(models)
+        random.shuffle(order)
+        for name in order:
+            times[name].append(run_once(models[name], x, weights))
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def measure_memory(name: str, H: int, L: int, N: int) -> float:
+    """MiB of peak resident memory added by one forward + backward of variant ``name`` (this process only)."""
+    model = variants(H)[name]
+    x = torch.randn(L, N, H)
+    weights = torch.randn(L, N, H)
+    with torch.no_grad():
+        model(x[:2])  # load kernels and code paths before the baseline is read
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    run_once(model, x, weights)
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return (after - before) / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--hidden", type=int, nargs="+", default=[128, 256])
+    parser.add_argument("--length", type=int, default=100)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=11)
+    parser.add_argument("--json", action="store_true", help="print one JSON line instead of the table")
+    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: speed of one H, in this process
+    parser.add_argument("--memory-of", help=argparse.SUPPRESS)  # internal: memory of one variant
+    args = parser.parse_args()
+    if args.memory_of:
+        print(json.dumps(measure_memory(args.memory_of, args.one, args.length, args.batch)))
+        return
+    if args.one:
+        print(json.dumps(measure_speed(args.one, args.length, args.batch, args.rounds)))
+        return
+
+    def child(*extra) -> object:
+        command = [sys.executable, __file__, "--length", str(args.length), "--batch", str(args.batch),
+                   "--rounds", str(args.rounds), *extra]
+        return json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
+
+    results = {}
+    for H in args.hidden:
+        speed = child("--one", str(H))
+        memory = {name: child("--one", str(H), "--memory-of", name)
+                  for name in ("ln explicit", "ln user loop", "oneDNN LSTM")}
+        results[H] = {"seconds": speed, "peak_mib": memory}
+    record = {"benchmark": "cells", "L": args.length, "N": args.batch, "rounds": args.rounds,
+              "threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine(),
+              "results": results}
+    if args.json:
+        print(json.dumps(record))
+        return
+    for H, result in results.items():
+        s, m = result["seconds"], result["peak_mib"]
+        print(f"H={H}  L={args.length} N={args.batch}  forward+backward, median of {args.rounds} rounds")
+        print(f"  layernorm_lstm explicit {s['ln explicit'] * 1e3:8.1f} ms   peak +{m['ln explicit']:.0f} MiB")
+        print(f"  user loop               {s['ln user loop'] * 1e3:8.1f} ms   peak +{m['ln user loop']:.0f} MiB"
+              f"   explicit is {s['ln user loop'] / s['ln explicit']:.2f}x faster, "
+              f"{m['ln explicit'] / m['ln user loop']:.2f}x the memory")
+        print(f"  oneDNN LSTM (no LN)     {s['oneDNN LSTM'] * 1e3:8.1f} ms   peak +{m['oneDNN LSTM']:.0f} MiB"
+              f"   explicit is {s['ln explicit'] / s['oneDNN LSTM']:.2f}x its time")
+        print(f"  matmuls only            {s['matmuls'] * 1e3:8.1f} ms"
+              f"   explicit is {s['ln explicit'] / s['matmuls']:.2f}x the matmuls")
+        bare = s["lstm explicit"]
+        for name in ("+ recurrent_dropout 0.25", "+ zoneout 0.1", "+ weight_drop 0.5"):
+            print(f"  lstm explicit {name:<26} {s[name] / bare:.2f}x the bare explicit LSTM ({bare * 1e3:.1f} ms)")
+        print(f"  lstm fused + weight_drop 0.5           {s['fused + weight_drop 0.5'] / s['lstm fused']:.2f}x "
+              f"the bare fused LSTM ({s['lstm fused'] * 1e3:.1f} ms)")
+    print(json.dumps(record))
+
+
+if __name__ == "__main__":
+    main()
