@@ -572,7 +572,12 @@ function drawGradientChart(g) {
     svg("line", {x1: left, x2: width - right, y1: y(10 ** e), y2: y(10 ** e), class: "grid"}, chart);
     svg("text", {x: left - 6, y: y(10 ** e) + 4, "text-anchor": "end", class: "tick"}, chart).textContent = "1e" + e;
   }
-  svg("text", {x: (left + width) / 2, y: height - 5, "text-anchor": "middle", class: "tick"}, chart).textContent =
+  for (let i = 0; i < 5; i++) {
+    const index = Math.round((i / 4) * (n - 1));
+    svg("text", {x: x(index), y: height - bottom + 14, "text-anchor": "middle", class: "tick"}, chart).textContent =
+      String(g.positions[index]);
+  }
+  svg("text", {x: (left + width) / 2, y: height - 3, "text-anchor": "middle", class: "tick"}, chart).textContent =
     "position t in the shown text (the loss is at the right end)";
   g.norms.forEach((norms, k) => {
     let path = "";
@@ -581,7 +586,8 @@ function drawGradientChart(g) {
       if (v > 0) { path += (pen ? "L" : "M") + x(i).toFixed(1) + "," + y(v).toFixed(1); pen = true; } else { pen = false; }
     });
     svg("path", {d: path, class: "curve layer" + (k === g.norms.length - 1 ? " top" : ""), "data-layer": k}, chart);
-    svg("text", {x: width - right - 4, y: topMargin + 14 + 14 * k, "text-anchor": "end", class: "tick"}, chart)
+    // The legend sits top left, where the curves are low: the gradient is smallest far from the loss.
+    svg("text", {x: left + 8, y: topMargin + 14 + 14 * k, "text-anchor": "start", class: "tick legend" + (k === g.norms.length - 1 ? " top" : "")}, chart)
       .textContent = (k === g.norms.length - 1 ? "\u2014 top layer " : "\u2014 layer ") + k;
   });
 }
