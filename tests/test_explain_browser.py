@@ -366,3 +366,47 @@ def test_a_2x256_lstm_page_is_small_and_quick_to_type_in(browser, tmp_path, caps
               f"{frame:.1f} ms (handler {update:.1f} ms) over {len(typed)} keystrokes; parity on 1,000 characters "
               f"{parity:.1e}")
     assert frame <= LATENCY_LIMIT and parity <= PARITY
+
+
+def test_typing_words_into_a_word_model_page(browser, tmp_path):
+    vocab = WordVocab.build(PROSE)
+    model = tiny_model("gru", vocab, embedding=6)
+    page, _ = make_page(tmp_path / "page.html", model, vocab, PROSE[:120])
+    driver = open_page(browser, page)
+    driver.find_element("css selector", '#tabs button[data-tab="live"]').click()
+    driver.find_element("id", "live-input").send_keys("JULIET:\nO zebra moon")
+    words = [span.text for span in driver.find_elements("css selector", "#live-colour .p")]
+    assert words == ["JULIET:", "", "O", "zebra", "moon"]  # the newline is <eos>; zebra is read as <unk>
+    assert "unknown" in driver.find_elements("css selector", "#live-colour .p")[3].get_attribute("class")
+    assert "after \u201cmoon\u201d" in driver.find_element("id", "live-next-title").text
+    assert severe(driver) == []
+
+
+def test_the_page_of_rnnkit_explain_shows_the_gradient_through_time(browser, tmp_path, capsys):
+    from dataclasses import asdict
+
+    from cli_helpers import run_cli
+    from rnnkit.tasks.lm import LMDataConfig
+    from rnnkit.train import RunDirectory
+
+    vocab = CharVocab.build(CODE)
+    model = tiny_model("layernorm_lstm", vocab)
+    meta = {"task": "lm", "configs": {"data": asdict(LMDataConfig(data="code.txt")), "model": model.config.to_dict()},
+            "vocab": vocab.to_dict()}
+    if model.config.cell != "layernorm_lstm":  # LanguageModel does not build this cell yet: a plain LSTM run
+        model = tiny_model("lstm", vocab)
+    RunDirectory.create(tmp_path / "run").save(model, tensors={}, meta=meta)
+    (tmp_path / "code.py").write_text(CODE[:400])
+    code, _, stderr = run_cli(capsys, "explain", tmp_path / "run", "--text", tmp_path / "code.py",
+                              "--out", tmp_path / "page.html")
+    assert code == 0, stderr
+    driver = open_page(browser, tmp_path / "page.html")
+    driver.find_element("css selector", '#tabs button[data-tab="gradient"]').click()
+    assert driver.find_element("id", "gradient-chart").is_displayed()
+    assert len(driver.find_elements("css selector", "#gradient-chart path.curve")) == 2  # one per layer
+    assert "depends on its state after reading position t" in driver.find_element("id", "gradient-caption").text
+    shades = colours(driver, "#gradient-text .g")
+    assert len(shades) == 400 and len(set(shades)) > 10  # the text coloured by the gradient's size
+    title = driver.find_elements("css selector", "#gradient-text .g")[10].get_attribute("title")
+    assert title.startswith("\u2016\u2202L/\u2202h_t\u2016 = ")
+    assert severe(driver) == []
