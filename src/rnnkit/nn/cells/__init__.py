@@ -11,7 +11,7 @@ Adding a cell: write a subclass of :class:`rnnkit.nn.cells.base.Cell` in its own
 same way, from anywhere). ``"rnn"`` is accepted as the old name of ``"rnn_tanh"``.
 """
 
-from . import rnn, lstm, gru, layernorm_lstm, layernorm_gru  # noqa: F401  (the registration line)
+from . import rnn, lstm, gru, layernorm_lstm, layernorm_gru, mingru, minlstm, rglru  # noqa: F401  (the registration line)
 from .base import Cell, ParamSpec, Workspace
 from .registry import ALIASES, cell_names, get_cell, register_cell
 

@@ -4,7 +4,9 @@ r"""The engines that run a recurrent layer over a sequence.
   (:func:`run_fused`, the whole stack at once);
 * ``explicit``: rnnkit's unrolled loop with a hand-written BPTT, for any cell
   (:mod:`rnnkit.nn.engines.explicit`);
-* ``reference``: the cell's own equations under autograd (:mod:`rnnkit.nn.engines.reference`).
+* ``reference``: the cell's own equations under autograd (:mod:`rnnkit.nn.engines.reference`);
+* ``scan``: linear recurrences h_t = a_t ⊙ h_{t-1} + b_t, the whole sequence at once
+  (:mod:`rnnkit.nn.engines.scan`).
 
 ``SEQUENCE_ENGINES`` maps an engine's name to the function that runs one layer in one direction:
 ``engine(run, x, h0, c0, params) -> (y, h_n, c_n)``.
@@ -17,6 +19,7 @@ from torch.nn.utils.rnn import PackedSequence
 
 from .explicit import RecurrentSequenceFunction, SequenceRun
 from .reference import reference_sequence
+from .scan import scan_sequence
 
 
 def run_explicit(run: SequenceRun, x: Tensor, h0: Tensor, c0: Tensor | None, p: dict[str, Tensor]):
@@ -24,7 +27,7 @@ def run_explicit(run: SequenceRun, x: Tensor, h0: Tensor, c0: Tensor | None, p: 
     return result if len(result) == 3 else (*result, None)
 
 
-SEQUENCE_ENGINES = {"explicit": run_explicit, "reference": reference_sequence}
+SEQUENCE_ENGINES = {"explicit": run_explicit, "reference": reference_sequence, "scan": scan_sequence}
 
 _KERNELS = {"LSTM": _VF.lstm, "GRU": _VF.gru, "RNN_TANH": _VF.rnn_tanh, "RNN_RELU": _VF.rnn_relu}
 
