@@ -20,9 +20,7 @@ import pytest
 import torch
 
 from rnnkit.data.text import CharVocab, WordVocab
-from rnnkit.errors import InputError
 from rnnkit.models import LanguageModel
-from rnnkit.nn import Recurrent
 from rnnkit.viz import (browser_model, collect_activations, final_outputs, rank_units, text_features,
                         units_by_example, varying, write_page)
 
@@ -68,13 +66,8 @@ def tiny_model(cell: str, vocab, layers: int = 2, hidden: int = 8, embedding: in
     """A language model of ``cell`` with every parameter moved off its initial value (layer-norm gains and biases
     too), so that a parameter read in the wrong place shows."""
     torch.manual_seed(seed)
-    try:
-        model = LanguageModel(len(vocab), cell=cell, hidden_size=hidden, num_layers=layers, embedding_dim=embedding)
-        if options:
-            raise InputError("options")
-    except InputError:  # LanguageModel does not build this cell (or these options) itself: put the layers in
-        model = LanguageModel(len(vocab), cell="lstm", hidden_size=hidden, num_layers=layers, embedding_dim=embedding)
-        model.rnn = Recurrent(cell, embedding or len(vocab), hidden, layers, batch_first=True, **options)
+    model = LanguageModel(len(vocab), cell=cell, hidden_size=hidden, num_layers=layers, embedding_dim=embedding,
+                          **options)
     with torch.no_grad():
         for name, parameter in model.named_parameters():
             parameter.add_(0.3 * torch.randn_like(parameter))
@@ -146,9 +139,14 @@ def test_run_in_the_page_equals_the_python_forward_pass(browser, tmp_path, cell,
         assert max_difference(got, expected) <= PARITY, (cell, level, probe[:20])
 
 
-def test_zoneout_in_evaluation_runs_in_the_page(browser, tmp_path):
+@pytest.mark.parametrize("options", [
+    {"zoneout": 0.3},  # in evaluation h_t = p h_{t-1} + (1 - p) h~_t: the page must do it too
+    {"recurrent_dropout": 0.2, "weight_drop": 0.3, "embedding_dropout": 0.1, "locked_dropout": True, "dropout": 0.2,
+     "forget_bias": 1.0},  # identities in evaluation
+])
+def test_regularised_models_run_in_the_page(browser, tmp_path, options):
     vocab = CharVocab.build(CODE)
-    model = tiny_model("lstm", vocab, zoneout=0.3)
+    model = tiny_model("layernorm_lstm", vocab, embedding=5, **options)
     page, _ = make_page(tmp_path / "page.html", model, vocab, PROBE)
     driver = open_page(browser, page)
     got = driver.execute_script("return window.rnnkitModel.run(arguments[0])", CODE[:300])
@@ -393,8 +391,6 @@ def test_the_page_of_rnnkit_explain_shows_the_gradient_through_time(browser, tmp
     model = tiny_model("layernorm_lstm", vocab)
     meta = {"task": "lm", "configs": {"data": asdict(LMDataConfig(data="code.txt")), "model": model.config.to_dict()},
             "vocab": vocab.to_dict()}
-    if model.config.cell != "layernorm_lstm":  # LanguageModel does not build this cell yet: a plain LSTM run
-        model = tiny_model("lstm", vocab)
     RunDirectory.create(tmp_path / "run").save(model, tensors={}, meta=meta)
     (tmp_path / "code.py").write_text(CODE[:400])
     code, _, stderr = run_cli(capsys, "explain", tmp_path / "run", "--text", tmp_path / "code.py",
