@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from .base import Cell, ParamSpec, Workspace, bias_sum, layer_norm, new_buffer
+from .lstm import lstm_memory, lstm_memory_
 from .registry import register_cell
 
 EPS = 1e-5
@@ -51,9 +52,7 @@ class LayerNormLSTM(Cell):
              + layer_norm(h_in @ p["weight_hh"].t(), p["ln_hh_weight"], p["ln_hh_bias"], EPS))  # (N, 4H)
         if "bias" in p:
             a = a + p["bias"]
-        i, f, g, o = a.chunk(4, 1)
-        i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
-        c = f * c_prev + i * g  # (N, H)
+        i, f, g, o, c = lstm_memory(a, c_prev)
         h = o * torch.tanh(layer_norm(c, p["ln_c_weight"], p["ln_c_bias"], EPS))
         return (h, c), {"input": i, "forget": f, "cell": g, "output": o}
 
@@ -100,13 +99,7 @@ class LayerNormLSTMWorkspace(Workspace):
         self.rstd_hh[t, :bs] = rstd
         a = self.act[t, :bs]
         a += ln_hh
-        a[:, : 2 * H].sigmoid_()  # i, f
-        a[:, 2 * H : 3 * H].tanh_()  # g
-        a[:, 3 * H :].sigmoid_()  # o
-        i, f, g, o = a.chunk(4, 1)
-        c = self.c[t, :bs]  # (bs, H)
-        torch.mul(f, c_prev, out=c)
-        c.addcmul_(i, g)
+        i, f, g, o, c = lstm_memory_(a, c_prev, out=self.c[t, :bs])
         cn, mean_c, rstd_c = _ln(c, (H,), p["ln_c_weight"], p["ln_c_bias"], EPS)
         self.mean_c[t, :bs] = mean_c
         self.rstd_c[t, :bs] = rstd_c

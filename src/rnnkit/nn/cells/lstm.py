@@ -21,6 +21,26 @@ from .base import Cell, ParamSpec, Workspace, bias_sum, new_buffer
 from .registry import register_cell
 
 
+def lstm_memory(a: Tensor, c_prev: Tensor) -> tuple[Tensor, ...]:
+    """The LSTM family's gates and memory from the pre-activations a (N, 4H): i, f, o = σ, g = tanh,
+    ``c_t = f ⊙ c_{t-1} + i ⊙ g``. Returns (i, f, g, o, c)."""
+    i, f, g, o = a.chunk(4, 1)
+    i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
+    return i, f, g, o, f * c_prev + i * g
+
+
+def lstm_memory_(a: Tensor, c_prev: Tensor, out: Tensor) -> tuple[Tensor, ...]:
+    """:func:`lstm_memory` in place: the gates over their pre-activations in ``a`` (bs, 4H), c_t into ``out``."""
+    H = a.shape[1] // 4
+    a[:, : 2 * H].sigmoid_()  # i, f
+    a[:, 2 * H : 3 * H].tanh_()  # g
+    a[:, 3 * H :].sigmoid_()  # o
+    i, f, g, o = a.chunk(4, 1)
+    torch.mul(f, c_prev, out=out)
+    out.addcmul_(i, g)
+    return i, f, g, o, out
+
+
 @register_cell
 class LSTM(Cell):
     name = "lstm"
@@ -43,9 +63,7 @@ class LSTM(Cell):
         a = x_t @ p["weight_ih"].t() + h_in @ p["weight_hh"].t()  # (N, 4H)
         if "bias_ih" in p:
             a = a + p["bias_ih"] + p["bias_hh"]
-        i, f, g, o = a.chunk(4, 1)
-        i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
-        c = f * c_prev + i * g  # (N, H)
+        i, f, g, o, c = lstm_memory(a, c_prev)
         h = o * torch.tanh(c)
         if "weight_hr" in p:
             h = h @ p["weight_hr"].t()  # (N, P)
@@ -71,15 +89,7 @@ class LSTMWorkspace(Workspace):
         return self.act[t, :bs]
 
     def step(self, t, bs, h_prev, c_prev):
-        H = self.H
-        a = self.act[t, :bs]  # (bs, 4H), h_in W_hh^T already added
-        a[:, : 2 * H].sigmoid_()  # i, f
-        a[:, 2 * H : 3 * H].tanh_()  # g
-        a[:, 3 * H :].sigmoid_()  # o
-        i, f, g, o = a.chunk(4, 1)
-        c = self.c[t, :bs]  # (bs, H)
-        torch.mul(f, c_prev, out=c)
-        c.addcmul_(i, g)
+        i, f, g, o, c = lstm_memory_(self.act[t, :bs], c_prev, out=self.c[t, :bs])  # h_in W_hh^T already added
         tanh_c = self.tanh_c[t, :bs]
         torch.tanh(c, out=tanh_c)
         m = self.m[t, :bs]
