@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .base import Cell, ParamSpec, Workspace, bias_sum
-from .mingru import g, g_inplace, g_slope
+from .mingru import g, g_and_slope, time_chunks
 from .registry import register_cell
 
 
@@ -64,36 +64,41 @@ class MinLSTM(Cell):
 
     # --- the linear form, for the scan and step engines ---------------------------------------------------------
     def linear_coefficients(self, gi: Tensor, p: dict[str, Tensor]):
-        """``a = f'``, ``b = (1 − f') ⊙ h̃`` (L, N, H) from ``gi = x W_ih^T + b_ih`` (L, N, 3H), which is
-        overwritten with [σ(−v_f); σ(−v_i); h̃] (what the backward pass needs) and kept."""
+        """``a = f'``, ``b = (1 − f') ⊙ h̃`` (L, N, H) from ``gi = x W_ih^T + b_ih`` (L, N, 3H). gi is kept for the
+        backward pass with its f and i rows overwritten by σ(−v_f) = 1 − f and σ(−v_i) = 1 − i."""
+        L, N, _ = gi.shape
         H = self.hidden_size
-        v_f, v_i, candidate = gi[..., :H], gi[..., H:2 * H], gi[..., 2 * H:]  # views: (L, N, H) each
-        a = torch.sigmoid(F.logsigmoid(v_f) - F.logsigmoid(v_i))  # (L, N, H): f' = f / (f + i)
-        positive = g_inplace(candidate)
-        b = torch.mul(1 - a, candidate)  # (L, N, H): i' h̃
-        v_f.neg_().sigmoid_()  # 1 − f = σ(−v_f)
-        v_i.neg_().sigmoid_()  # 1 − i
-        return a, b, (gi, positive, a)
+        a, b = gi.new_empty(L, N, H), gi.new_empty(L, N, H)
+        for w in time_chunks(L, N * H):
+            v_f, v_i = gi[w, :, :H], gi[w, :, H:2 * H]  # (T, N, H)
+            forget = torch.sigmoid(F.logsigmoid(v_f).sub_(F.logsigmoid(v_i)), out=a[w])  # f' = f / (f + i)
+            torch.mul(1 - forget, g_and_slope(gi[w, :, 2 * H:])[0], out=b[w])  # i' h̃
+            v_f.neg_().sigmoid_()
+            v_i.neg_().sigmoid_()
+        return a, b, (gi, a)
 
-    def linear_backward(self, saved, da: Tensor, db: Tensor, p: dict[str, Tensor]):
-        """dL/d gi (L, N, 3H) and dL/d bias_ih from dL/da, dL/db, with d = log σ(v_f) − log σ(v_i), f' = σ(d):
+    def linear_backward(self, saved, dh: Tensor, h_prev, p: dict[str, Tensor]):
+        """dL/d gi (L, N, 3H) and dL/d bias_ih from dh = dL/db (dL/da = dh h_{t-1}), with
+        d = log σ(v_f) − log σ(v_i) and f' = σ(d):
 
-            df' = da − db ⊙ h̃,    dd = df' ⊙ f' (1 − f'),    dv_f = dd ⊙ (1 − f),    dv_i = −dd ⊙ (1 − i)
-            dh̃ = db ⊙ (1 − f'),    dv_h = dh̃ ⊙ g'(v_h)
+            df' = dh ⊙ (h_{t-1} − h̃),  dd = df' ⊙ f' (1 − f'),  dv_f = dd ⊙ (1 − f),  dv_i = −dd ⊙ (1 − i)
+            dh̃ = dh ⊙ (1 − f'),         dv_h = dh̃ ⊙ g'(v_h)
         """
-        gi, positive, forget = saved
+        gi, a = saved
+        L, N, _ = gi.shape
         H = self.hidden_size
-        not_f, not_i, candidate = gi[..., :H], gi[..., H:2 * H], gi[..., 2 * H:]
-        input_ = 1 - forget  # (L, N, H): i'
         d_gi = torch.empty_like(gi)  # (L, N, 3H)
-        dv_f, dv_i, dv_h = d_gi[..., :H], d_gi[..., H:2 * H], d_gi[..., 2 * H:]
-        dd = torch.mul(db, candidate).neg_().add_(da).mul_(forget).mul_(input_)  # (L, N, H)
-        torch.mul(dd, not_f, out=dv_f)
-        torch.mul(dd, not_i, out=dv_i).neg_()
-        torch.mul(db, input_, out=dv_h).mul_(g_slope(candidate, positive))
+        for w in time_chunks(L, N * H):
+            forget = a[w]  # (T, N, H)
+            input_ = 1 - forget
+            candidate, slope = g_and_slope(gi[w, :, 2 * H:])
+            dd = torch.sub(h_prev[w], candidate).mul_(dh[w]).mul_(forget).mul_(input_)
+            torch.mul(dd, gi[w, :, :H], out=d_gi[w, :, :H])
+            torch.mul(dd, gi[w, :, H:2 * H], out=d_gi[w, :, H:2 * H]).neg_()
+            torch.mul(dh[w], input_, out=d_gi[w, :, 2 * H:]).mul_(slope)
         grads = {"bias_ih": bias_sum(d_gi)} if "bias_ih" in p else {}
         return d_gi, grads
 
     def linear_gates(self, saved) -> dict[str, Tensor]:
-        gi, _, forget = saved
-        return {"forget": forget, "input": 1 - forget, "candidate": gi[..., 2 * self.hidden_size:]}
+        gi, a = saved
+        return {"forget": a, "input": 1 - a, "candidate": g(gi[..., 2 * self.hidden_size:])}

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .base import Cell, ParamSpec, Workspace, bias_sum
+from .mingru import time_chunks
 from .registry import register_cell
 
 C = 8.0  # Griffin's constant c: a_t = σ(Λ)^(c r_t)
@@ -81,7 +82,7 @@ class RGLRU(Cell):
     # --- the linear form, for the scan and step engines ---------------------------------------------------------
     def linear_coefficients(self, gi: Tensor, p: dict[str, Tensor]):
         """``a``, ``b = sqrt(1 − a²) ⊙ i ⊙ u`` (L, N, H) from ``u = gi = x W_in^T + b_in`` (L, N, H); both gates
-        come from one matrix multiply of u with [W_a; W_x]."""
+        come from one matrix multiply of u with [W_a; W_x]. Kept for the backward pass: u, [r; i] and a."""
         L, N, H = gi.shape
         u = gi
         w = torch.cat([p["weight_a"], p["weight_x"]])  # (2H, H)
@@ -90,43 +91,58 @@ class RGLRU(Cell):
             gates = torch.addmm(torch.cat([p["bias_a"], p["bias_x"]]), u2, w.t())  # (L*N, 2H)
         else:
             gates = torch.mm(u2, w.t())
-        gates = gates.view(L, N, 2 * H).sigmoid_()  # [r; i]
-        r, i = gates[..., :H], gates[..., H:]
-        log_a = r * (-C * F.softplus(-p["lambda"]))  # (L, N, H)
-        a = torch.exp(log_a)
-        scale = torch.expm1(log_a.mul_(2)).neg_().sqrt_()  # sqrt(1 − a²), in place of log a
-        b = (i * u).mul_(scale)  # (L, N, H)
-        return a, b, (u, gates, a, scale)
+        gates = gates.view(L, N, 2 * H)
+        rate = -C * F.softplus(-p["lambda"])  # (H,): log a = rate r
+        a, b = u.new_empty(L, N, H), u.new_empty(L, N, H)
+        for s in time_chunks(L, N * H):
+            r = gates[s, :, :H].sigmoid_()  # (T, N, H)
+            i = gates[s, :, H:].sigmoid_()
+            log_a = r * rate
+            torch.exp(log_a, out=a[s])
+            scale = torch.expm1(log_a.mul_(2)).neg_().sqrt_()  # sqrt(1 − a²)
+            torch.mul(i, u[s], out=b[s]).mul_(scale)
+        return a, b, (u, gates, a)
 
-    def linear_backward(self, saved, da: Tensor, db: Tensor, p: dict[str, Tensor]):
-        """dL/du (L, N, H), through both gates, and the other parameters' gradients from dL/da, dL/db:
+    def linear_backward(self, saved, dh: Tensor, h_prev, p: dict[str, Tensor]):
+        """dL/du (L, N, H), through both gates, and the other parameters' gradients from dh = dL/db
+        (dL/da = dh h_{t-1}), with s = sqrt(1 − a²) and ds/d log a = −a² / s:
 
-            d(i u) = db ⊙ s,   ds = db ⊙ i u,   s = sqrt(1 − a²),  ds/d log a = −a² / s
-            d log a = a ⊙ (da − ds ⊙ a / s)         (0 where s = 0, a = 1: r or softplus(−Λ) underflowed)
+            d(i u) = dh ⊙ s,   d log a = dh ⊙ a ⊙ (h_{t-1} − i u a / s)   (a / s taken as 0 where s = 0, a = 1)
             dv_a = d log a ⊙ (−c softplus(−Λ)) ⊙ r (1 − r),      dv_i = d(i u) ⊙ u ⊙ i (1 − i)
             du = d(i u) ⊙ i + [dv_a, dv_i] [W_a; W_x],           dΛ = c σ(−Λ) Σ_{t,n} d log a ⊙ r
+
+        a / s is computed as a s / (s² + tiny): the same number wherever s² is a normal float, 0 at s = 0.
         """
-        u, gates, a, scale = saved
+        u, gates, a = saved
         L, N, H = u.shape
-        r, i = gates[..., :H], gates[..., H:]
-        d_iu = db * scale  # (L, N, H)
-        ratio = torch.where(scale > 0, a / scale, 0.0)
-        d_log_a = torch.mul(db, i).mul_(u).mul_(ratio).neg_().add_(da).mul_(a)  # (L, N, H)
+        rate = -C * F.softplus(-p["lambda"])  # (H,)
+        tiny = torch.finfo(u.dtype).tiny
         d_gates = torch.empty_like(gates)  # (L, N, 2H): dL/d [u W_a^T + b_a; u W_x^T + b_x]
-        torch.mul(d_log_a, -C * F.softplus(-p["lambda"]), out=d_gates[..., :H]).mul_(r).mul_(1 - r)
-        torch.mul(d_iu, u, out=d_gates[..., H:]).mul_(i).mul_(1 - i)
+        du = torch.empty_like(u)  # (L, N, H)
+        d_rate = u.new_zeros(H)  # Σ_{t,n} d log a ⊙ r
+        for s in time_chunks(L, N * H):
+            r, i, a_s, u_s, dh_s = gates[s, :, :H], gates[s, :, H:], a[s], u[s], dh[s]  # (T, N, H)
+            scale = torch.expm1(r * (2 * rate)).neg_().sqrt_()  # sqrt(1 − a²), recomputed exactly
+            ratio = torch.mul(a_s, scale).div_(scale * scale + tiny)  # a / s
+            iu = i * u_s
+            d_log_a = iu.mul_(ratio).neg_().add_(h_prev[s]).mul_(dh_s).mul_(a_s)
+            d_rate += (d_log_a * r).sum((0, 1))
+            torch.mul(d_log_a, rate, out=d_gates[s, :, :H]).mul_(r).mul_(1 - r)
+            d_iu = dh_s * scale
+            torch.mul(d_iu, u_s, out=d_gates[s, :, H:]).mul_(i).mul_(1 - i)
+            torch.mul(d_iu, i, out=du[s])
         w = torch.cat([p["weight_a"], p["weight_x"]])  # (2H, H)
         dg2 = d_gates.view(L * N, 2 * H)
-        du = torch.addmm((d_iu * i).view(L * N, H), dg2, w).view(L, N, H)  # (L, N, H)
+        du.view(L * N, H).addmm_(dg2, w)  # the gates' path back to u
         dw = torch.mm(dg2.t(), u.reshape(L * N, H))  # (2H, H)
-        grads = {"weight_a": dw[:H], "weight_x": dw[H:],
-                 "lambda": torch.sigmoid(-p["lambda"]) * C * (d_log_a * r).reshape(L * N, H).sum(0)}
+        # log a = −c r softplus(−Λ): d log a / dΛ = c r σ(−Λ)
+        grads = {"weight_a": dw[:H], "weight_x": dw[H:], "lambda": torch.sigmoid(-p["lambda"]) * C * d_rate}
         if "bias_in" in p:
             db_gates = bias_sum(d_gates)  # (2H,)
             grads.update(bias_in=bias_sum(du), bias_a=db_gates[:H], bias_x=db_gates[H:])
         return du, grads
 
     def linear_gates(self, saved) -> dict[str, Tensor]:
-        u, gates, a, _ = saved
+        u, gates, a = saved
         H = u.shape[2]
         return {"recurrence": gates[..., :H], "input": gates[..., H:], "decay": a}

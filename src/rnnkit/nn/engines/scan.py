@@ -165,21 +165,52 @@ class LinearScan(torch.autograd.Function):
         Each full-size tensor allocated costs about as much as one pass over it (fresh pages), so the shifted
         copies of ``a`` and ``h`` that :meth:`gradients` builds are replaced by shifted views.
         """
-        L = a.shape[0]
-        c = torch.empty(g.shape, dtype=g.dtype, device=g.device)  # (L, N, H): dL/dh_t in total
-        lo, hi = slice(0, L - 1), slice(1, L)
-        # rest: every step but the scan's last; shifted: the step after each of them, which reads its state
-        rest, shifted, first, last = (hi, lo, L - 1, 0) if reverse else (lo, hi, 0, L - 1)
-        c[last] = g[last]
-        if L > 1:
-            # c_t = g_t + a_{t+1} c_{t+1}: the scan of (a shifted by one step, g) in the other direction
-            _scan_into(c[rest], a[shifted], g[rest], c[last], not reverse)
+        c = reverse_carry(a, g, reverse=reverse)  # (L, N, H): dL/dh_t in total
+        first = a.shape[0] - 1 if reverse else 0
         da = None
         if need_a:
-            da = torch.empty_like(c)  # (L, N, H): dL/da_t = c_t h_{t-1}
-            torch.mul(c[shifted], h[rest], out=da[shifted])
+            L = a.shape[0]
+            # rest: the steps whose previous state is in h; shifted: where that state sits
+            rest, shifted = (slice(0, L - 1), slice(1, L)) if reverse else (slice(1, L), slice(0, L - 1))
+            da = torch.empty_like(c)  # (L, N, H): dL/da_t = c_t h_{t-1}  (reverse: c_t h_{t+1})
+            torch.mul(c[rest], h[shifted], out=da[rest])
             torch.mul(c[first], h0, out=da[first])
         return da, c, a[first] * c[first]
+
+
+def reverse_carry(a: Tensor, g: Tensor, extra: Tensor | None = None, reverse: bool = False) -> Tensor:
+    """The gradient carried back through ``h_t = a_t h_{t-1} + b_t``: ``c_t = g_t + a_{t+1} c_{t+1}``, c_L = g_L.
+
+    The scan of (a shifted by one step, g) in the other direction, written into one new tensor, with shifted views
+    in place of shifted copies (a full-size tensor allocated costs about as much as a pass over it: fresh pages).
+    ``extra`` (N, H), when given, is added to g at the last step (the gradient of the final state).
+    ``reverse``: the forward scan ran from L-1 down to 0, so the carry runs upwards.
+    """
+    L = a.shape[0]
+    c = torch.empty(g.shape, dtype=g.dtype, device=g.device)  # (L, N, H)
+    if L == 0:
+        return c
+    lo, hi = slice(0, L - 1), slice(1, L)
+    # rest: every step but the last one the scan reaches; shifted: the step that reads each of their states
+    rest, shifted, last = (hi, lo, 0) if reverse else (lo, hi, L - 1)
+    torch.add(g[last], extra, out=c[last]) if extra is not None else c[last].copy_(g[last])
+    if L > 1:
+        _scan_into(c[rest], a[shifted], g[rest], c[last], not reverse)
+    return c
+
+
+class PreviousStates:
+    """``h_{t-1}`` for every step t, from h0 (N, H) and the states h (L, N, H), sliced by time without building
+    the shifted copy: ``PreviousStates(h0, h)[s:e]`` is a view of h for s > 0."""
+
+    def __init__(self, h0: Tensor, h: Tensor):
+        self.h0, self.h = h0, h
+
+    def __getitem__(self, steps: slice) -> Tensor:
+        start, stop = steps.start or 0, steps.stop
+        if start > 0:
+            return self.h[start - 1:stop - 1]
+        return torch.cat([self.h0.unsqueeze(0), self.h[0:stop - 1]])  # (stop, N, H)
 
 
 def lengths_from_batch_sizes(batch_sizes: Tensor | list[int], N: int) -> Tensor:
@@ -269,10 +300,12 @@ def linear_scan_reference(a: Tensor, b: Tensor, h0: Tensor | None = None, *, len
 #
 # A linear cell (``Cell.linear``) declares, besides its reference step:
 #
-#   input_bias_name                        the bias added in the input projection gi = x W_in^T + bias
-#   linear_coefficients(gi, p)             -> (a, b, saved): a_t, b_t (L, N, H) for all steps; no autograd
-#   linear_backward(saved, da, db, p)      -> (dL/d(x W_in^T) (L, N, G), {parameter: gradient}), hand-written
-#   linear_gates(saved)                    -> {gate name: (L, N, H)}
+#   input_bias_name                          the bias added in the input projection gi = x W_in^T + bias
+#   linear_coefficients(gi, p)               -> (a, b, saved): a_t, b_t (L, N, H) for all steps; no autograd
+#   linear_backward(saved, dh, h_prev, p)    -> (dL/d(x W_in^T) (L, N, G), {parameter: gradient}), hand-written,
+#                                               from dh = dL/d(a_t h_{t-1} + b_t) (L, N, H), i.e. dL/db_t, and
+#                                               h_prev (sliceable by time: h_prev[s:e]), so that dL/da_t = dh_t h_{t-1}
+#   linear_gates(saved)                      -> {gate name: (L, N, H)}
 #
 # The step engine (``engine="explicit"``, :class:`LinearWorkspace`) runs h_t = a_t h_{t-1} + b_t one step at a
 # time; the scan engine (``engine="scan"``, :func:`scan_sequence`) runs all steps at once. Both share the cell's
@@ -294,8 +327,8 @@ class LinearWorkspace(Workspace):
 
     The coefficients depend on the input only, so they are computed for all steps when the sequence starts
     (for generation, one step: O(1) memory per token). Backward: each step stores dL/dh_t and passes
-    ``a_t dL/dh_t`` back to h_{t-1} (the ``direct`` path); then ``dL/da_t = dL/dh_t h_{t-1}``, ``dL/db_t =
-    dL/dh_t`` go through the cell's hand-written :meth:`linear_backward` for all steps at once.
+    ``a_t dL/dh_t`` back to h_{t-1} (the ``direct`` path); then the cell's hand-written :meth:`linear_backward`
+    takes all steps at once.
     """
 
     def __init__(self, cell):
@@ -330,8 +363,7 @@ class LinearWorkspace(Workspace):
 
     def _backward(self):
         if self._grads is None:
-            da = self.dh * self.h_prev  # (L, N, H)
-            self._grads = self.cell_type.linear_backward(self.saved, da, self.dh, self.p)
+            self._grads = self.cell_type.linear_backward(self.saved, self.dh, self.h_prev, self.p)
         return self._grads
 
     def grad_input(self) -> Tensor:
@@ -344,17 +376,6 @@ class LinearWorkspace(Workspace):
         return self.cell_type.linear_gates(self.saved)
 
 
-def _zoneout(a: Tensor, b: Tensor, keep) -> tuple[Tensor, Tensor, Tensor | float | None]:
-    """Zoneout keeps the linear form: ``m h_{t-1} + (1 − m)(a h_{t-1} + b) = (m + (1 − m) a) h_{t-1} + (1 − m) b``.
-
-    ``keep`` is the mask m (L, N, H) in training or the probability p in evaluation. Returns a', b' and 1 − m.
-    """
-    if keep is None:
-        return a, b, None
-    through = 1 - keep  # (L, N, H) or a float
-    return torch.addcmul(keep, a, through) if isinstance(keep, Tensor) else a * through + keep, b * through, through
-
-
 def _windows(L: int, window: int | None) -> list[slice]:
     if not window:
         return [slice(0, L)]
@@ -365,9 +386,11 @@ class ScanSequenceFunction(torch.autograd.Function):
     """One layer of a linear cell in one direction on the scan engine.
 
     ``apply(run, x, h0, *params)`` returns ``(y, h_n)``: y (L, N, H) with zeros past each row's length, h_n (N, H).
-    Forward: the input projection (one matrix multiply), the cell's coefficients, zoneout and padding folded into
-    them, one :func:`scan`. Backward: the reverse scan (one per truncation window), then the cell's hand-written
-    coefficient backward and the input projection's two matrix multiplies.
+    Forward: the input projection (one matrix multiply), the cell's coefficients, and one :func:`scan`.
+    Zoneout keeps the recurrence linear, ``m h_{t-1} + (1 − m)(a h_{t-1} + b) = (m + (1 − m) a) h_{t-1} + (1 − m) b``,
+    and a padded step is ``a = 1, b = 0``; both are folded into the coefficients. Backward: the reverse scan (one
+    per truncation window), then the cell's hand-written coefficient backward and the input projection's two
+    matrix multiplies.
     """
 
     @staticmethod
@@ -376,19 +399,25 @@ class ScanSequenceFunction(torch.autograd.Function):
         p = dict(zip(run.names, params))
         L, N, _ = x.shape
         a, b, saved = cell.linear_coefficients(_input_projection(cell, x, p), p)  # (L, N, H) each
-        a, b, through = _zoneout(a, b, run.zoneout_h)
-        alive = lengths = None
+        # through: how much of each step's own update passes, (1 − m) times 1 on real steps, 0 on padding
+        through = None
+        if run.zoneout_h is not None:
+            through = 1 - run.zoneout_h  # (L, N, H) in training, a float in evaluation
+        lengths = alive = None
         if run.batch_sizes is not None:
             lengths = lengths_from_batch_sizes(run.batch_sizes, N).to(x.device)  # (N,)
-            alive = _alive(lengths, L, N, x.device).unsqueeze(2)  # (L, N, 1)
-            a, b = torch.where(alive, a, 1.0), torch.where(alive, b, 0.0)
+            alive = _alive(lengths, L, N, x.device).unsqueeze(2).to(x.dtype)  # (L, N, 1)
+            through = alive if through is None else alive * through
+        if through is not None:  # a' = 1 − through (1 − a) = a through + (1 − through), b' = b through
+            a = torch.addcmul(1 - through, a, through) if isinstance(through, Tensor) else a * through + (1 - through)
+            b = b * through
         h = scan(a, b, h0)  # (L, N, H)
-        if alive is None:
+        if lengths is None:
             y, h_n = h, h[L - 1]
         else:
-            y = torch.where(alive, h, 0.0)  # zeros past each length
+            y = h * alive  # zeros past each length
             h_n = h[lengths - 1, torch.arange(N, device=x.device)]  # (N, H): each row at its own last step
-        ctx.run, ctx.a, ctx.saved, ctx.through, ctx.alive, ctx.lengths = run, a, saved, through, alive, lengths
+        ctx.run, ctx.a, ctx.saved, ctx.through, ctx.lengths, ctx.alive = run, a, saved, through, lengths, alive
         ctx.save_for_backward(x, h0, h, *params)
         return y, h_n
 
@@ -401,32 +430,26 @@ class ScanSequenceFunction(torch.autograd.Function):
         if torch.is_grad_enabled():  # a graph of the gradient is wanted: differentiate the reference equations
             grads = _differentiable_backward(run, x, h0, params, dy, dh_n, needs)
             return (None, *(grads.get(k) for k in names))
-        cell, p = run.cell, dict(zip(run.names, params))
+        cell, p, a = run.cell, dict(zip(run.names, params)), ctx.a
         L, N, _ = x.shape
-        alive = ctx.alive
-        # g_t: the gradient reaching h_t from outside the recurrence (outputs, and the final state)
-        if alive is None:
-            g = dy.clone()  # (L, N, H)
-            g[L - 1] += dh_n
-        else:
-            g = torch.where(alive, dy, 0.0)
+        last = None
+        if ctx.lengths is None:
+            g = dy  # (L, N, H): the gradient reaching h_t from outside the recurrence; h_n is h[L-1]
+            last = dh_n
+        else:  # padded outputs are constant zeros; h_n is each row's state at its own last step
+            g = dy * ctx.alive
             g.index_put_((ctx.lengths - 1, torch.arange(N, device=x.device)), dh_n, accumulate=True)
-        # the reverse scan, restarted at every truncation window (no gradient crosses a window's first step)
-        da, db, dh0 = [], [], None
-        for w in _windows(L, run.bptt_window):
-            start = h0 if w.start == 0 else h[w.start - 1]
-            da_w, db_w, dh0_w = LinearScan.gradients_inplace(ctx.a[w], start, h[w], g[w], reverse=False)
-            da.append(da_w)
-            db.append(db_w)
-            dh0 = dh0_w if dh0 is None else dh0
-        da, db = (t[0] if len(t) == 1 else torch.cat(t) for t in (da, db))
-        if alive is not None:  # padded steps had constant coefficients
-            da.masked_fill_(~alive, 0)
-            db.masked_fill_(~alive, 0)
-        if ctx.through is not None:  # zoneout: a' = m + (1 − m) a, b' = (1 − m) b
-            da.mul_(ctx.through)
-            db.mul_(ctx.through)
-        d_gi, param_grads = cell.linear_backward(ctx.saved, da, db, p)  # (L, N, G)
+        # c_t = dL/dh_t in total: the reverse scan, restarted at every truncation window (no gradient crosses
+        # the boundary into a window's previous state)
+        windows = _windows(L, run.bptt_window)
+        if len(windows) == 1:
+            c = reverse_carry(a, g, last)
+        else:
+            c = torch.cat([reverse_carry(a[w], g[w], last if w.stop == L else None) for w in windows])
+        dh0 = a[0] * c[0]
+        if ctx.through is not None:  # dL/da = c through h_{t-1}, dL/db = c through
+            c.mul_(ctx.through)
+        d_gi, param_grads = cell.linear_backward(ctx.saved, c, PreviousStates(h0, h), p)  # (L, N, G)
         d_gi2 = d_gi.reshape(L * N, d_gi.shape[2])  # (L*N, G)
         w_in = cell.input_weight
         grads = {"h0": dh0, **param_grads}
