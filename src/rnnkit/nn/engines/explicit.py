@@ -208,27 +208,28 @@ def backward_sequence(run: SequenceRun, ws, x: Tensor, h0: Tensor, c0: Tensor | 
         else:
             dm = dh_tilde
         direct, dc_prev = ws.step_backward(t, bs, dm, dc_tilde)
-        through_w = None
-        if w_hh is not None:
-            through_w = torch.mm(d_rec[t, :bs], w_hh)  # (bs, P)
-            if rd is not None:
-                through_w.mul_(rd[:bs])
+        # dh_{t-1} = [m ⊙ dh_t] + [direct ⊙ dh~_t] + [(d gh_t W_hh) ⊙ r], written over dh_t (already consumed)
         if zoneout:
-            total = keep_h
-            if direct is not None:
-                total = total + direct * dm
-            if through_w is not None:
-                total = total + through_w
+            total = keep_h if direct is None else keep_h + direct * dm
+            if w_hh is not None:
+                through_w = torch.mm(d_rec[t, :bs], w_hh)  # (bs, P)
+                total = total + (through_w if rd is None else through_w.mul_(rd[:bs]))
             dh_t.copy_(total)
             if dc_t is not None:
-                dc_t.copy_(keep_c + dc_prev)
+                torch.add(keep_c, dc_prev, out=dc_t)
         else:
-            if direct is None:
-                dh_t.copy_(through_w) if through_w is not None else dh_t.zero_()
+            if w_hh is None:
+                dh_t.mul_(direct)  # a cell without W_hh reaches h_{t-1} through its direct path only
+            elif direct is None and rd is None:
+                torch.mm(d_rec[t, :bs], w_hh, out=dh_t)
+            elif rd is None:
+                dh_t.mul_(direct).addmm_(d_rec[t, :bs], w_hh)
             else:
-                dh_t.mul_(direct)
-                if through_w is not None:
-                    dh_t.add_(through_w)
+                through_w = torch.mm(d_rec[t, :bs], w_hh).mul_(rd[:bs])  # (bs, P)
+                if direct is None:
+                    dh_t.copy_(through_w)
+                else:
+                    dh_t.mul_(direct).add_(through_w)
             if dc_t is not None and dc_prev is not dc_t:
                 dc_t.copy_(dc_prev)
         if run.bptt_window and t % run.bptt_window == 0 and t > 0:
