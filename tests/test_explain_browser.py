@@ -21,6 +21,7 @@ import torch
 
 from rnnkit.data.text import CharVocab, WordVocab
 from rnnkit.models import LanguageModel
+from rnnkit.viz.live_model import BROWSER_CELLS, unsupported_reason
 from rnnkit.viz import (browser_model, collect_activations, final_outputs, rank_units, text_features,
                         units_by_example, varying, write_page)
 
@@ -35,7 +36,7 @@ PROSE = "".join(f"ROMEO:\nShe said \"the {w} is here\" and left, {i} times.\n\nJ
                 for i, w in enumerate(["moon", "sun", "night", "day", "rose", "name"] * 3))
 PROBE = "def f(x):\n    s = '</script> & <b>'\n    return [x, (s, 3)]  # é\n"
 UNKNOWN = PROBE.index("é")
-CELLS = ["rnn_tanh", "rnn_relu", "lstm", "gru", "layernorm_lstm", "layernorm_gru"]
+CELLS = list(BROWSER_CELLS)  # every cell the page has a JavaScript step for
 PARITY = 1e-4
 PAGE_LIMIT = 8e6  # bytes: a 2 x 256 character model's page
 LATENCY_LIMIT = 50  # ms from a keystroke to the recoloured text, for a 2 x 256 LSTM

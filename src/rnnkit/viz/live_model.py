@@ -6,7 +6,8 @@ and base64-encoded (4 bytes a weight, +1/3 for base64: a 2 × 256 character LSTM
 is 0.89 M weights, 4.7 MB). ``model.js`` then computes, token by token, in float64 arithmetic::
 
     x_t = E[w_t]  (embedding)   or   one_hot(w_t)   (the column w_t of W_ih)
-    h_t^(k), c_t^(k) = step of the layer's cell (the equations of rnnkit.nn), k = 0 .. K-1, x_t into layer 0
+    h_t^(k), c_t^(k) = step of the layer's cell (the equations of rnnkit/nn/cells/NAME.py), k = 0 .. K-1,
+                       x_t into layer 0, in evaluation (zoneout: p h_{t-1} + (1 - p) h~_t; every dropout off)
     p(w_{t+1} | w_1..w_t) = softmax(W_dec h_t^(K-1) + b_dec)
 
 :func:`final_outputs` is the same computation in PyTorch (the model's own forward, in eval mode): the final
@@ -45,7 +46,7 @@ from ..nn import get_cell
 from .activations import tokenize_positions
 
 # Cells that model.js has a step for, under the names of rnnkit.nn's cell registry.
-BROWSER_CELLS = ("rnn_tanh", "rnn_relu", "lstm", "gru", "layernorm_lstm", "layernorm_gru")
+BROWSER_CELLS = ("rnn_tanh", "rnn_relu", "lstm", "gru", "layernorm_lstm", "layernorm_gru", "mingru", "minlstm", "rglru")
 LAYER_SUFFIX = re.compile(r"^(?P<name>.+)_l(?P<layer>\d+)$")
 
 

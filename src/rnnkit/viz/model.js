@@ -43,16 +43,84 @@ const rnnkitLiveModel = (function () {
   }
 
   const sigmoid = (a) => 1 / (1 + Math.exp(-a));
+  const softplus = (a) => Math.max(a, 0) + Math.log1p(Math.exp(-Math.abs(a)));
+  const logSigmoid = (a) => -softplus(-a);
+  const candidate = (v) => (v >= 0 ? v + 0.5 : sigmoid(v));  // minGRU's g: v + 0.5 for v >= 0, σ(v) below
+  const RGLRU_C = 8;  // log a_t = -c r_t softplus(-Λ)
 
-  // The number of gate blocks stacked in W_ih / W_hh, and whether the cell carries c as well as h.
+  // Each cell: the gate blocks stacked in its input weight (and W_hh when it has one), whether it carries c as
+  // well as h, the name of its input weight, and its step from the input projection gi = W x (all blocks) and,
+  // with W_hh, gh = W_hh h_{t-1}. The equations are rnnkit.nn's (rnnkit/nn/cells/NAME.py).
   const CELLS = {
-    rnn_tanh: {blocks: 1, cell: false},
-    rnn_relu: {blocks: 1, cell: false},
-    lstm: {blocks: 4, cell: true},
-    gru: {blocks: 3, cell: false},
-    layernorm_lstm: {blocks: 4, cell: true},
-    layernorm_gru: {blocks: 3, cell: false},
+    rnn_tanh: {blocks: 1, step: elman(Math.tanh)},
+    rnn_relu: {blocks: 1, step: elman((a) => Math.max(0, a))},
+    lstm: {blocks: 4, cell: true, step: lstm},
+    gru: {blocks: 3, step: gru},
+    layernorm_lstm: {blocks: 4, cell: true, layerNorm: true, step: lstm},
+    layernorm_gru: {blocks: 3, layerNorm: true, step: gru},
+    mingru: {blocks: 2, linear: true, step: minGru},
+    minlstm: {blocks: 3, linear: true, step: minLstm},
+    rglru: {blocks: 1, linear: true, input: "weight_in", step: rgLru},
   };
+
+  function elman(activation) {  // h = act(W_ih x + b_ih + W_hh h + b_hh)
+    return (L, gi, gh, previous, h) => {
+      for (let j = 0; j < h.length; j++) h[j] = activation(gi[j] + L.bias_ih[j] + gh[j] + L.bias_hh[j]);
+    };
+  }
+
+  function lstm(L, gi, gh, previous, h, c) {  // gates i, f, g, o (torch.nn's order); layer norm: h = o tanh(LN_c(c))
+    const H = h.length;
+    const a = (j) => gi[j] + gh[j] + L.bias_ih[j] + L.bias_hh[j] + L.bias[j];
+    const o = new Float64Array(H);
+    for (let j = 0; j < H; j++) {
+      const i = sigmoid(a(j)), f = sigmoid(a(H + j)), g = Math.tanh(a(2 * H + j));
+      o[j] = sigmoid(a(3 * H + j));
+      c[j] = f * previous.c[j] + i * g;
+    }
+    const read = Float64Array.from(c);
+    if (L.ln_c_weight) layerNorm(read, 0, H, L.ln_c_weight, L.ln_c_bias);
+    for (let j = 0; j < H; j++) h[j] = o[j] * Math.tanh(read[j]);
+  }
+
+  function gru(L, gi, gh, previous, h) {  // gates r, z, n; n = tanh(gi_n + b_in + r (gh_n + b_hn))
+    const H = h.length;
+    for (let j = 0; j < H; j++) {
+      const r = sigmoid(gi[j] + L.bias_ih[j] + gh[j] + L.bias_hh[j]);
+      const z = sigmoid(gi[H + j] + L.bias_ih[H + j] + gh[H + j] + L.bias_hh[H + j]);
+      const n = Math.tanh(gi[2 * H + j] + L.bias_ih[2 * H + j] + r * (gh[2 * H + j] + L.bias_hh[2 * H + j]));
+      h[j] = (1 - z) * n + z * previous.h[j];
+    }
+  }
+
+  function minGru(L, gi, gh, previous, h) {  // z = σ(v_z), h = (1 - z) h_{t-1} + z g(v_h); rows [z; h~]
+    const H = h.length;
+    for (let j = 0; j < H; j++) {
+      const z = sigmoid(gi[j] + L.bias_ih[j]);
+      h[j] = (1 - z) * previous.h[j] + z * candidate(gi[H + j] + L.bias_ih[H + j]);
+    }
+  }
+
+  function minLstm(L, gi, gh, previous, h) {  // f' = f / (f + i) = σ(log σ(v_f) - log σ(v_i)); rows [f; i; h~]
+    const H = h.length;
+    for (let j = 0; j < H; j++) {
+      const forget = sigmoid(logSigmoid(gi[j] + L.bias_ih[j]) - logSigmoid(gi[H + j] + L.bias_ih[H + j]));
+      h[j] = forget * previous.h[j] + (1 - forget) * candidate(gi[2 * H + j] + L.bias_ih[2 * H + j]);
+    }
+  }
+
+  function rgLru(L, gi, gh, previous, h) {  // u = W_in x + b_in; h = a h_{t-1} + sqrt(1 - a²) (σ(W_x u + b_x) u)
+    const H = h.length;
+    const u = new Float64Array(H), va = new Float64Array(H), vx = new Float64Array(H);
+    for (let j = 0; j < H; j++) u[j] = gi[j] + L.bias_in[j];
+    matVec(L.weight_a, 0, H, H, u, va);
+    matVec(L.weight_x, 0, H, H, u, vx);
+    for (let j = 0; j < H; j++) {
+      const r = sigmoid(va[j] + L.bias_a[j]), i = sigmoid(vx[j] + L.bias_x[j]);
+      const a = Math.exp(-RGLRU_C * r * softplus(-L.lambda[j]));
+      h[j] = a * previous.h[j] + Math.sqrt(1 - a * a) * (i * u[j]);
+    }
+  }
 
   function makeModel(spec) {
     const weights = decodeWeights(spec.weights);
@@ -65,23 +133,20 @@ const rnnkitLiveModel = (function () {
         if (required) throw new Error("the page's model has no tensor " + name);
         return null;
       }
-      return {at: entry[0], rows: entry[1], cols: entry[2], values: weights.subarray(entry[0], entry[0] + entry[1] * entry[2])};
+      return {rows: entry[1], cols: entry[2], values: weights.subarray(entry[0], entry[0] + entry[1] * entry[2])};
     };
     const zeros = (n) => new Float64Array(n);
+    const G = kind.blocks * H;
     const layers = [];
     for (let k = 0; k < K; k++) {
-      const t = (name, required) => tensor(k + "/" + name, required);
-      const G = kind.blocks * H;
-      const layer = {
-        ih: t("weight_ih", true), hh: t("weight_hh", true),
-        biasIh: (t("bias_ih") || {values: zeros(G)}).values, biasHh: (t("bias_hh") || {values: zeros(G)}).values,
-        bias: (t("bias") || {values: zeros(G)}).values,
-        gi: zeros(G), gh: zeros(G),
-      };
-      if (cellName.startsWith("layernorm_")) {
-        for (const name of ["ln_ih_weight", "ln_ih_bias", "ln_hh_weight", "ln_hh_bias"]) layer[name] = t(name, true).values;
-        if (kind.cell) for (const name of ["ln_c_weight", "ln_c_bias"]) layer[name] = t(name, true).values;
+      // Every parameter of the layer by its base name; a missing bias (bias=False) reads as zeros.
+      const layer = {input: tensor(k + "/" + (kind.input || "weight_ih"), true), hh: tensor(k + "/weight_hh", false),
+        gi: zeros(G), gh: zeros(G)};
+      for (const name of ["bias_ih", "bias_hh", "bias", "bias_in", "bias_a", "bias_x"]) layer[name] = zeros(G);
+      for (const name of Object.keys(spec.tensors)) {
+        if (name.startsWith(k + "/")) layer[name.slice(name.indexOf("/") + 1)] = tensor(name).values;
       }
+      if (!kind.linear && !layer.hh) throw new Error("the page's model has no tensor " + k + "/weight_hh");
       layers.push(layer);
     }
     const embedding = spec.embedding ? tensor("embedding.weight", true) : null;
@@ -92,46 +157,21 @@ const rnnkitLiveModel = (function () {
 
     // One step of layer k: returns {h, c} from the previous {h, c} (new arrays: callers keep old states).
     function cellStep(layer, k, id, below, previous) {
-      const {gi, gh, ih} = layer;
-      if (k === 0 && !embedding) {
-        for (let r = 0; r < ih.rows; r++) gi[r] = ih.values[r * ih.cols + id];
+      const {gi, gh, input} = layer;
+      if (k === 0 && !embedding) {  // a one-hot input picks column `id` of the input weight
+        for (let r = 0; r < input.rows; r++) gi[r] = input.values[r * input.cols + id];
       } else {
         const x = k === 0 ? embedding.values.subarray(id * embedding.cols, (id + 1) * embedding.cols) : below;
-        matVec(ih.values, 0, ih.rows, ih.cols, x, gi);
+        matVec(input.values, 0, input.rows, input.cols, x, gi);
       }
-      matVec(layer.hh.values, 0, layer.hh.rows, layer.hh.cols, previous.h, gh);
-      const G = gi.length;
-      if (cellName.startsWith("layernorm_")) {
+      if (layer.hh) matVec(layer.hh.values, 0, layer.hh.rows, layer.hh.cols, previous.h, gh);
+      if (kind.layerNorm) {
         layerNorm(gi, 0, G, layer.ln_ih_weight, layer.ln_ih_bias);
         layerNorm(gh, 0, G, layer.ln_hh_weight, layer.ln_hh_bias);
       }
       const h = zeros(H);
-      let c = null;
-      if (kind.blocks === 1) {  // h = act(W_ih x + b_ih + W_hh h + b_hh)
-        for (let j = 0; j < H; j++) {
-          const a = gi[j] + layer.biasIh[j] + gh[j] + layer.biasHh[j];
-          h[j] = cellName === "rnn_relu" ? Math.max(0, a) : Math.tanh(a);
-        }
-      } else if (kind.blocks === 4) {  // gates i, f, g, o (torch.nn's order)
-        c = zeros(H);
-        const o = zeros(H);
-        const a = (j) => gi[j] + gh[j] + layer.biasIh[j] + layer.biasHh[j] + layer.bias[j];
-        for (let j = 0; j < H; j++) {
-          const i = sigmoid(a(j)), f = sigmoid(a(H + j)), g = Math.tanh(a(2 * H + j));
-          o[j] = sigmoid(a(3 * H + j));
-          c[j] = f * previous.c[j] + i * g;
-        }
-        const read = Float64Array.from(c);  // what h reads of c: c itself, or LN_c(c) for the layer-norm LSTM
-        if (cellName === "layernorm_lstm") layerNorm(read, 0, H, layer.ln_c_weight, layer.ln_c_bias);
-        for (let j = 0; j < H; j++) h[j] = o[j] * Math.tanh(read[j]);
-      } else {  // GRU: gates r, z, n; n = tanh(gi_n + r * gh_n), both biases inside
-        for (let j = 0; j < H; j++) {
-          const r = sigmoid(gi[j] + layer.biasIh[j] + gh[j] + layer.biasHh[j]);
-          const z = sigmoid(gi[H + j] + layer.biasIh[H + j] + gh[H + j] + layer.biasHh[H + j]);
-          const n = Math.tanh(gi[2 * H + j] + layer.biasIh[2 * H + j] + r * (gh[2 * H + j] + layer.biasHh[2 * H + j]));
-          h[j] = (1 - z) * n + z * previous.h[j];
-        }
-      }
+      const c = kind.cell ? zeros(H) : null;
+      kind.step(layer, gi, gh, previous, h, c);
       if (zoneout > 0) {  // in evaluation zoneout keeps the expectation: p h_{t-1} + (1 - p) h~_t
         for (let j = 0; j < H; j++) h[j] = zoneout * previous.h[j] + (1 - zoneout) * h[j];
         if (c) for (let j = 0; j < H; j++) c[j] = zoneout * previous.c[j] + (1 - zoneout) * c[j];
@@ -262,7 +302,7 @@ const rnnkitLiveModel = (function () {
     }
 
     return {
-      vocab: spec.symbols.slice(), level: spec.level, cell: cellName, layers: K, hidden: H, hasCell: kind.cell,
+      vocab: spec.symbols.slice(), level: spec.level, cell: cellName, layers: K, hidden: H, hasCell: Boolean(kind.cell),
       tokenize, initialState, step, logits, softmax, run, sample,
     };
   }
