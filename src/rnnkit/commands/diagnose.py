@@ -70,9 +70,9 @@ def _common_options(length: int, out: str):
         click.option("--seed", type=int, default=0, show_default=True, help="Seed of the fresh layers and of the data."),
         click.option("--recurrent-scale", type=PositiveFloat, default=1.0, show_default=True,
                      help="Fresh layers: multiply W_hh by this (1: PyTorch's init; 5 makes the tanh RNN explode)."),
-        click.option("--text", metavar="FILE", help="With a run: the text whose first tokens are the sequence. "
+        click.option("--text", metavar="FILE", help="DIR / --run: the text whose first tokens are the sequence. "
                                                     "Default: the run's training text."),
-        checkpoint_option(prefix="With a run: "),
+        checkpoint_option(prefix="DIR / --run: "),
         click.option("--out", metavar="PNG", default=out, show_default=True, help="The plot to write."),
         click.option("--json", "as_json", is_flag=True, help="Print the numbers as one JSON object on stdout."),
     ]
