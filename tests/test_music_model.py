@@ -114,6 +114,18 @@ def test_a_piece_step_by_step_with_the_state_carried_scores_as_the_whole(output)
 
 
 @pytest.mark.parametrize("output", ["bernoulli", "nade"])
+def test_with_lengths_the_padding_costs_nothing_and_changes_nothing(output):
+    torch.manual_seed(7)
+    model = PianoRollModel(P, output, hidden_size=6, nade_hidden=3).eval()
+    rolls = torch.randint(0, 2, (3, 6, P)).float()
+    lengths = torch.tensor([6, 2, 4])
+    log_probs = model(rolls, lengths)  # (3, 6)
+    for n, length in enumerate(lengths.tolist()):
+        assert torch.allclose(log_probs[n, :length], model(rolls[n : n + 1, :length])[0], atol=1e-6)
+        assert not log_probs[n, length:].any()
+
+
+@pytest.mark.parametrize("output", ["bernoulli", "nade"])
 def test_generation_is_reproducible_with_a_seed_and_keeps_the_prime(output):
     torch.manual_seed(5)
     model = PianoRollModel(P, output, hidden_size=8, nade_hidden=4).eval()

@@ -183,3 +183,18 @@ def test_an_untrained_model_on_the_chorales_scores_about_p_log_2():
             parameter.zero_()
     scores = score_rolls(model, [PitchRange(43, 96).roll(piece) for piece in test])
     assert scores["steps"] == 4725 and scores["nll_per_step"] == pytest.approx(trained_size * np.log(2), rel=1e-6)
+
+
+def test_each_epoch_batches_every_piece_once_in_batches_of_similar_length(data_file):
+    from rnnkit.tasks.music import MusicTask
+
+    config = MusicDataConfig(data=str(data_file), batch_size=5)
+    task = MusicTask(load_data(config), config, seed=3)
+    epochs = [list(task.train_batches(epoch, 0)) for epoch in range(2)]
+    for batches in epochs:
+        assert len(batches) == task.num_train_batches() == 3  # 12 pieces: 5 + 5 + 2
+        assert sorted(int(length) for _, lengths in batches for length in lengths) == \
+            sorted(len(piece) for piece in tiny_pieces(12, 0))
+    assert [b[1].tolist() for b in epochs[0]] != [b[1].tolist() for b in epochs[1]]
+    resumed = list(task.train_batches(1, 1))  # a run resumed mid-epoch gets the rest of the same epoch
+    assert [b[1].tolist() for b in resumed] == [b[1].tolist() for b in epochs[1][1:]]

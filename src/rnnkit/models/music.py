@@ -196,12 +196,13 @@ class PianoRollModel(nn.Module):
         engine: how the recurrent layers run: ``"auto"`` (default: PyTorch's fused kernels when the cell has
             them), ``"fused"``, ``"explicit"`` (rnnkit's hand-written BPTT) or ``"reference"``.
 
-    Inputs: rolls, state
-        rolls: (N, L, P) frames in {0, 1} (float), batch first.
-        state: the recurrent state after earlier frames, or None to start the pieces from the beginning.
+    Inputs: rolls, lengths
+        rolls: (N, L, P) frames in {0, 1} (float), batch first; every piece starts at its step 1.
+        lengths: (N,) the real frames of each row, or None when all L are real. The output layer is
+            computed on the real frames only (padding costs nothing there: the NADE's work is per frame).
 
     Outputs: log_probs
-        log_probs: (N, L), log P(v_t | v_<t) of every frame.
+        log_probs: (N, L), log P(v_t | v_<t) of every frame; 0 on padded frames.
 
     Example::
 
@@ -256,10 +257,15 @@ class PianoRollModel(nn.Module):
         output, state = self.rnn(self.input_dropout(x), state)  # (N, L, H)
         return self.output_dropout(output), state
 
-    def forward(self, rolls: Tensor, state=None) -> Tensor:
+    def forward(self, rolls: Tensor, lengths: Tensor | None = None) -> Tensor:
         self._check(rolls)
-        h, _ = self.hidden(self.inputs(rolls), state)  # (N, L, H)
-        return self.frame.log_prob(h, rolls)  # (N, L)
+        h, _ = self.hidden(self.inputs(rolls))  # (N, L, H)
+        if lengths is None:
+            return self.frame.log_prob(h, rolls)  # (N, L)
+        real = torch.arange(rolls.size(1), device=rolls.device) < lengths.to(rolls.device).unsqueeze(1)  # (N, L)
+        log_probs = h.new_zeros(real.shape)  # (N, L)
+        log_probs[real] = self.frame.log_prob(h[real], rolls[real])  # (F,) over the F real frames
+        return log_probs
 
     @torch.no_grad()
     def most_likely(self, rolls: Tensor) -> Tensor:

@@ -51,6 +51,9 @@ from .spec import REGULARISER_OPTIONS, Prepared, RunSettings, TaskSpec, paramete
 NAME = "music"
 DEFAULT_EPOCHS = 100
 EVAL_BATCH_SIZE = 64  # pieces per forward pass when only scoring
+# Training batches are cut from pools of this many batches' worth of pieces sorted by length, so that a
+# batch holds pieces of similar length (little padding), yet which pieces meet in a batch changes every epoch.
+POOL_BATCHES = 8
 
 
 @dataclass
@@ -184,6 +187,12 @@ def shift_limits(roll: np.ndarray, most: int) -> tuple[int, int]:
 # ------------------------------------------------------------------------------------------- scores
 
 
+def by_length(rolls: list[np.ndarray], batch_size: int) -> list[list[int]]:
+    """Indices of ``rolls`` in batches of ``batch_size``, shortest pieces first (the least padding)."""
+    order = sorted(range(len(rolls)), key=lambda i: len(rolls[i]))
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
 @torch.no_grad()
 def score_rolls(model: PianoRollModel, rolls: list[np.ndarray], batch_size: int = EVAL_BATCH_SIZE) -> dict:
     """``nll_per_step`` and ``frame_accuracy`` (see the module docstring) of whole pieces, each from the
@@ -193,11 +202,11 @@ def score_rolls(model: PianoRollModel, rolls: list[np.ndarray], batch_size: int 
     device = next(model.parameters()).device
     nll, steps, tp, fp, fn = 0.0, 0, 0.0, 0.0, 0.0
     try:
-        for start in range(0, len(rolls), batch_size):
-            batch, lengths = padded(rolls[start : start + batch_size])
+        for rows in by_length(rolls, batch_size):
+            batch, lengths = padded([rolls[i] for i in rows])
             batch, lengths = batch.to(device), lengths.to(device)  # (N, L, P), (N,)
             mask = frame_mask(lengths, batch.size(1))  # (N, L)
-            nll -= float((model(batch) * mask).sum())
+            nll -= float(model(batch, lengths).sum())
             steps += int(lengths.sum())
             predicted = model.most_likely(batch) * mask.unsqueeze(-1)  # (N, L, P)
             tp += float((predicted * batch).sum())
@@ -232,12 +241,24 @@ class MusicTask(Task):
         self.train_rolls = rolls
         self.limits = [shift_limits(roll, config.transpose) for roll in rolls]
         self.valid_rolls = [data.pitches.roll(piece) for piece in data.valid]
-        size = config.batch_size
-        self._batches = [slice(i, i + size) for i in range(0, len(rolls), size)
-                         if len(rolls[i : i + size]) >= self.dist.world_size]
 
     def num_train_batches(self) -> int:
-        return len(self._batches)
+        # every pool but the last is whole batches, so only the very last batch can be short
+        full, rest = divmod(len(self.train_rolls), self.config.batch_size)
+        return full + int(rest > 0 and rest >= self.dist.world_size)
+
+    def _epoch_batches(self, generator: torch.Generator) -> list[list[int]]:
+        """This epoch's batches of piece indices: a random order, cut into pools sorted by length, cut into
+        batches, in a random order (a batch too small to give every process a row is left out)."""
+        size = self.config.batch_size
+        order = torch.randperm(len(self.train_rolls), generator=generator).tolist()
+        pool = size * POOL_BATCHES
+        batches = [chunk[i : i + size]
+                   for start in range(0, len(order), pool)
+                   for chunk in [sorted(order[start : start + pool], key=lambda n: len(self.train_rolls[n]))]
+                   for i in range(0, len(chunk), size)]
+        batches = [batch for batch in batches if len(batch) >= self.dist.world_size]
+        return [batches[k] for k in torch.randperm(len(batches), generator=generator).tolist()]
 
     def _rows(self, indices: list[int]) -> list[int]:
         if not self.dist.is_distributed:
@@ -247,25 +268,22 @@ class MusicTask(Task):
     def train_batches(self, epoch: int, start: int) -> Iterator:
         # Order and shifts depend only on (seed, epoch): a resumed run draws the same ones.
         generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
-        order = torch.randperm(len(self.train_rolls), generator=generator).tolist()
+        batches = self._epoch_batches(generator)
         shifts = [int(torch.randint(low, high + 1, (), generator=generator)) for low, high in self.limits]
-        for cut in self._batches[start:]:
-            rows = self._rows(order[cut])
+        for batch in batches[start:]:
+            rows = self._rows(batch)
             yield padded([transposed(self.train_rolls[i], shifts[i]) for i in rows])
 
     def valid_batches(self):
         if not self.valid_rolls:
             return None
-        size = self.config.batch_size
-        blocks = [self._rows(list(range(i, min(i + size, len(self.valid_rolls)))))
-                  for i in range(0, len(self.valid_rolls), size)]
+        blocks = [self._rows(rows) for rows in by_length(self.valid_rolls, self.config.batch_size)]
         return [padded([self.valid_rolls[i] for i in rows]) for rows in blocks if rows]
 
     def loss(self, model: torch.nn.Module, batch, state) -> TaskLoss:
         rolls, lengths = batch  # (N, L, P), (N,)
-        log_probs = model(rolls)  # (N, L)
-        mask = frame_mask(lengths, rolls.size(1))  # (N, L)
-        return TaskLoss(-(log_probs * mask).sum(), int(lengths.sum()), rolls.size(0), None)
+        log_probs = model(rolls, lengths)  # (N, L), 0 on padding
+        return TaskLoss(-log_probs.sum(), int(lengths.sum()), rolls.size(0), None)
 
     def score_validation(self, model: PianoRollModel) -> dict[str, float]:
         return {"frame_accuracy": score_rolls(model, self.valid_rolls)["frame_accuracy"]}
