@@ -199,19 +199,16 @@ def _single_layers(layer: nn.Module) -> list[nn.Module]:
 
 
 def _one_layer_like(layer: nn.Module, input_size: int) -> nn.Module:
-    """A one-layer, time-major layer of ``layer``'s kind (cell, bias, engine, projection, zoneout)."""
-    if isinstance(layer, Recurrent):
+    """A one-layer, time-major layer of ``layer``'s kind (cell, bias, engine, projection, zoneout): an rnnkit layer
+    says its cell, a torch.nn layer is built again from its own class."""
+    if hasattr(layer, "cell"):
         return Recurrent(layer.cell.name, input_size, layer.hidden_size, bias=layer.bias, engine=layer.engine,
                          proj_size=layer.proj_size, zoneout=layer.zoneout)
     options = {"bias": layer.bias}
-    if layer.mode.startswith("RNN"):
+    if hasattr(layer, "nonlinearity"):
         options["nonlinearity"] = layer.nonlinearity
     if getattr(layer, "proj_size", 0):
         options["proj_size"] = layer.proj_size
-    if hasattr(layer, "engine"):
-        options["engine"] = layer.engine
-    if getattr(layer, "zoneout", 0.0):
-        options["zoneout"] = layer.zoneout
     return type(layer)(input_size, layer.hidden_size, **options)
 
 
