@@ -5,7 +5,8 @@ import json
 import pytest
 import torch
 
-from rnnkit.data.text import CharVocab, WordVocab, read_text, vocab_from_dict
+from rnnkit.data.reading import read_text
+from rnnkit.data.text import CharVocab, WordVocab, vocab_from_dict
 from rnnkit.errors import InputError
 
 

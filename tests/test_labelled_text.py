@@ -5,8 +5,11 @@ and the length-bucketed batches (deterministic per seed, every example once, lit
 import pytest
 import torch
 
-from rnnkit.data.labelled_text import PAD_ID, UNK_ID, TableFormat, TokenVocab, bucketed_batches, pad_batch
-from rnnkit.data.labelled_text import parse_delimiter, read_labelled, read_lines, sorted_batches, tokenize
+from rnnkit.data.batching import bucketed_batches, sorted_batches
+from rnnkit.data.batching import pad_sequences as pad_batch
+from rnnkit.data.labelled_text import TableFormat, parse_delimiter, read_labelled, read_lines
+from rnnkit.data.tokens import tokenize
+from rnnkit.data.vocab import PAD_ID, UNK_ID, TokenVocab
 from rnnkit.errors import InputError
 
 

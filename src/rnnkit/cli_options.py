@@ -25,15 +25,11 @@ Probability = click.FloatRange(0, 1, max_open=True)
 
 
 def cell_choices() -> tuple[str, ...]:
-    """The names ``--cell`` takes: every registered cell (:func:`rnnkit.nn.cell_names`) and ``rnn``, the
-    name older runs use for the tanh RNN."""
-    import rnnkit.nn as rn
+    """The names ``--cell`` takes: every registered cell (:func:`rnnkit.nn.cell_names`) and their aliases
+    (``rnn``, the name older runs use for the tanh RNN)."""
+    from rnnkit.nn import ALIASES, cell_names
 
-    if hasattr(rn, "cell_names"):
-        return tuple(dict.fromkeys([*rn.cell_names(), "rnn"]))
-    from rnnkit.models.language_model import CELLS
-
-    return tuple(CELLS)
+    return (*cell_names(), *ALIASES)
 
 
 class CommaList(click.ParamType):

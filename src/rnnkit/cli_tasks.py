@@ -208,6 +208,11 @@ def apply(ctx: click.Context, command: TaskCommand, applies: Applies | None, run
     applies.run(run_dir, checkpoint, options)
 
 
+def show(result: dict, options: dict, text: Callable[[dict], str]) -> None:
+    """What evaluate / predict found: ``result`` as one JSON object with --json, else the lines ``text(result)``."""
+    click.echo(json.dumps(result) if options.get("as_json") else text(result))
+
+
 def stopped_line(report: dict, unit: str | None = "tokens") -> str:
     """The first line of every train report: why and when the run stopped, and its speed."""
     rate = f", {report['tokens_per_second']:,.0f} {unit}/s" if unit else ""

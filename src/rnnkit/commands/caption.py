@@ -9,12 +9,12 @@ digits side by side, captioned "three one four"; evaluation uses compositions of
 never saw.
 """
 
-import json
 
 import click
 
 from rnnkit.cli_options import Positive, recurrent_options, regulariser_options, training_options
-from rnnkit.cli_tasks import Applies, TaskCommand, lines, saved_line, stopped_line, train_command_of, validation_line
+from rnnkit.cli_tasks import Applies, TaskCommand, lines, saved_line, show, stopped_line, train_command_of
+from rnnkit.cli_tasks import validation_line
 from rnnkit.errors import InputError
 from rnnkit.tasks.caption import SPEC, caption_images, evaluate_captions, read_image
 
@@ -32,12 +32,9 @@ def _channels(ctx, param, value: str) -> list[int]:
 def evaluate(run_dir, checkpoint, options) -> None:
     """``rnnkit evaluate DIR [--data FILE.npz]``: exact match and token accuracy of greedy captions."""
     trained = SPEC.from_run(run_dir, checkpoint=checkpoint)
-    metrics = evaluate_captions(trained, options.get("data"))
-    if options.get("as_json"):
-        click.echo(json.dumps(metrics))
-        return
-    click.echo(f"exact match {metrics['exact_match']:.2%}  token accuracy {metrics['token_accuracy']:.2%}  "
-               f"({metrics['images']:,} images: {metrics['data']})")
+    show(evaluate_captions(trained, options.get("data")), options,
+         lambda m: f"exact match {m['exact_match']:.2%}  token accuracy {m['token_accuracy']:.2%}  "
+                   f"({m['images']:,} images: {m['data']})")
 
 
 def predict(run_dir, checkpoint, options) -> None:
@@ -48,10 +45,7 @@ def predict(run_dir, checkpoint, options) -> None:
         raise InputError(f"{run_dir} holds a caption run: give the image with --input IMAGE.png (or .npy)")
     image = read_image(path, *trained.image_shape)  # (H, W)
     caption = caption_images(trained.model, trained.vocab, image[None])[0]
-    if options.get("as_json"):
-        click.echo(json.dumps({"input": path, "caption": caption}))
-    else:
-        click.echo(caption)
+    show({"input": path, "caption": caption}, options, lambda result: result["caption"])
 
 
 def report(report: dict, run_path, settings) -> str:

@@ -20,7 +20,7 @@ import sys
 import click
 
 from rnnkit.cli_options import Positive, recurrent_options, regulariser_options, training_options
-from rnnkit.cli_tasks import Applies, TaskCommand, best_line, lines, saved_line, stopped_line, train_command_of
+from rnnkit.cli_tasks import Applies, TaskCommand, best_line, lines, saved_line, show, stopped_line, train_command_of
 from rnnkit.data.labelled_text import parse_delimiter, read_lines
 from rnnkit.errors import InputError
 from rnnkit.models.classifier import POOLINGS
@@ -32,11 +32,7 @@ def evaluate(run_dir: str, checkpoint, options: dict) -> None:
     classifier = SPEC.from_run(run_dir, checkpoint=checkpoint)
     if options.get("data") is None:
         raise InputError(f"{run_dir} holds a classifier: give the labelled file to score with --data FILE")
-    scores = classifier.evaluate(options["data"])
-    if options.get("as_json"):
-        click.echo(json.dumps(scores))
-        return
-    click.echo(_scores_table(scores, options["data"]))
+    show(classifier.evaluate(options["data"]), options, lambda scores: _scores_table(scores, options["data"]))
 
 
 def predict(run_dir: str, checkpoint, options: dict) -> None:

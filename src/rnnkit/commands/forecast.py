@@ -23,7 +23,7 @@ import click
 import numpy as np
 
 from rnnkit.cli_options import Positive, recurrent_options, regulariser_options, training_options
-from rnnkit.cli_tasks import Applies, TaskCommand, lines, saved_line, stopped_line, train_command_of
+from rnnkit.cli_tasks import Applies, TaskCommand, lines, saved_line, show, stopped_line, train_command_of
 from rnnkit.data.series import future_dates, parse_dates, window_origins
 from rnnkit.errors import InputError
 from rnnkit.files import write_atomic
@@ -34,12 +34,8 @@ def evaluate(run_dir, checkpoint, options) -> None:
     """Backtest the run's model on the last --test-fraction of --data: the same report as training's."""
     trained = SPEC.from_run(run_dir, checkpoint=checkpoint)
     data, config = series_for(trained, _data_flag(options, run_dir, "evaluate"))
-    report = backtest_report(trained.model, data, config)
-    if options["as_json"]:
-        click.echo(json.dumps(report))
-    else:
-        click.echo(f"{config.data}, model {run_dir} ({checkpoint.path.name})")
-        click.echo(format_report(report))
+    show(backtest_report(trained.model, data, config), options,
+         lambda report: f"{config.data}, model {run_dir} ({checkpoint.path.name})\n{format_report(report)}")
 
 
 def predict(run_dir, checkpoint, options) -> None:

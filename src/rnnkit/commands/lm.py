@@ -5,19 +5,18 @@
     torchrun --nproc-per-node=2 -m rnnkit train lm ...        (data-parallel training)
 """
 
-import json
 
 import click
 
 from rnnkit.cli_options import Positive, PositiveFloat, cell_option, engine_option, regulariser_options, training_options
-from rnnkit.cli_tasks import Applies, TaskCommand, lines, saved_line, stopped_line, train_command_of
+from rnnkit.cli_tasks import Applies, TaskCommand, lines, saved_line, show, stopped_line, train_command_of
 from rnnkit.errors import InputError
 from rnnkit.tasks.lm import SPEC
 
 
 def evaluate(run_dir: str, checkpoint, options: dict) -> None:
     """``rnnkit evaluate DIR --data FILE``: loss (nats/token), perplexity and, for characters, bits per character."""
-    from rnnkit.data.text import read_text
+    from rnnkit.data.reading import read_text
     from rnnkit.tasks.lm import evaluate_text
 
     model, vocab, checkpoint = SPEC.from_run(run_dir, checkpoint=checkpoint)
@@ -27,13 +26,8 @@ def evaluate(run_dir: str, checkpoint, options: dict) -> None:
     saved = checkpoint.meta["configs"]["data"]
     metrics = evaluate_text(model, vocab, read_text(data), options.get("batch_size") or saved["batch_size"],
                             options.get("seq_len") or saved["seq_len"])
-    if options.get("as_json"):
-        click.echo(json.dumps(metrics))
-        return
-    line = f"loss {metrics['loss']:.4f} nats/token  perplexity {metrics['perplexity']:.2f}"
-    if "bits_per_char" in metrics:
-        line += f"  bits/char {metrics['bits_per_char']:.4f}"
-    click.echo(f"{line}  ({metrics['tokens']:,} tokens of {data})")
+    show(metrics, options, lambda m: f"loss {m['loss']:.4f} nats/token  perplexity {m['perplexity']:.2f}"
+         + (f"  bits/char {m['bits_per_char']:.4f}" if "bits_per_char" in m else "") + f"  ({m['tokens']:,} tokens of {data})")
 
 
 def report(report: dict, run_path, settings) -> str:

@@ -20,9 +20,9 @@ import sys
 import click
 
 from rnnkit.cli_options import Positive, Probability, recurrent_options, regulariser_options, training_options
-from rnnkit.cli_tasks import Applies, TaskCommand, best_line, lines, saved_line, stopped_line, train_command_of
+from rnnkit.cli_tasks import Applies, TaskCommand, best_line, lines, saved_line, show, stopped_line, train_command_of
 from rnnkit.data.conll import ALL_COLUMNS, FORMATS
-from rnnkit.data.text import read_text
+from rnnkit.data.reading import read_text
 from rnnkit.errors import InputError
 from rnnkit.tasks.tag import EVAL_BATCH_SIZE, SPEC
 
@@ -37,10 +37,7 @@ def evaluate(run_dir: str, checkpoint, options: dict) -> None:
         shown = ", ".join(scores["unseen_tags"][:10])
         click.echo(f"note: {len(scores['unseen_tags'])} tags of {options['data']} never occur in the training data "
                    f"({shown}); their tokens count as errors", err=True)
-    if options.get("as_json"):
-        click.echo(json.dumps(scores))
-        return
-    click.echo(_scores_table(scores, options["data"]))
+    show(scores, options, lambda scores: _scores_table(scores, options["data"]))
 
 
 def predict(run_dir: str, checkpoint, options: dict) -> None:

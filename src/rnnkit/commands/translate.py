@@ -18,8 +18,9 @@ from pathlib import Path
 import click
 
 from rnnkit.cli_options import Positive, checkpoint_option, recurrent_options, regulariser_options, training_options
-from rnnkit.cli_tasks import Applies, TaskCommand, lines, saved_line, stopped_line, train_command_of, validation_line
-from rnnkit.data.parallel import read_lines
+from rnnkit.cli_tasks import Applies, TaskCommand, lines, saved_line, show, stopped_line, train_command_of
+from rnnkit.cli_tasks import validation_line
+from rnnkit.data.reading import read_lines
 from rnnkit.errors import InputError
 from rnnkit.files import write_atomic
 from rnnkit.tasks.translate import SPEC, evaluate_files, translate_sentences
@@ -33,11 +34,8 @@ def evaluate(run_dir, checkpoint, options) -> None:
         raise InputError(f"{run_dir} holds a translation run: give the sentences with --source FILE and their "
                          "reference translations with --target FILE")
     metrics = evaluate_files(translator, options["source"], options["target"], translator.decode, warn_line)
-    if options.get("as_json"):
-        click.echo(json.dumps(metrics))
-        return
-    click.echo(f"BLEU {metrics['bleu']:.2f}  chrF {metrics['chrf']:.2f}  ({metrics['sentences']:,} sentences of "
-               f"{options['source']}, beam {metrics['beam_size']}; sacrebleu {metrics['bleu_signature']})")
+    show(metrics, options, lambda m: f"BLEU {m['bleu']:.2f}  chrF {m['chrf']:.2f}  ({m['sentences']:,} sentences of "
+                                     f"{options['source']}, beam {m['beam_size']}; sacrebleu {m['bleu_signature']})")
 
 
 def predict(run_dir, checkpoint, options) -> None:

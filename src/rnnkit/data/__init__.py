@@ -2,7 +2,8 @@
 
 from .corpus import STDLIB_FILES, default_corpus, split_train_valid
 from .streams import StreamBatcher
-from .text import CharVocab, WordVocab, read_text, vocab_from_dict
+from .reading import read_text
+from .text import CharVocab, WordVocab, vocab_from_dict
 
 __all__ = [
     "read_text", "CharVocab", "WordVocab", "vocab_from_dict", "StreamBatcher",

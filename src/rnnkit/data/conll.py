@@ -32,7 +32,7 @@ import re
 from dataclasses import dataclass
 
 from ..errors import InputError
-from .text import read_text
+from .reading import read_text
 
 FORMATS = ("conllu", "conll")
 FORMAT_NAMES = {"conllu": "CoNLL-U", "conll": "CoNLL-2003"}
@@ -121,15 +121,33 @@ def read_conll(path: str | os.PathLike, format: str | None = None, column: str |
     return sentences
 
 
+class _Sentences:
+    """Sentences as a reader finds them: tokens with their tags and line numbers, until a sentence ends."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.sentences: list[Sentence] = []
+        self.tokens, self.tags, self.numbers = [], [], []
+
+    def add(self, token: str, tag: str, number: int) -> None:
+        self.tokens.append(token)
+        self.tags.append(tag)
+        self.numbers.append(number)
+
+    def end(self) -> list[Sentence]:
+        """Close the sentence being read (if any); returns every sentence so far."""
+        if self.tokens:
+            self.sentences.append(Sentence(self.tokens, self.tags, self.numbers, self.name))
+            self.tokens, self.tags, self.numbers = [], [], []
+        return self.sentences
+
+
 def _read_conllu(name: str, lines: list[str], column: str) -> list[Sentence]:
     index = COLUMNS["conllu"][column]
-    sentences: list[Sentence] = []
-    tokens, tags, numbers = [], [], []
+    found = _Sentences(name)
     for number, line in enumerate(lines, 1):
         if not line.strip():
-            if tokens:
-                sentences.append(Sentence(tokens, tags, numbers, name))
-                tokens, tags, numbers = [], [], []
+            found.end()
             continue
         if line.startswith("#"):
             continue
@@ -143,25 +161,18 @@ def _read_conllu(name: str, lines: list[str], column: str) -> list[Sentence]:
         if not _WORD_ID.fullmatch(word_id):
             raise InputError(f"{name}:{number}: ID {word_id!r} is not a word number (1, 2, ...), a range (1-2) "
                              "or an empty node (1.1); fix the line")
-        tokens.append(fields[1])
-        tags.append(fields[index])
-        numbers.append(number)
-    if tokens:
-        sentences.append(Sentence(tokens, tags, numbers, name))
-    return sentences
+        found.add(fields[1], fields[index], number)
+    return found.end()
 
 
 def _read_conll2003(name: str, lines: list[str], column: str) -> list[Sentence]:
     index = COLUMNS["conll"][column]
-    sentences: list[Sentence] = []
-    tokens, tags, numbers = [], [], []
+    found = _Sentences(name)
     width = None  # the number of columns, fixed by the first token line
     for number, line in enumerate(lines, 1):
         fields = line.split()
         if not fields or fields[0] == DOCSTART:
-            if tokens:
-                sentences.append(Sentence(tokens, tags, numbers, name))
-                tokens, tags, numbers = [], [], []
+            found.end()
             continue
         if width is None:
             width = len(fields)
@@ -174,12 +185,8 @@ def _read_conll2003(name: str, lines: list[str], column: str) -> list[Sentence]:
         if len(fields) != width:
             raise InputError(f"{name}:{number}: {len(fields)} columns where the file's lines have {width} "
                              f"({CONLL_LAYOUT}); fix the line (a token with a space in it?)")
-        tokens.append(fields[0])
-        tags.append(fields[index])
-        numbers.append(number)
-    if tokens:
-        sentences.append(Sentence(tokens, tags, numbers, name))
-    return sentences
+        found.add(fields[0], fields[index], number)
+    return found.end()
 
 
 def _is_conllu_id(text: str) -> bool:

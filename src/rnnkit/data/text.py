@@ -28,60 +28,18 @@ Example::
 
 from __future__ import annotations
 
-import codecs
-import os
 from collections import Counter
 from collections.abc import Iterable
 
 import torch
 
 from ..errors import InputError
+from .reading import read_text  # noqa: F401  (where the explain and diagnose commands import it from)
+from .vocab import Vocabulary, by_frequency
 
 UNK = "<unk>"
 EOS = "<eos>"
 UNKNOWN_POLICIES = ("error", "skip")
-
-
-def read_text(path: str | os.PathLike) -> str:
-    """Read a UTF-8 text file, with newlines normalised to ``\\n`` (as Python's text mode does).
-
-    A leading UTF-8 byte-order mark is dropped. Raises :class:`InputError` with one line for a
-    missing file, a directory, an unreadable file, binary content (a NUL byte), UTF-16 text,
-    bytes that are not UTF-8 (with the offset of the first bad byte and an ``iconv`` command that
-    re-encodes the file) and a file that is empty or holds only whitespace.
-
-    Example::
-
-        text = read_text("input.txt")
-    """
-    name = os.fspath(path)
-    if not os.path.exists(name):
-        raise InputError(f"{name}: no such file; check the path")
-    if os.path.isdir(name):
-        raise InputError(f"{name} is a directory, not a text file; give the path of a file inside it")
-    try:
-        with open(name, "rb") as f:
-            data = f.read()
-    except OSError as error:
-        raise InputError(f"cannot read {name}: {error.strerror}; check its permissions") from None
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        raise InputError(f"{name} is UTF-16 text; re-encode it: iconv -f utf-16 -t utf-8 {name} > {name}.utf8")
-    nul = data.find(b"\x00")
-    if nul >= 0:
-        raise InputError(f"{name} looks binary (a NUL byte at offset {nul}); give a UTF-8 text file")
-    skipped = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
-    try:
-        text = data[skipped:].decode("utf-8")
-    except UnicodeDecodeError as error:
-        offset = skipped + error.start
-        raise InputError(
-            f"{name} is not UTF-8 (byte 0x{data[offset]:02x} at offset {offset}); "
-            f"re-encode it, e.g. iconv -f cp1252 -t utf-8 {name} > {name}.utf8"
-        ) from None
-    if not text.strip():
-        what = "empty" if not text else "only whitespace"
-        raise InputError(f"{name} is {what}; give a file with text to learn from")
-    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def _ids_of(ids: torch.Tensor | Iterable[int]) -> list[int]:
@@ -100,7 +58,21 @@ def _check_symbols(d: dict, level: str) -> list[str]:
     return symbols
 
 
-class CharVocab:
+class _LevelVocab(Vocabulary):
+    """What the character and word vocabularies share: their JSON form names their ``level``."""
+
+    level = ""
+
+    def to_dict(self) -> dict:
+        """A JSON-serialisable description; :func:`vocab_from_dict` rebuilds it exactly."""
+        return {"level": self.level, "symbols": list(self.symbols)}
+
+    @classmethod
+    def from_dict(cls, d: dict):
+        return cls(_check_symbols(d, cls.level))
+
+
+class CharVocab(_LevelVocab):
     """Character-level vocabulary: one id per distinct character of the corpus.
 
     Ids follow code-point order, so the same text always gives the same vocabulary. There is no
@@ -119,14 +91,14 @@ class CharVocab:
     """
 
     level = "char"
+    unit = "characters"
     unk_id = None
 
     def __init__(self, symbols: list[str]):
         if any(len(s) != 1 for s in symbols):
             raise InputError("character-level vocabulary holds a symbol that is not one character; "
                              "the saved vocabulary is corrupt")
-        self.symbols = list(symbols)
-        self._ids = {s: i for i, s in enumerate(self.symbols)}
+        super().__init__(symbols)
 
     @classmethod
     def build(cls, text: str) -> CharVocab:
@@ -134,9 +106,6 @@ class CharVocab:
         if not text:
             raise InputError("cannot build a vocabulary from empty text; give a text to learn from")
         return cls(sorted(set(text)))
-
-    def __len__(self) -> int:
-        return len(self.symbols)
 
     def unknown_symbols(self, text: str) -> list[str]:
         """The distinct characters of ``text`` outside the vocabulary, in order of appearance."""
@@ -171,22 +140,10 @@ class CharVocab:
         """The text of a sequence of ids."""
         return "".join(self.symbols[i] for i in _ids_of(ids))
 
-    def to_dict(self) -> dict:
-        """A JSON-serialisable description; :func:`vocab_from_dict` rebuilds it exactly."""
-        return {"level": self.level, "symbols": list(self.symbols)}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> CharVocab:
-        return cls(_check_symbols(d, cls.level))
-
-    def __eq__(self, other) -> bool:
-        return type(other) is type(self) and other.symbols == self.symbols
-
-    def __repr__(self) -> str:
-        return f"CharVocab({len(self)} characters)"
 
 
-class WordVocab:
+
+class WordVocab(_LevelVocab):
     """Word-level vocabulary: whitespace-separated words, ``<eos>`` for newlines, ``<unk>`` for the rest.
 
     Id 0 is ``<unk>`` and id 1 is ``<eos>``; the words follow in order of decreasing frequency
@@ -213,8 +170,7 @@ class WordVocab:
             raise InputError(f"word-level vocabulary must start with {UNK}, {EOS}; the saved vocabulary is corrupt")
         if any(not s or s != s.strip() or len(s.split()) != 1 for s in symbols):
             raise InputError("word-level vocabulary holds a token with whitespace; the saved vocabulary is corrupt")
-        self.symbols = list(symbols)
-        self._ids = {s: i for i, s in enumerate(self.symbols)}
+        super().__init__(symbols)
 
     @staticmethod
     def tokenize(text: str) -> list[str]:
@@ -237,15 +193,7 @@ class WordVocab:
         counts = Counter(cls.tokenize(text))
         if not counts:
             raise InputError("cannot build a vocabulary from text without words; give a text to learn from")
-        for special in (UNK, EOS):
-            counts.pop(special, None)
-        words = sorted((w for w, n in counts.items() if n >= min_freq), key=lambda w: (-counts[w], w))
-        if max_size is not None:
-            words = words[: max_size - 2]
-        return cls([UNK, EOS, *words])
-
-    def __len__(self) -> int:
-        return len(self.symbols)
+        return cls(by_frequency(counts, (UNK, EOS), min_freq, max_size))
 
     def unknown_symbols(self, text: str) -> list[str]:
         """The distinct words of ``text`` outside the vocabulary (they encode to ``<unk>``)."""
@@ -276,19 +224,7 @@ class WordVocab:
             previous = i
         return "".join(pieces)
 
-    def to_dict(self) -> dict:
-        """A JSON-serialisable description; :func:`vocab_from_dict` rebuilds it exactly."""
-        return {"level": self.level, "symbols": list(self.symbols)}
 
-    @classmethod
-    def from_dict(cls, d: dict) -> WordVocab:
-        return cls(_check_symbols(d, cls.level))
-
-    def __eq__(self, other) -> bool:
-        return type(other) is type(self) and other.symbols == self.symbols
-
-    def __repr__(self) -> str:
-        return f"WordVocab({len(self)} tokens)"
 
 
 Vocab = CharVocab | WordVocab

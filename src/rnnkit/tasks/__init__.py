@@ -1,7 +1,8 @@
 """One module per task: the glue that the command line and the Trainer share.
 
-Each task module says how to read its data, which model structure to build, its loss (a
-:class:`~rnnkit.train.TaskLoss` per batch) and its metrics:
+Each task module declares ``SPEC``, its :class:`~rnnkit.tasks.spec.TaskSpec`: how to read its data, which
+model structure to build, its :class:`~rnnkit.train.Task` (batches, loss, metrics), how a trained run is
+loaded; :mod:`rnnkit.tasks.run` trains any of them. The tasks:
 
     lm          language models (characters or words), truncated BPTT over streams
     classify    text classification and sentiment (many-to-one)

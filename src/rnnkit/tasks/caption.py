@@ -16,7 +16,9 @@ array, of exactly the run's size (8 × 40 pixels for the default digits, height 
 
 Example::
 
-    report = train_captioner(CaptionDataConfig(train_size=20000), {"hidden_size": 256}, TrainConfig(epochs=10))
+    from rnnkit.tasks.run import train
+    settings = RunSettings(CaptionDataConfig(train_size=20000), {"hidden_size": 256}, TrainConfig(epochs=10))
+    report = train(SPEC, settings, run_dir=RunDirectory.create("runs/digits"))
 """
 
 from __future__ import annotations
@@ -30,8 +32,9 @@ import numpy as np
 import torch
 
 from rnnkit.data.digits import digit_compositions
-from rnnkit.data.parallel import BOS_ID, EOS_ID, PAD_ID, TokenVocab, encode_sentences, target_pair
-from rnnkit.data.parallel import detokenize, tokenize
+from rnnkit.data.parallel import encode_sentences, target_pair
+from rnnkit.data.tokens import detokenize, tokenize
+from rnnkit.data.vocab import BOS_ID, EOS_ID, PAD_ID, SEQUENCE_SPECIALS, TokenVocab
 from rnnkit.errors import InputError
 from rnnkit.extras import require
 from rnnkit.models import Captioner
@@ -223,6 +226,11 @@ def write_png(image: np.ndarray, path: str | Path) -> None:
 # ------------------------------------------------------------------------------------------- the task
 
 
+def caption_tokens(captions: list[str]) -> list[list[str]]:
+    """The (reversible) tokens of each caption."""
+    return [tokenize(caption, joiners=True) for caption in captions]
+
+
 def caption_scores(hypotheses: list[list[str]], references: list[list[str]]) -> dict[str, float]:
     """Exact match and token accuracy (see the module docstring) of generated against reference tokens."""
     exact = sum(h == r for h, r in zip(hypotheses, references))
@@ -235,21 +243,19 @@ class CaptionTask(Task):
     """Padded batches of images and captions for the :class:`~rnnkit.train.Trainer`; the validation score
     is the exact match of greedy captions (``selection``)."""
 
-    carries_state = False
     selection = ("exact_match", "max")
 
     def __init__(self, train: CaptionedImages, valid: CaptionedImages | None, vocab: TokenVocab,
                  config: CaptionDataConfig, seed: int, dist: DistContext | None = None):
         self.dist = dist or DistContext()
-        if config.batch_size < self.dist.world_size:
-            raise InputError(f"--batch-size {config.batch_size} is smaller than the {self.dist.world_size} processes")
+        self.dist.check_batch_size(config.batch_size)
         self.vocab, self.config, self.seed = vocab, config, seed
         self.train_images = torch.from_numpy(train.images)  # (N, H, W)
-        self.train_ids = encode_sentences([tokenize(c) for c in train.captions], vocab, MAX_CAPTION_LENGTH).ids
+        self.train_ids = encode_sentences(caption_tokens(train.captions), vocab, MAX_CAPTION_LENGTH).ids
         self.valid = valid
         if valid is not None:
             self.valid_images = torch.from_numpy(valid.images)
-            self.valid_ids = encode_sentences([tokenize(c) for c in valid.captions], vocab, MAX_CAPTION_LENGTH).ids
+            self.valid_ids = encode_sentences(caption_tokens(valid.captions), vocab, MAX_CAPTION_LENGTH).ids
         size = config.batch_size
         self._batches = [slice(i, i + size) for i in range(0, len(self.train_ids), size)
                          if len(self.train_ids[i : i + size]) >= self.dist.world_size]
@@ -288,7 +294,7 @@ class CaptionTask(Task):
 
     def score_validation(self, model: Captioner) -> dict[str, float]:
         generated = caption_images(model, self.vocab, self.valid.images, beam_size=1)
-        return caption_scores([tokenize(c) for c in generated], [tokenize(c) for c in self.valid.captions])
+        return caption_scores(caption_tokens(generated), caption_tokens(self.valid.captions))
 
 
 # Captioner arguments the task takes from the vocabulary and the images; the others are the run's model settings.
@@ -308,13 +314,13 @@ def prepare(settings: RunSettings, checkpoint: Checkpoint | None, dist: DistCont
     train, valid = load_data(config)
     image_shape = tuple(train.images.shape[1:])
     if checkpoint is not None:
-        vocab = TokenVocab.from_dict(checkpoint.meta["vocab"])
+        vocab = TokenVocab.from_dict(checkpoint.meta["vocab"], SEQUENCE_SPECIALS)
         saved_shape = tuple(checkpoint.meta["image_shape"])
         if image_shape != saved_shape:
             raise InputError(f"the data holds {_size(image_shape)} images but the run was trained on "
                              f"{_size(saved_shape)}; resume with images of the run's size")
     else:
-        vocab = TokenVocab.build((tokenize(c) for c in train.captions), min_freq=1)
+        vocab = TokenVocab.build(caption_tokens(train.captions), min_freq=1, specials=SEQUENCE_SPECIALS)
     model = build_model(vocab, image_shape, settings.model)
     options = {key: value for key, value in model.config.items() if key not in DERIVED_MODEL_FIELDS}
     run_info = {"configs": {"data": asdict(config), "model": options}, "vocab": vocab.to_dict(),
@@ -336,16 +342,10 @@ class TrainedCaptioner:
 def from_checkpoint(checkpoint: Checkpoint) -> TrainedCaptioner:
     """The model (eval mode, CPU), vocabulary and data settings of a loaded caption checkpoint."""
     meta = checkpoint.meta
-    vocab = TokenVocab.from_dict(meta["vocab"])
+    vocab = TokenVocab.from_dict(meta["vocab"], SEQUENCE_SPECIALS)
     image_shape = tuple(meta["image_shape"])
-    model = build_model(vocab, image_shape, meta["configs"]["model"])
-    checkpoint.load_weights(model)
+    model = checkpoint.load_weights(build_model(vocab, image_shape, meta["configs"]["model"]))
     return TrainedCaptioner(model.eval(), vocab, image_shape, CaptionDataConfig(**meta["configs"]["data"]))
-
-
-def from_run(run_dir: str | Path, which: str = "auto") -> TrainedCaptioner:
-    """The captioner of a run directory's ``auto`` (best if any, else latest), ``latest`` or ``best`` checkpoint."""
-    return SPEC.from_run(run_dir, which)
 
 
 def caption_images(model: Captioner, vocab: TokenVocab, images: np.ndarray, beam_size: int = 1,
@@ -372,9 +372,8 @@ def evaluate_captions(trained: TrainedCaptioner, data: str | None = None, beam_s
             raise InputError(f"{data} holds {_size(held_out.images.shape[1:])} images; this model reads "
                              f"{_size(trained.image_shape)} images")
     generated = caption_images(trained.model, trained.vocab, held_out.images, beam_size)
-    scores = caption_scores([tokenize(c) for c in generated], [tokenize(c) for c in held_out.captions])
+    scores = caption_scores(caption_tokens(generated), caption_tokens(held_out.captions))
     return {**scores, "images": len(held_out), "data": held_out.description}
-
 
 
 SPEC = TaskSpec(
@@ -384,3 +383,6 @@ SPEC = TaskSpec(
                    "engine": "engine", **REGULARISER_OPTIONS},
     changeable=frozenset({"data", "valid_data", "test_size"}), derived_model_fields=DERIVED_MODEL_FIELDS,
 )
+
+# The trained model of a run directory: from_run(run_dir, which="auto") -> TrainedCaptioner.
+from_run = SPEC.from_run

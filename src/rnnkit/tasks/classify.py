@@ -14,12 +14,12 @@ Labels are strings: the sorted set of the training labels, saved in the checkpoi
 
 Example::
 
-    report = train_classifier(
-        ClassifyDataConfig(data="reviews.csv", text_column="review", label_column="sentiment"),
-        {"hidden_size": 128, "bidirectional": True, "pooling": "max", "embedding_dim": 128, "dropout": 0.5},
-        TrainConfig(epochs=5, lr=1e-3),
-        run_dir=RunDirectory.create("runs/reviews"),
-    )
+    from rnnkit.tasks.run import train
+    config = ClassifyDataConfig(data="reviews.csv", text_column="review", label_column="sentiment")
+    model = {"hidden_size": 128, "bidirectional": True, "pooling": "max", "embedding_dim": 128, "dropout": 0.5}
+    report = train(SPEC, RunSettings(config, model, TrainConfig(epochs=5, lr=1e-3)),
+                   run_dir=RunDirectory.create("runs/reviews"))
+    from_run("runs/reviews").probabilities(["a gorgeous , witty film"])      # (1, C)
 """
 
 from __future__ import annotations
@@ -32,14 +32,16 @@ from typing import Callable, Iterator
 import torch
 import torch.nn.functional as F
 
-from rnnkit.data.labelled_text import UNK_ID, Example, TableFormat, TokenVocab, bucketed_batches, pad_batch
-from rnnkit.data.labelled_text import read_labelled, sorted_batches, tokenize
+from rnnkit.data.batching import Sequences, bucketed_batches, pad_sequences, sorted_batches
+from rnnkit.data.labelled_text import Example, TableFormat, read_labelled
+from rnnkit.data.tokens import tokenize
+from rnnkit.data.vocab import UNK_ID, TokenVocab
 from rnnkit.errors import InputError
 from rnnkit.metrics.classification import accuracy, classification_scores, macro_f1
 from rnnkit.models import SequenceClassifier
 from rnnkit.train import Checkpoint, DistContext, Task, TaskLoss, seed_everything
 
-from .spec import EMBEDDING_REGULARISER_OPTIONS, Prepared, RunSettings, TaskSpec, parameter_count
+from .spec import EMBEDDING_REGULARISER_OPTIONS, NETWORK_OPTIONS, Prepared, RunSettings, TaskSpec, parameter_count
 
 NAME = "classify"
 EVAL_BATCH_SIZE = 256  # texts per forward pass when only scoring: no gradients, so larger batches are cheap
@@ -95,18 +97,14 @@ class ClassifyDataConfig:
 
 
 @dataclass
-class EncodedTexts:
+class EncodedTexts(Sequences):
     """Texts as token ids (each at least one id) and their class indices."""
 
     ids: list[list[int]]
     targets: list[int]
 
-    def __len__(self) -> int:
-        return len(self.targets)
-
-    @property
-    def lengths(self) -> list[int]:
-        return [len(ids) for ids in self.ids]
+    def sequences(self) -> list[list[int]]:
+        return self.ids
 
 
 @dataclass
@@ -194,17 +192,12 @@ class ClassificationTask(Task):
     of every batch's rows.
     """
 
-    carries_state = False
     target_unit = "texts"  # what n_tokens counts: one target per text
     selection = ("accuracy", "max")
 
     def __init__(self, data: ClassificationData, config: ClassifyDataConfig, seed: int, dist: DistContext | None = None):
         self.dist = dist or DistContext()
-        if config.batch_size < self.dist.world_size:
-            raise InputError(
-                f"--batch-size {config.batch_size} is smaller than the {self.dist.world_size} processes; "
-                f"use at least {self.dist.world_size}"
-            )
+        self.dist.check_batch_size(config.batch_size)
         self.train, self.valid = data.train, data.valid
         self.num_classes = len(data.labels)
         self.batch_size = config.batch_size
@@ -234,7 +227,7 @@ class ClassificationTask(Task):
 
     @staticmethod
     def _batch(texts: EncodedTexts, indices: list[int]):
-        tokens, lengths = pad_batch([texts.ids[i] for i in indices])  # (N, L), (N,)
+        tokens, lengths = pad_sequences([texts.ids[i] for i in indices])  # (N, L), (N,)
         return tokens, lengths, torch.tensor([texts.targets[i] for i in indices], dtype=torch.long)  # (N,)
 
     def loss(self, model: torch.nn.Module, batch, state) -> TaskLoss:
@@ -256,7 +249,7 @@ def class_probabilities(model: SequenceClassifier, ids: list[list[int]], batch_s
     device = next(model.parameters()).device
     probabilities = torch.empty(len(ids), model.num_outputs)  # (n, C)
     for indices in sorted_batches([len(x) for x in ids], batch_size):
-        tokens, lengths = pad_batch([ids[i] for i in indices])  # (N, L), (N,)
+        tokens, lengths = pad_sequences([ids[i] for i in indices])  # (N, L), (N,)
         logits = model(tokens.to(device), lengths)  # (N, C)
         probabilities[indices] = model.output_activation(logits).float().cpu()
     return probabilities
@@ -313,22 +306,17 @@ class TrainedClassifier:
 def from_checkpoint(checkpoint: Checkpoint) -> TrainedClassifier:
     """The classifier, vocabulary, labels and data settings of a loaded classifier checkpoint."""
     meta = checkpoint.meta
-    model = SequenceClassifier(**meta["configs"]["model"])
-    checkpoint.load_weights(model)
+    model = checkpoint.load_weights(SequenceClassifier(**meta["configs"]["model"]))
     return TrainedClassifier(model.eval(), TokenVocab.from_dict(meta["vocab"]), list(meta["labels"]),
                              ClassifyDataConfig(**meta["configs"]["data"]))
 
 
-def from_run(run_dir: str | Path, which: str = "auto") -> TrainedClassifier:
-    """The classifier of a run directory's ``auto`` (best if any, else latest), ``latest`` or ``best`` checkpoint."""
-    return SPEC.from_run(run_dir, which)
-
-
 SPEC = TaskSpec(
     name=NAME, noun="classifier", data_config=ClassifyDataConfig, prepare=prepare, from_checkpoint=from_checkpoint,
-    model_options={"cell": "cell", "layers": "num_layers", "hidden": "hidden_size", "bidirectional": "bidirectional",
-                   "dropout": "dropout", "engine": "engine", "embedding": "embedding_dim", "pooling": "pooling",
-                   **EMBEDDING_REGULARISER_OPTIONS},
+    model_options={**NETWORK_OPTIONS, "embedding": "embedding_dim", "pooling": "pooling", **EMBEDDING_REGULARISER_OPTIONS},
     data_options={"valid_data": "valid"}, changeable=frozenset({"data", "valid"}),
     derived_model_fields=("num_classes", "vocab_size"), default_epochs=5,
 )
+
+# The trained model of a run directory: from_run(run_dir, which="auto") -> TrainedClassifier.
+from_run = SPEC.from_run

@@ -23,20 +23,17 @@ is too short for it.
 
 Example::
 
-    report = train_forecaster(
-        ForecastDataConfig(data="airline.csv", target="Passengers", date_column="Month", window=24, horizon=12,
-                           log=True, difference=True),
-        {"cell": "lstm", "hidden_size": 32},
-        TrainConfig(epochs=100),
-        run_dir=RunDirectory.create("runs/airline"),
-    )
+    from rnnkit.tasks.run import train
+    config = ForecastDataConfig(data="airline.csv", target="Passengers", date_column="Month", window=24, horizon=12,
+                                log=True, difference=True)
+    report = train(SPEC, RunSettings(config, {"cell": "lstm", "hidden_size": 32}, TrainConfig(epochs=100)),
+                   run_dir=RunDirectory.create("runs/airline"))
     report["holdout"]["model"]["mase"], report["holdout"]["seasonal_naive"]["mase"]
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
@@ -50,7 +47,7 @@ from rnnkit.metrics import forecast as metrics
 from rnnkit.models import SequenceRegressor
 from rnnkit.train import Checkpoint, DistContext, RunDirectory, Task, TaskLoss, seed_everything
 
-from .spec import REGULARISER_OPTIONS, Prepared, RunSettings, TaskSpec, parameter_count
+from .spec import NETWORK_OPTIONS, REGULARISER_OPTIONS, Prepared, RunSettings, TaskSpec, parameter_count
 
 NAME = "forecast"
 METHODS = ("model", "naive", "seasonal_naive")
@@ -162,15 +159,12 @@ class ForecastTask(Task):
     validation forecasts in the target's units, which selects the best checkpoint.
     """
 
-    carries_state = False
     target_unit = "windows"  # what n_tokens counts: one target per window
     selection = ("mae", "min")
 
     def __init__(self, data: ForecastData, config: ForecastDataConfig, seed: int, dist: DistContext | None = None):
         self.dist = dist or DistContext()
-        if config.batch_size < self.dist.world_size:
-            raise InputError(f"--batch-size {config.batch_size} is smaller than the {self.dist.world_size} processes; "
-                             f"use at least {self.dist.world_size}")
+        self.dist.check_batch_size(config.batch_size)
         self.data, self.config, self.seed = data, config, seed
         window, horizon, split = config.window, config.horizon, data.split
         self.train = data.windows(window_origins(0, split.train_end, window, horizon), window, horizon)[:2]
@@ -281,16 +275,10 @@ class TrainedForecaster:
 def from_checkpoint(checkpoint: Checkpoint) -> TrainedForecaster:
     """The trained forecaster of a loaded forecast checkpoint."""
     meta = checkpoint.meta
-    model = SequenceRegressor(**meta["configs"]["model"])
-    checkpoint.load_weights(model)
+    model = checkpoint.load_weights(SequenceRegressor(**meta["configs"]["model"]))
     return TrainedForecaster(model.eval(), ForecastDataConfig(**meta["configs"]["data"]),
                              SeriesTransform.from_dict(meta["transform"]), int(meta["season"]),
                              f"{meta['season_source']}, as trained")
-
-
-def from_run(run_dir: str | Path, which: str = "auto") -> TrainedForecaster:
-    """The trained forecaster of a run directory's ``auto`` (best if any, else latest), ``latest`` or ``best`` checkpoint."""
-    return SPEC.from_run(run_dir, which)
 
 
 def series_for(trained: TrainedForecaster, data_path: str, backtest: bool = True) -> tuple[ForecastData, ForecastDataConfig]:
@@ -359,13 +347,14 @@ def format_report(report: dict) -> str:
     return "\n".join(lines)
 
 
-
 SPEC = TaskSpec(
     name=NAME, noun="forecaster", data_config=ForecastDataConfig, prepare=prepare, from_checkpoint=from_checkpoint,
-    model_options={"cell": "cell", "layers": "num_layers", "hidden": "hidden_size", "bidirectional": "bidirectional",
-                   "dropout": "dropout", "engine": "engine", **REGULARISER_OPTIONS},
+    model_options={**NETWORK_OPTIONS, **REGULARISER_OPTIONS},
     path_fields=("data",), changeable=frozenset({"data"}), derived_model_fields=("num_outputs", "input_size"),
     required={"data": "--data CSV (the series)", "target": "--target COL (the column to forecast)",
               "window": "--window N (past steps each forecast reads)"},
     default_epochs=60, finish=finish,
 )
+
+# The trained model of a run directory: from_run(run_dir, which="auto") -> TrainedForecaster.
+from_run = SPEC.from_run

@@ -17,18 +17,19 @@ Example::
 
 import math
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Callable, Iterator, NamedTuple
 
 import torch
 import torch.nn.functional as F
 
+from rnnkit.checks import check_positive
 from rnnkit.data.corpus import default_corpus, split_train_valid
 from rnnkit.data.streams import StreamBatcher
-from rnnkit.data.text import CharVocab, WordVocab, read_text, vocab_from_dict
+from rnnkit.data.reading import read_text
+from rnnkit.data.text import CharVocab, WordVocab, vocab_from_dict
 from rnnkit.errors import InputError
 from rnnkit.models import LanguageModel
-from rnnkit.train import Checkpoint, DistContext, Task, TaskLoss, TrainConfig, seed_everything, summed_token_loss
+from rnnkit.train import Checkpoint, DistContext, Task, TaskLoss, seed_everything, summed_token_loss
 
 from .spec import EMBEDDING_REGULARISER_OPTIONS, Prepared, RunSettings, TaskSpec, parameter_count
 
@@ -62,9 +63,8 @@ class LMDataConfig:
     def __post_init__(self):
         if self.level not in LEVELS:
             raise InputError(f"--level must be char or word, got {self.level!r}")
-        for flag, value in (("seq-len", self.seq_len), ("batch-size", self.batch_size)):
-            if value < 1:
-                raise InputError(f"--{flag} must be >= 1, got {value}")
+        check_positive("seq-len", self.seq_len, integer=True)
+        check_positive("batch-size", self.batch_size, integer=True)
         if not 0 <= self.valid_fraction < 1:
             raise InputError(f"--valid-fraction must be in [0, 1), got {self.valid_fraction}")
 
@@ -228,15 +228,8 @@ class TrainedLanguageModel(NamedTuple):
 
 def from_checkpoint(checkpoint: Checkpoint) -> TrainedLanguageModel:
     """The model and vocabulary of a loaded language-model checkpoint."""
-    model = LanguageModel.from_config(checkpoint.meta["configs"]["model"])
-    checkpoint.load_weights(model)
+    model = checkpoint.load_weights(LanguageModel.from_config(checkpoint.meta["configs"]["model"]))
     return TrainedLanguageModel(model.eval(), vocab_from_dict(checkpoint.meta["vocab"]), checkpoint)
-
-
-def from_run(run_dir: str | Path, which: str = "auto") -> TrainedLanguageModel:
-    """``(model, vocab, checkpoint)`` of a run directory's ``auto`` (best if any, else latest), ``latest`` or
-    ``best`` checkpoint; the model in eval mode on the CPU."""
-    return SPEC.from_run(run_dir, which)
 
 
 @torch.no_grad()
@@ -270,3 +263,6 @@ SPEC = TaskSpec(
                    "locked_dropout": "locked_dropout", **EMBEDDING_REGULARISER_OPTIONS},
     changeable=frozenset({"data", "valid_data", "log_gradients"}), derived_model_fields=("vocab_size",),
 )
+
+# The trained model of a run directory: from_run(run_dir, which="auto") -> TrainedLanguageModel.
+from_run = SPEC.from_run

@@ -26,6 +26,11 @@ from rnnkit.train import Checkpoint, RunDirectory, Task, TrainConfig
 # What every resumed run may change: how long it goes on and how the same arithmetic is run.
 CHANGEABLE_ON_RESUME = frozenset({"epochs", "time_budget", "max_steps", "patience", "save_every", "engine"})
 
+# The network every recurrent task builds (option name -> model argument): the flags of
+# rnnkit.cli_options.recurrent_options.
+NETWORK_OPTIONS = {"cell": "cell", "layers": "num_layers", "hidden": "hidden_size", "bidirectional": "bidirectional",
+                   "dropout": "dropout", "engine": "engine"}
+
 # The regularisers every recurrent model takes (option name -> model argument); saved with the model's
 # other settings. A run saved before they existed loads with the models' defaults (0.0 / None).
 REGULARISER_OPTIONS = {"recurrent_dropout": "recurrent_dropout", "zoneout": "zoneout", "weight_drop": "weight_drop",
@@ -81,7 +86,7 @@ class TaskSpec:
         required: what a new run must be given: option name -> how to give it ("--data CSV").
         derived_model_fields: saved model settings the task takes from its data (sizes), not from options.
         default_epochs: epochs when neither --epochs nor --time-budget is given.
-        finish: ``finish(report, prepared, run_dir, dist) -> report``: what training adds to its report.
+        finish: ``finish(report, prepared, run_dir) -> report``: what training adds to its report (rank 0).
         described: the phrase for "not ..." in a refusal; default ``a 'NAME' one``.
     """
 

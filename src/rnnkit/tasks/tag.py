@@ -22,10 +22,11 @@ entity tags, accuracy for the others.
 
 Example::
 
-    data = load_data(TagDataConfig(data="en_ewt-ud-train.conllu", valid_data="en_ewt-ud-dev.conllu"))
-    report = train_tagger(data, {"hidden_size": 128, "dropout": 0.5}, TrainConfig(epochs=10),
-                          run_dir=RunDirectory.create("runs/ewt"))
-    tagger = load_trained("runs/ewt", "best")
+    from rnnkit.tasks.run import train
+    config = TagDataConfig(data="en_ewt-ud-train.conllu", valid_data="en_ewt-ud-dev.conllu")
+    report = train(SPEC, RunSettings(config, {"hidden_size": 128, "dropout": 0.5}, TrainConfig(epochs=10)),
+                   run_dir=RunDirectory.create("runs/ewt"))
+    tagger = from_run("runs/ewt", "best")
     tagger.tag([["The", "cat", "sat"]])          # [['DET', 'NOUN', 'VERB']]
 """
 
@@ -41,13 +42,15 @@ from torch.nn.utils.rnn import pad_sequence
 
 from rnnkit.data.conll import ALL_COLUMNS, COLUMNS, DEFAULT_COLUMN, FORMAT_NAMES, FORMATS, Sentence, read_conll
 from rnnkit.data.conll import resolve_format
-from rnnkit.data.labelled_text import PAD_ID, UNK_ID, TokenVocab, bucketed_batches, pad_batch, sorted_batches
+from rnnkit.checks import check_positive
+from rnnkit.data.batching import Sequences, bucketed_batches, pad_sequences, sorted_batches
+from rnnkit.data.vocab import PAD_ID, UNK_ID, TokenVocab
 from rnnkit.errors import InputError
 from rnnkit.metrics.spans import is_entity_tagset, span_scores
 from rnnkit.models import SequenceTagger
 from rnnkit.train import Checkpoint, DistContext, Task, TaskLoss, seed_everything
 
-from .spec import EMBEDDING_REGULARISER_OPTIONS, Prepared, RunSettings, TaskSpec, parameter_count
+from .spec import EMBEDDING_REGULARISER_OPTIONS, NETWORK_OPTIONS, Prepared, RunSettings, TaskSpec, parameter_count
 
 NAME = "tag"
 EVAL_BATCH_SIZE = 128  # sentences per forward pass when only tagging: no gradients, so larger batches are cheap
@@ -84,9 +87,8 @@ class TagDataConfig:
             raise InputError(f"--format must be conllu or conll, got {self.format!r}")
         if self.column is not None and self.column not in ALL_COLUMNS:
             raise InputError(f"--column must be one of {', '.join(ALL_COLUMNS)}, got {self.column!r}")
-        for flag, value in (("batch-size", self.batch_size), ("min-freq", self.min_freq)):
-            if value < 1:
-                raise InputError(f"--{flag} must be >= 1, got {value}")
+        check_positive("batch-size", self.batch_size, integer=True)
+        check_positive("min-freq", self.min_freq, integer=True)
         if not 0 <= self.word_dropout < 1:
             raise InputError(f"--word-dropout must be in [0, 1), got {self.word_dropout}")
 
@@ -123,7 +125,7 @@ class Vocabularies:
 
 
 @dataclass
-class EncodedSentences:
+class EncodedSentences(Sequences):
     """Sentences as id tensors: words (T,), characters (T, W) padded with 0 (None without character
     features), tags (T,), and a (T,) mask of the words that word dropout may replace (training singletons)."""
 
@@ -132,12 +134,8 @@ class EncodedSentences:
     tags: list[torch.Tensor]
     droppable: list[torch.Tensor]
 
-    def __len__(self) -> int:
-        return len(self.words)
-
-    @property
-    def lengths(self) -> list[int]:
-        return [len(words) for words in self.words]
+    def sequences(self) -> list[torch.Tensor]:
+        return self.words
 
 
 @dataclass
@@ -215,7 +213,7 @@ def encode_tokens(tokens: list[str], vocabs: Vocabularies, config: TagDataConfig
     words = torch.tensor(vocabs.words.encode([config.word_key(token) for token in tokens]), dtype=torch.long)  # (T,)
     if vocabs.chars is None:
         return words, None
-    char_ids, _ = pad_batch([vocabs.chars.encode(list(token)) or [UNK_ID] for token in tokens])  # (T, W_max)
+    char_ids, _ = pad_sequences([vocabs.chars.encode(list(token)) or [UNK_ID] for token in tokens])  # (T, W_max)
     return words, char_ids
 
 
@@ -273,14 +271,10 @@ class TaggingTask(Task):
     so a run resumes exactly. In a distributed run each rank gets its contiguous block of every batch's rows.
     """
 
-    carries_state = False
-
     def __init__(self, data: TagData, seed: int, dist: DistContext | None = None):
         self.dist = dist or DistContext()
         config = data.config
-        if config.batch_size < self.dist.world_size:
-            raise InputError(f"--batch-size {config.batch_size} is smaller than the {self.dist.world_size} "
-                             f"processes; use at least {self.dist.world_size}")
+        self.dist.check_batch_size(config.batch_size)
         self.train, self.valid = data.train, data.valid
         self.valid_sentences = data.valid_sentences
         self.vocabs = data.vocabs
@@ -419,22 +413,17 @@ class TrainedTagger:
 def from_checkpoint(checkpoint: Checkpoint) -> TrainedTagger:
     """The tagger, vocabularies and data settings of a loaded tagger checkpoint."""
     meta = checkpoint.meta
-    model = SequenceTagger(**meta["configs"]["model"])
-    checkpoint.load_weights(model)
+    model = checkpoint.load_weights(SequenceTagger(**meta["configs"]["model"]))
     return TrainedTagger(model.eval(), Vocabularies.from_dict(meta["vocab"]), TagDataConfig(**meta["configs"]["data"]))
-
-
-def from_run(run_dir: str | Path, which: str = "auto") -> TrainedTagger:
-    """The tagger of a run directory's ``auto`` (best if any, else latest), ``latest`` or ``best`` checkpoint."""
-    return SPEC.from_run(run_dir, which)
 
 
 SPEC = TaskSpec(
     name=NAME, noun="tagger", data_config=TagDataConfig, prepare=prepare, from_checkpoint=from_checkpoint,
-    model_options={"cell": "cell", "layers": "num_layers", "hidden": "hidden_size", "bidirectional": "bidirectional",
-                   "dropout": "dropout", "engine": "engine", "crf": "crf", "embedding": "embedding_dim",
-                   "char_embedding": "char_embedding_dim", "char_hidden": "char_hidden_size",
-                   **EMBEDDING_REGULARISER_OPTIONS},
+    model_options={**NETWORK_OPTIONS, "crf": "crf", "embedding": "embedding_dim", "char_embedding": "char_embedding_dim",
+                   "char_hidden": "char_hidden_size", **EMBEDDING_REGULARISER_OPTIONS},
     data_options={"valid_data": "valid", "format": "data_format"}, changeable=frozenset({"data", "valid"}),
     derived_model_fields=("vocab_size", "num_tags", "char_vocab_size", "padding_idx"),
 )
+
+# The trained model of a run directory: from_run(run_dir, which="auto") -> TrainedTagger.
+from_run = SPEC.from_run

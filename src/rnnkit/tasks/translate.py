@@ -14,34 +14,33 @@ numbers are copied instead of lost.
 
 Example::
 
-    report = train_translation(
-        TranslateDataConfig(source="train.de", target="train.en", valid_source="val.de", valid_target="val.en"),
-        {"attention": "additive", "hidden_size": 256, "bidirectional": True},
-        DecodeConfig(beam_size=5),
-        TrainConfig(epochs=10, lr=1e-3),
-        run_dir=RunDirectory.create("runs/de-en"),
-    )
+    from rnnkit.tasks.run import train
+    config = TranslateDataConfig(source="train.de", target="train.en", valid_source="val.de", valid_target="val.en")
+    settings = RunSettings(config, {"attention": "additive", "hidden_size": 256, "bidirectional": True},
+                           TrainConfig(epochs=10, lr=1e-3), {"decode": {"beam_size": 5}})
+    report = train(SPEC, settings, run_dir=RunDirectory.create("runs/de-en"))
+    translate_sentences(from_run("runs/de-en"), ["Ein Hund läuft."], DecodeConfig(beam_size=5))
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
 
-from rnnkit.data.parallel import (BOS_ID, EOS_ID, PAD_ID, UNK, EncodedSide, ParallelText, TokenVocab,
-                                  detokenize, encode_sentences, length_buckets, pad_sequences, read_parallel,
-                                  target_pair, tokenize)
+from rnnkit.data.batching import bucketed_batches, pad_sequences
+from rnnkit.data.parallel import EncodedSide, ParallelText, encode_sentences, read_parallel, target_pair
+from rnnkit.data.tokens import detokenize, tokenize
+from rnnkit.data.vocab import BOS_ID, EOS_ID, PAD_ID, SEQUENCE_SPECIALS, UNK, TokenVocab
 from rnnkit.errors import InputError
 from rnnkit.extras import require
 from rnnkit.models import Seq2Seq
 from rnnkit.train import Checkpoint, DistContext, Task, TaskLoss, seed_everything, summed_token_loss
 
-from .spec import REGULARISER_OPTIONS, Prepared, RunSettings, TaskSpec, parameter_count
+from .spec import NETWORK_OPTIONS, REGULARISER_OPTIONS, Prepared, RunSettings, TaskSpec, parameter_count
 
 NAME = "translate"
 
@@ -135,9 +134,9 @@ class TranslationCorpus:
 
 def _encode_pairs(text: ParallelText, source_vocab: TokenVocab, target_vocab: TokenVocab, max_length: int,
                   warn: Callable[[str], None] | None, what: str) -> tuple[EncodedPairs, EncodedSide]:
-    source_tokens = [tokenize(s) for s in text.sources]
+    source_tokens = [tokenize(s, joiners=True) for s in text.sources]
     sources = encode_sentences(source_tokens, source_vocab, max_length)
-    targets = encode_sentences([tokenize(t) for t in text.targets], target_vocab, max_length)
+    targets = encode_sentences([tokenize(t, joiners=True) for t in text.targets], target_vocab, max_length)
     if warn is not None:
         # the training pairs' unknown tokens are the vocabulary's rare ones (--min-freq): reported in the log
         unknown_too = what != "training"
@@ -164,8 +163,10 @@ def load_data(config: TranslateDataConfig, vocabs: tuple[TokenVocab, TokenVocab]
     else:
         valid_text = None
     if vocabs is None:
-        source_vocab = TokenVocab.build((tokenize(s) for s in train_text.sources), config.min_freq, config.max_vocab)
-        target_vocab = TokenVocab.build((tokenize(t) for t in train_text.targets), config.min_freq, config.max_vocab)
+        source_vocab = TokenVocab.build((tokenize(s, joiners=True) for s in train_text.sources), config.min_freq,
+                                        config.max_vocab, SEQUENCE_SPECIALS)
+        target_vocab = TokenVocab.build((tokenize(t, joiners=True) for t in train_text.targets), config.min_freq,
+                                        config.max_vocab, SEQUENCE_SPECIALS)
     else:
         source_vocab, target_vocab = vocabs
     train, train_targets = _encode_pairs(train_text, source_vocab, target_vocab, config.max_length, warn, "training")
@@ -186,20 +187,18 @@ def make_batch(sources: list[list[int]], targets: list[list[int]]):
 class TranslationTask(Task):
     """Padded batches of sentence pairs for the :class:`~rnnkit.train.Trainer` (full BPTT, no carried state).
 
-    Batches hold pairs of similar source length (:func:`~rnnkit.data.parallel.length_buckets`), drawn anew
+    Batches hold pairs of similar source length (:func:`~rnnkit.data.batching.bucketed_batches`), drawn anew
     each epoch from the seed and the epoch number, so that a resumed run sees the same batches. In a
     distributed run each rank takes its block of every batch's rows. The validation score is the BLEU of
     greedy translations of the validation pairs (``selection``: the best checkpoint has the highest).
     """
 
-    carries_state = False
     selection = ("bleu", "max")
 
     def __init__(self, corpus: TranslationCorpus, config: TranslateDataConfig, seed: int,
                  dist: DistContext | None = None):
         self.dist = dist or DistContext()
-        if config.batch_size < self.dist.world_size:
-            raise InputError(f"--batch-size {config.batch_size} is smaller than the {self.dist.world_size} processes")
+        self.dist.check_batch_size(config.batch_size)
         self.corpus = corpus
         self.config = config
         self.seed = seed
@@ -208,7 +207,7 @@ class TranslationTask(Task):
 
     def _epoch_batches(self, epoch: int) -> list[list[int]]:
         generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
-        batches = length_buckets(self.source_lengths, self.config.batch_size, generator)
+        batches = bucketed_batches(self.source_lengths, self.config.batch_size, generator, pool_batches=50)
         # every rank needs at least one row of every batch
         return [batch for batch in batches if len(batch) >= self.dist.world_size]
 
@@ -279,8 +278,8 @@ def prepare(settings: RunSettings, checkpoint: Checkpoint | None, dist: DistCont
     seed_everything(settings.train.seed)
     vocabs = None
     if checkpoint is not None:
-        vocabs = (TokenVocab.from_dict(checkpoint.meta["source_vocab"]),
-                  TokenVocab.from_dict(checkpoint.meta["target_vocab"]))
+        vocabs = (TokenVocab.from_dict(checkpoint.meta["source_vocab"], SEQUENCE_SPECIALS),
+                  TokenVocab.from_dict(checkpoint.meta["target_vocab"], SEQUENCE_SPECIALS))
     corpus = load_data(config, vocabs, warn)
     model = build_model(corpus.source_vocab, corpus.target_vocab, settings.model)
     options = {key: value for key, value in model.config.items() if key not in DERIVED_MODEL_FIELDS}
@@ -312,17 +311,11 @@ class TrainedTranslator:
 def from_checkpoint(checkpoint: Checkpoint) -> TrainedTranslator:
     """The model (eval mode, CPU), vocabularies and settings of a loaded translation checkpoint."""
     meta = checkpoint.meta
-    source_vocab = TokenVocab.from_dict(meta["source_vocab"])
-    target_vocab = TokenVocab.from_dict(meta["target_vocab"])
-    model = build_model(source_vocab, target_vocab, meta["configs"]["model"])
-    checkpoint.load_weights(model)
+    source_vocab = TokenVocab.from_dict(meta["source_vocab"], SEQUENCE_SPECIALS)
+    target_vocab = TokenVocab.from_dict(meta["target_vocab"], SEQUENCE_SPECIALS)
+    model = checkpoint.load_weights(build_model(source_vocab, target_vocab, meta["configs"]["model"]))
     return TrainedTranslator(model.eval(), source_vocab, target_vocab, meta["configs"]["data"],
                              DecodeConfig(**meta["configs"]["decode"]))
-
-
-def from_run(run_dir: str | Path, which: str = "auto") -> TrainedTranslator:
-    """The translator of a run directory's ``auto`` (best if any, else latest), ``latest`` or ``best`` checkpoint."""
-    return SPEC.from_run(run_dir, which)
 
 
 def translate_ids(model: Seq2Seq, target_vocab: TokenVocab, sources: list[list[int]],
@@ -353,7 +346,7 @@ def translate_sentences(translator: TrainedTranslator, sentences: list[str], dec
     are counted in lines given to ``warn``.
     """
     max_length = translator.data_config["max_length"]
-    tokens = [tokenize(sentence) for sentence in sentences]
+    tokens = [tokenize(sentence, joiners=True) for sentence in sentences]
     encoded = encode_sentences(tokens, translator.source_vocab, max_length)
     if warn is not None:
         for line in encoded.warnings("input", max_length):
@@ -377,16 +370,17 @@ def evaluate_files(translator: TrainedTranslator, source_path: str, target_path:
             "bleu_signature": str(bleu.get_signature())}
 
 
-
 SPEC = TaskSpec(
     name=NAME, noun="translation model", data_config=TranslateDataConfig, prepare=prepare,
     from_checkpoint=from_checkpoint,
-    model_options={"embedding": "embedding_dim", "cell": "cell", "hidden": "hidden_size", "layers": "num_layers",
-                   "bidirectional": "bidirectional", "decoder_hidden": "decoder_hidden_size", "attention": "attention",
-                   "attention_size": "attention_size", "dropout": "dropout", "tie_embeddings": "tie_embeddings",
-                   "engine": "engine", **REGULARISER_OPTIONS},
+    model_options={**NETWORK_OPTIONS, "embedding": "embedding_dim", "decoder_hidden": "decoder_hidden_size",
+                   "attention": "attention", "attention_size": "attention_size", "tie_embeddings": "tie_embeddings",
+                   **REGULARISER_OPTIONS},
     sections={"decode": {"beam": "beam_size", "length_penalty": "length_penalty"}},
     path_fields=("source", "target", "valid_source", "valid_target"),
     changeable=frozenset({"source", "target", "valid_source", "valid_target", "beam", "length_penalty"}),
     required={"source": "--source FILE", "target": "--target FILE"}, derived_model_fields=DERIVED_MODEL_FIELDS,
 )
+
+# The trained model of a run directory: from_run(run_dir, which="auto") -> TrainedTranslator.
+from_run = SPEC.from_run

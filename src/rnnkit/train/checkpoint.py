@@ -64,8 +64,8 @@ class Checkpoint:
     meta: dict
     tensors: dict[str, torch.Tensor]
 
-    def load_weights(self, model: torch.nn.Module) -> None:
-        """Copy the saved parameters into ``model``, which must have the saved architecture."""
+    def load_weights(self, model: torch.nn.Module) -> torch.nn.Module:
+        """Copy the saved parameters into ``model``, which must have the saved architecture; returns it."""
         try:
             load_model(model, self.path / WEIGHTS_FILE, strict=True)
         except (RuntimeError, SafetensorError) as error:
@@ -74,6 +74,7 @@ class Checkpoint:
                 f"checkpoint {self.path} does not fit this model ({detail[:200]}); "
                 "use the model settings it was trained with"
             ) from None
+        return model
 
 
 class RunDirectory:

@@ -36,6 +36,12 @@ class DistContext:
         """Rank 0: the one process that writes checkpoints, metrics and progress."""
         return self.rank == 0
 
+    def check_batch_size(self, batch_size: int) -> None:
+        """InputError unless a batch of ``batch_size`` rows gives every process at least one row."""
+        if batch_size < self.world_size:
+            raise InputError(f"--batch-size {batch_size} is smaller than the {self.world_size} processes; "
+                             f"use at least {self.world_size}")
+
     def wrap(self, model: torch.nn.Module) -> torch.nn.Module:
         """The model to train: DDP-wrapped when distributed (it also copies rank 0's weights to all ranks)."""
         if not self.is_distributed:

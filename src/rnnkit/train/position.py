@@ -1,11 +1,12 @@
 """Where a training run stands, saved in every checkpoint so that a resumed run continues exactly.
 
+    >>> from dataclasses import asdict
     >>> position = Position(step=3, epoch=1)
     >>> Position(**asdict(position)) == position       # what a checkpoint stores reads back the same
     True
 """
 
-from dataclasses import asdict, dataclass, field  # noqa: F401  (asdict: the docstring's example)
+from dataclasses import dataclass, field
 
 
 @dataclass
@@ -14,17 +15,22 @@ class Position:
     best validation results so far (``best_epoch``: the finished epoch that reached ``best_score``; None in
     checkpoints written before it was recorded)."""
 
+    # where: optimizer steps so far, the epoch (0-based) and the batch within it
     step: int = 0
     epoch: int = 0
     batch_index: int = 0
+    # this epoch so far: the summed training loss, its target tokens, its seconds of training steps
     epoch_loss_sum: float = 0.0
     epoch_tokens: int = 0
     epoch_seconds: float = 0.0
+    # the whole run: target tokens, seconds of training steps, wall-clock seconds (across resumes)
     total_tokens: int = 0
     total_step_seconds: float = 0.0
     elapsed_seconds: float = 0.0
+    # the best validation so far, for best.json, early stopping and the report
     best_valid_loss: float | None = None
     best_score: float | None = None
     epochs_without_improvement: int = 0
-    history: list[dict] = field(default_factory=list)
     best_epoch: int | None = None
+    # every finished epoch's record (what metrics.jsonl holds)
+    history: list[dict] = field(default_factory=list)

@@ -22,7 +22,7 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import asdict
-from typing import Any, Callable
+from typing import Callable
 
 import torch
 
@@ -32,11 +32,10 @@ from rnnkit.nn import detach_state
 from .checkpoint import Checkpoint, RunDirectory, join_tensors, split_tensors
 from .config import TrainConfig
 from .distributed import DistContext
-from .losses import TaskLoss, summed_token_loss  # noqa: F401  (their historical home)
 from .optim import Schedule, ScheduleSettings, build_optimizer
 from .position import Position
 from .progress import ProgressBar, format_record
-from .rng import capture_rng, restore_rng, seed_everything  # noqa: F401  (seed_everything: its historical home)
+from .rng import capture_rng, restore_rng
 from .task import Task, as_task
 
 GRADIENTS_FILE = "gradients.jsonl"
