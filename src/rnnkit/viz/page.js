@@ -18,7 +18,7 @@ const keys = [];  // "layer/state" of every recorded state
 for (let k = 0; k < data.layers; k++) for (const state of data.states) keys.push(k + "/" + state);
 
 const model = data.model ? rnnkitLiveModel.makeModel(data.model) : null;
-const page = {ready: false, latencies: [], error: null};  // read by tests: window.rnnkitPage
+const page = {ready: false, latencies: []};  // window.rnnkitPage: ready once the text is coloured; keystroke timings
 window.rnnkitPage = page;
 if (model) {
   window.rnnkitModel = {
