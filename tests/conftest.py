@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from rnnkit.nn import LSTM
-from rnnkit.train import TaskLoss, summed_token_loss
+from rnnkit.train import Task, TaskLoss, summed_token_loss
 
 PAD = 0
 
@@ -40,7 +40,7 @@ class ToyLanguageModel(nn.Module):
         return self.decoder(self.drop(output)), state  # (N, L, V)
 
 
-class StreamToyTask:
+class StreamToyTask(Task):
     """A random token stream cut into ``batch_size`` parallel streams, read ``seq_len`` tokens at a time.
 
     ``rows`` selects this rank's block of streams (all of them by default), as a distributed task must.
@@ -80,10 +80,8 @@ class StreamToyTask:
         return {"perplexity": float(torch.tensor(loss).exp())}
 
 
-class PaddedToyTask:
+class PaddedToyTask(Task):
     """Sequences of unequal lengths padded with PAD; each batch starts from the initial state (full BPTT)."""
-
-    carries_state = False
 
     def __init__(self, n_sequences=12, vocab_size=7, batch_size=4, seed=0, rows=None):
         generator = torch.Generator().manual_seed(seed)
@@ -117,5 +115,3 @@ class PaddedToyTask:
         loss_sum, n_tokens = summed_token_loss(logits, targets, pad_index=PAD)
         return TaskLoss(loss_sum, n_tokens, inputs.size(0), None)
 
-    def metrics(self, loss):
-        return {}

@@ -273,3 +273,32 @@ def test_resume_mid_epoch_ends_with_the_weights_of_an_uninterrupted_run(tmp_path
     for mine, theirs in zip(whole_metrics, parts_metrics):
         mine, theirs = json.loads(mine), json.loads(theirs)
         assert mine["valid_loss"] == theirs["valid_loss"] and mine["train_loss"] == theirs["train_loss"]
+
+
+class DuckTypedTask:
+    """A task written against rnnkit 0.1's duck-typed interface: no Task base, no optional parts."""
+
+    carries_state = False
+
+    def __init__(self):
+        self.inner = PaddedToyTask()
+
+    def num_train_batches(self):
+        return self.inner.num_train_batches()
+
+    def train_batches(self, epoch, start):
+        return self.inner.train_batches(epoch, start)
+
+    def valid_batches(self):
+        return self.inner.valid_batches()
+
+    def loss(self, model, batch, state):
+        return self.inner.loss(model, batch, state)
+
+
+def test_a_task_without_the_task_base_still_trains_with_the_defaults():
+    seed_everything(0)
+    duck = Trainer(make_model(), DuckTypedTask(), TrainConfig(epochs=1)).fit()
+    seed_everything(0)
+    based = Trainer(make_model(), PaddedToyTask(), TrainConfig(epochs=1)).fit()
+    assert duck["valid_loss"] == based["valid_loss"] and "best_epoch" not in duck

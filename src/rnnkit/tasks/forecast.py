@@ -135,7 +135,7 @@ def resolve_season(config: ForecastDataConfig, series: Series, train_end: int) -
     return frequency.season, f"{frequency.name} dates"
 
 
-def load_series(config: ForecastDataConfig, transform: SeriesTransform | None = None,
+def load_data(config: ForecastDataConfig, transform: SeriesTransform | None = None,
                 season: tuple[int, str] | None = None, training: bool = True) -> ForecastData:
     """Read and prepare ``config.data``; a trained model passes its saved ``transform`` and (season, source).
 
@@ -230,7 +230,7 @@ def prepare(settings: RunSettings, checkpoint: Checkpoint | None, dist: DistCont
     """Seed, read and split the series (a resumed run's must have its columns and scaling), build the model."""
     config, seed = settings.data, settings.train.seed
     seed_everything(seed)
-    data = load_series(config)
+    data = load_data(config)
     if checkpoint is not None and (data.series.columns != checkpoint.meta["columns"]
                                    or data.transform.to_dict() != checkpoint.meta["transform"]):
         raise InputError(f"{config.data} is not the series this run was trained on (other columns or "
@@ -285,7 +285,7 @@ def series_for(trained: TrainedForecaster, data_path: str, backtest: bool = True
     """Another CSV with the run's columns, prepared for ``trained``: its saved transform and season, the CSV's
     own split by the run's fractions. ``backtest`` checks that the holdout has at least one origin."""
     config = replace(trained.config, data=data_path)
-    data = load_series(config, trained.transform, (trained.season, trained.season_source), training=False)
+    data = load_data(config, trained.transform, (trained.season, trained.season_source), training=False)
     if backtest:
         check_holdout_length(data.split, config.window, config.horizon, data_path)
     return data, config
