@@ -199,7 +199,7 @@ def apply(ctx: click.Context, command: TaskCommand, applies: Applies | None, run
                          + command.instead.format(run=run_dir))
     flags = {param.name: param.opts[0] for param in ctx.command.params if isinstance(param, click.Option)}
     taken = ALWAYS_TAKEN | set(applies.options)
-    refused = sorted(explicit_options(ctx) & set(flags) - taken, key=list(flags).index)
+    refused = sorted(explicit_options(ctx) & (set(flags) - taken), key=list(flags).index)
     if refused:
         takes = ", ".join(flags[option] for option in flags if option in taken)
         not_taken = "/".join(flags[option] for option in flags if option not in taken)

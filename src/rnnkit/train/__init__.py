@@ -7,6 +7,7 @@
     position.py     Position: where training stands (saved in every checkpoint)
     rng.py          seeding, and capturing / restoring every random generator for an exact resume
     progress.py     the progress bar and the per-epoch lines
+    arrays.py       training on in-memory arrays: what the models' Keras-style fit() runs
     checkpoint.py   run directories and crash-safe checkpoints
     optim.py        optimizers and learning-rate schedules
     distributed.py  torch.distributed: process groups, DDP, gathering
