@@ -407,3 +407,22 @@ def test_the_page_of_rnnkit_explain_shows_the_gradient_through_time(browser, tmp
     title = driver.find_elements("css selector", "#gradient-text .g")[10].get_attribute("title")
     assert title.startswith("\u2016\u2202L/\u2202h_t\u2016 = ")
     assert severe(driver) == []
+
+
+def test_a_long_paste_is_read_in_slices_to_the_same_state(loaded):
+    loaded.find_element("css selector", '#tabs button[data-tab="live"]').click()
+    text = CODE * 2  # 2,760 characters: seven slices
+    first = loaded.execute_script("""
+        const box = document.getElementById('live-input');
+        box.value = arguments[0];
+        box.dispatchEvent(new Event('input'));
+        return live.states.length;""", text)
+    assert first == 400  # one slice, then the page answers events again before the next
+    for _ in range(200):
+        if loaded.execute_script("return live.states.length") == len(text):
+            break
+        time.sleep(0.05)
+    last = loaded.execute_script("return Array.from(live.states[live.states.length - 1][1].h)")
+    expected = loaded.execute_script("return window.rnnkitModel.run(arguments[0]).hidden[1]", text)
+    np.testing.assert_allclose(last, expected, atol=1e-12)
+    assert len(set(colours(loaded, "#live-colour .p")[-100:])) > 2 and severe(loaded) == []

@@ -408,9 +408,12 @@ function onTextSelection() {
 
 // ------------------------------------------------------------------------------------- the Type tab
 
-const live = {tokens: [], states: [], spans: [], text: ""};
+// tokens: the model's positions in the box's text; states[i]: the state after token i, computed so far (a long
+// paste is read in slices, so states may trail tokens for a moment); spans[i]: token i in the coloured copy.
+const live = {tokens: [], states: [], spans: [], text: "", job: 0};
 const liveInput = document.getElementById("live-input");
 const liveColour = document.getElementById("live-colour");
+const LIVE_SLICE = 400;  // tokens read between two looks at the event queue
 
 function sameToken(a, b, oldText, newText) {
   return a.start === b.start && a.end === b.end && a.id === b.id &&
@@ -425,31 +428,31 @@ function liveValue(index) {
   return raw / (scale ? scale[s.unit] : 1);
 }
 
-function recolourLive() {
+function unitChosen() {
   const s = selection();
-  if (!Number.isInteger(s.unit) || s.unit < 0 || s.unit >= H) return;
-  live.tokens.forEach((token, i) => { if (token.id >= 0) paint(live.spans[i], liveValue(i)); });
+  return Number.isInteger(s.unit) && s.unit >= 0 && s.unit < H;
 }
 
-// Re-reads the text from the first token that changed: typing at the end costs one step of the model.
+function recolourLive() {
+  if (!unitChosen()) return;
+  for (let i = 0; i < live.states.length; i++) if (live.tokens[i].id >= 0) paint(live.spans[i], liveValue(i));
+}
+
+// Re-reads the text from the first token that changed: typing at the end costs one step of the model. A newer
+// edit stops the reading of an older one (live.job).
 function updateLive(started) {
+  const job = ++live.job;
   const text = liveInput.value;
   const tokens = model.tokenize(text);
   let keep = 0;
-  while (keep < live.tokens.length && keep < tokens.length && sameToken(live.tokens[keep], tokens[keep], live.text, text)) keep++;
-  let state = keep ? live.states[keep - 1] : model.initialState();
+  const known = Math.min(live.tokens.length, live.states.length);
+  while (keep < known && keep < tokens.length && sameToken(live.tokens[keep], tokens[keep], live.text, text)) keep++;
   live.states.length = keep;
-  for (let i = keep; i < tokens.length; i++) {
-    if (tokens[i].id >= 0) state = model.step(state, tokens[i].id);
-    live.states.push(state);
-  }
   // Rebuild the coloured copy from the first changed token on.
   const anchor = keep ? live.spans[keep - 1] : null;
   while (anchor ? anchor.nextSibling : liveColour.firstChild) liveColour.removeChild(anchor ? anchor.nextSibling : liveColour.firstChild);
   live.spans.length = keep;
   let at = keep ? tokens[keep - 1].end : 0;
-  const s = selection();
-  const unitOk = Number.isInteger(s.unit) && s.unit >= 0 && s.unit < H;
   for (let i = keep; i < tokens.length; i++) {
     const token = tokens[i];
     if (token.start > at) liveColour.appendChild(document.createTextNode(text.slice(at, token.start)));
@@ -464,23 +467,42 @@ function updateLive(started) {
   live.text = text;
   // Trailing text, and a last line that keeps the copy as tall as the box when the text ends with a newline.
   liveColour.appendChild(document.createTextNode(text.slice(at) + "\n"));
-  if (unitOk) for (let i = keep; i < tokens.length; i++) if (tokens[i].id >= 0) paint(live.spans[i], liveValue(i));
   liveInput.style.height = "auto";
   liveInput.style.height = Math.max(liveInput.scrollHeight, liveColour.scrollHeight) + "px";
-  showNext();
-  if (started !== undefined) {
-    const update = performance.now() - started;
-    requestAnimationFrame(() => {
-      page.latencies.push({update, frame: performance.now() - started, tokens: tokens.length - keep});
-    });
+  const status = document.getElementById("live-status");
+  let state = keep ? live.states[keep - 1] : model.initialState();
+  let i = keep;
+  function slice() {
+    if (job !== live.job) return;
+    const end = Math.min(tokens.length, i + LIVE_SLICE);
+    const paintIt = unitChosen();
+    for (; i < end; i++) {
+      if (tokens[i].id >= 0) state = model.step(state, tokens[i].id);
+      live.states.push(state);
+      if (paintIt && tokens[i].id >= 0) paint(live.spans[i], liveValue(i));
+    }
+    if (i < tokens.length) {
+      status.textContent = "reading: " + i + " of " + tokens.length + " tokens";
+      setTimeout(slice, 0);
+      return;
+    }
+    if (status.textContent.startsWith("reading")) status.textContent = "";
+    showNext();
+    if (started !== undefined) {
+      const update = performance.now() - started;
+      requestAnimationFrame(() => {
+        page.latencies.push({update, frame: performance.now() - started, tokens: tokens.length - keep});
+      });
+    }
   }
+  slice();
 }
 
 // The next-token distribution after the token just before the caret (at the end: after the whole text).
 function showNext() {
   const caret = liveInput.selectionStart === undefined ? live.text.length : liveInput.selectionEnd;
   let index = -1;
-  for (let i = 0; i < live.tokens.length && live.tokens[i].end <= caret; i++) index = i;
+  for (let i = 0; i < live.states.length && live.tokens[i].end <= caret; i++) index = i;
   const state = index >= 0 ? live.states[index] : model.initialState();
   const probabilities = model.softmax(model.logits(state));
   const table = document.getElementById("live-next-table");
@@ -508,9 +530,9 @@ function generate() {
   try {
     const started = performance.now();
     const text = model.sample(liveInput.value, length, temperature, seed);
+    status.textContent = length + " tokens in " + Math.round(performance.now() - started) + " ms";
     liveInput.value += text;
     updateLive();
-    status.textContent = length + " tokens in " + Math.round(performance.now() - started) + " ms";
   } catch (error) {
     status.textContent = error.message;
   }
