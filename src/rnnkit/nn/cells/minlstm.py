@@ -7,8 +7,8 @@ r"""minLSTM (Feng et al. 2024, "Were RNNs All We Needed?"): an LSTM whose gates 
 with minGRU's g (``v + 0.5`` for v ≥ 0, ``σ(v)`` below). The normalised gates sum to one, so the state is a
 running weighted average of the candidates and its scale does not depend on time. The recurrence is linear,
 ``a_t = f'_t``, ``b_t = i'_t ⊙ h̃_t``, so the scan engine computes a whole sequence at once. The fast paths
-compute ``f'_t = σ(log σ(v_f) − log σ(v_i))`` (the same number: f / (f + i) = 1 / (1 + i / f)), which stays
-finite where both gates underflow; the reference step states the equation as written above.
+keep the ratio finite where both gates underflow (see :meth:`MinLSTM.linear_coefficients`); the reference step
+states the equations as written above.
 
 Parameters per layer and direction: ``weight_ih`` (3H, In) and ``bias_ih`` (3H), rows ordered [f; i; h̃].
 Gates in a trace: ``forget`` (f'_t), ``input`` (i'_t), the normalised gates that weigh the state, and
@@ -24,7 +24,6 @@ Gates in a trace: ``forget`` (f'_t), ``input`` (i'_t), the normalised gates that
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from .base import Cell, ParamSpec, Workspace, bias_sum
@@ -65,23 +64,30 @@ class MinLSTM(Cell):
     # --- the linear form, for the scan and step engines ---------------------------------------------------------
     def linear_coefficients(self, gi: Tensor, p: dict[str, Tensor]):
         """``a = f'``, ``b = (1 − f') ⊙ h̃`` (L, N, H) from ``gi = x W_ih^T + b_ih`` (L, N, 3H). gi is kept for the
-        backward pass with its f and i rows overwritten by σ(−v_f) = 1 − f and σ(−v_i) = 1 − i."""
+        backward pass with its f and i rows overwritten by 1 − f and 1 − i. ``f' = (f + ε) / (f + i + 2ε)`` with
+        ε the smallest normal float: the same number wherever f or i is a normal float, and 1/2 rather than 0/0
+        where both underflow (pre-activations below about −87 in float32)."""
         L, N, _ = gi.shape
         H = self.hidden_size
         a, b = gi.new_empty(L, N, H), gi.new_empty(L, N, H)
+        tiny = torch.finfo(gi.dtype).tiny
         for w in time_chunks(L, N * H):
-            v_f, v_i = gi[w, :, :H], gi[w, :, H:2 * H]  # (T, N, H)
-            forget = torch.sigmoid(F.logsigmoid(v_f).sub_(F.logsigmoid(v_i)), out=a[w])  # f' = f / (f + i)
-            torch.mul(1 - forget, g_and_slope(gi[w, :, 2 * H:])[0], out=b[w])  # i' h̃
-            v_f.neg_().sigmoid_()
-            v_i.neg_().sigmoid_()
+            v = gi[w]  # (T, N, 3H): [v_f; v_i; v_h]
+            act = v.clone()
+            act[..., 2 * H:].clamp_max_(0)
+            act.sigmoid_()  # [f; i; σ(min(v_h, 0))]: one vectorised pass over contiguous memory
+            f, i = act[..., :H], act[..., H:2 * H]
+            forget = torch.div(f + tiny, (f + i).add_(2 * tiny), out=a[w])  # f' = f / (f + i)
+            candidate = torch.clamp_min(v[..., 2 * H:], 0).add_(act[..., 2 * H:])  # h̃ = g(v_h)
+            torch.mul(1 - forget, candidate, out=b[w])  # i' h̃
+            torch.sub(1, act[..., :2 * H], out=v[..., :2 * H])  # 1 − f, 1 − i, kept in gi
         return a, b, (gi, a)
 
     def linear_backward(self, saved, dh: Tensor, h_prev, p: dict[str, Tensor]):
-        """dL/d gi (L, N, 3H) and dL/d bias_ih from dh = dL/db (dL/da = dh h_{t-1}), with
-        d = log σ(v_f) − log σ(v_i) and f' = σ(d):
+        """dL/d gi (L, N, 3H) and dL/d bias_ih from dh = dL/db (dL/da = dh h_{t-1}), with f' = f / (f + i), so
+        df'/dv_f = f' i' (1 − f) and df'/dv_i = −f' i' (1 − i):
 
-            df' = dh ⊙ (h_{t-1} − h̃),  dd = df' ⊙ f' (1 − f'),  dv_f = dd ⊙ (1 − f),  dv_i = −dd ⊙ (1 − i)
+            df' = dh ⊙ (h_{t-1} − h̃),  dd = df' ⊙ f' i',  dv_f = dd ⊙ (1 − f),  dv_i = −dd ⊙ (1 − i)
             dh̃ = dh ⊙ (1 − f'),         dv_h = dh̃ ⊙ g'(v_h)
         """
         gi, a = saved

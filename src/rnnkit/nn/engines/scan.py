@@ -107,7 +107,7 @@ def _scan_into(h: Tensor, a: Tensor, b: Tensor, h0: Tensor, reverse: bool) -> No
 def scan(a: Tensor, b: Tensor, h0: Tensor, reverse: bool = False, out: Tensor | None = None) -> Tensor:
     """The linear recurrence without autograd: h (L, *) from a, b (L, *) and h0 (*), any shapes after L.
 
-    ``out``: a contiguous tensor to write h into (one allocation fewer).
+    ``out``: a tensor to write h into, possibly ``b`` itself (step t reads b_t before it writes h_t there).
     """
     L = a.shape[0]
     h = torch.empty(b.shape, dtype=b.dtype, device=b.device) if out is None else out  # (L, *)
@@ -411,7 +411,7 @@ class ScanSequenceFunction(torch.autograd.Function):
         if through is not None:  # a' = 1 − through (1 − a) = a through + (1 − through), b' = b through
             a = torch.addcmul(1 - through, a, through) if isinstance(through, Tensor) else a * through + (1 - through)
             b = b * through
-        h = scan(a, b, h0)  # (L, N, H)
+        h = scan(a, b, h0, out=b)  # (L, N, H), over b (a temporary): h_t replaces b_t once step t has read it
         if lengths is None:
             y, h_n = h, h[L - 1]
         else:
