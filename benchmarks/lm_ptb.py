@@ -1,16 +1,42 @@
-"""Penn Treebank, word level, Zaremba et al. (2014) "small": test perplexity <= 114.5 (TF tutorial 115.91).
+"""Penn Treebank, word level: test perplexity, scored as one stream (batch 1) as the literature does.
 
-2 x 200 LSTM, 200-dim embedding, 20 steps, batch 20, SGD at lr 1 halved after every epoch past the 4th,
-gradient norm clipped at 5, 13 epochs, weights uniform in ±0.1, no dropout. As in the paper's code the loss
-is summed over the 20 time steps and averaged over the batch (--loss-over-time sum). The test set is then
-scored with one stream (batch 1), as the TF tutorial does. Records the minutes taken.
+Two recipes (--recipe):
 
-    PYTHONPATH=src .venv/bin/python benchmarks/lm_ptb.py            # the full run (about an hour on 2 cores)
-    PYTHONPATH=src .venv/bin/python benchmarks/lm_ptb.py --smoke    # a few steps and a short test: does it start?
+``zaremba`` (the default; round one's, target <= 114.5, TF tutorial 115.91): Zaremba et al. (2014) "small".
+2 x 200 LSTM, 200-dim embedding, 20 steps, batch 20, SGD at lr 1 halved after every epoch past the 4th, gradient
+norm clipped at 5, 13 epochs, weights uniform in ±0.1, no dropout. As in the paper's code the loss is summed over
+the 20 time steps and averaged over the batch (--loss-over-time sum). --minutes is only a safety net here (the 13
+epochs take about 45 minutes on 2 idle cores).
+
+``awd`` (issue 14, target <= 100; Zaremba medium 82.7 after 39 epochs): the AWD-LSTM toolbox (Merity et al. 2017)
+scaled to 2 CPU cores and about an hour:
+
+- 2 LSTM layers of 256 units with tied input and output embeddings (embedding = hidden = 256, Press & Wolf 2017):
+  tying halves the parameters that the 10,000-word softmax costs and is worth several perplexity points;
+- weight drop (DropConnect) 0.3 on every W_hh, one mask per forward pass, so PyTorch's fused kernel still runs;
+- locked (variational) dropout 0.3 on the embeddings, between the layers and on the output, one mask per
+  sequence; embedding dropout 0.1 (whole words). AWD-LSTM's own rates (0.4-0.5) are for 500 epochs; an hour gives
+  about 15 here, so the rates are lower: a model that trains this briefly underfits before it overfits;
+- SGD at lr 20 on the loss averaged over tokens with the global gradient norm clipped at 0.25 (AWD-LSTM: lr 30,
+  clip 0.25; Zaremba's lr 1 on the loss summed over 20 steps with clip 5 is the same step), 35-step windows,
+  batch 40 (larger batches than Zaremba's 20 run more tokens per second on the CPU);
+- the schedule: ``plateau`` divides the rate by 4 after every epoch whose validation loss is not lower (the
+  PyTorch word-LM example's rule); ``--optimizer ntasgd`` (when ``rnnkit train lm`` offers it) keeps the rate
+  constant and switches to averaged SGD by AWD-LSTM's non-monotone trigger instead.
+- training stops at the --minutes budget (default 55, so that the test scoring fits within the hour); the
+  checkpoint with the lower validation loss (the best finished epoch or the final, partial one) is scored.
+
+The test set is scored with ``rnnkit evaluate --batch-size 1`` (one stream, as the TF tutorial and AWD-LSTM do).
+The last line of stdout is one JSON object: the scores, the budget, the commands, the CPU model.
+
+    PYTHONPATH=src .venv/bin/python benchmarks/lm_ptb.py                        # Zaremba small (about 45-65 min)
+    PYTHONPATH=src .venv/bin/python benchmarks/lm_ptb.py --recipe awd           # AWD toolbox, 55 min + test
+    PYTHONPATH=src .venv/bin/python benchmarks/lm_ptb.py --recipe awd --smoke   # a few steps: does it start?
 """
 
 import argparse
 import json
+import platform
 import subprocess
 import sys
 import time
@@ -18,13 +44,33 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PTB = ROOT.parent / "shared" / "data" / "ptb"
-TARGET = 114.5
-SETTINGS = [
-    "--level", "word", "--cell", "lstm", "--layers", "2", "--hidden", "200", "--embedding", "200",
-    "--dropout", "0", "--init-range", "0.1", "--seq-len", "20", "--batch-size", "20",
-    "--optimizer", "sgd", "--lr", "1", "--schedule", "step", "--lr-decay", "0.5", "--decay-after", "4",
-    "--clip", "5", "--loss-over-time", "sum", "--epochs", "13", "--seed", "1",
-]
+RECIPES = {
+    "zaremba": {
+        "target": 114.5,
+        "minutes": 75.0,  # a safety net: the 13 epochs end first
+        "settings": [
+            "--level", "word", "--cell", "lstm", "--layers", "2", "--hidden", "200", "--embedding", "200",
+            "--dropout", "0", "--init-range", "0.1", "--seq-len", "20", "--batch-size", "20",
+            "--optimizer", "sgd", "--lr", "1", "--schedule", "step", "--lr-decay", "0.5", "--decay-after", "4",
+            "--clip", "5", "--loss-over-time", "sum", "--epochs", "13", "--seed", "1",
+        ],
+    },
+    "awd": {
+        "target": 100.0,
+        "minutes": 55.0,
+        "settings": [
+            "--level", "word", "--cell", "lstm", "--layers", "2", "--hidden", "256", "--embedding", "256",
+            "--tie-weights", "--dropout", "0.3", "--locked-dropout", "--embedding-dropout", "0.1",
+            "--weight-drop", "0.3", "--init-range", "0.1", "--seq-len", "35", "--batch-size", "40",
+            "--lr", "20", "--clip", "0.25", "--loss-over-time", "mean", "--seed", "1",
+        ],
+    },
+}
+# The optimiser part of the awd recipe: plain SGD with the plateau schedule, or NT-ASGD at a constant rate.
+AWD_OPTIMIZERS = {
+    "sgd": ["--optimizer", "sgd", "--schedule", "plateau", "--lr-decay", "0.25", "--plateau-patience", "0"],
+    "ntasgd": ["--optimizer", "ntasgd", "--schedule", "constant"],
+}
 
 
 def rnnkit(*args: str) -> str:
@@ -32,30 +78,86 @@ def rnnkit(*args: str) -> str:
     return done.stdout
 
 
+def cpu_model() -> str:
+    """The "model name" line of /proc/cpuinfo (the hosts change between sessions), else what platform knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def offers_optimizer(name: str) -> bool:
+    """Whether this checkout's `rnnkit train lm` accepts --optimizer NAME."""
+    return name in rnnkit("train", "lm", "--help").split("--optimizer", 1)[1].split("\n")[0]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--recipe", choices=sorted(RECIPES), default="zaremba", help="default: zaremba (round one)")
+    parser.add_argument("--minutes", type=float, default=None,
+                        help="training budget in minutes (--time-budget). Default: 75 for zaremba (a safety net "
+                             "above its 13 epochs), 55 for awd")
+    parser.add_argument("--optimizer", choices=sorted(AWD_OPTIMIZERS), default="sgd",
+                        help="awd only: sgd with the plateau schedule (default), or ntasgd (needs `rnnkit train lm "
+                             "--optimizer ntasgd`)")
     parser.add_argument("--smoke", action="store_true", help="train a few steps and score a slice of the test set")
-    parser.add_argument("--out", default=str(ROOT / "runs" / "bench-ptb"))
+    parser.add_argument("--out", default=None, help="run directory. Default: runs/bench-ptb (zaremba), "
+                                                     "runs/bench-ptb-awd (awd)")
     args = parser.parse_args()
+    recipe = RECIPES[args.recipe]
+    minutes = recipe["minutes"] if args.minutes is None else args.minutes
+    if minutes <= 0:
+        parser.error(f"--minutes must be positive, got {minutes:g}")
+    out = args.out or str(ROOT / "runs" / ("bench-ptb" if args.recipe == "zaremba" else "bench-ptb-awd"))
+    settings = list(recipe["settings"])
+    if args.recipe == "awd":
+        if args.optimizer == "ntasgd" and not offers_optimizer("ntasgd"):
+            parser.error("this rnnkit's `train lm` has no --optimizer ntasgd yet; use --optimizer sgd")
+        settings += AWD_OPTIMIZERS[args.optimizer]
+    elif args.optimizer != "sgd":
+        parser.error("--optimizer applies to --recipe awd only; zaremba is plain SGD by definition")
 
     test_file = PTB / "ptb.test.txt"
     if args.smoke:
-        test_file = Path(args.out + "-test-slice.txt")
+        out += "-smoke"  # never replaces a full run's directory
+        test_file = Path(out + "-test-slice.txt")
         test_file.parent.mkdir(parents=True, exist_ok=True)
         test_file.write_text("".join((PTB / "ptb.test.txt").read_text().splitlines(keepends=True)[:200]))
     length = ["--max-steps", "5"] if args.smoke else []
-    command = ["train", "lm", "--data", str(PTB / "ptb.train.txt"), "--valid-data", str(PTB / "ptb.valid.txt"),
-               *SETTINGS, *length, "--out", args.out, "--overwrite", "--json"]
-    print("rnnkit " + " ".join(command), flush=True)
+    train = ["train", "lm", "--data", str(PTB / "ptb.train.txt"), "--valid-data", str(PTB / "ptb.valid.txt"),
+             *settings, "--time-budget", f"{minutes * 60:g}", *length, "--out", out, "--overwrite", "--json"]
+    print("rnnkit " + " ".join(train), flush=True)
     start = time.monotonic()
-    report = json.loads(rnnkit(*command))
-    print(f"validation perplexity {report['valid_perplexity']:.2f} after {report['epoch']:.3g} epochs, "
-          f"{report['tokens_per_second']:,.0f} tokens/s", flush=True)
-    test = json.loads(rnnkit("evaluate", args.out, "--data", str(test_file), "--batch-size", "1", "--json"))
-    minutes = (time.monotonic() - start) / 60
-    verdict = "met" if test["perplexity"] <= TARGET else "NOT met"
-    print(f"test perplexity {test['perplexity']:.2f} ({test['tokens']:,} tokens), {minutes:.1f} min in all "
-          f"(target <= {TARGET}: {verdict})")
+    report = json.loads(rnnkit(*train))
+    print(f"validation perplexity {report['valid_perplexity']:.2f} after {report['epoch']:.3g} epochs "
+          f"({report['stop_reason']}), {report['tokens_per_second']:,.0f} tokens/s", flush=True)
+
+    # Score the checkpoint with the lower validation loss: the best finished epoch's, or the final (possibly
+    # partial) epoch's, which "best" never includes. Chosen on validation only, so the test is scored once.
+    best_loss = report.get("best_valid_loss")
+    checkpoint = "best" if best_loss is not None and best_loss <= report["valid_loss"] else "latest"
+    evaluate = ["evaluate", out, "--data", str(test_file), "--batch-size", "1", "--checkpoint", checkpoint, "--json"]
+    print("rnnkit " + " ".join(evaluate), flush=True)
+    test = json.loads(rnnkit(*evaluate))
+    total_minutes = (time.monotonic() - start) / 60
+    met = test["perplexity"] <= recipe["target"]
+    print(f"test perplexity {test['perplexity']:.2f} ({test['tokens']:,} tokens, {checkpoint} checkpoint), "
+          f"{total_minutes:.1f} min in all (target <= {recipe['target']}: {'met' if met else 'NOT met'})"
+          + ("  [SMOKE: not a result]" if args.smoke else ""), flush=True)
+    valid_loss = min(report["valid_loss"], best_loss if best_loss is not None else float("inf"))
+    print(json.dumps({
+        "benchmark": "ptb-word", "recipe": args.recipe, "optimizer": args.optimizer if args.recipe == "awd" else "sgd",
+        "test_perplexity": round(test["perplexity"], 3), "test_tokens": test["tokens"],
+        "valid_perplexity": round(2.718281828459045 ** valid_loss, 3), "checkpoint": checkpoint,
+        "epochs": report["epoch"], "stop_reason": report["stop_reason"],
+        "tokens_per_second": round(report["tokens_per_second"]), "target": recipe["target"], "met": met,
+        "budget_minutes": minutes, "training_minutes": round(report["elapsed_seconds"] / 60, 2),
+        "minutes": round(total_minutes, 2), "commands": ["rnnkit " + " ".join(train), "rnnkit " + " ".join(evaluate)],
+        "cpu": cpu_model(), "smoke": args.smoke,
+    }))
 
 
 if __name__ == "__main__":
