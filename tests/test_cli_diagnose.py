@@ -12,8 +12,6 @@ from rnnkit.models import LanguageModel
 from rnnkit.tasks.lm import LMDataConfig
 from rnnkit.train import RunDirectory
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 TEXT = "def f(x):\n    return x + 1\n\n" * 4  # 112 characters
 TINY = ["--length", "6", "--hidden", "4"]

@@ -13,8 +13,6 @@ from rnnkit.diagnose.memory import gate_saturation, input_influence
 from rnnkit.errors import InputError
 from rnnkit.nn import GRU, LSTM, RNN, Recurrent, cell_names, get_cell
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
 TORCH_CELLS = {"rnn": torch.nn.RNNCell, "lstm": torch.nn.LSTMCell, "gru": torch.nn.GRUCell}
 LAYERS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
 

@@ -20,8 +20,6 @@ from rnnkit.viz import (FEATURES, browser_model, collect_activations, final_outp
                         text_features, varying, write_page)
 from cli_helpers import assert_one_line_error, run_cli
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
 TRAIN_TEXT = "".join(f"def f{i}(x):\n    s = '</script> & <b>'\n    return [x, (s, {i % 7})]\n\n" for i in range(30))
 PROBE = "def f(x):\n    s = '</script> & <b>'\n    return [x, (s, 3)]\n"
 TINY = ["--hidden", "8", "--seq-len", "10", "--batch-size", "4", "--max-steps", "5", "--seed", "0", "--quiet", "--json"]

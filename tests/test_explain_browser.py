@@ -25,8 +25,6 @@ from rnnkit.viz.live_model import BROWSER_CELLS, unsupported_reason
 from rnnkit.viz import (browser_model, collect_activations, final_outputs, rank_units, text_features,
                         units_by_example, varying, write_page)
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
 CHROMIUM = next((path for path in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if path), None)
 CHROMEDRIVER = shutil.which("chromedriver")
 INSTALL = "install it with: apt-get install -y chromium chromium-driver (Debian) and pip install selenium"

@@ -10,8 +10,6 @@ import pytest
 from rnnkit.viz.features import (FEATURES, correlations, is_speaker_line, literal_masks, prose_quotes, rank_units,
                                  scan_literals, speeches, text_features, tokenize_literals, units_by_example, varying)
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
 
 def marked(text: str, mask: np.ndarray) -> str:
     """The characters of ``text`` under ``mask``, joined: easy to read in an assertion."""
