@@ -44,10 +44,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnkit.errors import InputError
-from rnnkit.nn import GRU, LSTM, RNN, Recurrent, cell_names, get_cell
+from rnnkit.nn import Recurrent, cell_names, get_cell
 
 LOSSES = ("last", "sum")
-CELL_TYPES = {"rnn": RNN, "lstm": LSTM, "gru": GRU}  # rnnkit.diagnose.memory_tasks builds its models from these
 CLIP_EPSILON = 1e-6  # as torch.nn.utils.clip_grad_norm_: scale = max_norm / (norm + 1e-6)
 
 
