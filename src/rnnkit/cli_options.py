@@ -165,7 +165,9 @@ def regulariser_options(embedding: bool = False) -> Callable:
                      help="Probability that each hidden unit keeps its previous value at a step (training only)."),
         click.option("--weight-drop", type=Probability, default=0.0, show_default=True,
                      help="DropConnect on the hidden-to-hidden weights, one mask per forward pass."),
-        click.option("--forget-bias", type=float, help="Initial LSTM forget-gate bias. Default: the cell's."),
+        click.option("--forget-bias", type=float, metavar="B",
+                     help="Add B to the forget gate's bias at initialisation (LSTM family; Jozefowicz 2015: 1). "
+                          "Default: nothing added."),
         *([click.option("--embedding-dropout", type=Probability, default=0.0, show_default=True,
                         help="Drop whole words: rows of the embedding matrix, per batch.")] if embedding else []),
     )
