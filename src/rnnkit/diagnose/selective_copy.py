@@ -1,0 +1,272 @@
+r"""Selective copying (Gu & Dao 2023, "Mamba"; Feng et al. 2024 train minGRU and minLSTM on it): remember a few
+tokens scattered among noise, and say them back in order.
+
+Each sequence has L positions; K of them, at distinct random positions kept in their order, hold data tokens
+drawn uniformly; the others hold the noise token. Then come K marker tokens, and at the j-th marker the model
+must output the j-th data token. Unlike copy memory (whose data sits at fixed positions, so that a model can
+learn *when* to look), the positions change from sequence to sequence: the model has to decide, token by token,
+what to keep, which is what an input-dependent gate (or a selective state space) does.
+
+Vocabulary of V ids (V = 16 by default, as in the Mamba paper): 0 the noise token, V − 1 the marker, data tokens
+1 .. V − 2. Guessing gives token accuracy 1 / (V − 2), the baseline.
+
+    inputs (N, L + K) ids, targets (N, K) ids; loss: cross-entropy at the K marker positions;
+    metric: token accuracy at the K marker positions, on a fixed held-out set
+
+The model (:class:`SelectiveCopyModel`): an embedding of width H, ``rnnkit.nn.Recurrent`` of any registered
+cell (``num_layers`` stacked, batch first; engine "auto": the scan engine for the linear cells, torch's fused
+kernels for RNN / LSTM / GRU) and a linear readout of the K marker positions. :func:`matched_hidden_sizes` gives
+each cell the width whose parameter count is closest to an LSTM's at a reference width.
+
+    >>> from rnnkit.diagnose.selective_copy import SelectiveCopyConfig, train_selective_copy
+    >>> row = train_selective_copy(SelectiveCopyConfig(cell="mingru", length=32, tokens=4, hidden_size=16,
+    ...                                                steps=3, eval_every=3, eval_size=8))
+    >>> row["metric_name"], 0.0 <= row["metric"] <= 1.0
+    ('token_accuracy', True)
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from rnnkit.errors import InputError
+from rnnkit.nn import Recurrent, cell_names, get_cell
+
+TASK_NAME = "selective-copy"
+REFERENCE_CELL = "lstm"
+HELD_OUT_SEED = 20231201  # one fixed held-out set per (L, K, V), whatever the training seed
+EVAL_CHUNK = 256  # held-out sequences per forward pass when measuring
+
+
+@dataclass(frozen=True)
+class SelectiveCopy:
+    """The data: K data tokens at random positions among L − K noise tokens, then K markers.
+
+    Args:
+        tokens: K, the data tokens to copy. vocab: V, all ids (noise 0, data 1 .. V − 2, marker V − 1).
+    """
+
+    tokens: int = 16
+    vocab: int = 16
+    noise: int = 0
+
+    @property
+    def marker(self) -> int:
+        return self.vocab - 1
+
+    @property
+    def data_symbols(self) -> int:
+        return self.vocab - 2
+
+    def baseline(self) -> float:
+        """Token accuracy of a uniform guess over the data symbols."""
+        return 1 / self.data_symbols
+
+    def batch(self, n: int, length: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        """``(inputs (n, length + K), targets (n, K))``: the scattered tokens, then the markers; the tokens."""
+        K = self.tokens
+        data = torch.randint(1, self.vocab - 1, (n, K), generator=generator)  # (n, K): ids 1 .. V − 2
+        # K distinct positions per row, in increasing order: the first K of a random permutation, sorted
+        positions = torch.rand(n, length, generator=generator).argsort(dim=1)[:, :K].sort(dim=1).values  # (n, K)
+        inputs = torch.full((n, length + K), self.noise, dtype=torch.long)  # (n, L + K)
+        inputs.scatter_(1, positions, data)
+        inputs[:, length:] = self.marker
+        return inputs, data
+
+    def loss(self, logits: Tensor, targets: Tensor) -> Tensor:  # logits (N, K, V), targets (N, K)
+        return F.cross_entropy(logits.reshape(-1, self.vocab), targets.reshape(-1))
+
+
+class SelectiveCopyModel(nn.Module):
+    """Embedding (V → H), a stack of ``rnnkit.nn.Recurrent`` layers of any registered cell, a linear readout
+    (H → V) at the last K positions.
+
+    Inputs: ids (N, L + K). Output: logits (N, K, V).
+    """
+
+    def __init__(self, cell: str, vocab: int, hidden_size: int, num_layers: int, tokens: int,
+                 engine: str = "auto"):
+        super().__init__()
+        _cell_type(cell)
+        self.tokens = tokens
+        self.embedding = nn.Embedding(vocab, hidden_size)
+        self.rnn = Recurrent(cell, hidden_size, hidden_size, num_layers=num_layers, batch_first=True, engine=engine)
+        self.readout = nn.Linear(hidden_size, vocab)
+
+    def forward(self, ids: Tensor) -> Tensor:
+        output, _ = self.rnn(self.embedding(ids))  # (N, L + K, H)
+        return self.readout(output[:, -self.tokens:])  # (N, K, V)
+
+
+def _cell_type(cell: str):
+    try:
+        return get_cell(cell)
+    except ValueError:
+        raise InputError(f"unknown cell {cell!r}; choose from {', '.join(cell_names())}") from None
+
+
+def parameter_count(cell: str, hidden_size: int, vocab: int, num_layers: int) -> int:
+    """Parameters of :class:`SelectiveCopyModel`, from the cell's own parameter list: embedding V·H, the layers
+    (every layer's input is H wide), readout H·V + V."""
+    specs = _cell_type(cell)(hidden_size).active_specs(hidden_size)
+    per_layer = sum(math.prod(spec.shape) for spec in specs)
+    return vocab * hidden_size + num_layers * per_layer + hidden_size * vocab + vocab
+
+
+def matched_hidden_sizes(reference_hidden: int, cells: list[str], vocab: int = 16, num_layers: int = 2) -> dict[str, int]:
+    """For each cell, the width whose parameter count is closest to an LSTM's at ``reference_hidden``."""
+    budget = parameter_count(REFERENCE_CELL, reference_hidden, vocab, num_layers)
+    sizes = {}
+    for cell in cells:
+        size = 1
+        while parameter_count(cell, size + 1, vocab, num_layers) < budget:  # the count grows with H
+            size += 1
+        counts = {h: parameter_count(cell, h, vocab, num_layers) for h in (size, size + 1)}
+        sizes[cell] = min(counts, key=lambda h: abs(counts[h] - budget))
+    return sizes
+
+
+@dataclass
+class SelectiveCopyConfig:
+    """One training run of one cell on selective copying.
+
+    Args:
+        cell: any registered cell. length: L, the scattered part (the sequence has L + K steps).
+        tokens: K. vocab: V (noise, marker and V − 2 data symbols).
+        hidden_size, num_layers: the model's width and depth. engine: the layer's engine ("auto").
+        batch_size, lr, clip: Adam's batch (fresh sequences every step) and learning rate; the global gradient
+            norm is clipped to ``clip`` (None: no clipping).
+        steps: the most optimizer steps. time_budget: the most seconds (None: no limit).
+        eval_every: steps between measurements on the held-out set of ``eval_size`` sequences.
+        stop_above: stop once the held-out token accuracy is at or above this (None: never early).
+        seed: model initialisation and training data; the held-out set has its own fixed seed.
+    """
+
+    cell: str
+    length: int = 512
+    tokens: int = 16
+    vocab: int = 16
+    hidden_size: int = 128
+    num_layers: int = 2
+    engine: str = "auto"
+    batch_size: int = 64
+    lr: float = 3e-3
+    clip: float | None = 1.0
+    steps: int = 10_000
+    time_budget: float | None = None
+    eval_every: int = 100
+    eval_size: int = 512
+    stop_above: float | None = None
+    seed: int = 0
+
+    def __post_init__(self):
+        _cell_type(self.cell)
+        for name in ("length", "tokens", "hidden_size", "num_layers", "batch_size", "steps", "eval_every", "eval_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InputError(f"{name} must be a positive integer, got {value!r}")
+        if self.tokens > self.length:
+            raise InputError(f"selective copying needs at least as many positions as tokens: length {self.length} < "
+                             f"tokens {self.tokens}; raise the length or lower the tokens")
+        if isinstance(self.vocab, bool) or not isinstance(self.vocab, int) or self.vocab < 3:
+            raise InputError(f"vocab must be an integer of at least 3 (noise, marker, one data symbol), got {self.vocab!r}")
+
+
+@torch.no_grad()
+def token_accuracy(model: SelectiveCopyModel, inputs: Tensor, targets: Tensor) -> float:
+    """The fraction of the K output tokens predicted right (argmax), over a held-out set."""
+    model.eval()
+    right = 0
+    for start in range(0, len(inputs), EVAL_CHUNK):
+        logits = model(inputs[start:start + EVAL_CHUNK])  # (n, K, V)
+        right += (logits.argmax(-1) == targets[start:start + EVAL_CHUNK]).sum().item()
+    model.train()
+    return right / targets.numel()
+
+
+def train_selective_copy(config: SelectiveCopyConfig, log: Callable[[str], None] | None = None,
+                         log_every_seconds: float = 30.0) -> dict:
+    """Train one model on selective copying; returns its result row, in the form of
+    :func:`rnnkit.diagnose.memory_tasks.train_memory_task`'s rows so that the memory-task tables and plots take it.
+
+    Returns:
+        ``{"task": "selective-copy", "length", "cell", "hidden_size", "parameters", "metric_name":
+        "token_accuracy", "metric" (the last held-out measurement), "baseline", "steps", "seconds", "stop_reason"
+        ("steps", "time_budget", "stop_above" or "diverged"), "curve": [[step, seconds, accuracy], ...],
+        "config": {...}}``.
+    """
+    task = SelectiveCopy(tokens=config.tokens, vocab=config.vocab)
+    torch.manual_seed(config.seed)
+    model = SelectiveCopyModel(config.cell, config.vocab, config.hidden_size, config.num_layers, config.tokens,
+                               engine=config.engine)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    train_data = torch.Generator().manual_seed(config.seed)
+    test_inputs, test_targets = task.batch(config.eval_size, config.length,
+                                           torch.Generator().manual_seed(HELD_OUT_SEED))
+    name = (f"selective copy L={config.length} K={config.tokens} {config.cell} "
+            f"(H={config.hidden_size}, {config.num_layers} layers)")
+
+    curve: list[list[float]] = []
+    start = time.perf_counter()
+    last_log = -math.inf
+    step, stop_reason, accuracy = 0, "steps", math.nan
+
+    def measure() -> float:
+        nonlocal last_log
+        value = token_accuracy(model, test_inputs, test_targets)
+        elapsed = time.perf_counter() - start
+        curve.append([step, round(elapsed, 2), value])
+        if log is not None and elapsed - last_log >= log_every_seconds:
+            log(f"{name}: step {step:,}, {elapsed:.0f}s, test token accuracy {value:.4f}")
+            last_log = elapsed
+        return value
+
+    model.train()
+    while step < config.steps:
+        inputs, targets = task.batch(config.batch_size, config.length, train_data)
+        loss = task.loss(model(inputs), targets)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if not torch.isfinite(loss):
+            stop_reason = "diverged"
+            break
+        if config.clip is not None:
+            nn.utils.clip_grad_norm_(model.parameters(), config.clip)
+        optimizer.step()
+        step += 1
+        if config.time_budget is not None and time.perf_counter() - start >= config.time_budget:
+            stop_reason = "time_budget"
+            break
+        if step % config.eval_every == 0:
+            accuracy = measure()
+            if config.stop_above is not None and accuracy >= config.stop_above:
+                stop_reason = "stop_above"
+                break
+    if not curve or curve[-1][0] != step:
+        accuracy = measure()
+    seconds = time.perf_counter() - start
+    if log is not None:
+        log(f"{name}: done after {step:,} steps, {seconds:.0f}s ({stop_reason}): test token accuracy "
+            f"{accuracy:.4f}, baseline {task.baseline():.4f}")
+    return {
+        "task": TASK_NAME,
+        "length": config.length,
+        "cell": config.cell,
+        "hidden_size": config.hidden_size,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "metric_name": "token_accuracy",
+        "metric": accuracy,
+        "baseline": task.baseline(),
+        "steps": step,
+        "seconds": round(seconds, 2),
+        "stop_reason": stop_reason,
+        "curve": curve,
+        "config": asdict(config),
+    }

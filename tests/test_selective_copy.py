@@ -1,0 +1,80 @@
+"""Selective copying (rnnkit.diagnose.selective_copy): the data, the model's size, and that training learns it."""
+
+import pytest
+import torch
+
+import rnnkit.nn.cells.mingru  # noqa: F401  (registers the cell; the cells' package imports it too)
+from rnnkit.diagnose.selective_copy import (SelectiveCopy, SelectiveCopyConfig, SelectiveCopyModel,
+                                            matched_hidden_sizes, parameter_count, token_accuracy,
+                                            train_selective_copy)
+from rnnkit.errors import InputError
+
+
+def test_batch_scatters_the_tokens_in_order_then_asks_for_them():
+    task = SelectiveCopy(tokens=5, vocab=16)
+    inputs, targets = task.batch(200, 30, torch.Generator().manual_seed(0))
+    assert inputs.shape == (200, 35) and targets.shape == (200, 5)
+    assert (inputs[:, 30:] == task.marker).all()
+    assert ((targets >= 1) & (targets <= 14)).all()
+    body = inputs[:, :30]
+    for row, target in zip(body, targets):
+        data = row[row != task.noise]
+        assert torch.equal(data, target)  # exactly the K tokens, in their order, everything else noise
+    first = (body != task.noise).float().argmax(dim=1)
+    assert len(first.unique()) > 5  # the positions change from sequence to sequence
+    assert set(targets.flatten().tolist()) == set(range(1, 15))  # every data symbol is drawn
+    assert task.baseline() == pytest.approx(1 / 14)
+
+
+def test_same_generator_seed_same_batch():
+    task = SelectiveCopy(tokens=3, vocab=8)
+    a = task.batch(4, 10, torch.Generator().manual_seed(7))
+    b = task.batch(4, 10, torch.Generator().manual_seed(7))
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+
+
+@pytest.mark.parametrize("cell", ["rnn_tanh", "lstm", "gru", "mingru"])
+def test_parameter_count_is_the_models(cell):
+    model = SelectiveCopyModel(cell, vocab=16, hidden_size=12, num_layers=2, tokens=4)
+    assert parameter_count(cell, 12, 16, 2) == sum(p.numel() for p in model.parameters())
+    logits = model(torch.zeros(3, 20, dtype=torch.long))
+    assert logits.shape == (3, 4, 16)
+
+
+def test_matched_sizes_share_the_lstms_budget():
+    sizes = matched_hidden_sizes(64, ["lstm", "gru", "mingru"], vocab=16, num_layers=2)
+    assert sizes["lstm"] == 64
+    assert sizes["gru"] > 64 and sizes["mingru"] > sizes["gru"]  # fewer parameters per unit, more units
+    budget = parameter_count("lstm", 64, 16, 2)
+    assert abs(parameter_count("mingru", sizes["mingru"], 16, 2) - budget) / budget < 0.02
+
+
+def test_mistakes_are_one_line_input_errors():
+    with pytest.raises(InputError, match="length 3 < tokens 4"):
+        SelectiveCopyConfig(cell="lstm", length=3, tokens=4)
+    with pytest.raises(InputError, match="unknown cell"):
+        SelectiveCopyConfig(cell="transformer")
+    with pytest.raises(InputError, match="vocab"):
+        SelectiveCopyConfig(cell="lstm", vocab=2)
+    with pytest.raises(InputError, match="hidden_size"):
+        SelectiveCopyConfig(cell="lstm", hidden_size=0)
+
+
+@pytest.mark.parametrize("cell", ["mingru", "lstm"])
+def test_training_learns_a_small_instance(cell):
+    """Far above chance (1/4) in a few hundred steps: two tokens among twelve positions."""
+    config = SelectiveCopyConfig(cell=cell, length=12, tokens=2, vocab=6, hidden_size=32, num_layers=1,
+                                 batch_size=32, lr=1e-2, steps=400, eval_every=50, eval_size=256, stop_above=0.9)
+    row = train_selective_copy(config)
+    assert row["metric"] >= 0.9 and row["stop_reason"] == "stop_above"
+    assert row["task"] == "selective-copy" and row["metric_name"] == "token_accuracy"
+    assert row["baseline"] == pytest.approx(0.25)
+    assert row["curve"][-1][0] == row["steps"] and row["parameters"] == parameter_count(cell, 32, 6, 1)
+
+
+def test_untrained_model_is_near_chance():
+    torch.manual_seed(0)
+    task = SelectiveCopy(tokens=4, vocab=10)
+    inputs, targets = task.batch(512, 20, torch.Generator().manual_seed(1))
+    model = SelectiveCopyModel("gru", 10, 16, 1, tokens=4)
+    assert token_accuracy(model, inputs, targets) < 0.3  # 1/8 by chance; a model that knew would be near 1
