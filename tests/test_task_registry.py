@@ -98,3 +98,10 @@ def test_regulariser_flags_reach_the_model_and_are_kept_on_resume(tmp_path, caps
             model["embedding_dropout"]) == (0.2, 0.1, 0.3, 1.0, 0.1)
     code, _, err = run_cli(capsys, "train", "lm", "--resume", run, "--zoneout", "0.5", "--max-steps", "3")
     assert_one_line_error(code, err, "--zoneout 0.5 differs from the run's 0.1")
+
+
+def test_train_help_lists_every_task(capsys):
+    code, out, err = run_cli(capsys, "train", "--help")
+    assert code == 0, err
+    for name in task_names():
+        assert f"  {name} " in out
