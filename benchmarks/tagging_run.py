@@ -1,19 +1,49 @@
 """What the two tagging benchmarks (tag_ud_ewt.py, tag_conll2003.py) share: train a tagger on the training
-file (or, with --smoke, on a slice), pick the best epoch on dev, score the test file once with that checkpoint."""
+file (or, with --smoke, on a slice), pick the best epoch on dev, score the test file once with that checkpoint;
+with --search, first train every configuration of CONFIGS for an equal share of the budget and keep the one with
+the best dev score. Every run ends with one JSON line on stdout."""
 
 import argparse
 import json
+import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# Round one's tagger took 24 epochs of a cosine schedule in 41 minutes: about 1.7 minutes an epoch. The cosine
+# schedule needs its length in advance, so a budget of M minutes trains for M / 1.7 epochs (at most 24) and the
+# time budget stops a slower configuration early (its JSON record then says "time_budget").
+MINUTES_PER_EPOCH = 1.7
+MAX_EPOCHS = 24
+# The search: round one's tagger, then the open core's regularisers and the layer-normalised cell. Flags given here
+# follow the benchmark's settings on the command line, and the CLI takes the last value of a repeated flag.
+CONFIGS = {
+    "lstm": [],
+    "lstm-ed0.1-wd0.3": ["--embedding-dropout", "0.1", "--weight-drop", "0.3"],
+    "lstm-ed0.1-rd0.25": ["--embedding-dropout", "0.1", "--recurrent-dropout", "0.25"],
+    "lstm-ed0.1-rd0.5": ["--embedding-dropout", "0.1", "--recurrent-dropout", "0.5"],
+    "layernorm_lstm-ed0.1-rd0.25": ["--cell", "layernorm_lstm", "--embedding-dropout", "0.1",
+                                    "--recurrent-dropout", "0.25"],
+}
+SMOKE_CONFIGS = ["lstm", "lstm-ed0.1-rd0.25"]
 
 
 def rnnkit(*args: str) -> str:
     done = subprocess.run([sys.executable, "-m", "rnnkit", *args], check=True, text=True, stdout=subprocess.PIPE)
     return done.stdout
+
+
+def cpu_model() -> str:
+    """The "model name" line of /proc/cpuinfo (the hosts change between sessions), else what platform knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
 
 
 def head_sentences(source: Path, target: Path, sentences: int) -> Path:
@@ -26,39 +56,99 @@ def head_sentences(source: Path, target: Path, sentences: int) -> Path:
 
 def parse_arguments(description: str, default_out: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--minutes", type=float, default=None,
+                        help="training budget in minutes: the run's (default 41, round one's), or the whole "
+                             "search's, shared equally by its configurations (default 45)")
+    parser.add_argument("--search", action="store_true", help="try CONFIGS, choose on dev, score test once")
+    parser.add_argument("--configs", default=None, help=f"with --search: a comma-separated subset of {', '.join(CONFIGS)}")
     parser.add_argument("--smoke", action="store_true", help="train one short epoch on a slice and score a slice of it")
     parser.add_argument("--out", default=str(ROOT / "runs" / default_out))
-    return parser.parse_args()
+    args = parser.parse_args()
+    if args.minutes is None:
+        args.minutes = 45.0 if args.search else 41.0
+    if args.minutes <= 0:
+        parser.error(f"--minutes must be positive, got {args.minutes:g}")
+    if args.configs is not None and not args.search:
+        parser.error("--configs chooses the configurations of a search; add --search")
+    if args.search:
+        if args.configs is None:
+            args.configs = SMOKE_CONFIGS if args.smoke else list(CONFIGS)
+        else:
+            args.configs = [name.strip() for name in args.configs.split(",") if name.strip()]
+            unknown = [name for name in args.configs if name not in CONFIGS]
+            if unknown or not args.configs:
+                parser.error(f"unknown configuration(s) {', '.join(unknown) or '(none given)'}; "
+                             f"choose from {', '.join(CONFIGS)}")
+    return args
+
+
+def length_flags(minutes: float) -> list[str]:
+    """--epochs (the cosine schedule's length, scaled to the budget) and --time-budget for ``minutes``."""
+    epochs = max(1, min(MAX_EPOCHS, int(minutes / MINUTES_PER_EPOCH)))
+    return ["--epochs", str(epochs), "--time-budget", f"{minutes * 60:g}"]
+
+
+def selection(report: dict, score: str) -> tuple[float, str]:
+    """(dev score, checkpoint) of a run: its best finished epoch ("best"), or the final partial epoch ("latest")
+    when a time budget stopped it mid-epoch with a higher score. Chosen on dev only."""
+    best = report.get(f"best_valid_{score}")
+    last = report.get(f"valid_{score}")
+    if best is None or (last is not None and report.get("partial_epoch") and last > best):
+        return (last if last is not None else float("nan")), "latest"
+    return best, "best"
 
 
 def train_and_test(files: tuple[Path, Path, Path], settings: list[str], args: argparse.Namespace,
-                   smoke_sentences: tuple[int, int], train_tokens: int) -> tuple[dict, dict, float, float]:
-    """Train on files[0] (dev files[1] picks the best epoch) and score files[2]; print the training rate.
+                   smoke_sentences: tuple[int, int], train_tokens: int, score: str) -> dict:
+    """Train on files[0] (dev files[1] picks the epoch, and with --search the configuration) and score files[2] once.
 
     With ``args.smoke``: the first smoke_sentences[0] training sentences train one epoch, and the next
     smoke_sentences[1] of the training file's head serve as dev and test (a slice of the real dev or test
-    file may hold a tag the training slice lacks). Returns (training report, test scores, training minutes,
-    minutes in all).
+    file may hold a tag the training slice lacks). ``score`` is the dev score that chooses ("accuracy", "f1").
+    Returns {"report": the chosen run's training report, "test": its test scores, "checkpoint", "configs" (every
+    configuration tried, with --search), "commands", "training_minutes", "minutes"}.
     """
     train_file, dev_file, test_file = files
-    settings = list(settings)
     out = args.out
     if args.smoke:
         out += "-smoke"  # never replaces a full run's directory
         suffix = train_file.suffix
         dev_file = test_file = head_sentences(train_file, Path(out + "-dev" + suffix), smoke_sentences[1])
         train_file = head_sentences(train_file, Path(out + "-train" + suffix), smoke_sentences[0])
-        settings += ["--epochs", "1"]  # one short epoch, so that a best checkpoint exists
-    command = ["train", "tag", "--data", str(train_file), "--valid", str(dev_file), *settings,
-               "--out", out, "--overwrite", "--json"]
-    print("rnnkit " + " ".join(command), flush=True)
+    names = args.configs if args.search else [None]
+    share = args.minutes / len(names)
+    length = length_flags(share) + (["--epochs", "1"] if args.smoke else [])  # smoke: one short epoch
     start = time.monotonic()
-    report = json.loads(rnnkit(*command))
-    test = json.loads(rnnkit("evaluate", out, "--data", str(test_file), "--checkpoint", "best", "--json"))
-    rate = report["tokens_per_second"]
-    print(f"trained {report['epoch']:.3g} epochs ({report['stop_reason']}), {rate:,.0f} tokens/s "
-          f"(an epoch of the full training file: about {train_tokens / max(rate, 1):.0f} s of training)")
-    return report, test, report["elapsed_seconds"] / 60, (time.monotonic() - start) / 60
+    tried, commands = [], []
+    for name in names:
+        run = out if name is None else f"{out}-search/{name}"
+        flags = [] if name is None else CONFIGS[name]
+        command = ["train", "tag", "--data", str(train_file), "--valid", str(dev_file), *settings, *flags, *length,
+                   "--out", run, "--overwrite", "--json"] + (["--quiet"] if args.search else [])
+        print("rnnkit " + " ".join(command), flush=True)
+        commands.append("rnnkit " + " ".join(command))
+        report = json.loads(rnnkit(*command))
+        dev, checkpoint = selection(report, score)
+        rate = report["tokens_per_second"]
+        print(f"{name or 'trained'}: dev {score} {dev:.4f} ({checkpoint} checkpoint), {report['epoch']:.3g} epochs "
+              f"({report['stop_reason']}), {rate:,.0f} tokens/s (an epoch of the full training file: about "
+              f"{train_tokens / max(rate, 1):.0f} s of training)", flush=True)
+        tried.append({"name": name or "single", "flags": flags, f"dev_{score}": dev, "checkpoint": checkpoint,
+                      "best_epoch": report.get("best_epoch"), "epochs": report["epoch"],
+                      "stop_reason": report["stop_reason"], "training_minutes": round(report["elapsed_seconds"] / 60, 2),
+                      "run": run, "report": report})
+    chosen = max(tried, key=lambda record: record[f"dev_{score}"])  # max keeps the first of equal scores
+    evaluate = ["evaluate", chosen["run"], "--data", str(test_file), "--checkpoint", chosen["checkpoint"], "--json"]
+    print("rnnkit " + " ".join(evaluate) + (f"   (chosen on dev: {chosen['name']})" if args.search else ""), flush=True)
+    commands.append("rnnkit " + " ".join(evaluate))
+    test = json.loads(rnnkit(*evaluate))
+    report = chosen.pop("report")
+    for record in tried:
+        record.pop("report", None)
+    return {"report": report, "test": test, "checkpoint": chosen["checkpoint"], "chosen": chosen["name"],
+            "configs": tried if args.search else None, "commands": commands,
+            "training_minutes": sum(record["training_minutes"] for record in tried),
+            "minutes": (time.monotonic() - start) / 60}
 
 
 def verdict_line(target: str, met: bool, training_minutes: float, limit_minutes: float, minutes: float,
@@ -67,3 +157,16 @@ def verdict_line(target: str, met: bool, training_minutes: float, limit_minutes:
     return (f"target {target}: {'met' if met else 'NOT met'}; training {training_minutes:.1f} min "
             f"(target <= {limit_minutes}: {time_verdict}); {minutes:.1f} min in all"
             + ("  [SMOKE: not a result]" if smoke else ""))
+
+
+def json_line(benchmark: str, scores: dict, run: dict, args: argparse.Namespace, target: float, met: bool) -> str:
+    """The one JSON line a tagging benchmark ends with."""
+    report = run["report"]
+    return json.dumps({
+        "benchmark": benchmark, "mode": "search" if args.search else "single", **scores,
+        "configs": run["configs"], "chosen": run["chosen"], "checkpoint": run["checkpoint"],
+        "best_epoch": report.get("best_epoch"), "epochs": report["epoch"], "stop_reason": report["stop_reason"],
+        "target": target, "met": met, "budget_minutes": args.minutes,
+        "training_minutes": round(run["training_minutes"], 2), "minutes": round(run["minutes"], 2),
+        "commands": run["commands"], "cpu": cpu_model(), "smoke": args.smoke,
+    })
