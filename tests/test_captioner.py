@@ -16,7 +16,6 @@ from rnnkit.models import Captioner
 from rnnkit.models.decoding import best_writable
 from rnnkit.tasks.caption import caption_scores, read_image, read_npz, write_png
 
-pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def small_captioner(**options):

@@ -12,7 +12,6 @@ from rnnkit.errors import InputError
 from rnnkit.models import Captioner, Seq2Seq, beam_search, greedy_search
 from rnnkit.models.decoding import length_penalty
 
-pytestmark = pytest.mark.usefixtures("one_thread")
 
 PAD, BOS, EOS, A, B = 0, 2, 3, 4, 5
 

@@ -18,7 +18,6 @@ from rnnkit.diagnose.memory_tasks import (
 )
 from rnnkit.errors import InputError
 
-pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize("length", [2, 3, 10, 101])

@@ -14,7 +14,6 @@ from rnnkit.models import Attention, Seq2Seq, greedy_search
 from rnnkit.models.decoding import best_writable
 from rnnkit.train import summed_token_loss
 
-pytestmark = pytest.mark.usefixtures("one_thread")
 
 CONNECTIONS = ("none", "additive", "dot", "general")
 

@@ -76,6 +76,7 @@ def input_influence(layer: nn.Module, input: Tensor, replacement: Tensor) -> Inf
 
     Example::
 
+        >>> from rnnkit.nn import LSTM
         >>> lstm = LSTM(4, 8).double()
         >>> x = torch.randn(30, 4, dtype=torch.float64)
         >>> influence = input_influence(lstm, x, torch.randn(4, dtype=torch.float64))

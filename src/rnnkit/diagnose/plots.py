@@ -10,10 +10,8 @@ import io
 import textwrap
 from pathlib import Path
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-
 from rnnkit.errors import InputError
+from rnnkit.extras import require
 from rnnkit.files import write_atomic
 
 CELL_NAMES = {"rnn": "tanh RNN", "rnn_tanh": "tanh RNN", "rnn_relu": "ReLU RNN", "lstm": "LSTM", "gru": "GRU",
@@ -33,18 +31,23 @@ def check_png_path(path: str | Path) -> Path:
     return path
 
 
-def _figure(columns: int, width: float, title: bool = True, wspace: float = 0.28) -> Figure:
+def _new_figure(**options):
+    """A matplotlib Figure (matplotlib is the ``viz`` extra: one line naming it when it is missing)."""
+    return require("matplotlib.figure", "viz").Figure(**options)
+
+
+def _figure(columns: int, width: float, title: bool = True, wspace: float = 0.28):
     """A row of ``columns`` panels with fixed margins: a layout engine would draw the figure twice, doubling the
     time to write it."""
-    figure = Figure(figsize=(width * columns + 0.9, 4.2))
+    figure = _new_figure(figsize=(width * columns + 0.9, 4.2))
     figure.subplots_adjust(left=0.9 / (width * columns + 0.9), right=0.985, bottom=0.15, top=0.84 if title else 0.9,
                            wspace=wspace)
     return figure
 
 
-def _save(figure: Figure, path: str | Path) -> Path:
+def _save(figure, path: str | Path) -> Path:
     path = check_png_path(path)
-    FigureCanvasAgg(figure)
+    require("matplotlib.backends.backend_agg", "viz").FigureCanvasAgg(figure)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110)
     write_atomic(path, buffer.getvalue())
@@ -81,7 +84,7 @@ def plot_gradient_flow(curves: dict[str, dict], path: str | Path, title: str, ca
         run: the trained model's ``{"label": str, "norms": [[per step] per layer]}``, or None.
         title: the figure's title (what was measured, on what). caption: one sentence under the axis.
     """
-    figure = Figure(figsize=(10, 5.4))
+    figure = _new_figure(figsize=(10, 5.4))
     figure.subplots_adjust(left=0.08, right=0.7, bottom=0.2, top=0.88)
     ax = figure.subplots()
     styles: dict[str, int] = {}
