@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from .base import Cell, ParamSpec, Workspace, bias_sum, layer_norm, new_buffer
-from .lstm import lstm_memory, lstm_memory_
+from .lstm import LSTMWorkspace, lstm_memory, lstm_memory_, lstm_output_
 from .registry import register_cell
 
 EPS = 1e-5
@@ -60,7 +60,7 @@ class LayerNormLSTM(Cell):
         return LayerNormLSTMWorkspace()
 
 
-class LayerNormLSTMWorkspace(Workspace):
+class LayerNormLSTMWorkspace(LSTMWorkspace):
     """The LN-LSTM's buffers, kept lean: the gates, ``h_in W_hh^T``, c, tanh(LN_c(c)) and the norms' statistics.
 
     Memory: the input projection x W_ih^T is dropped once normalised and recomputed a block of steps at a
@@ -103,17 +103,7 @@ class LayerNormLSTMWorkspace(Workspace):
         cn, mean_c, rstd_c = _ln(c, (H,), p["ln_c_weight"], p["ln_c_bias"], EPS)
         self.mean_c[t, :bs] = mean_c
         self.rstd_c[t, :bs] = rstd_c
-        tanh_cn = self.tanh_cn[t, :bs]
-        torch.tanh(cn, out=tanh_cn)
-        m = self.m[t, :bs]
-        torch.mul(o, tanh_cn, out=m)
-        return m, c
-
-    def hidden(self) -> Tensor:
-        return self.m
-
-    def cell(self) -> Tensor:
-        return self.c
+        return lstm_output_(o, cn, self.tanh_cn[t, :bs], self.m[t, :bs]), c
 
     def prepare_backward(self, h_prev: Tensor, c_prev: Tensor) -> None:
         self.c_prev = c_prev  # (L, N, H)
@@ -172,6 +162,3 @@ class LayerNormLSTMWorkspace(Workspace):
         if needs.get("bias"):
             grads["bias"] = bias_sum(self.act)  # dL/da, written over the gates
         return grads
-
-    def gates(self) -> dict[str, Tensor]:
-        return dict(zip(LayerNormLSTM.gate_names, self.act.chunk(4, 2)))

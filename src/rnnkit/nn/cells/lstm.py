@@ -41,6 +41,12 @@ def lstm_memory_(a: Tensor, c_prev: Tensor, out: Tensor) -> tuple[Tensor, ...]:
     return i, f, g, o, out
 
 
+def lstm_output_(o: Tensor, c: Tensor, tanh_out: Tensor, out: Tensor) -> Tensor:
+    """``o ⊙ tanh(c)`` into ``out``, keeping ``tanh(c)`` in ``tanh_out`` for the backward pass."""
+    torch.tanh(c, out=tanh_out)
+    return torch.mul(o, tanh_out, out=out)
+
+
 @register_cell
 class LSTM(Cell):
     name = "lstm"
@@ -90,11 +96,7 @@ class LSTMWorkspace(Workspace):
 
     def step(self, t, bs, h_prev, c_prev):
         i, f, g, o, c = lstm_memory_(self.act[t, :bs], c_prev, out=self.c[t, :bs])  # h_in W_hh^T already added
-        tanh_c = self.tanh_c[t, :bs]
-        torch.tanh(c, out=tanh_c)
-        m = self.m[t, :bs]
-        torch.mul(o, tanh_c, out=m)
-        return m, c
+        return lstm_output_(o, c, self.tanh_c[t, :bs], self.m[t, :bs]), c
 
     def hidden(self) -> Tensor:
         return self.m
