@@ -17,10 +17,14 @@ stopping after 8 without improvement.
 
     PYTHONPATH=src .venv/bin/python benchmarks/caption_digits.py            # the full run (about 10 minutes)
     PYTHONPATH=src .venv/bin/python benchmarks/caption_digits.py --smoke    # a few steps: does it start?
+
+--minutes (default 20, a safety net: the 30 epochs or early stopping end first) is the training budget
+(--time-budget); the last line of stdout is one JSON object with the scores, the budget, the commands and the CPU.
 """
 
 import argparse
 import json
+import platform
 import subprocess
 import sys
 import time
@@ -41,16 +45,31 @@ def rnnkit(*args: str) -> str:
     return done.stdout
 
 
+def cpu_model() -> str:
+    """The "model name" line of /proc/cpuinfo (the hosts change between sessions), else what platform knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--smoke", action="store_true", help="train a few steps on a few compositions")
+    parser.add_argument("--minutes", type=float, default=20.0, help="training budget in minutes (default 20)")
     parser.add_argument("--out", default=str(ROOT / "runs" / "bench-caption-digits"))
     args = parser.parse_args()
+    if args.minutes <= 0:
+        parser.error(f"--minutes must be positive, got {args.minutes:g}")
 
     sizes = ["--train-size", "20000", "--valid-size", "1000", "--test-size", "2000"]
     if args.smoke:
         sizes = ["--train-size", "192", "--valid-size", "32", "--test-size", "64", "--max-steps", "3"]  # one epoch
-    command = ["train", "caption", *SETTINGS, *sizes, "--out", args.out, "--overwrite", "--quiet", "--json"]
+    command = ["train", "caption", *SETTINGS, *sizes, "--time-budget", f"{args.minutes * 60:g}", "--out", args.out,
+               "--overwrite", "--quiet", "--json"]
     print("rnnkit " + " ".join(command), flush=True)
     start = time.monotonic()
     report = json.loads(rnnkit(*command))
@@ -64,7 +83,16 @@ def main() -> None:
     verdict = "met" if test["exact_match"] >= TARGET else "NOT met"
     print(f"test exact match {test['exact_match']:.2%}, token accuracy {test['token_accuracy']:.2%} on "
           f"{test['images']:,} held-out compositions; {train_minutes:.1f} min of training, {minutes:.1f} min in all "
-          f"(target exact match >= {TARGET:.0%}: {verdict})")
+          f"(target exact match >= {TARGET:.0%}: {verdict})", flush=True)
+    print(json.dumps({
+        "benchmark": "caption-digits", "test_exact_match": test["exact_match"],
+        "test_token_accuracy": test["token_accuracy"], "test_images": test["images"], "target": TARGET,
+        "met": test["exact_match"] >= TARGET, "best_epoch": report.get("best_epoch"), "epochs": report["epoch"],
+        "stop_reason": report["stop_reason"], "budget_minutes": args.minutes,
+        "training_minutes": round(train_minutes, 2), "minutes": round(minutes, 2),
+        "commands": ["rnnkit " + " ".join(command), "rnnkit " + " ".join(evaluate)], "cpu": cpu_model(),
+        "smoke": args.smoke,
+    }))
 
 
 if __name__ == "__main__":

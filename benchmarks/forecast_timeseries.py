@@ -33,11 +33,14 @@ validation MAE:
 
 The epochs below are several times those trials' (a few minutes each on 2 cores), with --patience stopping
 a run that no longer improves on validation and --time-budget (15 minutes) as a hard cap, well inside the
-45-minute limit per series.
+45-minute limit per series. --minutes (default 45) is the whole budget, a third per series (15 minutes each, as
+in round one); the last line of stdout is one JSON object with every series' scores, the budget, the commands
+and the CPU model.
 """
 
 import argparse
 import json
+import platform
 import subprocess
 import sys
 import time
@@ -46,7 +49,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "timeseries"
 COMMON = ["--cell", "lstm", "--layers", "1", "--hidden", "32", "--lr", "3e-3", "--test-fraction", "0.2",
-          "--seed", "1234", "--time-budget", "900"]
+          "--seed", "1234"]
 SERIES = {
     "airline-passengers": ["--target", "Passengers", "--date-column", "Month", "--window", "24", "--horizon", "12",
                            "--season", "12", "--log", "--difference", "--valid-fraction", "0.2",
@@ -63,20 +66,37 @@ def rnnkit(*args: str) -> str:
     return done.stdout
 
 
+def cpu_model() -> str:
+    """The "model name" line of /proc/cpuinfo (the hosts change between sessions), else what platform knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--smoke", action="store_true", help="two training steps per series: does it start?")
+    parser.add_argument("--minutes", type=float, default=45.0,
+                        help="training budget in minutes, shared equally by the three series (default 45)")
     parser.add_argument("--out", default=str(ROOT / "runs" / "bench-forecast"))
     args = parser.parse_args()
+    if args.minutes <= 0:
+        parser.error(f"--minutes must be positive, got {args.minutes:g}")
 
-    verdicts = []
+    verdicts, results, commands = [], {}, []
+    seconds = args.minutes * 60 / len(SERIES)
     for name, settings in SERIES.items():
         data = DATA / f"{name}.csv"
         out = Path(f"{args.out}-{name}")
         length = ["--max-steps", "2"] if args.smoke else []
-        command = ["train", "forecast", "--data", str(data), *COMMON, *settings, *length,
-                   "--out", str(out), "--overwrite", "--quiet", "--json"]
+        command = ["train", "forecast", "--data", str(data), *COMMON, *settings, "--time-budget", f"{seconds:g}",
+                   *length, "--out", str(out), "--overwrite", "--quiet", "--json"]
         print("rnnkit " + " ".join(command), flush=True)
+        commands.append("rnnkit " + " ".join(command))
         start = time.monotonic()
         report = json.loads(rnnkit(*command))
         minutes = (time.monotonic() - start) / 60
@@ -84,6 +104,10 @@ def main() -> None:
         model, naive, seasonal = holdout["model"], holdout["naive"], holdout["seasonal_naive"]
         met = model["mase"] < seasonal["mase"]
         verdicts.append(met)
+        results[name] = {"model_mase": model["mase"], "model_mae": model["mae"], "naive_mase": naive["mase"],
+                         "seasonal_naive_mase": seasonal["mase"], "origins": holdout["origins"], "met": met,
+                         "epochs": report["epoch"], "stop_reason": report["stop_reason"],
+                         "training_minutes": round(report.get("elapsed_seconds", minutes * 60) / 60, 2)}
         print(f"{name}: {holdout['origins']} origins × {holdout['horizon']} steps, season {holdout['season']}, "
               f"{report['epoch']:.3g} epochs ({report['stop_reason']}), {minutes:.1f} min")
         for method, scores in (("model", model), ("naive", naive), ("seasonal naive", seasonal)):
@@ -93,7 +117,11 @@ def main() -> None:
         plot = rnnkit("predict", str(out), "--data", str(data), "--checkpoint", holdout["checkpoint"],
                       "--output", str(out / "forecast.csv"))
         print("  " + plot.strip().replace("\n", "\n  "), flush=True)
-    print(f"all series: {'met' if all(verdicts) else 'NOT met'} ({sum(verdicts)} of {len(verdicts)})")
+    print(f"all series: {'met' if all(verdicts) else 'NOT met'} ({sum(verdicts)} of {len(verdicts)})", flush=True)
+    print(json.dumps({
+        "benchmark": "forecast-timeseries", "series": results, "met": all(verdicts), "met_count": sum(verdicts),
+        "budget_minutes": args.minutes, "commands": commands, "cpu": cpu_model(), "smoke": args.smoke,
+    }))
 
 
 if __name__ == "__main__":

@@ -12,14 +12,18 @@ of the machine's load.
     PYTHONPATH=src .venv/bin/python benchmarks/lm_throughput.py --hidden 512 --batch-size 64 --steps 40 --rounds 5
 
 On a machine shared with other busy processes, two OpenMP threads per process spin against each other and
-the rates swing wildly; measure alone, or with OMP_NUM_THREADS=1 in front of the command.
+the rates swing wildly; measure alone, or with OMP_NUM_THREADS=1 in front of the command. The measurement is
+fixed in steps, not minutes; the last line of stdout is one JSON object with the rates, the ratio, the command and
+the CPU model.
 """
 
 import argparse
 import contextlib
 import io
 import json
+import platform
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -86,6 +90,17 @@ def plain_tokens_per_second(ids: torch.Tensor, vocab_size: int, args) -> float:
     return tokens / seconds
 
 
+def cpu_model() -> str:
+    """The "model name" line of /proc/cpuinfo (the hosts change between sessions), else what platform knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--hidden", type=int, default=256)
@@ -120,7 +135,13 @@ def main() -> None:
     ratio = statistics.median(mine / theirs for mine, theirs in zip(rnnkit_rates, plain_rates))
     print(f"median: rnnkit {statistics.median(rnnkit_rates):,.0f} tok/s, "
           f"plain PyTorch {statistics.median(plain_rates):,.0f} tok/s, "
-          f"ratio {ratio:.3f} (target >= 0.95: {'met' if ratio >= 0.95 else 'NOT met'})")
+          f"ratio {ratio:.3f} (target >= 0.95: {'met' if ratio >= 0.95 else 'NOT met'})", flush=True)
+    print(json.dumps({
+        "benchmark": "lm-throughput", "ratio": ratio, "rnnkit_tokens_per_second": rnnkit_rates,
+        "plain_tokens_per_second": plain_rates, "target": 0.95, "met": ratio >= 0.95,
+        "threads": torch.get_num_threads(), "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "cpu": cpu_model(),
+    }))
 
 
 if __name__ == "__main__":

@@ -28,11 +28,15 @@ with --context-minutes): the whole source sentence has to pass through the decod
 
     PYTHONPATH=src .venv/bin/python benchmarks/translate_multi30k.py            # the full run (about 75 minutes)
     PYTHONPATH=src .venv/bin/python benchmarks/translate_multi30k.py --smoke    # a few steps on slices: does it start?
+
+--minutes (default 50) is the attention model's training budget, --context-minutes (default 20) the context-only
+model's; the last line of stdout is one JSON object with both models' scores, the budgets, the commands and the CPU.
 """
 
 import argparse
 import gzip
 import json
+import platform
 import subprocess
 import sys
 import time
@@ -55,6 +59,17 @@ SETTINGS = [
 def rnnkit(*args: str) -> str:
     done = subprocess.run([sys.executable, "-m", "rnnkit", *args], check=True, text=True, stdout=subprocess.PIPE)
     return done.stdout
+
+
+def cpu_model() -> str:
+    """The "model name" line of /proc/cpuinfo (the hosts change between sessions), else what platform knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
 
 
 def smoke_slices(out: Path) -> dict[str, Path]:
@@ -90,7 +105,9 @@ def train_and_test(name: str, attention: str, minutes: float, files: dict, out: 
           f"{test['chrf']:.2f}; best validation BLEU {max_valid_bleu(out):.2f} (greedy); {report['epoch']:.3g} "
           f"epochs in {train_minutes:.1f} min of training, {(time.monotonic() - start) / 60:.1f} min with testing",
           flush=True)
-    return {"test": test, "train_minutes": train_minutes}
+    return {"test": test, "train_minutes": train_minutes, "greedy_bleu": greedy_bleu, "epochs": report["epoch"],
+            "stop_reason": report["stop_reason"], "commands": ["rnnkit " + " ".join(command),
+                                                               "rnnkit " + " ".join(evaluate)]}
 
 
 def max_valid_bleu(run: str) -> float:
@@ -105,6 +122,8 @@ def main() -> None:
     parser.add_argument("--context-minutes", type=float, default=20, help="training budget of the context-only model")
     parser.add_argument("--out", default=str(ROOT / "runs" / "bench-multi30k"))
     args = parser.parse_args()
+    if args.minutes <= 0 or args.context_minutes <= 0:
+        parser.error("--minutes and --context-minutes must be positive")
 
     if args.smoke:
         files = smoke_slices(Path(args.out + "-smoke-data"))
@@ -118,7 +137,21 @@ def main() -> None:
     bleu = attention["test"]["bleu"]
     verdict = "met" if bleu >= TARGET and attention["train_minutes"] <= 60 else "NOT met"
     print(f"attention {bleu:.2f} against context vector only {context['test']['bleu']:.2f} test BLEU; "
-          f"{attention['train_minutes']:.1f} min of training (target BLEU >= {TARGET} within 60 min: {verdict})")
+          f"{attention['train_minutes']:.1f} min of training (target BLEU >= {TARGET} within 60 min: {verdict})",
+          flush=True)
+
+    def summary(run: dict) -> dict:
+        test = run["test"]
+        return {"test_bleu": test["bleu"], "test_chrf": test["chrf"], "beam": test["beam_size"],
+                "test_bleu_greedy": run["greedy_bleu"], "epochs": run["epochs"], "stop_reason": run["stop_reason"],
+                "training_minutes": round(run["train_minutes"], 2)}
+
+    print(json.dumps({
+        "benchmark": "multi30k-de-en", "attention": summary(attention), "context_only": summary(context),
+        "target": TARGET, "met": verdict == "met", "budget_minutes": args.minutes,
+        "context_budget_minutes": args.context_minutes, "commands": attention["commands"] + context["commands"],
+        "cpu": cpu_model(), "smoke": args.smoke,
+    }))
 
 
 if __name__ == "__main__":
