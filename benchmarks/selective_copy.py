@@ -1,0 +1,78 @@
+"""Selective copying at L = 512, K = 16, vocabulary 16: token accuracy of the six cells side by side; issue 13's
+target is >= 95% within 20 minutes for at least one of the new cells (mingru, minlstm, rglru).
+
+Every cell trains a fresh model (rnnkit.diagnose.selective_copy): embedding, two stacked rnnkit.nn.Recurrent
+layers, a linear readout of the 16 marker positions; engine "auto" (the scan engine for the linear cells, oneDNN
+for the torch cells). Settings and why:
+
+* equal parameter budgets, the LSTM's at H = 128 (about 280k parameters): the tanh RNN, GRU and the linear cells
+  get the width nearest to it, so that a cell wins by its structure, not its size;
+* two layers: a linear recurrence's gates read only the input, so the first layer can mark what to keep and the
+  second can keep it (Feng et al. 2024 use stacked layers for the same task);
+* batch 64 of fresh sequences every step, Adam at 3e-3, global gradient-norm clipping at 1;
+* the held-out token accuracy on 512 fixed sequences every 100 steps; a cell stops early at 99%, or after
+  --minutes of training.
+
+    PYTHONPATH=src .venv/bin/python benchmarks/selective_copy.py                        # 6 cells x 20 min at most
+    PYTHONPATH=src .venv/bin/python benchmarks/selective_copy.py --cells mingru,lstm --minutes 10
+    PYTHONPATH=src .venv/bin/python benchmarks/selective_copy.py --smoke               # L = 16, K = 2, a few steps
+"""
+
+import argparse
+import json
+import time
+
+import torch
+
+from rnnkit.diagnose.selective_copy import SelectiveCopyConfig, matched_hidden_sizes, train_selective_copy
+
+CELLS = "rnn_tanh,lstm,gru,mingru,minlstm,rglru"
+NEW_CELLS = ("mingru", "minlstm", "rglru")
+TARGET_ACCURACY, TARGET_MINUTES = 0.95, 20
+LENGTH, TOKENS, VOCAB, LAYERS, REFERENCE_HIDDEN = 512, 16, 16, 2, 128
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cells", default=CELLS, help=f"comma-separated registered cells (default {CELLS})")
+    parser.add_argument("--minutes", type=float, default=TARGET_MINUTES, help="training budget per cell")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--smoke", action="store_true", help="L = 16, K = 2, 6 steps per cell: does it start?")
+    parser.add_argument("--json", action="store_true", help="print one JSON line with every row at the end")
+    args = parser.parse_args()
+    cells = [c for c in args.cells.split(",") if c]
+
+    length, tokens, hidden = (16, 2, 8) if args.smoke else (LENGTH, TOKENS, REFERENCE_HIDDEN)
+    sizes = matched_hidden_sizes(hidden, cells, vocab=VOCAB, num_layers=LAYERS)
+    print(f"selective copying L={length} K={tokens} V={VOCAB}, {LAYERS} layers, equal budgets (LSTM H={hidden}): "
+          + ", ".join(f"{c} H={h}" for c, h in sizes.items()), f"; {torch.get_num_threads()} threads", flush=True)
+    rows = []
+    start = time.monotonic()
+    for cell in cells:
+        config = SelectiveCopyConfig(cell=cell, length=length, tokens=tokens, vocab=VOCAB, hidden_size=sizes[cell],
+                                     num_layers=LAYERS, batch_size=64, lr=3e-3, clip=1.0,
+                                     steps=6 if args.smoke else 1_000_000, time_budget=args.minutes * 60,
+                                     eval_every=3 if args.smoke else 100, eval_size=32 if args.smoke else 512,
+                                     stop_above=0.99, seed=args.seed)
+        rows.append(train_selective_copy(config, log=lambda line: print(line, flush=True), log_every_seconds=60))
+
+    print(f"\n{'cell':<9} {'H':>4} {'params':>8} {'accuracy':>9} {'steps':>7} {'minutes':>8}  stopped by")
+    for row in rows:
+        print(f"{row['cell']:<9} {row['hidden_size']:>4} {row['parameters']:>8,} {row['metric']:>9.4f} "
+              f"{row['steps']:>7,} {row['seconds'] / 60:>8.1f}  {row['stop_reason']}")
+    reached = [row for row in rows if row["cell"] in NEW_CELLS and row["metric"] >= TARGET_ACCURACY
+               and _minutes_to(row, TARGET_ACCURACY) <= TARGET_MINUTES]
+    print(f"baseline (chance) {rows[0]['baseline']:.4f}; target >= {TARGET_ACCURACY:.0%} within {TARGET_MINUTES} min "
+          f"for a new cell: {'met by ' + ', '.join(r['cell'] for r in reached) if reached else 'NOT met'} "
+          f"({(time.monotonic() - start) / 60:.1f} min in all)")
+    if args.json:
+        print(json.dumps({"benchmark": "selective_copy", "rows": rows}))
+
+
+def _minutes_to(row: dict, accuracy: float) -> float:
+    """Minutes until the held-out accuracy first reached ``accuracy`` (inf if never)."""
+    return next((seconds / 60 for _, seconds, value in row["curve"] if value >= accuracy), float("inf"))
+
+
+if __name__ == "__main__":
+    main()
