@@ -17,7 +17,8 @@ each one against a float64 sequential loop at the longest length (numerical safe
 * ``rnnkit``    what ``rnnkit.nn.engines.scan.linear_scan`` runs (the chosen one).
 
 Forward and forward + backward (the backward of every candidate but heinsen is rnnkit's reverse scan; heinsen's is
-autograd through its ops) at N=8, H=256, float32, one thread by default (--threads), as the layer runs them.
+autograd through its ops) at N=8, H=256, float32, one thread by default (--threads), in CPU time of this process
+(with one thread, what another process takes of the core is not counted).
 
     PYTHONPATH=src .venv/bin/python benchmarks/scan_algorithms.py                    # L = 512 ... 16384, 7 rounds
     PYTHONPATH=src .venv/bin/python benchmarks/scan_algorithms.py --lengths 256 --rounds 1 --batch 2 --hidden 8
@@ -135,9 +136,10 @@ def inputs(L, N, H, dtype=torch.float32, grad=False, seed=0):
 
 
 def timed(fn, args):
-    start = time.perf_counter()
+    # CPU time of this process: on a shared machine it does not count the time other processes hold the core
+    start = time.process_time()
     fn(*args)
-    return time.perf_counter() - start
+    return time.process_time() - start
 
 
 def main():
@@ -162,7 +164,7 @@ def main():
     error = {name: ((fn(a32, b32, h32).double() - truth).abs().max().item() / scale) for name, fn in fns.items()}
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), N={args.batch}, H={args.hidden}, "
-          f"float32, median of {args.rounds} rounds (ms)")
+          f"float32, median of {args.rounds} rounds (CPU ms)")
     print(f"{'L':>6} {'algorithm':<12} {'forward':>9} {'fwd+bwd':>9}  max rel. error at L={longest}")
     for L in args.lengths:
         fwd = {name: [] for name in fns}
