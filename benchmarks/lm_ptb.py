@@ -20,17 +20,23 @@ scaled to 2 CPU cores and about an hour:
 - SGD at lr 20 on the loss averaged over tokens with the global gradient norm clipped at 0.25 (AWD-LSTM: lr 30,
   clip 0.25; Zaremba's lr 1 on the loss summed over 20 steps with clip 5 is the same step), 35-step windows,
   batch 40 (larger batches than Zaremba's 20 run more tokens per second on the CPU);
-- the schedule: ``plateau`` divides the rate by 4 after every epoch whose validation loss is not lower (the
-  PyTorch word-LM example's rule); ``--optimizer ntasgd`` (when ``rnnkit train lm`` offers it) keeps the rate
-  constant and switches to averaged SGD by AWD-LSTM's non-monotone trigger instead.
-- training stops at the --minutes budget (default 55, so that the test scoring fits within the hour); the
-  checkpoint with the lower validation loss (the best finished epoch or the final, partial one) is scored.
+- the schedule (--schedule): ``cosine`` (the default) anneals the rate to 0 over exactly the epochs that fit in
+  the budget, so the run ends annealed whatever its length: the script first times 40 training steps of this
+  very model (about a minute, on a slice of the validation text; test data is never touched) and sets
+  --epochs = floor(0.92 x budget / time per epoch including validation), or takes --epochs N if given.
+  ``plateau`` divides the rate by 4 after every epoch whose validation loss is not lower (the PyTorch word-LM
+  example's rule): in a run of a dozen epochs it may never fire, leaving the rate high at the end, which is why
+  it is not the default. ``--optimizer ntasgd`` (when ``rnnkit train lm`` offers it) keeps the rate constant
+  and switches to averaged SGD by AWD-LSTM's non-monotone trigger instead (rnnkit.train.ntasgd).
+- training stops at the --minutes budget in any case (default 55, so that the test scoring fits within the
+  hour); the checkpoint with the lower validation loss (the best finished epoch or the final, partial one) is
+  scored.
 
 The test set is scored with ``rnnkit evaluate --batch-size 1`` (one stream, as the TF tutorial and AWD-LSTM do).
 The last line of stdout is one JSON object: the scores, the budget, the commands, the CPU model.
 
     PYTHONPATH=src .venv/bin/python benchmarks/lm_ptb.py                        # Zaremba small (about 45-65 min)
-    PYTHONPATH=src .venv/bin/python benchmarks/lm_ptb.py --recipe awd           # AWD toolbox, 55 min + test
+    PYTHONPATH=src .venv/bin/python benchmarks/lm_ptb.py --recipe awd           # AWD toolbox, 1 + 55 min + test
     PYTHONPATH=src .venv/bin/python benchmarks/lm_ptb.py --recipe awd --smoke   # a few steps: does it start?
 """
 
@@ -66,11 +72,16 @@ RECIPES = {
         ],
     },
 }
-# The optimiser part of the awd recipe: plain SGD with the plateau schedule, or NT-ASGD at a constant rate.
-AWD_OPTIMIZERS = {
-    "sgd": ["--optimizer", "sgd", "--schedule", "plateau", "--lr-decay", "0.25", "--plateau-patience", "0"],
-    "ntasgd": ["--optimizer", "ntasgd", "--schedule", "constant"],
+# The optimiser part of the awd recipe: SGD with a cosine (--epochs added) or plateau schedule, or NT-ASGD at a
+# constant rate.
+AWD_SCHEDULES = {
+    "cosine": ["--optimizer", "sgd", "--schedule", "cosine"],
+    "plateau": ["--optimizer", "sgd", "--schedule", "plateau", "--lr-decay", "0.25", "--plateau-patience", "0"],
 }
+NTASGD = ["--optimizer", "ntasgd", "--schedule", "constant"]
+TRAIN_TOKENS = 929_589  # ptb.train.txt's words and <eos> markers, as `rnnkit train lm` counts them
+VALID_TOKENS = 73_760  # ptb.valid.txt's
+CALIBRATION_STEPS = 40
 
 
 def rnnkit(*args: str) -> str:
@@ -94,15 +105,43 @@ def offers_optimizer(name: str) -> bool:
     return name in rnnkit("train", "lm", "--help").split("--optimizer", 1)[1].split("\n")[0]
 
 
+def calibrated_epochs(settings: list[str], seconds: float, out: str, smoke: bool) -> tuple[int, dict]:
+    """The whole epochs of ``settings`` that fit in ``seconds``, from the training rate of a short timed run.
+
+    An epoch costs TRAIN_TOKENS / rate of training plus VALID_TOKENS / (3 rate) of validation (a forward pass
+    only); 8% is kept for the start, the checkpoints and rate changes. The timed run validates on the first
+    200 lines of the validation text only. Returns (epochs, what was measured).
+    """
+    valid_slice = Path(out + "-calibration-valid.txt")
+    valid_slice.parent.mkdir(parents=True, exist_ok=True)
+    valid_slice.write_text("".join((PTB / "ptb.valid.txt").read_text().splitlines(keepends=True)[:200]))
+    steps = 3 if smoke else CALIBRATION_STEPS
+    command = ["train", "lm", "--data", str(PTB / "ptb.train.txt"), "--valid-data", str(valid_slice), *settings,
+               "--schedule", "constant", "--max-steps", str(steps), "--out", out + "-calibration", "--overwrite",
+               "--json", "--quiet"]
+    rate = json.loads(rnnkit(*command))["tokens_per_second"]
+    epoch_seconds = (TRAIN_TOKENS + VALID_TOKENS / 3) / max(rate, 1.0)
+    epochs = max(1, int(0.92 * seconds / epoch_seconds))
+    print(f"calibration: {rate:,.0f} training tokens/s over {steps} steps, about {epoch_seconds / 60:.1f} min per "
+          f"epoch: {epochs} epochs in {seconds / 60:g} min", flush=True)
+    return epochs, {"tokens_per_second": round(rate), "steps": steps, "epoch_minutes": round(epoch_seconds / 60, 2),
+                    "command": "rnnkit " + " ".join(command)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--recipe", choices=sorted(RECIPES), default="zaremba", help="default: zaremba (round one)")
     parser.add_argument("--minutes", type=float, default=None,
                         help="training budget in minutes (--time-budget). Default: 75 for zaremba (a safety net "
                              "above its 13 epochs), 55 for awd")
-    parser.add_argument("--optimizer", choices=sorted(AWD_OPTIMIZERS), default="sgd",
-                        help="awd only: sgd with the plateau schedule (default), or ntasgd (needs `rnnkit train lm "
-                             "--optimizer ntasgd`)")
+    parser.add_argument("--optimizer", choices=("sgd", "ntasgd"), default="sgd",
+                        help="awd only: sgd (default; see --schedule), or ntasgd at a constant rate (needs `rnnkit "
+                             "train lm --optimizer ntasgd`)")
+    parser.add_argument("--schedule", choices=sorted(AWD_SCHEDULES), default=None,
+                        help="awd with sgd: cosine over the epochs that fit in --minutes (default), or plateau")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="awd with the cosine schedule: anneal over this many epochs instead of timing a short "
+                             "run to find how many fit in --minutes")
     parser.add_argument("--smoke", action="store_true", help="train a few steps and score a slice of the test set")
     parser.add_argument("--out", default=None, help="run directory. Default: runs/bench-ptb (zaremba), "
                                                      "runs/bench-ptb-awd (awd)")
@@ -113,12 +152,14 @@ def main() -> None:
         parser.error(f"--minutes must be positive, got {minutes:g}")
     out = args.out or str(ROOT / "runs" / ("bench-ptb" if args.recipe == "zaremba" else "bench-ptb-awd"))
     settings = list(recipe["settings"])
-    if args.recipe == "awd":
-        if args.optimizer == "ntasgd" and not offers_optimizer("ntasgd"):
-            parser.error("this rnnkit's `train lm` has no --optimizer ntasgd yet; use --optimizer sgd")
-        settings += AWD_OPTIMIZERS[args.optimizer]
-    elif args.optimizer != "sgd":
-        parser.error("--optimizer applies to --recipe awd only; zaremba is plain SGD by definition")
+    if args.epochs is not None and args.epochs < 1:
+        parser.error(f"--epochs must be at least 1, got {args.epochs}")
+    if args.recipe == "zaremba" and (args.optimizer != "sgd" or args.epochs is not None or args.schedule is not None):
+        parser.error("--optimizer, --schedule and --epochs apply to --recipe awd only; zaremba is fixed by the paper")
+    if args.optimizer == "ntasgd" and (args.epochs is not None or args.schedule is not None):
+        parser.error("--optimizer ntasgd runs at a constant rate until --minutes; drop --schedule and --epochs")
+    if args.schedule == "plateau" and args.epochs is not None:
+        parser.error("--epochs sets the length of the cosine schedule; the plateau schedule runs until --minutes")
 
     test_file = PTB / "ptb.test.txt"
     if args.smoke:
@@ -126,6 +167,21 @@ def main() -> None:
         test_file = Path(out + "-test-slice.txt")
         test_file.parent.mkdir(parents=True, exist_ok=True)
         test_file.write_text("".join((PTB / "ptb.test.txt").read_text().splitlines(keepends=True)[:200]))
+    calibration, schedule = None, "step"  # zaremba: the paper's step schedule
+    if args.recipe == "awd":
+        if args.optimizer == "ntasgd":
+            if not offers_optimizer("ntasgd"):
+                parser.error("this rnnkit's `train lm` has no --optimizer ntasgd yet; use --optimizer sgd")
+            settings += NTASGD
+            schedule = "constant"
+        else:
+            schedule = args.schedule or "cosine"
+            settings += AWD_SCHEDULES[schedule]
+            if schedule == "cosine":
+                epochs = args.epochs
+                if epochs is None:
+                    epochs, calibration = calibrated_epochs(settings, minutes * 60, out, args.smoke)
+                settings += ["--epochs", str(epochs)]
     length = ["--max-steps", "5"] if args.smoke else []
     train = ["train", "lm", "--data", str(PTB / "ptb.train.txt"), "--valid-data", str(PTB / "ptb.valid.txt"),
              *settings, "--time-budget", f"{minutes * 60:g}", *length, "--out", out, "--overwrite", "--json"]
@@ -149,7 +205,8 @@ def main() -> None:
           + ("  [SMOKE: not a result]" if args.smoke else ""), flush=True)
     valid_loss = min(report["valid_loss"], best_loss if best_loss is not None else float("inf"))
     print(json.dumps({
-        "benchmark": "ptb-word", "recipe": args.recipe, "optimizer": args.optimizer if args.recipe == "awd" else "sgd",
+        "benchmark": "ptb-word", "recipe": args.recipe, "optimizer": args.optimizer, "schedule": schedule,
+        "calibration": calibration,
         "test_perplexity": round(test["perplexity"], 3), "test_tokens": test["tokens"],
         "valid_perplexity": round(2.718281828459045 ** valid_loss, 3), "checkpoint": checkpoint,
         "epochs": report["epoch"], "stop_reason": report["stop_reason"],
