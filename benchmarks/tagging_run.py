@@ -12,10 +12,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-# Round one's tagger took 24 epochs of a cosine schedule in 41 minutes: about 1.7 minutes an epoch. The cosine
-# schedule needs its length in advance, so a budget of M minutes trains for M / 1.7 epochs (at most 24) and the
-# time budget stops a slower configuration early (its JSON record then says "time_budget").
-MINUTES_PER_EPOCH = 1.7
+# The cosine schedule needs its length in advance. Each run first times CALIBRATION_STEPS steps of its own
+# configuration (the engines differ in speed: recurrent dropout and the layer-normalised cell run rnnkit's own
+# loop) and anneals over the whole epochs that fit in its budget, at most round one's 24; the time budget
+# still stops it if the machine slows down (its JSON record then says "time_budget").
+CALIBRATION_STEPS = 30
 MAX_EPOCHS = 24
 # The search: round one's tagger, then the open core's regularisers and the layer-normalised cell. Flags given here
 # follow the benchmark's settings on the command line, and the CLI takes the last value of a repeated flag.
@@ -82,10 +83,24 @@ def parse_arguments(description: str, default_out: str) -> argparse.Namespace:
     return args
 
 
-def length_flags(minutes: float) -> list[str]:
-    """--epochs (the cosine schedule's length, scaled to the budget) and --time-budget for ``minutes``."""
-    epochs = max(1, min(MAX_EPOCHS, int(minutes / MINUTES_PER_EPOCH)))
-    return ["--epochs", str(epochs), "--time-budget", f"{minutes * 60:g}"]
+def calibrated_epochs(command: list[str], seconds: float, train_tokens: int, dev_tokens: int,
+                      dev_slice: Path, smoke: bool) -> tuple[int, dict]:
+    """How many whole epochs of the training ``command`` fit in ``seconds``, from a short timed run of it.
+
+    The timed run validates on ``dev_slice`` (a few dev sentences) only. An epoch costs train_tokens / rate of
+    training plus dev_tokens / (3 rate) to tag dev (a forward pass only); 8% is kept for the start, checkpoints
+    and rate changes. Returns (epochs, what was measured).
+    """
+    steps = 2 if smoke else CALIBRATION_STEPS
+    out = command[command.index("--out") + 1] + "-calibration"
+    timed = [*command, "--valid", str(dev_slice), "--schedule", "constant", "--max-steps", str(steps), "--out", out,
+             "--quiet"]
+    rate = json.loads(rnnkit(*timed))["tokens_per_second"]
+    epoch_seconds = (train_tokens + dev_tokens / 3) / max(rate, 1.0)
+    epochs = max(1, min(MAX_EPOCHS, int(0.92 * seconds / epoch_seconds)))
+    print(f"  calibration: {rate:,.0f} training tokens/s over {steps} steps, about {epoch_seconds / 60:.1f} min per "
+          f"epoch: {epochs} epochs in {seconds / 60:.1f} min", flush=True)
+    return epochs, {"tokens_per_second": round(rate), "epoch_minutes": round(epoch_seconds / 60, 2), "epochs": epochs}
 
 
 def selection(report: dict, score: str) -> tuple[float, str]:
@@ -99,44 +114,48 @@ def selection(report: dict, score: str) -> tuple[float, str]:
 
 
 def train_and_test(files: tuple[Path, Path, Path], settings: list[str], args: argparse.Namespace,
-                   smoke_sentences: tuple[int, int], train_tokens: int, score: str) -> dict:
+                   smoke_sentences: tuple[int, int], tokens: tuple[int, int], score: str) -> dict:
     """Train on files[0] (dev files[1] picks the epoch, and with --search the configuration) and score files[2] once.
 
     With ``args.smoke``: the first smoke_sentences[0] training sentences train one epoch, and the next
     smoke_sentences[1] of the training file's head serve as dev and test (a slice of the real dev or test
-    file may hold a tag the training slice lacks). ``score`` is the dev score that chooses ("accuracy", "f1").
+    file may hold a tag the training slice lacks). ``tokens``: the full training and dev files' sizes in words
+    (for the calibration). ``score`` is the dev score that chooses ("accuracy", "f1").
     Returns {"report": the chosen run's training report, "test": its test scores, "checkpoint", "configs" (every
     configuration tried, with --search), "commands", "training_minutes", "minutes"}.
     """
     train_file, dev_file, test_file = files
+    train_tokens, dev_tokens = tokens
     out = args.out
     if args.smoke:
         out += "-smoke"  # never replaces a full run's directory
         suffix = train_file.suffix
         dev_file = test_file = head_sentences(train_file, Path(out + "-dev" + suffix), smoke_sentences[1])
         train_file = head_sentences(train_file, Path(out + "-train" + suffix), smoke_sentences[0])
+    dev_slice = head_sentences(dev_file, Path(out + "-calibration-dev" + dev_file.suffix), 20)  # for the timing only
     names = args.configs if args.search else [None]
-    share = args.minutes / len(names)
-    length = length_flags(share) + (["--epochs", "1"] if args.smoke else [])  # smoke: one short epoch
+    share = args.minutes * 60 / len(names)
     start = time.monotonic()
     tried, commands = [], []
     for name in names:
         run = out if name is None else f"{out}-search/{name}"
         flags = [] if name is None else CONFIGS[name]
-        command = ["train", "tag", "--data", str(train_file), "--valid", str(dev_file), *settings, *flags, *length,
-                   "--out", run, "--overwrite", "--json"] + (["--quiet"] if args.search else [])
+        base = ["train", "tag", "--data", str(train_file), "--valid", str(dev_file), *settings, *flags,
+                "--time-budget", f"{share:g}", "--out", run, "--overwrite", "--json"]
+        epochs, calibration = calibrated_epochs(base, share, train_tokens, dev_tokens, dev_slice, args.smoke)
+        # the smoke run: one short epoch; the last of a repeated flag counts
+        command = base + ["--epochs", "1" if args.smoke else str(epochs)] + (["--quiet"] if args.search else [])
         print("rnnkit " + " ".join(command), flush=True)
         commands.append("rnnkit " + " ".join(command))
         report = json.loads(rnnkit(*command))
         dev, checkpoint = selection(report, score)
         rate = report["tokens_per_second"]
         print(f"{name or 'trained'}: dev {score} {dev:.4f} ({checkpoint} checkpoint), {report['epoch']:.3g} epochs "
-              f"({report['stop_reason']}), {rate:,.0f} tokens/s (an epoch of the full training file: about "
-              f"{train_tokens / max(rate, 1):.0f} s of training)", flush=True)
+              f"({report['stop_reason']}), {rate:,.0f} tokens/s", flush=True)
         tried.append({"name": name or "single", "flags": flags, f"dev_{score}": dev, "checkpoint": checkpoint,
                       "best_epoch": report.get("best_epoch"), "epochs": report["epoch"],
                       "stop_reason": report["stop_reason"], "training_minutes": round(report["elapsed_seconds"] / 60, 2),
-                      "run": run, "report": report})
+                      "calibration": calibration, "run": run, "report": report})
     chosen = max(tried, key=lambda record: record[f"dev_{score}"])  # max keeps the first of equal scores
     evaluate = ["evaluate", chosen["run"], "--data", str(test_file), "--checkpoint", chosen["checkpoint"], "--json"]
     print("rnnkit " + " ".join(evaluate) + (f"   (chosen on dev: {chosen['name']})" if args.search else ""), flush=True)
