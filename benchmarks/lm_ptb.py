@@ -16,7 +16,7 @@ scaled to 2 CPU cores and about an hour:
 - weight drop (DropConnect) 0.3 on every W_hh, one mask per forward pass, so PyTorch's fused kernel still runs;
 - locked (variational) dropout 0.3 on the embeddings, between the layers and on the output, one mask per
   sequence; embedding dropout 0.1 (whole words). AWD-LSTM's own rates (0.4-0.5) are for 500 epochs; an hour gives
-  about 15 here, so the rates are lower: a model that trains this briefly underfits before it overfits;
+  10-15 here, so the rates are lower: a model that trains this briefly underfits before it overfits;
 - SGD at lr 20 on the loss averaged over tokens with the global gradient norm clipped at 0.25 (AWD-LSTM: lr 30,
   clip 0.25; Zaremba's lr 1 on the loss summed over 20 steps with clip 5 is the same step), 35-step windows,
   batch 40 (larger batches than Zaremba's 20 run more tokens per second on the CPU);
