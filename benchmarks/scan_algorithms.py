@@ -14,7 +14,8 @@ each one against a float64 sequential loop at the longest length (numerical safe
                 L/B blocks at once, and the product of a over each block; (2) the carries between blocks, L/B
                 steps; (3) the B steps of every block again from its carried state, writing h. No quotient of
                 cumulative products of a appears, so nothing underflows into a division.
-* ``rnnkit``    what ``rnnkit.nn.engines.scan.linear_scan`` runs (the chosen one).
+* ``rnnkit``    ``rnnkit.nn.engines.scan.linear_scan`` (the chosen blocked scan, B = sqrt(L/2), the loop below 64
+                steps), with its input checks and autograd Function around it.
 
 Forward and forward + backward (the backward of every candidate but heinsen is rnnkit's reverse scan; heinsen's is
 autograd through its ops) at N=8, H=256, float32, one thread by default (--threads), in CPU time of this process
