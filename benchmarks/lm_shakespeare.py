@@ -49,8 +49,10 @@ COMMON = [
 
 
 def rnnkit(*args: str, capture: bool = False) -> str:
-    done = subprocess.run([sys.executable, "-m", "rnnkit", *args], check=True, text=True,
+    done = subprocess.run([sys.executable, "-m", "rnnkit", *args], text=True,
                           stdout=subprocess.PIPE if capture else None)
+    if done.returncode:  # rnnkit has printed its own one-line error on stderr
+        sys.exit(f"error: `rnnkit {args[0]} {args[1] if len(args) > 1 else ''}` exited with status {done.returncode}")
     return done.stdout if capture else ""
 
 
