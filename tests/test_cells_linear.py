@@ -19,18 +19,10 @@ import torch.nn.functional as F
 from torch.nn.utils.rnn import PackedSequence, pack_sequence
 
 import rnnkit.nn as rn
-import rnnkit.nn.cells.mingru  # noqa: F401  (registers the cell; the cells' package imports them too)
-import rnnkit.nn.cells.minlstm  # noqa: F401
-import rnnkit.nn.cells.rglru  # noqa: F401
-from rnnkit.nn.engines import SEQUENCE_ENGINES
 
 LINEAR = ["mingru", "minlstm", "rglru"]
 IN, H = 3, 4
 TOL = 1e-10
-
-needs_scan = pytest.mark.skipif("scan" not in SEQUENCE_ENGINES,
-                                reason="the scan engine is not in rnnkit.nn.engines.SEQUENCE_ENGINES")
-
 
 # --- the oracle: each cell's equations in a plain loop --------------------------------------------------------------
 def _g(v):
@@ -179,7 +171,7 @@ def test_mingru_activation_g_is_the_issues():
 
 
 # --- every engine against the plain loop ---------------------------------------------------------------------------
-ENGINES = ["explicit", "reference", pytest.param("scan", marks=needs_scan)]
+ENGINES = ["explicit", "reference", "scan"]
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -205,7 +197,6 @@ def test_engine_equals_the_plain_loop(name, engine):
 GRID = list(itertools.product(LINEAR, [1, 2], [False, True], [False, True], ["batched", "packed", "unbatched"]))
 
 
-@needs_scan
 @pytest.mark.parametrize("name,num_layers,bidirectional,batch_first,kind", GRID,
                          ids=["-".join(map(str, g)) for g in GRID])
 def test_scan_equals_step_engine(name, num_layers, bidirectional, batch_first, kind):
@@ -220,7 +211,6 @@ def test_scan_equals_step_engine(name, num_layers, bidirectional, batch_first, k
 REGULARISED = [("zoneout", 0.3), ("bptt_window", 2), ("dropout", 0.3), ("init_state", "learned")]
 
 
-@needs_scan
 @pytest.mark.parametrize("name", LINEAR)
 @pytest.mark.parametrize("option,value", REGULARISED, ids=[o for o, _ in REGULARISED])
 @pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
@@ -236,7 +226,6 @@ def test_scan_with_regularisers_equals_step_engine(name, option, value, training
     assert_same(run_all(layers, x, leaves, h0, seed))
 
 
-@needs_scan
 @pytest.mark.parametrize("name", LINEAR)
 def test_truncation_stops_the_gradient_on_the_scan_engine(name):
     layer = make(name, "scan", bptt_window=3)
@@ -246,7 +235,6 @@ def test_truncation_stops_the_gradient_on_the_scan_engine(name):
     assert dx[:6].abs().sum() == 0 and dx[6:8].abs().sum() > 0
 
 
-@needs_scan
 @pytest.mark.parametrize("name", LINEAR)
 def test_gradcheck_scan_engine(name):
     """Central differences against the scan engine's backward, packed, bidirectional, zoneout in evaluation."""
@@ -263,7 +251,6 @@ def test_gradcheck_scan_engine(name):
     assert torch.autograd.gradcheck(fn, (*leaves, h0, *layer.parameters()), eps=1e-6, atol=1e-7)
 
 
-@needs_scan
 @pytest.mark.parametrize("name", LINEAR)
 def test_double_backward_on_the_scan_engine_is_exact(name):
     layer = make(name, "scan")
@@ -279,7 +266,6 @@ def test_double_backward_on_the_scan_engine_is_exact(name):
 
 
 # --- long sequences, and generation step by step -------------------------------------------------------------------
-@needs_scan
 @pytest.mark.parametrize("name", LINEAR)
 def test_long_sequence_float32_is_finite_and_equals_the_step_engine(name):
     L = 16_384
@@ -295,7 +281,7 @@ def test_long_sequence_float32_is_finite_and_equals_the_step_engine(name):
     assert_same(results, tol=1e-4)
 
 
-@pytest.mark.parametrize("engine", ["explicit", pytest.param("scan", marks=needs_scan)])
+@pytest.mark.parametrize("engine", ["explicit", "scan"])
 @pytest.mark.parametrize("name", LINEAR)
 def test_generation_with_the_state_carried_equals_the_whole_sequence(name, engine):
     """One step per call (the generation loop: O(1) memory per token) equals one call over the sequence."""
@@ -312,7 +298,6 @@ def test_generation_with_the_state_carried_equals_the_whole_sequence(name, engin
     assert_close(state, h_whole)
 
 
-@needs_scan
 def test_auto_picks_the_scan_engine_for_linear_cells():
     layer = rn.Recurrent("mingru", IN, H)
     assert layer._engine_now() == "scan"

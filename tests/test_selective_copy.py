@@ -3,7 +3,6 @@
 import pytest
 import torch
 
-import rnnkit.nn.cells.mingru  # noqa: F401  (registers the cell; the cells' package imports it too)
 from rnnkit.diagnose.selective_copy import (SelectiveCopy, SelectiveCopyConfig, SelectiveCopyModel,
                                             matched_hidden_sizes, parameter_count, token_accuracy,
                                             train_selective_copy)

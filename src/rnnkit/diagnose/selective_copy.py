@@ -120,7 +120,8 @@ def parameter_count(cell: str, hidden_size: int, vocab: int, num_layers: int) ->
     return vocab * hidden_size + num_layers * per_layer + hidden_size * vocab + vocab
 
 
-def matched_hidden_sizes(reference_hidden: int, cells: list[str], vocab: int = 16, num_layers: int = 2) -> dict[str, int]:
+def matched_hidden_sizes(reference_hidden: int, cells: list[str], vocab: int = 16,
+                         num_layers: int = 2) -> dict[str, int]:
     """For each cell, the width whose parameter count is closest to an LSTM's at ``reference_hidden``."""
     budget = parameter_count(REFERENCE_CELL, reference_hidden, vocab, num_layers)
     sizes = {}
@@ -176,7 +177,8 @@ class SelectiveCopyConfig:
             raise InputError(f"selective copying needs at least as many positions as tokens: length {self.length} < "
                              f"tokens {self.tokens}; raise the length or lower the tokens")
         if isinstance(self.vocab, bool) or not isinstance(self.vocab, int) or self.vocab < 3:
-            raise InputError(f"vocab must be an integer of at least 3 (noise, marker, one data symbol), got {self.vocab!r}")
+            raise InputError(f"vocab must be an integer of at least 3 (noise, marker, one data symbol), "
+                             f"got {self.vocab!r}")
 
 
 @torch.no_grad()

@@ -387,8 +387,8 @@ class ScanSequenceFunction(torch.autograd.Function):
     """One layer of a linear cell in one direction on the scan engine.
 
     ``apply(run, x, h0, *params)`` returns ``(y, h_n)``: y (L, N, H) with zeros past each row's length, h_n (N, H).
-    Forward: the input projection (one matrix multiply), the cell's coefficients, and one :func:`scan`.
-    Zoneout keeps the recurrence linear, ``m h_{t-1} + (1 − m)(a h_{t-1} + b) = (m + (1 − m) a) h_{t-1} + (1 − m) b``,
+    Forward: the input projection (one matrix multiply), the cell's coefficients, and one :func:`scan`. Zoneout
+    keeps the recurrence linear, ``m h_{t-1} + (1 − m)(a h_{t-1} + b) = (m + (1 − m) a) h_{t-1} + (1 − m) b``,
     and a padded step is ``a = 1, b = 0``; both are folded into the coefficients. Backward: the reverse scan (one
     per truncation window), then the cell's hand-written coefficient backward and the input projection's two
     matrix multiplies.
@@ -410,7 +410,7 @@ class ScanSequenceFunction(torch.autograd.Function):
             alive = _alive(lengths, L, N, x.device).unsqueeze(2).to(x.dtype)  # (L, N, 1)
             through = alive if through is None else alive * through
         if through is not None:  # a' = 1 − through (1 − a) = a through + (1 − through), b' = b through
-            a = torch.addcmul(1 - through, a, through) if isinstance(through, Tensor) else a * through + (1 - through)
+            a = torch.addcmul(1 - through, a, through) if isinstance(through, Tensor) else a * through + 1 - through
             b = b * through
         h = scan(a, b, h0, out=b)  # (L, N, H), over b (a temporary): h_t replaces b_t once step t has read it
         if lengths is None:
