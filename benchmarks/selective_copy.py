@@ -14,7 +14,7 @@ for the torch cells). Settings and why:
   --minutes of training.
 
     PYTHONPATH=src .venv/bin/python benchmarks/selective_copy.py                        # 6 cells x 20 min at most
-    PYTHONPATH=src .venv/bin/python benchmarks/selective_copy.py --cells mingru,lstm --minutes 10
+    PYTHONPATH=src .venv/bin/python benchmarks/selective_copy.py --cells mingru,lstm --minutes 10 --hidden 64
     PYTHONPATH=src .venv/bin/python benchmarks/selective_copy.py --smoke               # L = 16, K = 2, a few steps
 """
 
@@ -36,21 +36,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cells", default=CELLS, help=f"comma-separated registered cells (default {CELLS})")
     parser.add_argument("--minutes", type=float, default=TARGET_MINUTES, help="training budget per cell")
+    parser.add_argument("--hidden", type=int, default=REFERENCE_HIDDEN,
+                        help="the LSTM's width, which fixes every cell's parameter budget")
+    parser.add_argument("--layers", type=int, default=LAYERS)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--smoke", action="store_true", help="L = 16, K = 2, 6 steps per cell: does it start?")
     parser.add_argument("--json", action="store_true", help="print one JSON line with every row at the end")
     args = parser.parse_args()
     cells = [c for c in args.cells.split(",") if c]
 
-    length, tokens, hidden = (16, 2, 8) if args.smoke else (LENGTH, TOKENS, REFERENCE_HIDDEN)
-    sizes = matched_hidden_sizes(hidden, cells, vocab=VOCAB, num_layers=LAYERS)
-    print(f"selective copying L={length} K={tokens} V={VOCAB}, {LAYERS} layers, equal budgets (LSTM H={hidden}): "
+    length, tokens, hidden = (16, 2, 8) if args.smoke else (LENGTH, TOKENS, args.hidden)
+    sizes = matched_hidden_sizes(hidden, cells, vocab=VOCAB, num_layers=args.layers)
+    print(f"selective copying L={length} K={tokens} V={VOCAB}, {args.layers} layers, equal budgets (LSTM H={hidden}): "
           + ", ".join(f"{c} H={h}" for c, h in sizes.items()), f"; {torch.get_num_threads()} threads", flush=True)
     rows = []
     start = time.monotonic()
     for cell in cells:
         config = SelectiveCopyConfig(cell=cell, length=length, tokens=tokens, vocab=VOCAB, hidden_size=sizes[cell],
-                                     num_layers=LAYERS, batch_size=64, lr=3e-3, clip=1.0,
+                                     num_layers=args.layers, batch_size=args.batch_size, lr=args.lr, clip=1.0,
                                      steps=6 if args.smoke else 1_000_000, time_budget=args.minutes * 60,
                                      eval_every=3 if args.smoke else 100, eval_size=32 if args.smoke else 512,
                                      stop_above=0.99, seed=args.seed)
