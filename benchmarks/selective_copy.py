@@ -5,8 +5,9 @@ Every cell trains a fresh model (rnnkit.diagnose.selective_copy): embedding, two
 layers, a linear readout of the 16 marker positions; engine "auto" (the scan engine for the linear cells, oneDNN
 for the torch cells). Settings and why:
 
-* equal parameter budgets, the LSTM's at H = 128 (about 280k parameters): the tanh RNN, GRU and the linear cells
-  get the width nearest to it, so that a cell wins by its structure, not its size;
+* equal parameter budgets, the LSTM's at H = 128 (268k parameters; tanh RNN and minGRU get H = 255, GRU 148,
+  minLSTM and RG-LRU 208), so that a cell wins by its structure, not its size (--hidden sets the budget: the
+  widths above cost about 0.4-1.7 s a step on a loaded 2-core machine, so a smaller budget buys more steps);
 * two layers: a linear recurrence's gates read only the input, so the first layer can mark what to keep and the
   second can keep it (Feng et al. 2024 use stacked layers for the same task);
 * batch 64 of fresh sequences every step, Adam at 3e-3, global gradient-norm clipping at 1;
