@@ -314,3 +314,13 @@ def test_rglru_decay_near_one_keeps_the_input_scale():
     log_a = -8 * 0.5 * math.log1p(math.exp(-20.0))
     assert torch.allclose(b, torch.full_like(b, 0.5 * math.sqrt(-math.expm1(2 * log_a))), rtol=1e-5)
     assert (1 - a * a == 0).all()  # a rounds to 1 in float32: the naive sqrt(1 − a²) would give b = 0
+
+
+def test_time_chunks_cover_the_sequence_once():
+    from rnnkit.nn.cells.mingru import CHUNK_ELEMENTS, time_chunks
+
+    for L, per_step in [(1, 1), (4096, 2048), (1000, 3 * CHUNK_ELEMENTS), (77, 100)]:
+        chunks = time_chunks(L, per_step, torch.device("cpu"))
+        assert [i for w in chunks for i in range(w.start, w.stop)] == list(range(L))
+        assert all((w.stop - w.start) * per_step <= max(CHUNK_ELEMENTS, per_step) for w in chunks)
+    assert time_chunks(4096, 2048, torch.device("meta")) == [slice(0, 4096)]  # one launch per operation on a GPU

@@ -28,14 +28,18 @@ from .base import Cell, ParamSpec, Workspace, bias_sum
 from .registry import register_cell
 
 
-# Elements per time chunk of the fast paths' elementwise work (about 256 KiB in float32, within the L2 cache):
-# a chain of elementwise operations over one chunk reads and writes main memory once, not once per operation,
-# and its temporaries are small (no fresh pages for each: a full-size temporary costs as much as a pass).
+# Elements per time chunk of the fast paths' elementwise work on CPU (about 256 KiB in float32, within the L2
+# cache): a chain of elementwise operations over one chunk reads and writes main memory once, not once per
+# operation, and its temporaries are small (no fresh pages for each: a full-size temporary costs as much as a
+# pass). On a GPU each operation is one kernel launch, so the whole sequence is one chunk there.
 CHUNK_ELEMENTS = 1 << 16
 
 
-def time_chunks(L: int, per_step: int) -> list[slice]:
-    """Slices of the time axis with about ``CHUNK_ELEMENTS`` elements each (``per_step`` elements per step)."""
+def time_chunks(L: int, per_step: int, device: torch.device | None = None) -> list[slice]:
+    """Slices of the time axis with about ``CHUNK_ELEMENTS`` elements each (``per_step`` elements per step);
+    one slice on a device other than the CPU."""
+    if device is not None and device.type != "cpu":
+        return [slice(0, L)]
     T = max(1, CHUNK_ELEMENTS // max(per_step, 1))
     return [slice(s, min(s + T, L)) for s in range(0, L, T)]
 
@@ -94,7 +98,7 @@ class MinGRU(Cell):
         L, N, _ = gi.shape
         H = self.hidden_size
         b = gi.new_empty(L, N, H)
-        for w in time_chunks(L, N * H):
+        for w in time_chunks(L, N * H, gi.device):
             v = gi[w]  # (T, N, 2H): [v_z; v_h]
             act = v.clone()
             act[..., H:].clamp_max_(0)
@@ -115,7 +119,7 @@ class MinGRU(Cell):
         L, N, _ = gi.shape
         H = self.hidden_size
         d_gi = torch.empty_like(gi)  # (L, N, 2H)
-        for w in time_chunks(L, N * H):
+        for w in time_chunks(L, N * H, gi.device):
             a = gi[w, :, :H]  # (T, N, H): 1 − z
             candidate, slope = g_and_slope(gi[w, :, H:])
             z = 1 - a

@@ -71,7 +71,7 @@ class MinLSTM(Cell):
         H = self.hidden_size
         a, b = gi.new_empty(L, N, H), gi.new_empty(L, N, H)
         tiny = torch.finfo(gi.dtype).tiny
-        for w in time_chunks(L, N * H):
+        for w in time_chunks(L, N * H, gi.device):
             v = gi[w]  # (T, N, 3H): [v_f; v_i; v_h]
             act = v.clone()
             act[..., 2 * H:].clamp_max_(0)
@@ -94,7 +94,7 @@ class MinLSTM(Cell):
         L, N, _ = gi.shape
         H = self.hidden_size
         d_gi = torch.empty_like(gi)  # (L, N, 3H)
-        for w in time_chunks(L, N * H):
+        for w in time_chunks(L, N * H, gi.device):
             forget = a[w]  # (T, N, H)
             input_ = 1 - forget
             candidate, slope = g_and_slope(gi[w, :, 2 * H:])

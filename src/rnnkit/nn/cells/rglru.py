@@ -94,7 +94,7 @@ class RGLRU(Cell):
         gates = gates.view(L, N, 2 * H)
         rate = -C * F.softplus(-p["lambda"])  # (H,): log a = rate r
         a, b = u.new_empty(L, N, H), u.new_empty(L, N, H)
-        for s in time_chunks(L, N * H):
+        for s in time_chunks(L, N * H, u.device):
             act = gates[s].sigmoid_()  # (T, N, 2H): [r; i], one vectorised pass over contiguous memory
             log_a = torch.mul(act[..., :H], rate, out=a[s])
             scale = torch.expm1(log_a * 2).neg_().sqrt_()  # sqrt(1 − a²)
@@ -119,7 +119,7 @@ class RGLRU(Cell):
         d_gates = torch.empty_like(gates)  # (L, N, 2H): dL/d [u W_a^T + b_a; u W_x^T + b_x]
         du = torch.empty_like(u)  # (L, N, H)
         d_rate = u.new_zeros(H)  # Σ_{t,n} d log a ⊙ r
-        for s in time_chunks(L, N * H):
+        for s in time_chunks(L, N * H, u.device):
             r, i, a_s, u_s, dh_s = gates[s, :, :H], gates[s, :, H:], a[s], u[s], dh[s]  # (T, N, H)
             scale = torch.expm1(r * (2 * rate)).neg_().sqrt_()  # sqrt(1 − a²), recomputed exactly from r
             ratio = torch.mul(a_s, scale).div_(scale * scale + tiny)  # a / s
