@@ -139,3 +139,18 @@ def test_shape_mistakes_raise_one_line():
         linear_scan(a, b, h0[:2])
     with pytest.raises(InputError, match="one length per row"):
         linear_scan(a, b, h0, lengths=[4, 4])
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_linear_rows_is_the_matrix_product(bias):
+    """The projection the scan engine runs (oneDNN's inner product in float32 where PyTorch has it)."""
+    from rnnkit.nn.engines.scan import linear_rows
+
+    g = torch.Generator().manual_seed(0)
+    x, w, b = torch.randn(300, 24, generator=g), torch.randn(40, 24, generator=g), torch.randn(40, generator=g)
+    want = x.double() @ w.double().t() + (b.double() if bias else 0)
+    torch.testing.assert_close(linear_rows(x, w, b if bias else None).double(), want, rtol=1e-5, atol=1e-4)
+    dy = torch.randn(300, 40, generator=g)
+    torch.testing.assert_close(linear_rows(dy, w.t()).double(), dy.double() @ w.double(), rtol=1e-5, atol=1e-4)
+    assert linear_rows(x[:0], w).shape == (0, 40)
+    assert linear_rows(x.double(), w.double()).dtype == torch.float64

@@ -83,15 +83,13 @@ class RGLRU(Cell):
     def linear_coefficients(self, gi: Tensor, p: dict[str, Tensor]):
         """``a``, ``b = sqrt(1 − a²) ⊙ i ⊙ u`` (L, N, H) from ``u = gi = x W_in^T + b_in`` (L, N, H); both gates
         come from one matrix multiply of u with [W_a; W_x]. Kept for the backward pass: u, [r; i] and a."""
+        from ..engines.scan import linear_rows  # here: the engines import the cells
+
         L, N, H = gi.shape
         u = gi
         w = torch.cat([p["weight_a"], p["weight_x"]])  # (2H, H)
-        u2 = u.reshape(L * N, H)
-        if "bias_a" in p:
-            gates = torch.addmm(torch.cat([p["bias_a"], p["bias_x"]]), u2, w.t())  # (L*N, 2H)
-        else:
-            gates = torch.mm(u2, w.t())
-        gates = gates.view(L, N, 2 * H)
+        bias = torch.cat([p["bias_a"], p["bias_x"]]) if "bias_a" in p else None
+        gates = linear_rows(u.reshape(L * N, H), w, bias).view(L, N, 2 * H)  # [u W_a^T + b_a; u W_x^T + b_x]
         rate = -C * F.softplus(-p["lambda"])  # (H,): log a = rate r
         a, b = u.new_empty(L, N, H), u.new_empty(L, N, H)
         for s in time_chunks(L, N * H, u.device):
@@ -130,9 +128,11 @@ class RGLRU(Cell):
             d_iu = dh_s * scale
             torch.mul(d_iu, u_s, out=d_gates[s, :, H:]).mul_(i).mul_(1 - i)
             torch.mul(d_iu, i, out=du[s])
+        from ..engines.scan import linear_rows  # here: the engines import the cells
+
         w = torch.cat([p["weight_a"], p["weight_x"]])  # (2H, H)
         dg2 = d_gates.view(L * N, 2 * H)
-        du.view(L * N, H).addmm_(dg2, w)  # the gates' path back to u
+        du.view(L * N, H).add_(linear_rows(dg2, w.t()))  # the gates' path back to u
         dw = torch.mm(dg2.t(), u.reshape(L * N, H))  # (2H, H)
         # log a = −c r softplus(−Λ): d log a / dΛ = c r σ(−Λ)
         grads = {"weight_a": dw[:H], "weight_x": dw[H:], "lambda": torch.sigmoid(-p["lambda"]) * C * d_rate}

@@ -313,13 +313,35 @@ def linear_scan_reference(a: Tensor, b: Tensor, h0: Tensor | None = None, *, len
 # coefficients and their hand-written backward; the cell's reference step (autograd) is the oracle of both.
 
 
+def _onednn_linear():
+    """oneDNN's inner product on dense tensors, where this PyTorch build has it (x86 builds with MKLDNN)."""
+    try:
+        return torch.ops.mkldnn._linear_pointwise if torch.backends.mkldnn.is_available() else None
+    except (AttributeError, RuntimeError):
+        return None
+
+
+_ONEDNN_LINEAR = _onednn_linear()
+
+
+def linear_rows(x2: Tensor, w: Tensor, bias: Tensor | None = None) -> Tensor:
+    """``x2 w^T + bias`` for rows x2 (M, In) and w (Out, In): (M, Out), without autograd.
+
+    On CPU in float32 this runs oneDNN's inner product where the build has it, else ``torch.addmm``. Why: on the
+    AMD EPYC (Zen 5) this was measured on, at M = 32,768, In = 256, Out = 512, oneDNN reaches 117-151 GFLOP/s
+    and ``torch.mm`` (MKL's sgemm, which leaves AVX-512 unused on AMD CPUs) 70-96; torch.nn.LSTM runs on oneDNN
+    too. ``w`` may be a transposed view (``dL/dx = dL/dy W`` is ``linear_rows(dy, W.t())``).
+    """
+    if _ONEDNN_LINEAR is not None and x2.device.type == "cpu" and x2.dtype == torch.float32 and x2.shape[0] > 0:
+        return _ONEDNN_LINEAR(x2, w, bias, "none", [], "")
+    return torch.mm(x2, w.t()) if bias is None else torch.addmm(bias, x2, w.t())
+
+
 def _input_projection(cell, x: Tensor, p: dict[str, Tensor]) -> Tensor:
     """``x W_in^T + bias`` for all steps, one matrix multiply: (L, N, G)."""
     L, N, In = x.shape
     w = p[cell.input_weight]  # (G, In)
-    bias = p.get(cell.input_bias_name)
-    x2 = x.reshape(L * N, In)  # (L*N, In)
-    gi = torch.mm(x2, w.t()) if bias is None else torch.addmm(bias, x2, w.t())  # (L*N, G)
+    gi = linear_rows(x.reshape(L * N, In), w, p.get(cell.input_bias_name))  # (L*N, G)
     return gi.view(L, N, w.shape[0])
 
 
@@ -455,7 +477,7 @@ class ScanSequenceFunction(torch.autograd.Function):
         w_in = cell.input_weight
         grads = {"h0": dh0, **param_grads}
         if needs["x"]:
-            grads["x"] = torch.mm(d_gi2, p[w_in]).view(L, N, x.shape[2])  # (L, N, In)
+            grads["x"] = linear_rows(d_gi2, p[w_in].t()).view(L, N, x.shape[2])  # (L, N, In)
         if needs.get(w_in):
             grads[w_in] = torch.mm(d_gi2.t(), x.reshape(L * N, x.shape[2]))  # (G, In)
         return (None, *(grads.get(k) if needs[k] else None for k in names))
