@@ -83,7 +83,7 @@ class RGLRU(Cell):
     def linear_coefficients(self, gi: Tensor, p: dict[str, Tensor]):
         """``a``, ``b = sqrt(1 − a²) ⊙ i ⊙ u`` (L, N, H) from ``u = gi = x W_in^T + b_in`` (L, N, H); both gates
         come from one matrix multiply of u with [W_a; W_x]. Kept for the backward pass: u, [r; i] and a."""
-        from ..engines.scan import linear_rows  # here: the engines import the cells
+        from ..engines.linear import linear_rows  # here: the engines package imports the cells
 
         L, N, H = gi.shape
         u = gi
@@ -128,7 +128,7 @@ class RGLRU(Cell):
             d_iu = dh_s * scale
             torch.mul(d_iu, u_s, out=d_gates[s, :, H:]).mul_(i).mul_(1 - i)
             torch.mul(d_iu, i, out=du[s])
-        from ..engines.scan import linear_rows  # here: the engines import the cells
+        from ..engines.linear import linear_rows  # here: the engines package imports the cells
 
         w = torch.cat([p["weight_a"], p["weight_x"]])  # (2H, H)
         dg2 = d_gates.view(L * N, 2 * H)

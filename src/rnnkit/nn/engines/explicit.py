@@ -51,6 +51,7 @@ import torch
 from torch import Tensor
 
 from ..cells.base import Cell
+from .linear import linear_rows
 from .reference import reference_sequence
 
 
@@ -84,9 +85,7 @@ def _at(mask: Tensor | float, t: int, bs: int) -> Tensor | float:
 def _input_projection(ws, x: Tensor, w_in: Tensor, p: dict[str, Tensor]) -> Tensor:
     """``x W_in^T + bias`` for all steps at once: (L, N, G)."""
     L, N, In = x.shape
-    bias = ws.input_bias(p)
-    x2 = x.reshape(L * N, In)  # (L*N, In)
-    gi = torch.mm(x2, w_in.t()) if bias is None else torch.addmm(bias, x2, w_in.t())  # (L*N, G)
+    gi = linear_rows(x.reshape(L * N, In), w_in, ws.input_bias(p))  # (L*N, G)
     return gi.view(L, N, w_in.shape[0])
 
 
@@ -108,7 +107,7 @@ def forward_sequence(run: SequenceRun, x: Tensor, h0: Tensor, c0: Tensor | None,
     variable = run.batch_sizes is not None
     ws = cell.workspace()
     ws.start(_input_projection(ws, x, p[cell.input_weight], p), p, zero=variable)
-    w_hh_t = p[cell.recurrent_weight].t() if cell.recurrent_weight else None  # (P, G)
+    w_hh = p[cell.recurrent_weight].contiguous() if cell.recurrent_weight else None  # (G, P)
     w_hr = p.get("weight_hr")
     w_hr_t = None if w_hr is None else w_hr.t()  # (H, P)
     rd = run.recurrent_mask
@@ -123,9 +122,9 @@ def forward_sequence(run: SequenceRun, x: Tensor, h0: Tensor, c0: Tensor | None,
     for t in range(L):
         bs = run.batch_sizes[t] if variable else N
         h_prev, c_prev = h[:bs], None if c is None else c[:bs]
-        if w_hh_t is not None:
+        if w_hh is not None:
             h_in = h_prev if rd is None else h_prev * rd[:bs]  # (bs, P)
-            ws.recurrent_buffer(t, bs).addmm_(h_in, w_hh_t)
+            ws.recurrent_buffer(t, bs).add_(linear_rows(h_in, w_hh))  # + h_in W_hh^T
         h_new, c_new = ws.step(t, bs, h_prev, c_prev)
         if w_hr_t is not None:
             h_new = torch.mm(h_new, w_hr_t, out=None if zoneout else y[t, :bs])  # (bs, P)
@@ -177,6 +176,7 @@ def backward_sequence(run: SequenceRun, ws, x: Tensor, h0: Tensor, c0: Tensor | 
     ws.prepare_backward(h_prev_seq, c_prev_seq)
     ws.allocate_gate_grads(zero=variable)
     w_hh = p[cell.recurrent_weight] if cell.recurrent_weight else None  # (G, P)
+    w_hh_t = None if w_hh is None else w_hh.t().contiguous()  # (P, G): d gh_t W_hh = linear_rows(d gh_t, W_hh^T)
     d_rec = ws.grad_recurrent() if w_hh is not None else None  # (L, N, G)
     w_hr = p.get("weight_hr")
     rd = run.recurrent_mask
@@ -212,7 +212,7 @@ def backward_sequence(run: SequenceRun, ws, x: Tensor, h0: Tensor, c0: Tensor | 
         if zoneout:
             total = keep_h if direct is None else keep_h + direct * dm
             if w_hh is not None:
-                through_w = torch.mm(d_rec[t, :bs], w_hh)  # (bs, P)
+                through_w = linear_rows(d_rec[t, :bs], w_hh_t)  # (bs, P)
                 total = total + (through_w if rd is None else through_w.mul_(rd[:bs]))
             dh_t.copy_(total)
             if dc_t is not None:
@@ -220,12 +220,10 @@ def backward_sequence(run: SequenceRun, ws, x: Tensor, h0: Tensor, c0: Tensor | 
         else:
             if w_hh is None:
                 dh_t.mul_(direct)  # a cell without W_hh reaches h_{t-1} through its direct path only
-            elif direct is None and rd is None:
-                torch.mm(d_rec[t, :bs], w_hh, out=dh_t)
-            elif rd is None:
-                dh_t.mul_(direct).addmm_(d_rec[t, :bs], w_hh)
             else:
-                through_w = torch.mm(d_rec[t, :bs], w_hh).mul_(rd[:bs])  # (bs, P)
+                through_w = linear_rows(d_rec[t, :bs], w_hh_t)  # (bs, P)
+                if rd is not None:
+                    through_w.mul_(rd[:bs])
                 if direct is None:
                     dh_t.copy_(through_w)
                 else:
@@ -247,14 +245,16 @@ def backward_sequence(run: SequenceRun, ws, x: Tensor, h0: Tensor, c0: Tensor | 
     if needs.get(w_in_name):
         grads[w_in_name] = torch.zeros_like(w_in)
 
+    w_in_t = w_in.t().contiguous() if needs["x"] else None  # (In, G): dx = d gi W_in = linear_rows(d gi, W_in^T)
+
     def project(t0: int, t1: int) -> Tensor:  # x W_in^T over steps [t0, t1), for workspaces that did not keep it
-        return torch.mm(x[t0:t1].reshape(-1, In), w_in.t()).view(t1 - t0, N, w_in.shape[0])
+        return linear_rows(x[t0:t1].reshape((t1 - t0) * N, In), w_in).view(t1 - t0, N, w_in.shape[0])
 
     for t0 in range(0, L, chunk):  # one block of all L steps unless the workspace asks for smaller ones
         t1 = min(L, t0 + chunk)
         d_gi = ws.grad_input_chunk(t0, t1, project).reshape((t1 - t0) * N, w_in.shape[0])  # (T*N, G)
         if needs["x"]:
-            torch.mm(d_gi, w_in, out=grads["x"][t0:t1].view((t1 - t0) * N, In))  # (T*N, In)
+            grads["x"][t0:t1] = linear_rows(d_gi, w_in_t).view(t1 - t0, N, In)
         if needs.get(w_in_name):
             grads[w_in_name].addmm_(d_gi.t(), x[t0:t1].reshape((t1 - t0) * N, In))  # (G, In)
     if w_hh is not None and needs.get(cell.recurrent_weight):

@@ -45,6 +45,7 @@ from torch import Tensor
 
 from ...errors import InputError
 from ..cells.base import Workspace
+from .linear import linear_rows
 
 # Below this many steps the blocked scan has nothing to gain over the loop (break-even near 64 at N=8, H=256).
 _MIN_BLOCKED = 64
@@ -311,30 +312,6 @@ def linear_scan_reference(a: Tensor, b: Tensor, h0: Tensor | None = None, *, len
 # The step engine (``engine="explicit"``, :class:`LinearWorkspace`) runs h_t = a_t h_{t-1} + b_t one step at a
 # time; the scan engine (``engine="scan"``, :func:`scan_sequence`) runs all steps at once. Both share the cell's
 # coefficients and their hand-written backward; the cell's reference step (autograd) is the oracle of both.
-
-
-def _onednn_linear():
-    """oneDNN's inner product on dense tensors, where this PyTorch build has it (x86 builds with MKLDNN)."""
-    try:
-        return torch.ops.mkldnn._linear_pointwise if torch.backends.mkldnn.is_available() else None
-    except (AttributeError, RuntimeError):
-        return None
-
-
-_ONEDNN_LINEAR = _onednn_linear()
-
-
-def linear_rows(x2: Tensor, w: Tensor, bias: Tensor | None = None) -> Tensor:
-    """``x2 w^T + bias`` for rows x2 (M, In) and w (Out, In): (M, Out), without autograd.
-
-    On CPU in float32 this runs oneDNN's inner product where the build has it, else ``torch.addmm``. Why: on the
-    AMD EPYC (Zen 5) this was measured on, at M = 32,768, In = 256, Out = 512, oneDNN reaches 117-151 GFLOP/s
-    and ``torch.mm`` (MKL's sgemm, which leaves AVX-512 unused on AMD CPUs) 70-96; torch.nn.LSTM runs on oneDNN
-    too. ``w`` may be a transposed view (``dL/dx = dL/dy W`` is ``linear_rows(dy, W.t())``).
-    """
-    if _ONEDNN_LINEAR is not None and x2.device.type == "cpu" and x2.dtype == torch.float32 and x2.shape[0] > 0:
-        return _ONEDNN_LINEAR(x2, w, bias, "none", [], "")
-    return torch.mm(x2, w.t()) if bias is None else torch.addmm(bias, x2, w.t())
 
 
 def _input_projection(cell, x: Tensor, p: dict[str, Tensor]) -> Tensor:
