@@ -175,6 +175,21 @@ def test_bench_memory_tasks_tiny(capsys, tmp_path):
     assert table[0].split()[:3] == ["copy", "3", "rnn"] and plot_line == f"plot: {out / 'memory_tasks.png'}"
 
 
+def test_bench_selective_copy_with_the_new_cells(capsys, tmp_path):
+    out = tmp_path / "sc"
+    args = ["bench", "memory-tasks", "--tasks", "selective-copy", "--lengths", "20", "--cells", "lstm,mingru,rglru",
+            "--hidden", "8", "--steps", "3", "--eval-every", "3", "--eval-size", "16", "--batch-size", "4",
+            "--stop-above", "0.99", "--out", out, "--json"]
+    code, stdout, stderr = run_cli(capsys, *args)
+    assert code == 0, stderr
+    rows = json.loads(stdout)["results"]
+    assert [(r["task"], r["length"], r["cell"]) for r in rows] == [
+        ("selective-copy", 20, cell) for cell in ("lstm", "mingru", "rglru")]
+    assert all(r["metric_name"] == "token_accuracy" and r["baseline"] == pytest.approx(1 / 14) for r in rows)
+    assert all(0 <= r["metric"] <= 1 and r["steps"] == 3 for r in rows)
+    assert (out / "memory_tasks.png").read_bytes().startswith(PNG_MAGIC)
+
+
 # ------------------------------------------------------------------------------------------- bad input
 
 

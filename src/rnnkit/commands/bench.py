@@ -1,11 +1,11 @@
-"""``rnnkit bench memory-tasks``: the adding problem and copy memory for tanh RNN, LSTM and GRU.
+"""``rnnkit bench memory-tasks``: the adding problem, copy memory and selective copying for any registered cells.
 
-    rnnkit bench memory-tasks [--tasks adding,copy] [--lengths 100,200] [--cells rnn,lstm,gru] [--hidden 128]
-                              [--steps N] [--time-budget SECONDS] [--batch-size 32] [--lr 1e-3] [--clip 1]
-                              [--forget-bias 1] [--stop-below X] [--out DIR] [--json]
+    rnnkit bench memory-tasks [--tasks adding,copy,selective-copy] [--lengths 100,200] [--cells rnn,lstm,gru]
+                              [--hidden 128] [--steps N] [--time-budget SECONDS] [--batch-size 32] [--lr 1e-3]
+                              [--clip 1] [--forget-bias 1] [--stop-below X] [--stop-above A] [--out DIR] [--json]
 
-Every (task, T, cell) configuration trains a fresh model (see :mod:`rnnkit.diagnose.memory_tasks`); the cells
-get hidden sizes with equal parameter budgets. Prints a table (task, T, cell, hidden, params, final metric,
+Every (task, T, cell) configuration trains a fresh model (see :mod:`rnnkit.diagnose.memory_tasks` and
+:mod:`rnnkit.diagnose.selective_copy`); the cells get hidden sizes with equal parameter budgets. Prints a table (task, T, cell, hidden, params, final metric,
 baseline, steps, seconds) and writes ``DIR/memory_tasks.png`` (metric against T) and ``DIR/results.json``
 (every row with its learning curve).
 """
@@ -26,12 +26,14 @@ def command() -> None:
 
 
 @command.command("memory-tasks")
-@click.option("--tasks", type=CommaList(("adding", "copy"), "task"), default="adding,copy", show_default=True,
-              help="adding: the adding problem (Hochreiter & Schmidhuber 1997); copy: copy memory (Arjovsky et al. 2016).")
+@click.option("--tasks", type=CommaList(("adding", "copy", "selective-copy"), "task"), default="adding,copy",
+              show_default=True,
+              help="adding: the adding problem (Hochreiter & Schmidhuber 1997); copy: copy memory (Arjovsky et al. "
+                   "2016); selective-copy: 16 tokens scattered in noise, then recalled in order (Gu & Dao 2023).")
 @click.option("--lengths", type=LengthList(), default="100,200", show_default=True,
               help="Sequence lengths T (the adding problem needs T >= 2).")
 @click.option("--cells", type=CommaList(cell_choices(), "cell"), default="rnn,lstm,gru", show_default=True,
-              help="Cell types: rnn (tanh), lstm, gru.")
+              help="Registered cells (rnnkit.nn.cell_names()), e.g. rnn,lstm,gru,mingru.")
 @click.option("--hidden", type=Positive, default=128, show_default=True,
               help="The LSTM's hidden size; it fixes the parameter budget, the other cells get the size nearest to it.")
 @click.option("--steps", type=Positive, default=2000, show_default=True, help="Most optimizer steps per configuration.")
@@ -44,20 +46,26 @@ def command() -> None:
               help="Added to the LSTM's forget-gate bias after PyTorch's init (Gers et al. 2000); 0: PyTorch's init.")
 @click.option("--eval-every", type=Positive, default=100, show_default=True, help="Steps between held-out measurements.")
 @click.option("--eval-size", type=Positive, default=1000, show_default=True, help="Held-out sequences per (task, T).")
-@click.option("--stop-below", type=PositiveFloat, metavar="X", help="Stop a configuration once its held-out metric is <= X.")
+@click.option("--stop-below", type=PositiveFloat, metavar="X",
+              help="Stop an adding or copy configuration once its held-out metric is <= X.")
+@click.option("--stop-above", type=click.FloatRange(0, 1), metavar="A",
+              help="Stop a selective-copy configuration once its held-out token accuracy is >= A.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of initialisation and training data.")
 @click.option("--out", metavar="DIR", help="Where memory_tasks.png and results.json go. Default: runs/memory-tasks-DATE-TIME.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as one JSON object on stdout.")
 @click.option("--quiet", is_flag=True, help="No progress lines on stderr.")
 def memory_tasks(tasks: list[str], lengths: list[int], cells: list[str], hidden: int, out: str | None,
                  as_json: bool, quiet: bool, **options) -> None:
-    """Train tanh RNN, LSTM and GRU (equal parameter budgets) on the adding problem and copy memory at each
+    """Train the cells (equal parameter budgets) on the adding problem, copy memory and selective copying at each
     length T; print a table of final metric against the no-memory baseline, and plot it against T."""
+    from rnnkit.diagnose import selective_copy
     from rnnkit.diagnose.memory_tasks import TASKS, MemoryTaskConfig, matched_hidden_sizes, train_memory_task
     from rnnkit.diagnose.plots import plot_memory_tasks
     from rnnkit.files import write_atomic
 
     for task in tasks:
+        if task == selective_copy.TASK_NAME:
+            continue  # any length of at least its 16 tokens; the config says so
         too_short = [t for t in lengths if t < TASKS[task].min_length]
         if too_short:
             raise InputError(f"--lengths {too_short[0]} is too short for the {task} task; use T >= {TASKS[task].min_length}")
@@ -65,23 +73,32 @@ def memory_tasks(tasks: list[str], lengths: list[int], cells: list[str], hidden:
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"--out {out_dir} is a file, not a directory; choose another --out")
     log = None if quiet else (lambda line: click.echo(line, err=True))
-    sizes = {task: matched_hidden_sizes(task, hidden, cells) for task in tasks}
+    sizes = {task: selective_copy.matched_hidden_sizes(hidden, cells) if task == selective_copy.TASK_NAME
+             else matched_hidden_sizes(task, hidden, cells) for task in tasks}
     if log:
         for task in tasks:
             shown = ", ".join(f"{cell} H={size}" for cell, size in sizes[task].items())
             log(f"{task}: equal parameter budgets (the LSTM's at H={hidden}): {shown}")
 
     clip = options.pop("clip") or None
+    stop_above = options.pop("stop_above")
     rows = []
     for task in tasks:
         for length in lengths:
             for cell in cells:
-                config = MemoryTaskConfig(task=task, length=length, cell=cell, hidden_size=sizes[task][cell],
-                                          clip=clip, **options)
-                rows.append(train_memory_task(config, log=log))
+                if task == selective_copy.TASK_NAME:
+                    shared = {k: v for k, v in options.items() if k not in ("forget_bias", "stop_below")}
+                    config = selective_copy.SelectiveCopyConfig(cell=cell, length=length, hidden_size=sizes[task][cell],
+                                                                clip=clip, stop_above=stop_above, **shared)
+                    rows.append(selective_copy.train_selective_copy(config, log=log))
+                else:
+                    config = MemoryTaskConfig(task=task, length=length, cell=cell, hidden_size=sizes[task][cell],
+                                              clip=clip, **options)
+                    rows.append(train_memory_task(config, log=log))
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    baselines = {task: {t: TASKS[task].baseline(t) for t in lengths} for task in tasks}
+    baselines = {task: {t: selective_copy.SelectiveCopy().baseline() if task == selective_copy.TASK_NAME
+                        else TASKS[task].baseline(t) for t in lengths} for task in tasks}
     plot = plot_memory_tasks(rows, baselines, out_dir / "memory_tasks.png")
     results_file = out_dir / "results.json"
     report = {"results": rows, "plot": str(plot), "results_file": str(results_file)}

@@ -30,7 +30,6 @@ papers), Adam, global gradient-norm clipping, and the metric measured on a fixed
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import asdict, dataclass
 from typing import Callable
 
@@ -40,6 +39,8 @@ from torch import Tensor, nn
 
 from rnnkit.errors import InputError
 from rnnkit.nn import Recurrent, cell_names, get_cell
+
+from .fresh_training import train_on_fresh_batches
 
 REFERENCE_CELL = "lstm"
 EVAL_CHUNK = 500  # held-out sequences per forward pass when measuring
@@ -133,7 +134,7 @@ class MemoryTaskModel(nn.Module):
     def __init__(self, cell: str, input_size: int, hidden_size: int, output_size: int, per_step: bool,
                  forget_bias: float = 0.0):
         super().__init__()
-        cell_type = _cell_type(cell)
+        cell_type = check_cell(cell)
         self.per_step = per_step
         bias = forget_bias if forget_bias and cell_type.forget_gate is not None else None
         self.rnn = Recurrent(cell, input_size, hidden_size, batch_first=True, forget_bias=bias)
@@ -144,7 +145,8 @@ class MemoryTaskModel(nn.Module):
         return self.readout(output if self.per_step else output[:, -1])  # (N, L, O) or (N, O)
 
 
-def _cell_type(cell: str):
+def check_cell(cell: str):
+    """The registered cell class named ``cell``; InputError naming the choices otherwise."""
     try:
         return get_cell(cell)
     except ValueError:
@@ -153,7 +155,7 @@ def _cell_type(cell: str):
 
 def parameter_count(cell: str, hidden_size: int, input_size: int, output_size: int) -> int:
     """Parameters of :class:`MemoryTaskModel`: the cell's own parameter list at this size, plus ``H·O + O``."""
-    specs = _cell_type(cell)(hidden_size).active_specs(input_size)
+    specs = check_cell(cell)(hidden_size).active_specs(input_size)
     return sum(math.prod(spec.shape) for spec in specs) + hidden_size * output_size + output_size
 
 
@@ -163,7 +165,7 @@ def matched_hidden_sizes(task_name: str, reference_hidden: int, cells: list[str]
     budget = parameter_count(REFERENCE_CELL, reference_hidden, task.input_size, task.output_size)
     sizes = {}
     for cell in cells:
-        _cell_type(cell)
+        check_cell(cell)
         # the count grows with H, so the best H lies below the one whose count first passes the budget
         size = 1
         while parameter_count(cell, size + 1, task.input_size, task.output_size) < budget:
@@ -206,7 +208,7 @@ class MemoryTaskConfig:
 
     def __post_init__(self):
         task = get_task(self.task)
-        _cell_type(self.cell)
+        check_cell(self.cell)
         if isinstance(self.length, bool) or not isinstance(self.length, int) or self.length < task.min_length:
             raise InputError(f"the {self.task} task needs a length T of at least {task.min_length}, got {self.length!r}")
         for name in ("hidden_size", "batch_size", "steps", "eval_every", "eval_size"):
@@ -218,15 +220,12 @@ class MemoryTaskConfig:
 HELD_OUT_SEED = 20160101  # one fixed held-out set per (task, T), whatever the training seed
 
 
-@torch.no_grad()
 def evaluate(model: MemoryTaskModel, task, inputs: Tensor, targets: Tensor) -> float:
     """The task's metric on a held-out set (averaged over its sequences)."""
-    model.eval()
     total = 0.0
     for start in range(0, len(inputs), EVAL_CHUNK):
         x, y = inputs[start : start + EVAL_CHUNK], targets[start : start + EVAL_CHUNK]
         total += task.loss(model(task.encode(x)), y).item() * len(x)
-    model.train()
     return total / len(inputs)
 
 
@@ -243,53 +242,24 @@ def train_memory_task(config: MemoryTaskConfig, log: Callable[[str], None] | Non
     torch.manual_seed(config.seed)
     model = MemoryTaskModel(config.cell, task.input_size, config.hidden_size, task.output_size, task.per_step,
                             forget_bias=config.forget_bias)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     train_data = torch.Generator().manual_seed(config.seed)
     test_inputs, test_targets = task.batch(config.eval_size, config.length, torch.Generator().manual_seed(HELD_OUT_SEED))
     name = f"{config.task} T={config.length} {config.cell} (H={config.hidden_size})"
 
-    curve: list[list[float]] = []
-    start = time.perf_counter()
-    last_log = -math.inf
-    step, stop_reason, metric = 0, "steps", math.nan
-
-    def measure() -> float:
-        nonlocal last_log
-        value = evaluate(model, task, test_inputs, test_targets)
-        elapsed = time.perf_counter() - start
-        curve.append([step, round(elapsed, 2), value])
-        if log is not None and elapsed - last_log >= log_every_seconds:
-            log(f"{name}: step {step:,}, {elapsed:.0f}s, test {task.metric_name} {value:.4g}")
-            last_log = elapsed
-        return value
-
-    model.train()
-    while step < config.steps:
+    def batch_loss() -> Tensor:
         inputs, targets = task.batch(config.batch_size, config.length, train_data)
-        loss = task.loss(model(task.encode(inputs)), targets)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if not torch.isfinite(loss):
-            stop_reason = "diverged"
-            break
-        if config.clip is not None:
-            nn.utils.clip_grad_norm_(model.parameters(), config.clip)
-        optimizer.step()
-        step += 1
-        if config.time_budget is not None and time.perf_counter() - start >= config.time_budget:
-            stop_reason = "time_budget"
-            break
-        if step % config.eval_every == 0:
-            metric = measure()
-            if config.stop_below is not None and metric <= config.stop_below:
-                stop_reason = "stop_below"
-                break
-    if not curve or curve[-1][0] != step:
-        metric = measure()
-    seconds = time.perf_counter() - start
+        return task.loss(model(task.encode(inputs)), targets)
+
+    def reached(metric: float) -> str | None:
+        return "stop_below" if config.stop_below is not None and metric <= config.stop_below else None
+
+    run = train_on_fresh_batches(
+        model, batch_loss, lambda: evaluate(model, task, test_inputs, test_targets), steps=config.steps,
+        lr=config.lr, clip=config.clip, time_budget=config.time_budget, eval_every=config.eval_every,
+        reached=reached, name=name, metric_name=task.metric_name, log=log, log_every_seconds=log_every_seconds)
     if log is not None:
-        log(f"{name}: done after {step:,} steps, {seconds:.0f}s ({stop_reason}): test {task.metric_name} "
-            f"{metric:.4g}, baseline {task.baseline(config.length):.4g}")
+        log(f"{name}: done after {run.steps:,} steps, {run.seconds:.0f}s ({run.stop_reason}): test "
+            f"{task.metric_name} {run.metric:.4g}, baseline {task.baseline(config.length):.4g}")
     return {
         "task": config.task,
         "length": config.length,
@@ -297,11 +267,11 @@ def train_memory_task(config: MemoryTaskConfig, log: Callable[[str], None] | Non
         "hidden_size": config.hidden_size,
         "parameters": sum(p.numel() for p in model.parameters()),
         "metric_name": task.metric_name,
-        "metric": metric,
+        "metric": run.metric,
         "baseline": task.baseline(config.length),
-        "steps": step,
-        "seconds": round(seconds, 2),
-        "stop_reason": stop_reason,
-        "curve": curve,
+        "steps": run.steps,
+        "seconds": run.seconds,
+        "stop_reason": run.stop_reason,
+        "curve": run.curve,
         "config": asdict(config),
     }

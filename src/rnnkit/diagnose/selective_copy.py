@@ -28,7 +28,6 @@ each cell the width whose parameter count is closest to an LSTM's at a reference
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import asdict, dataclass
 from typing import Callable
 
@@ -37,7 +36,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnkit.errors import InputError
-from rnnkit.nn import Recurrent, cell_names, get_cell
+from rnnkit.nn import Recurrent
+
+from .fresh_training import train_on_fresh_batches
+from .memory_tasks import check_cell
 
 TASK_NAME = "selective-copy"
 REFERENCE_CELL = "lstm"
@@ -94,7 +96,7 @@ class SelectiveCopyModel(nn.Module):
     def __init__(self, cell: str, vocab: int, hidden_size: int, num_layers: int, tokens: int,
                  engine: str = "auto"):
         super().__init__()
-        _cell_type(cell)
+        check_cell(cell)
         self.tokens = tokens
         self.embedding = nn.Embedding(vocab, hidden_size)
         self.rnn = Recurrent(cell, hidden_size, hidden_size, num_layers=num_layers, batch_first=True, engine=engine)
@@ -105,17 +107,10 @@ class SelectiveCopyModel(nn.Module):
         return self.readout(output[:, -self.tokens:])  # (N, K, V)
 
 
-def _cell_type(cell: str):
-    try:
-        return get_cell(cell)
-    except ValueError:
-        raise InputError(f"unknown cell {cell!r}; choose from {', '.join(cell_names())}") from None
-
-
 def parameter_count(cell: str, hidden_size: int, vocab: int, num_layers: int) -> int:
     """Parameters of :class:`SelectiveCopyModel`, from the cell's own parameter list: embedding V·H, the layers
     (every layer's input is H wide), readout H·V + V."""
-    specs = _cell_type(cell)(hidden_size).active_specs(hidden_size)
+    specs = check_cell(cell)(hidden_size).active_specs(hidden_size)
     per_layer = sum(math.prod(spec.shape) for spec in specs)
     return vocab * hidden_size + num_layers * per_layer + hidden_size * vocab + vocab
 
@@ -168,7 +163,7 @@ class SelectiveCopyConfig:
     seed: int = 0
 
     def __post_init__(self):
-        _cell_type(self.cell)
+        check_cell(self.cell)
         for name in ("length", "tokens", "hidden_size", "num_layers", "batch_size", "steps", "eval_every", "eval_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -181,15 +176,12 @@ class SelectiveCopyConfig:
                              f"got {self.vocab!r}")
 
 
-@torch.no_grad()
 def token_accuracy(model: SelectiveCopyModel, inputs: Tensor, targets: Tensor) -> float:
     """The fraction of the K output tokens predicted right (argmax), over a held-out set."""
-    model.eval()
     right = 0
     for start in range(0, len(inputs), EVAL_CHUNK):
         logits = model(inputs[start:start + EVAL_CHUNK])  # (n, K, V)
         right += (logits.argmax(-1) == targets[start:start + EVAL_CHUNK]).sum().item()
-    model.train()
     return right / targets.numel()
 
 
@@ -208,55 +200,26 @@ def train_selective_copy(config: SelectiveCopyConfig, log: Callable[[str], None]
     torch.manual_seed(config.seed)
     model = SelectiveCopyModel(config.cell, config.vocab, config.hidden_size, config.num_layers, config.tokens,
                                engine=config.engine)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     train_data = torch.Generator().manual_seed(config.seed)
     test_inputs, test_targets = task.batch(config.eval_size, config.length,
                                            torch.Generator().manual_seed(HELD_OUT_SEED))
     name = (f"selective copy L={config.length} K={config.tokens} {config.cell} "
             f"(H={config.hidden_size}, {config.num_layers} layers)")
 
-    curve: list[list[float]] = []
-    start = time.perf_counter()
-    last_log = -math.inf
-    step, stop_reason, accuracy = 0, "steps", math.nan
-
-    def measure() -> float:
-        nonlocal last_log
-        value = token_accuracy(model, test_inputs, test_targets)
-        elapsed = time.perf_counter() - start
-        curve.append([step, round(elapsed, 2), value])
-        if log is not None and elapsed - last_log >= log_every_seconds:
-            log(f"{name}: step {step:,}, {elapsed:.0f}s, test token accuracy {value:.4f}")
-            last_log = elapsed
-        return value
-
-    model.train()
-    while step < config.steps:
+    def batch_loss() -> Tensor:
         inputs, targets = task.batch(config.batch_size, config.length, train_data)
-        loss = task.loss(model(inputs), targets)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if not torch.isfinite(loss):
-            stop_reason = "diverged"
-            break
-        if config.clip is not None:
-            nn.utils.clip_grad_norm_(model.parameters(), config.clip)
-        optimizer.step()
-        step += 1
-        if config.time_budget is not None and time.perf_counter() - start >= config.time_budget:
-            stop_reason = "time_budget"
-            break
-        if step % config.eval_every == 0:
-            accuracy = measure()
-            if config.stop_above is not None and accuracy >= config.stop_above:
-                stop_reason = "stop_above"
-                break
-    if not curve or curve[-1][0] != step:
-        accuracy = measure()
-    seconds = time.perf_counter() - start
+        return task.loss(model(inputs), targets)
+
+    def reached(accuracy: float) -> str | None:
+        return "stop_above" if config.stop_above is not None and accuracy >= config.stop_above else None
+
+    run = train_on_fresh_batches(
+        model, batch_loss, lambda: token_accuracy(model, test_inputs, test_targets), steps=config.steps,
+        lr=config.lr, clip=config.clip, time_budget=config.time_budget, eval_every=config.eval_every,
+        reached=reached, name=name, metric_name="token accuracy", log=log, log_every_seconds=log_every_seconds)
     if log is not None:
-        log(f"{name}: done after {step:,} steps, {seconds:.0f}s ({stop_reason}): test token accuracy "
-            f"{accuracy:.4f}, baseline {task.baseline():.4f}")
+        log(f"{name}: done after {run.steps:,} steps, {run.seconds:.0f}s ({run.stop_reason}): test token accuracy "
+            f"{run.metric:.4f}, baseline {task.baseline():.4f}")
     return {
         "task": TASK_NAME,
         "length": config.length,
@@ -264,11 +227,11 @@ def train_selective_copy(config: SelectiveCopyConfig, log: Callable[[str], None]
         "hidden_size": config.hidden_size,
         "parameters": sum(p.numel() for p in model.parameters()),
         "metric_name": "token_accuracy",
-        "metric": accuracy,
+        "metric": run.metric,
         "baseline": task.baseline(),
-        "steps": step,
-        "seconds": round(seconds, 2),
-        "stop_reason": stop_reason,
-        "curve": curve,
+        "steps": run.steps,
+        "seconds": run.seconds,
+        "stop_reason": run.stop_reason,
+        "curve": run.curve,
         "config": asdict(config),
     }
