@@ -57,13 +57,25 @@ class ParamSpec:
     bias: bool = False
 
 
+def layer_norm_specs(prefix: str, size: int) -> list[ParamSpec]:
+    """A layer norm's gain (initialised to 1) and bias (to 0), named ``{prefix}_weight`` and ``{prefix}_bias``."""
+    return [ParamSpec(f"{prefix}_weight", (size,), "ones"), ParamSpec(f"{prefix}_bias", (size,), "zeros")]
+
+
 def new_buffer(like: Tensor, zero: bool, *shape) -> Tensor:
     """A buffer of ``like``'s dtype and device; zeroed when rows can be padding (variable lengths),
     so that padded positions hold finite values that a vectorised backward multiplies by 0."""
     return like.new_zeros(*shape) if zero else like.new_empty(*shape)
 
 
-def layer_norm(x: Tensor, weight: Tensor, bias: Tensor, eps: float = 1e-5) -> Tensor:
+LN_EPS = 1e-5  # the layer norms' epsilon, as torch.nn.LayerNorm's
+# PyTorch's fused layer-norm kernels, for workspaces: (y, mean, rstd) = forward(x, shape, weight, bias, eps) and
+# (dx, dweight, dbias) = backward(dy, x, shape, mean, rstd, weight, bias, which gradients)
+ln_forward = torch.native_layer_norm
+ln_backward = torch.ops.aten.native_layer_norm_backward
+
+
+def layer_norm(x: Tensor, weight: Tensor, bias: Tensor, eps: float = LN_EPS) -> Tensor:
     """Layer normalisation over the last dimension: ``(x - mean) / sqrt(var + eps) * weight + bias``."""
     return torch.nn.functional.layer_norm(x, x.shape[-1:], weight, bias, eps)
 

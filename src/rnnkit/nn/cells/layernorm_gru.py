@@ -14,14 +14,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .base import Cell, ParamSpec, Workspace, bias_sum, layer_norm, new_buffer
+from .base import (LN_EPS, Cell, ParamSpec, Workspace, bias_sum, layer_norm, layer_norm_specs, ln_backward,
+                   ln_forward, new_buffer)
 from .gru import GRUWorkspace, gru_equations
 from .registry import register_cell
-
-EPS = 1e-5
-_ln = torch.native_layer_norm
-_ln_backward = torch.ops.aten.native_layer_norm_backward
-
 
 @register_cell
 class LayerNormGRU(Cell):
@@ -32,12 +28,11 @@ class LayerNormGRU(Cell):
         H = self.hidden_size
         return [ParamSpec("weight_ih", (3 * H, input_size)), ParamSpec("weight_hh", (3 * H, H)),
                 ParamSpec("bias_ih", (3 * H,), bias=True), ParamSpec("bias_hh", (3 * H,), bias=True),
-                ParamSpec("ln_ih_weight", (3 * H,), "ones"), ParamSpec("ln_ih_bias", (3 * H,), "zeros"),
-                ParamSpec("ln_hh_weight", (3 * H,), "ones"), ParamSpec("ln_hh_bias", (3 * H,), "zeros")]
+                *layer_norm_specs("ln_ih", 3 * H), *layer_norm_specs("ln_hh", 3 * H)]
 
     def reference_step(self, p, x_t, state, h_in):
-        gi = layer_norm(x_t @ p["weight_ih"].t(), p["ln_ih_weight"], p["ln_ih_bias"], EPS)  # (N, 3H)
-        gh = layer_norm(h_in @ p["weight_hh"].t(), p["ln_hh_weight"], p["ln_hh_bias"], EPS)
+        gi = layer_norm(x_t @ p["weight_ih"].t(), p["ln_ih_weight"], p["ln_ih_bias"], LN_EPS)  # (N, 3H)
+        gh = layer_norm(h_in @ p["weight_hh"].t(), p["ln_hh_weight"], p["ln_hh_bias"], LN_EPS)
         if "bias_ih" in p:
             gi, gh = gi + p["bias_ih"], gh + p["bias_hh"]
         return gru_equations(gi, gh, state[0])
@@ -56,7 +51,7 @@ class LayerNormGRUWorkspace(GRUWorkspace):
         L, N, G = gi.shape
         self.p = p
         self.gi_raw = gi  # (L, N, 3H): x W_ih^T, kept for LN_ih's backward
-        gi_n, self.mean_ih, self.rstd_ih = _ln(gi, (G,), p["ln_ih_weight"], p["ln_ih_bias"], EPS)
+        gi_n, self.mean_ih, self.rstd_ih = ln_forward(gi, (G,), p["ln_ih_weight"], p["ln_ih_bias"], LN_EPS)
         if "bias_ih" in p:
             gi_n += p["bias_ih"]
         super().start(gi_n, {}, zero)  # self.gi = LN_ih(...) + b_ih; self.gh: LN_hh(...) + b_hh per step
@@ -70,7 +65,7 @@ class LayerNormGRUWorkspace(GRUWorkspace):
     def step(self, t, bs, h_prev, c_prev):
         p = self.p
         gh = self.gh[t, :bs]
-        ln, mean, rstd = _ln(self.gh_raw[t, :bs], (3 * self.H,), p["ln_hh_weight"], p["ln_hh_bias"], EPS)
+        ln, mean, rstd = ln_forward(self.gh_raw[t, :bs], (3 * self.H,), p["ln_hh_weight"], p["ln_hh_bias"], LN_EPS)
         self.mean_hh[t, :bs] = mean
         self.rstd_hh[t, :bs] = rstd
         torch.add(ln, p["bias_hh"], out=gh) if "bias_hh" in p else gh.copy_(ln)
@@ -83,14 +78,14 @@ class LayerNormGRUWorkspace(GRUWorkspace):
     def step_backward(self, t, bs, dh, dc):
         p = self.p
         direct, _ = super().step_backward(t, bs, dh, dc)
-        self.d_gh_raw[t, :bs] = _ln_backward(self.d_gh[t, :bs], self.gh_raw[t, :bs], (3 * self.H,),
+        self.d_gh_raw[t, :bs] = ln_backward(self.d_gh[t, :bs], self.gh_raw[t, :bs], (3 * self.H,),
                                              self.mean_hh[t, :bs], self.rstd_hh[t, :bs], p["ln_hh_weight"],
                                              p["ln_hh_bias"], (True, False, False))[0]
         return direct, None
 
     def grad_input(self) -> Tensor:
         p = self.p
-        d_gi, self.d_ln_ih_weight, self.d_ln_ih_bias = _ln_backward(
+        d_gi, self.d_ln_ih_weight, self.d_ln_ih_bias = ln_backward(
             self.d_gi, self.gi_raw, (3 * self.H,), self.mean_ih, self.rstd_ih, p["ln_ih_weight"],
             p["ln_ih_bias"], (True, True, True))
         return d_gi

@@ -22,14 +22,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .base import Cell, ParamSpec, Workspace, bias_sum, layer_norm, new_buffer
+from .base import (LN_EPS, Cell, ParamSpec, Workspace, bias_sum, layer_norm, layer_norm_specs, ln_backward,
+                   ln_forward, new_buffer)
 from .lstm import LSTMWorkspace, lstm_memory, lstm_memory_, lstm_output_
 from .registry import register_cell
-
-EPS = 1e-5
-_ln = torch.native_layer_norm
-_ln_backward = torch.ops.aten.native_layer_norm_backward
-
 
 @register_cell
 class LayerNormLSTM(Cell):
@@ -42,18 +38,16 @@ class LayerNormLSTM(Cell):
         H = self.hidden_size
         return [ParamSpec("weight_ih", (4 * H, input_size)), ParamSpec("weight_hh", (4 * H, H)),
                 ParamSpec("bias", (4 * H,), init="zeros", bias=True),
-                ParamSpec("ln_ih_weight", (4 * H,), "ones"), ParamSpec("ln_ih_bias", (4 * H,), "zeros"),
-                ParamSpec("ln_hh_weight", (4 * H,), "ones"), ParamSpec("ln_hh_bias", (4 * H,), "zeros"),
-                ParamSpec("ln_c_weight", (H,), "ones"), ParamSpec("ln_c_bias", (H,), "zeros")]
+                *layer_norm_specs("ln_ih", 4 * H), *layer_norm_specs("ln_hh", 4 * H), *layer_norm_specs("ln_c", H)]
 
     def reference_step(self, p, x_t, state, h_in):
         h_prev, c_prev = state
-        a = (layer_norm(x_t @ p["weight_ih"].t(), p["ln_ih_weight"], p["ln_ih_bias"], EPS)
-             + layer_norm(h_in @ p["weight_hh"].t(), p["ln_hh_weight"], p["ln_hh_bias"], EPS))  # (N, 4H)
+        a = (layer_norm(x_t @ p["weight_ih"].t(), p["ln_ih_weight"], p["ln_ih_bias"], LN_EPS)
+             + layer_norm(h_in @ p["weight_hh"].t(), p["ln_hh_weight"], p["ln_hh_bias"], LN_EPS))  # (N, 4H)
         if "bias" in p:
             a = a + p["bias"]
         i, f, g, o, c = lstm_memory(a, c_prev)
-        h = o * torch.tanh(layer_norm(c, p["ln_c_weight"], p["ln_c_bias"], EPS))
+        h = o * torch.tanh(layer_norm(c, p["ln_c_weight"], p["ln_c_bias"], LN_EPS))
         return (h, c), {"input": i, "forget": f, "cell": g, "output": o}
 
     def workspace(self) -> Workspace:
@@ -76,7 +70,7 @@ class LayerNormLSTMWorkspace(LSTMWorkspace):
         L, N, G = gi.shape
         H = self.H = G // 4
         self.p = p
-        act, self.mean_ih, self.rstd_ih = _ln(gi, (G,), p["ln_ih_weight"], p["ln_ih_bias"], EPS)  # (L, N, 4H)
+        act, self.mean_ih, self.rstd_ih = ln_forward(gi, (G,), p["ln_ih_weight"], p["ln_ih_bias"], LN_EPS)  # (L, N, 4H)
         if "bias" in p:
             act += p["bias"]
         self.act = act  # pre-activations, + LN_hh per step, then i, f, g, o in place
@@ -94,13 +88,13 @@ class LayerNormLSTMWorkspace(LSTMWorkspace):
 
     def step(self, t, bs, h_prev, c_prev):
         H, p = self.H, self.p
-        ln_hh, mean, rstd = _ln(self.gh[t, :bs], (4 * H,), p["ln_hh_weight"], p["ln_hh_bias"], EPS)  # (bs, 4H)
+        ln_hh, mean, rstd = ln_forward(self.gh[t, :bs], (4 * H,), p["ln_hh_weight"], p["ln_hh_bias"], LN_EPS)  # (bs, 4H)
         self.mean_hh[t, :bs] = mean
         self.rstd_hh[t, :bs] = rstd
         a = self.act[t, :bs]
         a += ln_hh
         i, f, g, o, c = lstm_memory_(a, c_prev, out=self.c[t, :bs])
-        cn, mean_c, rstd_c = _ln(c, (H,), p["ln_c_weight"], p["ln_c_bias"], EPS)
+        cn, mean_c, rstd_c = ln_forward(c, (H,), p["ln_c_weight"], p["ln_c_bias"], LN_EPS)
         self.mean_c[t, :bs] = mean_c
         self.rstd_c[t, :bs] = rstd_c
         return lstm_output_(o, cn, self.tanh_cn[t, :bs], self.m[t, :bs]), c
@@ -121,7 +115,7 @@ class LayerNormLSTMWorkspace(LSTMWorkspace):
         i, f, g, o = a.chunk(4, 1)
         tanh_cn = self.tanh_cn[t, :bs]
         d_cn = dm * o * (1 - tanh_cn * tanh_cn)  # dL/d LN_c(c_t)
-        dc_ln, d_gain, d_bias = _ln_backward(d_cn, self.c[t, :bs], (H,), self.mean_c[t, :bs], self.rstd_c[t, :bs],
+        dc_ln, d_gain, d_bias = ln_backward(d_cn, self.c[t, :bs], (H,), self.mean_c[t, :bs], self.rstd_c[t, :bs],
                                              p["ln_c_weight"], p["ln_c_bias"], (True, True, True))
         d_ln["ln_c_weight"] += d_gain
         d_ln["ln_c_bias"] += d_bias
@@ -135,7 +129,7 @@ class LayerNormLSTMWorkspace(LSTMWorkspace):
         dc.mul_(f)  # dc_{t-1} = dc_t f_t, read before f's buffer is overwritten
         a.copy_(d_a)
         gh = self.gh[t, :bs]
-        d_gh, d_gain, d_bias = _ln_backward(d_a, gh, (4 * H,), self.mean_hh[t, :bs], self.rstd_hh[t, :bs],
+        d_gh, d_gain, d_bias = ln_backward(d_a, gh, (4 * H,), self.mean_hh[t, :bs], self.rstd_hh[t, :bs],
                                             p["ln_hh_weight"], p["ln_hh_bias"], (True, True, True))
         d_ln["ln_hh_weight"] += d_gain
         d_ln["ln_hh_bias"] += d_bias
@@ -147,7 +141,7 @@ class LayerNormLSTMWorkspace(LSTMWorkspace):
 
     def grad_input_chunk(self, t0: int, t1: int, project) -> Tensor:
         p = self.p
-        d_gi, d_gain, d_bias = _ln_backward(self.act[t0:t1], project(t0, t1), (4 * self.H,), self.mean_ih[t0:t1],
+        d_gi, d_gain, d_bias = ln_backward(self.act[t0:t1], project(t0, t1), (4 * self.H,), self.mean_ih[t0:t1],
                                             self.rstd_ih[t0:t1], p["ln_ih_weight"], p["ln_ih_bias"],
                                             (True, True, True))
         self.d_ln["ln_ih_weight"] += d_gain
