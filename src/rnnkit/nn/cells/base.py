@@ -18,6 +18,13 @@ product ``gh_t = h_{t-1} W_hh^T``, added by the engine into the buffer the works
 regularisers that act between steps (recurrent dropout, zoneout); truncation; packed lengths; and the
 weight gradients, each one matrix multiply over all L*N rows at the end. The workspace does the rest.
 
+A *linear* cell (``linear = True``: h_t = a_t ⊙ h_{t-1} + b_t with a_t, b_t from x_t alone, as minGRU, minLSTM,
+RG-LRU) declares instead of its own workspace the pieces the scan engine and the step engine
+(:mod:`rnnkit.nn.engines.scan`) share: ``input_bias_name`` (the bias in gi = x W_in^T + bias),
+``linear_coefficients(gi, p) -> (a, b, saved)`` for all steps at once, the hand-written
+``linear_backward(saved, dh, h_prev, p) -> (dL/d(x W_in^T), {parameter: gradient})`` given dh = dL/db_t (so that
+dL/da_t = dh_t ⊙ h_{t-1}), and ``linear_gates(saved)`` for ``trace``.
+
 Recurrent dropout multiplies h_{t-1} by a fixed mask *where it enters W_hh* only: a cell's direct
 paths (the GRU's ``z * h_{t-1}``) read the unmasked state. That is why :meth:`Cell.reference_step`
 gets both the state and ``h_in``, the (possibly masked) h_{t-1} that meets ``W_hh``.
