@@ -10,8 +10,9 @@ Speed: forward + backward (loss = a weighted sum of the outputs) on the same inp
     user loop    a per-step Python loop with nn.Linear and nn.LayerNorm, autograd for BPTT (what
                  PyTorch users write, since torch.nn has no layer-normalised LSTM: pytorch#12167)
     oneDNN LSTM  torch.nn.LSTM, no layer norm: the floor
-    matmuls      only the matrix multiplies both LN-LSTM implementations must do (the input projection of
-                 all steps, one h W_hh^T per step, and the backward's three products): how close is the floor
+    matmuls      only the matrix multiplies an LN-LSTM must do (the input projection of all steps, one
+                 h W_hh^T per step, the backward's three large products and one dh W_hh per step), with
+                 torch.mm (MKL) and with oneDNN's inner product (what the explicit engine uses): the floor
 
 and, for the bare LSTM cell, each regulariser's cost: explicit engine bare, + recurrent dropout 0.25,
 + zoneout 0.1, + weight drop 0.5; fused engine bare and + weight drop 0.5.
@@ -41,6 +42,7 @@ import torch
 from torch import nn
 
 import rnnkit.nn as rn
+from rnnkit.nn.engines.linear import linear_rows
 
 
 class UserLayerNormLSTM(nn.Module):
@@ -80,28 +82,39 @@ class UserLayerNormLSTM(nn.Module):
 
 
 class MatmulsOnly(nn.Module):
-    """The matrix multiplies of an LN-LSTM's forward and backward with nothing else: the floor of both."""
+    """The matrix multiplies of an LN-LSTM's forward and backward with nothing else: the floor of both.
 
-    def __init__(self, input_size: int, hidden_size: int):
+    ``multiply(x2, w)`` is ``x2 w^T``: torch's own ``torch.mm`` (MKL on CPU), or rnnkit's ``linear_rows``
+    (oneDNN's inner product, what the explicit engine runs).
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, multiply):
         super().__init__()
         self.w_ih = nn.Parameter(torch.randn(4 * hidden_size, input_size) * 0.05)
         self.w_hh = nn.Parameter(torch.randn(4 * hidden_size, hidden_size) * 0.05)
+        self.multiply = multiply
 
     def forward(self, x):  # x (L, N, In)
-        L, N, _ = x.shape
+        L, N, In = x.shape
         H = self.w_hh.shape[1]
+        mul = self.multiply
         with torch.no_grad():
-            gi = x.reshape(L * N, -1) @ self.w_ih.t()  # the input projection of all steps
+            w_ih, w_hh = self.w_ih.detach(), self.w_hh.detach()
+            x2 = x.reshape(L * N, In)
+            gi = mul(x2, w_ih)  # the input projection of all steps: (L*N, 4H)
             h = x.new_zeros(N, H)
             hs = []
             for _ in range(L):
-                h = torch.tanh((h @ self.w_hh.t())[:, :H])  # one h W_hh^T per step
+                h = torch.tanh(mul(h, w_hh)[:, :H])  # one h W_hh^T per step
                 hs.append(h)
-            d = torch.ones_like(gi)  # the backward: dx, dW_ih, dW_hh, one dh W_hh per step
-            _ = d @ self.w_ih, d.t() @ x.reshape(L * N, -1), d.t() @ torch.cat(hs).reshape(L * N, H)
+            d = torch.ones_like(gi)  # the backward: dx, dW_ih, dW_hh, and one dh W_hh per step
+            mul(d, w_ih.t().contiguous())
+            torch.mm(d.t(), x2)
+            torch.mm(d.t(), torch.cat(hs))
+            w_hh_t = w_hh.t().contiguous()
             dh = x.new_ones(N, 4 * H)
             for _ in range(L):
-                _ = dh @ self.w_hh
+                mul(dh, w_hh_t)
         return gi.view(L, N, -1)[..., :H] + 0 * self.w_ih.sum() + 0 * self.w_hh.sum(), None
 
 
@@ -116,11 +129,21 @@ def variants(H: int) -> dict[str, nn.Module]:
         return rn.Recurrent("lstm", H, H, engine=engine, **options)
 
     return {
-        "ln explicit": explicit, "ln user loop": user, "oneDNN LSTM": nn.LSTM(H, H), "matmuls": MatmulsOnly(H, H),
+        "ln explicit": explicit, "ln user loop": user, "oneDNN LSTM": nn.LSTM(H, H),
+        "matmuls torch.mm": MatmulsOnly(H, H, lambda a, w: torch.mm(a, w.t())),
+        "matmuls oneDNN": MatmulsOnly(H, H, linear_rows),
         "lstm explicit": lstm("explicit"), "+ recurrent_dropout 0.25": lstm("explicit", recurrent_dropout=0.25),
         "+ zoneout 0.1": lstm("explicit", zoneout=0.1), "+ weight_drop 0.5": lstm("explicit", weight_drop=0.5),
         "lstm fused": lstm("fused"), "fused + weight_drop 0.5": lstm("fused", weight_drop=0.5),
     }
+
+
+def cpu_model() -> str:
+    """The CPU's model name (the hosts of this project change between sessions)."""
+    for line in open("/proc/cpuinfo", encoding="utf-8"):
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.machine()
 
 
 def run_once(model: nn.Module, x: torch.Tensor, weights: torch.Tensor) -> float:
@@ -189,7 +212,7 @@ def main() -> None:
                   for name in ("ln explicit", "ln user loop", "oneDNN LSTM")}
         results[H] = {"seconds": speed, "peak_mib": memory}
     record = {"benchmark": "cells", "L": args.length, "N": args.batch, "rounds": args.rounds,
-              "threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine(),
+              "threads": torch.get_num_threads(), "cpu": cpu_model(),
               "results": results}
     if args.json:
         print(json.dumps(record))
@@ -203,8 +226,9 @@ def main() -> None:
               f"{m['ln explicit'] / m['ln user loop']:.2f}x the memory")
         print(f"  oneDNN LSTM (no LN)     {s['oneDNN LSTM'] * 1e3:8.1f} ms   peak +{m['oneDNN LSTM']:.0f} MiB"
               f"   explicit is {s['ln explicit'] / s['oneDNN LSTM']:.2f}x its time")
-        print(f"  matmuls only            {s['matmuls'] * 1e3:8.1f} ms"
-              f"   explicit is {s['ln explicit'] / s['matmuls']:.2f}x the matmuls")
+        for floor in ("matmuls torch.mm", "matmuls oneDNN"):
+            print(f"  {floor:<23} {s[floor] * 1e3:8.1f} ms   {s[floor] / s['oneDNN LSTM']:.2f}x oneDNN's LSTM; "
+                  f"explicit is {s['ln explicit'] / s[floor]:.2f}x these matmuls")
         bare = s["lstm explicit"]
         for name in ("+ recurrent_dropout 0.25", "+ zoneout 0.1", "+ weight_drop 0.5"):
             print(f"  lstm explicit {name:<26} {s[name] / bare:.2f}x the bare explicit LSTM ({bare * 1e3:.1f} ms)")
