@@ -130,25 +130,40 @@ def generate(run_dir: str, checkpoint, options: dict) -> None:
 
 _GENERATE_DEFAULTS = {"steps": 64, "temperature": 1.0, "bpm": 90.0, "program": 0}
 
+# The flags of `rnnkit generate` that only music takes (beside --seed, --temperature and --checkpoint, which it
+# shares with text generation). Their defaults are None (applied in `generate`), so that a command serving both
+# can tell which were given.
+GENERATE_OPTIONS = (
+    click.option("--steps", type=click.IntRange(min=0), help="Music: time steps to generate after the prime. Default: 64."),
+    click.option("--prime-piece", metavar="SPLIT:INDEX", help="Music: start from the first steps of this piece of the data, e.g. test:0."),
+    click.option("--prime-steps", type=Positive, help="Music: steps of the prime to use. Default: 8."),
+    click.option("--prime-midi", metavar="FILE", help="Music: start from the first steps of this MIDI file."),
+    click.option("--data", metavar="FILE|DIR",
+                 help="Music: where --prime-piece and the real piece beside the plot come from. Default: the run's data."),
+    click.option("--midi", metavar="FILE", help="Music: write the piece as a MIDI file."),
+    click.option("--wav", metavar="FILE", help="Music: render the piece to a WAV file with rnnkit's synthesiser."),
+    click.option("--plot", metavar="FILE", help="Music: draw its piano roll (prime and continuation marked) beside a real piece, as PNG."),
+    click.option("--bpm", type=PositiveFloat, help="Music: tempo of the MIDI and WAV, quarter notes per minute. Default: 90."),
+    click.option("--program", type=click.IntRange(0, 127),
+                 help="Music: General MIDI instrument of the MIDI file, 0-based (0 piano, the default; 19 church organ)."),
+    click.option("--json", "as_json", is_flag=True, default=None, help="Music: print the piece and the files written as one JSON object."),
+)
+
+
+def generate_options(function):
+    """Decorate a click command with :data:`GENERATE_OPTIONS`, in their --help order."""
+    for option in reversed(GENERATE_OPTIONS):
+        function = option(function)
+    return function
+
 
 @click.command("generate")
 @click.argument("run_dir", metavar="DIR")
-@click.option("--steps", type=click.IntRange(min=0), default=64, show_default=True, help="Time steps to generate after the prime.")
 @click.option("--seed", type=int, help="Seed for a reproducible piece.")
 @click.option("--temperature", type=PositiveFloat, default=1.0, show_default=True,
               help="Sharpen (<1) or flatten (>1) each pitch's probability; must be > 0.")
-@click.option("--prime-piece", metavar="SPLIT:INDEX", help="Start from the first steps of this piece of the data, e.g. test:0.")
-@click.option("--prime-steps", type=Positive, help="Steps of the prime to use. Default: 8.")
-@click.option("--prime-midi", metavar="FILE", help="Start from the first steps of this MIDI file.")
-@click.option("--data", metavar="FILE|DIR", help="Where --prime-piece and the real piece beside the plot come from. Default: the run's data.")
-@click.option("--midi", metavar="FILE", help="Write the piece as a MIDI file.")
-@click.option("--wav", metavar="FILE", help="Render the piece to a WAV file with rnnkit's synthesiser.")
-@click.option("--plot", metavar="FILE", help="Draw its piano roll (prime and continuation marked) beside a real piece, as PNG.")
-@click.option("--bpm", type=PositiveFloat, default=90.0, show_default=True, help="Tempo of the MIDI and WAV: quarter notes per minute.")
-@click.option("--program", type=click.IntRange(0, 127), default=0, show_default=True,
-              help="General MIDI instrument of the MIDI file, 0-based (0 piano, 19 church organ).")
+@generate_options
 @checkpoint_option()
-@click.option("--json", "as_json", is_flag=True, help="Print the piece and the files written as one JSON object.")
 def generate_command(run_dir: str, which: str, **options) -> None:
     """Write music with the trained model in DIR: sampled step by step, optionally after a prime."""
     generate(run_dir, RunDirectory.open(run_dir).load(which), options)
