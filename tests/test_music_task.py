@@ -156,9 +156,19 @@ def test_a_midi_folder_without_splits_holds_out_validation_pieces(tmp_path):
 
     for n, piece in enumerate(tiny_pieces(10, 3)):
         write_midi(piece, tmp_path / f"{n:02d}.mid")
-    data = load_data(MusicDataConfig(data=str(tmp_path), valid_fraction=0.2))
+    config = MusicDataConfig(data=str(tmp_path), valid_fraction=0.2)
+    data = load_data(config)
     assert len(data.train) == 8 and [Path(p.name).name for p in data.valid] == ["08.mid", "09.mid"]
     assert data.pitches == PitchRange.covering(data.train + data.valid)
+    # a folder without split subfolders is scored whole
+    from rnnkit.models.music import PianoRollModel
+    from rnnkit.tasks.music import TrainedMusicModel, evaluate_music
+
+    trained = TrainedMusicModel(PianoRollModel(data.pitches.size, hidden_size=4).eval(), data.pitches, config)
+    scores = evaluate_music(trained, str(tmp_path))
+    assert scores["split"] == "all" and scores["pieces"] == 10
+    with pytest.raises(InputError, match="has no 'test' split"):
+        evaluate_music(trained)
 
 
 def test_transposition_stays_inside_the_roll():

@@ -41,7 +41,7 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from rnnkit.data.music import Piece, PitchRange, read_midi, read_music
+from rnnkit.data.music import MIDI_SUFFIXES, SPLITS, Piece, PitchRange, read_midi, read_music
 from rnnkit.errors import InputError
 from rnnkit.models.music import PianoRollModel
 from rnnkit.train import Checkpoint, DistContext, Task, TaskLoss, seed_everything
@@ -126,20 +126,22 @@ def load_data(config: MusicDataConfig, pitches: PitchRange | None = None) -> Mus
     return MusicData(train, valid, pitches, str(config.data))
 
 
-def split_pieces(config: MusicDataConfig, split: str, data: str | None = None) -> list[Piece]:
-    """The pieces of one split of ``data`` (default: the run's own data), read as the run reads its data.
-    A folder or MIDI file without that split is scored whole."""
-    path = data or config.data
+def split_pieces(config: MusicDataConfig, split: str, data: str | None = None) -> tuple[list[Piece], str]:
+    """The pieces of one split of ``data`` (default: the run's own data), read as the run reads its data, and
+    the split's name: ``"all"`` for given ``data`` that has no splits (a folder of MIDI files without
+    train/ valid/ test/ subfolders, or one MIDI file), which is scored whole."""
+    path = Path(data or config.data)
     splits = read_music(path, config.step)
-    if split in splits:
+    unsplit = path.suffix.lower() in MIDI_SUFFIXES or (path.is_dir() and not any((path / s).is_dir() for s in SPLITS))
+    if data is not None and unsplit:
+        split, pieces = "all", splits["train"]
+    elif split in splits:
         pieces = splits[split]
-    elif set(splits) == {"train"} and (data is not None or split == "train"):
-        pieces = splits["train"]  # a folder without split subfolders: all of it
     else:
         raise InputError(f"{path} has no {split!r} split (it has {', '.join(splits)}); give --split with one of them")
     if not pieces:
         raise InputError(f"the {split!r} split of {path} holds no pieces; give another --split")
-    return pieces
+    return pieces, split
 
 
 def piece_ref(text: str) -> tuple[str, int]:
@@ -339,7 +341,7 @@ def from_run(run_dir: str | Path, which: str = "auto") -> TrainedMusicModel:
 def evaluate_music(trained: TrainedMusicModel, data: str | None = None, split: str = "test") -> dict:
     """``nll_per_step``, ``frame_accuracy``, ``steps`` and ``pieces`` on one split of ``data`` (default: the
     run's own data file), every piece scored whole from the initial state."""
-    pieces = split_pieces(trained.data_config, split, data)
+    pieces, split = split_pieces(trained.data_config, split, data)
     trained.pitches.check(pieces, f"this model knows pitches {trained.pitches} only; train one with a "
                                   "--pitch-range covering it")
     scores = score_rolls(trained.model, [trained.pitches.roll(piece) for piece in pieces])
@@ -368,7 +370,7 @@ def prime_frames(trained: TrainedMusicModel, prime_piece: str | None, prime_midi
         return np.zeros((0, trained.pitches.size), dtype=np.uint8), None
     if prime_piece:
         split, index = piece_ref(prime_piece)
-        pieces = split_pieces(trained.data_config, split, data)
+        pieces, split = split_pieces(trained.data_config, split, data)
         if index >= len(pieces):
             raise InputError(f"--prime-piece {prime_piece}: the {split!r} split has {len(pieces)} pieces "
                              f"(0..{len(pieces) - 1}); give an index in that range")
