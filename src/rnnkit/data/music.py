@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from rnnkit.errors import InputError
+from rnnkit.extras import require
 
 SPLITS = ("train", "valid", "test")
 MIDI_SUFFIXES = (".mid", ".midi")
@@ -173,15 +174,14 @@ def read_midi(path: str | Path, step: float = 1.0) -> Piece:
 
     InputError for a file mido cannot read as MIDI and for one without notes, saying what to do.
     """
-    import mido
-
+    mido = require("mido", "music")
     path = str(path)
     _check_step(step)
     if not os.path.isfile(path):
         raise InputError(f"{path}: no such file; check the path")
     try:
         midi = mido.MidiFile(path)
-        notes = _notes(midi)
+        notes = _notes(midi, mido)
     except (OSError, EOFError, ValueError, KeyError, IndexError, TypeError, mido.KeySignatureError) as error:
         raise InputError(f"{path}: not a MIDI file mido can read ({error}); re-export it as a standard MIDI file "
                          "or remove it") from None
@@ -200,11 +200,9 @@ def read_midi(path: str | Path, step: float = 1.0) -> Piece:
     return Piece(path, tuple(tuple(sorted(frame)) for frame in frames))
 
 
-def _notes(midi) -> list[tuple[int, int, int]]:
+def _notes(midi, mido) -> list[tuple[int, int, int]]:
     """(pitch, start tick, end tick) of every note off the drum channel. A note still held at the end of the
     file ends there; a repeated note-on of a held pitch is closed first-in, first-out."""
-    import mido
-
     held: dict[tuple[int, int], list[int]] = {}
     notes, tick = [], 0
     for message in mido.merge_tracks(midi.tracks):

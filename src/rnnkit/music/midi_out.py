@@ -9,6 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
+from rnnkit.extras import require
+
 from .notes import notes_of
 
 TICKS_PER_QUARTER = 480  # divisible by 2, 3, 4, 5, 8 and 16: every usual step is a whole number of ticks
@@ -20,8 +22,7 @@ def write_midi(frames: Sequence[Sequence[int]], path: str | Path, step: float = 
 
     ``step``: quarter notes per step; ``bpm``: quarter notes per minute.
     """
-    import mido
-
+    mido = require("mido", "music")
     if not step > 0 or not bpm > 0:
         raise ValueError(f"step and bpm must be positive, got step={step}, bpm={bpm}")
     ticks_per_step = step * TICKS_PER_QUARTER
