@@ -44,7 +44,7 @@ from pathlib import Path
 import torch
 
 from rnnkit.music import write_midi, write_wav
-from rnnkit.tasks.music import SPEC, MusicDataConfig, evaluate_music, from_run, generate_music
+from rnnkit.tasks.music import SPEC, MusicDataConfig, evaluate_music, from_run, generate_music, real_piece
 from rnnkit.tasks.run import train
 from rnnkit.tasks.spec import RunSettings
 from rnnkit.train import RunDirectory, TrainConfig
@@ -83,8 +83,9 @@ def run(output: str, minutes: float, data: Path, out: Path) -> dict:
     frames = trained.pitches.frames(piece.roll)
     write_midi(frames, out / "sample.mid", program=19)
     write_wav(frames, out / "sample.wav")
-    piano_roll_png(out / "sample.png", piece.roll, trained.pitches.low, piece.prime_steps, piece.reference,
-                   piece.reference_name, title=f"{output} (seed 0)")
+    reference, name = real_piece(trained, piece)
+    piano_roll_png(out / "sample.png", piece.roll, trained.pitches.low, piece.prime_steps, reference, name,
+                   title=f"{output} (seed 0)")
     result = {
         "nll_per_step": test["nll_per_step"], "frame_accuracy": test["frame_accuracy"], "steps": test["steps"],
         "target_nll": TARGETS[output], "met": test["nll_per_step"] <= TARGETS[output],

@@ -209,3 +209,17 @@ def test_each_epoch_batches_every_piece_once_in_batches_of_similar_length(data_f
     assert any(not torch.equal(a[0], b[0]) for a, b in zip(*epochs))
     resumed = list(task.train_batches(1, 1))  # a run resumed mid-epoch gets the rest of the same epoch
     assert all(torch.equal(a[0], b[0]) for a, b in zip(resumed, epochs[1][1:])) and len(resumed) == 2
+
+
+def test_the_real_piece_beside_a_generated_one(tmp_path, data_file, capsys):
+    from rnnkit.tasks.music import from_run, generate_music, real_piece
+
+    trained = from_run(run(capsys, tmp_path, data_file))
+    primed = generate_music(trained, 1, seed=0, prime_piece="test:1", prime_steps=2)
+    roll, name = real_piece(trained, primed)
+    assert name == "test:1" and np.array_equal(roll, trained.pitches.roll(primed.source)[:3])
+    long = generate_music(trained, 30, seed=0)
+    roll, name = real_piece(trained, long)  # no piece has 30 steps: the longest, test first
+    longest = max(len(piece) for piece in tiny_pieces(5, 2) + tiny_pieces(4, 1) + tiny_pieces(12, 0))
+    assert len(roll) == longest and name.split(":")[0] in ("test", "valid", "train")
+    assert real_piece(trained, long, data=str(tmp_path / "gone.json")) == (None, None)

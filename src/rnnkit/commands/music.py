@@ -17,7 +17,7 @@ from rnnkit.cli_options import Positive, PositiveFloat, Probability, checkpoint_
 from rnnkit.cli_options import regulariser_options, training_options
 from rnnkit.cli_tasks import Applies, TaskCommand, lines, saved_line, stopped_line, train_command_of
 from rnnkit.errors import InputError
-from rnnkit.tasks.music import DEFAULT_EPOCHS, SPEC, evaluate_music, generate_music
+from rnnkit.tasks.music import DEFAULT_EPOCHS, SPEC, evaluate_music, generate_music, real_piece
 from rnnkit.train import RunDirectory
 
 
@@ -112,8 +112,9 @@ def generate(run_dir: str, checkpoint, options: dict) -> None:
     if option.get("plot"):
         from rnnkit.viz.piano_roll import piano_roll_png
 
+        reference, name = real_piece(trained, piece, option.get("data"))
         written["plot"] = str(piano_roll_png(option["plot"], piece.roll, trained.pitches.low, piece.prime_steps,
-                                             piece.reference, piece.reference_name, title=str(run_dir)))
+                                             reference, name, title=str(run_dir)))
     if option.get("as_json"):
         click.echo(json.dumps({"steps": len(frames), "prime_steps": piece.prime_steps, "frames": frames, **written}))
         return

@@ -350,13 +350,12 @@ def evaluate_music(trained: TrainedMusicModel, data: str | None = None, split: s
 
 @dataclass
 class Generated:
-    """A generated piece: ``roll`` (T, P) uint8, of which the first ``prime_steps`` frames are the prime;
-    ``reference``: a real piece's roll of the same length (or shorter, when none is that long), and its name."""
+    """A generated piece: ``roll`` (T, P) uint8, of which the first ``prime_steps`` frames are the prime, cut
+    from ``source`` (None without a prime)."""
 
     roll: np.ndarray
     prime_steps: int
-    reference: np.ndarray | None
-    reference_name: str | None
+    source: Piece | None
 
 
 def prime_frames(trained: TrainedMusicModel, prime_piece: str | None, prime_midi: str | None, prime_steps: int | None,
@@ -385,20 +384,19 @@ def prime_frames(trained: TrainedMusicModel, prime_piece: str | None, prime_midi
 def generate_music(trained: TrainedMusicModel, steps: int, seed: int | None = None, temperature: float = 1.0,
                    prime_piece: str | None = None, prime_midi: str | None = None, prime_steps: int | None = None,
                    data: str | None = None) -> Generated:
-    """``steps`` frames sampled after the prime (default 8 steps of ``prime_piece`` / ``prime_midi``, or none),
-    with the real piece of the same length to compare: the rest of the prime's piece, else the first piece of
-    the run's test (valid, train) split that is long enough."""
+    """``steps`` frames sampled after the prime (default 8 steps of ``prime_piece`` / ``prime_midi``, or none)."""
     prime, source = prime_frames(trained, prime_piece, prime_midi, prime_steps, data)
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
     sampled = trained.model.sample(steps, torch.from_numpy(prime).float(), temperature, generator)  # (L0 + steps, P)
-    roll = sampled.round().to(torch.uint8).numpy()
-    reference, name = _reference(trained, source, len(roll), data)
-    return Generated(roll, len(prime), reference, name)
+    return Generated(sampled.round().to(torch.uint8).numpy(), len(prime), source)
 
 
-def _reference(trained: TrainedMusicModel, source: Piece | None, length: int, data: str | None):
-    """A real piece to show beside a generated one of ``length`` steps, and its name; (None, None) when the
-    run's data can no longer be read."""
+def real_piece(trained: TrainedMusicModel, generated: Generated,
+               data: str | None = None) -> tuple[np.ndarray, str] | tuple[None, None]:
+    """A real piece to show beside ``generated``, cut to its length, and its name: the prime's own piece when
+    it is long enough, else the first long enough piece of the test (valid, train) split of ``data`` (default:
+    the run's data), else the longest; (None, None) when there is none to read."""
+    length, source = len(generated.roll), generated.source
     candidates = [source] if source is not None else []
     try:
         splits = read_music(data or trained.data_config.data, trained.data_config.step)
