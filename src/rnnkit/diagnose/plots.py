@@ -13,11 +13,27 @@ from pathlib import Path
 from rnnkit.errors import InputError
 from rnnkit.extras import require
 from rnnkit.files import write_atomic
+from rnnkit.nn import cell_names, get_cell
 
-CELL_NAMES = {"rnn": "tanh RNN", "rnn_tanh": "tanh RNN", "rnn_relu": "ReLU RNN", "lstm": "LSTM", "gru": "GRU",
-              "layernorm_lstm": "LayerNorm LSTM", "layernorm_gru": "LayerNorm GRU"}
-CELL_COLOURS = {"rnn": "tab:red", "rnn_tanh": "tab:red", "rnn_relu": "tab:orange", "lstm": "tab:blue", "gru": "tab:green",
-                "layernorm_lstm": "tab:purple", "layernorm_gru": "tab:olive"}
+COLOURS = ("tab:red", "tab:orange", "tab:blue", "tab:green", "tab:purple", "tab:olive", "tab:brown", "tab:pink",
+           "tab:cyan", "tab:gray")
+
+
+def cell_title(cell: str) -> str:
+    """How a plot names a cell: its own ``title`` (the registry name for a cell without one, or an unknown name)."""
+    try:
+        return get_cell(cell).title or cell
+    except ValueError:
+        return cell
+
+
+def cell_colour(cell: str) -> str:
+    """One colour per registered cell, in registration order (aliases share their cell's)."""
+    try:
+        return COLOURS[cell_names().index(get_cell(cell).name) % len(COLOURS)]
+    except ValueError:
+        return COLOURS[-1]
+
 BIAS_STYLES = ("-", "--", "-.", ":")  # one per forget bias of a cell, in the order given
 
 
@@ -61,7 +77,7 @@ def _positive(values: list[float]) -> list[float]:
 
 def curve_label(cell: str, forget_bias: float = 0.0) -> str:
     """``"LSTM, forget bias +3"``: a curve of the gradient plot in words."""
-    name = CELL_NAMES.get(cell, cell)
+    name = cell_title(cell)
     return f"{name}, forget bias {forget_bias:+g}" if forget_bias else name
 
 
@@ -94,7 +110,7 @@ def plot_gradient_flow(curves: dict[str, dict], path: str | Path, title: str, ca
         styles[cell] += 1
         norms = curve["norms"][-1]  # fresh layers have one layer
         ratio = curve.get("ratio")
-        ax.plot(range(1, len(norms) + 1), _positive(norms), linestyle=style, color=CELL_COLOURS.get(cell),
+        ax.plot(range(1, len(norms) + 1), _positive(norms), linestyle=style, color=cell_colour(cell),
                 label=curve.get("label", key) + _ratio_words(ratio))
     if run is not None:
         layers = len(run["norms"])
@@ -134,8 +150,8 @@ def plot_memory(cells: dict[str, dict], path: str | Path, title: str) -> Path:
     axes = figure.subplots(1, columns, squeeze=False)[0]
     for cell, values in cells.items():
         steps = range(1, len(values["jacobian"]) + 1)
-        axes[0].plot(steps, _positive(values["jacobian"]), label=CELL_NAMES.get(cell, cell))
-        axes[1].plot(steps, _positive(values["replacement"]), label=CELL_NAMES.get(cell, cell))
+        axes[0].plot(steps, _positive(values["jacobian"]), label=cell_title(cell))
+        axes[1].plot(steps, _positive(values["replacement"]), label=cell_title(cell))
     for ax, label in zip(axes[:2], ("‖∂h_t/∂x_1‖", "‖h_t − h_t'‖, x_1 replaced")):
         ax.set_yscale("log", nonpositive="mask")
         ax.set_xlabel("step t")
@@ -147,7 +163,7 @@ def plot_memory(cells: dict[str, dict], path: str | Path, title: str) -> Path:
         labels, below, above = [], [], []
         for cell, gates in gated.items():
             for gate, fractions in gates.items():
-                labels.append(f"{CELL_NAMES.get(cell, cell)}\n{gate}")
+                labels.append(f"{cell_title(cell)}\n{gate}")
                 below.append(fractions["below"])
                 above.append(fractions["above"])
         positions = range(len(labels))
@@ -177,7 +193,7 @@ def plot_memory_tasks(rows: list[dict], baselines: dict[str, dict[int, float]], 
         for cell in dict.fromkeys(row["cell"] for row in task_rows):
             points = sorted((row["length"], row["metric"]) for row in task_rows if row["cell"] == cell)
             ax.plot([p[0] for p in points], _positive([p[1] for p in points]), marker="o",
-                    label=CELL_NAMES.get(cell, cell))
+                    label=cell_title(cell))
         lengths = sorted(baselines[task])
         ax.plot(lengths, [baselines[task][t] for t in lengths], linestyle="--", color="gray", label="baseline")
         ax.set_yscale("log", nonpositive="mask")

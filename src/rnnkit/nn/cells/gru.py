@@ -22,6 +22,7 @@ from .registry import register_cell
 @register_cell
 class GRU(Cell):
     name = "gru"
+    title = "GRU"
     gate_names = ("reset", "update", "new")
     fused_mode = "GRU"
 

@@ -22,6 +22,7 @@ from .registry import register_cell
 @register_cell
 class LayerNormGRU(Cell):
     name = "layernorm_gru"
+    title = "LayerNorm GRU"
     gate_names = ("reset", "update", "new")
 
     def parameter_specs(self, input_size: int) -> list[ParamSpec]:

@@ -30,6 +30,7 @@ from .registry import register_cell
 @register_cell
 class LayerNormLSTM(Cell):
     name = "layernorm_lstm"
+    title = "LayerNorm LSTM"
     gate_names = ("input", "forget", "cell", "output")
     has_cell_state = True
     forget_gate = ("bias", 1)

@@ -50,6 +50,7 @@ def lstm_output_(o: Tensor, c: Tensor, tanh_out: Tensor, out: Tensor) -> Tensor:
 @register_cell
 class LSTM(Cell):
     name = "lstm"
+    title = "LSTM"
     gate_names = ("input", "forget", "cell", "output")
     has_cell_state = True
     fused_mode = "LSTM"

@@ -66,6 +66,7 @@ def g_and_slope(v: Tensor) -> tuple[Tensor, Tensor]:
 @register_cell
 class MinGRU(Cell):
     name = "mingru"
+    title = "minGRU"
     gate_names = ("update", "candidate")
     recurrent_weight = None
     linear = True

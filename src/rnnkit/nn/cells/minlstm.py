@@ -34,6 +34,7 @@ from .registry import register_cell
 @register_cell
 class MinLSTM(Cell):
     name = "minlstm"
+    title = "minLSTM"
     gate_names = ("forget", "input", "candidate")
     recurrent_weight = None
     forget_gate = ("bias_ih", 0)

@@ -41,6 +41,7 @@ DECAY_RANGE = (0.9, 0.999)  # a^c = σ(Λ)^c uniform in this range at initialisa
 @register_cell
 class RGLRU(Cell):
     name = "rglru"
+    title = "RG-LRU"
     gate_names = ("recurrence", "input", "decay")
     recurrent_weight = None
     input_weight = "weight_in"

@@ -17,6 +17,7 @@ from .registry import register_cell
 @register_cell
 class RNNTanh(Cell):
     name = "rnn_tanh"
+    title = "tanh RNN"
     fused_mode = "RNN_TANH"
     nonlinearity = "tanh"
 
@@ -39,6 +40,7 @@ class RNNTanh(Cell):
 @register_cell
 class RNNRelu(RNNTanh):
     name = "rnn_relu"
+    title = "ReLU RNN"
     fused_mode = "RNN_RELU"
     nonlinearity = "relu"
 
