@@ -11,7 +11,7 @@ import pytest
 import torch
 from cli_helpers import assert_one_line_error, assert_resumed_exactly, run_cli
 
-from rnnkit.commands.music import evaluate, generate, generate_command
+from rnnkit.commands.music import evaluate, generate
 from rnnkit.data.music import PitchRange
 from rnnkit.errors import InputError
 from rnnkit.tasks.music import MusicDataConfig, load_data, score_rolls, shift_limits, transposed
@@ -88,16 +88,16 @@ def test_generate_writes_midi_wav_and_png_reproducibly(tmp_path, data_file, caps
     files = {kind: tmp_path / f"g.{ext}" for kind, ext in (("midi", "mid"), ("wav", "wav"), ("plot", "png"))}
     args = [str(out), "--steps", "12", "--seed", "0", "--prime-piece", "test:1", "--prime-steps", "3",
             "--midi", str(files["midi"]), "--wav", str(files["wav"]), "--plot", str(files["plot"]), "--json"]
-    generate_command.main(args, standalone_mode=False)
-    first = json.loads(capsys.readouterr().out)
+    code, stdout, stderr = run_cli(capsys, "generate", *args)
+    assert code == 0, stderr
+    first = json.loads(stdout)
     assert first["steps"] == 15 and first["prime_steps"] == 3
     assert first["frames"][:3] == tiny_pieces(5, 2)[1][:3]
     assert mido.MidiFile(str(files["midi"])).length > 0
     with wave.open(str(files["wav"])) as audio:
         assert audio.getnchannels() == 1 and audio.getnframes() > 0
     assert files["plot"].read_bytes()[:4] == b"\x89PNG"
-    generate_command.main(args, standalone_mode=False)
-    assert json.loads(capsys.readouterr().out)["frames"] == first["frames"]
+    assert json.loads(run_cli(capsys, "generate", *args)[1])["frames"] == first["frames"]
     generate(str(out), RunDirectory.open(out).load("auto"), {"steps": 4, "seed": 1})
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 4 and lines[0].startswith("   0 ")
@@ -223,3 +223,13 @@ def test_the_real_piece_beside_a_generated_one(tmp_path, data_file, capsys):
     longest = max(len(piece) for piece in tiny_pieces(5, 2) + tiny_pieces(4, 1) + tiny_pieces(12, 0))
     assert len(roll) == longest and name.split(":")[0] in ("test", "valid", "train")
     assert real_piece(trained, long, data=str(tmp_path / "gone.json")) == (None, None)
+
+
+def test_evaluate_split_and_generate_flags_through_the_cli(tmp_path, data_file, capsys):
+    out = run(capsys, tmp_path, data_file)
+    code, stdout, stderr = run_cli(capsys, "evaluate", out, "--split", "valid", "--json")
+    assert code == 0, stderr
+    assert json.loads(stdout)["split"] == "valid"
+    code, _, err = run_cli(capsys, "generate", out, "--top-k", "3")
+    assert_one_line_error(code, err, "--top-k")
+    assert "--midi" in err  # the one line names the flags a music run takes

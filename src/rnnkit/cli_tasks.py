@@ -58,7 +58,8 @@ class TaskCommand:
         options: the task's click options for ``rnnkit train NAME``, in --help order (the network and
             training groups included, with the task's defaults); --config and --resume are added.
         report: ``report(report, run_path, settings) -> str``: the lines a finished run prints.
-        evaluate, predict: what ``rnnkit evaluate`` / ``rnnkit predict`` do on its runs (None: nothing).
+        evaluate, predict, generate: what ``rnnkit evaluate`` / ``predict`` / ``generate`` do on its runs
+            (None: nothing).
         instead: for a command the task has no use for, what to do instead (``{run}`` is the run directory).
         check: ``check(options)``: refuses a combination of flags the spec cannot say (one InputError).
     """
@@ -69,6 +70,7 @@ class TaskCommand:
     report: Callable[[dict, Path, RunSettings], str]
     evaluate: Applies | None = None
     predict: Applies | None = None
+    generate: Applies | None = None
     instead: str = ""
     check: Callable[[dict], None] | None = None
 

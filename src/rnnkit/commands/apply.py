@@ -15,12 +15,15 @@ from rnnkit.train import RunDirectory
 @click.command()
 @click.argument("run_dir", metavar="DIR")
 @click.option("--data", metavar="FILE",
-              help="Held-out data in the run's own format: text (lm), CSV (classify, forecast), CoNLL(-U) (tag).")
+              help="Held-out data in the run's own format: text (lm), CSV (classify, forecast), CoNLL(-U) (tag), "
+                   "chorale JSON or MIDI (music).")
 @click.option("--source", metavar="FILE", help="Translation: source sentences, one per line.")
 @click.option("--target", metavar="FILE", help="Translation: reference translations, line by line with --source.")
 @click.option("--batch-size", type=Positive, help="Language models: parallel streams; taggers: sentences per pass. "
                                                   "Default: the run's.")
 @click.option("--seq-len", type=Positive, help="Language models: tokens per window. Default: the run's.")
+@click.option("--split", type=click.Choice(["train", "valid", "test"]),
+              help="Music: the split of --data (or of the run's data) to score. Default: test.")
 @checkpoint_option()
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as one JSON object on stdout.")
 @click.pass_context
@@ -30,6 +33,7 @@ def evaluate(ctx: click.Context, run_dir: str, which: str, **options) -> None:
     Language models: loss (nats/token), perplexity, bits per character. Classifiers: accuracy and macro F1.
     Taggers: accuracy, and entity span F1 for BIO tags. Forecasters: MAE, RMSE, MASE beside the naive baselines.
     Translators: BLEU and chrF (sacrebleu). Captioners: exact match and token accuracy (default: the held-out digits).
+    Music: NLL per time step (nats) and frame accuracy.
     """
     checkpoint = RunDirectory.open(run_dir).load(which)
     command = task_command(checkpoint.meta.get("task"), run_dir)

@@ -30,6 +30,30 @@ def evaluate(run_dir: str, checkpoint, options: dict) -> None:
          + (f"  bits/char {m['bits_per_char']:.4f}" if "bits_per_char" in m else "") + f"  ({m['tokens']:,} tokens of {data})")
 
 
+def generate(run_dir: str, checkpoint, options: dict) -> None:
+    """``rnnkit generate DIR``: text from the language model, written to stdout piece by piece as it is sampled
+    (the prime first); with --json one object ``{"prime", "text"}`` at the end."""
+    import json
+    import sys
+
+    from rnnkit.generate import sample
+
+    model, vocab, _ = SPEC.from_run(run_dir, checkpoint=checkpoint)
+    prime = options.get("prime") or ""
+    pieces = sample(model, vocab, prime=prime, length=options.get("length") or 500,
+                    temperature=options.get("temperature") or 1.0, top_k=options.get("top_k"),
+                    top_p=options.get("top_p"), greedy=bool(options.get("greedy")), seed=options.get("seed"))
+    if options.get("as_json"):
+        click.echo(json.dumps({"prime": prime, "text": "".join(pieces)}))
+        return
+    # The sampler (having checked its arguments) feeds the prime through without yielding it; show it.
+    sys.stdout.write(prime)
+    for piece in pieces:
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+    sys.stdout.write("\n")
+
+
 def report(report: dict, run_path, settings) -> str:
     validation = None
     if "valid_loss" in report:
@@ -77,6 +101,7 @@ COMMAND = TaskCommand(
     ),
     report=report,
     evaluate=Applies(evaluate, ("data", "batch_size", "seq_len")),
+    generate=Applies(generate, ("prime", "length", "temperature", "top_k", "top_p", "greedy", "seed")),
     instead="sample it with `rnnkit generate {run}`",
 )
 train_command = train_command_of(COMMAND)

@@ -13,12 +13,11 @@ import json
 
 import click
 
-from rnnkit.cli_options import Positive, PositiveFloat, Probability, checkpoint_option, recurrent_options
+from rnnkit.cli_options import Positive, PositiveFloat, Probability, recurrent_options
 from rnnkit.cli_options import regulariser_options, training_options
 from rnnkit.cli_tasks import Applies, TaskCommand, lines, saved_line, stopped_line, train_command_of
 from rnnkit.errors import InputError
 from rnnkit.tasks.music import DEFAULT_EPOCHS, SPEC, evaluate_music, generate_music, real_piece
-from rnnkit.train import RunDirectory
 
 
 def evaluate(run_dir: str, checkpoint, options: dict) -> None:
@@ -49,52 +48,12 @@ def _no_bidirectional(options: dict) -> None:
         raise InputError("--bidirectional does not apply to a model that predicts the next frame; drop it")
 
 
-COMMAND = TaskCommand(
-    SPEC,
-    help="""Train a model of polyphonic music: a recurrent network over piano-roll frames.
-
-    --data is a JSON file of train/valid/test splits (each a list of pieces, each a list of steps, each the
-    list of sounding MIDI pitches: the Bach chorale files), a folder of MIDI files (with train/ valid/ test/
-    subfolders, or not) or one MIDI file. The validation loss is the NLL per time step in nats (every frame,
-    summed over the pitches of the range); the lowest picks the best checkpoint and drives --patience.
-    """,
-    options=(
-        click.option("--data", metavar="FILE|DIR", help="The music: a JSON file of splits, a folder of MIDI files or one MIDI file."),
-        click.option("--valid-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.1, show_default=True,
-                     help="Share of the pieces held out for validation when the data has no valid split."),
-        click.option("--step", type=PositiveFloat, default=1.0, show_default=True,
-                     help="MIDI: quarter notes per time step (1: quarter notes, 0.25: sixteenths)."),
-        click.option("--pitch-range", metavar="LOW-HIGH",
-                     help="MIDI pitches the model knows, e.g. 21-108. Default: those of the training and validation pieces."),
-        click.option("--seq-len", type=Positive, help="Cut training pieces into parts of at most N steps. Default: whole pieces."),
-        click.option("--transpose", type=click.IntRange(min=0), default=0, show_default=True,
-                     help="Transpose each training piece by a random shift of up to N semitones each epoch."),
-        click.option("--output", type=click.Choice(["nade", "bernoulli"]), default="nade", show_default=True,
-                     help="nade: each pitch given the lower ones of its frame; bernoulli: independent pitches."),
-        recurrent_options(hidden=256, layers=1, dropout=0.4, cell="lstm"),
-        click.option("--input-dropout", type=Probability, default=0.1, show_default=True,
-                     help="Dropout on the notes of the input frames."),
-        regulariser_options(),
-        click.option("--nade-hidden", type=Positive, default=128, show_default=True, help="Hidden units of the NADE output."),
-        training_options(lr=2e-3, epochs=DEFAULT_EPOCHS, batch_size=16),
-    ),
-    report=report,
-    evaluate=Applies(evaluate, ("data", "split")),
-    instead="write music with `rnnkit generate {run} --midi out.mid`, score it with `rnnkit evaluate {run}`",
-    check=_no_bidirectional,
-)
-train_command = train_command_of(COMMAND)
-
-
-# ------------------------------------------------------------------------------------------- generate
-
-
 def generate(run_dir: str, checkpoint, options: dict) -> None:
     """``rnnkit generate DIR ...`` on a music run: sample ``steps`` frames after an optional prime and write
     them as MIDI (``midi``), audio (``wav``) and a piano-roll picture (``plot``), or print them.
 
     ``options`` by name: steps, seed, temperature, prime_piece, prime_steps, prime_midi, data, midi, wav,
-    plot, bpm, program, as_json (missing ones take the defaults of :func:`generate_command`).
+    plot, bpm, program, as_json (missing or None: 64 steps, an 8-step prime, 90 bpm, program 0).
     """
     from rnnkit.music import write_midi, write_wav
 
@@ -134,37 +93,42 @@ _GENERATE_DEFAULTS = {"steps": 64, "temperature": 1.0, "bpm": 90.0, "program": 0
 # The flags of `rnnkit generate` that only music takes (beside --seed, --temperature and --checkpoint, which it
 # shares with text generation). Their defaults are None (applied in `generate`), so that a command serving both
 # can tell which were given.
-GENERATE_OPTIONS = (
-    click.option("--steps", type=click.IntRange(min=0), help="Music: time steps to generate after the prime. Default: 64."),
-    click.option("--prime-piece", metavar="SPLIT:INDEX", help="Music: start from the first steps of this piece of the data, e.g. test:0."),
-    click.option("--prime-steps", type=Positive, help="Music: steps of the prime to use. Default: 8."),
-    click.option("--prime-midi", metavar="FILE", help="Music: start from the first steps of this MIDI file."),
-    click.option("--data", metavar="FILE|DIR",
-                 help="Music: where --prime-piece and the real piece beside the plot come from. Default: the run's data."),
-    click.option("--midi", metavar="FILE", help="Music: write the piece as a MIDI file."),
-    click.option("--wav", metavar="FILE", help="Music: render the piece to a WAV file with rnnkit's synthesiser."),
-    click.option("--plot", metavar="FILE", help="Music: draw its piano roll (prime and continuation marked) beside a real piece, as PNG."),
-    click.option("--bpm", type=PositiveFloat, help="Music: tempo of the MIDI and WAV, quarter notes per minute. Default: 90."),
-    click.option("--program", type=click.IntRange(0, 127),
-                 help="Music: General MIDI instrument of the MIDI file, 0-based (0 piano, the default; 19 church organ)."),
-    click.option("--json", "as_json", is_flag=True, default=None, help="Music: print the piece and the files written as one JSON object."),
+
+
+COMMAND = TaskCommand(
+    SPEC,
+    help="""Train a model of polyphonic music: a recurrent network over piano-roll frames.
+
+    --data is a JSON file of train/valid/test splits (each a list of pieces, each a list of steps, each the
+    list of sounding MIDI pitches: the Bach chorale files), a folder of MIDI files (with train/ valid/ test/
+    subfolders, or not) or one MIDI file. The validation loss is the NLL per time step in nats (every frame,
+    summed over the pitches of the range); the lowest picks the best checkpoint and drives --patience.
+    """,
+    options=(
+        click.option("--data", metavar="FILE|DIR", help="The music: a JSON file of splits, a folder of MIDI files or one MIDI file."),
+        click.option("--valid-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.1, show_default=True,
+                     help="Share of the pieces held out for validation when the data has no valid split."),
+        click.option("--step", type=PositiveFloat, default=1.0, show_default=True,
+                     help="MIDI: quarter notes per time step (1: quarter notes, 0.25: sixteenths)."),
+        click.option("--pitch-range", metavar="LOW-HIGH",
+                     help="MIDI pitches the model knows, e.g. 21-108. Default: those of the training and validation pieces."),
+        click.option("--seq-len", type=Positive, help="Cut training pieces into parts of at most N steps. Default: whole pieces."),
+        click.option("--transpose", type=click.IntRange(min=0), default=0, show_default=True,
+                     help="Transpose each training piece by a random shift of up to N semitones each epoch."),
+        click.option("--output", type=click.Choice(["nade", "bernoulli"]), default="nade", show_default=True,
+                     help="nade: each pitch given the lower ones of its frame; bernoulli: independent pitches."),
+        recurrent_options(hidden=256, layers=1, dropout=0.4, cell="lstm"),
+        click.option("--input-dropout", type=Probability, default=0.1, show_default=True,
+                     help="Dropout on the notes of the input frames."),
+        regulariser_options(),
+        click.option("--nade-hidden", type=Positive, default=128, show_default=True, help="Hidden units of the NADE output."),
+        training_options(lr=2e-3, epochs=DEFAULT_EPOCHS, batch_size=16),
+    ),
+    report=report,
+    evaluate=Applies(evaluate, ("data", "split")),
+    generate=Applies(generate, ("seed", "temperature", "steps", "prime_piece", "prime_steps", "prime_midi", "data",
+                                "midi", "wav", "plot", "bpm", "program")),
+    instead="write music with `rnnkit generate {run} --midi out.mid`, score it with `rnnkit evaluate {run}`",
+    check=_no_bidirectional,
 )
-
-
-def generate_options(function):
-    """Decorate a click command with :data:`GENERATE_OPTIONS`, in their --help order."""
-    for option in reversed(GENERATE_OPTIONS):
-        function = option(function)
-    return function
-
-
-@click.command("generate")
-@click.argument("run_dir", metavar="DIR")
-@click.option("--seed", type=int, help="Seed for a reproducible piece.")
-@click.option("--temperature", type=PositiveFloat, default=1.0, show_default=True,
-              help="Sharpen (<1) or flatten (>1) each pitch's probability; must be > 0.")
-@generate_options
-@checkpoint_option()
-def generate_command(run_dir: str, which: str, **options) -> None:
-    """Write music with the trained model in DIR: sampled step by step, optionally after a prime."""
-    generate(run_dir, RunDirectory.open(run_dir).load(which), options)
+train_command = train_command_of(COMMAND)
