@@ -157,7 +157,7 @@ def engine_option() -> Callable:
 
 def regulariser_options(embedding: bool = False) -> Callable:
     """--recurrent-dropout --zoneout --weight-drop --forget-bias (every recurrent model), and
-    --embedding-dropout where the model has an embedding."""
+    --embedding-dropout and --locked-dropout where the model has an embedding (lm, classify, tag)."""
     return _stack(
         click.option("--recurrent-dropout", type=Probability, default=0.0, show_default=True,
                      help="Dropout on the hidden state fed back at each step (one mask per sequence)."),
@@ -169,7 +169,11 @@ def regulariser_options(embedding: bool = False) -> Callable:
                      help="Add B to the forget gate's bias at initialisation (LSTM family; Jozefowicz 2015: 1). "
                           "Default: nothing added."),
         *([click.option("--embedding-dropout", type=Probability, default=0.0, show_default=True,
-                        help="Drop whole words: rows of the embedding matrix, per batch.")] if embedding else []),
+                        help="Drop whole words: rows of the embedding matrix, per batch."),
+           click.option("--locked-dropout/--no-locked-dropout", default=False, show_default=True,
+                        help="Keep each sequence's --dropout masks the same at every step (AWD-LSTM's variational "
+                             "dropout): on the embeddings, between layers and on the outputs.")]
+          if embedding else []),
     )
 
 

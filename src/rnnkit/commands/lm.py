@@ -88,8 +88,6 @@ COMMAND = TaskCommand(
                      help="Share the embedding and output weights (needs --embedding equal to --hidden)."),
         engine_option(),
         regulariser_options(embedding=True),
-        click.option("--locked-dropout/--no-locked-dropout", default=False, show_default=True,
-                     help="Keep each sequence's --dropout masks the same at every step (AWD-LSTM's variational dropout)."),
         click.option("--init-range", type=PositiveFloat, help="Initialise every weight uniformly in ±X (Zaremba: 0.1). Default: PyTorch's."),
         click.option("--seq-len", type=Positive, default=64, show_default=True, help="Tokens per window: the truncated BPTT length."),
         click.option("--batch-size", type=Positive, default=16, show_default=True, help="Parallel streams per step (over all processes)."),

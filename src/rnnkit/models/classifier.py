@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from ..errors import InputError
 from ..nn import embedding_dropout
 from .fit_predict import FitPredict
-from .recurrent import recurrent_options
+from .recurrent import recurrent_options, sequence_dropout
 from .recurrent_encoder import RecurrentEncoder, check_dropout, check_whole_number, step_mask
 
 POOLINGS = ("last", "mean", "max")
@@ -65,7 +65,7 @@ class ManyToOne(FitPredict, nn.Module):
                 raise InputError("embedding_dropout drops words of a token-id input; this model reads float features")
             self.embedding = None
             step_size = input_size
-        self.input_dropout = nn.Dropout(dropout)
+        self.input_dropout = sequence_dropout(dropout, bool(recurrent.get("locked_dropout")))
         self.encoder = RecurrentEncoder(step_size, hidden_size, cell, num_layers, bidirectional, dropout, engine,
                                         **recurrent)
         self.output_dropout = nn.Dropout(dropout)

@@ -17,9 +17,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import InputError
-from ..nn import LockedDropout, embedding_dropout
+from ..nn import embedding_dropout
 from ..nn.layer import ENGINES
-from .recurrent import check_cell, recurrent_layer
+from .recurrent import check_cell, recurrent_layer, sequence_dropout
 
 
 @dataclass(frozen=True)
@@ -157,12 +157,11 @@ class LanguageModel(nn.Module):
         self._config = config
         self.vocab_size = vocab_size
         self.embedding = nn.Embedding(vocab_size, embedding_dim) if embedding_dim > 0 else None
-        drop = (lambda: LockedDropout(dropout, batch_first=True)) if locked_dropout else (lambda: nn.Dropout(dropout))
-        self.input_dropout = drop()
+        self.input_dropout = sequence_dropout(dropout, locked_dropout)
         self.rnn = recurrent_layer(cell, embedding_dim or vocab_size, hidden_size, num_layers, dropout=dropout,
                                    engine=engine, locked_dropout=locked_dropout, recurrent_dropout=recurrent_dropout,
                                    zoneout=zoneout, weight_drop=weight_drop, forget_bias=forget_bias)
-        self.output_dropout = drop()
+        self.output_dropout = sequence_dropout(dropout, locked_dropout)
         self.decoder = nn.Linear(hidden_size, vocab_size)
         if init_range is not None:
             for parameter in self.parameters():

@@ -7,19 +7,23 @@ The options every model takes, beside its own:
 * ``engine``: ``"auto"`` (default: PyTorch's kernel when the cell has one and no option needs rnnkit's
   engine), ``"fused"``, ``"explicit"``, ``"reference"``;
 * the regularisers inside the recurrence, :data:`RECURRENT_OPTIONS`: ``recurrent_dropout``, ``zoneout``,
-  ``weight_drop`` and ``forget_bias`` (see :mod:`rnnkit.nn.regularisers`).
+  ``weight_drop`` and ``forget_bias`` (see :mod:`rnnkit.nn.regularisers`), and ``locked_dropout``: the dropout
+  between layers with one mask per sequence.
 
 Models ask the cell what they need to know about it (:func:`has_cell_state`), never its name.
 """
 
 from __future__ import annotations
 
+from torch import nn
+
 from ..errors import InputError
-from ..nn import Recurrent, cell_names, get_cell
+from ..nn import LockedDropout, Recurrent, cell_names, get_cell
 from ..nn.layer import ENGINES
 
 # The regularisers inside the recurrence and their "off" values; every model takes them as keywords.
-RECURRENT_OPTIONS = {"recurrent_dropout": 0.0, "zoneout": 0.0, "weight_drop": 0.0, "forget_bias": None}
+RECURRENT_OPTIONS = {"recurrent_dropout": 0.0, "zoneout": 0.0, "weight_drop": 0.0, "forget_bias": None,
+                     "locked_dropout": False}
 
 
 def check_cell(cell) -> None:
@@ -35,14 +39,19 @@ def has_cell_state(cell: str) -> bool:
     return get_cell(cell).has_cell_state
 
 
+def sequence_dropout(p: float, locked: bool) -> nn.Module:
+    """Dropout on (N, L, F) steps: a fresh mask per element, or with ``locked`` one mask per sequence kept over
+    every step (variational dropout, as AWD-LSTM drops embeddings and outputs)."""
+    return LockedDropout(p, batch_first=True) if locked else nn.Dropout(p)
+
+
 def recurrent_options(options: dict) -> dict:
     """The recurrent options among ``options`` (unknown keys are the caller's business), with defaults."""
     return {name: options.get(name, default) for name, default in RECURRENT_OPTIONS.items()}
 
 
 def recurrent_layer(cell: str, input_size: int, hidden_size: int, num_layers: int = 1, *,
-                    bidirectional: bool = False, dropout: float = 0.0, engine: str = "auto",
-                    locked_dropout: bool = False, **options) -> Recurrent:
+                    bidirectional: bool = False, dropout: float = 0.0, engine: str = "auto", **options) -> Recurrent:
     """A batch-first :class:`rnnkit.nn.Recurrent` for a model, InputError for a bad cell, engine or option.
 
     ``options`` are :data:`RECURRENT_OPTIONS`. The dropout between layers is dropped for one layer, where it
@@ -56,7 +65,6 @@ def recurrent_layer(cell: str, input_size: int, hidden_size: int, num_layers: in
         raise InputError(f"unknown recurrent options {unknown}; the options are {', '.join(RECURRENT_OPTIONS)}")
     try:
         return Recurrent(cell, input_size, hidden_size, num_layers, batch_first=True, bidirectional=bidirectional,
-                         dropout=dropout if num_layers > 1 else 0.0, engine=engine, locked_dropout=locked_dropout,
-                         **options)
+                         dropout=dropout if num_layers > 1 else 0.0, engine=engine, **options)
     except ValueError as error:
         raise InputError(str(error)) from None

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from ..errors import InputError
 from ..nn import embedding_dropout
 from .crf import LinearChainCRF
-from .recurrent import recurrent_options
+from .recurrent import recurrent_options, sequence_dropout
 from .recurrent_encoder import RecurrentEncoder, check_dropout, check_lengths, check_whole_number, step_mask
 
 CHAR_ENCODERS = ("lstm", "cnn")
@@ -175,10 +175,11 @@ class SequenceTagger(nn.Module):
             self.characters = CharacterWordEncoder(char_vocab_size, char_embedding_dim, char_hidden_size,
                                                    char_encoder, padding_idx=padding_idx, engine=engine)
             step_size += self.characters.output_size
-        self.input_dropout = nn.Dropout(dropout)
+        locked = bool(recurrent.get("locked_dropout"))
+        self.input_dropout = sequence_dropout(dropout, locked)
         self.encoder = RecurrentEncoder(step_size, hidden_size, cell, num_layers, bidirectional, dropout, engine,
                                         **recurrent)
-        self.output_dropout = nn.Dropout(dropout)
+        self.output_dropout = sequence_dropout(dropout, locked)
         self.emissions = nn.Linear(self.encoder.output_size, num_tags)
         self.crf = LinearChainCRF(num_tags) if crf else None
 

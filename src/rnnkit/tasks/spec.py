@@ -36,7 +36,8 @@ NETWORK_OPTIONS = {"cell": "cell", "layers": "num_layers", "hidden": "hidden_siz
 REGULARISER_OPTIONS = {"recurrent_dropout": "recurrent_dropout", "zoneout": "zoneout", "weight_drop": "weight_drop",
                        "forget_bias": "forget_bias"}
 # ... and embedding dropout (whole words), for the models that read token ids through an embedding.
-EMBEDDING_REGULARISER_OPTIONS = {**REGULARISER_OPTIONS, "embedding_dropout": "embedding_dropout"}
+EMBEDDING_REGULARISER_OPTIONS = {**REGULARISER_OPTIONS, "embedding_dropout": "embedding_dropout",
+                                 "locked_dropout": "locked_dropout"}
 
 
 @dataclass
