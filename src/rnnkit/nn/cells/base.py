@@ -91,7 +91,8 @@ class Cell(ABC):
     """One cell type, configured for a hidden size. Subclass it in one file and register it by name.
 
     Class attributes a cell declares:
-        name: the registry name (``"lstm"``). title: how plots and tables name it (``"LSTM"``).
+        name: the registry name (``"lstm"``). title: how plots and tables name it (``"LSTM"``; set by
+            ``@register_cell(title=...)``).
         gate_names: names of the per-step gate activations reported by ``trace``.
         has_cell_state: True when the state is (h, c), as in an LSTM.
         fused_mode: the torch kernel that computes this cell (``"LSTM"``, ``"GRU"``, ``"RNN_TANH"``,

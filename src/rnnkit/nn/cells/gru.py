@@ -19,10 +19,9 @@ from .base import Cell, ParamSpec, Workspace, bias_sum, new_buffer
 from .registry import register_cell
 
 
-@register_cell
+@register_cell(title="GRU")
 class GRU(Cell):
     name = "gru"
-    title = "GRU"
     gate_names = ("reset", "update", "new")
     fused_mode = "GRU"
 

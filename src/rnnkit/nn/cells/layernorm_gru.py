@@ -19,10 +19,9 @@ from .base import (LN_EPS, Cell, ParamSpec, Workspace, bias_sum, layer_norm, lay
 from .gru import GRUWorkspace, gru_equations
 from .registry import register_cell
 
-@register_cell
+@register_cell(title="LayerNorm GRU")
 class LayerNormGRU(Cell):
     name = "layernorm_gru"
-    title = "LayerNorm GRU"
     gate_names = ("reset", "update", "new")
 
     def parameter_specs(self, input_size: int) -> list[ParamSpec]:

@@ -27,10 +27,9 @@ from .base import (LN_EPS, Cell, ParamSpec, Workspace, bias_sum, layer_norm, lay
 from .lstm import LSTMWorkspace, lstm_memory, lstm_memory_, lstm_output_
 from .registry import register_cell
 
-@register_cell
+@register_cell(title="LayerNorm LSTM")
 class LayerNormLSTM(Cell):
     name = "layernorm_lstm"
-    title = "LayerNorm LSTM"
     gate_names = ("input", "forget", "cell", "output")
     has_cell_state = True
     forget_gate = ("bias", 1)

@@ -47,10 +47,9 @@ def lstm_output_(o: Tensor, c: Tensor, tanh_out: Tensor, out: Tensor) -> Tensor:
     return torch.mul(o, tanh_out, out=out)
 
 
-@register_cell
+@register_cell(title="LSTM")
 class LSTM(Cell):
     name = "lstm"
-    title = "LSTM"
     gate_names = ("input", "forget", "cell", "output")
     has_cell_state = True
     fused_mode = "LSTM"

@@ -63,10 +63,9 @@ def g_and_slope(v: Tensor) -> tuple[Tensor, Tensor]:
     return value, torch.maximum(s.mul_(1 - s), step)
 
 
-@register_cell
+@register_cell(title="minGRU")
 class MinGRU(Cell):
     name = "mingru"
-    title = "minGRU"
     gate_names = ("update", "candidate")
     recurrent_weight = None
     linear = True

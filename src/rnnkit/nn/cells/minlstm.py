@@ -31,10 +31,9 @@ from .mingru import g, g_and_slope, time_chunks
 from .registry import register_cell
 
 
-@register_cell
+@register_cell(title="minLSTM")
 class MinLSTM(Cell):
     name = "minlstm"
-    title = "minLSTM"
     gate_names = ("forget", "input", "candidate")
     recurrent_weight = None
     forget_gate = ("bias_ih", 0)

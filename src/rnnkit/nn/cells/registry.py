@@ -8,12 +8,17 @@ _REGISTRY: dict[str, type[Cell]] = {}
 ALIASES = {"rnn": "rnn_tanh"}  # rnnkit 0.1's name for the tanh RNN, still in old run directories
 
 
-def register_cell(cell: type[Cell]) -> type[Cell]:
-    """Register a cell class under its ``name`` (a class decorator); returns the class."""
+def register_cell(cell: type[Cell] | None = None, *, title: str | None = None):
+    """Register a cell class under its ``name``; a class decorator, bare (``@register_cell``) or with the name
+    plots and tables show (``@register_cell(title="LSTM")``; the registry name when not given)."""
+    if cell is None:
+        return lambda cls: register_cell(cls, title=title)
     if not (isinstance(cell, type) and issubclass(cell, Cell)):
         raise TypeError(f"register_cell expects a subclass of rnnkit.nn.cells.base.Cell, got {cell!r}")
     if cell.name in _REGISTRY and _REGISTRY[cell.name] is not cell:
         raise ValueError(f"a cell named {cell.name!r} is already registered; give yours another name")
+    if title is not None:
+        cell.title = title
     _REGISTRY[cell.name] = cell
     return cell
 

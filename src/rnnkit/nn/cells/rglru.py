@@ -38,10 +38,9 @@ C = 8.0  # Griffin's constant c: a_t = σ(Λ)^(c r_t)
 DECAY_RANGE = (0.9, 0.999)  # a^c = σ(Λ)^c uniform in this range at initialisation
 
 
-@register_cell
+@register_cell(title="RG-LRU")
 class RGLRU(Cell):
     name = "rglru"
-    title = "RG-LRU"
     gate_names = ("recurrence", "input", "decay")
     recurrent_weight = None
     input_weight = "weight_in"

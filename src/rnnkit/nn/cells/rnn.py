@@ -14,10 +14,9 @@ from .base import Cell, ParamSpec, Workspace, bias_sum, new_buffer
 from .registry import register_cell
 
 
-@register_cell
+@register_cell(title="tanh RNN")
 class RNNTanh(Cell):
     name = "rnn_tanh"
-    title = "tanh RNN"
     fused_mode = "RNN_TANH"
     nonlinearity = "tanh"
 
@@ -37,10 +36,9 @@ class RNNTanh(Cell):
         return RNNWorkspace(self.nonlinearity)
 
 
-@register_cell
+@register_cell(title="ReLU RNN")
 class RNNRelu(RNNTanh):
     name = "rnn_relu"
-    title = "ReLU RNN"
     fused_mode = "RNN_RELU"
     nonlinearity = "relu"
 
