@@ -24,11 +24,10 @@ stopping after 8 without improvement.
 
 import argparse
 import json
-import platform
-import subprocess
-import sys
 import time
 from pathlib import Path
+
+from bench_common import cpu_model, rnnkit
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = 0.95
@@ -38,24 +37,6 @@ SETTINGS = [
     "--optimizer", "adam", "--lr", "2e-3", "--schedule", "plateau", "--lr-decay", "0.5", "--epochs", "30",
     "--patience", "8", "--seed", "1",
 ]
-
-
-def rnnkit(*args: str) -> str:
-    done = subprocess.run([sys.executable, "-m", "rnnkit", *args], text=True, stdout=subprocess.PIPE)
-    if done.returncode:  # rnnkit has printed its own one-line error on stderr
-        sys.exit(f"error: `rnnkit {args[0]} {args[1] if len(args) > 1 else ''}` exited with status {done.returncode}")
-    return done.stdout
-
-
-def cpu_model() -> str:
-    """The "model name" line of /proc/cpuinfo (the hosts change between sessions), else what platform knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
 
 
 def main() -> None:

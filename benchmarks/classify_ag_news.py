@@ -24,12 +24,11 @@ held-out scores, the budget, the commands and the CPU model.
 import argparse
 import csv
 import json
-import platform
 import random
-import subprocess
-import sys
 import time
 from pathlib import Path
+
+from bench_common import cpu_model, rnnkit
 
 ROOT = Path(__file__).resolve().parents[1]
 AG_NEWS = ROOT.parent / "shared" / "data" / "ag_news"
@@ -43,24 +42,6 @@ SETTINGS = [
     "--pooling", "max", "--dropout", "0.5", "--batch-size", "32", "--optimizer", "adam", "--lr", "0.001",
     "--clip", "5", "--epochs", "8", "--patience", "2", "--seed", str(SEED),
 ]
-
-
-def rnnkit(*args: str) -> str:
-    done = subprocess.run([sys.executable, "-m", "rnnkit", *args], text=True, stdout=subprocess.PIPE)
-    if done.returncode:  # rnnkit has printed its own one-line error on stderr
-        sys.exit(f"error: `rnnkit {args[0]} {args[1] if len(args) > 1 else ''}` exited with status {done.returncode}")
-    return done.stdout
-
-
-def cpu_model() -> str:
-    """The "model name" line of /proc/cpuinfo (the hosts change between sessions), else what platform knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
 
 
 def split(rows: list[list[str]], out: Path) -> tuple[Path, Path]:

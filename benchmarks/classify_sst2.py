@@ -35,12 +35,11 @@ The last line of stdout is one JSON object: the scores, the budget, the commands
 
 import argparse
 import json
-import platform
 import random
-import subprocess
-import sys
 import time
 from pathlib import Path
+
+from bench_common import cpu_model, rnnkit
 
 ROOT = Path(__file__).resolve().parents[1]
 SST2 = ROOT.parent / "shared" / "data" / "sst2"
@@ -63,24 +62,6 @@ CONFIGS = {
                                     "--recurrent-dropout", "0.25"],
 }
 SMOKE_CONFIGS = ["lstm", "lstm-ed0.1-rd0.25"]
-
-
-def rnnkit(*args: str) -> str:
-    done = subprocess.run([sys.executable, "-m", "rnnkit", *args], text=True, stdout=subprocess.PIPE)
-    if done.returncode:  # rnnkit has printed its own one-line error on stderr
-        sys.exit(f"error: `rnnkit {args[0]} {args[1] if len(args) > 1 else ''}` exited with status {done.returncode}")
-    return done.stdout
-
-
-def cpu_model() -> str:
-    """The "model name" line of /proc/cpuinfo (the hosts change between sessions), else what platform knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
 
 
 def head(source: Path, target: Path, lines: int) -> Path:

@@ -40,11 +40,10 @@ and the CPU model.
 
 import argparse
 import json
-import platform
-import subprocess
-import sys
 import time
 from pathlib import Path
+
+from bench_common import cpu_model, rnnkit
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "timeseries"
@@ -59,24 +58,6 @@ SERIES = {
     "daily-min-temperatures": ["--target", "Temp", "--date-column", "Date", "--window", "30", "--horizon", "7",
                                "--season", "365", "--batch-size", "64", "--epochs", "80", "--patience", "20"],
 }
-
-
-def rnnkit(*args: str) -> str:
-    done = subprocess.run([sys.executable, "-m", "rnnkit", *args], text=True, stdout=subprocess.PIPE)
-    if done.returncode:  # rnnkit has printed its own one-line error on stderr
-        sys.exit(f"error: `rnnkit {args[0]} {args[1] if len(args) > 1 else ''}` exited with status {done.returncode}")
-    return done.stdout
-
-
-def cpu_model() -> str:
-    """The "model name" line of /proc/cpuinfo (the hosts change between sessions), else what platform knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
 
 
 def main() -> None:

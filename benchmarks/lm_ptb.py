@@ -42,11 +42,10 @@ The last line of stdout is one JSON object: the scores, the budget, the commands
 
 import argparse
 import json
-import platform
-import subprocess
-import sys
 import time
 from pathlib import Path
+
+from bench_common import cpu_model, rnnkit
 
 ROOT = Path(__file__).resolve().parents[1]
 PTB = ROOT.parent / "shared" / "data" / "ptb"
@@ -82,24 +81,6 @@ NTASGD = ["--optimizer", "ntasgd", "--schedule", "constant"]
 TRAIN_TOKENS = 929_589  # ptb.train.txt's words and <eos> markers, as `rnnkit train lm` counts them
 VALID_TOKENS = 73_760  # ptb.valid.txt's
 CALIBRATION_STEPS = 40
-
-
-def rnnkit(*args: str) -> str:
-    done = subprocess.run([sys.executable, "-m", "rnnkit", *args], text=True, stdout=subprocess.PIPE)
-    if done.returncode:  # rnnkit has printed its own one-line error on stderr
-        sys.exit(f"error: `rnnkit {args[0]} {args[1] if len(args) > 1 else ''}` exited with status {done.returncode}")
-    return done.stdout
-
-
-def cpu_model() -> str:
-    """The "model name" line of /proc/cpuinfo (the hosts change between sessions), else what platform knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
 
 
 def offers_optimizer(name: str) -> bool:

@@ -33,10 +33,11 @@ budget, the command, the CPU model.
 
 import argparse
 import json
-import platform
 import subprocess
 import sys
 from pathlib import Path
+
+from bench_common import cpu_model
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "tinyshakespeare" / "input.txt"
@@ -54,17 +55,6 @@ def rnnkit(*args: str, capture: bool = False) -> str:
     if done.returncode:  # rnnkit has printed its own one-line error on stderr
         sys.exit(f"error: `rnnkit {args[0]} {args[1] if len(args) > 1 else ''}` exited with status {done.returncode}")
     return done.stdout if capture else ""
-
-
-def cpu_model() -> str:
-    """The "model name" line of /proc/cpuinfo (the hosts change between sessions), else what platform knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
 
 
 def recipe_settings(recipe: str, cell: str) -> list[str]:

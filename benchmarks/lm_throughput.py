@@ -21,7 +21,6 @@ import argparse
 import contextlib
 import io
 import json
-import platform
 import statistics
 import sys
 import tempfile
@@ -34,6 +33,8 @@ from torch import nn
 from rnnkit.cli import main as rnnkit_main
 from rnnkit.data.corpus import default_corpus
 from rnnkit.data.text import CharVocab
+
+from bench_common import cpu_model
 
 
 def rnnkit_tokens_per_second(data: Path, args, out: Path) -> float:
@@ -88,17 +89,6 @@ def plain_tokens_per_second(ids: torch.Tensor, vocab_size: int, args) -> float:
         seconds += time.perf_counter() - start
         tokens += x.numel()
     return tokens / seconds
-
-
-def cpu_model() -> str:
-    """The "model name" line of /proc/cpuinfo (the hosts change between sessions), else what platform knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
 
 
 def main() -> None:

@@ -29,19 +29,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import random
-import resource
-import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import torch
 from torch import nn
 
 import rnnkit.nn as rn
+
+from bench_common import cpu_model
+from timing import peak_mib, round_robin_medians
 
 CELLS = ("mingru", "minlstm", "rglru")
 TARGET_L, TARGET_RATIO = 4096, 2.5
@@ -55,41 +53,13 @@ def variants(H: int) -> dict[str, nn.Module]:
     return models
 
 
-def run_once(model: nn.Module, x: torch.Tensor, weights: torch.Tensor) -> float:
-    start = time.perf_counter()
-    out, _ = model(x)
-    (out * weights).sum().backward()
-    elapsed = time.perf_counter() - start
-    model.zero_grad(set_to_none=True)
-    return elapsed
-
-
 def measure_speed(H: int, L: int, N: int, rounds: int) -> dict[str, float]:
-    models = variants(H)
-    x = torch.randn(L, N, H)  # (L, N, H_in)
-    weights = torch.randn(L, N, H)
-    for model in models.values():  # warm-up: allocator, oneDNN primitives
-        run_once(model, x, weights)
-    times: dict[str, list[float]] = {name: [] for name in models}
-    for _ in range(rounds):
-        order = list(models)
-        random.shuffle(order)
-        for name in order:
-            times[name].append(run_once(models[name], x, weights))
-    return {name: statistics.median(values) for name, values in times.items()}
+    return round_robin_medians(variants(H), torch.randn(L, N, H), torch.randn(L, N, H), rounds)  # x (L, N, H_in)
 
 
 def measure_memory(name: str, H: int, L: int, N: int) -> float:
     """MiB of peak resident memory added by one forward + backward of variant ``name`` (this process only)."""
-    model = variants(H)[name]
-    x = torch.randn(L, N, H)
-    weights = torch.randn(L, N, H)
-    with torch.no_grad():
-        model(x[:2])  # load kernels and code paths before the baseline is read
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    run_once(model, x, weights)
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return (after - before) / 1024
+    return peak_mib(variants(H)[name], torch.randn(L, N, H), torch.randn(L, N, H))
 
 
 def plot(results: dict, path: Path, N: int, H: int) -> Path:
@@ -153,7 +123,7 @@ def main() -> None:
         results[str(L)] = {"seconds": speed, "peak_mib": memory}
     image = plot(results, args.plot, args.batch, args.hidden)
     record = {"benchmark": "scan", "N": args.batch, "H": args.hidden, "rounds": args.rounds,
-              "threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine(),
+              "threads": torch.get_num_threads(), "cpu": cpu_model(),
               "torch": torch.__version__, "plot": str(image), "results": results}
     if args.json:
         print(json.dumps(record))

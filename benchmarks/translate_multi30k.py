@@ -36,13 +36,12 @@ model's; the last line of stdout is one JSON object with both models' scores, th
 import argparse
 import gzip
 import json
-import platform
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import sacrebleu
+
+from bench_common import cpu_model, rnnkit
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "multi30k"
@@ -54,24 +53,6 @@ SETTINGS = [
     "--clip", "1", "--schedule", "plateau", "--lr-decay", "0.5", "--patience", "6",
     "--epochs", "40", "--beam", "5", "--length-penalty", "0.6", "--seed", "1",
 ]
-
-
-def rnnkit(*args: str) -> str:
-    done = subprocess.run([sys.executable, "-m", "rnnkit", *args], text=True, stdout=subprocess.PIPE)
-    if done.returncode:  # rnnkit has printed its own one-line error on stderr
-        sys.exit(f"error: `rnnkit {args[0]} {args[1] if len(args) > 1 else ''}` exited with status {done.returncode}")
-    return done.stdout
-
-
-def cpu_model() -> str:
-    """The "model name" line of /proc/cpuinfo (the hosts change between sessions), else what platform knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
 
 
 def smoke_slices(out: Path) -> dict[str, Path]:
