@@ -251,18 +251,7 @@ def test_gradcheck_scan_engine(name):
     assert torch.autograd.gradcheck(fn, (*leaves, h0, *layer.parameters()), eps=1e-6, atol=1e-7)
 
 
-@pytest.mark.parametrize("name", LINEAR)
-def test_double_backward_on_the_scan_engine_is_exact(name):
-    layer = make(name, "scan")
-    params = dict(layer.named_parameters())
-    torch.manual_seed(3)
-    x = torch.randn(4, 2, IN, dtype=torch.float64, requires_grad=True)
-
-    def fn(x, *weights):
-        out, _ = torch.func.functional_call(layer, dict(zip(params, weights)), (x,))
-        return out
-
-    assert torch.autograd.gradgradcheck(fn, (x, *params.values()), eps=1e-6, atol=1e-6)
+# (double backward on the scan engine: tests/test_cells.py, test_double_backward_is_exact)
 
 
 # --- long sequences, and generation step by step -------------------------------------------------------------------
