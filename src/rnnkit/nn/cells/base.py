@@ -237,6 +237,8 @@ class Workspace(ABC):
     # is needed), recomputing what it did not keep from ``project(t0, t1) = x[t0:t1] W_in^T``:
     input_chunk_steps: int | None = None  # steps per block; None: all L at once, from grad_input()
     reuses_buffers = False  # True when the backward writes gradients over the forward's buffers (once only)
+    # False: prepare_backward gets the previous states as ``states[t, rows]`` accessors rather than (L, N, ·) copies
+    whole_previous_states = True
 
     def grad_input_chunk(self, t0: int, t1: int, project) -> Tensor:
         """(t1 - t0, N, G): dL/d(x W_in^T) for steps [t0, t1); ``project(t0, t1)`` recomputes x W_in^T there."""

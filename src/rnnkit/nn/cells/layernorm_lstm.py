@@ -65,6 +65,7 @@ class LayerNormLSTMWorkspace(LSTMWorkspace):
 
     input_chunk_steps = 16
     reuses_buffers = True
+    whole_previous_states = False  # c_{t-1} is read step by step
 
     def start(self, gi: Tensor, p, zero: bool) -> None:
         L, N, G = gi.shape
@@ -100,7 +101,7 @@ class LayerNormLSTMWorkspace(LSTMWorkspace):
         return lstm_output_(o, cn, self.tanh_cn[t, :bs], self.m[t, :bs]), c
 
     def prepare_backward(self, h_prev: Tensor, c_prev: Tensor) -> None:
-        self.c_prev = c_prev  # (L, N, H)
+        self.c_prev = c_prev  # c_{t-1} by [t, rows]
 
     def allocate_gate_grads(self, zero: bool) -> None:
         H, like = self.H, self.act

@@ -153,6 +153,23 @@ def forward_sequence(run: SequenceRun, x: Tensor, h0: Tensor, c0: Tensor | None,
     return ws, y, h_n, c_n, cs
 
 
+def _shifted(first: Tensor, seq: Tensor) -> Tensor:
+    """(L, N, S): ``first`` at step 0, then ``seq[t-1]``: the state each step read."""
+    return torch.cat([first.unsqueeze(0), seq[:-1]])
+
+
+class PreviousStates:
+    """The state each step read, ``[t, rows]`` → ``first[rows]`` at t = 0 else ``seq[t-1, rows]``, without the copy
+    that :func:`_shifted` makes."""
+
+    def __init__(self, first: Tensor, seq: Tensor):
+        self.first, self.seq = first, seq
+
+    def __getitem__(self, index):
+        t, rows = index
+        return self.first[rows] if t == 0 else self.seq[t - 1, rows]
+
+
 def _last_step_index(batch_sizes: list[int], N: int, device) -> Tensor:
     """For each row, the index of its last step: ``length - 1``, from the rows alive per step."""
     sizes = torch.tensor(batch_sizes)
@@ -171,9 +188,12 @@ def backward_sequence(run: SequenceRun, ws, x: Tensor, h0: Tensor, c0: Tensor | 
     cell = run.cell
     L, N, _ = x.shape
     variable = run.batch_sizes is not None
-    h_prev_seq = torch.cat([h0.unsqueeze(0), y[:-1]])  # (L, N, P): the h_{t-1} each step read
-    c_prev_seq = None if c0 is None else torch.cat([c0.unsqueeze(0), cs[:-1]])  # (L, N, H)
-    ws.prepare_backward(h_prev_seq, c_prev_seq)
+    # the states each step read, h_{t-1} (L, N, P) and c_{t-1} (L, N, H): as whole tensors for a workspace that
+    # vectorises over time, else step by step without the copies (a workspace built lean for memory)
+    if ws.whole_previous_states:
+        ws.prepare_backward(_shifted(h0, y), None if c0 is None else _shifted(c0, cs))
+    else:
+        ws.prepare_backward(PreviousStates(h0, y), None if c0 is None else PreviousStates(c0, cs))
     ws.allocate_gate_grads(zero=variable)
     w_hh = p[cell.recurrent_weight] if cell.recurrent_weight else None  # (G, P)
     w_hh_t = None if w_hh is None else w_hh.t().contiguous()  # (P, G): d gh_t W_hh = linear_rows(d gh_t, W_hh^T)
@@ -258,8 +278,15 @@ def backward_sequence(run: SequenceRun, ws, x: Tensor, h0: Tensor, c0: Tensor | 
         if needs.get(w_in_name):
             grads[w_in_name].addmm_(d_gi.t(), x[t0:t1].reshape((t1 - t0) * N, In))  # (G, In)
     if w_hh is not None and needs.get(cell.recurrent_weight):
-        h_in_seq = h_prev_seq if rd is None else h_prev_seq * rd  # (L, N, P)
-        grads[cell.recurrent_weight] = torch.mm(d_rec.reshape(L * N, d_rec.shape[2]).t(), h_in_seq.reshape(L * N, h_in_seq.shape[2]))  # (G, P)
+        G, P = d_rec.shape[2], y.shape[2]
+        if rd is None:  # Σ_t d gh_t^T h_{t-1}: step 0 reads h0, step t > 0 reads y[t-1] (no shifted copy)
+            d_w = torch.mm(d_rec[0].t(), h0)  # (G, P)
+            if L > 1:
+                d_w.addmm_(d_rec[1:].reshape((L - 1) * N, G).t(), y[:-1].reshape((L - 1) * N, P))
+        else:
+            h_in_seq = _shifted(h0, y) * rd  # (L, N, P)
+            d_w = torch.mm(d_rec.reshape(L * N, G).t(), h_in_seq.reshape(L * N, P))
+        grads[cell.recurrent_weight] = d_w
     if needs.get("weight_hr"):
         m = ws.hidden()
         grads["weight_hr"] = torch.mm(d_y_total.reshape(L * N, y.shape[2]).t(), m.reshape(L * N, m.shape[2]))  # (P, H)
