@@ -10,6 +10,7 @@ padded task (classify, tag, translate, caption).
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
 import torch
@@ -17,12 +18,13 @@ import torch
 from .vocab import PAD_ID
 
 
-class Sequences:
+class Sequences(ABC):
     """Encoded examples, one id sequence each (``sequences()``, defined by the subclass): ``len()`` counts
     them and ``lengths`` gives each one's length, what the batchers sort by."""
 
+    @abstractmethod
     def sequences(self) -> Sequence[Sequence]:
-        raise NotImplementedError
+        """The encoded examples, one id sequence each."""
 
     def __len__(self) -> int:
         return len(self.sequences())

@@ -198,7 +198,7 @@ class Workspace(ABC):
 
     def recurrent_buffer(self, t: int, bs: int) -> Tensor:
         """(bs, G): where the engine adds ``h_in W_hh^T`` for step t before :meth:`step`."""
-        raise NotImplementedError(f"{type(self).__name__} has no recurrent weight")
+        raise TypeError(f"{type(self).__name__} has no recurrent weight: the engine never asks it for one")
 
     @abstractmethod
     def step(self, t: int, bs: int, h_prev: Tensor, c_prev: Tensor | None) -> tuple[Tensor, Tensor | None]:
@@ -229,9 +229,10 @@ class Workspace(ABC):
         gradients and return ``(direct, dc_prev)``: the factor by which dh~_t reaches h_{t-1} other than
         through W_hh (None when there is no such path) and dL/dc_{t-1} (None without a cell state)."""
 
-    @abstractmethod
     def grad_input(self) -> Tensor:
-        """(L, N, G): dL/d(x W_in^T), the gradient of the input projection before its bias."""
+        """(L, N, G): dL/d(x W_in^T), the gradient of the input projection before its bias. A workspace gives
+        it whole here, or by blocks of steps through :meth:`grad_input_chunk` instead."""
+        raise TypeError(f"{type(self).__name__} gives dL/d(x W_in^T) by blocks of steps: use grad_input_chunk")
 
     # A workspace may instead give that gradient a block of steps at a time (so that no (L, N, G) temporary
     # is needed), recomputing what it did not keep from ``project(t0, t1) = x[t0:t1] W_in^T``:
@@ -246,7 +247,7 @@ class Workspace(ABC):
 
     def grad_recurrent(self) -> Tensor:
         """(L, N, G): dL/d(h_in W_hh^T) for every step (as written by :meth:`step_backward`)."""
-        raise NotImplementedError(f"{type(self).__name__} has no recurrent weight")
+        raise TypeError(f"{type(self).__name__} has no recurrent weight: the engine never asks it for one")
 
     def grad_params(self, needs: dict[str, bool]) -> dict[str, Tensor]:
         """Gradients of the cell's other parameters (biases, norms) named in ``needs`` as True."""

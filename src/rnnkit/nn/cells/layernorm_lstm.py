@@ -137,9 +137,6 @@ class LayerNormLSTMWorkspace(LSTMWorkspace):
         gh.copy_(d_gh)  # dL/d(h_in W_hh^T) over h_in W_hh^T, which no later step reads
         return None, dc
 
-    def grad_input(self) -> Tensor:
-        raise NotImplementedError("the LN-LSTM gives its input gradient by blocks: grad_input_chunk")
-
     def grad_input_chunk(self, t0: int, t1: int, project) -> Tensor:
         p = self.p
         d_gi, d_gain, d_bias = ln_backward(self.act[t0:t1], project(t0, t1), (4 * self.H,), self.mean_ih[t0:t1],
