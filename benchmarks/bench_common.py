@@ -1,9 +1,22 @@
-"""What the benchmark scripts share: running the ``rnnkit`` command, and naming the CPU they ran on."""
+"""What the benchmark scripts share: running the ``rnnkit`` command, naming the CPU they ran on, and the
+configurations the sentiment and tagging searches try."""
 
 import platform
 import subprocess
 import sys
 from pathlib import Path
+
+# The search (--search): round one's model, then the open core's regularisers and the layer-normalised cell.
+# Flags given here follow the benchmark's settings on the command line; the CLI takes a repeated flag's last value.
+CONFIGS = {
+    "lstm": [],
+    "lstm-ed0.1-wd0.3": ["--embedding-dropout", "0.1", "--weight-drop", "0.3"],
+    "lstm-ed0.1-rd0.25": ["--embedding-dropout", "0.1", "--recurrent-dropout", "0.25"],
+    "lstm-ed0.1-rd0.5": ["--embedding-dropout", "0.1", "--recurrent-dropout", "0.5"],
+    "layernorm_lstm-ed0.1-rd0.25": ["--cell", "layernorm_lstm", "--embedding-dropout", "0.1",
+                                    "--recurrent-dropout", "0.25"],
+}
+SMOKE_CONFIGS = ["lstm", "lstm-ed0.1-rd0.25"]
 
 
 def rnnkit(*args: str) -> str:

@@ -39,7 +39,7 @@ import random
 import time
 from pathlib import Path
 
-from bench_common import cpu_model, rnnkit
+from bench_common import CONFIGS, SMOKE_CONFIGS, cpu_model, rnnkit
 
 ROOT = Path(__file__).resolve().parents[1]
 SST2 = ROOT.parent / "shared" / "data" / "sst2"
@@ -51,17 +51,6 @@ SETTINGS = [
     "--pooling", "max", "--dropout", "0.5", "--batch-size", "64", "--optimizer", "adam", "--lr", "0.001",
     "--clip", "5", "--epochs", "10", "--seed", "1",
 ]
-# The search: round one's model, then the open core's regularisers and the layer-normalised cell. Flags given here
-# follow SETTINGS on the command line, and the CLI takes the last value of a repeated flag.
-CONFIGS = {
-    "lstm": [],
-    "lstm-ed0.1-wd0.3": ["--embedding-dropout", "0.1", "--weight-drop", "0.3"],
-    "lstm-ed0.1-rd0.25": ["--embedding-dropout", "0.1", "--recurrent-dropout", "0.25"],
-    "lstm-ed0.1-rd0.5": ["--embedding-dropout", "0.1", "--recurrent-dropout", "0.5"],
-    "layernorm_lstm-ed0.1-rd0.25": ["--cell", "layernorm_lstm", "--embedding-dropout", "0.1",
-                                    "--recurrent-dropout", "0.25"],
-}
-SMOKE_CONFIGS = ["lstm", "lstm-ed0.1-rd0.25"]
 
 
 def head(source: Path, target: Path, lines: int) -> Path:

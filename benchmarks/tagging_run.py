@@ -8,7 +8,7 @@ import json
 import time
 from pathlib import Path
 
-from bench_common import cpu_model, rnnkit
+from bench_common import CONFIGS, SMOKE_CONFIGS, cpu_model, rnnkit
 
 ROOT = Path(__file__).resolve().parents[1]
 # The cosine schedule needs its length in advance. Each run first times CALIBRATION_STEPS steps of its own
@@ -17,17 +17,6 @@ ROOT = Path(__file__).resolve().parents[1]
 # still stops it if the machine slows down (its JSON record then says "time_budget").
 CALIBRATION_STEPS = 30
 MAX_EPOCHS = 24
-# The search: round one's tagger, then the open core's regularisers and the layer-normalised cell. Flags given here
-# follow the benchmark's settings on the command line, and the CLI takes the last value of a repeated flag.
-CONFIGS = {
-    "lstm": [],
-    "lstm-ed0.1-wd0.3": ["--embedding-dropout", "0.1", "--weight-drop", "0.3"],
-    "lstm-ed0.1-rd0.25": ["--embedding-dropout", "0.1", "--recurrent-dropout", "0.25"],
-    "lstm-ed0.1-rd0.5": ["--embedding-dropout", "0.1", "--recurrent-dropout", "0.5"],
-    "layernorm_lstm-ed0.1-rd0.25": ["--cell", "layernorm_lstm", "--embedding-dropout", "0.1",
-                                    "--recurrent-dropout", "0.25"],
-}
-SMOKE_CONFIGS = ["lstm", "lstm-ed0.1-rd0.25"]
 
 
 def head_sentences(source: Path, target: Path, sentences: int) -> Path:
