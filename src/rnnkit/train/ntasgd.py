@@ -102,6 +102,11 @@ class NTASGD(torch.optim.Optimizer):
         """The number of optimizer steps taken when averaging started, or None before."""
         return self._trigger["switch_step"]
 
+    @property
+    def shows_average(self) -> bool:
+        """True inside :meth:`averaged` while it holds the averages in the parameters."""
+        return bool(self._trigger["swapped"])
+
     # ------------------------------------------------------------------------------------------ update
 
     @torch.no_grad()
@@ -195,6 +200,15 @@ class NTASGD(torch.optim.Optimizer):
 
 def averaged_weights(optimizer: torch.optim.Optimizer) -> contextlib.AbstractContextManager:
     """``optimizer.averaged()`` for an optimizer that averages (NTASGD), else a block that changes nothing:
-    what a training loop wraps around validation and checkpointing whatever the optimizer."""
-    averaged = getattr(optimizer, "averaged", None)
-    return averaged() if callable(averaged) else contextlib.nullcontext()
+    what a training loop wraps around validation and checkpointing whatever the optimizer. Inside a block that
+    already shows the averages it changes nothing either, so that validation and checkpointing, each in its own
+    block, can also run inside an outer one."""
+    if isinstance(optimizer, NTASGD) and not optimizer.shows_average:
+        return optimizer.averaged()
+    return contextlib.nullcontext()
+
+
+def observe_validation(optimizer: torch.optim.Optimizer, valid_loss: float | None) -> bool:
+    """``optimizer.observe(valid_loss)`` for NTASGD (True when averaging starts), else nothing (False): what a
+    training loop calls after each validation whatever the optimizer."""
+    return optimizer.observe(valid_loss) if isinstance(optimizer, NTASGD) else False

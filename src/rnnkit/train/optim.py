@@ -1,6 +1,8 @@
 """Optimizers and learning-rate schedules, built from names so that a config file can choose them.
 
-Optimizers: ``adam``, ``adamw`` and ``sgd`` (with optional momentum), all from ``torch.optim``.
+Optimizers: ``adam``, ``adamw`` and ``sgd`` (with optional momentum), all from ``torch.optim``, and ``ntasgd``:
+AWD-LSTM's non-monotonically triggered averaged SGD (:mod:`rnnkit.train.ntasgd`), plain SGD until the
+validation loss stops improving, then the running mean of the iterates is what is validated and saved.
 
 Schedules, each a thin wrapper around a ``torch.optim.lr_scheduler`` class that says *when* it steps:
 
@@ -22,7 +24,11 @@ from torch.optim import lr_scheduler
 
 from rnnkit.errors import InputError
 
-OPTIMIZERS = ("adam", "adamw", "sgd")
+from .ntasgd import NTASGD
+
+OPTIMIZERS = ("adam", "adamw", "sgd", "ntasgd")
+# AWD-LSTM's n: the trigger forgives this many latest validation losses (a flag may set it one day).
+NTASGD_NONMONO = 5
 SCHEDULES = ("constant", "step", "cosine", "plateau")
 
 
@@ -33,7 +39,9 @@ def build_optimizer(
     weight_decay: float | None = None,
     momentum: float = 0.0,
 ) -> torch.optim.Optimizer:
-    """Return the optimizer called ``name``; ``weight_decay=None`` keeps torch's default for it."""
+    """Return the optimizer called ``name``; ``weight_decay=None`` keeps torch's default for it (0 for NT-ASGD).
+
+    NT-ASGD is plain SGD, so a momentum is refused rather than ignored."""
     decay = {} if weight_decay is None else {"weight_decay": weight_decay}
     # fused=True updates every parameter in one kernel: about 4x faster than the per-tensor loop on the CPU
     # for a large embedding (7 against 26 ms per step at 15k x 300), where the update is a large share of a step.
@@ -43,6 +51,11 @@ def build_optimizer(
         return torch.optim.AdamW(parameters, lr=lr, fused=True, **decay)
     if name == "sgd":
         return torch.optim.SGD(parameters, lr=lr, momentum=momentum, **decay)
+    if name == "ntasgd":
+        if momentum:
+            raise InputError(f"NT-ASGD takes no momentum (got --momentum {momentum:g}); drop --momentum or choose "
+                             "--optimizer sgd")
+        return NTASGD(parameters, lr=lr, nonmono=NTASGD_NONMONO, **decay)
     raise InputError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
 
 

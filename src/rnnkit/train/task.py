@@ -6,12 +6,33 @@ In a distributed run the task gives each rank only its own rows (a contiguous bl
 in rank order), so that the carried state of all ranks concatenated along dim 1 is the global one.
 """
 
+import math
 from abc import ABC, abstractmethod
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, NamedTuple
 
 import torch
 
 from .losses import TaskLoss
+
+
+class Baseline(NamedTuple):
+    """The mean loss per target of a guess that knows nothing, against which a runaway loss is judged.
+
+    loss: in the units of the task's loss per target (nats for cross-entropy). description: what the guess
+    is, as the stop message names it ("a uniform guess over 65 characters").
+    """
+
+    loss: float
+    description: str
+
+
+def uniform_baseline(classes: int, what: str = "classes") -> Baseline:
+    """A uniform guess over ``classes`` choices: ln(classes) nats per target, what cross-entropy starts from.
+
+        >>> uniform_baseline(65, "characters")
+        Baseline(loss=4.174387269895637, description='a uniform guess over 65 characters')
+    """
+    return Baseline(math.log(classes), f"a uniform guess over {classes} {what}")
 
 
 class Task(ABC):
@@ -59,6 +80,13 @@ class Task(ABC):
         ``{"hidden": [‖∂L/∂h_t‖ for t = 1..L]}``; None (default): the task does not record it."""
         return None
 
+    def baseline_loss(self) -> Baseline | None:
+        """The loss per target of a guess that knows nothing, e.g. ``uniform_baseline(vocab_size, "words")``
+        for a language model; the Trainer stops a run whose mean training loss runs far above it (see
+        :mod:`rnnkit.train.divergence`). None (default): the task has none, and a runaway loss is not judged
+        (only a non-finite one)."""
+        return None
+
 
 class _ProtocolTask(Task):
     """A task object written against the duck-typed interface of rnnkit 0.1 (no :class:`Task` base): its
@@ -90,6 +118,9 @@ class _ProtocolTask(Task):
 
     def gradient_flow(self, model, batch, state) -> dict | None:
         return self.task.gradient_flow(model, batch, state) if hasattr(self.task, "gradient_flow") else None
+
+    def baseline_loss(self) -> Baseline | None:
+        return self.task.baseline_loss() if hasattr(self.task, "baseline_loss") else None
 
 
 def as_task(task: Any) -> Task:

@@ -14,13 +14,21 @@ over its target tokens (padding excluded). The Trainer does the rest, one step i
 
 Full BPTT over padded batches is the same loop with ``Task.carries_state = False``: every batch starts from
 the model's initial state and the gradient flows through every step of every sequence.
+
+A loss that stays finite but runs far above the task's baseline (the loss of a guess that knows nothing) over
+an epoch, or over each hundred steps of one, stops the run too (:mod:`rnnkit.train.divergence`, which also
+words the stop: the cause, the fix, and which checkpoints on disk are good, i.e. validated with a finite loss).
+
+With NT-ASGD (``optimizer="ntasgd"``) every validation, every checkpoint's weights and the model that
+``fit()`` leaves behind are the averaged weights once averaging has begun; the raw iterate that training
+continues from is in the checkpoint's optimizer state, so a resumed run continues exactly.
 """
 
 import math
 import signal
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict
 from typing import Callable
 
@@ -32,6 +40,8 @@ from rnnkit.nn import detach_state
 from .checkpoint import Checkpoint, RunDirectory, join_tensors, split_tensors
 from .config import TrainConfig
 from .distributed import DistContext
+from .divergence import SavedRun, remedy, runaway, runaway_due, span_name
+from .ntasgd import averaged_weights, observe_validation
 from .optim import Schedule, ScheduleSettings, build_optimizer
 from .position import Position
 from .progress import ProgressBar, format_record
@@ -104,12 +114,18 @@ class Trainer:
         self._signal_name: str | None = None
         self._session_start = time.monotonic()
         self._elapsed_before_session = 0.0
-        self._checkpoint_written = False
+        self._baseline = task.baseline_loss()
+        # With overwrite, an earlier run stays in run_dir until this run's first write (RunDirectory.create).
+        self._saved = SavedRun(None if run_dir is None else run_dir.path,
+                               old_run=run_dir is not None and run_dir.holds_run())
+        # The averaged weights that fit() leaves in the model (NT-ASGD); closed before training on.
+        self._shown_average = ExitStack()
 
     # ----------------------------------------------------------------------------------------- resume
 
     def restore(self, checkpoint: Checkpoint) -> None:
         """Continue from ``checkpoint``: weights, optimizer, schedule, position, carried state, RNG states."""
+        self._shown_average.close()
         state = checkpoint.meta["trainer"]
         checkpoint.load_weights(self.model)
         optimizer_state = join_tensors(state["optimizer"], checkpoint.tensors)
@@ -126,7 +142,11 @@ class Trainer:
         restore_rng(join_tensors(state["rng"], checkpoint.tensors), self.dist)
         if self.position.best_epoch is None and self.position.best_score is not None:
             self.position.best_epoch = self._best_epoch_in_history()
-        self._checkpoint_written = True
+        # The run on disk is this one; its latest checkpoint was validated if it ended an epoch.
+        history = self.position.history
+        at_epoch_end = self.position.batch_index == 0 and history and history[-1].get("step") == self.position.step
+        self._saved = SavedRun(self._saved.path, latest_step=self.position.step,
+                               latest_valid_loss=history[-1].get("valid_loss") if at_epoch_end else None)
         if self.run_dir is not None and self.dist.is_main:
             self.run_dir.rewrite_metrics(self.position.history)
 
@@ -136,9 +156,12 @@ class Trainer:
         """Train until the epochs, the time budget, max_steps, early stopping or a signal ends the run.
 
         Returns the final report: the last epoch's metrics (or those of the partial epoch at a mid-epoch
-        stop), ``stop_reason``, ``best_valid_loss``, ``steps`` and overall ``tokens_per_second``.
+        stop), ``stop_reason``, ``best_valid_loss`` (None with ``best_valid_loss_reason`` when no epoch had one),
+        ``steps`` and overall ``tokens_per_second``. The model is left with the weights that were validated
+        last: the averaged ones with NT-ASGD once it averages.
         """
         self._session_start = time.monotonic()
+        self._shown_average.close()  # train on from the raw iterate, not from the average shown after a fit()
         try:
             with self._stop_on_signals():
                 reason = self._limit_reached()
@@ -147,11 +170,14 @@ class Trainer:
                     if self.position.batch_index == self.batches_per_epoch:
                         reason = self._finish_epoch() or reason
                     else:
+                        self._check_runaway()  # a stop before the next window of steps is judged over what ran
                         self._save_checkpoint(best=False)
                     reason = reason or self._limit_reached()
         finally:
             self._progress.close()
-        return self._final_report(reason)
+        report = self._final_report(reason)
+        self._shown_average.enter_context(averaged_weights(self.optimizer))
+        return report
 
     def _train_epoch(self) -> str | None:
         """Run the epoch's remaining batches; return why it stopped early, or None when it ran to the end."""
@@ -169,6 +195,8 @@ class Trainer:
             self._progress.update(loss, tokens / max(step_end - step_start, 1e-9))
             if self.on_step is not None:
                 self.on_step(position.step, loss)
+            if runaway_due(position.batch_index, self.batches_per_epoch):
+                self._check_runaway()  # before a checkpoint can keep the runaway weights
             if self.config.save_every and position.step % self.config.save_every == 0:
                 self._save_checkpoint(best=False)
             if stop_reason is not None:
@@ -233,6 +261,7 @@ class Trainer:
             return
         flow = self.task.gradient_flow(self.model, batch, state)
         if flow is not None:
+            self._saved.wrote(self.position.step + 1)
             self.run_dir.append_record(GRADIENTS_FILE, {"step": self.position.step + 1,
                                                         "epoch": self.position.epoch + 1, **flow})
 
@@ -274,12 +303,13 @@ class Trainer:
         elif score is not None:
             position.epochs_without_improvement += 1
         self.schedule.after_epoch(valid_loss)
+        observe_validation(self.optimizer, valid_loss)  # NT-ASGD may start averaging; before the checkpoint keeps it
         position.epoch += 1
         position.batch_index = 0
         position.epoch_loss_sum, position.epoch_tokens, position.epoch_seconds = 0.0, 0, 0.0
         position.history.append(record)
         # Checkpoint before the metrics line: a crash in between is repaired on resume from the history.
-        self._save_checkpoint(best=improved)
+        self._save_checkpoint(best=improved, valid_loss=valid_loss)
         self._write_metrics(record)
         if self.config.patience is not None and position.epochs_without_improvement >= self.config.patience:
             return "early_stopping"
@@ -287,17 +317,19 @@ class Trainer:
 
     @torch.no_grad()
     def validate(self) -> float | None:
-        """Mean validation loss per token over all ranks, or None when the task has no validation data."""
+        """Mean validation loss per token over all ranks, or None when the task has no validation data; of the
+        averaged weights once NT-ASGD averages."""
         batches = self.task.valid_batches()
         if batches is None:
             return None
         self.model.eval()
         loss_sum, tokens, state = 0.0, 0, None
-        for batch in batches:
-            out = self.task.loss(self.model, _to_device(batch, self.dist.device), state)
-            loss_sum += out.loss_sum.item()
-            tokens += out.n_tokens
-            state = out.state if self.task.carries_state else None
+        with averaged_weights(self.optimizer):
+            for batch in batches:
+                out = self.task.loss(self.model, _to_device(batch, self.dist.device), state)
+                loss_sum += out.loss_sum.item()
+                tokens += out.n_tokens
+                state = out.state if self.task.carries_state else None
         self.model.train()
         loss_sum, tokens = self.dist.sum([loss_sum, tokens])
         if tokens == 0:
@@ -308,13 +340,14 @@ class Trainer:
         return valid_loss
 
     def _selection_score(self, valid_loss: float | None, record: dict) -> float | None:
-        """The number "best" maximises: the task's chosen validation score, else minus the validation loss."""
+        """The number "best" maximises: the task's chosen validation score, else minus the validation loss;
+        None when there is none or it is not finite (such a checkpoint never becomes best)."""
         selection = self.task.selection
         if selection is None:
             return None if valid_loss is None else -valid_loss
         name, direction = selection
         value = record.get(f"valid_{name}")
-        if value is None:
+        if value is None or not math.isfinite(value):
             return None
         return value if direction == "max" else -value
 
@@ -341,7 +374,8 @@ class Trainer:
         """The task's own validation scores; every rank scores the whole validation set, so all decide alike."""
         self.model.eval()
         try:
-            return self.task.score_validation(self.model)
+            with averaged_weights(self.optimizer):
+                return self.task.score_validation(self.model)
         finally:
             self.model.train()
 
@@ -361,6 +395,10 @@ class Trainer:
             best_valid_loss=position.best_valid_loss,
             tokens_per_second=position.total_tokens / position.total_step_seconds if position.total_step_seconds else 0.0,
         )
+        if position.best_valid_loss is None:
+            # Every validation loss the Trainer keeps is finite (a non-finite one stops the run): None means none.
+            record["best_valid_loss_reason"] = (
+                "no validation data" if "valid_loss" not in record else "no epoch has finished")
         record.update(self.best())
         if self.run_dir is not None:
             record["run_dir"] = str(self.run_dir.path)
@@ -386,26 +424,40 @@ class Trainer:
 
     def _write_metrics(self, record: dict) -> None:
         if self.run_dir is not None and self.dist.is_main:
+            self._saved.wrote(self.position.step)
             self.run_dir.append_metrics(record)
         if self.log is not None:
             self.log(format_record(record, self.config.epochs, self.task.target_unit))
 
+    def _check_runaway(self) -> None:
+        """Stop with one line when the epoch's mean training loss so far ran far above the task's baseline."""
+        position = self.position
+        if position.epoch_tokens == 0:
+            return
+        span = span_name(position.epoch + 1, position.batch_index, self.batches_per_epoch)
+        problem = runaway(position.epoch_loss_sum / position.epoch_tokens, span, self._baseline)
+        if problem is not None:
+            raise self._stopped(f"training diverged: {problem}")
+
     def _diverged(self, what: str, step: int) -> InputError:
-        if self._checkpoint_written and self.run_dir is not None:
-            kept = f"the last good checkpoint in {self.run_dir.path} is intact"
-        else:
-            kept = "no checkpoint was written"
-        return InputError(
-            f"{what} at step {step} (epoch {self.position.epoch + 1}); lower --lr (now {self.config.lr:g}) "
-            f"or clip gradients (--clip 1.0); {kept}"
-        )
+        return self._stopped(f"training diverged: {what} at step {step} (epoch {self.position.epoch + 1})")
+
+    def _stopped(self, problem: str) -> InputError:
+        """The one line of a stop on divergence: the problem, its fix, and what the run directory holds."""
+        return InputError(f"{problem}; {remedy(self.config)}; {self._saved.describe(self.position)}")
 
     # ----------------------------------------------------------------------------------------- checkpoints
 
-    def _save_checkpoint(self, best: bool) -> None:
-        """Write a checkpoint of everything needed to continue exactly (only rank 0 writes)."""
+    def _save_checkpoint(self, best: bool, valid_loss: float | None = None) -> None:
+        """Write a checkpoint of everything needed to continue exactly (only rank 0 writes); ``valid_loss``:
+        its validation loss at the end of an epoch, None mid-epoch (not validated). With NT-ASGD averaging,
+        the weights saved are the averages and the optimizer state holds the raw iterate."""
         if self.run_dir is None:
             return
+        with averaged_weights(self.optimizer):
+            self._write_checkpoint(best, valid_loss)
+
+    def _write_checkpoint(self, best: bool, valid_loss: float | None) -> None:
         carried = None if self.carried_state is None else _map_state(self.carried_state, self.dist.gather_rows)
         carry_json, carry_tensors = split_tensors(carried, "carry")
         rng_json, rng_tensors = split_tensors(capture_rng(self.dist), "rng")
@@ -426,7 +478,7 @@ class Trainer:
             "world_size": self.dist.world_size,
         }
         self.run_dir.save(self.model, {**optimizer_tensors, **carry_tensors, **rng_tensors}, meta, best=best)
-        self._checkpoint_written = True
+        self._saved.saved(self.position.step, valid_loss)
 
     # ----------------------------------------------------------------------------------------- helpers
 
