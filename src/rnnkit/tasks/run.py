@@ -2,8 +2,8 @@
 
 :func:`train` is the library's one entry point: prepare (seed, data, model), the Trainer, restore a
 resumed run, fit, and the task's additions to the report. :func:`run_in_process_group` is the sequence
-the command line runs it in: the (possibly distributed) process group of ``device``, the run directory of a
-new run created only once the data was read, and the teardown whatever happens.
+the command line runs it in: the (possibly distributed) process group of ``device``, the run directory
+taken (locked, and for a new run created) only once the data was read, and the teardown whatever happens.
 
 Example::
 
@@ -14,9 +14,11 @@ Example::
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Callable
 
+from rnnkit.errors import InputError
 from rnnkit.train import Checkpoint, DistContext, RunDirectory, Trainer, distributed
 
 from .spec import Prepared, RunSettings, TaskSpec
@@ -52,19 +54,30 @@ def run_in_process_group(spec: TaskSpec, settings: RunSettings, run_path: Path, 
                          warn: Callable[[str], None] | None = None) -> dict | None:
     """Train inside the process group of ``device`` (one process, or every rank under torchrun).
 
-    The data is read and the model built before rank 0 creates the run directory of a new run (replacing
-    an old one only with ``overwrite``): a mistake in what the user gave never costs an earlier run. Returns
-    the report on rank 0 and None on the other ranks, which print nothing.
+    The data is read and the model built before rank 0 takes the run directory: a mistake in what the user
+    gave never costs an earlier run. Rank 0 holds the directory's lock for the whole training
+    (:meth:`RunDirectory.for_training`: a second training into it is refused with one line, and a new run
+    replaces an old one only with ``overwrite``). Returns the report on rank 0 and None on the other ranks,
+    which print nothing.
     """
     dist = distributed.setup(device)
     try:
         prepared = spec.prepare(settings, checkpoint, dist, warn if dist.is_main else None)
-        run_dir = RunDirectory(run_path)
-        if dist.is_main and checkpoint is None:
-            run_dir = RunDirectory.create(run_path, overwrite)
-        report = train(spec, settings, run_dir=run_dir, checkpoint=checkpoint, dist=dist, progress_bar=progress_bar,
-                       log=log, prepared=prepared)
+        with ExitStack() as held:
+            run_dir, refusal = RunDirectory(run_path), None
+            if dist.is_main:
+                try:
+                    run_dir = held.enter_context(
+                        RunDirectory.for_training(run_path, overwrite=overwrite, resuming=checkpoint))
+                except InputError as error:
+                    refusal = error
+            # Every rank learns whether rank 0 got the directory, so that none waits for the others in vain.
+            if dist.is_distributed and dist.sum([float(refusal is not None)])[0] and refusal is None:
+                return None
+            if refusal is not None:
+                raise refusal
+            report = train(spec, settings, run_dir=run_dir, checkpoint=checkpoint, dist=dist,
+                           progress_bar=progress_bar, log=log, prepared=prepared)
     finally:
         distributed.teardown(dist)
     return report if dist.is_main else None
-
