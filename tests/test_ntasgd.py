@@ -297,8 +297,9 @@ def test_ntasgd_resume_equals_an_uninterrupted_run(tmp_path, stop_at):
         assert torch.equal(ours, theirs)
         assert torch.equal(resumed.optimizer.state[ours]["average"], whole.optimizer.state[theirs]["average"])
     assert resumed_report["valid_loss"] == whole_report["valid_loss"]
-    assert [json.loads(line)["valid_loss"] for line in (tmp_path / "parts" / "metrics.jsonl").read_text().splitlines()] \
-        == [record["valid_loss"] for record in whole.position.history]
+    metrics = (tmp_path / "parts" / "metrics.jsonl").read_text().splitlines()
+    expected_losses = [record["valid_loss"] for record in whole.position.history]
+    assert [json.loads(line)["valid_loss"] for line in metrics] == expected_losses
 
 
 def test_a_second_fit_trains_on_from_the_raw_iterate():
