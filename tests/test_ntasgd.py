@@ -241,6 +241,7 @@ def test_ntasgd_is_a_trainer_optimizer():
     optimizer = build_optimizer("ntasgd", [torch.nn.Parameter(torch.zeros(1))], lr=30.0)
     assert isinstance(optimizer, NTASGD) and optimizer.param_groups[0]["nonmono"] == 5  # AWD-LSTM's n
     assert optimizer.param_groups[0]["weight_decay"] == 0.0
+    assert build_optimizer("ntasgd", [torch.nn.Parameter(torch.zeros(1))], lr=1.0, nonmono=2).param_groups[0]["nonmono"] == 2
 
 
 def test_ntasgd_refuses_a_momentum_it_would_ignore():

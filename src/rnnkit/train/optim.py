@@ -27,7 +27,7 @@ from rnnkit.errors import InputError
 from .ntasgd import NTASGD
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "ntasgd")
-# AWD-LSTM's n: the trigger forgives this many latest validation losses (a flag may set it one day).
+# AWD-LSTM's n: the trigger forgives this many latest validation losses.
 NTASGD_NONMONO = 5
 SCHEDULES = ("constant", "step", "cosine", "plateau")
 
@@ -38,10 +38,12 @@ def build_optimizer(
     lr: float,
     weight_decay: float | None = None,
     momentum: float = 0.0,
+    nonmono: int = NTASGD_NONMONO,
 ) -> torch.optim.Optimizer:
     """Return the optimizer called ``name``; ``weight_decay=None`` keeps torch's default for it (0 for NT-ASGD).
 
-    NT-ASGD is plain SGD, so a momentum is refused rather than ignored."""
+    ``nonmono``: NT-ASGD's n (see :mod:`rnnkit.train.ntasgd`). NT-ASGD is plain SGD, so a momentum is refused
+    rather than ignored."""
     decay = {} if weight_decay is None else {"weight_decay": weight_decay}
     # fused=True updates every parameter in one kernel: about 4x faster than the per-tensor loop on the CPU
     # for a large embedding (7 against 26 ms per step at 15k x 300), where the update is a large share of a step.
@@ -55,7 +57,7 @@ def build_optimizer(
         if momentum:
             raise InputError(f"NT-ASGD takes no momentum (got --momentum {momentum:g}); drop --momentum or choose "
                              "--optimizer sgd")
-        return NTASGD(parameters, lr=lr, nonmono=NTASGD_NONMONO, **decay)
+        return NTASGD(parameters, lr=lr, nonmono=nonmono, **decay)
     raise InputError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
 
 
