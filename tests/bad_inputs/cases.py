@@ -225,7 +225,7 @@ case("train-classify-wrong-columns", train("classify", data="--data {tmp}/cols.c
      setup=d.write("cols.csv", "review,sentiment\nnice,pos\nbad,neg\n"))
 case("train-classify-ragged-row", train("classify", data="--data {tmp}/ragged.csv"), "ragged.csv",
      setup=d.write("ragged.csv", "text,label\nnice film,pos\nbad film\n"))
-case("train-classify-one-label", train("classify", data="--data {tmp}/one.csv"), "label",
+case("train-classify-one-label", train("classify", "--valid-fraction 0", data="--data {tmp}/one.csv"), "label",
      setup=d.write("one.csv", "text,label\nnice film,pos\ngood film,pos\n"))
 case("train-classify--text-column-out-of-range", train("classify", "--text-column 9"), "--text-column|column 9")
 case("train-classify--label-column-unknown", train("classify", "--label-column stars"), "stars")
@@ -603,3 +603,14 @@ for flag, value in [("--tasks", "bogus"), ("--lengths", "1"), ("--lengths", "abc
     case(f"bench{flag}={value}", f"{_BENCH} {flag} {value}", "bogus" if value == "bogus" else flag)
 case("bench-out-under-a-file", f"{_BENCH} --out {{text}}/bench", "tiny.txt")
 case("bench-out-into-a-run", f"{_BENCH} --out {{lm}}", "--out")
+
+# -------------------------------------------------------------------------------------- outputs the system refuses
+
+# /sys refuses every new file (EPERM or EACCES even for root): the stand-in for a read-only or foreign mount.
+case("train-lm-out-in-sys", train("lm", "--out /sys/rnnkit-bad-run"), "/sys/rnnkit-bad-run")
+case("predict-forecast-output-in-sys", "predict {forecast} --data {series} --output /sys/rnnkit-f.csv", "/sys/rnnkit-f")
+case("translate-output-in-sys", "translate {translate} --input {src} --output /sys/rnnkit-x.txt", "/sys/rnnkit-x.txt")
+case("explain-out-in-sys", "explain {lm} --text {text} --out /sys/rnnkit-page.html", "/sys/rnnkit-page.html")
+case("generate-music--midi-in-sys", "generate {music} --midi /sys/rnnkit.mid", "/sys/rnnkit.mid")
+case("diagnose-gradients-out-in-sys", f"{_GRADIENTS} --out /sys/rnnkit-g.png", "/sys/rnnkit-g.png")
+case("bench-out-in-sys", f"{_BENCH} --out /sys/rnnkit-bench", "/sys/rnnkit-bench")
