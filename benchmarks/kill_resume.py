@@ -31,6 +31,8 @@ epochs 1..E once each. Prints one JSON line with the counts; exit status 1 if an
 """
 
 import argparse
+import contextlib
+import io
 import json
 import os
 import random
@@ -84,14 +86,19 @@ def slow_down_writes(seconds: float) -> None:
     checkpoint.save_model = save_model_slowly
 
 
-def run_rnnkit(args: list[str]) -> int:
-    """`rnnkit ARGS` in this process; its exit status."""
+def run_rnnkit(args: list[str], quiet: bool = False) -> int:
+    """`rnnkit ARGS` in this process; its exit status. ``quiet``: what it prints is dropped, but for the
+    last line on stderr of a failure (kept in ``run_rnnkit.last_error``)."""
     from rnnkit.cli import main
-    try:
-        main(args)
-    except SystemExit as exit:
-        return exit.code if isinstance(exit.code, int) else 1
-    return 0
+    out, err = (io.StringIO(), io.StringIO()) if quiet else (sys.stdout, sys.stderr)
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main(args)
+            code = 0
+        except SystemExit as exit:
+            code = exit.code if isinstance(exit.code, int) else 1
+    run_rnnkit.last_error = (err.getvalue().strip().splitlines() or [""])[-1] if quiet else ""
+    return code
 
 
 class Victim:
@@ -237,9 +244,9 @@ def trial(kind: str, number: int, rng: random.Random, work: Path, corpus: Path, 
             recovery = command
         else:
             recovery = train_args(corpus, run, NEW_SEED)  # without --overwrite
-        code = run_rnnkit(recovery)
+        code = run_rnnkit(recovery, quiet=True)
         if code != 0:
-            result["problem"] = f"stuck: `rnnkit {' '.join(recovery[:3])} ...` exited {code}"
+            result["problem"] = f"stuck: `rnnkit {' '.join(recovery[:3])} ...` exited {code}: {run_rnnkit.last_error}"
         elif not equal_weights(latest_weights(run), reference):
             result["problem"] = "the final weights differ from the uninterrupted run's"
         elif epochs_in_metrics(run) != [1, 2]:
@@ -259,11 +266,11 @@ def run_trials(trials: int, seed: int = 0, slow: float = 0.05, launch: str = "su
     corpus = work / "tiny.txt"
     corpus.write_text(TEXT)
     started = time.monotonic()
-    assert run_rnnkit(train_args(corpus, work / "reference", NEW_SEED)) == 0
+    assert run_rnnkit(train_args(corpus, work / "reference", NEW_SEED), quiet=True) == 0, run_rnnkit.last_error
     window = time.monotonic() - started  # the uninterrupted run's training time
     reference = latest_weights(work / "reference")
     checkpoints = checkpoints_written(work / "reference")
-    assert run_rnnkit(train_args(corpus, work / "old", OLD_SEED)) == 0
+    assert run_rnnkit(train_args(corpus, work / "old", OLD_SEED), quiet=True) == 0, run_rnnkit.last_error
     results = [trial(KINDS[i % len(KINDS)], i, rng, work, corpus, reference, work / "old", window, checkpoints,
                      slow, launch)
                for i in range(trials)]

@@ -334,7 +334,8 @@ def test_an_out_that_cannot_be_a_directory_is_one_line(capsys, corpus, tmp_path,
 
 @pytest.fixture
 def mount_tmpfs(tmp_path):
-    """mount(pages, read_only) -> a fresh tmpfs directory of that many 4 kB pages; skips where this process may not mount (not root)."""
+    """mount(pages, read_only) -> a fresh tmpfs directory of that many 4 kB pages; skips where this process
+    may not mount one (not root): the injected errors above test the same code."""
     mounted = []
 
     def mount(pages: int, read_only: bool = False) -> Path:
@@ -343,7 +344,7 @@ def mount_tmpfs(tmp_path):
         options = f"size={pages * 4096}" + (",ro" if read_only else "")
         done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(point)], capture_output=True)
         if done.returncode:
-            pytest.skip(f"cannot mount a tmpfs here ({done.stderr.decode().strip()}); the injected errors above test the same")
+            pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
         mounted.append(point)
         return point
 

@@ -156,12 +156,14 @@ class RunDirectory:
         if not os.path.lexists(run.path):
             raise InputError(f"run directory {run.path} does not exist; give the --out directory of a `rnnkit train` run")
         if not run.path.is_dir():
-            raise InputError(f"{run.path} is a file, not a run directory; give the --out directory of a `rnnkit train` run")
+            raise InputError(
+                f"{run.path} is a file, not a run directory; give the --out directory of a `rnnkit train` run"
+            )
         if not run.holds_run():
             if any(os.path.lexists(run.path / name) for name in RUN_ENTRIES):
                 raise InputError(
                     f"{run.path} holds a training run stopped before its first checkpoint, so there is nothing to "
-                    "load; start it again with the same command, without --resume"
+                    "load yet; start it again with the `rnnkit train` command that started it, without --resume"
                 )
             raise InputError(
                 f"{run.path} is not an rnnkit run directory (no {LATEST_POINTER}); "
