@@ -150,8 +150,10 @@ class RunDirectory:
 
     @classmethod
     def open(cls, path: str | Path, for_training: bool = False) -> "RunDirectory":
-        """An existing run directory; InputError if ``path`` holds no run. ``for_training``: also refuse a
-        directory that another training holds or that has a symbolic link where the run writes."""
+        """An existing run directory; InputError if ``path`` holds no run. ``for_training`` (--resume): also
+        refuse a directory that another training holds, that has a symbolic link where the run writes, or
+        whose pointers are damaged: every refusal :meth:`for_training` would give, given before the caller
+        reads any data."""
         run = cls(path)
         if not os.path.lexists(run.path):
             raise InputError(f"run directory {run.path} does not exist; give the --out directory of a `rnnkit train` run")
@@ -172,6 +174,7 @@ class RunDirectory:
         if for_training:
             refuse_if_held(run.path)
             run.check_closed_world()
+            run._check_pointers()
         return run
 
     @classmethod
@@ -195,7 +198,7 @@ class RunDirectory:
             if resuming is None:
                 run = cls._prepare_new(path, overwrite)
             else:
-                run = cls.open(path)  # again, now that no other training can change it
+                run = cls(path)  # checked again, now that no other training can change it
                 run.check_closed_world()
                 run._check_pointers()
                 if run._pointer_target(LATEST_POINTER)[0] != resuming.path.name:
