@@ -373,6 +373,8 @@ def test_a_read_only_out_is_one_line(capsys, corpus, mount_tmpfs):
     assert_one_line_error(code, stderr, "read-only file system", "choose another --out")
     code, _, stderr = run_cli(capsys, *train_args(corpus, disk, "--max-steps", "1"))
     assert_one_line_error(code, stderr, "read-only file system")
+    with pytest.raises(InputError, match="cannot write .*predictions.txt: read-only file system; write elsewhere"):
+        files.write_atomic(disk / "predictions.txt", b"text")  # what predict --output, translate --output ... use
 
 
 # ------------------------------------------------------------------------------------------- checksums of the JSON

@@ -96,7 +96,12 @@ def holder_of(directory: Path) -> int | None:
     try:
         fcntl.flock(descriptor, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except BlockingIOError:
-        return _read_pid(descriptor) or 0
+        for _ in range(_ATTEMPTS):  # a holder writes its PID just after it takes the lock
+            pid = _read_pid(descriptor)
+            if pid:
+                return pid
+            time.sleep(_PAUSE_SECONDS / 5)
+        return 0
     finally:
         os.close(descriptor)  # also drops a shared lock taken above
     return None
