@@ -5,7 +5,7 @@ Each trial starts two new Pythons at once (as two users would), the same command
 both. A trial passes when one exits 0 and the other exits 2 with exactly one line on stderr, ``error: ...``
 naming the winner's PID (or, had the winner already finished, saying --out already holds a run), and the
 directory holds one run: it loads, and metrics.jsonl holds each epoch once (nothing interleaved).
-Prints one JSON line with the counts; exit status 1 if any trial failed. tests/test_run_directory_safety.py
+Prints one JSON line with the counts (and how many refusals named the PID); exit status 1 if any trial failed. tests/test_run_directory_safety.py
 runs three such trials with forked processes.
 
     PYTHONPATH=src OMP_NUM_THREADS=1 taskset -c 0 .venv/bin/python benchmarks/concurrent_training.py
@@ -23,7 +23,8 @@ from kill_resume import NEW_SEED, TEXT, epochs_in_metrics, train_args
 
 
 def trial(work: Path, corpus: Path, number: int) -> str | None:
-    """One trial; None when it passed, else what went wrong."""
+    """One trial; None when it passed, "pid" when it passed and the line named the winner's PID, else what
+    went wrong."""
     run = work / f"trial{number:02d}"
     command = [sys.executable, "-m", "rnnkit", *train_args(corpus, run, NEW_SEED)]
     processes = [subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -42,7 +43,7 @@ def trial(work: Path, corpus: Path, number: int) -> str | None:
     RunDirectory.open(run).load()
     if epochs_in_metrics(run) != [1, 2]:
         return f"metrics.jsonl holds epochs {epochs_in_metrics(run)}"
-    return None
+    return "pid" if f"PID {winner}" in lines[0] else None
 
 
 def main() -> None:
@@ -53,9 +54,10 @@ def main() -> None:
     corpus = work / "tiny.txt"
     corpus.write_text(TEXT)
     started = time.monotonic()
-    problems = {number: trial(work, corpus, number) for number in range(options.trials)}
-    failed = {number: problem for number, problem in problems.items() if problem}
+    problems = {number: trial(work, corpus, number) for number in range(options.trials)}  # None, "pid" or what failed
+    failed = {number: problem for number, problem in problems.items() if problem not in (None, "pid")}
     print(json.dumps({"trials": options.trials, "exactly_one_ran": options.trials - len(failed),
+                      "refused_naming_the_pid": sum(problem == "pid" for problem in problems.values()),
                       "problems": failed, "seconds": round(time.monotonic() - started, 1)}))
     sys.exit(1 if failed else 0)
 
