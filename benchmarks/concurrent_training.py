@@ -5,8 +5,8 @@ Each trial starts two new Pythons at once (as two users would), the same command
 both. A trial passes when one exits 0 and the other exits 2 with exactly one line on stderr, ``error: ...``
 naming the winner's PID (or, had the winner already finished, saying --out already holds a run), and the
 directory holds one run: it loads, and metrics.jsonl holds each epoch once (nothing interleaved).
-Prints one JSON line with the counts (and how many refusals named the PID); exit status 1 if any trial failed. tests/test_run_directory_safety.py
-runs three such trials with forked processes.
+Prints one JSON line with the counts (and how many refusals named the PID); exit status 1 if any trial
+failed. tests/test_run_directory_safety.py runs three such trials with forked processes.
 
     PYTHONPATH=src OMP_NUM_THREADS=1 taskset -c 0 .venv/bin/python benchmarks/concurrent_training.py
 """
