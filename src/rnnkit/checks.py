@@ -6,9 +6,19 @@ names the argument, what it must be, and what it got.
     ...
     rnnkit.errors.InputError: hidden_size must be a whole number of at least 1, got 0
     >>> check_choice("optimizer", "adam", ("adam", "sgd"))
+    >>> check_positive("lr", float("nan"))
+    Traceback (most recent call last):
+    ...
+    rnnkit.errors.InputError: --lr must be a finite number, got nan
 """
 
+import math
+import os
+
 from rnnkit.errors import InputError
+
+# Every seed seeds NumPy's legacy generator too, which takes 0 to 2**32 - 1 (torch takes up to 2**64 - 1).
+MAX_SEED = 2**32 - 1
 
 
 def check_whole_number(name: str, value, minimum: int = 1) -> None:
@@ -23,18 +33,79 @@ def check_dropout(value, name: str = "dropout") -> None:
         raise InputError(f"{name} must be in [0, 1), got {value!r}")
 
 
+def check_finite(flag: str, value) -> None:
+    """InputError unless ``value`` is None or a finite number (not a bool): nan passes every comparison, so a
+    range check alone lets it through (``nan <= 0`` is False)."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InputError(f"--{flag} must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise InputError(f"--{flag} must be a finite number, got {value}")
+
+
 def check_positive(flag: str, value, integer: bool = False) -> None:
-    """InputError unless ``value`` is None or > 0 (and, with ``integer``, a whole number); ``flag`` is named
-    as the command-line option ``--flag``."""
+    """InputError unless ``value`` is None or a finite number > 0 (and, with ``integer``, a whole number);
+    ``flag`` is named as the command-line option ``--flag``."""
     if value is None:
         return
     if integer and (not isinstance(value, int) or isinstance(value, bool)):
         raise InputError(f"--{flag} must be a whole number, got {value!r}")
+    check_finite(flag, value)
     if value <= 0:
         raise InputError(f"--{flag} must be > 0, got {value}")
+
+
+def check_seed(flag: str, value) -> None:
+    """InputError unless ``value`` is a whole number from 0 to :data:`MAX_SEED`."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEED:
+        raise InputError(f"--{flag} must be a whole number from 0 to {MAX_SEED}, got {value!r}")
 
 
 def check_choice(flag: str, value: str, choices) -> None:
     """InputError unless ``value`` is one of ``choices``."""
     if value not in choices:
         raise InputError(f"--{flag} must be one of {', '.join(choices)}, got {value!r}")
+
+
+def fraction_for(needed: int, total: int) -> float:
+    """The smallest fraction, at two significant digits, that holds out at least ``needed`` of ``total`` items
+    when the held-out count is ``round(fraction * total)`` (or ``total - round(total * (1 - fraction))``):
+    what to suggest when a --valid-fraction holds out too little.
+
+        >>> fraction_for(1, 1900), round(0.00079 * 1900)
+        (0.00079, 2)
+    """
+    exact = (needed + 0.5) / total  # rounds to at least `needed` whichever way a half goes
+    digits = 1 - math.floor(math.log10(exact))
+    return math.ceil(exact * 10**digits) / 10**digits
+
+
+def machine_memory() -> int | None:
+    """Bytes of physical memory of this machine, or None where the OS does not say."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def format_bytes(count: float) -> str:
+    """``"1.5 GB"``: a size in the largest unit that keeps it at least 1 (powers of 1000).
+
+        >>> format_bytes(1.5e9), format_bytes(123)
+        ('1.5 GB', '123 B')
+    """
+    for unit in ("B", "kB", "MB", "GB", "TB", "PB"):
+        if count < 1000 or unit == "PB":
+            return f"{count:,.0f} {unit}" if unit == "B" else f"{count:,.1f} {unit}"
+        count /= 1000
+    raise AssertionError("unreachable")
+
+
+def check_fits_in_memory(needed: int, what: str, fix: str, available: int | None = None) -> None:
+    """InputError when ``needed`` bytes exceed this machine's physical memory (``available``: for tests):
+    an allocation that large would fail with a traceback or push the machine into swap."""
+    available = machine_memory() if available is None else available
+    if available is not None and needed > available:
+        raise InputError(f"{what} needs about {format_bytes(needed)} of memory, more than this machine's "
+                         f"{format_bytes(available)}; {fix}")

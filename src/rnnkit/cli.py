@@ -30,7 +30,12 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``rnnkit`` console script and of ``python -m rnnkit``."""
     try:
         cli.main(args=argv, prog_name="rnnkit", standalone_mode=False)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as abort:
+        # click turns an EOFError into Abort as it does Ctrl-C; rnnkit never prompts, so an EOFError is a file
+        # that ended too early (a reader that missed it), not an interruption.
+        if isinstance(abort.__context__, EOFError):
+            _fail(f"a file ended unexpectedly ({abort.__context__}); check that the input files are complete",
+                  EXIT_USER_ERROR)
         _fail("interrupted", EXIT_INTERRUPTED)
     except click.ClickException as error:
         _fail(" ".join(error.format_message().split()), error.exit_code)

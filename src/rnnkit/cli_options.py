@@ -6,6 +6,8 @@ recurrent connections, zoneout, weight drop, forget-gate bias), :func:`training_
 run directory); :func:`train_config_from` turns the parsed values into a :class:`~rnnkit.train.TrainConfig`.
 """
 
+import json
+import math
 import time
 import tomllib
 from dataclasses import fields
@@ -15,13 +17,39 @@ from typing import Callable
 import click
 from click.core import ParameterSource
 
+from rnnkit.checks import MAX_SEED
 from rnnkit.train import OPTIMIZERS, SCHEDULES, RunDirectory, TrainConfig
 
 EXIT_INTERRUPTED = 130
 
+
+class FiniteFloat(click.FloatRange):
+    """A float flag that refuses nan and ±inf, optionally within a range (click.FloatRange's arguments).
+
+    click's FloatRange alone lets nan through (every comparison with nan is False), and a nan or an infinite
+    learning rate, clip or time budget only fails later, as a traceback or a run that never stops.
+    """
+
+    name = "float"
+
+    def convert(self, value, param, ctx):
+        number = click.FLOAT.convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number; give a plain number such as 0.5", param, ctx)
+        return super().convert(number, param, ctx)
+
+
+Finite = FiniteFloat()
 Positive = click.IntRange(min=1)
-PositiveFloat = click.FloatRange(min=0, min_open=True)
-Probability = click.FloatRange(0, 1, max_open=True)
+PositiveFloat = FiniteFloat(min=0, min_open=True)
+NonNegativeFloat = FiniteFloat(min=0)
+Probability = FiniteFloat(0, 1, max_open=True)
+Fraction = FiniteFloat(0, 1, max_open=True)  # a share held out: 0 for none, never all
+Seed = click.IntRange(0, MAX_SEED)
+# Deeper stacks only cost time to build (every layer is a module) and never train; this keeps a typo such as
+# --layers 1000000 from spending minutes before the memory check can refuse it.
+MAX_LAYERS = 1000
+Layers = click.IntRange(1, MAX_LAYERS)
 
 
 def cell_choices() -> tuple[str, ...]:
@@ -107,7 +135,7 @@ def _load_config_file(ctx: click.Context, param: click.Parameter, value: str | N
     except tomllib.TOMLDecodeError as error:
         raise click.BadParameter(f"{value} is not valid TOML ({error})", param=param) from None
     by_flag = {
-        option.opts[0].lstrip("-"): option.name
+        option.opts[0].lstrip("-"): option
         for option in ctx.command.params
         if isinstance(option, click.Option) and option.name != "config" and option.opts[0].startswith("--")
     }
@@ -121,7 +149,40 @@ def _load_config_file(ctx: click.Context, param: click.Parameter, value: str | N
             )
         if isinstance(setting, dict):
             raise click.BadParameter(f"key {key!r} in {value} is a table; give a plain value", param=param)
-    ctx.default_map = {**(ctx.default_map or {}), **{by_flag[key]: setting for key, setting in table.items()}}
+        expected = config_value_problem(by_flag[key], setting)
+        if expected:
+            raise click.BadParameter(f"key {key!r} in {value} is {_toml(setting)}; {expected}", param=param)
+    ctx.default_map = {**(ctx.default_map or {}), **{by_flag[key].name: setting for key, setting in table.items()}}
+
+
+def config_value_problem(option: click.Option, setting) -> str | None:
+    """What the TOML ``setting`` of ``option`` must be instead, or None when its type fits the flag's.
+
+    click converts a default leniently (``int(3.5)`` is 3, ``int(True)`` is 1), so without this check
+    ``hidden = 3.5`` would train 3 units and ``epochs = true`` one epoch.
+    """
+    if option.is_flag:
+        return None if isinstance(setting, bool) else "give true or false"
+    kind = option.type
+    if isinstance(kind, click.Choice):
+        fits = isinstance(setting, str) and setting in kind.choices
+        return None if fits else f"give one of {', '.join(repr(choice) for choice in kind.choices)} (a quoted string)"
+    if isinstance(kind, click.types.IntParamType):
+        fits = isinstance(setting, int) and not isinstance(setting, bool)
+        return None if fits else "give a whole number without a decimal point, e.g. 10"
+    if isinstance(kind, click.types.FloatParamType):
+        fits = isinstance(setting, (int, float)) and not isinstance(setting, bool)
+        return None if fits else "give a number, e.g. 0.5"
+    return None if isinstance(setting, str) else "give a quoted string"
+
+
+def _toml(setting) -> str:
+    """A TOML value as it is written in the file (``true``, ``3.5``, ``"lstm"``)."""
+    if isinstance(setting, bool):
+        return "true" if setting else "false"
+    if isinstance(setting, str):
+        return json.dumps(setting)
+    return str(setting)
 
 
 config_option = click.option(
@@ -165,7 +226,7 @@ def regulariser_options(embedding: bool = False) -> Callable:
                      help="Probability that each hidden unit keeps its previous value at a step (training only)."),
         click.option("--weight-drop", type=Probability, default=0.0, show_default=True,
                      help="DropConnect on the hidden-to-hidden weights, one mask per forward pass."),
-        click.option("--forget-bias", type=float, metavar="B",
+        click.option("--forget-bias", type=Finite, metavar="B",
                      help="Add B to the forget gate's bias at initialisation (LSTM family; Jozefowicz 2015: 1). "
                           "Default: nothing added."),
         *([click.option("--embedding-dropout", type=Probability, default=0.0, show_default=True,
@@ -182,7 +243,7 @@ def recurrent_options(*, hidden: int = 256, layers: int = 1, bidirectional: bool
     """--cell --layers --hidden --bidirectional --dropout --engine, with the task's defaults."""
     return _stack(
         cell_option(cell),
-        click.option("--layers", type=Positive, default=layers, show_default=True, help="Stacked recurrent layers."),
+        click.option("--layers", type=Layers, default=layers, show_default=True, help="Stacked recurrent layers."),
         click.option("--hidden", type=Positive, default=hidden, show_default=True,
                      help="Hidden units per layer (per direction)."),
         click.option("--bidirectional/--unidirectional", default=bidirectional, show_default=True,
@@ -214,22 +275,22 @@ def training_options(*, lr: float = 2e-3, epochs: int = 10, batch_size: int | No
         click.option("--lr", type=PositiveFloat, default=lr, show_default=True, help="Learning rate."),
         click.option("--optimizer", type=click.Choice(OPTIMIZERS), default="adam", show_default=True, help="Optimizer."),
         click.option("--momentum", type=Probability, default=0.0, show_default=True, help="SGD momentum."),
-        click.option("--weight-decay", type=click.FloatRange(min=0),
+        click.option("--weight-decay", type=NonNegativeFloat,
                      help="Weight decay. Default: the optimizer's (AdamW 0.01, others 0)."),
         click.option("--schedule", type=click.Choice(SCHEDULES), default="constant", show_default=True,
                      help="Learning-rate schedule: step = ×--lr-decay each epoch after --decay-after; cosine; plateau."),
-        click.option("--lr-decay", type=click.FloatRange(0, 1, min_open=True), default=0.5, show_default=True,
+        click.option("--lr-decay", type=FiniteFloat(0, 1, min_open=True), default=0.5, show_default=True,
                      help="Factor of the step and plateau schedules."),
         click.option("--plateau-patience", type=click.IntRange(min=0), default=0, show_default=True,
                      help="Plateau schedule: epochs without a lower validation loss before the rate decays."),
         click.option("--decay-after", type=click.IntRange(min=0), default=4, show_default=True,
                      help="Epochs at the full rate before the step schedule decays."),
-        click.option("--clip", type=click.FloatRange(min=0), default=5.0, show_default=True,
+        click.option("--clip", type=NonNegativeFloat, default=5.0, show_default=True,
                      help="Clip the gradient's global norm to this (0: no clipping)."),
         click.option("--clip-value", type=PositiveFloat, help="Also clamp each gradient element to ±X."),
         click.option("--patience", type=Positive, help="Early stopping: epochs without a better validation score."),
         click.option("--save-every", type=Positive, help="Also checkpoint every N steps (always: each epoch and at a stop)."),
-        click.option("--seed", type=int, default=1234, show_default=True, help="Seed of initialisation, dropout and data order."),
+        click.option("--seed", type=Seed, default=1234, show_default=True, help="Seed of initialisation, dropout and data order."),
         click.option("--out", metavar="DIR", help="Run directory. Default: runs/TASK-DATE-TIME."),
         click.option("--overwrite", is_flag=True, help="Replace the run already in --out."),
         click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,

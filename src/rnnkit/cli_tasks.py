@@ -17,7 +17,6 @@ Example (a task's command module)::
     train_command = train_command_of(COMMAND)
 """
 
-import json
 import sys
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -28,6 +27,7 @@ import click
 from rnnkit.cli_options import EXIT_INTERRUPTED, absolute, config_option, explicit_options, new_run_path
 from rnnkit.cli_options import train_config_from
 from rnnkit.errors import InputError
+from rnnkit.json_output import not_finite, to_json
 from rnnkit.tasks.run import run_in_process_group
 from rnnkit.tasks.spec import CHANGEABLE_ON_RESUME, RunSettings, TaskSpec
 from rnnkit.train import Checkpoint, RunDirectory, TrainConfig
@@ -102,6 +102,7 @@ def train(command: TaskCommand, ctx: click.Context, options: dict) -> None:
     if options["resume"]:
         run_path, checkpoint = open_for_resume(spec, options)
         given = resumed_settings(spec, checkpoint.meta["configs"], given, explicit)
+        announce_recorded_files(spec, given[0], explicit, run_path)
     else:
         missing = [how for option, how in spec.required.items() if options[option] in (None, "")]
         if missing:
@@ -116,10 +117,12 @@ def train(command: TaskCommand, ctx: click.Context, options: dict) -> None:
         log=None if quiet else log_line, warn=warn_line)
     if report is None:  # not rank 0
         return
-    click.echo(json.dumps(report) if options["as_json"] else command.report(report, run_path, settings))
+    click.echo(to_json(report) if options["as_json"] else command.report(report, run_path, settings))
     if report["stop_reason"] == "interrupted":
         click.echo(f"interrupted; continue with: rnnkit {spec.train_command} --resume {run_path}", err=True)
         sys.exit(EXIT_INTERRUPTED)
+    refuse_not_finite(report, "the run's report", "the run diverged or its data overflows: lower --lr, clip "
+                                                  "gradients (--clip 1) or rescale the data")
 
 
 def given_settings(spec: TaskSpec, options: dict, explicit: set[str]) -> tuple[dict, dict, dict, TrainConfig]:
@@ -144,6 +147,16 @@ def open_for_resume(spec: TaskSpec, options: dict) -> tuple[Path, Checkpoint]:
     checkpoint = RunDirectory.open(run_path).load()
     spec.check_run(checkpoint.meta, run_path)
     return run_path, checkpoint
+
+
+def announce_recorded_files(spec: TaskSpec, data: dict, explicit: set[str], run_path: Path) -> None:
+    """One line on stderr per file a resumed run reads because the run recorded it (not because the user
+    named it now), before it is read: a resumed run never reads a file unsaid."""
+    for name in spec.path_fields:
+        option = spec.option_of(name)
+        if data.get(name) and option not in explicit:
+            click.echo(f"resuming {run_path}: reading {data[name]} (--{option.replace('_', '-')}, recorded in the run)",
+                       err=True)
 
 
 def resumed_settings(spec: TaskSpec, saved: dict, given: tuple, explicit: set[str]) -> tuple[dict, dict, dict, TrainConfig]:
@@ -211,8 +224,20 @@ def apply(ctx: click.Context, command: TaskCommand, applies: Applies | None, run
 
 
 def show(result: dict, options: dict, text: Callable[[dict], str]) -> None:
-    """What evaluate / predict found: ``result`` as one JSON object with --json, else the lines ``text(result)``."""
-    click.echo(json.dumps(result) if options.get("as_json") else text(result))
+    """What evaluate / predict found: ``result`` as one JSON object with --json, else the lines ``text(result)``;
+    then one line and a non-zero exit if a number in it is not finite (a score of inf is no success)."""
+    click.echo(to_json(result) if options.get("as_json") else text(result))
+    refuse_not_finite(result, "the result", "the model or the data overflows: check the data's scale, or "
+                                            "use another checkpoint (--checkpoint)")
+
+
+def refuse_not_finite(result: dict, what: str, fix: str) -> None:
+    """InputError naming the numbers of ``result`` that are inf or nan, if any: printed as null (--json) or
+    ``inf``, they must not end in exit status 0 as if the command had succeeded."""
+    found = not_finite(result)
+    if found:
+        shown = ", ".join(found[:3]) + (f" and {len(found) - 3} more" if len(found) > 3 else "")
+        raise InputError(f"{what} holds numbers that are not finite ({shown}); {fix}")
 
 
 def stopped_line(report: dict, unit: str | None = "tokens") -> str:

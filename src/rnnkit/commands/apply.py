@@ -22,6 +22,9 @@ from rnnkit.train import RunDirectory
 @click.option("--batch-size", type=Positive, help="Language models: parallel streams; taggers: sentences per pass. "
                                                   "Default: the run's.")
 @click.option("--seq-len", type=Positive, help="Language models: tokens per window. Default: the run's.")
+@click.option("--unknown", type=click.Choice(["error", "skip"]),
+              help="Character language models: what to do with characters the model never saw: error (the "
+                   "default), or skip them (left out of the scored text, and counted).")
 @click.option("--split", type=click.Choice(["train", "valid", "test"]),
               help="Music: the split of --data (or of the run's data) to score. Default: test.")
 @checkpoint_option()

@@ -10,14 +10,14 @@ baseline, steps, seconds) and writes ``DIR/memory_tasks.png`` (metric against T)
 (every row with its learning curve).
 """
 
-import json
 import time
 from pathlib import Path
 
 import click
 
-from rnnkit.cli_options import CommaList, LengthList, Positive, PositiveFloat, cell_choices
+from rnnkit.cli_options import CommaList, Finite, FiniteFloat, LengthList, Positive, PositiveFloat, Seed, cell_choices
 from rnnkit.errors import InputError
+from rnnkit.json_output import to_json
 
 
 @click.group()
@@ -40,17 +40,17 @@ def command() -> None:
 @click.option("--time-budget", type=PositiveFloat, metavar="SECONDS", help="Most seconds of training per configuration.")
 @click.option("--batch-size", type=Positive, default=32, show_default=True, help="Sequences per step (fresh every step).")
 @click.option("--lr", type=PositiveFloat, default=1e-3, show_default=True, help="Adam's learning rate.")
-@click.option("--clip", type=click.FloatRange(min=0), default=1.0, show_default=True,
+@click.option("--clip", type=FiniteFloat(min=0), default=1.0, show_default=True,
               help="Clip the gradient's global norm to this (0: no clipping).")
-@click.option("--forget-bias", type=float, default=1.0, show_default=True,
+@click.option("--forget-bias", type=Finite, default=1.0, show_default=True,
               help="Added to the LSTM's forget-gate bias after PyTorch's init (Gers et al. 2000); 0: PyTorch's init.")
 @click.option("--eval-every", type=Positive, default=100, show_default=True, help="Steps between held-out measurements.")
 @click.option("--eval-size", type=Positive, default=1000, show_default=True, help="Held-out sequences per (task, T).")
 @click.option("--stop-below", type=PositiveFloat, metavar="X",
               help="Stop an adding or copy configuration once its held-out metric is <= X.")
-@click.option("--stop-above", type=click.FloatRange(0, 1), metavar="A",
+@click.option("--stop-above", type=FiniteFloat(0, 1), metavar="A",
               help="Stop a selective-copy configuration once its held-out token accuracy is >= A.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of initialisation and training data.")
+@click.option("--seed", type=Seed, default=0, show_default=True, help="Seed of initialisation and training data.")
 @click.option("--out", metavar="DIR", help="Where memory_tasks.png and results.json go. Default: runs/memory-tasks-DATE-TIME.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as one JSON object on stdout.")
 @click.option("--quiet", is_flag=True, help="No progress lines on stderr.")
@@ -102,9 +102,9 @@ def memory_tasks(tasks: list[str], lengths: list[int], cells: list[str], hidden:
     plot = plot_memory_tasks(rows, baselines, out_dir / "memory_tasks.png")
     results_file = out_dir / "results.json"
     report = {"results": rows, "plot": str(plot), "results_file": str(results_file)}
-    write_atomic(results_file, (json.dumps(report, indent=1) + "\n").encode())
+    write_atomic(results_file, (to_json(report, indent=1) + "\n").encode())
     if as_json:
-        click.echo(json.dumps(report))
+        click.echo(to_json(report))
         return
     click.echo(_table(rows))
     click.echo(f"plot: {plot}\nresults: {results_file}")

@@ -12,7 +12,8 @@ never saw.
 
 import click
 
-from rnnkit.cli_options import Positive, recurrent_options, regulariser_options, training_options
+from rnnkit.cli_options import FiniteFloat, Fraction, Positive, Seed, recurrent_options, regulariser_options
+from rnnkit.cli_options import training_options
 from rnnkit.cli_tasks import Applies, TaskCommand, lines, saved_line, show, stopped_line, train_command_of
 from rnnkit.cli_tasks import validation_line
 from rnnkit.errors import InputError
@@ -69,14 +70,14 @@ COMMAND = TaskCommand(
     options=(
         click.option("--data", metavar="FILE.npz", help="Images (N, H, W) and captions (N,) in an .npz. Default: the embedded digits."),
         click.option("--valid-data", metavar="FILE.npz", help="Validation images and captions. Default: hold out --valid-fraction of --data."),
-        click.option("--valid-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.1, show_default=True,
+        click.option("--valid-fraction", type=Fraction, default=0.1, show_default=True,
                      help="Share of --data held out for validation when there is no --valid-data."),
         click.option("--train-size", type=Positive, default=20_000, show_default=True, help="Digits: training compositions."),
         click.option("--valid-size", type=Positive, default=1_000, show_default=True, help="Digits: validation compositions."),
         click.option("--test-size", type=Positive, default=1_000, show_default=True,
                      help="Digits: held-out compositions that `rnnkit evaluate` scores."),
         click.option("--max-digits", type=Positive, default=5, show_default=True, help="Digits: at most this many per image."),
-        click.option("--composition-seed", type=int, default=0, show_default=True, help="Digits: which compositions are drawn."),
+        click.option("--composition-seed", type=Seed, default=0, show_default=True, help="Digits: which compositions are drawn."),
         recurrent_options(hidden=256, layers=1, bidirectional=False, dropout=0.1, cell="gru"),
         regulariser_options(embedding=False),
         click.option("--embedding", type=Positive, default=64, show_default=True, help="Caption token embedding width."),
@@ -85,7 +86,7 @@ COMMAND = TaskCommand(
                      help="Output channels of the convolution blocks, comma-separated."),
         click.option("--condition", type=click.Choice(["init", "input", "both"]), default="both", show_default=True,
                      help="The image features initialise the decoder, are fed at every step, or both."),
-        click.option("--teacher-forcing", type=click.FloatRange(0, 1), default=1.0, show_default=True,
+        click.option("--teacher-forcing", type=FiniteFloat(0, 1), default=1.0, show_default=True,
                      help="Probability that the decoder reads the reference token rather than its own prediction."),
         training_options(lr=2e-3, epochs=10, batch_size=64),
     ),

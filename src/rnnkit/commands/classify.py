@@ -14,15 +14,15 @@ Examples::
     echo "a gorgeous , witty film" | rnnkit predict runs/sst2
 """
 
-import json
 import sys
 
 import click
 
-from rnnkit.cli_options import Positive, recurrent_options, regulariser_options, training_options
+from rnnkit.cli_options import Fraction, Positive, recurrent_options, regulariser_options, training_options
 from rnnkit.cli_tasks import Applies, TaskCommand, best_line, lines, saved_line, show, stopped_line, train_command_of
 from rnnkit.data.labelled_text import parse_delimiter, read_lines
 from rnnkit.errors import InputError
+from rnnkit.json_output import to_json
 from rnnkit.models.classifier import POOLINGS
 from rnnkit.tasks.classify import SPEC
 
@@ -50,7 +50,7 @@ def predict(run_dir: str, checkpoint, options: dict) -> None:
     for text, row in zip(texts, probabilities.tolist()):
         best = max(range(len(row)), key=row.__getitem__)
         if options.get("as_json"):
-            click.echo(json.dumps({"label": labels[best], "probability": row[best],
+            click.echo(to_json({"label": labels[best], "probability": row[best],
                                    "probabilities": dict(zip(labels, row)), "text": text}))
         else:
             click.echo(f"{labels[best]}\t{row[best]:.4f}\t{text}")
@@ -93,7 +93,7 @@ COMMAND = TaskCommand(
     options=(
         click.option("--data", metavar="CSV", help="Labelled texts to train on: CSV, or TSV (by the .tsv extension)."),
         click.option("--valid", metavar="CSV", help="Validation file, read like --data. Default: hold out --valid-fraction of --data."),
-        click.option("--valid-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.1, show_default=True,
+        click.option("--valid-fraction", type=Fraction, default=0.1, show_default=True,
                      help="Share of each class of --data held out for validation when there is no --valid (0: none)."),
         click.option("--text-column", default="text", show_default=True, metavar="C[,C...]",
                      help="The text's column: a header name or a 1-based number; several, comma-separated, are joined by a space."),

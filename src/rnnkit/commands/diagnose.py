@@ -18,14 +18,15 @@ that gradients 10⁻⁶⁰ below the last step's do not underflow.
 """
 
 import copy
-import json
 import math
 
 import click
 import torch
 
-from rnnkit.cli_options import Positive, PositiveFloat, checkpoint_option, explicit_options
+from rnnkit.cli_options import Finite, FiniteFloat, Positive, PositiveFloat, Seed, checkpoint_option, explicit_options
 from rnnkit.errors import InputError
+from rnnkit.json_output import to_json
+from rnnkit.outputs import check_output
 
 FRESH_ONLY = ("hidden", "cells", "forget_bias", "recurrent_scale")
 RUN_ONLY = ("text", "which")
@@ -67,7 +68,7 @@ def _common_options(length: int, out: str):
                      help="Fresh layers: hidden size of every cell (and input size)."),
         click.option("--cells", callback=_cell_list, default=DEFAULT_CELLS, show_default=True, metavar="LIST",
                      help="Fresh layers: the cell types, comma-separated (any registered cell; rnn is the tanh RNN)."),
-        click.option("--seed", type=int, default=0, show_default=True, help="Seed of the fresh layers and of the data."),
+        click.option("--seed", type=Seed, default=0, show_default=True, help="Seed of the fresh layers and of the data."),
         click.option("--recurrent-scale", type=PositiveFloat, default=1.0, show_default=True,
                      help="Fresh layers: multiply W_hh by this (1: PyTorch's init; 5 makes the tanh RNN explode)."),
         click.option("--text", metavar="FILE", help="DIR / --run: the text whose first tokens are the sequence. "
@@ -100,7 +101,7 @@ def command() -> None:
                    "(0: PyTorch's init; 1: Gers et al. 2000; 3 keeps the gradient over hundreds of steps).")
 @click.option("--loss", type=click.Choice(["last", "sum"]), default="last", show_default=True,
               help="last: L is the loss at the last step (shows vanishing); sum: the loss summed over every step.")
-@click.option("--clip", type=click.FloatRange(min=0), default=1.0, show_default=True,
+@click.option("--clip", type=FiniteFloat(min=0), default=1.0, show_default=True,
               help="Say what clipping the gradient's global norm to this does (0: no clipping).")
 @click.pass_context
 def gradients(ctx: click.Context, run_argument, run_option, length: int, loss: str, clip: float, out: str,
@@ -116,6 +117,7 @@ def gradients(ctx: click.Context, run_argument, run_option, length: int, loss: s
         raise InputError(f"the run is given twice (DIR {run_argument} and --run {run_option}); give it once, with --run")
     run_dir = run_option if run_option is not None else run_argument
     _check_run_flags(ctx, run_dir)
+    check_output(out, "--out", inputs=[options["text"]], example="gradients.png")
     check_png_path(out)
     clip = clip or None
     hidden, seed = options["hidden"], options["seed"]
@@ -145,7 +147,7 @@ def gradients(ctx: click.Context, run_argument, run_option, length: int, loss: s
     report.update({"length": length, "loss": loss, "clip": clip, "cells": curves, "run": run, "caption": caption,
                    "plot": str(plot)})
     if as_json:
-        click.echo(json.dumps(report))
+        click.echo(to_json(report))
         return
     click.echo(f"{title}:")
     for key, numbers in [*curves.items(), *([("run", run)] if run else [])]:
@@ -167,7 +169,7 @@ def _clip_words(numbers: dict, clip: float | None) -> str:
 @command.command("memory")
 @click.argument("run_dir", metavar="[DIR]", required=False)
 @_common_options(length=100, out="memory.png")
-@click.option("--forget-bias", type=float, default=0.0, show_default=True,
+@click.option("--forget-bias", type=Finite, default=0.0, show_default=True,
               help="Fresh cells with a forget gate: added to its bias (0: PyTorch's init; 1: Gers et al. 2000).")
 @click.pass_context
 def memory(ctx: click.Context, run_dir, length: int, out: str, as_json: bool, **options) -> None:
@@ -177,6 +179,7 @@ def memory(ctx: click.Context, run_dir, length: int, out: str, as_json: bool, **
     from rnnkit.diagnose.plots import check_png_path, plot_memory
 
     _check_flags(ctx, run_dir)
+    check_output(out, "--out", inputs=[options["text"]], example="memory.png")
     check_png_path(out)
     cells = {}
     if run_dir is None:
@@ -212,7 +215,7 @@ def memory(ctx: click.Context, run_dir, length: int, out: str, as_json: bool, **
     plot = plot_memory(cells, out, title)
     report.update({"length": length, "cells": cells, "plot": str(plot)})
     if as_json:
-        click.echo(json.dumps(report))
+        click.echo(to_json(report))
         return
     click.echo(f"{title}:")
     steps = sorted({1, min(10, length), length})

@@ -26,13 +26,14 @@ what is not given comes from the best-ranked unit that fits what is.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
 from rnnkit.cli_options import Positive, checkpoint_option
 from rnnkit.errors import InputError
+from rnnkit.json_output import to_json
+from rnnkit.outputs import check_output
 
 DEFAULT_MAX_CHARS = 5000
 PAGE_NAME = "explain.html"
@@ -61,9 +62,9 @@ def command(run_dir: str, text_path: str, layer: int | None, state: str | None, 
     from rnnkit.viz import FEATURES, collect_activations, rank_units, text_features, varying, write_page
     from rnnkit.viz.live_model import browser_model, final_outputs, unsupported_reason
 
-    model, vocab, _ = from_run(run_dir, which)
+    model, vocab, _ = from_run(run_dir, which)  # first, so that a wrong DIR is named as such
+    page = check_output(out or Path(run_dir) / PAGE_NAME, "--out", inputs=[text_path], example=PAGE_NAME)
     _check_selection(model, run_dir, layer, state, unit)
-    page = _page_path(out, run_dir)
     text = _read(text_path)
     if len(text) > max_chars:
         _note(f"{text_path} has {len(text):,} characters; reading the first {max_chars:,} (--max-chars)")
@@ -82,7 +83,7 @@ def command(run_dir: str, text_path: str, layer: int | None, state: str | None, 
                gradient=_gradient(model, vocab, activations), constant=constant)
 
     if as_json:
-        click.echo(json.dumps({"page": str(page),
+        click.echo(to_json({"page": str(page),
                                "ranking": {name: [m.to_dict() for m in matches] for name, matches in ranking.items()},
                                "constant": constant, **final_outputs(model, vocab, text)}))
         return
@@ -136,15 +137,6 @@ def _check_selection(model, run_dir: str, layer: int | None, state: str | None, 
     if state is not None and state not in recorded_states(model):
         raise InputError(f"--state {state}: the model in {run_dir} is a {config.cell.upper()}, which has no {state} "
                          "state; use --state hidden")
-
-
-def _page_path(out: str | None, run_dir: str) -> Path:
-    page = Path(out) if out else Path(run_dir) / PAGE_NAME
-    if page.is_dir():
-        raise InputError(f"--out {page} is a directory; give the path of the HTML file to write")
-    if not page.parent.is_dir():
-        raise InputError(f"--out {page}: directory {page.parent} does not exist; create it or choose another --out")
-    return page
 
 
 def _read(path: str) -> str:

@@ -16,17 +16,18 @@ without dates) and a PNG beside it (same name, ``.png``): history, backtest, act
 
 import csv
 import io
-import json
 from pathlib import Path
 
 import click
 import numpy as np
 
-from rnnkit.cli_options import Positive, recurrent_options, regulariser_options, training_options
+from rnnkit.cli_options import Finite, Positive, recurrent_options, regulariser_options, training_options
 from rnnkit.cli_tasks import Applies, TaskCommand, lines, saved_line, show, stopped_line, train_command_of
 from rnnkit.data.series import future_dates, parse_dates, window_origins
 from rnnkit.errors import InputError
 from rnnkit.files import write_atomic
+from rnnkit.json_output import to_json
+from rnnkit.outputs import check_output
 from rnnkit.tasks.forecast import SPEC, backtest, backtest_report, forecast_future, format_report, series_for
 
 
@@ -42,16 +43,16 @@ def predict(run_dir, checkpoint, options) -> None:
     """Forecast the --horizon steps after the end of --data; write the CSV and its PNG; print both paths."""
     from rnnkit.tasks.forecast_plot import forecast_png
 
-    trained = SPEC.from_run(run_dir, checkpoint=checkpoint)
     data_path = _data_flag(options, run_dir, "predict")
     output = Path(options["output"] or "forecast.csv")
     if output.suffix.lower() == ".png":
         raise InputError(f"--output {output} ends in .png, the name of the plot written beside the CSV; "
                          "give a .csv name")
-    if output.is_dir():
-        raise InputError(f"--output {output} is a directory; give a file name such as {output / 'forecast.csv'}")
+    for written in (output, output.with_suffix(".png")):
+        check_output(written, "--output", inputs=[data_path], create_parent=True, example="forecast.csv")
     png = output.with_suffix(".png")
 
+    trained = SPEC.from_run(run_dir, checkpoint=checkpoint)
     data, config = series_for(trained, data_path, backtest=False)
     model = trained.model
     future = forecast_future(model, data, config)
@@ -73,7 +74,7 @@ def predict(run_dir, checkpoint, options) -> None:
     write_atomic(output, _forecast_csv(key, labels, future))
     if options["as_json"]:
         rows = [{key: label, "forecast": float(value)} for label, value in zip(labels, future)]
-        click.echo(json.dumps({"forecast": rows, "csv": str(output), "png": str(png)}))
+        click.echo(to_json({"forecast": rows, "csv": str(output), "png": str(png)}))
     else:
         click.echo(f"forecast of {config.horizon} steps after the end of {data_path}: {output}")
         click.echo(f"plot: {png}")
@@ -139,9 +140,9 @@ COMMAND = TaskCommand(
         click.option("--season", type=Positive, metavar="M",
                      help="Period of the seasonal-naive baseline and of MASE. Default: from the dates (monthly 12, quarterly 4, "
                           "weekly 52, daily 7 (a week: give 365 for a yearly cycle), hourly 24), else 1 (no seasonality)."),
-        click.option("--test-fraction", type=float, default=0.2, show_default=True,
+        click.option("--test-fraction", type=Finite, default=0.2, show_default=True,
                      help="The holdout: the last share of the series, never seen in training or model selection."),
-        click.option("--valid-fraction", type=float, default=0.1, show_default=True,
+        click.option("--valid-fraction", type=Finite, default=0.1, show_default=True,
                      help="Validation: the last share of what precedes the holdout; it picks the best checkpoint (0: none)."),
         click.option("--scale", type=click.Choice(["standard", "none"]), default="standard", show_default=True,
                      help="Standardise each column with the training part's mean and deviation."),

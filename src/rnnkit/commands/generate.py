@@ -10,7 +10,7 @@ naming those it does (:func:`rnnkit.cli_tasks.apply`).
 
 import click
 
-from rnnkit.cli_options import Positive, PositiveFloat, checkpoint_option, music_generate_options
+from rnnkit.cli_options import FiniteFloat, Positive, PositiveFloat, Seed, checkpoint_option, music_generate_options
 from rnnkit.cli_tasks import apply
 from rnnkit.commands import task_command
 from rnnkit.train import RunDirectory
@@ -24,10 +24,10 @@ from rnnkit.train import RunDirectory
 @click.option("--temperature", type=PositiveFloat, default=1.0, show_default=True,
               help="Sharpen (<1) or flatten (>1) the model's distribution; must be > 0.")
 @click.option("--top-k", type=Positive, help="Language models: sample only among the K most likely tokens.")
-@click.option("--top-p", type=click.FloatRange(0, 1, min_open=True),
+@click.option("--top-p", type=FiniteFloat(0, 1, min_open=True),
               help="Language models: sample only from the smallest set of tokens holding probability P.")
 @click.option("--greedy", is_flag=True, help="Language models: always take the most likely token (no sampling).")
-@click.option("--seed", type=int, help="Seed for a reproducible sample.")
+@click.option("--seed", type=Seed, help="Seed for a reproducible sample.")
 @music_generate_options
 @checkpoint_option()
 @click.pass_context

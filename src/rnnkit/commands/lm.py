@@ -8,9 +8,11 @@
 
 import click
 
-from rnnkit.cli_options import Positive, PositiveFloat, cell_option, engine_option, regulariser_options, training_options
+from rnnkit.cli_options import FiniteFloat, Fraction, Layers, Positive, PositiveFloat, cell_option, engine_option
+from rnnkit.cli_options import regulariser_options, training_options
 from rnnkit.cli_tasks import Applies, TaskCommand, lines, saved_line, show, stopped_line, train_command_of
 from rnnkit.errors import InputError
+from rnnkit.json_output import to_json
 from rnnkit.tasks.lm import SPEC
 
 
@@ -23,17 +25,30 @@ def evaluate(run_dir: str, checkpoint, options: dict) -> None:
     data = options.get("data")
     if data is None:
         raise InputError(f"{run_dir} holds a language model: give the text to score with --data FILE")
+    unknown = options.get("unknown") or "error"
+    if unknown == "skip" and vocab.level == "word":
+        raise InputError(f"--unknown skip is for character models; the word model in {run_dir} reads words it never "
+                         "saw as <unk> (counted in the result): drop --unknown")
     saved = checkpoint.meta["configs"]["data"]
     metrics = evaluate_text(model, vocab, read_text(data), options.get("batch_size") or saved["batch_size"],
-                            options.get("seq_len") or saved["seq_len"])
+                            options.get("seq_len") or saved["seq_len"], unknown=unknown, source=data)
     show(metrics, options, lambda m: f"loss {m['loss']:.4f} nats/token  perplexity {m['perplexity']:.2f}"
-         + (f"  bits/char {m['bits_per_char']:.4f}" if "bits_per_char" in m else "") + f"  ({m['tokens']:,} tokens of {data})")
+         + (f"  bits/char {m['bits_per_char']:.4f}" if "bits_per_char" in m else "")
+         + f"  ({m['tokens']:,} tokens of {data}{_unseen_words(m)})")
+
+
+def _unseen_words(metrics: dict) -> str:
+    """``; 3 characters the model never saw skipped`` (or words read as <unk>), or nothing."""
+    if metrics.get("skipped_characters"):
+        return f"; {metrics['skipped_characters']:,} characters the model never saw skipped"
+    if metrics.get("unknown_words"):
+        return f"; {metrics['unknown_words']:,} words the model never saw read as <unk>"
+    return ""
 
 
 def generate(run_dir: str, checkpoint, options: dict) -> None:
     """``rnnkit generate DIR``: text from the language model, written to stdout piece by piece as it is sampled
     (the prime first); with --json one object ``{"prime", "text"}`` at the end."""
-    import json
     import sys
 
     from rnnkit.generate import sample
@@ -44,7 +59,7 @@ def generate(run_dir: str, checkpoint, options: dict) -> None:
                     temperature=options.get("temperature") or 1.0, top_k=options.get("top_k"),
                     top_p=options.get("top_p"), greedy=bool(options.get("greedy")), seed=options.get("seed"))
     if options.get("as_json"):
-        click.echo(json.dumps({"prime": prime, "text": "".join(pieces)}))
+        click.echo(to_json({"prime": prime, "text": "".join(pieces)}))
         return
     # The sampler (having checked its arguments) feeds the prime through without yielding it; show it.
     sys.stdout.write(prime)
@@ -73,16 +88,16 @@ COMMAND = TaskCommand(
     options=(
         click.option("--data", metavar="FILE", help="Training text file (UTF-8). Default: the embedded corpus of Python standard library source."),
         click.option("--valid-data", metavar="FILE", help="Validation text file. Default: the last --valid-fraction of --data."),
-        click.option("--valid-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.1, show_default=True,
+        click.option("--valid-fraction", type=Fraction, default=0.1, show_default=True,
                      help="Share of --data held out for validation when there is no --valid-data."),
         click.option("--level", type=click.Choice(["char", "word"]), default="char", show_default=True,
                      help="Tokens: characters, or whitespace-separated words with <eos> per line."),
         cell_option(),
-        click.option("--layers", type=Positive, default=2, show_default=True, help="Stacked recurrent layers."),
+        click.option("--layers", type=Layers, default=2, show_default=True, help="Stacked recurrent layers."),
         click.option("--hidden", type=Positive, default=256, show_default=True, help="Hidden units per layer."),
         click.option("--embedding", type=click.IntRange(min=0),
                      help="Embedding size; 0 feeds one-hot vectors (char-rnn). Default: 64 for --level char, --hidden for word."),
-        click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
+        click.option("--dropout", type=FiniteFloat(0, 1, max_open=True), default=0.0, show_default=True,
                      help="Dropout probability between layers, in [0, 1)."),
         click.option("--tie-weights/--no-tie-weights", default=False, show_default=True,
                      help="Share the embedding and output weights (needs --embedding equal to --hidden)."),
@@ -98,7 +113,7 @@ COMMAND = TaskCommand(
                      help="Every N steps record ||dL/dh_t|| for each step of the batch in RUN/gradients.jsonl."),
     ),
     report=report,
-    evaluate=Applies(evaluate, ("data", "batch_size", "seq_len")),
+    evaluate=Applies(evaluate, ("data", "batch_size", "seq_len", "unknown")),
     generate=Applies(generate, ("prime", "length", "temperature", "top_k", "top_p", "greedy", "seed")),
     instead="sample it with `rnnkit generate {run}`",
 )

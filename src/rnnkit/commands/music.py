@@ -9,14 +9,15 @@
 Without --midi, --wav or --plot, ``generate`` prints the piece, one step a line of note names (``-`` for a rest).
 """
 
-import json
 
 import click
 
-from rnnkit.cli_options import Positive, PositiveFloat, Probability, recurrent_options
+from rnnkit.cli_options import Fraction, Positive, PositiveFloat, Probability, recurrent_options
 from rnnkit.cli_options import regulariser_options, training_options
-from rnnkit.cli_tasks import Applies, TaskCommand, lines, saved_line, stopped_line, train_command_of
+from rnnkit.cli_tasks import Applies, TaskCommand, lines, saved_line, show, stopped_line, train_command_of
 from rnnkit.errors import InputError
+from rnnkit.json_output import to_json
+from rnnkit.outputs import check_output
 from rnnkit.tasks.music import DEFAULT_EPOCHS, SPEC, evaluate_music, generate_music, real_piece
 
 
@@ -24,11 +25,9 @@ def evaluate(run_dir: str, checkpoint, options: dict) -> None:
     """``rnnkit evaluate DIR [--data FILE|DIR] [--split test] [--json]``: NLL per step and frame accuracy."""
     trained = SPEC.from_run(run_dir, checkpoint=checkpoint)
     metrics = evaluate_music(trained, options.get("data"), options.get("split") or "test")
-    if options.get("as_json"):
-        click.echo(json.dumps(metrics))
-        return
-    click.echo(f"NLL {metrics['nll_per_step']:.4f} nats per step  frame accuracy {metrics['frame_accuracy']:.2%}  "
-               f"({metrics['steps']:,} steps of {metrics['pieces']:,} pieces: {metrics['split']} split of {metrics['data']})")
+    show(metrics, options, lambda m: f"NLL {m['nll_per_step']:.4f} nats per step  frame accuracy "
+                                     f"{m['frame_accuracy']:.2%}  ({m['steps']:,} steps of {m['pieces']:,} pieces: "
+                                     f"{m['split']} split of {m['data']})")
 
 
 def report(report: dict, run_path, settings) -> str:
@@ -58,6 +57,10 @@ def generate(run_dir: str, checkpoint, options: dict) -> None:
     from rnnkit.music import write_midi, write_wav
 
     option = {**_GENERATE_DEFAULTS, **{key: value for key, value in options.items() if value is not None}}
+    for flag, example in (("midi", "out.mid"), ("wav", "out.wav"), ("plot", "roll.png")):
+        if option.get(flag):
+            check_output(option[flag], f"--{flag}", inputs=[option.get("prime_midi"), option.get("data")],
+                         example=example)
     trained = SPEC.from_run(run_dir, checkpoint=checkpoint)
     piece = generate_music(trained, option["steps"], option.get("seed"), option["temperature"],
                            option.get("prime_piece"), option.get("prime_midi"), option.get("prime_steps"),
@@ -75,7 +78,7 @@ def generate(run_dir: str, checkpoint, options: dict) -> None:
         written["plot"] = str(piano_roll_png(option["plot"], piece.roll, trained.pitches.low, piece.prime_steps,
                                              reference, name, title=str(run_dir)))
     if option.get("as_json"):
-        click.echo(json.dumps({"steps": len(frames), "prime_steps": piece.prime_steps, "frames": frames, **written}))
+        click.echo(to_json({"steps": len(frames), "prime_steps": piece.prime_steps, "frames": frames, **written}))
         return
     if not written:
         from rnnkit.viz.piano_roll import note_name
@@ -106,7 +109,7 @@ COMMAND = TaskCommand(
     """,
     options=(
         click.option("--data", metavar="FILE|DIR", help="The music: a JSON file of splits, a folder of MIDI files or one MIDI file."),
-        click.option("--valid-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.1, show_default=True,
+        click.option("--valid-fraction", type=Fraction, default=0.1, show_default=True,
                      help="Share of the pieces held out for validation when the data has no valid split."),
         click.option("--step", type=PositiveFloat, default=1.0, show_default=True,
                      help="MIDI: quarter notes per time step (1: quarter notes, 0.25: sixteenths)."),

@@ -14,7 +14,6 @@ Examples::
     echo "Peter lives in Berlin ." | rnnkit predict runs/ner
 """
 
-import json
 import sys
 
 import click
@@ -24,6 +23,7 @@ from rnnkit.cli_tasks import Applies, TaskCommand, best_line, lines, saved_line,
 from rnnkit.data.conll import ALL_COLUMNS, FORMATS
 from rnnkit.data.reading import read_text
 from rnnkit.errors import InputError
+from rnnkit.json_output import to_json
 from rnnkit.tasks.tag import EVAL_BATCH_SIZE, SPEC
 
 
@@ -54,7 +54,7 @@ def predict(run_dir: str, checkpoint, options: dict) -> None:
     sentences = [line.split() for line in text.rstrip("\n").split("\n")]
     for tokens, tags in zip(sentences, tagger.tag(sentences)):
         if options.get("as_json"):
-            click.echo(json.dumps({"tokens": tokens, "tags": tags}))
+            click.echo(to_json({"tokens": tokens, "tags": tags}))
         else:
             click.echo(" ".join(f"{token}/{tag}" for token, tag in zip(tokens, tags)))
 

@@ -10,19 +10,21 @@ Warnings (pairs skipped for an empty side, sentences truncated, unknown tokens) 
 ``warning: ...`` lines; translations go to stdout (or --output, replaced atomically).
 """
 
-import json
 import sys
 from dataclasses import replace
 from pathlib import Path
 
 import click
 
-from rnnkit.cli_options import Positive, checkpoint_option, recurrent_options, regulariser_options, training_options
+from rnnkit.cli_options import FiniteFloat, Fraction, Positive, checkpoint_option, recurrent_options
+from rnnkit.cli_options import regulariser_options, training_options
 from rnnkit.cli_tasks import Applies, TaskCommand, lines, saved_line, show, stopped_line, train_command_of
 from rnnkit.cli_tasks import validation_line
 from rnnkit.data.reading import read_lines
 from rnnkit.errors import InputError
 from rnnkit.files import write_atomic
+from rnnkit.json_output import to_json
+from rnnkit.outputs import check_output
 from rnnkit.tasks.translate import SPEC, evaluate_files, translate_sentences
 from rnnkit.train.progress import warn_line
 
@@ -40,9 +42,16 @@ def evaluate(run_dir, checkpoint, options) -> None:
 
 def predict(run_dir, checkpoint, options) -> None:
     """``rnnkit predict DIR [--input FILE] [--output FILE]``: translate, as ``rnnkit translate DIR`` does."""
+    check_translation_output(options.get("input_path"), options.get("output"))
     translator = SPEC.from_run(run_dir, checkpoint=checkpoint)
     translate_to_output(translator, translator.decode, options.get("input_path"), options.get("output"),
                         options.get("as_json", False))
+
+
+def check_translation_output(input_path: str | None, output_path: str | None) -> None:
+    """Before any work: --output is a file that can be written and is not the --input it would replace."""
+    if output_path is not None:
+        check_output(output_path, "--output", inputs=[input_path], example="translations.txt")
 
 
 def translate_to_output(translator, decode, input_path: str | None, output_path: str | None, as_json: bool) -> None:
@@ -59,7 +68,7 @@ def translate_to_output(translator, decode, input_path: str | None, output_path:
         raise InputError(f"{source_name} holds no sentence to translate; give one sentence per line")
     translations = translate_sentences(translator, [line.strip() for line in lines], decode, warn_line)
     if as_json:
-        text = "".join(json.dumps({"source": source, "translation": translation}, ensure_ascii=False) + "\n"
+        text = "".join(to_json({"source": source, "translation": translation}, ensure_ascii=False) + "\n"
                        for source, translation in zip(lines, translations))
     else:
         text = "".join(translation + "\n" for translation in translations)
@@ -81,7 +90,7 @@ def report(report: dict, run_path, settings) -> str:
 @click.option("--input", "input_path", metavar="FILE", help="Source sentences, one per line. Default: stdin.")
 @click.option("--output", metavar="FILE", help="Write the translations here (atomically). Default: stdout.")
 @click.option("--beam", type=Positive, help="Beam size; 1 = greedy search. Default: the run's (--beam of training).")
-@click.option("--length-penalty", type=click.FloatRange(min=0),
+@click.option("--length-penalty", type=FiniteFloat(min=0),
               help="GNMT length normalisation alpha (0: none). Default: the run's.")
 @checkpoint_option(best="the highest validation BLEU")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line: {source, translation}.")
@@ -93,6 +102,7 @@ def translate_command(run_dir: str, input_path: str | None, output: str | None, 
     input; --output is replaced atomically. Sentences longer than the run's --max-length are truncated and
     unknown tokens read as <unk>; both are counted on stderr.
     """
+    check_translation_output(input_path, output)
     translator = SPEC.from_run(run_dir, which)
     decode = translator.decode
     if beam is not None:
@@ -114,7 +124,7 @@ COMMAND = TaskCommand(
         click.option("--target", metavar="FILE", help="Their translations, line by line (.gz allowed)."),
         click.option("--valid-source", metavar="FILE", help="Validation source sentences. Default: hold out --valid-fraction."),
         click.option("--valid-target", metavar="FILE", help="Validation translations, line by line with --valid-source."),
-        click.option("--valid-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.05, show_default=True,
+        click.option("--valid-fraction", type=Fraction, default=0.05, show_default=True,
                      help="Share of the training pairs held out when there are no validation files."),
         click.option("--attention", type=click.Choice(["none", "additive", "dot", "general"]), default="additive",
                      show_default=True,
@@ -133,13 +143,13 @@ COMMAND = TaskCommand(
         click.option("--max-vocab", type=Positive, help="At most this many tokens per vocabulary (specials included)."),
         click.option("--max-length", type=Positive, default=100, show_default=True,
                      help="Truncate longer sentences (counted in a warning)."),
-        click.option("--teacher-forcing", type=click.FloatRange(0, 1), default=1.0, show_default=True,
+        click.option("--teacher-forcing", type=FiniteFloat(0, 1), default=1.0, show_default=True,
                      help="Probability that the decoder reads the reference token rather than its own prediction."),
-        click.option("--label-smoothing", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
+        click.option("--label-smoothing", type=FiniteFloat(0, 1, max_open=True), default=0.0, show_default=True,
                      help="Label smoothing of the training loss."),
         click.option("--beam", type=Positive, default=5, show_default=True,
                      help="Beam size this run translates with by default (`rnnkit translate`, `rnnkit evaluate`); 1 = greedy."),
-        click.option("--length-penalty", type=click.FloatRange(min=0), default=0.6, show_default=True,
+        click.option("--length-penalty", type=FiniteFloat(min=0), default=0.6, show_default=True,
                      help="GNMT length normalisation alpha of beam search (0: none)."),
         training_options(lr=1e-3, epochs=10, batch_size=64),
     ),

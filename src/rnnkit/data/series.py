@@ -8,8 +8,9 @@ A series file is a CSV with a header row and one row per time step, oldest first
 
 :func:`read_series` keeps the target column and any feature columns (the target is always feature 0, so the
 network reads its own past), and optionally a date column, which serves as labels and tells the sampling
-frequency (:func:`infer_frequency`). Every value must be a finite number: an empty, NaN or non-numeric cell is
-an :class:`~rnnkit.errors.InputError` naming ``file:line`` and the column.
+frequency (:func:`infer_frequency`). Every value must be a finite number of magnitude at most
+:data:`MAX_MAGNITUDE`: an empty, NaN, infinite, huge or non-numeric cell is an :class:`~rnnkit.errors.InputError`
+naming ``file:line`` and the column.
 
 The time axis of T steps is cut in three consecutive parts (:func:`chronological_split`)::
 
@@ -39,9 +40,14 @@ from pathlib import Path
 
 import numpy as np
 
+from rnnkit.checks import fraction_for
 from rnnkit.errors import InputError
 
 SCALINGS = ("standard", "none")
+# The largest magnitude a value may have: the network computes in float32, whose squares overflow at 1.8e19,
+# and a loss or an RMSE sums up to ~1e8 squared errors; 1e15 keeps every such sum finite (a value of 1e308 gave
+# an MAE of inf and a MASE of nan).
+MAX_MAGNITUDE = 1e15
 
 # The seasonal period m each sampling frequency suggests: a year of months, quarters or weeks, a day of
 # hours. Daily data get the week (7), as R's forecast package and Hyndman & Athanasopoulos's "Forecasting:
@@ -151,7 +157,11 @@ def _number(text: str, column: str, path: str, line: int) -> float:
         raise InputError(f"{path}:{line}: column {column!r} holds {text!r}, not a number; "
                          "give plain decimal numbers") from None
     if not math.isfinite(value):
-        raise InputError(f"{path}:{line}: column {column!r} is {text}; replace the missing value (e.g. interpolate)")
+        fix = "replace the missing value (e.g. interpolate)" if math.isnan(value) else "give a finite number"
+        raise InputError(f"{path}:{line}: column {column!r} is {text}; {fix}")
+    if abs(value) > MAX_MAGNITUDE:
+        raise InputError(f"{path}:{line}: column {column!r} holds {text}, too large to scale (beyond ±{MAX_MAGNITUDE:g}); "
+                         "give the column in larger units (e.g. divided by a million)")
     return value
 
 
@@ -269,9 +279,15 @@ def sliding_windows(values: np.ndarray, origins: np.ndarray, window: int, horizo
     return inputs, targets
 
 
-def check_training_lengths(split: Split, window: int, horizon: int, path: str) -> None:
-    """InputError naming the lengths and the fix when a part is too short for N + H (training needs all three)."""
+def check_training_lengths(split: Split, window: int, horizon: int, path: str, valid_fraction: float = 0.0) -> None:
+    """InputError naming the lengths and the fix when a part is too short for N + H (training needs all three),
+    or when a --valid-fraction above 0 holds out no step (which would train without validation, unsaid)."""
     length, need = split.length, window + horizon
+    before_holdout = split.valid_end
+    if valid_fraction > 0 and split.valid_steps == 0:
+        raise InputError(f"{path}: --valid-fraction {valid_fraction:g} holds out none of the {before_holdout} steps before "
+                         f"the holdout; use at least {fraction_for(horizon, before_holdout):g} (--horizon {horizon} steps), "
+                         "or 0 for no validation")
     if need > length:
         raise InputError(f"{path}: the series has {length} steps, too few for --window {window} + --horizon "
                          f"{horizon} = {need}; lower --window or --horizon")

@@ -40,7 +40,7 @@ from rnnkit.extras import require
 from rnnkit.models import Captioner
 from rnnkit.train import Checkpoint, DistContext, Task, TaskLoss, seed_everything, summed_token_loss
 
-from .spec import REGULARISER_OPTIONS, Prepared, RunSettings, TaskSpec, parameter_count
+from .spec import REGULARISER_OPTIONS, Prepared, RunSettings, TaskSpec, build_within_memory, parameter_count
 
 NAME = "caption"
 MAX_CAPTION_LENGTH = 50
@@ -119,7 +119,7 @@ def read_npz(path: str) -> CaptionedImages:
         images, captions = archive["images"], archive["captions"]
     except InputError:
         raise
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, EOFError) as error:  # EOFError: an empty or truncated file
         raise InputError(f"{path} is not a NumPy .npz archive without pickled objects ({error}); "
                          "save one with np.savez(path, images=uint8 array, captions=array of str)") from None
     if images.ndim != 3 or images.shape[0] == 0:
@@ -196,7 +196,7 @@ def read_image(path: str, height: int, width: int) -> np.ndarray:
     if path.endswith(".npy"):
         try:
             array = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as error:
+        except (OSError, ValueError, EOFError) as error:  # EOFError: an empty or truncated file
             raise InputError(f"{path} is not a NumPy .npy array ({error}); save one with np.save") from None
         if array.shape != (height, width):
             raise InputError(f"{path} holds an array of shape {array.shape}; this model reads arrays of shape "
@@ -321,7 +321,8 @@ def prepare(settings: RunSettings, checkpoint: Checkpoint | None, dist: DistCont
                              f"{_size(saved_shape)}; resume with images of the run's size")
     else:
         vocab = TokenVocab.build(caption_tokens(train.captions), min_freq=1, specials=SEQUENCE_SPECIALS)
-    model = build_model(vocab, image_shape, settings.model)
+    model = build_within_memory(lambda: build_model(vocab, image_shape, settings.model),
+                                "lower the model's sizes (--hidden, --embedding, --features, --channels)")
     options = {key: value for key, value in model.config.items() if key not in DERIVED_MODEL_FIELDS}
     run_info = {"configs": {"data": asdict(config), "model": options}, "vocab": vocab.to_dict(),
                 "image_shape": list(image_shape), "data": train.description}

@@ -25,6 +25,7 @@ Example::
 from __future__ import annotations
 
 import random
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -32,6 +33,7 @@ from typing import Callable, Iterator
 import torch
 import torch.nn.functional as F
 
+from rnnkit.checks import fraction_for
 from rnnkit.data.batching import Sequences, bucketed_batches, pad_sequences, sorted_batches
 from rnnkit.data.labelled_text import Example, TableFormat, read_labelled
 from rnnkit.data.tokens import tokenize
@@ -42,6 +44,7 @@ from rnnkit.models import SequenceClassifier
 from rnnkit.train import Checkpoint, DistContext, Task, TaskLoss, seed_everything
 
 from .spec import EMBEDDING_REGULARISER_OPTIONS, NETWORK_OPTIONS, Prepared, RunSettings, TaskSpec, parameter_count
+from .spec import build_within_memory
 
 NAME = "classify"
 EVAL_BATCH_SIZE = 256  # texts per forward pass when only scoring: no gradients, so larger batches are cheap
@@ -131,6 +134,12 @@ def load_data(config: ClassifyDataConfig, seed: int, vocab: TokenVocab | None = 
     else:
         train_examples, valid_examples = stratified_split(examples, config.valid_fraction, seed)
         valid_name = config.data
+        if config.valid_fraction > 0 and not valid_examples:
+            largest = max(Counter(example.label for example in examples).values())
+            fix = (f"use at least {fraction_for(1, largest):g}" if largest > 1
+                   else "every class has one text, which training needs: give --valid FILE")
+            raise InputError(f"--valid-fraction {config.valid_fraction:g} holds out no text of {config.data} (its "
+                             f"largest class has {largest:,}); {fix}, or --valid-fraction 0 for no validation")
     built_labels = sorted({example.label for example in train_examples})
     if len(built_labels) < 2:
         raise InputError(
@@ -271,7 +280,7 @@ def prepare(settings: RunSettings, checkpoint: Checkpoint | None, dist: DistCont
         data = load_data(config, seed)
     else:
         data = load_data(config, seed, TokenVocab.from_dict(checkpoint.meta["vocab"]), list(checkpoint.meta["labels"]))
-    model = build_model(len(data.vocab), len(data.labels), settings.model)
+    model = build_within_memory(lambda: build_model(len(data.vocab), len(data.labels), settings.model))
     run_info = {"configs": {"data": asdict(config), "model": model.config}, "vocab": data.vocab.to_dict(),
                 "labels": data.labels}
     valid = f"{len(data.valid):,} validation" if data.valid is not None else "no validation"

@@ -48,6 +48,7 @@ from rnnkit.models import SequenceRegressor
 from rnnkit.train import Checkpoint, DistContext, RunDirectory, Task, TaskLoss, seed_everything
 
 from .spec import NETWORK_OPTIONS, REGULARISER_OPTIONS, Prepared, RunSettings, TaskSpec, parameter_count
+from .spec import build_within_memory
 
 NAME = "forecast"
 METHODS = ("model", "naive", "seasonal_naive")
@@ -145,7 +146,7 @@ def load_data(config: ForecastDataConfig, transform: SeriesTransform | None = No
     check_date_order(series)
     split = chronological_split(len(series), config.test_fraction, config.valid_fraction)
     if training:
-        check_training_lengths(split, config.window, config.horizon, config.data)
+        check_training_lengths(split, config.window, config.horizon, config.data, config.valid_fraction)
     season, source = season or resolve_season(config, series, split.train_end)
     transform = transform or SeriesTransform.fit(series, split.train_end, config.scale, config.log, config.difference)
     return ForecastData(series, split, season, source, transform, transform.encode(series))
@@ -235,7 +236,7 @@ def prepare(settings: RunSettings, checkpoint: Checkpoint | None, dist: DistCont
                                    or data.transform.to_dict() != checkpoint.meta["transform"]):
         raise InputError(f"{config.data} is not the series this run was trained on (other columns or "
                          "scaling statistics); resume with the run's own CSV")
-    model = build_model(len(data.series.columns), config.horizon, settings.model)
+    model = build_within_memory(lambda: build_model(len(data.series.columns), config.horizon, settings.model))
     task = ForecastTask(data, config, seed, dist)
     run_info = {"configs": {"data": asdict(config), "model": model.config}, "transform": data.transform.to_dict(),
                 "season": data.season, "season_source": data.season_source, "columns": data.series.columns}

@@ -22,7 +22,7 @@ from typing import Callable, Iterator, NamedTuple
 import torch
 import torch.nn.functional as F
 
-from rnnkit.checks import check_positive
+from rnnkit.checks import check_positive, fraction_for
 from rnnkit.data.corpus import default_corpus, split_train_valid
 from rnnkit.data.streams import StreamBatcher
 from rnnkit.data.reading import read_text
@@ -31,7 +31,7 @@ from rnnkit.errors import InputError
 from rnnkit.models import LanguageModel
 from rnnkit.train import Checkpoint, DistContext, Task, TaskLoss, seed_everything, summed_token_loss
 
-from .spec import EMBEDDING_REGULARISER_OPTIONS, Prepared, RunSettings, TaskSpec, parameter_count
+from .spec import EMBEDDING_REGULARISER_OPTIONS, Prepared, RunSettings, TaskSpec, build_within_memory, parameter_count
 
 NAME = "lm"
 LEVELS = ("char", "word")
@@ -89,6 +89,7 @@ def load_data(config: LMDataConfig, vocab: CharVocab | WordVocab | None = None) 
         train_text, valid_text = text, read_text(config.valid_data)
     elif config.valid_fraction > 0:
         train_text, valid_text = split_train_valid(text, config.valid_fraction)
+        _check_held_out(text, valid_text, config, description)
     else:
         train_text, valid_text = text, None
     built = build_vocab(config.level, train_text, valid_text)
@@ -100,6 +101,34 @@ def load_data(config: LMDataConfig, vocab: CharVocab | WordVocab | None = None) 
     vocab = vocab or built
     valid_ids = vocab.encode(valid_text) if valid_text else None
     return Corpus(vocab, vocab.encode(train_text), valid_ids, description)
+
+
+# What evaluation does with characters a character model never saw (--unknown).
+UNKNOWN_CHARACTERS = ("error", "skip")
+# Scoring needs one window of one input token and its target.
+MIN_VALID_TOKENS = 2
+
+
+def _check_held_out(text: str, valid_text: str, config: LMDataConfig, description: str) -> None:
+    """InputError when --valid-fraction holds out too little text to score, with the smallest fraction that
+    holds out enough: an empty held-out part would otherwise train without validation, unsaid."""
+    held = _token_count(valid_text, config.level)
+    if held >= MIN_VALID_TOKENS:
+        return
+    # The fewest characters at the end of the text that hold enough tokens (the count grows with the length).
+    low, high = MIN_VALID_TOKENS, MIN_VALID_TOKENS
+    while high < len(text) and _token_count(text[-high:], config.level) < MIN_VALID_TOKENS:
+        low, high = high, min(2 * high, len(text))
+    while low < high:
+        middle = (low + high) // 2
+        low, high = (middle + 1, high) if _token_count(text[-middle:], config.level) < MIN_VALID_TOKENS else (low, middle)
+    raise InputError(f"--valid-fraction {config.valid_fraction:g} holds out {held} {config.level} token(s) of "
+                     f"{description}, too few to validate ({MIN_VALID_TOKENS} needed); use at least "
+                     f"{fraction_for(high, len(text)):g}, or 0 for no validation")
+
+
+def _token_count(text: str, level: str) -> int:
+    return len(text) if level == "char" else len(WordVocab.tokenize(text))
 
 
 def build_vocab(level: str, train_text: str, valid_text: str | None) -> CharVocab | WordVocab:
@@ -210,7 +239,7 @@ def prepare(settings: RunSettings, checkpoint: Checkpoint | None, dist: DistCont
     config = settings.data
     seed_everything(settings.train.seed)
     corpus = load_data(config, vocab_from_dict(checkpoint.meta["vocab"]) if checkpoint is not None else None)
-    model = build_model(len(corpus.vocab), settings.model, config.level)
+    model = build_within_memory(lambda: build_model(len(corpus.vocab), settings.model, config.level))
     run_info = {"configs": {"data": asdict(config), "model": asdict(model.config)}, "vocab": corpus.vocab.to_dict(),
                 "corpus": corpus.description}
     summary = (f"corpus: {corpus.description}: {len(corpus.train_ids):,} training {config.level} tokens, "
@@ -233,16 +262,32 @@ def from_checkpoint(checkpoint: Checkpoint) -> TrainedLanguageModel:
 
 
 @torch.no_grad()
-def evaluate_text(model: LanguageModel, vocab: CharVocab | WordVocab, text: str, batch_size: int, seq_len: int) -> dict:
-    """Loss per token (nats), perplexity and, for characters, bits per character of ``text``."""
-    unknown = vocab.unknown_symbols(text) if vocab.level == "char" else []
-    if unknown:
-        shown = ", ".join(repr(symbol) for symbol in unknown[:5])
-        raise InputError(
-            f"the text has {len(unknown)} characters the model never saw ({shown}); "
-            "evaluate on text written with the training alphabet"
-        )
-    ids = vocab.encode(text)  # (T,)
+def evaluate_text(model: LanguageModel, vocab: CharVocab | WordVocab, text: str, batch_size: int, seq_len: int,
+                  unknown: str = "error", source: str = "the text") -> dict:
+    """Loss per token (nats), perplexity and, for characters, bits per character of ``text`` (``source``
+    names it in messages), with how many of its tokens the model never saw.
+
+    A word model reads an unseen word as ``<unk>`` (counted as ``unknown_words``). A character vocabulary has
+    no ``<unk>``: with ``unknown="error"`` an unseen character is an InputError naming them and their count;
+    with ``unknown="skip"`` they are left out of the scored stream (the state is not reset) and counted as
+    ``skipped_characters``.
+    """
+    if unknown not in UNKNOWN_CHARACTERS:
+        raise InputError(f"--unknown must be one of {', '.join(UNKNOWN_CHARACTERS)}, got {unknown!r}")
+    if vocab.level == "char":
+        unseen = vocab.unknown_symbols(text)
+        occurrences = sum(1 for character in text if character not in vocab) if unseen else 0
+        if unseen and unknown == "error":
+            shown = ", ".join(repr(symbol) for symbol in unseen[:5]) + (", ..." if len(unseen) > 5 else "")
+            raise InputError(
+                f"{source} has {occurrences:,} character(s) the model never saw ({len(unseen)} distinct: {shown}); "
+                "score the rest with --unknown skip, or evaluate text written with the training alphabet"
+            )
+        ids = vocab.encode(text, unknown="skip")  # (T,)
+        counted = {"skipped_characters": occurrences}
+    else:
+        ids = vocab.encode(text)  # (T,)
+        counted = {"unknown_words": sum(1 for word in vocab.tokenize(text) if word not in vocab)}
     batcher = validation_batcher(ids, batch_size, seq_len, DistContext())
     model.eval()
     loss_sum, tokens, state = 0.0, 0, None
@@ -252,7 +297,7 @@ def evaluate_text(model: LanguageModel, vocab: CharVocab | WordVocab, text: str,
         loss_sum += batch_loss.item()
         tokens += batch_tokens
     loss = loss_sum / tokens
-    return {"loss": loss, **language_model_metrics(loss, vocab.level), "tokens": tokens}
+    return {"loss": loss, **language_model_metrics(loss, vocab.level), "tokens": tokens, **counted}
 
 
 SPEC = TaskSpec(

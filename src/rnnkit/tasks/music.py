@@ -46,7 +46,7 @@ from rnnkit.errors import InputError
 from rnnkit.models.music import PianoRollModel
 from rnnkit.train import Checkpoint, DistContext, Task, TaskLoss, seed_everything
 
-from .spec import REGULARISER_OPTIONS, Prepared, RunSettings, TaskSpec, parameter_count
+from .spec import REGULARISER_OPTIONS, Prepared, RunSettings, TaskSpec, build_within_memory, parameter_count
 
 NAME = "music"
 DEFAULT_EPOCHS = 100
@@ -303,7 +303,8 @@ def prepare(settings: RunSettings, checkpoint: Checkpoint | None, dist: DistCont
     seed_everything(settings.train.seed)
     saved = PitchRange(*checkpoint.meta["pitch_range"]) if checkpoint is not None else None
     data = load_data(config, saved)
-    model = PianoRollModel(data.pitches.size, **settings.model)
+    model = build_within_memory(lambda: PianoRollModel(data.pitches.size, **settings.model),
+                                "lower the model's sizes (--hidden, --layers, --nade-hidden)")
     options = {key: value for key, value in model.config.to_dict().items() if key not in DERIVED_MODEL_FIELDS}
     run_info = {"configs": {"data": asdict(config), "model": options},
                 "pitch_range": [data.pitches.low, data.pitches.high], "data": data.description}

@@ -20,6 +20,7 @@ from typing import Any, Callable, Mapping
 
 import torch
 
+from rnnkit.checks import check_fits_in_memory
 from rnnkit.errors import InputError
 from rnnkit.train import Checkpoint, RunDirectory, Task, TrainConfig
 
@@ -135,6 +136,32 @@ class TaskSpec:
 def spec(name: str) -> TaskSpec:
     """The spec of the task ``name`` (its module is imported now)."""
     return importlib.import_module(f"rnnkit.tasks.{name}").SPEC
+
+
+# Training keeps each parameter four times: the weight, its gradient and the optimizer's two moments (Adam).
+TRAINING_COPIES = 4
+SIZE_FIX = "lower the model's sizes (--hidden, --layers, --embedding)"
+
+
+def build_within_memory(build: Callable[[], torch.nn.Module], fix: str = SIZE_FIX) -> torch.nn.Module:
+    """``build()``, once its parameters are known to fit this machine's memory for training; else one line with
+    the size needed and the size there is (``fix``: what to lower).
+
+    The model is built first on PyTorch's meta device, which gives every shape without allocating (or drawing
+    random numbers), so ``--hidden 1000000000`` is refused at once instead of failing inside the allocator.
+    """
+    try:
+        with torch.device("meta"):
+            probe = build()
+    except RuntimeError as error:  # a size whose element count overflows even as a shape
+        if "overflow" not in str(error):
+            raise
+        raise InputError(f"the model's sizes are too large to allocate at all; {fix}") from None
+    parameters = list(probe.parameters())
+    count = sum(p.numel() for p in parameters)
+    check_fits_in_memory(TRAINING_COPIES * sum(p.numel() * p.element_size() for p in parameters),
+                         f"training the model ({count:,} parameters: weights, gradients, optimizer state)", fix)
+    return build()
 
 
 def parameter_count(model: torch.nn.Module) -> str:

@@ -51,6 +51,7 @@ from rnnkit.models import SequenceTagger
 from rnnkit.train import Checkpoint, DistContext, Task, TaskLoss, seed_everything
 
 from .spec import EMBEDDING_REGULARISER_OPTIONS, NETWORK_OPTIONS, Prepared, RunSettings, TaskSpec, parameter_count
+from .spec import build_within_memory
 
 NAME = "tag"
 EVAL_BATCH_SIZE = 128  # sentences per forward pass when only tagging: no gradients, so larger batches are cheap
@@ -370,7 +371,7 @@ def prepare(settings: RunSettings, checkpoint: Checkpoint | None, dist: DistCont
     seed = settings.train.seed
     seed_everything(seed)
     data = load_data(settings.data, checkpoint)
-    model = build_model(data.vocabs, settings.model)
+    model = build_within_memory(lambda: build_model(data.vocabs, settings.model))
     run_info = {"configs": {"data": asdict(data.config), "model": model.config}, "vocab": data.vocabs.to_dict()}
     config, vocabs = data.config, data.vocabs
     valid = f"{len(data.valid):,} validation" if data.valid is not None else "no validation"

@@ -41,6 +41,7 @@ from rnnkit.models import Seq2Seq
 from rnnkit.train import Checkpoint, DistContext, Task, TaskLoss, seed_everything, summed_token_loss
 
 from .spec import NETWORK_OPTIONS, REGULARISER_OPTIONS, Prepared, RunSettings, TaskSpec, parameter_count
+from .spec import build_within_memory
 
 NAME = "translate"
 
@@ -281,7 +282,7 @@ def prepare(settings: RunSettings, checkpoint: Checkpoint | None, dist: DistCont
         vocabs = (TokenVocab.from_dict(checkpoint.meta["source_vocab"], SEQUENCE_SPECIALS),
                   TokenVocab.from_dict(checkpoint.meta["target_vocab"], SEQUENCE_SPECIALS))
     corpus = load_data(config, vocabs, warn)
-    model = build_model(corpus.source_vocab, corpus.target_vocab, settings.model)
+    model = build_within_memory(lambda: build_model(corpus.source_vocab, corpus.target_vocab, settings.model))
     options = {key: value for key, value in model.config.items() if key not in DERIVED_MODEL_FIELDS}
     run_info = {"configs": {"data": asdict(config), "model": options, "decode": asdict(decode_config(settings))},
                 "source_vocab": corpus.source_vocab.to_dict(), "target_vocab": corpus.target_vocab.to_dict(),

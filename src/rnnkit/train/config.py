@@ -10,7 +10,7 @@
 
 from dataclasses import dataclass
 
-from rnnkit.checks import check_choice, check_positive
+from rnnkit.checks import check_choice, check_finite, check_positive, check_seed
 from rnnkit.errors import InputError
 
 from .optim import OPTIMIZERS, SCHEDULES
@@ -71,6 +71,14 @@ class TrainConfig:
         check_positive("patience", self.patience, integer=True)
         check_positive("save-every", self.save_every, integer=True)
         check_positive("log-gradients", self.log_gradients, integer=True)
+        # Library users build TrainConfig directly: every number is checked here as the flags check it.
+        for flag, value in (("momentum", self.momentum), ("weight-decay", self.weight_decay),
+                            ("lr-decay", self.lr_decay)):
+            check_finite(flag, value)
+        for flag, value in (("decay-after", self.decay_after), ("plateau-patience", self.plateau_patience)):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise InputError(f"--{flag} must be a whole number, got {value!r}")
+        check_seed("seed", self.seed)
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
         check_choice("schedule", self.schedule, SCHEDULES)
         check_choice("loss-over-time", self.loss_over_time, LOSS_OVER_TIME)
