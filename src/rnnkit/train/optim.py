@@ -54,11 +54,17 @@ def build_optimizer(
     if name == "sgd":
         return torch.optim.SGD(parameters, lr=lr, momentum=momentum, **decay)
     if name == "ntasgd":
-        if momentum:
-            raise InputError(f"NT-ASGD takes no momentum (got --momentum {momentum:g}); drop --momentum or choose "
-                             "--optimizer sgd")
+        check_optimizer_settings(name, momentum)
         return NTASGD(parameters, lr=lr, nonmono=nonmono, **decay)
     raise InputError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
+
+
+def check_optimizer_settings(name: str, momentum: float) -> None:
+    """InputError for a setting the optimizer ``name`` would ignore: NT-ASGD is plain SGD, without momentum.
+    A config can call it up front, before a run directory is made."""
+    if name == "ntasgd" and momentum:
+        raise InputError(f"NT-ASGD takes no momentum (got --momentum {momentum:g}); drop --momentum or choose "
+                         "--optimizer sgd")
 
 
 @dataclass
