@@ -185,7 +185,8 @@ def test_resume_continues_exactly(capsys, files, tmp_path):
     assert_one_line_error(code, stderr, "--hidden 20 differs from the run's 16")
     other = tmp_path / "other.txt"
     other.write_text(conll_text().replace("Paris", "Rome"))
-    code, _, stderr = run_cli(capsys, "train", "tag", "--resume", tmp_path / "stopped", "--data", other, "--epochs", "3")
+    code, _, stderr = run_cli(capsys, "train", "tag", "--resume", tmp_path / "stopped", "--data", other, "--epochs", "3",
+                              "--quiet")  # without it, a line first names the recorded --valid file it reads
     assert_one_line_error(code, stderr, "other words, characters or tags than the checkpoint's")
     assert snapshot(tmp_path / "stopped") == before
 

@@ -12,7 +12,6 @@ import math
 from pathlib import Path
 
 import click
-import numpy as np
 import pytest
 import torch
 
@@ -396,14 +395,121 @@ def test_skipping_leaves_the_score_of_known_text_unchanged(capsys, runs, tmp_pat
 
 
 def test_resume_says_which_recorded_file_it_reads_before_reading_it(capsys, tmp_path):
+    """Unless --quiet; the line comes before the data is read: a missing file is reported after it."""
     data = tmp_path / "text.txt"
     data.write_text(TEXT)
     code, _, stderr = run_cli(capsys, "train", "lm", "--data", data, *LM, "--max-steps", "1", "--out", tmp_path / "run")
     assert code == 0, stderr
-    code, _, stderr = run_cli(capsys, "train", "lm", "--resume", tmp_path / "run", "--max-steps", "2", "--quiet")
+    code, _, stderr = run_cli(capsys, "train", "lm", "--resume", tmp_path / "run", "--max-steps", "2")
     assert code == 0, stderr
     assert f"resuming {tmp_path / 'run'}: reading {data} (--data, recorded in the run)" in stderr
-    data.unlink()
     code, _, stderr = run_cli(capsys, "train", "lm", "--resume", tmp_path / "run", "--max-steps", "3", "--quiet")
+    assert code == 0 and stderr == ""  # --quiet: no such line
+    data.unlink()
+    code, _, stderr = run_cli(capsys, "train", "lm", "--resume", tmp_path / "run", "--max-steps", "4")
     lines = stderr.strip().splitlines()
     assert code == 2 and lines[0].startswith("resuming") and lines[1].startswith("error: ") and "no such file" in lines[1]
+
+
+# ------------------------------------------------------------------------------------------- 8. input files
+
+
+def test_tie_weights_with_unequal_sizes_names_the_flags(capsys, tmp_path):
+    (tmp_path / "text.txt").write_text(TEXT)
+    code, _, stderr = run_cli(capsys, "train", "lm", "--data", tmp_path / "text.txt", *LM, "--embedding", "8",
+                              "--hidden", "16", "--tie-weights", "--out", tmp_path / "run")
+    assert_one_line_error(code, stderr, "--tie-weights", "--embedding equal to --hidden", "--embedding 16")
+
+
+def test_a_conllu_line_with_a_broken_id_is_named(capsys, tmp_path):
+    data = tmp_path / "broken.conllu"
+    data.write_text("1\tThe\tthe\tDET\tDT\t_\t2\tdet\t_\t_\none\tdog\tdog\tNOUN\tNN\t_\t0\troot\t_\t_\n\n" * 5)
+    code, _, stderr = run_cli(capsys, "train", "tag", "--data", data, "--out", tmp_path / "run", "--quiet")
+    assert_one_line_error(code, stderr, "broken.conllu:2", "ID 'one' is not a word number")
+    data.write_text("one\tthe\tthe\tDET\tDT\t_\t0\t_\t_\t_\n\n" * 5)  # the first line too: still CoNLL-U
+    code, _, stderr = run_cli(capsys, "train", "tag", "--data", data, "--out", tmp_path / "run", "--quiet")
+    assert_one_line_error(code, stderr, "broken.conllu:1", "ID 'one'")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("date_column, garbled, words", [
+    ("month", "not-a-date", ["s.csv:42", "'not-a-date' is not an ISO date like '2000-01'"]),
+    ("value", None, ["--date-column value is also --target"]),
+])
+def test_a_date_column_that_is_not_dates(capsys, tmp_path, date_column, garbled, words):
+    data = series_csv(tmp_path / "s.csv")
+    if garbled:
+        lines = data.read_text().splitlines()
+        lines[41] = garbled + "," + lines[41].split(",")[1]
+        data.write_text("\n".join(lines) + "\n")
+    code, _, stderr = run_cli(capsys, "train", "forecast", "--data", data, "--target", "value", "--window", "6",
+                              "--date-column", date_column, "--out", tmp_path / "run", "--quiet")
+    assert_one_line_error(code, stderr, *words)
+
+
+def test_labels_that_are_no_dates_at_all_stay_labels(capsys, tmp_path):
+    data = tmp_path / "s.csv"
+    data.write_text("week,value\n" + "".join(f"w{t},{10 + math.sin(t):.3f}\n" for t in range(60)))
+    code, _, stderr = run_cli(capsys, "train", "forecast", "--data", data, "--target", "value", "--window", "6",
+                              "--date-column", "week", "--max-steps", "1", "--out", tmp_path / "run", "--quiet")
+    assert code == 0, stderr
+
+
+def test_pitches_outside_the_range_are_one_line():
+    from rnnkit.data.music import Piece, PitchRange
+
+    pieces = [Piece("a.mid", ((59,), (60,))), Piece("b.mid", ((61,),)), Piece("c.mid", ((80, 81),))]
+    with pytest.raises(InputError) as refusal:
+        PitchRange(60, 72).check(pieces, "widen --pitch-range")
+    assert str(refusal.value) == ("a.mid: pitch 59 outside the range 60-72; widen --pitch-range; 1 more pieces hold "
+                                  "pitches outside it (59-81 in all)")
+
+
+def test_stdin_that_is_not_utf8_is_one_line(capsys, runs, monkeypatch):
+    import io
+
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO("ein Hund l\xe4uft.\n".encode("latin-1"))))
+    code, _, stderr = run_cli(capsys, "translate", runs / "translate")
+    assert_one_line_error(code, stderr, "stdin:1", "byte 0xe4", "not UTF-8", "--input FILE")
+
+
+def test_an_empty_npz_is_one_line_not_an_interruption(capsys, tmp_path):
+    (tmp_path / "empty.npz").write_bytes(b"")
+    code, _, stderr = run_cli(capsys, "train", "caption", "--data", tmp_path / "empty.npz", "--out", tmp_path / "run")
+    assert_one_line_error(code, stderr, "empty.npz is not a NumPy .npz archive")
+
+
+def test_a_link_inside_a_run_directory_is_not_written_through(capsys, runs, tmp_path):
+    outside = tmp_path / "outside.html"
+    outside.write_text("the user's page")
+    (runs / "lm" / "explain.html").symlink_to(outside)
+    try:
+        before = snapshot(runs)
+        code, _, stderr = run_cli(capsys, "explain", runs / "lm", "--text", runs / "text.txt")
+        assert_one_line_error(code, stderr, "explain.html is a symbolic link")
+        assert snapshot(runs) == before and outside.read_text() == "the user's page"
+    finally:
+        (runs / "lm" / "explain.html").unlink()
+
+
+BENCH = ["bench", "memory-tasks", "--tasks", "adding", "--lengths", "4", "--cells", "rnn", "--hidden", "4",
+         "--steps", "2", "--eval-size", "8", "--quiet"]
+
+
+@pytest.mark.parametrize("args, words", [
+    (BENCH + ["--hidden", "1000000000"], ["training each cell", "lower --hidden"]),
+    (BENCH + ["--out", "{runs}/lm"], ["--out", "in the run directory"]),
+    (BENCH + ["--out", "{runs}/text.txt/bench"], ["text.txt is a file, not a directory"]),
+    (["diagnose", "gradients", "--length", "6", "--cells", "rnn", "--out", "{tmp}/g.png", "--hidden", "1000000000"],
+     ["--hidden 1000000000", "lower --hidden or --length"]),
+    (["diagnose", "memory", "--length", "100000000000", "--hidden", "4", "--cells", "rnn", "--out", "{tmp}/m.png"],
+     ["--length 100000000000", "lower --hidden or --length"]),
+])
+def test_bench_and_diagnose_refuse_before_any_work(capsys, runs, tmp_path, args, words):
+    args = [arg.format(runs=runs, tmp=tmp_path) for arg in args]
+    if "--out" not in args:
+        args += ["--out", str(tmp_path / "bench")]
+    before = snapshot(runs)
+    code, _, stderr = run_cli(capsys, *args)
+    assert_one_line_error(code, stderr, *words)
+    assert snapshot(runs) == before and not (tmp_path / "bench").exists()

@@ -102,6 +102,17 @@ def format_bytes(count: float) -> str:
     raise AssertionError("unreachable")
 
 
+# Training keeps each parameter four times: the weight, its gradient and the optimizer's two moments (Adam).
+TRAINING_COPIES = 4
+
+
+def check_training_memory(parameters: int, bytes_per_parameter: int, fix: str, what: str = "training the model") -> None:
+    """InputError when training ``parameters`` parameters (weights, gradients, optimizer state) cannot fit in this
+    machine's memory; ``fix`` says which flags to lower."""
+    check_fits_in_memory(TRAINING_COPIES * bytes_per_parameter * parameters,
+                         f"{what} ({parameters:,} parameters: weights, gradients, optimizer state)", fix)
+
+
 def check_fits_in_memory(needed: int, what: str, fix: str, available: int | None = None) -> None:
     """InputError when ``needed`` bytes exceed this machine's physical memory (``available``: for tests):
     an allocation that large would fail with a traceback or push the machine into swap."""

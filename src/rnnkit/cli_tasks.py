@@ -26,6 +26,7 @@ import click
 
 from rnnkit.cli_options import EXIT_INTERRUPTED, absolute, config_option, explicit_options, new_run_path
 from rnnkit.cli_options import train_config_from
+from rnnkit.data.reading import decode_text
 from rnnkit.errors import InputError
 from rnnkit.json_output import not_finite, to_json
 from rnnkit.tasks.run import run_in_process_group
@@ -102,7 +103,8 @@ def train(command: TaskCommand, ctx: click.Context, options: dict) -> None:
     if options["resume"]:
         run_path, checkpoint = open_for_resume(spec, options)
         given = resumed_settings(spec, checkpoint.meta["configs"], given, explicit)
-        announce_recorded_files(spec, given[0], explicit, run_path)
+        if not options["quiet"]:
+            announce_recorded_files(spec, given[0], explicit, run_path)
     else:
         missing = [how for option, how in spec.required.items() if options[option] in (None, "")]
         if missing:
@@ -144,14 +146,16 @@ def open_for_resume(spec: TaskSpec, options: dict) -> tuple[Path, Checkpoint]:
     if options["overwrite"]:
         raise InputError("--overwrite and --resume contradict each other; give only one")
     run_path = Path(options["resume"])
-    checkpoint = RunDirectory.open(run_path).load()
+    # for_training: a run another training holds, with a link where the run writes, or with damaged pointers
+    # is refused now, before any data is read.
+    checkpoint = RunDirectory.open(run_path, for_training=True).load()
     spec.check_run(checkpoint.meta, run_path)
     return run_path, checkpoint
 
 
 def announce_recorded_files(spec: TaskSpec, data: dict, explicit: set[str], run_path: Path) -> None:
     """One line on stderr per file a resumed run reads because the run recorded it (not because the user
-    named it now), before it is read: a resumed run never reads a file unsaid."""
+    named it now), before it is read: a resumed run reads no file unsaid (unless --quiet)."""
     for name in spec.path_fields:
         option = spec.option_of(name)
         if data.get(name) and option not in explicit:
@@ -221,6 +225,16 @@ def apply(ctx: click.Context, command: TaskCommand, applies: Applies | None, run
         raise InputError(f"{run_dir} holds a {noun}; `rnnkit {name}` reads it with {takes} instead of "
                          f"{' '.join(flags[option] for option in refused)} (drop {not_taken})")
     applies.run(run_dir, checkpoint, options)
+
+
+def read_stdin(encoding: str = "utf-8") -> str:
+    """Standard input as text, decoded as rnnkit decodes a file (newlines normalised; one line for bytes the
+    encoding cannot decode, instead of Python's UnicodeDecodeError)."""
+    raw = getattr(sys.stdin, "buffer", None)
+    if raw is None:  # a text stream without bytes underneath (a test's StringIO)
+        return sys.stdin.read().replace("\r\n", "\n")
+    return decode_text(raw.read(), "stdin", encoding,
+                       fix=f"pipe {encoding} text (iconv -t {encoding} converts it), or give --input FILE")
 
 
 def show(result: dict, options: dict, text: Callable[[dict], str]) -> None:

@@ -8,7 +8,11 @@ An output never replaces what the user already has:
 * one of a run directory's own files (``rnnkit explain RUN --out RUN/latest.json`` would replace the run's
   pointer with HTML, and the run could no longer be resumed or evaluated); other names inside a run directory
   are fine (``RUN/explain.html`` is explain's default);
+* a symbolic link inside a run directory (the run directory is a closed world: nothing is written through a
+  link there);
 * a directory (the output is a file), or a path whose directory is missing, a file, or not writable.
+
+:func:`check_output_directory` does the same for a command that writes a directory of outputs.
 
 Example::
 
@@ -21,7 +25,7 @@ import os
 from pathlib import Path
 
 from rnnkit.errors import InputError
-from rnnkit.files import TEMP_PREFIX, check_creatable
+from rnnkit.files import TEMP_PREFIX, check_creatable, refuse_link
 from rnnkit.train.checkpoint import CHECKPOINTS_DIR, LATEST_POINTER, RUN_ENTRIES
 
 
@@ -42,10 +46,12 @@ def check_output(path: str | os.PathLike, flag: str, *, inputs=(), create_parent
         if given is not None and _same_file(path, Path(given)):
             raise InputError(f"{flag} {path} is the input file {given}; writing it would replace what is read: "
                              f"give another {flag}")
-    run = _run_holding(path)
-    if run is not None:
+    run, entry = _run_holding(path)
+    if run is not None and entry in RUN_ENTRIES:
         raise InputError(f"{flag} {path} is one of the files of the run directory {run}; writing it would damage "
                          f"the run: give another {flag} (any other name, e.g. {run / 'page.html'}, is fine)")
+    if run is not None:
+        refuse_link(path, "file")  # the run directory is a closed world: never written through a link
     parent = path.parent
     blocking = next((p for p in (parent, *parent.parents) if os.path.lexists(p) and not p.is_dir()), None)
     if blocking is not None:
@@ -68,12 +74,27 @@ def _same_file(output: Path, given: Path) -> bool:
     return False
 
 
-def _run_holding(path: Path) -> Path | None:
-    """The run directory of which ``path`` is one of the own files (pointer, metrics, lock, anything under
-    checkpoints/), or None. A run directory is one that holds ``latest.json`` or ``checkpoints/``."""
-    resolved = path.resolve()
-    for directory in resolved.parents:
+def check_output_directory(path: str | os.PathLike, flag: str) -> Path:
+    """``path`` as a Path, or InputError if it cannot be the directory of a command's outputs: a file, a path
+    under a file, a run directory or a place inside one (the outputs would mix with the run's files), or a
+    directory that cannot be created or written."""
+    path = Path(path)
+    run, _ = _run_holding(path / "output")
+    if run is not None:
+        raise InputError(f"{flag} {path} is in the run directory {run}; give a directory of its own")
+    blocking = next((p for p in (path, *path.parents) if os.path.lexists(p) and not p.is_dir()), None)
+    if blocking is not None:
+        raise InputError(f"{flag} {path}: {blocking} is a file, not a directory; choose another {flag}")
+    check_creatable(path, flag)
+    return path
+
+
+def _run_holding(path: Path) -> tuple[Path | None, str | None]:
+    """The run directory holding ``path`` and the entry of it that ``path`` lies in (``latest.json``,
+    ``checkpoints``, ``explain.html``), or (None, None). A run directory is one that holds ``latest.json`` or
+    ``checkpoints/``. The output itself is not resolved: a link there must be seen as a link."""
+    candidate = path.parent.resolve() / path.name
+    for directory in candidate.parents:
         if (directory / LATEST_POINTER).is_file() or (directory / CHECKPOINTS_DIR).is_dir():
-            entry = resolved.relative_to(directory).parts[0]
-            return directory if entry in RUN_ENTRIES else None
-    return None
+            return directory, candidate.relative_to(directory).parts[0]
+    return None, None

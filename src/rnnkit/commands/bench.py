@@ -11,13 +11,14 @@ baseline, steps, seconds) and writes ``DIR/memory_tasks.png`` (metric against T)
 """
 
 import time
-from pathlib import Path
 
 import click
 
+from rnnkit.checks import check_training_memory
 from rnnkit.cli_options import CommaList, Finite, FiniteFloat, LengthList, Positive, PositiveFloat, Seed, cell_choices
 from rnnkit.errors import InputError
 from rnnkit.json_output import to_json
+from rnnkit.outputs import check_output_directory
 
 
 @click.group()
@@ -59,9 +60,10 @@ def memory_tasks(tasks: list[str], lengths: list[int], cells: list[str], hidden:
     """Train the cells (equal parameter budgets) on the adding problem, copy memory and selective copying at each
     length T; print a table of final metric against the no-memory baseline, and plot it against T."""
     from rnnkit.diagnose import selective_copy
-    from rnnkit.diagnose.memory_tasks import TASKS, MemoryTaskConfig, matched_hidden_sizes, train_memory_task
+    from rnnkit.diagnose.memory_tasks import REFERENCE_CELL, TASKS, MemoryTaskConfig, matched_hidden_sizes
+    from rnnkit.diagnose.memory_tasks import parameter_count, train_memory_task
     from rnnkit.diagnose.plots import plot_memory_tasks
-    from rnnkit.files import write_atomic
+    from rnnkit.files import make_directory, write_atomic
 
     for task in tasks:
         if task == selective_copy.TASK_NAME:
@@ -69,9 +71,10 @@ def memory_tasks(tasks: list[str], lengths: list[int], cells: list[str], hidden:
         too_short = [t for t in lengths if t < TASKS[task].min_length]
         if too_short:
             raise InputError(f"--lengths {too_short[0]} is too short for the {task} task; use T >= {TASKS[task].min_length}")
-    out_dir = Path(out or time.strftime("runs/memory-tasks-%Y%m%d-%H%M%S"))
-    if out_dir.exists() and not out_dir.is_dir():
-        raise InputError(f"--out {out_dir} is a file, not a directory; choose another --out")
+    out_dir = check_output_directory(out or time.strftime("runs/memory-tasks-%Y%m%d-%H%M%S"), "--out")
+    # Every cell gets the parameter budget of an LSTM of --hidden, which its recurrent weights dominate.
+    check_training_memory(parameter_count(REFERENCE_CELL, hidden, 1, 1), 4, "lower --hidden", what="training each cell")
+    make_directory(out_dir, "--out")  # now, so that a path the system refuses costs no training
     log = None if quiet else (lambda line: click.echo(line, err=True))
     sizes = {task: selective_copy.matched_hidden_sizes(hidden, cells) if task == selective_copy.TASK_NAME
              else matched_hidden_sizes(task, hidden, cells) for task in tasks}
@@ -96,7 +99,6 @@ def memory_tasks(tasks: list[str], lengths: list[int], cells: list[str], hidden:
                                               clip=clip, **options)
                     rows.append(train_memory_task(config, log=log))
 
-    out_dir.mkdir(parents=True, exist_ok=True)
     baselines = {task: {t: selective_copy.SelectiveCopy().baseline() if task == selective_copy.TASK_NAME
                         else TASKS[task].baseline(t) for t in lengths} for task in tasks}
     plot = plot_memory_tasks(rows, baselines, out_dir / "memory_tasks.png")

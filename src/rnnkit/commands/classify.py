@@ -14,12 +14,12 @@ Examples::
     echo "a gorgeous , witty film" | rnnkit predict runs/sst2
 """
 
-import sys
 
 import click
 
 from rnnkit.cli_options import Fraction, Positive, recurrent_options, regulariser_options, training_options
-from rnnkit.cli_tasks import Applies, TaskCommand, best_line, lines, saved_line, show, stopped_line, train_command_of
+from rnnkit.cli_tasks import Applies, TaskCommand, best_line, lines, read_stdin, saved_line, show, stopped_line
+from rnnkit.cli_tasks import train_command_of
 from rnnkit.data.labelled_text import parse_delimiter, read_lines
 from rnnkit.errors import InputError
 from rnnkit.json_output import to_json
@@ -41,7 +41,7 @@ def predict(run_dir: str, checkpoint, options: dict) -> None:
     if options.get("input_path") is not None:
         texts = read_lines(options["input_path"], classifier.config.encoding)
     else:
-        text = sys.stdin.read().replace("\r\n", "\n")
+        text = read_stdin(classifier.config.encoding)
         texts = text.split("\n")[:-1] if text.endswith("\n") else text.split("\n")
         if not text:
             raise InputError("no texts on stdin; pipe texts one per line, or give --input FILE")

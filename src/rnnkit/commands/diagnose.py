@@ -23,6 +23,7 @@ import math
 import click
 import torch
 
+from rnnkit.checks import TRAINING_COPIES, check_fits_in_memory
 from rnnkit.cli_options import Finite, FiniteFloat, Positive, PositiveFloat, Seed, checkpoint_option, explicit_options
 from rnnkit.errors import InputError
 from rnnkit.json_output import to_json
@@ -118,6 +119,7 @@ def gradients(ctx: click.Context, run_argument, run_option, length: int, loss: s
     run_dir = run_option if run_option is not None else run_argument
     _check_run_flags(ctx, run_dir)
     check_output(out, "--out", inputs=[options["text"]], example="gradients.png")
+    _check_fresh_memory(options, length)  # the fresh layers' curves are drawn with or without a run
     check_png_path(out)
     clip = clip or None
     hidden, seed = options["hidden"], options["seed"]
@@ -180,6 +182,8 @@ def memory(ctx: click.Context, run_dir, length: int, out: str, as_json: bool, **
 
     _check_flags(ctx, run_dir)
     check_output(out, "--out", inputs=[options["text"]], example="memory.png")
+    if run_dir is None:
+        _check_fresh_memory(options, length)
     check_png_path(out)
     cells = {}
     if run_dir is None:
@@ -254,6 +258,18 @@ def _check_flags(ctx: click.Context, run_dir: str | None) -> None:
         given = [name for name in RUN_ONLY if name in explicit]
         if given:
             raise InputError(f"{flag(given[0])} needs DIR, a language-model run (the --out of `rnnkit train lm`)")
+
+
+def _check_fresh_memory(options: dict, length: int) -> None:
+    """One line, before anything is allocated, when the largest fresh layer (float64: its weights and their
+    gradients, and a few vectors per step of the sequence) cannot fit in this machine's memory."""
+    from rnnkit.diagnose.memory_tasks import parameter_count
+
+    hidden = options["hidden"]
+    parameters = max(parameter_count(cell, hidden, hidden, 0) for cell in options["cells"])
+    needed = 8 * (TRAINING_COPIES * parameters + 16 * length * hidden)
+    check_fits_in_memory(needed, f"a fresh layer of --hidden {hidden} ({parameters:,} parameters) over --length {length}",
+                         "lower --hidden or --length")
 
 
 def _fresh_words(options: dict) -> str:

@@ -10,12 +10,15 @@ Without --midi, --wav or --plot, ``generate`` prints the piece, one step a line 
 """
 
 
+from pathlib import Path
+
 import click
 
 from rnnkit.cli_options import Fraction, Positive, PositiveFloat, Probability, recurrent_options
 from rnnkit.cli_options import regulariser_options, training_options
 from rnnkit.cli_tasks import Applies, TaskCommand, lines, saved_line, show, stopped_line, train_command_of
 from rnnkit.errors import InputError
+from rnnkit.files import write_failure
 from rnnkit.json_output import to_json
 from rnnkit.outputs import check_output
 from rnnkit.tasks.music import DEFAULT_EPOCHS, SPEC, evaluate_music, generate_music, real_piece
@@ -68,9 +71,10 @@ def generate(run_dir: str, checkpoint, options: dict) -> None:
     frames = trained.pitches.frames(piece.roll)
     step, written = trained.data_config.step, {}
     if option.get("midi"):
-        written["midi"] = str(write_midi(frames, option["midi"], step, option["bpm"], option["program"]))
+        written["midi"] = _write(option["midi"], lambda: write_midi(frames, option["midi"], step, option["bpm"],
+                                                                    option["program"]))
     if option.get("wav"):
-        written["wav"] = str(write_wav(frames, option["wav"], step, option["bpm"]))
+        written["wav"] = _write(option["wav"], lambda: write_wav(frames, option["wav"], step, option["bpm"]))
     if option.get("plot"):
         from rnnkit.viz.piano_roll import piano_roll_png
 
@@ -89,6 +93,15 @@ def generate(run_dir: str, checkpoint, options: dict) -> None:
         return
     click.echo(f"{len(frames)} steps ({piece.prime_steps} prime + {len(frames) - piece.prime_steps} generated): "
                + ", ".join(f"{kind} {path}" for kind, path in written.items()), err=True)
+
+
+def _write(path: str, write) -> str:
+    """``write()`` (MIDI and WAV files are written in place, not through rnnkit.files.write_atomic), with the
+    system's refusal (a read-only mount, /proc, a full disk) as one line naming the path."""
+    try:
+        return str(write())
+    except OSError as error:
+        raise write_failure(Path(path), error) from None
 
 
 _GENERATE_DEFAULTS = {"steps": 64, "temperature": 1.0, "bpm": 90.0, "program": 0}

@@ -14,12 +14,12 @@ Examples::
     echo "Peter lives in Berlin ." | rnnkit predict runs/ner
 """
 
-import sys
 
 import click
 
 from rnnkit.cli_options import Positive, Probability, recurrent_options, regulariser_options, training_options
-from rnnkit.cli_tasks import Applies, TaskCommand, best_line, lines, saved_line, show, stopped_line, train_command_of
+from rnnkit.cli_tasks import Applies, TaskCommand, best_line, lines, read_stdin, saved_line, show, stopped_line
+from rnnkit.cli_tasks import train_command_of
 from rnnkit.data.conll import ALL_COLUMNS, FORMATS
 from rnnkit.data.reading import read_text
 from rnnkit.errors import InputError
@@ -47,7 +47,7 @@ def predict(run_dir: str, checkpoint, options: dict) -> None:
     if options.get("input_path") is not None:
         text = read_text(options["input_path"])
     else:
-        text = sys.stdin.read()
+        text = read_stdin()
         if not text.strip():
             raise InputError("no sentences on stdin; pipe one sentence per line (tokens separated by spaces), "
                              "or give --input FILE")

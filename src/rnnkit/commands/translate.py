@@ -18,7 +18,7 @@ import click
 
 from rnnkit.cli_options import FiniteFloat, Fraction, Positive, checkpoint_option, recurrent_options
 from rnnkit.cli_options import regulariser_options, training_options
-from rnnkit.cli_tasks import Applies, TaskCommand, lines, saved_line, show, stopped_line, train_command_of
+from rnnkit.cli_tasks import Applies, TaskCommand, lines, read_stdin, saved_line, show, stopped_line, train_command_of
 from rnnkit.cli_tasks import validation_line
 from rnnkit.data.reading import read_lines
 from rnnkit.errors import InputError
@@ -59,7 +59,8 @@ def translate_to_output(translator, decode, input_path: str | None, output_path:
     if input_path is None:
         if sys.stdin.isatty():
             click.echo("reading sentences from stdin, one per line (end with Ctrl-D)", err=True)
-        lines = sys.stdin.read().splitlines()
+        text = read_stdin()
+        lines = text.split("\n")[:-1] if text.endswith("\n") else text.split("\n")
         source_name = "stdin"
     else:
         lines = read_lines(input_path)

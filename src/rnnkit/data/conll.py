@@ -69,13 +69,14 @@ def sniff_format(lines: list[str]) -> tuple[str, int] | None:
     """The format the first token line suggests and that line's number, or None for a file of comments.
 
     A CoNLL-U token line has ten tab-separated fields starting with a word ID (``1``, ``1-2`` or ``1.1``);
-    any other first token line is taken for CoNLL-2003.
+    any other first token line is taken for CoNLL-2003. Ten tab-separated fields are CoNLL-U even when the
+    first is no ID (CoNLL-2003 has four columns), so that the reader names the broken ID instead of reading
+    the file as CoNLL-2003 and learning from the wrong columns.
     """
     for number, line in enumerate(lines, 1):
         if not line.strip() or line.startswith("#"):
             continue
-        fields = line.split("\t")
-        if len(fields) == CONLLU_FIELDS and _is_conllu_id(fields[0]):
+        if len(line.split("\t")) == CONLLU_FIELDS:
             return "conllu", number
         return "conll", number
     return None
@@ -187,10 +188,6 @@ def _read_conll2003(name: str, lines: list[str], column: str) -> list[Sentence]:
                              f"({CONLL_LAYOUT}); fix the line (a token with a space in it?)")
         found.add(fields[0], fields[index], number)
     return found.end()
-
-
-def _is_conllu_id(text: str) -> bool:
-    return bool(_WORD_ID.fullmatch(text) or _RANGE_ID.fullmatch(text) or _EMPTY_NODE_ID.fullmatch(text))
 
 
 def _checked_format(name: str, lines: list[str], format: str | None, fix: str | None) -> str:

@@ -102,14 +102,18 @@ class PitchRange:
         return all(self.low <= pitch <= self.high for pitch in piece.pitches())
 
     def check(self, pieces: list[Piece], fix: str) -> None:
-        """InputError with one line per piece that holds a pitch outside the range, each ending with ``fix``."""
-        lines = []
-        for piece in pieces:
-            outside = sorted(pitch for pitch in piece.pitches() if not self.low <= pitch <= self.high)
-            if outside:
-                lines.append(f"{piece.name}: pitch {_listed(outside)} outside the range {self}; {fix}")
-        if lines:
-            raise InputError("\n".join(lines))
+        """InputError (one line) naming the first piece that holds a pitch outside the range and its pitches,
+        then ``fix``, then how many more pieces do and the range all their pitches span."""
+        offending = [(piece, sorted(p for p in piece.pitches() if not self.low <= p <= self.high)) for piece in pieces]
+        offending = [(piece, outside) for piece, outside in offending if outside]
+        if not offending:
+            return
+        piece, outside = offending[0]
+        line = f"{piece.name}: pitch {_listed(outside)} outside the range {self}; {fix}"
+        if len(offending) > 1:
+            every = [p for _, pitches in offending for p in pitches]
+            line += f"; {len(offending) - 1} more pieces hold pitches outside it ({min(every)}-{max(every)} in all)"
+        raise InputError(line)
 
     def roll(self, piece: Piece) -> np.ndarray:
         """The (T, P) uint8 piano roll of ``piece``; InputError for a pitch outside the range."""

@@ -31,7 +31,15 @@ def read_text(path: str | os.PathLike, encoding: str = "utf-8", *, what: str = "
         fix: what to do about an undecodable byte; default: an ``iconv`` command that re-encodes the file.
     """
     name = os.fspath(path)
-    data = _read_bytes(name)
+    text = decode_text(_read_bytes(name), name, encoding, fix=fix)
+    if not text.strip():
+        raise InputError(f"{name} is {'empty' if not text else 'only whitespace'}; give a file with {what}")
+    return text
+
+
+def decode_text(data: bytes, name: str, encoding: str = "utf-8", *, fix: str | None = None) -> str:
+    """``data`` (the bytes of ``name``: a file, or standard input) decoded as :func:`read_text` decodes a
+    file, newlines normalised; InputError for UTF-16, binary data or a byte the encoding cannot decode."""
     utf8 = codecs.lookup(encoding).name == "utf-8"
     if utf8 and data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         raise InputError(f"{name} is UTF-16 text; re-encode it: iconv -f utf-16 -t utf-8 {name} > {name}.utf8")
@@ -47,8 +55,6 @@ def read_text(path: str | os.PathLike, encoding: str = "utf-8", *, what: str = "
         fix = fix or f"re-encode it, e.g. iconv -f cp1252 -t utf-8 {name} > {name}.utf8"
         shown = "UTF-8" if utf8 else encoding
         raise InputError(f"{name}:{line}: byte 0x{data[offset]:02x} at offset {offset} is not {shown}; {fix}") from None
-    if not text.strip():
-        raise InputError(f"{name} is {'empty' if not text else 'only whitespace'}; give a file with {what}")
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 

@@ -116,6 +116,9 @@ def read_series(path: str | Path, target: str, features: list[str] | None = None
     indices = [_column_index(header, name, path, flag) for name, flag in
                [(target, "--target")] + [(name, "--features") for name in wanted[1:]]]
     date_index = None if date_column is None else _column_index(header, date_column, path, "--date-column")
+    if date_column is not None and date_column in wanted:
+        role = "--target" if date_column == target else "one of --features"
+        raise InputError(f"--date-column {date_column} is also {role}; give the column that holds the dates")
 
     values, dates, lines = [], [], []
     for line_number, row in rows[1:]:
@@ -185,10 +188,30 @@ def parse_dates(dates: list[str]) -> np.ndarray | None:
         return None
 
 
+def _is_date(text: str) -> bool:
+    try:
+        np.datetime64(text)
+    except ValueError:
+        return False
+    return True
+
+
 def check_date_order(series: Series) -> None:
-    """InputError unless parseable dates increase strictly: the rows must be in time order."""
-    parsed = None if series.dates is None else parse_dates(series.dates)
-    if parsed is None or len(parsed) < 2:
+    """InputError unless the dates are usable: a date column whose values are not dates at all serves as labels,
+    but one that mixes dates with something else has a garbled row (named here, where it would otherwise
+    silently cost the frequency and the season); and parseable dates must increase strictly (time order)."""
+    if series.dates is None:
+        return
+    parsed = parse_dates(series.dates)
+    if parsed is None:
+        flags = [_is_date(text) for text in series.dates]
+        if any(flags):
+            row = flags.index(False)
+            example = series.dates[flags.index(True)]
+            raise InputError(f"{series.path}:{series.lines[row]}: date {series.dates[row]!r} is not an ISO date like "
+                             f"{example!r} in the other rows; fix the row (dates such as 2020-01-31)")
+        return
+    if len(parsed) < 2:
         return
     steps = np.diff(parsed.astype("datetime64[s]")).astype(np.int64)  # (T - 1,) seconds
     bad = np.flatnonzero(steps <= 0)

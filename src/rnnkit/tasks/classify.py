@@ -134,18 +134,18 @@ def load_data(config: ClassifyDataConfig, seed: int, vocab: TokenVocab | None = 
     else:
         train_examples, valid_examples = stratified_split(examples, config.valid_fraction, seed)
         valid_name = config.data
-        if config.valid_fraction > 0 and not valid_examples:
-            largest = max(Counter(example.label for example in examples).values())
-            fix = (f"use at least {fraction_for(1, largest):g}" if largest > 1
-                   else "every class has one text, which training needs: give --valid FILE")
-            raise InputError(f"--valid-fraction {config.valid_fraction:g} holds out no text of {config.data} (its "
-                             f"largest class has {largest:,}); {fix}, or --valid-fraction 0 for no validation")
     built_labels = sorted({example.label for example in train_examples})
     if len(built_labels) < 2:
         raise InputError(
             f"{config.data} has only one label ({built_labels[0]!r}); a classifier needs texts of at least "
             "two classes: check --label-column"
         )
+    if config.valid_data is None and config.valid_fraction > 0 and not valid_examples:
+        largest = max(Counter(example.label for example in examples).values())
+        fix = (f"use at least {fraction_for(1, largest):g}" if largest > 1
+               else "every class has one text, which training needs: give --valid FILE")
+        raise InputError(f"--valid-fraction {config.valid_fraction:g} holds out no text of {config.data} (its "
+                         f"largest class has {largest:,}); {fix}, or --valid-fraction 0 for no validation")
     token_lists = [tokenize(example.text, config.lowercase)[: config.max_length] for example in train_examples]
     built_vocab = TokenVocab.build(token_lists, config.min_freq, config.max_vocab)
     if (vocab is not None and built_vocab != vocab) or (labels is not None and built_labels != labels):

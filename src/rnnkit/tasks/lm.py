@@ -230,6 +230,10 @@ def build_model(vocab_size: int, model_options: dict, level: str = "char") -> La
     options = dict(model_options)
     if options.get("embedding_dim", 0) is None:
         options["embedding_dim"] = DEFAULT_CHAR_EMBEDDING if level == "char" else options.get("hidden_size", 256)
+    if options.get("tie_weights") and "hidden_size" in options and options.get("embedding_dim") != options["hidden_size"]:
+        raise InputError(f"--tie-weights shares one matrix between the embedding and the output, so it needs "
+                         f"--embedding equal to --hidden (got {options.get('embedding_dim')} and {options['hidden_size']}); "
+                         f"give --embedding {options['hidden_size']}, or drop --tie-weights")
     return LanguageModel(vocab_size=vocab_size, **options)
 
 

@@ -20,7 +20,7 @@ from typing import Any, Callable, Mapping
 
 import torch
 
-from rnnkit.checks import check_fits_in_memory
+from rnnkit.checks import check_training_memory
 from rnnkit.errors import InputError
 from rnnkit.train import Checkpoint, RunDirectory, Task, TrainConfig
 
@@ -138,8 +138,6 @@ def spec(name: str) -> TaskSpec:
     return importlib.import_module(f"rnnkit.tasks.{name}").SPEC
 
 
-# Training keeps each parameter four times: the weight, its gradient and the optimizer's two moments (Adam).
-TRAINING_COPIES = 4
 SIZE_FIX = "lower the model's sizes (--hidden, --layers, --embedding)"
 
 
@@ -159,8 +157,7 @@ def build_within_memory(build: Callable[[], torch.nn.Module], fix: str = SIZE_FI
         raise InputError(f"the model's sizes are too large to allocate at all; {fix}") from None
     parameters = list(probe.parameters())
     count = sum(p.numel() for p in parameters)
-    check_fits_in_memory(TRAINING_COPIES * sum(p.numel() * p.element_size() for p in parameters),
-                         f"training the model ({count:,} parameters: weights, gradients, optimizer state)", fix)
+    check_training_memory(count, max((p.element_size() for p in parameters), default=4), fix)
     return build()
 
 
