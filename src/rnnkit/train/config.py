@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from rnnkit.checks import check_choice, check_finite, check_positive, check_seed
 from rnnkit.errors import InputError
 
-from .optim import OPTIMIZERS, SCHEDULES
+from .optim import OPTIMIZERS, SCHEDULES, check_optimizer_settings
 
 LOSS_OVER_TIME = ("mean", "sum")
 
@@ -86,6 +86,7 @@ class TrainConfig:
             raise InputError(f"--lr-decay must be in (0, 1], got {self.lr_decay}; e.g. --lr-decay 0.5")
         if not 0 <= self.momentum < 1:
             raise InputError(f"--momentum must be in [0, 1), got {self.momentum}; e.g. --momentum 0.9")
+        check_optimizer_settings(self.optimizer, self.momentum)  # refused here, before a run directory is made
         if self.weight_decay is not None and self.weight_decay < 0:
             raise InputError(f"--weight-decay must be >= 0, got {self.weight_decay}")
         if self.decay_after < 0 or self.plateau_patience < 0:
