@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "tinyshakespeare" / "input.txt"
 TARGETS = {"round1": 1.47, "regularised": 1.40}
 COMMON = [
-    "--level", "char", "--layers", "2", "--hidden", "512", "--embedding", "128", "--dropout", "0.25",
+    "--level", "char", "--embedding", "128", "--dropout", "0.25",
     "--seq-len", "128", "--batch-size", "32", "--optimizer", "adam", "--lr", "0.002",
     "--schedule", "plateau", "--lr-decay", "0.5", "--clip", "5", "--seed", "1",
 ]
@@ -57,11 +57,14 @@ def rnnkit(*args: str, capture: bool = False) -> str:
     return done.stdout if capture else ""
 
 
-def recipe_settings(recipe: str, cell: str) -> list[str]:
+LINEAR_CELL_TARGET = 1.50  # issue 13: a minGRU or minLSTM stack within the hour
+
+
+def recipe_settings(recipe: str, cell: str, layers: int = 2, hidden: int = 512) -> list[str]:
     """The recipe's flags for ``cell``: the regularised recipe masks W_hh where the cell has one, else zoneout."""
     from rnnkit.nn import get_cell  # the registry says which cells have a W_hh to drop
 
-    settings = ["--cell", cell, *COMMON]
+    settings = ["--cell", cell, "--layers", str(layers), "--hidden", str(hidden), *COMMON]
     if recipe == "regularised":
         settings += ["--locked-dropout"]
         settings += ["--weight-drop", "0.25"] if get_cell(cell).recurrent_weight else ["--zoneout", "0.1"]
@@ -74,6 +77,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--recipe", choices=sorted(TARGETS), default="round1", help="default: round1")
     parser.add_argument("--cell", choices=cell_names(), default="lstm", help="recurrent cell (default: lstm)")
+    parser.add_argument("--layers", type=int, default=2, help="recurrent layers (default 2)")
+    parser.add_argument("--hidden", type=int, default=512, help="units per layer (default 512)")
     parser.add_argument("--minutes", type=float, default=55.0, help="training budget in minutes (default 55)")
     parser.add_argument("--smoke", action="store_true", help="train a few steps only")
     parser.add_argument("--out", default=None,
@@ -82,7 +87,8 @@ def main() -> None:
     if args.minutes <= 0:
         parser.error(f"--minutes must be positive, got {args.minutes:g}")
     name = "bench-shakespeare" + ("" if args.recipe == "round1" else f"-{args.recipe}") \
-        + ("" if args.cell == "lstm" else f"-{args.cell}")
+        + ("" if args.cell == "lstm" else f"-{args.cell}") \
+        + ("" if (args.layers, args.hidden) == (2, 512) else f"-{args.layers}x{args.hidden}")
     out = args.out or str(ROOT / "runs" / name)
     if args.smoke:
         out += "-smoke"  # never replaces a full run's directory
@@ -96,7 +102,7 @@ def main() -> None:
 
     length = ["--max-steps", "5"] if args.smoke else []
     command = ["train", "lm", "--data", str(data_dir / "train.txt"), "--valid-data", str(data_dir / "valid.txt"),
-               *recipe_settings(args.recipe, args.cell), "--time-budget", f"{args.minutes * 60:g}", *length,
+               *recipe_settings(args.recipe, args.cell, args.layers, args.hidden), "--time-budget", f"{args.minutes * 60:g}", *length,
                "--out", out, "--overwrite", "--json"]
     print("rnnkit " + " ".join(command), flush=True)
     report = json.loads(rnnkit(*command, capture=True))
@@ -104,7 +110,10 @@ def main() -> None:
     # numbers, and the figure reported is the lower, as round one reported it.
     finished = report["best_valid_loss"]
     best = report["valid_loss"] if finished is None else min(finished, report["valid_loss"])
-    target = TARGETS[args.recipe]
+    from rnnkit.nn import get_cell
+
+    # The linear cells (no W_hh: their gates read x_t only) have issue 13's own bar.
+    target = TARGETS[args.recipe] if get_cell(args.cell).recurrent_weight else LINEAR_CELL_TARGET
     met = best <= target
     print(f"validation loss: final {report['valid_loss']:.4f}, best {best:.4f} nats/char after "
           f"{report['elapsed_seconds'] / 60:.1f} min, {report['steps']:,} steps, {report['epoch']:.3g} epochs, "
@@ -117,6 +126,7 @@ def main() -> None:
     print(sample, flush=True)
     print(json.dumps({
         "benchmark": "tinyshakespeare-char", "recipe": args.recipe, "cell": args.cell,
+        "layers": args.layers, "hidden": args.hidden,
         "best_valid_loss": round(best, 4), "final_valid_loss": round(report["valid_loss"], 4),
         "best_finished_epoch_loss": None if finished is None else round(finished, 4),
         "epochs": report["epoch"], "steps": report["steps"], "stop_reason": report["stop_reason"],
