@@ -11,6 +11,7 @@ from rnnkit.data.text import CharVocab
 from rnnkit.models import LanguageModel
 from rnnkit.tasks.lm import LMDataConfig
 from rnnkit.train import RunDirectory
+from rnnkit.train.checkpoint import rewrite_meta
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 TEXT = "def f(x):\n    return x + 1\n\n" * 4  # 112 characters
@@ -207,11 +208,8 @@ def test_directory_that_is_not_a_run(capsys, tmp_path, command):
 @pytest.mark.parametrize("command", ["gradients", "memory"])
 def test_run_of_another_task(capsys, tmp_path, text_file, command):
     run = make_lm_run(tmp_path / "run", text_file)
-    pointer = json.loads((run / "latest.json").read_text())["checkpoint"]
-    meta_path = run / "checkpoints" / pointer / "checkpoint.json"
-    meta = json.loads(meta_path.read_text())
-    meta["task"] = "classify"
-    meta_path.write_text(json.dumps(meta))
+    checkpoint = RunDirectory.open(run).load()
+    rewrite_meta(checkpoint.path, {**checkpoint.meta, "task": "classify"})  # signed: a deliberate change
     code, _, stderr = run_cli(capsys, "diagnose", command, run, "--out", tmp_path / "x.png")
     assert_one_line_error(code, stderr, "'classify' run, not a language model")
 
