@@ -164,8 +164,9 @@ class RunDirectory:
         if not run.holds_run():
             if any(os.path.lexists(run.path / name) for name in RUN_ENTRIES):
                 raise InputError(
-                    f"{run.path} holds a training run stopped before its first checkpoint, so there is nothing to "
-                    "load yet; start it again with the `rnnkit train` command that started it, without --resume"
+                    f"{run.path} has no {LATEST_POINTER}: its training stopped before its first checkpoint, so "
+                    "there is nothing to load yet; start it again with the `rnnkit train` command that started it, "
+                    f"without --resume (or restore {LATEST_POINTER} from a copy)"
                 )
             raise InputError(
                 f"{run.path} is not an rnnkit run directory (no {LATEST_POINTER}); "
