@@ -321,6 +321,14 @@ def test_diverging_training_stops_with_the_step_and_keeps_the_checkpoint(capsys,
     assert latest_weights(run)  # the checkpoint of step 1 still loads
 
 
+def test_a_runaway_but_finite_loss_stops_the_run_against_the_uniform_guess(capsys, corpus, tmp_path):
+    """``--lr 1e6`` keeps the loss finite but far above ln V (a uniform guess): the run must not end with exit 0."""
+    run = tmp_path / "run"
+    code, _, stderr = run_cli(capsys, "train", "lm", "--data", corpus, *TINY_MODEL, "--out", run, "--lr", "1e6",
+                              "--epochs", "2", "--quiet")
+    assert_one_line_error(code, stderr, "uniform guess", "--lr")
+
+
 def test_a_failed_overwrite_keeps_the_old_run(capsys, corpus, tmp_path):
     run = tmp_path / "run"
     train(capsys, corpus, run, "--max-steps", "2")

@@ -326,3 +326,17 @@ def test_the_command_line_trains_with_ntasgd(capsys, tmp_path):
     assert run.meta["configs"]["train"]["optimizer"] == "ntasgd"
     assert run.meta["trainer"]["optimizer"]["param_groups"][0]["nonmono"] == 5
     assert json.loads(stdout)["steps"] > 0
+
+
+def test_nonmono_flag_reaches_the_optimizer_and_the_checkpoint(capsys, tmp_path):
+    corpus = tmp_path / "tiny.txt"
+    corpus.write_text("the cat sat on the mat and the dog sat on the log\n" * 40)
+    code, _, stderr = run_cli(capsys, "train", "lm", "--data", corpus, "--layers", "1", "--hidden", "16",
+                              "--seq-len", "10", "--batch-size", "4", "--epochs", "1", "--optimizer", "ntasgd",
+                              "--nonmono", "2", "--lr", "1", "--out", tmp_path / "run", "--quiet")
+    assert code == 0, stderr
+    meta = RunDirectory.open(tmp_path / "run").load().meta
+    assert meta["configs"]["train"]["nonmono"] == 2
+    assert meta["trainer"]["optimizer"]["param_groups"][0]["nonmono"] == 2
+    with pytest.raises(InputError, match="nonmono"):
+        TrainConfig(optimizer="ntasgd", nonmono=0)

@@ -275,6 +275,9 @@ def training_options(*, lr: float = 2e-3, epochs: int = 10, batch_size: int | No
         click.option("--lr", type=PositiveFloat, default=lr, show_default=True, help="Learning rate."),
         click.option("--optimizer", type=click.Choice(OPTIMIZERS), default="adam", show_default=True, help="Optimizer."),
         click.option("--momentum", type=Probability, default=0.0, show_default=True, help="SGD momentum."),
+        click.option("--nonmono", type=Positive, default=5, show_default=True,
+                     help="NT-ASGD: start averaging once the validation loss is worse than the best before the "
+                          "last N epochs (AWD-LSTM: 5)."),
         click.option("--weight-decay", type=NonNegativeFloat,
                      help="Weight decay. Default: the optimizer's (AdamW 0.01, others 0)."),
         click.option("--schedule", type=click.Choice(SCHEDULES), default="constant", show_default=True,

@@ -39,6 +39,7 @@ from rnnkit.errors import InputError
 from rnnkit.extras import require
 from rnnkit.models import Captioner
 from rnnkit.train import Checkpoint, DistContext, Task, TaskLoss, seed_everything, summed_token_loss
+from rnnkit.train.task import Baseline, uniform_baseline
 
 from .spec import REGULARISER_OPTIONS, Prepared, RunSettings, TaskSpec, build_within_memory, parameter_count
 
@@ -291,6 +292,9 @@ class CaptionTask(Task):
         logits = model(images, target_inputs, ratio)  # (N, T, V)
         loss_sum, n_tokens = summed_token_loss(logits, target_outputs, pad_index=PAD_ID)
         return TaskLoss(loss_sum, n_tokens, images.size(0), None)
+
+    def baseline_loss(self) -> Baseline:
+        return uniform_baseline(len(self.vocab), "words")
 
     def score_validation(self, model: Captioner) -> dict[str, float]:
         generated = caption_images(model, self.vocab, self.valid.images, beam_size=1)

@@ -42,6 +42,7 @@ from rnnkit.errors import InputError
 from rnnkit.metrics.classification import accuracy, classification_scores, macro_f1
 from rnnkit.models import SequenceClassifier
 from rnnkit.train import Checkpoint, DistContext, Task, TaskLoss, seed_everything
+from rnnkit.train.task import Baseline, uniform_baseline
 
 from .spec import EMBEDDING_REGULARISER_OPTIONS, NETWORK_OPTIONS, Prepared, RunSettings, TaskSpec, parameter_count
 from .spec import build_within_memory
@@ -244,6 +245,9 @@ class ClassificationTask(Task):
         logits = model(tokens, lengths)  # (N, C)
         loss_sum = F.cross_entropy(logits, targets, reduction="sum")
         return TaskLoss(loss_sum, targets.numel(), targets.numel(), None)
+
+    def baseline_loss(self) -> Baseline:
+        return uniform_baseline(self.num_classes, "classes")
 
     def score_validation(self, model: torch.nn.Module) -> dict[str, float]:
         """Accuracy and macro F1 of the whole validation set (every rank scores all of it)."""

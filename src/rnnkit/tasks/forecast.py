@@ -46,6 +46,7 @@ from rnnkit.errors import InputError
 from rnnkit.metrics import forecast as metrics
 from rnnkit.models import SequenceRegressor
 from rnnkit.train import Checkpoint, DistContext, RunDirectory, Task, TaskLoss, seed_everything
+from rnnkit.train.task import Baseline, uniform_baseline
 
 from .spec import NETWORK_OPTIONS, REGULARISER_OPTIONS, Prepared, RunSettings, TaskSpec, parameter_count
 from .spec import build_within_memory
@@ -199,6 +200,12 @@ class ForecastTask(Task):
         # Mean over the H steps, summed over windows: the Trainer divides by the number of windows.
         loss_sum = torch.nn.functional.mse_loss(outputs, targets, reduction="none").mean(1).sum()
         return TaskLoss(loss_sum, inputs.size(0), inputs.size(0), None)
+
+    def baseline_loss(self) -> Baseline:
+        """The MSE of forecasting every training window by the mean of the training targets (per horizon
+        step, in the network's scale): the regression's guess that knows nothing."""
+        targets = self.train[1]  # (n, H)
+        return Baseline(float(((targets - targets.mean(0)) ** 2).mean()), "forecasting the training mean")
 
     def score_validation(self, model: torch.nn.Module) -> dict[str, float]:
         """MAE and MASE of the validation forecasts in target units (every rank scores all of them)."""

@@ -30,6 +30,7 @@ from rnnkit.data.text import CharVocab, WordVocab, vocab_from_dict
 from rnnkit.errors import InputError
 from rnnkit.models import LanguageModel
 from rnnkit.train import Checkpoint, DistContext, Task, TaskLoss, seed_everything, summed_token_loss
+from rnnkit.train.task import Baseline, uniform_baseline
 
 from .spec import EMBEDDING_REGULARISER_OPTIONS, Prepared, RunSettings, TaskSpec, build_within_memory, parameter_count
 
@@ -155,6 +156,7 @@ class LanguageModelTask(Task):
                 f"use a multiple of {dist.world_size}"
             )
         self.level = config.level
+        self.baseline = uniform_baseline(len(corpus.vocab), "characters" if config.level == "char" else "words")
         self.train = StreamBatcher(corpus.train_ids, config.batch_size, config.seq_len).shard(dist.rank, dist.world_size)
         self.valid = None
         if corpus.valid_ids is not None:
@@ -178,6 +180,9 @@ class LanguageModelTask(Task):
 
     def metrics(self, loss: float) -> dict[str, float]:
         return language_model_metrics(loss, self.level)
+
+    def baseline_loss(self) -> Baseline:
+        return self.baseline
 
     def gradient_flow(self, model: LanguageModel, batch, state) -> dict:
         """‖∂L/∂h_t‖ of the top layer for each step t of this batch, L the loss summed over the window's steps

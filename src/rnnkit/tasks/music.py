@@ -34,6 +34,7 @@ Example::
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -45,6 +46,7 @@ from rnnkit.data.music import MIDI_SUFFIXES, SPLITS, Piece, PitchRange, read_mid
 from rnnkit.errors import InputError
 from rnnkit.models.music import PianoRollModel
 from rnnkit.train import Checkpoint, DistContext, Task, TaskLoss, seed_everything
+from rnnkit.train.task import Baseline
 
 from .spec import REGULARISER_OPTIONS, Prepared, RunSettings, TaskSpec, build_within_memory, parameter_count
 
@@ -243,6 +245,7 @@ class MusicTask(Task):
         self.train_rolls = rolls
         self.limits = [shift_limits(roll, config.transpose) for roll in rolls]
         self.valid_rolls = [data.pitches.roll(piece) for piece in data.valid]
+        self.pitch_count = data.pitches.size
 
     def num_train_batches(self) -> int:
         # every pool but the last is whole batches, so only the very last batch can be short
@@ -286,6 +289,10 @@ class MusicTask(Task):
         rolls, lengths = batch  # (N, L, P), (N,)
         log_probs = model(rolls, lengths)  # (N, L), 0 on padding
         return TaskLoss(-log_probs.sum(), int(lengths.sum()), rolls.size(0), None)
+
+    def baseline_loss(self) -> Baseline:
+        """A fair coin for each pitch of a frame: P ln 2 nats per frame (the loss sums over the P pitches)."""
+        return Baseline(self.pitch_count * math.log(2), f"a fair coin for each of {self.pitch_count} pitches")
 
     def score_validation(self, model: PianoRollModel) -> dict[str, float]:
         return {"frame_accuracy": score_rolls(model, self.valid_rolls)["frame_accuracy"]}

@@ -49,6 +49,7 @@ from rnnkit.errors import InputError
 from rnnkit.metrics.spans import is_entity_tagset, span_scores
 from rnnkit.models import SequenceTagger
 from rnnkit.train import Checkpoint, DistContext, Task, TaskLoss, seed_everything
+from rnnkit.train.task import Baseline, uniform_baseline
 
 from .spec import EMBEDDING_REGULARISER_OPTIONS, NETWORK_OPTIONS, Prepared, RunSettings, TaskSpec, parameter_count
 from .spec import build_within_memory
@@ -315,6 +316,9 @@ class TaggingTask(Task):
         tagger = getattr(model, "module", model)  # the SequenceTagger inside a DDP wrapper
         loss_sum, tokens = tagger.loss(emissions, batch["tags"], batch["lengths"])
         return TaskLoss(loss_sum, tokens, batch["words"].size(0), None)
+
+    def baseline_loss(self) -> Baseline:
+        return uniform_baseline(len(self.vocabs.tags), "tags")
 
     def metrics(self, loss: float) -> dict[str, float]:
         return {}

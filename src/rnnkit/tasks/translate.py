@@ -39,6 +39,7 @@ from rnnkit.errors import InputError
 from rnnkit.extras import require
 from rnnkit.models import Seq2Seq
 from rnnkit.train import Checkpoint, DistContext, Task, TaskLoss, seed_everything, summed_token_loss
+from rnnkit.train.task import Baseline, uniform_baseline
 
 from .spec import NETWORK_OPTIONS, REGULARISER_OPTIONS, Prepared, RunSettings, TaskSpec, parameter_count
 from .spec import build_within_memory
@@ -250,6 +251,9 @@ class TranslationTask(Task):
         else:
             loss_sum, n_tokens = summed_token_loss(logits, target_outputs, pad_index=PAD_ID)
         return TaskLoss(loss_sum, n_tokens, source.size(0), None)
+
+    def baseline_loss(self) -> Baseline:
+        return uniform_baseline(len(self.corpus.target_vocab), "target tokens")
 
     def metrics(self, loss: float) -> dict[str, float]:
         return {"perplexity": math.exp(loss) if loss < 700 else math.inf}

@@ -27,7 +27,9 @@ class TrainConfig:
         time_budget: seconds of wall time for the whole run (across resumes); training stops at the first
             step boundary past it, then validates once more.
         max_steps: stop after this many optimizer steps in total (a hook for tests and short trials).
-        lr: learning rate. optimizer: ``adam``, ``adamw`` or ``sgd``. momentum: SGD's momentum.
+        lr: learning rate. optimizer: ``adam``, ``adamw``, ``sgd`` or ``ntasgd`` (AWD-LSTM's non-monotonically
+            triggered averaged SGD). momentum: SGD's momentum. nonmono: NT-ASGD's n, the epochs the validation
+            loss may fail to beat the best before them before averaging begins.
         weight_decay: None keeps the optimizer's default (0 for Adam and SGD, 0.01 for AdamW).
         schedule: ``constant``, ``step`` (Zaremba), ``cosine`` or ``plateau`` (see :mod:`rnnkit.train.optim`).
         lr_decay: the factor of ``step`` and ``plateau``. decay_after: epochs before ``step`` starts decaying.
@@ -48,6 +50,7 @@ class TrainConfig:
     lr: float = 2e-3
     optimizer: str = "adam"
     momentum: float = 0.0
+    nonmono: int = 5
     weight_decay: float | None = None
     schedule: str = "constant"
     lr_decay: float = 0.5
@@ -71,6 +74,7 @@ class TrainConfig:
         check_positive("patience", self.patience, integer=True)
         check_positive("save-every", self.save_every, integer=True)
         check_positive("log-gradients", self.log_gradients, integer=True)
+        check_positive("nonmono", self.nonmono, integer=True)
         # Library users build TrainConfig directly: every number is checked here as the flags check it.
         for flag, value in (("momentum", self.momentum), ("weight-decay", self.weight_decay),
                             ("lr-decay", self.lr_decay)):

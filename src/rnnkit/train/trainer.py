@@ -100,7 +100,7 @@ class Trainer:
             # Rank 0 keeps the seeded stream (a 1-process run's); the others draw their own dropout masks.
             torch.manual_seed(config.seed + self.dist.rank)
         self.optimizer = build_optimizer(
-            config.optimizer, self.model.parameters(), config.lr, config.weight_decay, config.momentum
+            config.optimizer, self.model.parameters(), config.lr, config.weight_decay, config.momentum, config.nonmono
         )
         self.batches_per_epoch = task.num_train_batches()
         total_steps = config.epochs * self.batches_per_epoch if config.epochs is not None else None
