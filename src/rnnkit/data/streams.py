@@ -25,6 +25,11 @@ from torch import Tensor
 from ..errors import InputError
 
 
+def tokens_needed(batch_size: int, seq_len: int) -> int:
+    """Tokens a stream of ids needs for one batch: every stream one window, and the target after the last."""
+    return batch_size * seq_len + 1
+
+
 class StreamBatcher:
     """Windows ``(inputs, targets)``, each (N, L), over ``batch_size`` parallel streams of ``ids``.
 
@@ -57,7 +62,7 @@ class StreamBatcher:
         ids = torch.as_tensor(ids)
         if ids.dim() != 1 or ids.dtype.is_floating_point or ids.dtype.is_complex:
             raise ValueError(f"ids must be a 1-D integer tensor, got {ids.dtype} of shape {tuple(ids.shape)}")
-        needed = batch_size * seq_len + 1
+        needed = tokens_needed(batch_size, seq_len)
         if ids.numel() < needed:
             raise InputError(
                 f"the corpus has {ids.numel()} tokens but one batch needs batch_size*seq_len+1 = {needed}; "

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from rnnkit.checks import check_positive, fraction_for
 from rnnkit.data.corpus import default_corpus, split_train_valid
-from rnnkit.data.streams import StreamBatcher
+from rnnkit.data.streams import StreamBatcher, tokens_needed
 from rnnkit.data.reading import read_text
 from rnnkit.data.text import CharVocab, WordVocab, vocab_from_dict
 from rnnkit.errors import InputError
@@ -114,8 +114,8 @@ def _check_held_out(text: str, valid_text: str, config: LMDataConfig, descriptio
     """InputError when --valid-fraction holds out too little text to score, with the smallest fraction that
     holds out enough: an empty held-out part would otherwise train without validation, unsaid."""
     held = _token_count(valid_text, config.level)
-    if held >= MIN_VALID_TOKENS:
-        return
+    if held >= MIN_VALID_TOKENS or _token_count(text, config.level) < tokens_needed(config.batch_size, config.seq_len):
+        return  # enough held out, or a text too short for even one batch, which the batcher names
     # The fewest characters at the end of the text that hold enough tokens (the count grows with the length).
     low, high = MIN_VALID_TOKENS, MIN_VALID_TOKENS
     while high < len(text) and _token_count(text[-high:], config.level) < MIN_VALID_TOKENS:
