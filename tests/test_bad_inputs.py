@@ -42,6 +42,10 @@ from bad_inputs.cases import CASES, Case
 from bad_inputs.workspace import Workspace, train_runs
 from rnnkit.cli import main
 
+# An exception that Python can only report as "Exception ignored in ..." (from a destructor) is a traceback the
+# user sees on stderr after the error line: it fails the case like any other.
+pytestmark = pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")
+
 # A case may use this much CPU time (far more than any needs: a command that never stops, e.g. --time-budget nan,
 # fails instead of hanging), and this much wall time on a machine busy with other work.
 CASE_CPU_SECONDS = 15

@@ -12,11 +12,14 @@ PCM with the standard library's ``wave``.
 
 from __future__ import annotations
 
+import io
 import wave
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+
+from rnnkit.files import write_atomic
 
 from .notes import notes_of
 
@@ -62,9 +65,13 @@ def write_wav(frames: Sequence[Sequence[int]], path: str | Path, step: float = 1
     """Render ``frames`` (see :func:`render`) into a 16-bit mono WAV file at ``path``; returns the path."""
     samples = np.round(render(frames, step, bpm, rate) * 32767).astype("<i2")  # (S,) little-endian int16
     path = Path(path)
-    with wave.open(str(path), "wb") as out:
+    # Built in memory, then written in one atomic step: a path the system refuses gives write_atomic's one
+    # line, and a half-written WAV never replaces a good one (wave.open on a path would leave both to chance).
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
         out.setnchannels(1)
         out.setsampwidth(2)
         out.setframerate(rate)
         out.writeframes(samples.tobytes())
+    write_atomic(path, buffer.getvalue())
     return path
