@@ -6,10 +6,12 @@ One track on channel 1: a tempo, an instrument (General MIDI program, 0-based: 0
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Sequence
 
 from rnnkit.extras import require
+from rnnkit.files import write_atomic
 
 from .notes import notes_of
 
@@ -42,5 +44,7 @@ def write_midi(frames: Sequence[Sequence[int]], path: str | Path, step: float = 
     midi = mido.MidiFile(type=0, ticks_per_beat=TICKS_PER_QUARTER)
     midi.tracks.append(track)
     path = Path(path)
-    midi.save(str(path))
+    buffer = io.BytesIO()  # written whole in one atomic step: a refused path never leaves half a file
+    midi.save(file=buffer)
+    write_atomic(path, buffer.getvalue())
     return path
