@@ -42,6 +42,7 @@ class StreamBatcher:
         ids: the token sequence, shape (T,), integer dtype.
         batch_size: N, the number of parallel streams.
         seq_len: L, the window length (the truncated-BPTT horizon).
+        source: what the ids were read from, as the error for a text too short for one batch names it.
 
     Raises:
         InputError: if ``ids`` is shorter than one batch (N*L + 1 tokens).
@@ -55,7 +56,7 @@ class StreamBatcher:
             state = detach_state(state)
     """
 
-    def __init__(self, ids: Tensor, batch_size: int, seq_len: int):
+    def __init__(self, ids: Tensor, batch_size: int, seq_len: int, source: str = "the corpus"):
         for name, value in (("batch_size", batch_size), ("seq_len", seq_len)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InputError(f"{name} must be a positive integer, got {value!r}")
@@ -65,7 +66,7 @@ class StreamBatcher:
         needed = tokens_needed(batch_size, seq_len)
         if ids.numel() < needed:
             raise InputError(
-                f"the corpus has {ids.numel()} tokens but one batch needs batch_size*seq_len+1 = {needed}; "
+                f"{source} has {ids.numel()} tokens but one batch needs batch_size*seq_len+1 = {needed}; "
                 f"use a longer text or a smaller batch size or sequence length"
             )
         windows = (ids.numel() - 1) // (batch_size * seq_len)

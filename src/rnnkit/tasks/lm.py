@@ -157,7 +157,8 @@ class LanguageModelTask(Task):
             )
         self.level = config.level
         self.baseline = uniform_baseline(len(corpus.vocab), "characters" if config.level == "char" else "words")
-        self.train = StreamBatcher(corpus.train_ids, config.batch_size, config.seq_len).shard(dist.rank, dist.world_size)
+        self.train = StreamBatcher(corpus.train_ids, config.batch_size, config.seq_len,
+                                   source=f"the training part of {corpus.description}").shard(dist.rank, dist.world_size)
         self.valid = None
         if corpus.valid_ids is not None:
             self.valid = validation_batcher(corpus.valid_ids, config.batch_size, config.seq_len, dist)
