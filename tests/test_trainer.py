@@ -239,6 +239,8 @@ def test_non_finite_loss_stops_with_the_step_and_keeps_the_last_checkpoint(tmp_p
 
 def test_signal_stops_cleanly_with_a_checkpoint(tmp_path):
     run = RunDirectory.create(tmp_path / "run")
+    # What was there before: Python's default, or SIG_IGN where the suite runs under nohup or in the background
+    handler_before = signal.getsignal(signal.SIGINT)
 
     def interrupt_at_step_3(step, loss):
         if step == 3:
@@ -247,7 +249,7 @@ def test_signal_stops_cleanly_with_a_checkpoint(tmp_path):
     report = Trainer(make_model(), StreamToyTask(), TrainConfig(epochs=2), run_dir=run, on_step=interrupt_at_step_3).fit()
     assert report["stop_reason"] == "interrupted" and report["steps"] == 4
     assert RunDirectory.open(run.path).load().meta["trainer"]["position"]["step"] == 4
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is handler_before  # the handler is given back
 
 
 @pytest.mark.parametrize("task_class", [StreamToyTask, PaddedToyTask])
