@@ -26,15 +26,24 @@ trained model's units should stand well above it.
     PYTHONPATH=src .venv/bin/python benchmarks/explain_units.py --corpus shakespeare   # about 16 minutes
     PYTHONPATH=src .venv/bin/python benchmarks/explain_units.py --minutes 30    # a longer training budget
     PYTHONPATH=src .venv/bin/python benchmarks/explain_units.py --smoke    # 5 steps and 1,000 characters: does it start?
+
+Issue 14 (the string unit with the open core's regularisers): ``--recipe regularised`` adds dropout 0.2 between
+the layers with the masks locked per sequence and weight drop 0.2 on every W_hh (the fused kernel still runs);
+``--more-code N`` trains on more of the standard library: the embedded corpus followed by further top-level
+modules of this Python (sorted by name, the HELD_OUT ones and the corpus's own excluded) up to N characters in
+all, validated on its last 5%. The last line of stdout is one JSON object with the best |r| per feature, the
+untrained control's, the commands and the CPU model.
+
+    PYTHONPATH=src .venv/bin/python benchmarks/explain_units.py --recipe regularised --more-code 3000000 --minutes 40
 """
 
 import argparse
 import json
-import subprocess
-import sys
 import sysconfig
 import time
 from pathlib import Path
+
+from bench_common import cpu_model, rnnkit
 
 ROOT = Path(__file__).resolve().parents[1]
 SHAKESPEARE = ROOT.parent / "shared" / "data" / "tinyshakespeare" / "input.txt"
@@ -48,13 +57,12 @@ SETTINGS = [
     "--seq-len", "100", "--batch-size", "32", "--optimizer", "adam", "--lr", "2e-3", "--clip", "5",
     "--seed", "1",
 ]
+RECIPES = {  # flags added to SETTINGS (the CLI takes a repeated flag's last value)
+    "round1": [],
+    "regularised": ["--dropout", "0.2", "--locked-dropout", "--weight-drop", "0.2"],
+}
 TIME_BUDGET = 900
 CHARS = 10_000
-
-
-def rnnkit(*args: str) -> str:
-    done = subprocess.run([sys.executable, "-m", "rnnkit", *args], check=True, text=True, stdout=subprocess.PIPE)
-    return done.stdout
 
 
 def held_out_text(chars: int) -> str:
@@ -64,6 +72,32 @@ def held_out_text(chars: int) -> str:
     return "\n".join(texts)[:chars]
 
 
+def more_code(chars: int) -> tuple[str, list[str]]:
+    """The embedded corpus followed by further top-level standard-library modules, up to ``chars`` characters.
+
+    The further modules are this Python's top-level ``*.py`` files sorted by name, without the HELD_OUT ones
+    (the explained text must stay unseen), the corpus's own and any that are not UTF-8. Returns the text and the
+    names of the modules added.
+    """
+    from rnnkit.data.corpus import STDLIB_FILES, default_corpus
+
+    text, _ = default_corpus()
+    root = Path(sysconfig.get_paths()["stdlib"])
+    added = []
+    for path in sorted(root.glob("*.py")):
+        if len(text) >= chars:
+            break
+        if path.name in HELD_OUT or path.name in STDLIB_FILES:
+            continue
+        try:
+            module = path.read_text(encoding="utf-8").replace("\r\n", "\n").rstrip("\n") + "\n"
+        except (UnicodeDecodeError, OSError):
+            continue
+        text += "\n" + module
+        added.append(path.name)
+    return text[:chars], added
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--smoke", action="store_true", help="train 5 steps and explain 1,000 characters")
@@ -71,16 +105,33 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=TIME_BUDGET / 60, help="training budget")
     parser.add_argument("--corpus", choices=list(TARGETS), default="python",
                         help="python: the embedded stdlib corpus; shakespeare: tiny Shakespeare from ../shared/data")
+    parser.add_argument("--recipe", choices=list(RECIPES), default="round1",
+                        help="round1: no dropout (default); regularised: locked dropout and weight drop 0.2")
+    parser.add_argument("--more-code", type=int, default=0, metavar="CHARS",
+                        help="with --corpus python: train on the corpus plus further stdlib modules, CHARS in all")
     args = parser.parse_args()
+    if args.more_code and args.corpus != "python":
+        parser.error("--more-code grows the Python corpus; leave it out with --corpus shakespeare")
+    settings = SETTINGS + RECIPES[args.recipe]
 
     length = ["--max-steps", "5"] if args.smoke else ["--time-budget", str(args.minutes * 60)]
     chars = 1000 if args.smoke else CHARS
     out = args.out + ("-shakespeare" if args.corpus == "shakespeare" else "")
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     data = []
+    added = []
     if args.corpus == "python":
         text_file = Path(out + "-heldout.py")
         text_file.write_text(held_out_text(chars), encoding="utf-8")
+        if args.more_code:
+            text, added = more_code(args.more_code)
+            split = int(0.95 * len(text))
+            train_file, valid_file = Path(out + "-train.py"), Path(out + "-valid.py")
+            train_file.write_text(text[:split], encoding="utf-8")
+            valid_file.write_text(text[split:], encoding="utf-8")
+            data = ["--data", str(train_file), "--valid-data", str(valid_file)]
+            print(f"training text: the corpus and {len(added)} more modules ({added[0]} .. {added[-1]}), "
+                  f"{len(text):,} characters", flush=True)
     else:
         text = SHAKESPEARE.read_text(encoding="utf-8")
         split = int(0.9 * len(text))
@@ -90,7 +141,7 @@ def main() -> None:
         data = ["--data", str(train_file)]
     args.out = out
 
-    command = ["train", "lm", *SETTINGS, *data, *length, "--out", args.out, "--overwrite", "--quiet", "--json"]
+    command = ["train", "lm", *settings, *data, *length, "--out", args.out, "--overwrite", "--quiet", "--json"]
     print("rnnkit " + " ".join(command), flush=True)
     start = time.monotonic()
     report = json.loads(rnnkit(*command))
@@ -98,19 +149,29 @@ def main() -> None:
           f"{report['valid_loss']:.4f} nats/char, {report['tokens_per_second']:,.0f} characters/s", flush=True)
 
     ranking = explain(args.out, text_file, chars)
-    untrained = None if args.smoke else untrained_control(args.out + "-untrained", data, text_file, chars)
+    untrained = None if args.smoke else untrained_control(args.out + "-untrained", settings, data, text_file, chars)
     minutes = (time.monotonic() - start) / 60
 
     for name, matches in ranking.items():
         units = ", ".join(f"L{m['layer']} {m['state']} {m['unit']} ({m['correlation']:+.3f})" for m in matches)
         print(f"  {name:<14} {units}")
-    verdicts = []
+    verdicts, scores = [], {}
     for name, (description, target) in TARGETS[args.corpus].items():
         best = best_correlation(ranking, name)
         verdicts.append(best >= target)
+        scores[name] = {"best_abs_r": round(best, 4), "target": target, "met": best >= target,
+                        "units": ranking.get(name, [])[:3],
+                        "untrained_best_abs_r": None if untrained is None else round(best_correlation(untrained, name), 4)}
         control_note = "" if untrained is None else f"; untrained control {best_correlation(untrained, name):.3f}"
         print(f"{description}: best |r| = {best:.3f}{control_note} (target >= {target}: {'met' if best >= target else 'NOT met'})")
     print(f"page: {Path(args.out) / 'explain.html'}; {minutes:.1f} min in all (targets: {'met' if all(verdicts) else 'NOT met'})")
+    print(json.dumps({
+        "benchmark": "explain-units", "corpus": args.corpus, "recipe": args.recipe, "smoke": args.smoke,
+        "training_characters": args.more_code or None, "modules_added": added, "features": scores,
+        "met": all(verdicts), "steps": report["steps"], "valid_loss": report["valid_loss"],
+        "budget_minutes": args.minutes, "minutes_in_all": round(minutes, 2), "commands": ["rnnkit " + " ".join(command)],
+        "cpu": cpu_model(),
+    }))
 
 
 def explain(run: str, text_file: Path, chars: int) -> dict:
@@ -124,11 +185,11 @@ def explain(run: str, text_file: Path, chars: int) -> dict:
     return json.loads(rnnkit(*command))["ranking"]
 
 
-def untrained_control(run: str, data: list[str], text_file: Path, chars: int) -> dict:
+def untrained_control(run: str, settings: list[str], data: list[str], text_file: Path, chars: int) -> dict:
     """The ranking for the same model after one step, practically its random initialisation: among 1,024
     units some correlate with any feature by chance, more so on signals as smooth as these, and this
     shows how high chance goes."""
-    rnnkit("train", "lm", *SETTINGS, *data, "--max-steps", "1", "--out", run, "--overwrite", "--quiet", "--json")
+    rnnkit("train", "lm", *settings, *data, "--max-steps", "1", "--out", run, "--overwrite", "--quiet", "--json")
     return explain(run, text_file, chars)
 
 

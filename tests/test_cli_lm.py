@@ -276,6 +276,9 @@ def test_unknown_flag_and_config_key(capsys, corpus, tmp_path):
     config.write_text("hidden = -3\n")
     code, _, stderr = run_cli(capsys, "train", "lm", "--config", config, "--data", corpus)
     assert_one_line_error(code, stderr, "--hidden")
+    config.write_text("# nothing set\n")
+    code, _, stderr = run_cli(capsys, "train", "lm", "--config", config, "--data", corpus)
+    assert_one_line_error(code, stderr, "holds no settings", "--config")
 
 
 @pytest.mark.parametrize("args, words", [

@@ -134,6 +134,10 @@ def _load_config_file(ctx: click.Context, param: click.Parameter, value: str | N
         raise click.BadParameter(f"cannot read {value} as UTF-8 text ({error})", param=param) from None
     except tomllib.TOMLDecodeError as error:
         raise click.BadParameter(f"{value} is not valid TOML ({error})", param=param) from None
+    if not table:
+        # An empty file is most often the wrong file: say so rather than train on the defaults unasked.
+        raise click.BadParameter(f"{value} holds no settings; write flag names as keys (e.g. hidden = 256) "
+                                 "or leave out --config", param=param)
     by_flag = {
         option.opts[0].lstrip("-"): option
         for option in ctx.command.params

@@ -123,6 +123,7 @@ case("train-lm-config-missing", "train lm --data {text} --config {tmp}/missing.t
 case("train-lm-config-not-toml", _CONFIG, "bad.toml", setup=d.write("bad.toml", "hidden = = 3\n"))
 case("train-lm-config-binary", _CONFIG, "bad.toml", setup=d.write("bad.toml", d.GARBAGE))
 case("train-lm-config-latin1", _CONFIG, "bad.toml", setup=d.write("bad.toml", "# caf\xe9\nhidden = 8\n".encode("latin-1")))
+case("train-lm-config-empty", _CONFIG, "holds no settings", setup=d.write("bad.toml", "# nothing set\n"))
 for name, body, word in [
     ("hidden-float", "hidden = 3.5", "hidden"),
     ("epochs-bool", "epochs = true", "epochs"),

@@ -37,7 +37,7 @@ import torch
 from rnnkit.errors import InputError
 from rnnkit.nn import detach_state
 
-from .checkpoint import Checkpoint, RunDirectory, join_tensors, split_tensors
+from .checkpoint import GRADIENTS_FILE, Checkpoint, RunDirectory, join_tensors, split_tensors
 from .config import TrainConfig
 from .distributed import DistContext
 from .divergence import SavedRun, remedy, runaway, runaway_due, span_name
@@ -47,8 +47,6 @@ from .position import Position
 from .progress import ProgressBar, format_record
 from .rng import capture_rng, restore_rng
 from .task import Task, as_task
-
-GRADIENTS_FILE = "gradients.jsonl"
 
 
 class Trainer:
