@@ -79,7 +79,7 @@ def more_code(chars: int) -> tuple[str, list[str]]:
     (the explained text must stay unseen), the corpus's own and any that are not UTF-8. Returns the text and the
     names of the modules added.
     """
-    from rnnkit.data.corpus import STDLIB_FILES, default_corpus
+    from rnnkit.data.corpus import STDLIB_FILES, default_corpus, normalised_source
 
     text, _ = default_corpus()
     root = Path(sysconfig.get_paths()["stdlib"])
@@ -90,7 +90,7 @@ def more_code(chars: int) -> tuple[str, list[str]]:
         if path.name in HELD_OUT or path.name in STDLIB_FILES:
             continue
         try:
-            module = path.read_text(encoding="utf-8").replace("\r\n", "\n").rstrip("\n") + "\n"
+            module = normalised_source(path.read_text(encoding="utf-8"))
         except (UnicodeDecodeError, OSError):
             continue
         text += "\n" + module

@@ -43,7 +43,8 @@ STDLIB_FILES = (
 )
 
 
-def _normalised(text: str) -> str:
+def normalised_source(text: str) -> str:
+    """``text`` with ``\\r\\n`` and ``\\r`` turned into ``\\n`` and exactly one newline at the end."""
     return text.replace("\r\n", "\n").replace("\r", "\n").rstrip("\n") + "\n"
 
 
@@ -63,7 +64,7 @@ def default_corpus() -> tuple[str, str]:
     for name in STDLIB_FILES:
         path = root / name
         if path.is_file():
-            texts.append(_normalised(path.read_text(encoding="utf-8")))
+            texts.append(normalised_source(path.read_text(encoding="utf-8")))
         else:
             missing.append(name)
     if not texts:
