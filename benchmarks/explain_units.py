@@ -35,6 +35,9 @@ all, validated on its last 5%. The last line of stdout is one JSON object with t
 untrained control's, the commands and the CPU model.
 
     PYTHONPATH=src .venv/bin/python benchmarks/explain_units.py --recipe regularised --more-code 3000000 --minutes 40
+
+``--cell``, ``--layers`` and ``--hidden`` change the model's cell, depth and width (for instance a GRU, or Karpathy
+et al.'s three layers), so that whether a string unit emerges can be compared across architectures.
 """
 
 import argparse
@@ -63,6 +66,12 @@ RECIPES = {  # flags added to SETTINGS (the CLI takes a repeated flag's last val
 }
 TIME_BUDGET = 900
 CHARS = 10_000
+
+
+def architecture(args: argparse.Namespace) -> list[str]:
+    """The flags that replace SETTINGS' cell, depth or width (the CLI takes a repeated flag's last value)."""
+    chosen = {"--cell": args.cell, "--layers": args.layers, "--hidden": args.hidden}
+    return [part for flag, value in chosen.items() if value is not None for part in (flag, str(value))]
 
 
 def held_out_text(chars: int) -> str:
@@ -109,10 +118,13 @@ def main() -> None:
                         help="round1: no dropout (default); regularised: locked dropout and weight drop 0.2")
     parser.add_argument("--more-code", type=int, default=0, metavar="CHARS",
                         help="with --corpus python: train on the corpus plus further stdlib modules, CHARS in all")
+    parser.add_argument("--cell", default=None, help="the recurrent cell instead of the LSTM (any of `rnnkit train lm --cell`)")
+    parser.add_argument("--layers", type=int, default=None, help="stacked layers instead of 2")
+    parser.add_argument("--hidden", type=int, default=None, help="units per layer instead of 256")
     args = parser.parse_args()
     if args.more_code and args.corpus != "python":
         parser.error("--more-code grows the Python corpus; leave it out with --corpus shakespeare")
-    settings = SETTINGS + RECIPES[args.recipe]
+    settings = SETTINGS + RECIPES[args.recipe] + architecture(args)
 
     length = ["--max-steps", "5"] if args.smoke else ["--time-budget", str(args.minutes * 60)]
     chars = 1000 if args.smoke else CHARS
@@ -167,6 +179,7 @@ def main() -> None:
     print(f"page: {Path(args.out) / 'explain.html'}; {minutes:.1f} min in all (targets: {'met' if all(verdicts) else 'NOT met'})")
     print(json.dumps({
         "benchmark": "explain-units", "corpus": args.corpus, "recipe": args.recipe, "smoke": args.smoke,
+        "architecture": architecture(args),
         "training_characters": args.more_code or None, "modules_added": added, "features": scores,
         "met": all(verdicts), "steps": report["steps"], "valid_loss": report["valid_loss"],
         "budget_minutes": args.minutes, "minutes_in_all": round(minutes, 2), "commands": ["rnnkit " + " ".join(command)],
