@@ -26,8 +26,8 @@ scaled to 2 CPU cores and about an hour:
   --epochs = floor(0.92 x budget / time per epoch including validation), or takes --epochs N if given.
   ``plateau`` divides the rate by 4 after every epoch whose validation loss is not lower (the PyTorch word-LM
   example's rule): in a run of a dozen epochs it may never fire, leaving the rate high at the end, which is why
-  it is not the default. ``--optimizer ntasgd`` (when ``rnnkit train lm`` offers it) keeps the rate constant
-  and switches to averaged SGD by AWD-LSTM's non-monotone trigger instead (rnnkit.train.ntasgd).
+  it is not the default. ``--optimizer ntasgd`` keeps the rate constant and switches to averaged SGD by
+  AWD-LSTM's non-monotone trigger instead (rnnkit.train.ntasgd).
 - training stops at the --minutes budget in any case (default 55, so that the test scoring fits within the
   hour); the checkpoint with the lower validation loss (the best finished epoch or the final, partial one) is
   scored.
@@ -83,11 +83,6 @@ VALID_TOKENS = 73_760  # ptb.valid.txt's
 CALIBRATION_STEPS = 40
 
 
-def offers_optimizer(name: str) -> bool:
-    """Whether this checkout's `rnnkit train lm` accepts --optimizer NAME."""
-    return name in rnnkit("train", "lm", "--help").split("--optimizer", 1)[1].split("\n")[0]
-
-
 def calibrated_epochs(settings: list[str], seconds: float, out: str, smoke: bool) -> tuple[int, dict]:
     """The whole epochs of ``settings`` that fit in ``seconds``, from the training rate of a short timed run.
 
@@ -118,8 +113,7 @@ def main() -> None:
                         help="training budget in minutes (--time-budget). Default: 75 for zaremba (a safety net "
                              "above its 13 epochs), 55 for awd")
     parser.add_argument("--optimizer", choices=("sgd", "ntasgd"), default="sgd",
-                        help="awd only: sgd (default; see --schedule), or ntasgd at a constant rate (needs `rnnkit "
-                             "train lm --optimizer ntasgd`)")
+                        help="awd only: sgd (default; see --schedule), or ntasgd at a constant rate")
     parser.add_argument("--schedule", choices=sorted(AWD_SCHEDULES), default=None,
                         help="awd with sgd: cosine over the epochs that fit in --minutes (default), or plateau")
     parser.add_argument("--epochs", type=int, default=None,
@@ -153,8 +147,6 @@ def main() -> None:
     calibration, schedule = None, "step"  # zaremba: the paper's step schedule
     if args.recipe == "awd":
         if args.optimizer == "ntasgd":
-            if not offers_optimizer("ntasgd"):
-                parser.error("this rnnkit's `train lm` has no --optimizer ntasgd yet; use --optimizer sgd")
             settings += NTASGD
             schedule = "constant"
         else:
