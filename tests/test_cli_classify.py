@@ -11,7 +11,7 @@ import torch
 from click.testing import CliRunner
 
 from rnnkit.cli import cli
-from rnnkit.commands import classify as classify_command
+from rnnkit.cli.commands import classify as classify_command
 from rnnkit.errors import InputError
 from rnnkit.tasks.classify import ClassifyDataConfig, build_model, class_probabilities, load_data
 from rnnkit.train import RunDirectory

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from rnnkit.cli import main
-from rnnkit.commands import forecast as forecast_command
+from rnnkit.cli.commands import forecast as forecast_command
 from rnnkit.errors import InputError
 from rnnkit.tasks.forecast import from_run as load_trained
 from rnnkit.train import RunDirectory

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from rnnkit.commands import tag as tag_command
+from rnnkit.cli.commands import tag as tag_command
 from rnnkit.errors import InputError
 from rnnkit.tasks.tag import TagDataConfig, TaggingTask, build_model, make_batch
 from rnnkit.tasks.tag import from_run as load_trained

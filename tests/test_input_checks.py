@@ -15,18 +15,18 @@ import click
 import pytest
 import torch
 
-import rnnkit.commands
+import rnnkit.cli
 from rnnkit.checks import MAX_SEED, fraction_for
 from rnnkit.cli import cli, main
-from rnnkit.cli_options import FiniteFloat
+from rnnkit.cli.json_output import not_finite, to_json
+from rnnkit.cli.options import FiniteFloat
 from rnnkit.data.corpus import split_train_valid
 from rnnkit.errors import InputError
-from rnnkit.json_output import not_finite, to_json
 from rnnkit.tasks.spec import build_within_memory
 from rnnkit.train import TrainConfig
 from cli_helpers import assert_one_line_error, run_cli, snapshot
 
-SRC = Path(rnnkit.commands.__file__).resolve().parents[1]
+CLI = Path(rnnkit.cli.__file__).resolve().parent
 TEXT = "".join(f"def f{i}(x):\n    return x * {i % 7} + {i % 3}\n\n" for i in range(60))  # ~1,900 characters
 LM = ["--layers", "1", "--hidden", "8", "--seq-len", "8", "--batch-size", "4", "--seed", "0", "--quiet"]
 
@@ -338,7 +338,7 @@ def test_to_json_writes_null_with_a_reason():
 
 def test_commands_print_json_only_through_to_json():
     """No command module (nor the command machinery) calls json.dumps: it would print Infinity and NaN."""
-    modules = [*sorted((SRC / "commands").glob("*.py")), SRC / "cli_tasks.py"]
+    modules = [*sorted((CLI / "commands").glob("*.py")), CLI / "task_command.py"]
     offenders = []
     for module in modules:
         for node in ast.walk(ast.parse(module.read_text())):
@@ -353,7 +353,7 @@ def test_a_non_finite_score_is_printed_honestly_and_is_no_success(capsys, runs, 
               "mase": 1.0}, "seasonal_naive": {"mae": 1.0, "rmse": 1.0, "mase": 1.0}, "origins": 3, "horizon": 1,
               "window": 6, "season": 12, "season_source": "monthly dates", "holdout_steps": 12, "series_steps": 60,
               "mase_scale": 1.0}
-    monkeypatch.setattr("rnnkit.commands.forecast.backtest_report", lambda *args: scores)
+    monkeypatch.setattr("rnnkit.cli.commands.forecast.backtest_report", lambda *args: scores)
     code, stdout, stderr = run_cli(capsys, "evaluate", runs / "forecast", "--data", runs / "series.csv",
                                    *(["--json"] if as_json else []))
     assert_one_line_error(code, stderr, "not finite", "model.mae = inf")

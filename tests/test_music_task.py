@@ -11,7 +11,7 @@ import pytest
 import torch
 from cli_helpers import assert_one_line_error, assert_resumed_exactly, run_cli
 
-from rnnkit.commands.music import evaluate, generate
+from rnnkit.cli.commands.music import evaluate, generate
 from rnnkit.data.music import PitchRange
 from rnnkit.errors import InputError
 from rnnkit.tasks.music import MusicDataConfig, load_data, score_rolls, shift_limits, transposed

@@ -12,7 +12,7 @@ import torch
 from cli_helpers import assert_one_line_error, run_cli
 
 from rnnkit import extras
-from rnnkit.commands import task_names
+from rnnkit.cli.commands import task_names
 from rnnkit.tasks.spec import spec
 from rnnkit.train import RunDirectory
 
@@ -26,7 +26,7 @@ def test_every_task_is_found_from_its_task_and_command_modules():
 
 @pytest.mark.parametrize("name", TASKS)
 def test_a_tasks_spec_and_command_agree(name):
-    command = importlib.import_module(f"rnnkit.commands.{name}")
+    command = importlib.import_module(f"rnnkit.cli.commands.{name}")
     assert spec(name).name == name and command.COMMAND.spec is spec(name)
     assert command.train_command.name == name
     params = {param.name for param in command.train_command.params}

@@ -5,7 +5,7 @@ saved as ``configs["data"]`` in every checkpoint), how the option values become 
 ``configs["model"]``) and further saved settings, which of them a resumed run may change, how a run's data
 and model are prepared for training, how a trained run is loaded (``from_checkpoint``) and what training adds to
 the report. Everything that trains, resumes, evaluates or predicts is written once from these specs
-(:mod:`rnnkit.tasks.run`, :mod:`rnnkit.cli_tasks`).
+(:mod:`rnnkit.tasks.run`, :mod:`rnnkit.cli.task_command`).
 
     >>> spec("lm").noun
     'language model'
@@ -28,7 +28,7 @@ from rnnkit.train import Checkpoint, RunDirectory, Task, TrainConfig
 CHANGEABLE_ON_RESUME = frozenset({"epochs", "time_budget", "max_steps", "patience", "save_every", "engine"})
 
 # The network every recurrent task builds (option name -> model argument): the flags of
-# rnnkit.cli_options.recurrent_options.
+# rnnkit.cli.options.recurrent_options.
 NETWORK_OPTIONS = {"cell": "cell", "layers": "num_layers", "hidden": "hidden_size", "bidirectional": "bidirectional",
                    "dropout": "dropout", "engine": "engine"}
 

@@ -7,10 +7,20 @@
     rnnkit translate | explain | diagnose | bench ...
     torchrun --nproc-per-node=2 -m rnnkit train lm ...        (data-parallel training)
 
-Each command lives in its own module of :mod:`rnnkit.commands`, imported only when it runs. Every flag of
+Each command lives in its own module of :mod:`rnnkit.cli.commands`, imported only when it runs. Every flag of
 ``train`` can also come from a TOML file given with ``--config``: its keys are the flag names without
 ``--`` (``seq-len = 128``); flags on the command line win over the file. A user mistake prints one line
 ``error: ...`` on stderr and exits with status 2, without a traceback.
+
+This package is the whole command line, and the only part of rnnkit that knows click: it parses flags, calls
+the tasks and the library below it, and prints. Its modules, each importing only those below it:
+
+    __init__        the entry point (``main``) and the command groups
+    commands/       one module per command; a task's module declares its TaskCommand
+    task_command    ``train TASK``, ``evaluate`` and ``predict`` written once from a task's TaskCommand
+    options         flags that several commands share, and their click types
+    outputs         where a command may write a file it was asked for
+    json_output     ``--json``: JSON without Infinity or NaN
 """
 
 import importlib
@@ -19,8 +29,8 @@ import sys
 import click
 
 from rnnkit import __version__
-from rnnkit.cli_options import EXIT_INTERRUPTED
-from rnnkit.commands import TOP_LEVEL_COMMANDS, task_names
+from rnnkit.cli.commands import TOP_LEVEL_COMMANDS, task_names
+from rnnkit.cli.options import EXIT_INTERRUPTED
 from rnnkit.errors import InputError
 
 EXIT_USER_ERROR = 2
@@ -71,7 +81,7 @@ class LazyGroup(click.Group):
         return super().get_command(ctx, name)
 
 
-@click.group(cls=LazyGroup, lazy={name: (f"rnnkit.commands.{module}", attribute)
+@click.group(cls=LazyGroup, lazy={name: (f"rnnkit.cli.commands.{module}", attribute)
                                   for name, (module, attribute) in TOP_LEVEL_COMMANDS.items()},
              context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="rnnkit")
@@ -79,6 +89,6 @@ def cli() -> None:
     """rnnkit: recurrent neural networks on PyTorch: train, generate, evaluate."""
 
 
-@cli.group(cls=LazyGroup, lazy={name: (f"rnnkit.commands.{name}", "train_command") for name in task_names()})
+@cli.group(cls=LazyGroup, lazy={name: (f"rnnkit.cli.commands.{name}", "train_command") for name in task_names()})
 def train() -> None:
     """Train a model for a task; checkpoints and metrics go to a run directory (--out)."""

@@ -1,7 +1,7 @@
 """The ``rnnkit`` commands, one module each; :mod:`rnnkit.cli` loads a module only when its command runs.
 
 A task is a name with both a task module ``rnnkit.tasks.NAME`` (its :class:`~rnnkit.tasks.spec.TaskSpec`) and
-a command module ``rnnkit.commands.NAME`` (its :class:`~rnnkit.cli_tasks.TaskCommand` as ``COMMAND``, and
+a command module ``rnnkit.cli.commands.NAME`` (its :class:`~rnnkit.cli.task_command.TaskCommand` as ``COMMAND``, and
 ``train_command``): adding a task is adding those two modules. The other commands are listed in
 :data:`TOP_LEVEL_COMMANDS`.
 """
@@ -11,7 +11,7 @@ import pkgutil
 
 from rnnkit.errors import InputError
 
-# Command name -> (module of rnnkit.commands, attribute): the commands beside `rnnkit train TASK`.
+# Command name -> (module of rnnkit.cli.commands, attribute): the commands beside `rnnkit train TASK`.
 TOP_LEVEL_COMMANDS = {
     "generate": ("generate", "command"),
     "evaluate": ("apply", "evaluate"),
@@ -34,7 +34,7 @@ def task_names() -> tuple[str, ...]:
 
 
 def task_command(task: str | None, run_dir: str):
-    """The :class:`~rnnkit.cli_tasks.TaskCommand` of the task that wrote a run, or a one-line error for a
+    """The :class:`~rnnkit.cli.task_command.TaskCommand` of the task that wrote a run, or a one-line error for a
     directory of no known task."""
     if task not in task_names():
         raise InputError(f"{run_dir} holds a run of unknown task {task!r}; give the --out directory of `rnnkit train ...`")

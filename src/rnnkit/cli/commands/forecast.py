@@ -21,13 +21,13 @@ from pathlib import Path
 import click
 import numpy as np
 
-from rnnkit.cli_options import Finite, Positive, recurrent_options, regulariser_options, training_options
-from rnnkit.cli_tasks import Applies, TaskCommand, lines, saved_line, show, stopped_line, train_command_of
+from rnnkit.cli.json_output import to_json
+from rnnkit.cli.options import Finite, Positive, recurrent_options, regulariser_options, training_options
+from rnnkit.cli.outputs import check_output
+from rnnkit.cli.task_command import Applies, TaskCommand, lines, saved_line, show, stopped_line, train_command_of
 from rnnkit.data.series import future_dates, parse_dates, window_origins
 from rnnkit.errors import InputError
 from rnnkit.files import write_atomic
-from rnnkit.json_output import to_json
-from rnnkit.outputs import check_output
 from rnnkit.tasks.forecast import SPEC, backtest, backtest_report, forecast_future, format_report, series_for
 
 

@@ -30,10 +30,10 @@ from pathlib import Path
 
 import click
 
-from rnnkit.cli_options import Positive, checkpoint_option
+from rnnkit.cli.json_output import to_json
+from rnnkit.cli.options import Positive, checkpoint_option
+from rnnkit.cli.outputs import check_output
 from rnnkit.errors import InputError
-from rnnkit.json_output import to_json
-from rnnkit.outputs import check_output
 
 DEFAULT_MAX_CHARS = 5000
 PAGE_NAME = "explain.html"

@@ -12,10 +12,10 @@ never saw.
 
 import click
 
-from rnnkit.cli_options import FiniteFloat, Fraction, Positive, Seed, recurrent_options, regulariser_options
-from rnnkit.cli_options import training_options
-from rnnkit.cli_tasks import Applies, TaskCommand, lines, saved_line, show, stopped_line, train_command_of
-from rnnkit.cli_tasks import validation_line
+from rnnkit.cli.options import FiniteFloat, Fraction, Positive, Seed, recurrent_options, regulariser_options
+from rnnkit.cli.options import training_options
+from rnnkit.cli.task_command import Applies, TaskCommand, lines, saved_line, show, stopped_line, train_command_of
+from rnnkit.cli.task_command import validation_line
 from rnnkit.errors import InputError
 from rnnkit.tasks.caption import SPEC, caption_images, evaluate_captions, read_image
 

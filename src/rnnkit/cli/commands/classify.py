@@ -17,12 +17,12 @@ Examples::
 
 import click
 
-from rnnkit.cli_options import Fraction, Positive, recurrent_options, regulariser_options, training_options
-from rnnkit.cli_tasks import Applies, TaskCommand, best_line, lines, read_stdin, saved_line, show, stopped_line
-from rnnkit.cli_tasks import train_command_of
+from rnnkit.cli.json_output import to_json
+from rnnkit.cli.options import Fraction, Positive, recurrent_options, regulariser_options, training_options
+from rnnkit.cli.task_command import Applies, TaskCommand, best_line, lines, read_stdin, saved_line, show, stopped_line
+from rnnkit.cli.task_command import train_command_of
 from rnnkit.data.labelled_text import parse_delimiter, read_lines
 from rnnkit.errors import InputError
-from rnnkit.json_output import to_json
 from rnnkit.models.classifier import POOLINGS
 from rnnkit.tasks.classify import SPEC
 

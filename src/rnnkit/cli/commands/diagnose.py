@@ -24,10 +24,10 @@ import click
 import torch
 
 from rnnkit.checks import TRAINING_COPIES, check_fits_in_memory
-from rnnkit.cli_options import Finite, FiniteFloat, Positive, PositiveFloat, Seed, checkpoint_option, explicit_options
+from rnnkit.cli.json_output import to_json
+from rnnkit.cli.options import Finite, FiniteFloat, Positive, PositiveFloat, Seed, checkpoint_option, explicit_options
+from rnnkit.cli.outputs import check_output
 from rnnkit.errors import InputError
-from rnnkit.json_output import to_json
-from rnnkit.outputs import check_output
 
 FRESH_ONLY = ("hidden", "cells", "forget_bias", "recurrent_scale")
 RUN_ONLY = ("text", "which")

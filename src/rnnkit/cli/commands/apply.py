@@ -1,14 +1,14 @@
 """``rnnkit evaluate DIR`` and ``rnnkit predict DIR``: the run's task scores or applies its model.
 
 Both take the flags of every task; a flag the run's task does not take is one line naming those it does
-(:func:`rnnkit.cli_tasks.apply`).
+(:func:`rnnkit.cli.task_command.apply`).
 """
 
 import click
 
-from rnnkit.cli_options import Positive, checkpoint_option
-from rnnkit.cli_tasks import apply
-from rnnkit.commands import task_command
+from rnnkit.cli.commands import task_command
+from rnnkit.cli.options import Positive, checkpoint_option
+from rnnkit.cli.task_command import apply
 from rnnkit.train import RunDirectory
 
 

@@ -5,14 +5,14 @@ is sampled; music (MIDI, WAV, a piano roll) from a music model.
     rnnkit generate DIR --steps 64 --seed 0 [--prime-piece test:0 --prime-steps 8] --midi out.mid --wav out.wav
 
 The command takes the flags of every task that generates; a flag the run's task does not take is one line
-naming those it does (:func:`rnnkit.cli_tasks.apply`).
+naming those it does (:func:`rnnkit.cli.task_command.apply`).
 """
 
 import click
 
-from rnnkit.cli_options import FiniteFloat, Positive, PositiveFloat, Seed, checkpoint_option, music_generate_options
-from rnnkit.cli_tasks import apply
-from rnnkit.commands import task_command
+from rnnkit.cli.commands import task_command
+from rnnkit.cli.options import FiniteFloat, Positive, PositiveFloat, Seed, checkpoint_option, music_generate_options
+from rnnkit.cli.task_command import apply
 from rnnkit.train import RunDirectory
 
 

@@ -1,6 +1,6 @@
 """``rnnkit train TASK``, ``rnnkit evaluate`` and ``rnnkit predict``, written once for every task.
 
-A task's command module (``rnnkit.commands.NAME``) declares a :class:`TaskCommand`: the task's spec
+A task's command module (``rnnkit.cli.commands.NAME``) declares a :class:`TaskCommand`: the task's spec
 (:class:`~rnnkit.tasks.spec.TaskSpec`), its own flags, how its report reads, and what ``evaluate`` and
 ``predict`` do on its runs (:class:`Applies`: a function and the flags it takes). From that this module builds
 
@@ -24,11 +24,11 @@ from typing import Callable
 
 import click
 
-from rnnkit.cli_options import EXIT_INTERRUPTED, absolute, config_option, explicit_options, new_run_path
-from rnnkit.cli_options import train_config_from
+from rnnkit.cli.json_output import not_finite, to_json
+from rnnkit.cli.options import EXIT_INTERRUPTED, absolute, config_option, explicit_options, new_run_path
+from rnnkit.cli.options import train_config_from
 from rnnkit.data.reading import decode_text
 from rnnkit.errors import InputError
-from rnnkit.json_output import not_finite, to_json
 from rnnkit.tasks.run import run_in_process_group
 from rnnkit.tasks.spec import CHANGEABLE_ON_RESUME, RunSettings, TaskSpec
 from rnnkit.train import Checkpoint, RunDirectory, TrainConfig

@@ -1,6 +1,6 @@
 """Flags that several commands share, written once, and the click types they use.
 
-The ``rnnkit train`` commands are built from these groups by :mod:`rnnkit.cli_tasks`: :data:`config_option`
+The ``rnnkit train`` commands are built from these groups by :mod:`rnnkit.cli.task_command`: :data:`config_option`
 (``--config FILE.toml``), :func:`recurrent_options` (the network), :func:`regulariser_options` (dropout on the
 recurrent connections, zoneout, weight drop, forget-gate bias), :func:`training_options` (the loop and the
 run directory); :func:`train_config_from` turns the parsed values into a :class:`~rnnkit.train.TrainConfig`.

@@ -16,15 +16,15 @@ from pathlib import Path
 
 import click
 
-from rnnkit.cli_options import FiniteFloat, Fraction, Positive, checkpoint_option, recurrent_options
-from rnnkit.cli_options import regulariser_options, training_options
-from rnnkit.cli_tasks import Applies, TaskCommand, lines, read_stdin, saved_line, show, stopped_line, train_command_of
-from rnnkit.cli_tasks import validation_line
+from rnnkit.cli.json_output import to_json
+from rnnkit.cli.options import FiniteFloat, Fraction, Positive, checkpoint_option, recurrent_options
+from rnnkit.cli.options import regulariser_options, training_options
+from rnnkit.cli.outputs import check_output
+from rnnkit.cli.task_command import Applies, TaskCommand, lines, read_stdin, saved_line, show, stopped_line, train_command_of
+from rnnkit.cli.task_command import validation_line
 from rnnkit.data.reading import read_lines
 from rnnkit.errors import InputError
 from rnnkit.files import write_atomic
-from rnnkit.json_output import to_json
-from rnnkit.outputs import check_output
 from rnnkit.tasks.translate import SPEC, evaluate_files, translate_sentences
 from rnnkit.train.progress import warn_line
 

@@ -8,11 +8,11 @@
 
 import click
 
-from rnnkit.cli_options import FiniteFloat, Fraction, Layers, Positive, PositiveFloat, cell_option, engine_option
-from rnnkit.cli_options import regulariser_options, training_options
-from rnnkit.cli_tasks import Applies, TaskCommand, lines, saved_line, show, stopped_line, train_command_of
+from rnnkit.cli.json_output import to_json
+from rnnkit.cli.options import FiniteFloat, Fraction, Layers, Positive, PositiveFloat, cell_option, engine_option
+from rnnkit.cli.options import regulariser_options, training_options
+from rnnkit.cli.task_command import Applies, TaskCommand, lines, saved_line, show, stopped_line, train_command_of
 from rnnkit.errors import InputError
-from rnnkit.json_output import to_json
 from rnnkit.tasks.lm import SPEC
 
 

@@ -15,10 +15,10 @@ import time
 import click
 
 from rnnkit.checks import check_training_memory
-from rnnkit.cli_options import CommaList, Finite, FiniteFloat, LengthList, Positive, PositiveFloat, Seed, cell_choices
+from rnnkit.cli.json_output import to_json
+from rnnkit.cli.options import CommaList, Finite, FiniteFloat, LengthList, Positive, PositiveFloat, Seed, cell_choices
+from rnnkit.cli.outputs import check_output_directory
 from rnnkit.errors import InputError
-from rnnkit.json_output import to_json
-from rnnkit.outputs import check_output_directory
 
 
 @click.group()

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import click
 
-from rnnkit.cli_options import Fraction, Positive, PositiveFloat, Probability, recurrent_options
-from rnnkit.cli_options import regulariser_options, training_options
-from rnnkit.cli_tasks import Applies, TaskCommand, lines, saved_line, show, stopped_line, train_command_of
+from rnnkit.cli.json_output import to_json
+from rnnkit.cli.options import Fraction, Positive, PositiveFloat, Probability, recurrent_options
+from rnnkit.cli.options import regulariser_options, training_options
+from rnnkit.cli.outputs import check_output
+from rnnkit.cli.task_command import Applies, TaskCommand, lines, saved_line, show, stopped_line, train_command_of
 from rnnkit.errors import InputError
 from rnnkit.files import write_failure
-from rnnkit.json_output import to_json
-from rnnkit.outputs import check_output
 from rnnkit.tasks.music import DEFAULT_EPOCHS, SPEC, evaluate_music, generate_music, real_piece
 
 

@@ -17,13 +17,13 @@ Examples::
 
 import click
 
-from rnnkit.cli_options import Positive, Probability, recurrent_options, regulariser_options, training_options
-from rnnkit.cli_tasks import Applies, TaskCommand, best_line, lines, read_stdin, saved_line, show, stopped_line
-from rnnkit.cli_tasks import train_command_of
+from rnnkit.cli.json_output import to_json
+from rnnkit.cli.options import Positive, Probability, recurrent_options, regulariser_options, training_options
+from rnnkit.cli.task_command import Applies, TaskCommand, best_line, lines, read_stdin, saved_line, show, stopped_line
+from rnnkit.cli.task_command import train_command_of
 from rnnkit.data.conll import ALL_COLUMNS, FORMATS
 from rnnkit.data.reading import read_text
 from rnnkit.errors import InputError
-from rnnkit.json_output import to_json
 from rnnkit.tasks.tag import EVAL_BATCH_SIZE, SPEC
 
 
