@@ -271,6 +271,13 @@ def from_checkpoint(checkpoint: Checkpoint) -> TrainedLanguageModel:
     return TrainedLanguageModel(model.eval(), vocab_from_dict(checkpoint.meta["vocab"]), checkpoint)
 
 
+def training_text(trained: TrainedLanguageModel) -> tuple[str, str]:
+    """The text the run trained on (its --data file, or the built-in corpus) and where it is from: what a
+    diagnosis of the model reads when it is given no other text."""
+    saved = trained.checkpoint.meta["configs"]["data"].get("data")
+    return (read_text(saved), saved) if saved else (default_corpus()[0], "the built-in corpus")
+
+
 @torch.no_grad()
 def evaluate_text(model: LanguageModel, vocab: CharVocab | WordVocab, text: str, batch_size: int, seq_len: int,
                   unknown: str = "error", source: str = "the text") -> dict:

@@ -4,8 +4,8 @@
                               [--hidden 128] [--steps N] [--time-budget SECONDS] [--batch-size 32] [--lr 1e-3]
                               [--clip 1] [--forget-bias 1] [--stop-below X] [--stop-above A] [--out DIR] [--json]
 
-Every (task, T, cell) configuration trains a fresh model (see :mod:`rnnkit.diagnose.memory_tasks` and
-:mod:`rnnkit.diagnose.selective_copy`); the cells get hidden sizes with equal parameter budgets. Prints a table (task, T, cell, hidden, params, final metric,
+Every (task, T, cell) configuration trains a fresh model (:mod:`rnnkit.diagnose.memory_bench`); the cells get
+hidden sizes with equal parameter budgets. Prints a table (task, T, cell, hidden, params, final metric,
 baseline, steps, seconds) and writes ``DIR/memory_tasks.png`` (metric against T) and ``DIR/results.json``
 (every row with its learning curve).
 """
@@ -14,11 +14,9 @@ import time
 
 import click
 
-from rnnkit.checks import check_training_memory
 from rnnkit.cli.json_output import to_json
 from rnnkit.cli.options import CommaList, Finite, FiniteFloat, LengthList, Positive, PositiveFloat, Seed, cell_choices
 from rnnkit.cli.outputs import check_output_directory
-from rnnkit.errors import InputError
 
 
 @click.group()
@@ -59,57 +57,29 @@ def memory_tasks(tasks: list[str], lengths: list[int], cells: list[str], hidden:
                  as_json: bool, quiet: bool, **options) -> None:
     """Train the cells (equal parameter budgets) on the adding problem, copy memory and selective copying at each
     length T; print a table of final metric against the no-memory baseline, and plot it against T."""
-    from rnnkit.diagnose import selective_copy
-    from rnnkit.diagnose.memory_tasks import REFERENCE_CELL, TASKS, MemoryTaskConfig, matched_hidden_sizes
-    from rnnkit.diagnose.memory_tasks import parameter_count, train_memory_task
-    from rnnkit.diagnose.plots import plot_memory_tasks
+    from rnnkit.diagnose.memory_bench import check_fits_in_memory, check_lengths, equal_budget_sizes, run_memory_tasks
     from rnnkit.files import make_directory, write_atomic
 
-    for task in tasks:
-        if task == selective_copy.TASK_NAME:
-            continue  # any length of at least its 16 tokens; the config says so
-        too_short = [t for t in lengths if t < TASKS[task].min_length]
-        if too_short:
-            raise InputError(f"--lengths {too_short[0]} is too short for the {task} task; use T >= {TASKS[task].min_length}")
+    check_lengths(tasks, lengths)
     out_dir = check_output_directory(out or time.strftime("runs/memory-tasks-%Y%m%d-%H%M%S"), "--out")
-    # Every cell gets the parameter budget of an LSTM of --hidden, which its recurrent weights dominate.
-    check_training_memory(parameter_count(REFERENCE_CELL, hidden, 1, 1), 4, "lower --hidden", what="training each cell")
+    check_fits_in_memory(hidden)
     make_directory(out_dir, "--out")  # now, so that a path the system refuses costs no training
     log = None if quiet else (lambda line: click.echo(line, err=True))
-    sizes = {task: selective_copy.matched_hidden_sizes(hidden, cells) if task == selective_copy.TASK_NAME
-             else matched_hidden_sizes(task, hidden, cells) for task in tasks}
+    sizes = equal_budget_sizes(tasks, hidden, cells)
     if log:
         for task in tasks:
             shown = ", ".join(f"{cell} H={size}" for cell, size in sizes[task].items())
             log(f"{task}: equal parameter budgets (the LSTM's at H={hidden}): {shown}")
-
-    clip = options.pop("clip") or None
-    stop_above = options.pop("stop_above")
-    rows = []
-    for task in tasks:
-        for length in lengths:
-            for cell in cells:
-                if task == selective_copy.TASK_NAME:
-                    shared = {k: v for k, v in options.items() if k not in ("forget_bias", "stop_below")}
-                    config = selective_copy.SelectiveCopyConfig(cell=cell, length=length, hidden_size=sizes[task][cell],
-                                                                clip=clip, stop_above=stop_above, **shared)
-                    rows.append(selective_copy.train_selective_copy(config, log=log))
-                else:
-                    config = MemoryTaskConfig(task=task, length=length, cell=cell, hidden_size=sizes[task][cell],
-                                              clip=clip, **options)
-                    rows.append(train_memory_task(config, log=log))
-
-    baselines = {task: {t: selective_copy.SelectiveCopy().baseline() if task == selective_copy.TASK_NAME
-                        else TASKS[task].baseline(t) for t in lengths} for task in tasks}
-    plot = plot_memory_tasks(rows, baselines, out_dir / "memory_tasks.png")
+    report = run_memory_tasks(tasks, lengths, cells, sizes, out_dir, {**options, "clip": options["clip"] or None},
+                              log=log)
     results_file = out_dir / "results.json"
-    report = {"results": rows, "plot": str(plot), "results_file": str(results_file)}
+    report["results_file"] = str(results_file)
     write_atomic(results_file, (to_json(report, indent=1) + "\n").encode())
     if as_json:
         click.echo(to_json(report))
         return
-    click.echo(_table(rows))
-    click.echo(f"plot: {plot}\nresults: {results_file}")
+    click.echo(_table(report["results"]))
+    click.echo(f"plot: {report['plot']}\nresults: {results_file}")
 
 
 def _table(rows: list[dict]) -> str:

@@ -17,13 +17,10 @@ first tokens of --text (default: the run's own training text).
 that gradients 10⁻⁶⁰ below the last step's do not underflow.
 """
 
-import copy
 import math
 
 import click
-import torch
 
-from rnnkit.checks import TRAINING_COPIES, check_fits_in_memory
 from rnnkit.cli.json_output import to_json
 from rnnkit.cli.options import Finite, FiniteFloat, Positive, PositiveFloat, Seed, checkpoint_option, explicit_options
 from rnnkit.cli.outputs import check_output
@@ -31,7 +28,6 @@ from rnnkit.errors import InputError
 
 FRESH_ONLY = ("hidden", "cells", "forget_bias", "recurrent_scale")
 RUN_ONLY = ("text", "which")
-INIT_WORDS = "PyTorch's default init"
 DEFAULT_CELLS = "rnn,lstm,gru"
 
 
@@ -110,54 +106,31 @@ def gradients(ctx: click.Context, run_argument, run_option, length: int, loss: s
     """‖∂L/∂h_t‖ for every step t of one long sequence on one log-scale axis: tanh RNN, LSTM with forget bias
     0, +1 and +3, GRU and, with --run, a trained language model; prints ‖∂L/∂h_T‖ / ‖∂L/∂h_1‖ per curve and
     what gradient clipping does to it."""
-    from rnnkit.diagnose.gradients import fresh_gradient_flow, language_model_gradient_flow
-    from rnnkit.diagnose.plots import check_png_path, curve_label, gradient_caption, plot_gradient_flow
-    from rnnkit.nn import get_cell
+    from rnnkit.diagnose.plots import check_png_path
+    from rnnkit.diagnose.report import gradient_report
 
     if run_argument is not None and run_option is not None:
         raise InputError(f"the run is given twice (DIR {run_argument} and --run {run_option}); give it once, with --run")
     run_dir = run_option if run_option is not None else run_argument
     _check_run_flags(ctx, run_dir)
     check_output(out, "--out", inputs=[options["text"]], example="gradients.png")
-    _check_fresh_memory(options, length)  # the fresh layers' curves are drawn with or without a run
+    fresh = _fresh_layers(options, options["forget_bias"])
+    fresh.check_fits(length)  # the fresh layers' curves are drawn with or without a run
     check_png_path(out)
+    trained = None if run_dir is None else _trained_text(run_dir, options["which"], options["text"], length + 1)
     clip = clip or None
-    hidden, seed = options["hidden"], options["seed"]
-    curves = {}
-    for cell in options["cells"]:
-        biases = options["forget_bias"] if get_cell(cell).forget_gate is not None else [0.0]
-        for bias in biases:
-            flow = fresh_gradient_flow(cell, length=length, hidden_size=hidden, seed=seed, loss=loss,
-                                       forget_bias=bias, recurrent_scale=options["recurrent_scale"])
-            key = cell if bias == 0 else f"{cell}{bias:+g}"
-            curves[key] = {"cell": cell, "forget_bias": bias, "label": curve_label(cell, bias),
-                           **_flow_numbers(flow, clip, hidden, _fresh_parameters(cell, hidden))}
-    report = {"source": "fresh", "init": _init_words(options), "hidden_size": hidden, "seed": seed}
-    run = None
-    if run_dir is not None:
-        model, _, ids, where = _language_model_sequence(run_dir, options["which"], options["text"], length + 1)
-        flow = language_model_gradient_flow(model, ids, loss=loss)
-        config = model.config
-        run = {"run_dir": run_dir, "text": where, "cell": config.cell, "layers": config.num_layers,
-               "label": f"trained: {run_dir} ({config.cell}, {config.num_layers}×{config.hidden_size})",
-               **_flow_numbers(flow, clip, config.hidden_size, sum(p.numel() for p in model.rnn.parameters()))}
-        report.update({"source": "fresh and run", "run_dir": run_dir, "text": where})
-    loss_words = "the loss at the last step" if loss == "last" else "the loss summed over all steps"
-    title = f"gradient flow through {length} steps: {_fresh_words(options)}; L = {loss_words}"
-    caption = gradient_caption(loss, trained=run is not None)
-    plot = plot_gradient_flow(curves, out, title, caption, run=run)
-    report.update({"length": length, "loss": loss, "clip": clip, "cells": curves, "run": run, "caption": caption,
-                   "plot": str(plot)})
+    report = gradient_report(fresh, length=length, loss=loss, clip=clip, out=out, trained=trained)
     if as_json:
         click.echo(to_json(report))
         return
-    click.echo(f"{title}:")
-    for key, numbers in [*curves.items(), *([("run", run)] if run else [])]:
+    click.echo(f"{report['title']}:")
+    run = report["run"]
+    for numbers in [*report["cells"].values(), *([run] if run else [])]:
         click.echo(f"  {numbers['label']} (H={numbers['hidden_size']}, {numbers['parameters']:,} parameters): "
                    f"‖∂L/∂h_T‖/‖∂L/∂h_1‖ = {_format(numbers['ratio'])}; "
                    f"‖∂L/∂θ‖ = {numbers['parameter_gradient_norm']:.3g} ({_clip_words(numbers, clip)})")
-    click.echo(caption)
-    click.echo(f"plot: {plot}")
+    click.echo(report["caption"])
+    click.echo(f"plot: {report['plot']}")
 
 
 def _clip_words(numbers: dict, clip: float | None) -> str:
@@ -166,6 +139,11 @@ def _clip_words(numbers: dict, clip: float | None) -> str:
     if numbers["clip_scale"] < 1:
         return f"clipped to {clip:g}: ×{numbers['clip_scale']:.3g}, ratio unchanged"
     return f"below the clip {clip:g}: unchanged"
+
+
+def _format(ratio: float | None) -> str:
+    """The ratio, or why there is none (the report holds null for a ratio that is not a finite number)."""
+    return f"{ratio:.2e}" if ratio is not None else "not finite (‖∂L/∂h_1‖ underflowed to 0)"
 
 
 @command.command("memory")
@@ -177,53 +155,26 @@ def _clip_words(numbers: dict, clip: float | None) -> str:
 def memory(ctx: click.Context, run_dir, length: int, out: str, as_json: bool, **options) -> None:
     """How much the first input x_1 still moves h_t after t steps: ‖∂h_t/∂x_1‖ and ‖h_t − h_t'‖ when x_1 is
     replaced, per cell type; for gated cells, how often each gate is saturated (< 0.1 or > 0.9)."""
-    from rnnkit.diagnose.gradients import embed_tokens, fresh_layer
-    from rnnkit.diagnose.plots import check_png_path, plot_memory
+    from rnnkit.diagnose.plots import check_png_path
+    from rnnkit.diagnose.report import memory_report
 
     _check_flags(ctx, run_dir)
     check_output(out, "--out", inputs=[options["text"]], example="memory.png")
+    fresh = _fresh_layers(options, [options["forget_bias"]])
     if run_dir is None:
-        _check_fresh_memory(options, length)
+        fresh.check_fits(length)
     check_png_path(out)
-    cells = {}
     if run_dir is None:
-        hidden, seed = options["hidden"], options["seed"]
-        for cell in options["cells"]:
-            layer = fresh_layer(cell, hidden, hidden, seed=seed, forget_bias=options["forget_bias"],
-                                recurrent_scale=options["recurrent_scale"])
-            generator = torch.Generator().manual_seed(seed + 1)  # the same sequence for every cell
-            x = torch.randn(length, hidden, generator=generator, dtype=torch.float64)  # (L, H_in)
-            replacement = torch.randn(hidden, generator=generator, dtype=torch.float64)  # (H_in,)
-            cells[cell] = _memory_numbers(layer, x, replacement, hidden)
-        source = _fresh_words(options)
-        report = {"source": "fresh", "init": _init_words(options), "hidden_size": hidden, "seed": options["seed"]}
+        report = memory_report(length=length, out=out, fresh=fresh)
     else:
-        model, vocab, ids, where = _language_model_sequence(run_dir, options["which"], options["text"], length)
-        model = copy.deepcopy(model).double()
-        vocab_size = model.vocab_size
-        if vocab_size < 2:
-            raise InputError(f"{run_dir}'s model knows a single token; there is no other first input to put in its place")
-        generator = torch.Generator().manual_seed(options["seed"])
-        other = int(torch.randint(0, vocab_size - 1, (1,), generator=generator))
-        other += other >= int(ids[0])  # any token but the first one
-        with torch.no_grad():
-            x = embed_tokens(model, ids)  # (L, H_in)
-            replacement = embed_tokens(model, torch.tensor([other]))[0]  # (H_in,)
-        config = model.config
-        cells[config.cell] = _memory_numbers(model.rnn, x, replacement, config.hidden_size)
-        replaced = f"{vocab.piece(int(ids[0]))!r} replaced by {vocab.piece(other)!r}"
-        cells[config.cell]["replaced"] = replaced
-        source = f"{run_dir} ({config.cell}, top layer of {config.num_layers}) on {where}, {replaced}"
-        report = {"source": "run", "run_dir": run_dir, "text": where}
-    title = f"memory of the first input over {length} steps: {source}"
-    plot = plot_memory(cells, out, title)
-    report.update({"length": length, "cells": cells, "plot": str(plot)})
+        trained = _trained_text(run_dir, options["which"], options["text"], length)
+        report = memory_report(length=length, out=out, trained=trained, seed=options["seed"])
     if as_json:
         click.echo(to_json(report))
         return
-    click.echo(f"{title}:")
+    click.echo(f"{report['title']}:")
     steps = sorted({1, min(10, length), length})
-    for cell, numbers in cells.items():
+    for cell, numbers in report["cells"].items():
         jacobian = ", ".join(f"{numbers['jacobian'][t - 1]:.2g} (t={t})" for t in steps)
         change = ", ".join(f"{numbers['replacement'][t - 1]:.2g}" for t in steps)
         line = f"  {cell:<4} ‖∂h_t/∂x_1‖ {jacobian}; ‖h_t − h_t'‖ {change}"
@@ -232,7 +183,7 @@ def memory(ctx: click.Context, run_dir, length: int, out: str, as_json: bool, **
                               for gate, f in numbers["gate_saturation"].items())
             line += f"; gates < 0.1 / > 0.9: {gates}"
         click.echo(line)
-    click.echo(f"plot: {plot}")
+    click.echo(f"plot: {report['plot']}")
 
 
 # ------------------------------------------------------------------------------------------- helpers
@@ -260,98 +211,19 @@ def _check_flags(ctx: click.Context, run_dir: str | None) -> None:
             raise InputError(f"{flag(given[0])} needs DIR, a language-model run (the --out of `rnnkit train lm`)")
 
 
-def _check_fresh_memory(options: dict, length: int) -> None:
-    """One line, before anything is allocated, when the largest fresh layer (float64: its weights and their
-    gradients, and a few vectors per step of the sequence) cannot fit in this machine's memory."""
-    from rnnkit.diagnose.memory_tasks import parameter_count
+def _fresh_layers(options: dict, forget_biases: list[float]):
+    from rnnkit.diagnose.report import FreshLayers
 
-    hidden = options["hidden"]
-    parameters = max(parameter_count(cell, hidden, hidden, 0) for cell in options["cells"])
-    needed = 8 * (TRAINING_COPIES * parameters + 16 * length * hidden)
-    check_fits_in_memory(needed, f"a fresh layer of --hidden {hidden} ({parameters:,} parameters) over --length {length}",
-                         "lower --hidden or --length")
+    return FreshLayers(cells=options["cells"], hidden_size=options["hidden"], seed=options["seed"],
+                       forget_biases=forget_biases, recurrent_scale=options["recurrent_scale"])
 
 
-def _fresh_words(options: dict) -> str:
-    return f"fresh layers, H={options['hidden']}, {_init_words(options)}, seed {options['seed']}"
+def _trained_text(run_dir: str, which: str, text_path: str | None, tokens: int):
+    """The run's language model and the first ``tokens`` tokens of --text (default: the run's training text)."""
+    from rnnkit.data.reading import read_text
+    from rnnkit.diagnose.report import TrainedText, first_tokens
+    from rnnkit.tasks.lm import from_run, training_text
 
-
-def _init_words(options: dict) -> str:
-    words = [INIT_WORDS]
-    biases = options["forget_bias"] if isinstance(options["forget_bias"], list) else [options["forget_bias"]]
-    if any(biases):
-        words.append("forget bias " + "/".join(f"{b:+g}" if b else "0" for b in biases))
-    if options["recurrent_scale"] != 1:
-        words.append(f"W_hh ×{options['recurrent_scale']:g}")
-    return ", ".join(words)
-
-
-def _fresh_parameters(cell: str, hidden: int) -> int:
-    from rnnkit.diagnose.gradients import fresh_layer
-
-    return sum(p.numel() for p in fresh_layer(cell, hidden, hidden, seed=0).parameters())  # input size = hidden size
-
-
-def _finite(value: float) -> float | None:
-    """JSON has no inf or nan: a ratio that is not a finite number (0 in the denominator) becomes null."""
-    return value if math.isfinite(value) else None
-
-
-def _format(value: float) -> str:
-    return f"{value:.2e}" if math.isfinite(value) else f"{value} (‖∂L/∂h_1‖ underflowed to 0)"
-
-
-def _flow_numbers(flow, clip: float | None, hidden_size: int, parameters: int) -> dict:
-    layers = flow.hidden.shape[0]
-    clipped = flow.clipped(clip)  # (num_layers, L)
-    return {
-        "hidden_size": hidden_size,
-        "parameters": parameters,
-        "ratio": _finite(flow.ratio()),
-        "ratios": [_finite(flow.ratio(layer)) for layer in range(layers)],
-        "norms": flow.hidden.tolist(),
-        "cell_norms": None if flow.cell is None else flow.cell.tolist(),
-        "parameter_gradient_norm": flow.parameter_norm,
-        "clip_scale": flow.clip_scale(clip),
-        "clipped_norms": clipped.tolist(),
-        # measured on the clipped curve, to show that clipping leaves it as it was
-        "clipped_ratio": _finite(float(clipped[-1, -1] / clipped[-1, 0])) if float(clipped[-1, 0]) > 0 else None,
-    }
-
-
-def _memory_numbers(layer, x: torch.Tensor, replacement: torch.Tensor, hidden_size: int) -> dict:
-    from rnnkit.diagnose.memory import gate_saturation, input_influence
-
-    influence = input_influence(layer, x, replacement)
-    return {
-        "hidden_size": hidden_size,
-        "jacobian": influence.jacobian.tolist(),
-        "replacement": influence.replacement.tolist(),
-        "gate_saturation": gate_saturation(layer, x) or None,
-    }
-
-
-def _language_model_sequence(run_dir: str, which: str, text_path: str | None, tokens: int):
-    """The run's model, its vocabulary, the first ``tokens`` token ids (T,) of the text, and where the text is."""
-    from rnnkit.data.corpus import default_corpus
-    from rnnkit.data.text import read_text
-    from rnnkit.tasks.lm import from_run
-
-    model, vocab, checkpoint = from_run(run_dir, which)
-    if text_path is not None:
-        text, where = read_text(text_path), text_path
-    else:
-        saved = checkpoint.meta["configs"]["data"].get("data")
-        text, where = (read_text(saved), saved) if saved else (default_corpus()[0], "the built-in corpus")
-    if vocab.level == "char":
-        text = text[:tokens]
-        unknown = vocab.unknown_symbols(text)
-        if unknown:
-            shown = ", ".join(repr(symbol) for symbol in unknown[:5])
-            raise InputError(f"{where}: {len(unknown)} character(s) the model never saw ({shown}); "
-                             "give a text written with the training alphabet")
-    ids = vocab.encode(text)[:tokens]  # (T,)
-    if len(ids) < tokens:
-        raise InputError(f"{where} has only {len(ids)} {vocab.level} tokens; --length needs {tokens}: "
-                         "give a longer --text or a smaller --length")
-    return model, vocab, ids, where
+    trained = from_run(run_dir, which)
+    text, where = (read_text(text_path), text_path) if text_path is not None else training_text(trained)
+    return TrainedText(run_dir, trained.model, trained.vocab, first_tokens(trained.vocab, text, where, tokens), where)
