@@ -14,7 +14,7 @@ from cli_helpers import assert_one_line_error, assert_resumed_exactly, run_cli
 from rnnkit.cli.commands.music import evaluate, generate
 from rnnkit.data.music import PitchRange
 from rnnkit.errors import InputError
-from rnnkit.tasks.music import MusicDataConfig, load_data, score_rolls, shift_limits, transposed
+from rnnkit.tasks.music import MusicDataConfig, load_data, score_rolls
 from rnnkit.train import RunDirectory
 
 JSB = Path(__file__).resolve().parents[2] / "shared" / "data" / "jsb_chorales" / "jsb-chorales-quarter.json"
@@ -169,15 +169,6 @@ def test_a_midi_folder_without_splits_holds_out_validation_pieces(tmp_path):
     assert scores["split"] == "all" and scores["pieces"] == 10
     with pytest.raises(InputError, match="has no 'test' split"):
         evaluate_music(trained)
-
-
-def test_transposition_stays_inside_the_roll():
-    roll = np.zeros((2, 6), dtype=np.uint8)
-    roll[0, 1] = roll[1, 3] = 1
-    assert shift_limits(roll, 5) == (-1, 2) and shift_limits(roll, 1) == (-1, 1)
-    assert np.flatnonzero(transposed(roll, 2)[1]).tolist() == [5]
-    assert np.flatnonzero(transposed(roll, -1)[0]).tolist() == [0]
-    assert shift_limits(np.zeros((3, 4), dtype=np.uint8), 3) == (0, 0)
 
 
 @pytest.mark.skipif(not JSB.exists(), reason=f"the JSB chorales are not at {JSB} (shared/data/jsb_chorales)")

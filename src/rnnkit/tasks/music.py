@@ -1,8 +1,8 @@
 r"""The music task: polyphonic music as piano rolls, one frame after another (one-to-many when generating).
 
 The glue the CLI and the Trainer share: read a chorale-style JSON file or a folder of MIDI files
-(:mod:`rnnkit.data.music`), fix the pitch range, batch whole pieces (padded), build the
-:class:`~rnnkit.models.music.PianoRollModel`, score it as the literature does, and sample from it.
+(:mod:`rnnkit.data.music`), fix the pitch range, batch whole pieces (padded, :mod:`rnnkit.data.piano_rolls`),
+build the :class:`~rnnkit.models.music.PianoRollModel`, score it as the literature does, and sample from it.
 
 Scores (Boulanger-Lewandowski et al. 2012; Bay et al. 2009):
 
@@ -43,6 +43,7 @@ import numpy as np
 import torch
 
 from rnnkit.data.music import MIDI_SUFFIXES, SPLITS, Piece, PitchRange, read_midi, read_music
+from rnnkit.data.piano_rolls import by_length, frame_mask, padded, shift_limits, transposed
 from rnnkit.errors import InputError
 from rnnkit.models.music import PianoRollModel
 from rnnkit.train import Checkpoint, DistContext, Task, TaskLoss, seed_everything
@@ -154,47 +155,7 @@ def piece_ref(text: str) -> tuple[str, int]:
     return split, int(index)
 
 
-def padded(rolls: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rolls (T_n, P) → a zero-padded float batch (N, L, P) and their lengths (N,)."""
-    lengths = torch.tensor([len(roll) for roll in rolls])
-    batch = torch.zeros(len(rolls), int(lengths.max()), rolls[0].shape[1])  # (N, L, P)
-    for n, roll in enumerate(rolls):
-        batch[n, : len(roll)] = torch.from_numpy(roll)
-    return batch, lengths
-
-
-def frame_mask(lengths: torch.Tensor, steps: int) -> torch.Tensor:
-    """(N, L) float: 1 on the real frames t < lengths[n], 0 on the padding."""
-    return (torch.arange(steps, device=lengths.device).unsqueeze(0) < lengths.unsqueeze(1)).float()
-
-
-def transposed(roll: np.ndarray, shift: int) -> np.ndarray:
-    """``roll`` (T, P) moved ``shift`` semitones up (down when negative); every pitch must stay in the roll."""
-    if shift == 0:
-        return roll
-    out = np.zeros_like(roll)  # (T, P)
-    if shift > 0:
-        out[:, shift:] = roll[:, :-shift]
-    else:
-        out[:, :shift] = roll[:, -shift:]
-    return out
-
-
-def shift_limits(roll: np.ndarray, most: int) -> tuple[int, int]:
-    """The shifts (down, up) within ±most semitones that keep every pitch of ``roll`` inside it."""
-    used = np.flatnonzero(roll.any(axis=0))
-    if len(used) == 0:
-        return 0, 0
-    return -min(most, int(used[0])), min(most, roll.shape[1] - 1 - int(used[-1]))
-
-
 # ------------------------------------------------------------------------------------------- scores
-
-
-def by_length(rolls: list[np.ndarray], batch_size: int) -> list[list[int]]:
-    """Indices of ``rolls`` in batches of ``batch_size``, shortest pieces first (the least padding)."""
-    order = sorted(range(len(rolls)), key=lambda i: len(rolls[i]))
-    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
 @torch.no_grad()
