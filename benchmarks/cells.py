@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 import rnnkit.nn as rn
-from rnnkit.nn.engines.linear import linear_rows
+from rnnkit.nn.ops.linear import linear_rows
 
 from bench_common import cpu_model
 from timing import peak_mib, round_robin_medians

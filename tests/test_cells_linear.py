@@ -306,7 +306,7 @@ def test_rglru_decay_near_one_keeps_the_input_scale():
 
 
 def test_time_chunks_cover_the_sequence_once():
-    from rnnkit.nn.cells.mingru import CHUNK_ELEMENTS, time_chunks
+    from rnnkit.nn.ops.chunks import CHUNK_ELEMENTS, time_chunks
 
     for L, per_step in [(1, 1), (4096, 2048), (1000, 3 * CHUNK_ELEMENTS), (77, 100)]:
         chunks = time_chunks(L, per_step, torch.device("cpu"))

@@ -144,7 +144,7 @@ def test_shape_mistakes_raise_one_line():
 @pytest.mark.parametrize("bias", [True, False])
 def test_linear_rows_is_the_matrix_product(bias):
     """The projection the scan engine runs (oneDNN's inner product in float32 where PyTorch has it)."""
-    from rnnkit.nn.engines.scan import linear_rows
+    from rnnkit.nn.ops.linear import linear_rows
 
     g = torch.Generator().manual_seed(0)
     x, w, b = torch.randn(300, 24, generator=g), torch.randn(40, 24, generator=g), torch.randn(40, generator=g)

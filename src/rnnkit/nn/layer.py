@@ -15,10 +15,17 @@ hidden_size, D = 2 if bidirectional else 1.
     output  (L, N, D * H_out) (or batch first / unbatched / packed, as the input)
     h_n     (D * num_layers, N, H_out)   [(h_n, c_n)]
 
-Engines: ``"fused"`` (PyTorch's kernels; the torch cells only), ``"explicit"`` (rnnkit's unrolled loop
-with a hand-written BPTT, any cell), ``"reference"`` (the cell's equations under autograd: the oracle)
-and ``"auto"`` (default): fused when the cell has a kernel and no option needs rnnkit's engine, else
-explicit, as Keras' ``use_cudnn="auto"``.
+Engines (:func:`rnnkit.nn.engine_names`): ``"fused"`` (PyTorch's kernels; the torch cells only), ``"native"``
+(the recurrence loop in C++, where built), ``"explicit"`` (rnnkit's unrolled loop with a hand-written BPTT, any
+cell), ``"scan"`` (linear cells, the whole sequence at once), ``"reference"`` (the cell's equations under
+autograd: the oracle) and ``"auto"`` (default): fused when the cell has a kernel and no option needs rnnkit's
+engines, else scan for the linear cells, else native, else explicit, as Keras' ``use_cudnn="auto"``
+(:mod:`rnnkit.nn.engines.registry`).
+
+Resets (``forward(input, hx, resets=...)``): a bool tensor (L, N) ((N, L) with ``batch_first``, (L,) unbatched;
+(L, N) in the caller's row order for a PackedSequence) marking the steps before which the state returns to the
+initial state: episode boundaries, concatenated documents. The result equals running the segments separately; a
+reset before step 0 changes nothing. In both directions: the reverse direction restarts at each segment's end.
 
 Options beyond torch.nn's (all cells):
 
@@ -56,11 +63,10 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from .cells import Cell, get_cell
-from .engines import SEQUENCE_ENGINES, run_fused
-from .engines.explicit import SequenceRun, forward_sequence
+from .engines import Engine, SequenceRun, choose_engine, engine_names, get_engine
 from .regularisers import check_probability, drop_weight, recurrent_dropout_mask, zoneout_masks
 
-ENGINES = ("auto", "fused", "explicit", "reference", "scan")
+ENGINES = ("auto", *engine_names())
 INIT_STATES = ("zeros", "learned", "random")
 
 State = Tensor | tuple[Tensor, Tensor]
@@ -96,6 +102,7 @@ class Trace:
             (num_layers * D, L, N, hidden_size): LSTM ``input``, ``forget``, ``cell``, ``output``;
             GRU ``reset``, ``update``, ``new``; empty for a plain RNN.
         lengths: (N,) sequence lengths; all L unless the input was packed.
+        engine: the engine that recorded the steps.
     """
 
     output: Tensor | PackedSequence
@@ -104,6 +111,7 @@ class Trace:
     cell: Tensor | None
     gates: dict[str, Tensor] = field(default_factory=dict)
     lengths: Tensor | None = None
+    engine: str = "explicit"
 
 
 @dataclass
@@ -169,40 +177,15 @@ class RecurrentBase:
     def engine(self, value: str) -> None:
         if value not in ENGINES:
             raise ValueError(f"unknown engine {value!r}; choose one of {', '.join(ENGINES)}")
-        if value == "fused":
-            if self.cell.fused_mode is None:
-                raise ValueError(f"cell {self.cell.name!r} has no fused PyTorch kernel; use engine='auto' or "
-                                 f"'explicit'")
-            needs = self._options_needing_rnnkit()
-            if needs:
-                raise ValueError(f"{needs} needs engine='explicit' (or 'auto'): PyTorch's fused kernels cannot run it")
-        if value == "scan" and "scan" not in SEQUENCE_ENGINES:
-            raise ValueError("the scan engine is not available in this build; use engine='auto' or 'explicit'")
-        if value == "scan" and not self.cell.linear:
-            raise ValueError(f"the scan engine runs linear recurrences only (cells with linear=True); "
-                             f"{self.cell.name!r} is not one: use engine='auto' or 'explicit'")
+        if value != "auto":
+            refusal = get_engine(value).refusal(self)
+            if refusal:
+                raise ValueError(refusal)
         self._engine = value
 
-    def _options_needing_rnnkit(self) -> str | None:
-        """The first option that torch's fused kernels cannot run, or None."""
-        if self.bptt_window:
-            return "bptt_window"
-        if self.recurrent_dropout:
-            return "recurrent_dropout"
-        if self.zoneout:
-            return "zoneout"
-        return None
-
-    def _engine_now(self) -> str:
-        """The engine this call runs on (``auto`` resolved for the current mode)."""
-        if self.engine != "auto":
-            return self.engine
-        if self.cell.linear and "scan" in SEQUENCE_ENGINES:
-            return "scan"
-        if self.cell.fused_mode is None or self.zoneout or (self.recurrent_dropout and self.training) or (
-                self.bptt_window and torch.is_grad_enabled()):
-            return "explicit"
-        return "fused"
+    def _engine_now(self, resets: Tensor | None = None) -> str:
+        """The engine this call runs on (``auto`` resolved for the current mode and options)."""
+        return choose_engine(self, self._first_weight(), resets, torch.is_grad_enabled()).name
 
     def _check_forget_bias(self, forget_bias) -> float | None:
         if forget_bias is None:
@@ -253,28 +236,32 @@ class RecurrentBase:
         return p
 
     # --- forward -----------------------------------------------------------------------------
-    def forward(self, input, hx=None):
+    def forward(self, input, hx=None, *, resets: Tensor | None = None):
         self._check_mixtures(input, hx)
         if hx is None and self.init_state != "zeros":
             hx = self._initial_state(input)
-        engine = self._engine_now()
-        if engine == "fused":
+        engine = get_engine(self._engine_now(resets))
+        if engine.whole_stack:
             return self._fused(input, hx)
-        output, state, _ = self._rnnkit(input, hx, engine, record=None)
+        output, state, _ = self._rnnkit(input, hx, engine, record=None, resets=resets)
         return output, state
 
-    def trace(self, input, hx=None) -> Trace:
-        """Run the explicit engine and return every step's hidden state, cell state and gates.
+    def trace(self, input, hx=None, *, resets: Tensor | None = None) -> Trace:
+        """Run the layer and return every step's hidden state, cell state and gates.
 
-        Runs without building an autograd graph. See :class:`Trace` for the shapes.
+        Recorded by the engine this call would run on where it keeps the gates, else by the explicit engine
+        (``Trace.engine`` names which). Runs without building an autograd graph. See :class:`Trace` for the shapes.
         """
         self._check_mixtures(input, hx)
         if hx is None and self.init_state != "zeros":
             hx = self._initial_state(input)
-        records: list = []
         with torch.no_grad():
-            output, state, layout = self._rnnkit(input, hx, "explicit", record=records)
-        return self._assemble_trace(output, state, records, layout)
+            engine = get_engine(self._engine_now(resets))
+            if type(engine).record is Engine.record:
+                engine = get_engine("explicit")
+            records: list = []
+            output, state, layout = self._rnnkit(input, hx, engine, record=records, resets=resets)
+        return self._assemble_trace(output, state, records, layout, engine.name)
 
     def flatten_parameters(self) -> None:
         """Nothing to do: kept so that code written for torch.nn runs unchanged."""
@@ -410,30 +397,7 @@ class RecurrentBase:
     # --- the engines -----------------------------------------------------------------------------
     def _fused(self, input, hx):
         """PyTorch's fused kernel over this layer's weights (weight-dropped in training)."""
-        batch = self._normalise(input, hx)
-        weights = []
-        for layer in range(self.num_layers):
-            for direction in range(self._directions()):
-                weights.extend(self._layer_params(layer, direction).values())
-        source = batch.packed if batch.packed is not None else batch.x
-        if not (self.locked_dropout and self.dropout and self.training and self.num_layers > 1):
-            output, states = run_fused(self.cell.fused_mode, source, batch.states, weights, self.bias,
-                                       self.num_layers, self.dropout, self.training, self.bidirectional)
-            return self._finish(batch, output, states)
-        # locked dropout between layers: the kernel one layer at a time, one mask per sequence between them
-        D, per_layer = self._directions(), len(weights) // self.num_layers
-        finals = []
-        for layer in range(self.num_layers):
-            rows = slice(layer * D, (layer + 1) * D)
-            output, states = run_fused(self.cell.fused_mode, source, tuple(s[rows] for s in batch.states),
-                                       weights[layer * per_layer:(layer + 1) * per_layer], self.bias, 1, 0.0,
-                                       self.training, self.bidirectional)
-            finals.append(states)
-            source = output if batch.packed is None else PackedSequence(output, batch.packed.batch_sizes)
-            if layer < self.num_layers - 1:
-                source = self._drop_between_layers(source)
-        states = tuple(torch.cat(parts) for parts in zip(*finals))
-        return self._finish(batch, output, states)
+        return get_engine("fused").run_stack(self, input, hx, None)
 
     def _drop_between_layers(self, layer_output):
         """Dropout on a layer's output (L, N, F), or on the packed data of one: a fresh mask per element, or
@@ -447,7 +411,7 @@ class RecurrentBase:
         mask = layer_output.new_empty(1, N, width).bernoulli_(1 - self.dropout).div_(1 - self.dropout)  # (1, N, F)
         return layer_output * mask
 
-    def _rnnkit(self, input, hx, engine: str, record: list | None):
+    def _rnnkit(self, input, hx, engine: Engine, record: list | None, resets: Tensor | None = None):
         """Normalise the input, run the layers on one of rnnkit's engines, restore the caller's layout."""
         batch = self._normalise(input, hx)
         steps = None
@@ -455,14 +419,15 @@ class RecurrentBase:
             # rows in decreasing-length order, time-major, zeros past each length
             batch.x, batch.lengths = pad_packed_sequence(batch.packed)  # (L, N, H_in)
             steps = batch.packed.batch_sizes.tolist()
-        y, states = self._run_layers(batch.x, batch.states, steps, batch.lengths, engine, record)
+        resets = self._normalise_resets(resets, batch)
+        y, states = self._run_layers(batch.x, batch.states, steps, batch.lengths, engine, record, resets)
         if batch.packed is not None:
             y = pack_padded_sequence(y, batch.lengths).data
         output, state = self._finish(batch, y, states)
         return output, state, batch
 
     def _run_layers(self, x: Tensor, states: tuple[Tensor, ...], steps: list[int] | None,
-                    lengths: Tensor | None, engine: str, record: list | None):
+                    lengths: Tensor | None, engine: Engine, record: list | None, resets: Tensor | None):
         """All layers and directions over time-major x (L, N, H_in); rows sorted if ``steps``."""
         h0 = states[0]  # (num_layers*D, N, H_out)
         c0 = states[1] if len(states) > 1 else None  # (num_layers*D, N, hidden_size)
@@ -472,7 +437,7 @@ class RecurrentBase:
         if record is not None and lengths is not None:
             steps_index = torch.arange(L).unsqueeze(1)  # (L, 1)
             valid = (steps_index < lengths.unsqueeze(0)).unsqueeze(2).to(x.dtype).to(x.device)  # (L, N, 1)
-        sequence_engine = SEQUENCE_ENGINES[engine]
+        direction_resets = (resets, None if resets is None or not self.bidirectional else _reversed_resets(resets, reverse))
         h_n, c_n = [], []
         layer_input = x
         for layer in range(self.num_layers):
@@ -481,13 +446,13 @@ class RecurrentBase:
                 k = layer * self._directions() + direction
                 xin = layer_input if direction == 0 else reverse(layer_input)
                 p = self._layer_params(layer, direction)
-                run = self._sequence_run(p, L, N, steps, x)
+                run = self._sequence_run(p, L, N, steps, x, direction_resets[direction])
                 c0_k = None if c0 is None else c0[k]
                 if record is None:
-                    y, h, c = sequence_engine(run, xin, h0[k], c0_k, p)
+                    y, h, c = engine.run(run, xin, h0[k], c0_k, p)
                 else:
-                    ws, y, h, c, cs = forward_sequence(run, xin, h0[k], c0_k, p)
-                    record.append(_record(ws, y, cs, direction, reverse, valid))
+                    y, h, c, cs, gates = engine.record(run, xin, h0[k], c0_k, p)
+                    record.append(_record(gates, y, cs, direction, reverse, valid))
                 outputs.append(y if direction == 0 else reverse(y))
                 h_n.append(h)
                 c_n.append(c)
@@ -497,13 +462,43 @@ class RecurrentBase:
         states = (torch.stack(h_n),) + ((torch.stack(c_n),) if c0 is not None else ())
         return layer_input, states
 
-    def _sequence_run(self, p: dict[str, Tensor], L: int, N: int, steps, like: Tensor) -> SequenceRun:
+    def _sequence_run(self, p: dict[str, Tensor], L: int, N: int, steps, like: Tensor,
+                      resets: Tensor | None) -> SequenceRun:
         """The per-sequence settings of one layer-direction, with fresh regulariser masks."""
         rd = recurrent_dropout_mask(self.recurrent_dropout, N, self._h_out(), like, self.training)
         zh, zc = zoneout_masks(self.zoneout, L, N, self.cell.state_sizes(), like, self.training)
-        return SequenceRun(self.cell, tuple(p), steps, self.bptt_window, rd, zh, zc)
+        return SequenceRun(self.cell, tuple(p), steps, self.bptt_window, rd, zh, zc, resets)
 
-    def _assemble_trace(self, output, state, records, batch: _Batch) -> Trace:
+    def _normalise_resets(self, resets, batch: _Batch) -> Tensor | None:
+        """``resets`` as the engines take them: (L, N) bool, time-major, rows in the engines' order, False before
+        step 0 and past each row's length; ValueError naming the expected shape otherwise."""
+        if resets is None:
+            return None
+        L, N = batch.x.shape[0], batch.x.shape[1]
+        packed = batch.layout[0] == "packed"
+        is_batched = packed or batch.layout[1]
+        if not is_batched:
+            expected, want = (L,), "(L,) for unbatched input"
+        elif self.batch_first and not packed:
+            expected, want = (N, L), "(N, L) with batch_first"
+        else:
+            expected, want = (L, N), "(L, N)"
+        if not isinstance(resets, Tensor) or resets.dtype != torch.bool or tuple(resets.shape) != expected:
+            got = (f"{resets.dtype} {tuple(resets.shape)}" if isinstance(resets, Tensor) else type(resets).__name__)
+            raise ValueError(f"resets must be a bool tensor of shape {want} = {expected}, True before the steps "
+                             f"where the state returns to the initial state; got {got}")
+        r = resets.to(batch.x.device)
+        r = r.unsqueeze(1) if not is_batched else (r.t() if self.batch_first and not packed else r)  # (L, N)
+        if packed and batch.layout[1] is not None:
+            r = r.index_select(1, batch.layout[1].to(r.device))  # the packed rows' sorted order
+        r = r.clone()
+        r[0] = False  # the state before step 0 is the initial state already
+        if batch.lengths is not None:
+            steps = torch.arange(L, device=r.device).unsqueeze(1)  # (L, 1)
+            r &= steps < batch.lengths.to(r.device).unsqueeze(0)
+        return r.contiguous()
+
+    def _assemble_trace(self, output, state, records, batch: _Batch, engine: str) -> Trace:
         """Stack per-layer records to (num_layers*D, L, N, ...) and put them in the input's layout."""
         packed = batch.layout[0] == "packed"
         unsorted = batch.layout[2] if packed else None
@@ -528,7 +523,7 @@ class RecurrentBase:
         else:
             L, N = records[0]["hidden"].shape[:2]
             lengths = torch.full((N,), L, dtype=torch.long)
-        return Trace(output=output, state=state, hidden=hidden, cell=cell, gates=gates, lengths=lengths)
+        return Trace(output=output, state=state, hidden=hidden, cell=cell, gates=gates, lengths=lengths, engine=engine)
 
 
 class Recurrent(RecurrentBase, nn.Module):
@@ -639,7 +634,18 @@ def _reverser(x: Tensor, lengths: Tensor | None):
     return reverse
 
 
-def _record(ws, y: Tensor, cs: Tensor | None, direction: int, reverse, valid: Tensor | None) -> dict:
+def _reversed_resets(resets: Tensor, reverse) -> Tensor:
+    """The resets of the reverse direction: it reads each sequence backwards, so it restarts at each segment's end.
+
+    A reset before step t (the boundary between t-1 and t) means, read backwards, a reset before step t-1:
+    q[t] = resets[t + 1] (False at the last step), then the sequence reversed within each row's length.
+    """
+    q = torch.cat([resets[1:], resets.new_zeros(1, resets.shape[1])])  # (L, N)
+    return reverse(q.unsqueeze(2)).squeeze(2)
+
+
+def _record(gates: dict[str, Tensor], y: Tensor, cs: Tensor | None, direction: int, reverse,
+            valid: Tensor | None) -> dict:
     """One layer-direction's per-step values in natural time order, padding zeroed.
 
     ``valid`` (L, N, 1) is 1 on real steps and 0 on padding (None when there is no padding).
@@ -651,5 +657,5 @@ def _record(ws, y: Tensor, cs: Tensor | None, direction: int, reverse, valid: Te
     return {
         "hidden": fix(y),
         "cell": None if cs is None else fix(cs),
-        "gates": {name: fix(g) for name, g in ws.gates().items()},
+        "gates": {name: fix(g) for name, g in gates.items()},
     }

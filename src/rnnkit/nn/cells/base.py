@@ -102,6 +102,8 @@ class Cell(ABC):
             and recurrent dropout feeds; None when the cell has none.
         forget_gate: ``(bias parameter, gate block index)`` that ``forget_bias`` adds to, or None.
         linear: True when h_t = a_t * h_{t-1} + b_t with a_t, b_t depending on x_t only (scan engine).
+        native_kernel: the name of the cell's kernel in the native engine's C++ extension
+            (``rnnkit/nn/native/``), or None: the cell then runs on the explicit engine, so a cell needs no C++.
 
     Args:
         hidden_size: H.
@@ -119,6 +121,7 @@ class Cell(ABC):
     forget_gate: ClassVar[tuple[str, int] | None] = None
     linear: ClassVar[bool] = False
     supports_projection: ClassVar[bool] = False
+    native_kernel: ClassVar[str | None] = None
 
     def __init__(self, hidden_size: int, bias: bool = True, proj_size: int = 0):
         if proj_size and not self.supports_projection:

@@ -21,6 +21,7 @@ from .registry import register_cell
 
 @register_cell(title="GRU")
 class GRU(Cell):
+    native_kernel = "gru"
     name = "gru"
     gate_names = ("reset", "update", "new")
     fused_mode = "GRU"

@@ -24,24 +24,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .base import Cell, ParamSpec, Workspace, bias_sum
+from ..ops.chunks import time_chunks
+from .base import ParamSpec, bias_sum
+from .linear import LinearCell
 from .registry import register_cell
-
-
-# Elements per time chunk of the fast paths' elementwise work on CPU (about 256 KiB in float32, within the L2
-# cache): a chain of elementwise operations over one chunk reads and writes main memory once, not once per
-# operation, and its temporaries are small (no fresh pages for each: a full-size temporary costs as much as a
-# pass). On a GPU each operation is one kernel launch, so the whole sequence is one chunk there.
-CHUNK_ELEMENTS = 1 << 16
-
-
-def time_chunks(L: int, per_step: int, device: torch.device | None = None) -> list[slice]:
-    """Slices of the time axis with about ``CHUNK_ELEMENTS`` elements each (``per_step`` elements per step);
-    one slice on a device other than the CPU."""
-    if device is not None and device.type != "cpu":
-        return [slice(0, L)]
-    T = max(1, CHUNK_ELEMENTS // max(per_step, 1))
-    return [slice(s, min(s + T, L)) for s in range(0, L, T)]
 
 
 def g(v: Tensor) -> Tensor:
@@ -64,12 +50,9 @@ def g_and_slope(v: Tensor) -> tuple[Tensor, Tensor]:
 
 
 @register_cell(title="minGRU")
-class MinGRU(Cell):
+class MinGRU(LinearCell):
     name = "mingru"
     gate_names = ("update", "candidate")
-    recurrent_weight = None
-    linear = True
-    input_bias_name = "bias_ih"
 
     def parameter_specs(self, input_size: int) -> list[ParamSpec]:
         H = self.hidden_size
@@ -85,11 +68,6 @@ class MinGRU(Cell):
         candidate = g(v_h)
         h = (1 - z) * h_prev + z * candidate
         return (h,), {"update": z, "candidate": candidate}
-
-    def workspace(self) -> Workspace:
-        from ..engines.scan import LinearWorkspace  # here: the engines import the cells
-
-        return LinearWorkspace(self)
 
     # --- the linear form, for the scan and step engines ---------------------------------------------------------
     def linear_coefficients(self, gi: Tensor, p: dict[str, Tensor]):

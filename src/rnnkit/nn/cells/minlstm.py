@@ -26,19 +26,18 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .base import Cell, ParamSpec, Workspace, bias_sum
-from .mingru import g, g_and_slope, time_chunks
+from ..ops.chunks import time_chunks
+from .base import ParamSpec, bias_sum
+from .linear import LinearCell
+from .mingru import g, g_and_slope
 from .registry import register_cell
 
 
 @register_cell(title="minLSTM")
-class MinLSTM(Cell):
+class MinLSTM(LinearCell):
     name = "minlstm"
     gate_names = ("forget", "input", "candidate")
-    recurrent_weight = None
     forget_gate = ("bias_ih", 0)
-    linear = True
-    input_bias_name = "bias_ih"
 
     def parameter_specs(self, input_size: int) -> list[ParamSpec]:
         H = self.hidden_size
@@ -55,11 +54,6 @@ class MinLSTM(Cell):
         candidate = g(v_h)
         h = forget * h_prev + input_ * candidate
         return (h,), {"forget": forget, "input": input_, "candidate": candidate}
-
-    def workspace(self) -> Workspace:
-        from ..engines.scan import LinearWorkspace  # here: the engines import the cells
-
-        return LinearWorkspace(self)
 
     # --- the linear form, for the scan and step engines ---------------------------------------------------------
     def linear_coefficients(self, gi: Tensor, p: dict[str, Tensor]):

@@ -30,8 +30,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .base import Cell, ParamSpec, Workspace, bias_sum
-from .mingru import time_chunks
+from ..ops.chunks import time_chunks
+from ..ops.linear import linear_rows
+from .base import ParamSpec, bias_sum
+from .linear import LinearCell
 from .registry import register_cell
 
 C = 8.0  # Griffin's constant c: a_t = σ(Λ)^(c r_t)
@@ -39,12 +41,10 @@ DECAY_RANGE = (0.9, 0.999)  # a^c = σ(Λ)^c uniform in this range at initialisa
 
 
 @register_cell(title="RG-LRU")
-class RGLRU(Cell):
+class RGLRU(LinearCell):
     name = "rglru"
     gate_names = ("recurrence", "input", "decay")
-    recurrent_weight = None
     input_weight = "weight_in"
-    linear = True
     input_bias_name = "bias_in"
 
     def parameter_specs(self, input_size: int) -> list[ParamSpec]:
@@ -74,17 +74,10 @@ class RGLRU(Cell):
         h = a * h_prev + torch.sqrt(1 - a * a) * (i * u)
         return (h,), {"recurrence": r, "input": i, "decay": a}
 
-    def workspace(self) -> Workspace:
-        from ..engines.scan import LinearWorkspace  # here: the engines import the cells
-
-        return LinearWorkspace(self)
-
     # --- the linear form, for the scan and step engines ---------------------------------------------------------
     def linear_coefficients(self, gi: Tensor, p: dict[str, Tensor]):
         """``a``, ``b = sqrt(1 − a²) ⊙ i ⊙ u`` (L, N, H) from ``u = gi = x W_in^T + b_in`` (L, N, H); both gates
         come from one matrix multiply of u with [W_a; W_x]. Kept for the backward pass: u, [r; i] and a."""
-        from ..engines.linear import linear_rows  # here: the engines package imports the cells
-
         L, N, H = gi.shape
         u = gi
         w = torch.cat([p["weight_a"], p["weight_x"]])  # (2H, H)
@@ -128,8 +121,6 @@ class RGLRU(Cell):
             d_iu = dh_s * scale
             torch.mul(d_iu, u_s, out=d_gates[s, :, H:]).mul_(i).mul_(1 - i)
             torch.mul(d_iu, i, out=du[s])
-        from ..engines.linear import linear_rows  # here: the engines package imports the cells
-
         w = torch.cat([p["weight_a"], p["weight_x"]])  # (2H, H)
         dg2 = d_gates.view(L * N, 2 * H)
         du.view(L * N, H).add_(linear_rows(dg2, w.t()))  # the gates' path back to u

@@ -17,6 +17,7 @@ from .registry import register_cell
 @register_cell(title="tanh RNN")
 class RNNTanh(Cell):
     name = "rnn_tanh"
+    native_kernel = "rnn_tanh"
     fused_mode = "RNN_TANH"
     nonlinearity = "tanh"
 
@@ -39,6 +40,7 @@ class RNNTanh(Cell):
 @register_cell(title="ReLU RNN")
 class RNNRelu(RNNTanh):
     name = "rnn_relu"
+    native_kernel = "rnn_relu"
     fused_mode = "RNN_RELU"
     nonlinearity = "relu"
 

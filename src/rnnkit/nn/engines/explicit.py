@@ -45,37 +45,12 @@ forward buffers to save memory.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import Tensor
 
-from ..cells.base import Cell
-from .linear import linear_rows
+from ..ops.linear import linear_rows
+from .base import Engine, SequenceRun
 from .reference import reference_sequence
-
-
-@dataclass
-class SequenceRun:
-    """How one layer in one direction runs, besides its tensors.
-
-    Attributes:
-        cell: the cell type.
-        names: the base names of the parameters passed to the function, in order.
-        batch_sizes: rows alive at each step (non-increasing), or None when all rows have L steps.
-        bptt_window: truncate BPTT every this many steps, or None.
-        recurrent_mask: (N, P) recurrent-dropout mask, already scaled by 1/(1−p), or None.
-        zoneout_h, zoneout_c: zoneout's keep masks, (L, N, P) and (L, N, H) in training, or the keep
-            probability p (a float) in evaluation, or None without zoneout.
-    """
-
-    cell: Cell
-    names: tuple[str, ...]
-    batch_sizes: list[int] | None = None
-    bptt_window: int | None = None
-    recurrent_mask: Tensor | None = None
-    zoneout_h: Tensor | float | None = None
-    zoneout_c: Tensor | float | None = None
 
 
 def _at(mask: Tensor | float, t: int, bs: int) -> Tensor | float:
@@ -122,6 +97,10 @@ def forward_sequence(run: SequenceRun, x: Tensor, h0: Tensor, c0: Tensor | None,
     for t in range(L):
         bs = run.batch_sizes[t] if variable else N
         h_prev, c_prev = h[:bs], None if c is None else c[:bs]
+        if run.resets is not None and t > 0:  # rows that reset read the initial state
+            reset = run.resets[t, :bs].unsqueeze(1)  # (bs, 1)
+            h_prev = torch.where(reset, h0[:bs], h_prev)
+            c_prev = None if c_prev is None else torch.where(reset, c0[:bs], c_prev)
         if w_hh is not None:
             h_in = h_prev if rd is None else h_prev * rd[:bs]  # (bs, P)
             ws.recurrent_buffer(t, bs).add_(linear_rows(h_in, w_hh))  # + h_in W_hh^T
@@ -153,21 +132,26 @@ def forward_sequence(run: SequenceRun, x: Tensor, h0: Tensor, c0: Tensor | None,
     return ws, y, h_n, c_n, cs
 
 
-def _shifted(first: Tensor, seq: Tensor) -> Tensor:
-    """(L, N, S): ``first`` at step 0, then ``seq[t-1]``: the state each step read."""
-    return torch.cat([first.unsqueeze(0), seq[:-1]])
+def _shifted(first: Tensor, seq: Tensor, resets: Tensor | None = None) -> Tensor:
+    """(L, N, S): ``first`` at step 0, then ``seq[t-1]`` (``first`` where a row resets): the state each step read."""
+    prev = torch.cat([first.unsqueeze(0), seq[:-1]])
+    return prev if resets is None else torch.where(resets.unsqueeze(2), first.unsqueeze(0), prev)
 
 
 class PreviousStates:
-    """The state each step read, ``[t, rows]`` → ``first[rows]`` at t = 0 else ``seq[t-1, rows]``, without the copy
-    that :func:`_shifted` makes."""
+    """The state each step read, ``[t, rows]`` → ``first[rows]`` at t = 0 (or where the row resets) else
+    ``seq[t-1, rows]``, without the copy that :func:`_shifted` makes."""
 
-    def __init__(self, first: Tensor, seq: Tensor):
-        self.first, self.seq = first, seq
+    def __init__(self, first: Tensor, seq: Tensor, resets: Tensor | None = None):
+        self.first, self.seq, self.resets = first, seq, resets
 
     def __getitem__(self, index):
         t, rows = index
-        return self.first[rows] if t == 0 else self.seq[t - 1, rows]
+        if t == 0:
+            return self.first[rows]
+        if self.resets is None:
+            return self.seq[t - 1, rows]
+        return torch.where(self.resets[t, rows].unsqueeze(-1), self.first[rows], self.seq[t - 1, rows])
 
 
 def _last_step_index(batch_sizes: list[int], N: int, device) -> Tensor:
@@ -190,10 +174,11 @@ def backward_sequence(run: SequenceRun, ws, x: Tensor, h0: Tensor, c0: Tensor | 
     variable = run.batch_sizes is not None
     # the states each step read, h_{t-1} (L, N, P) and c_{t-1} (L, N, H): as whole tensors for a workspace that
     # vectorises over time, else step by step without the copies (a workspace built lean for memory)
+    resets = run.resets
     if ws.whole_previous_states:
-        ws.prepare_backward(_shifted(h0, y), None if c0 is None else _shifted(c0, cs))
+        ws.prepare_backward(_shifted(h0, y, resets), None if c0 is None else _shifted(c0, cs, resets))
     else:
-        ws.prepare_backward(PreviousStates(h0, y), None if c0 is None else PreviousStates(c0, cs))
+        ws.prepare_backward(PreviousStates(h0, y, resets), None if c0 is None else PreviousStates(c0, cs, resets))
     ws.allocate_gate_grads(zero=variable)
     w_hh = p[cell.recurrent_weight] if cell.recurrent_weight else None  # (G, P)
     w_hh_t = None if w_hh is None else w_hh.t().contiguous()  # (P, G): d gh_t W_hh = linear_rows(d gh_t, W_hh^T)
@@ -203,6 +188,9 @@ def backward_sequence(run: SequenceRun, ws, x: Tensor, h0: Tensor, c0: Tensor | 
     zoneout = run.zoneout_h is not None
     dh = dh_n.clone()  # (N, P): the gradient carried back to h_{t-1}
     dc = None if c0 is None else dc_n.clone()  # (N, H)
+    # what reaches the initial state through the rows that reset to it
+    dh0_reset = None if resets is None else torch.zeros_like(h0)
+    dc0_reset = None if resets is None or c0 is None else torch.zeros_like(c0)
     d_y_total = None
     if w_hr is not None:
         # dL/dh~_t, kept per step for dW_hr = Σ_t dh~_t^T m_t
@@ -250,6 +238,13 @@ def backward_sequence(run: SequenceRun, ws, x: Tensor, h0: Tensor, c0: Tensor | 
                     dh_t.mul_(direct).add_(through_w)
             if dc_t is not None and dc_prev is not dc_t:
                 dc_t.copy_(dc_prev)
+        if resets is not None and t > 0:  # a row that reset read h_0, not h_{t-1}: its gradient goes to h_0
+            reset = resets[t, :bs].unsqueeze(1)  # (bs, 1)
+            dh0_reset[:bs] += torch.where(reset, dh_t, 0)
+            dh_t.masked_fill_(reset, 0)
+            if dc_t is not None:
+                dc0_reset[:bs] += torch.where(reset, dc_t, 0)
+                dc_t.masked_fill_(reset, 0)
         if run.bptt_window and t % run.bptt_window == 0 and t > 0:
             dh_t.zero_()  # truncation: no gradient crosses this window boundary
             if dc_t is not None:
@@ -279,12 +274,14 @@ def backward_sequence(run: SequenceRun, ws, x: Tensor, h0: Tensor, c0: Tensor | 
             grads[w_in_name].addmm_(d_gi.t(), x[t0:t1].reshape((t1 - t0) * N, In))  # (G, In)
     if w_hh is not None and needs.get(cell.recurrent_weight):
         G, P = d_rec.shape[2], y.shape[2]
-        if rd is None:  # Σ_t d gh_t^T h_{t-1}: step 0 reads h0, step t > 0 reads y[t-1] (no shifted copy)
+        if rd is None and resets is None:  # Σ_t d gh_t^T h_{t-1}: step 0 reads h0, step t > 0 reads y[t-1] (no copy)
             d_w = torch.mm(d_rec[0].t(), h0)  # (G, P)
             if L > 1:
                 d_w.addmm_(d_rec[1:].reshape((L - 1) * N, G).t(), y[:-1].reshape((L - 1) * N, P))
         else:
-            h_in_seq = _shifted(h0, y) * rd  # (L, N, P)
+            h_in_seq = _shifted(h0, y, resets)  # (L, N, P)
+            if rd is not None:
+                h_in_seq = h_in_seq * rd
             d_w = torch.mm(d_rec.reshape(L * N, G).t(), h_in_seq.reshape(L * N, P))
         grads[cell.recurrent_weight] = d_w
     if needs.get("weight_hr"):
@@ -292,9 +289,9 @@ def backward_sequence(run: SequenceRun, ws, x: Tensor, h0: Tensor, c0: Tensor | 
         grads["weight_hr"] = torch.mm(d_y_total.reshape(L * N, y.shape[2]).t(), m.reshape(L * N, m.shape[2]))  # (P, H)
     grads.update(ws.grad_params({k: v for k, v in needs.items() if k not in ("x", "h0", "c0")}))
     if needs["h0"]:
-        grads["h0"] = dh
+        grads["h0"] = dh if dh0_reset is None else dh + dh0_reset
     if needs["c0"]:
-        grads["c0"] = dc
+        grads["c0"] = dc if dc0_reset is None else dc + dc0_reset
     return grads
 
 
@@ -355,3 +352,18 @@ def _differentiable_backward(run, x, h0, c0, params, dy, dh_n, dc_n, needs) -> d
     for (k, t), g in zip(wanted, grads):
         result[k] = torch.zeros_like(t) if g is None else g
     return result
+
+
+class ExplicitEngine(Engine):
+    """rnnkit's unrolled loop with a hand-written BPTT, in Python: every cell, every option."""
+
+    name = "explicit"
+    summary = "rnnkit's unrolled loop with a hand-written BPTT, in Python: any cell, any option"
+
+    def run(self, run: SequenceRun, x: Tensor, h0: Tensor, c0: Tensor | None, p: dict[str, Tensor]):
+        result = RecurrentSequenceFunction.apply(run, x, h0, c0, *p.values())
+        return result if len(result) == 3 else (*result, None)
+
+    def record(self, run: SequenceRun, x: Tensor, h0: Tensor, c0: Tensor | None, p: dict[str, Tensor]):
+        ws, y, h_n, c_n, cs = forward_sequence(run, x, h0, c0, p)
+        return y, h_n, c_n, cs, ws.gates()

@@ -12,12 +12,17 @@ as the explicit engine, in the plainest form:
 
 Truncated BPTT (``bptt_window=k``) detaches the state entering every k-th step (of the rows still
 running: a row that has ended keeps the path from its final state back to its own last steps).
+
+Resets: a row that resets before step t reads the initial state (h_0, c_0) instead of its previous state, so its
+gradient flows into h_0 there and not into the steps before.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor
+
+from .base import Engine, SequenceRun
 
 
 def reference_sequence(run, x: Tensor, h0: Tensor, c0: Tensor | None, p: dict[str, Tensor],
@@ -33,6 +38,9 @@ def reference_sequence(run, x: Tensor, h0: Tensor, c0: Tensor | None, p: dict[st
         alive = tuple(s[:bs] for s in state)
         if run.bptt_window and t % run.bptt_window == 0 and t > 0:
             alive = tuple(s.detach() for s in alive)  # rows that ended earlier keep their gradient path
+        if run.resets is not None and t > 0:
+            reset = run.resets[t, :bs].unsqueeze(1)  # (bs, 1)
+            alive = tuple(torch.where(reset, first[:bs], s) for first, s in zip((h0, c0), alive))
         h_in = alive[0] if run.recurrent_mask is None else alive[0] * run.recurrent_mask[:bs]
         new, gates = run.cell.reference_step(p, x[t, :bs], alive, h_in)
         if run.zoneout_h is not None:
@@ -49,3 +57,13 @@ def reference_sequence(run, x: Tensor, h0: Tensor, c0: Tensor | None, p: dict[st
 
 def _keep(mask, t: int, bs: int):
     return mask if isinstance(mask, float) else mask[t, :bs]
+
+
+class ReferenceEngine(Engine):
+    """The cell's own step equations in a plain loop under autograd: the oracle of every fast engine."""
+
+    name = "reference"
+    summary = "the cell's step equations in a plain loop under autograd: the oracle of the fast engines"
+
+    def run(self, run: SequenceRun, x: Tensor, h0: Tensor, c0: Tensor | None, p: dict[str, Tensor]):
+        return reference_sequence(run, x, h0, c0, p)

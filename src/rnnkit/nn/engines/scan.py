@@ -44,8 +44,8 @@ import torch
 from torch import Tensor
 
 from ...errors import InputError
-from ..cells.base import Workspace
-from .linear import linear_rows
+from ..ops.linear import linear_rows
+from .base import Engine
 
 # Below this many steps the blocked scan has nothing to gain over the loop (break-even near 64 at N=8, H=256).
 _MIN_BLOCKED = 64
@@ -205,14 +205,18 @@ class PreviousStates:
     """``h_{t-1}`` for every step t, from h0 (N, H) and the states h (L, N, H), sliced by time without building
     the shifted copy: ``PreviousStates(h0, h)[s:e]`` is a view of h for s > 0."""
 
-    def __init__(self, h0: Tensor, h: Tensor):
-        self.h0, self.h = h0, h
+    def __init__(self, h0: Tensor, h: Tensor, resets: Tensor | None = None):
+        self.h0, self.h, self.resets = h0, h, resets
 
     def __getitem__(self, steps: slice) -> Tensor:
         start, stop = steps.start or 0, steps.stop
         if start > 0:
-            return self.h[start - 1:stop - 1]
-        return torch.cat([self.h0.unsqueeze(0), self.h[0:stop - 1]])  # (stop, N, H)
+            prev = self.h[start - 1:stop - 1]
+        else:
+            prev = torch.cat([self.h0.unsqueeze(0), self.h[0:stop - 1]])  # (stop, N, H)
+        if self.resets is None:
+            return prev
+        return torch.where(self.resets[start:stop].unsqueeze(2), self.h0.unsqueeze(0), prev)  # resets read h0
 
 
 def lengths_from_batch_sizes(batch_sizes: Tensor | list[int], N: int) -> Tensor:
@@ -298,82 +302,12 @@ def linear_scan_reference(a: Tensor, b: Tensor, h0: Tensor | None = None, *, len
     return torch.stack(states) if L else b.clone()
 
 
-# --- linear cells on rnnkit's engines ------------------------------------------------------------------------------
-#
-# A linear cell (``Cell.linear``) declares, besides its reference step:
-#
-#   input_bias_name                          the bias added in the input projection gi = x W_in^T + bias
-#   linear_coefficients(gi, p)               -> (a, b, saved): a_t, b_t (L, N, H) for all steps; no autograd
-#   linear_backward(saved, dh, h_prev, p)    -> (dL/d(x W_in^T) (L, N, G), {parameter: gradient}), hand-written,
-#                                               from dh = dL/d(a_t h_{t-1} + b_t) (L, N, H), i.e. dL/db_t, and
-#                                               h_prev (sliceable by time: h_prev[s:e]), so that dL/da_t = dh_t h_{t-1}
-#   linear_gates(saved)                      -> {gate name: (L, N, H)}
-#
-# The step engine (``engine="explicit"``, :class:`LinearWorkspace`) runs h_t = a_t h_{t-1} + b_t one step at a
-# time; the scan engine (``engine="scan"``, :func:`scan_sequence`) runs all steps at once. Both share the cell's
-# coefficients and their hand-written backward; the cell's reference step (autograd) is the oracle of both.
-
-
 def _input_projection(cell, x: Tensor, p: dict[str, Tensor]) -> Tensor:
     """``x W_in^T + bias`` for all steps, one matrix multiply: (L, N, G)."""
     L, N, In = x.shape
     w = p[cell.input_weight]  # (G, In)
     gi = linear_rows(x.reshape(L * N, In), w, p.get(cell.input_bias_name))  # (L*N, G)
     return gi.view(L, N, w.shape[0])
-
-
-class LinearWorkspace(Workspace):
-    """The explicit (step) engine's workspace for any linear cell: one step at a time, ``h_t = a_t h_{t-1} + b_t``.
-
-    The coefficients depend on the input only, so they are computed for all steps when the sequence starts
-    (for generation, one step: O(1) memory per token). Backward: each step stores dL/dh_t and passes
-    ``a_t dL/dh_t`` back to h_{t-1} (the ``direct`` path); then the cell's hand-written :meth:`linear_backward`
-    takes all steps at once.
-    """
-
-    def __init__(self, cell):
-        self.cell_type = cell
-        self._grads = None
-
-    def input_bias(self, p):
-        return p.get(self.cell_type.input_bias_name)
-
-    def start(self, gi: Tensor, p, zero: bool) -> None:
-        self.p = p
-        self.a, self.b, self.saved = self.cell_type.linear_coefficients(gi, p)  # (L, N, H) each
-        # zeroed when rows can be padding, so that padded positions hold finite values for the backward pass
-        self.h = self.b.new_zeros(self.b.shape) if zero else self.b.new_empty(self.b.shape)  # (L, N, H)
-
-    def step(self, t, bs, h_prev, c_prev):
-        return torch.addcmul(self.b[t, :bs], self.a[t, :bs], h_prev, out=self.h[t, :bs]), None
-
-    def hidden(self) -> Tensor:
-        return self.h
-
-    def prepare_backward(self, h_prev: Tensor, c_prev: None) -> None:
-        self.h_prev = h_prev  # (L, N, H): the state each step read
-
-    def allocate_gate_grads(self, zero: bool) -> None:
-        self.dh = self.h.new_zeros(self.h.shape) if zero else self.h.new_empty(self.h.shape)  # (L, N, H)
-        self._grads = None
-
-    def step_backward(self, t, bs, dh, dc):
-        self.dh[t, :bs] = dh
-        return self.a[t, :bs], None  # h_t = a_t h_{t-1} + b_t: a_t dh_t reaches h_{t-1} directly
-
-    def _backward(self):
-        if self._grads is None:
-            self._grads = self.cell_type.linear_backward(self.saved, self.dh, self.h_prev, self.p)
-        return self._grads
-
-    def grad_input(self) -> Tensor:
-        return self._backward()[0]
-
-    def grad_params(self, needs) -> dict[str, Tensor]:
-        return {name: g for name, g in self._backward()[1].items() if needs.get(name)}
-
-    def gates(self) -> dict[str, Tensor]:
-        return self.cell_type.linear_gates(self.saved)
 
 
 def _windows(L: int, window: int | None) -> list[slice]:
@@ -411,6 +345,12 @@ class ScanSequenceFunction(torch.autograd.Function):
         if through is not None:  # a' = 1 − through (1 − a) = a through + (1 − through), b' = b through
             a = torch.addcmul(1 - through, a, through) if isinstance(through, Tensor) else a * through + 1 - through
             b = b * through
+        reset = a_reset = None
+        if run.resets is not None:  # a row that resets reads h0: h_t = a_t h0 + b_t, so a_t moves into b_t
+            reset = run.resets.unsqueeze(2)  # (L, N, 1)
+            a_reset = torch.where(reset, a, 0)  # (L, N, H): the coefficient of h0 at each reset
+            b = torch.addcmul(b, a_reset, h0.unsqueeze(0))
+            a = torch.where(reset, 0, a)
         h = scan(a, b, h0, out=b)  # (L, N, H), over b (a temporary): h_t replaces b_t once step t has read it
         if lengths is None:
             y, h_n = h, h[L - 1]
@@ -418,6 +358,7 @@ class ScanSequenceFunction(torch.autograd.Function):
             y = h * alive  # zeros past each length
             h_n = h[lengths - 1, torch.arange(N, device=x.device)]  # (N, H): each row at its own last step
         ctx.run, ctx.a, ctx.saved, ctx.through, ctx.lengths, ctx.alive = run, a, saved, through, lengths, alive
+        ctx.a_reset = a_reset
         ctx.save_for_backward(x, h0, h, *params)
         return y, h_n
 
@@ -447,9 +388,11 @@ class ScanSequenceFunction(torch.autograd.Function):
         else:
             c = torch.cat([reverse_carry(a[w], g[w], last if w.stop == L else None) for w in windows])
         dh0 = a[0] * c[0]
+        if ctx.a_reset is not None:  # and through every reset
+            dh0 = dh0 + (ctx.a_reset * c).sum(0)
         if ctx.through is not None:  # dL/da = c through h_{t-1}, dL/db = c through
             c.mul_(ctx.through)
-        d_gi, param_grads = cell.linear_backward(ctx.saved, c, PreviousStates(h0, h), p)  # (L, N, G)
+        d_gi, param_grads = cell.linear_backward(ctx.saved, c, PreviousStates(h0, h, run.resets), p)  # (L, N, G)
         d_gi2 = d_gi.reshape(L * N, d_gi.shape[2])  # (L*N, G)
         w_in = cell.input_weight
         grads = {"h0": dh0, **param_grads}
@@ -474,10 +417,18 @@ def _differentiable_backward(run, x, h0, params, dy, dh_n, needs) -> dict:
     return {k: torch.zeros_like(t) if g is None else g for (k, t), g in zip(wanted, grads)}
 
 
-def scan_sequence(run, x: Tensor, h0: Tensor, c0: None, p: dict[str, Tensor]):
-    """The scan engine for one layer in one direction, as ``SEQUENCE_ENGINES`` calls an engine:
-    ``(run, x (L, N, In), h0 (N, H), c0 (None), params by name) -> (y (L, N, H), h_n (N, H), None)``."""
-    if not getattr(run.cell, "linear", False):
-        raise ValueError(f"the scan engine runs linear cells only; {run.cell.name!r} is not one")
-    y, h_n = ScanSequenceFunction.apply(run, x, h0, *p.values())
-    return y, h_n, None
+class ScanEngine(Engine):
+    """Linear recurrences h_t = a_t ⊙ h_{t-1} + b_t, the whole sequence at once (a blocked scan)."""
+
+    name = "scan"
+    summary = "linear cells (minGRU, minLSTM, RG-LRU): the whole sequence at once, by a blocked scan"
+
+    def refusal(self, layer) -> str | None:
+        if not layer.cell.linear:
+            return (f"the scan engine runs linear recurrences only (cells with linear=True); {layer.cell.name!r} "
+                    f"is not one: use engine='auto' or 'explicit'")
+        return None
+
+    def run(self, run, x: Tensor, h0: Tensor, c0: None, p: dict[str, Tensor]):
+        y, h_n = ScanSequenceFunction.apply(run, x, h0, *p.values())
+        return y, h_n, None
