@@ -44,7 +44,8 @@ from pathlib import Path
 import torch
 
 from rnnkit.music import write_midi, write_wav
-from rnnkit.tasks.music import SPEC, MusicDataConfig, evaluate_music, from_run, generate_music, real_piece
+from rnnkit.tasks import music
+from rnnkit.tasks.music import SPEC, MusicDataConfig, from_run, generate_music, real_piece
 from rnnkit.tasks.run import train
 from rnnkit.tasks.spec import RunSettings
 from rnnkit.train import RunDirectory, TrainConfig
@@ -78,7 +79,7 @@ def run(output: str, minutes: float, data: Path, out: Path) -> dict:
                    run_dir=RunDirectory.create(out, overwrite=True), log=log)
     train_minutes = (time.monotonic() - start) / 60
     trained = from_run(out, "auto")
-    test = evaluate_music(trained, split="test")
+    test = music.evaluate(trained, split="test")
     piece = generate_music(trained, steps=64, seed=0, prime_piece="test:0", prime_steps=8)
     frames = trained.pitches.frames(piece.roll)
     write_midi(frames, out / "sample.mid", program=19)

@@ -353,7 +353,7 @@ def test_a_non_finite_score_is_printed_honestly_and_is_no_success(capsys, runs, 
               "mase": 1.0}, "seasonal_naive": {"mae": 1.0, "rmse": 1.0, "mase": 1.0}, "origins": 3, "horizon": 1,
               "window": 6, "season": 12, "season_source": "monthly dates", "holdout_steps": 12, "series_steps": 60,
               "mase_scale": 1.0}
-    monkeypatch.setattr("rnnkit.cli.commands.forecast.backtest_report", lambda *args: scores)
+    monkeypatch.setattr("rnnkit.tasks.forecast.evaluate", lambda *args: scores)
     code, stdout, stderr = run_cli(capsys, "evaluate", runs / "forecast", "--data", runs / "series.csv",
                                    *(["--json"] if as_json else []))
     assert_one_line_error(code, stderr, "not finite", "model.mae = inf")

@@ -13,7 +13,7 @@ from rnnkit.diagnose.memory_tasks import (
     MemoryTaskConfig,
     MemoryTaskModel,
     matched_hidden_sizes,
-    parameter_count,
+    memory_model_parameter_count,
     train_memory_task,
 )
 from rnnkit.errors import InputError
@@ -71,7 +71,8 @@ def test_copy_baseline_is_the_cross_entropy_of_blanks_then_a_uniform_guess():
 def test_parameter_count_formula_matches_the_model(task, cell):
     spec = TASKS[task]
     model = MemoryTaskModel(cell, spec.input_size, 13, spec.output_size, spec.per_step)
-    assert sum(p.numel() for p in model.parameters()) == parameter_count(cell, 13, spec.input_size, spec.output_size)
+    expected = memory_model_parameter_count(cell, 13, spec.input_size, spec.output_size)
+    assert sum(p.numel() for p in model.parameters()) == expected
 
 
 @pytest.mark.parametrize("task", ["adding", "copy"])
@@ -80,13 +81,13 @@ def test_matched_hidden_sizes_give_equal_parameter_budgets(task, reference):
     spec = TASKS[task]
     sizes = matched_hidden_sizes(task, reference, ["rnn", "lstm", "gru"])
     assert sizes["lstm"] == reference and sizes["rnn"] > sizes["gru"] > reference
-    counts = [parameter_count(cell, h, spec.input_size, spec.output_size) for cell, h in sizes.items()]
+    counts = [memory_model_parameter_count(cell, h, spec.input_size, spec.output_size) for cell, h in sizes.items()]
     assert max(counts) / min(counts) < 1.03
     for cell, h in sizes.items():  # no other size comes closer to the LSTM's count
         budget = counts[1]
-        best = abs(parameter_count(cell, h, spec.input_size, spec.output_size) - budget)
+        best = abs(memory_model_parameter_count(cell, h, spec.input_size, spec.output_size) - budget)
         for other in (h - 1, h + 1):
-            assert abs(parameter_count(cell, other, spec.input_size, spec.output_size) - budget) >= best
+            assert abs(memory_model_parameter_count(cell, other, spec.input_size, spec.output_size) - budget) >= best
 
 
 def test_model_outputs_and_forget_bias():
@@ -107,7 +108,7 @@ def test_training_learns_a_short_adding_problem():
     assert result["steps"] == 300 and result["stop_reason"] == "steps"
     assert [point[0] for point in result["curve"]] == [100, 200, 300]
     assert result["metric"] < 0.02 < result["baseline"]  # far below 1/6: it learned to add the marked values
-    assert result["parameters"] == parameter_count("lstm", 16, 2, 1)
+    assert result["parameters"] == memory_model_parameter_count("lstm", 16, 2, 1)
 
 
 def test_training_stops_below_a_target_on_a_time_budget_and_is_reproducible():

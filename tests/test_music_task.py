@@ -162,13 +162,13 @@ def test_a_midi_folder_without_splits_holds_out_validation_pieces(tmp_path):
     assert data.pitches == PitchRange.covering(data.train + data.valid)
     # a folder without split subfolders is scored whole
     from rnnkit.models.music import PianoRollModel
-    from rnnkit.tasks.music import TrainedMusicModel, evaluate_music
+    from rnnkit.tasks import music
 
-    trained = TrainedMusicModel(PianoRollModel(data.pitches.size, hidden_size=4).eval(), data.pitches, config)
-    scores = evaluate_music(trained, str(tmp_path))
+    trained = music.TrainedMusicModel(PianoRollModel(data.pitches.size, hidden_size=4).eval(), data.pitches, config)
+    scores = music.evaluate(trained, str(tmp_path))
     assert scores["split"] == "all" and scores["pieces"] == 10
     with pytest.raises(InputError, match="has no 'test' split"):
-        evaluate_music(trained)
+        music.evaluate(trained)
 
 
 @pytest.mark.skipif(not JSB.exists(), reason=f"the JSB chorales are not at {JSB} (shared/data/jsb_chorales)")

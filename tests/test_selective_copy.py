@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from rnnkit.diagnose.selective_copy import (SelectiveCopy, SelectiveCopyConfig, SelectiveCopyModel,
-                                            matched_hidden_sizes, parameter_count, token_accuracy,
+                                            copy_model_parameter_count, matched_hidden_sizes, token_accuracy,
                                             train_selective_copy)
 from rnnkit.errors import InputError
 
@@ -35,7 +35,7 @@ def test_same_generator_seed_same_batch():
 @pytest.mark.parametrize("cell", ["rnn_tanh", "lstm", "gru", "mingru"])
 def test_parameter_count_is_the_models(cell):
     model = SelectiveCopyModel(cell, vocab=16, hidden_size=12, num_layers=2, tokens=4)
-    assert parameter_count(cell, 12, 16, 2) == sum(p.numel() for p in model.parameters())
+    assert copy_model_parameter_count(cell, 12, 16, 2) == sum(p.numel() for p in model.parameters())
     logits = model(torch.zeros(3, 20, dtype=torch.long))
     assert logits.shape == (3, 4, 16)
 
@@ -44,8 +44,8 @@ def test_matched_sizes_share_the_lstms_budget():
     sizes = matched_hidden_sizes(64, ["lstm", "gru", "mingru"], vocab=16, num_layers=2)
     assert sizes["lstm"] == 64
     assert sizes["gru"] > 64 and sizes["mingru"] > sizes["gru"]  # fewer parameters per unit, more units
-    budget = parameter_count("lstm", 64, 16, 2)
-    assert abs(parameter_count("mingru", sizes["mingru"], 16, 2) - budget) / budget < 0.02
+    budget = copy_model_parameter_count("lstm", 64, 16, 2)
+    assert abs(copy_model_parameter_count("mingru", sizes["mingru"], 16, 2) - budget) / budget < 0.02
 
 
 def test_mistakes_are_one_line_input_errors():
@@ -68,7 +68,7 @@ def test_training_learns_a_small_instance(cell):
     assert row["metric"] >= 0.9 and row["stop_reason"] == "stop_above"
     assert row["task"] == "selective-copy" and row["metric_name"] == "token_accuracy"
     assert row["baseline"] == pytest.approx(0.25)
-    assert row["curve"][-1][0] == row["steps"] and row["parameters"] == parameter_count(cell, 32, 6, 1)
+    assert row["curve"][-1][0] == row["steps"] and row["parameters"] == copy_model_parameter_count(cell, 32, 6, 1)
 
 
 def test_untrained_model_is_near_chance():

@@ -21,7 +21,7 @@ from .memory_tasks import (
     MemoryTaskConfig,
     MemoryTaskModel,
     matched_hidden_sizes,
-    parameter_count,
+    memory_model_parameter_count,
     train_memory_task,
 )
 
@@ -29,5 +29,5 @@ __all__ = [
     "GradientFlow", "per_step_gradient_norms", "fresh_layer", "fresh_gradient_flow",
     "Influence", "input_influence", "gate_saturation",
     "TASKS", "AddingProblem", "CopyMemory", "MemoryTaskConfig", "MemoryTaskModel", "matched_hidden_sizes",
-    "parameter_count", "train_memory_task",
+    "memory_model_parameter_count", "train_memory_task",
 ]

@@ -44,7 +44,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnkit.errors import InputError
-from rnnkit.nn import Recurrent, cell_names, get_cell
+from rnnkit.models.recurrent import registered_cell
+from rnnkit.nn import Recurrent
 
 LOSSES = ("last", "sum")
 CLIP_EPSILON = 1e-6  # as torch.nn.utils.clip_grad_norm_: scale = max_norm / (norm + 1e-6)
@@ -224,10 +225,7 @@ def fresh_layer(cell: str, input_size: int, hidden_size: int, *, seed: int, forg
         recurrent_scale: the recurrent weight W_hh is multiplied by this (1: the default init; larger values
             make the RNN's gradient explode instead of vanish).
     """
-    try:
-        kind = get_cell(cell)
-    except ValueError:
-        raise InputError(f"unknown cell {cell!r}; choose from {', '.join(cell_names())}") from None
+    kind = registered_cell(cell)
     torch.manual_seed(seed)
     bias = forget_bias if forget_bias and kind.forget_gate is not None else None
     layer = Recurrent(kind.name, input_size, hidden_size, forget_bias=bias).to(dtype)

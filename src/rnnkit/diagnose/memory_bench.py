@@ -20,7 +20,7 @@ from rnnkit.checks import check_training_memory
 from rnnkit.errors import InputError
 
 from . import selective_copy
-from .memory_tasks import REFERENCE_CELL, TASKS, MemoryTaskConfig, matched_hidden_sizes, parameter_count
+from .memory_tasks import REFERENCE_CELL, TASKS, MemoryTaskConfig, matched_hidden_sizes, memory_model_parameter_count
 from .memory_tasks import train_memory_task
 from .plots import plot_memory_tasks
 
@@ -44,7 +44,7 @@ def check_lengths(tasks: list[str], lengths: list[int]) -> None:
 def check_fits_in_memory(hidden: int) -> None:
     """One line when training the LSTM of ``hidden`` units, whose budget every cell gets, cannot fit in memory
     (its recurrent weights dominate every cell's count)."""
-    check_training_memory(parameter_count(REFERENCE_CELL, hidden, 1, 1), 4, "lower --hidden",
+    check_training_memory(memory_model_parameter_count(REFERENCE_CELL, hidden, 1, 1), 4, "lower --hidden",
                           what="training each cell")
 
 

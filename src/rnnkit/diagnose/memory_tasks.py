@@ -38,7 +38,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnkit.errors import InputError
-from rnnkit.nn import Recurrent, cell_names, get_cell
+from rnnkit.models.recurrent import registered_cell
+from rnnkit.models.size import cell_parameter_count, parameter_count
+from rnnkit.nn import Recurrent
 
 from .fresh_training import train_on_fresh_batches
 
@@ -134,7 +136,7 @@ class MemoryTaskModel(nn.Module):
     def __init__(self, cell: str, input_size: int, hidden_size: int, output_size: int, per_step: bool,
                  forget_bias: float = 0.0):
         super().__init__()
-        cell_type = check_cell(cell)
+        cell_type = registered_cell(cell)
         self.per_step = per_step
         bias = forget_bias if forget_bias and cell_type.forget_gate is not None else None
         self.rnn = Recurrent(cell, input_size, hidden_size, batch_first=True, forget_bias=bias)
@@ -145,32 +147,25 @@ class MemoryTaskModel(nn.Module):
         return self.readout(output if self.per_step else output[:, -1])  # (N, L, O) or (N, O)
 
 
-def check_cell(cell: str):
-    """The registered cell class named ``cell``; InputError naming the choices otherwise."""
-    try:
-        return get_cell(cell)
-    except ValueError:
-        raise InputError(f"unknown cell {cell!r}; choose from {', '.join(cell_names())}") from None
-
-
-def parameter_count(cell: str, hidden_size: int, input_size: int, output_size: int) -> int:
-    """Parameters of :class:`MemoryTaskModel`: the cell's own parameter list at this size, plus ``H·O + O``."""
-    specs = check_cell(cell)(hidden_size).active_specs(input_size)
-    return sum(math.prod(spec.shape) for spec in specs) + hidden_size * output_size + output_size
+def memory_model_parameter_count(cell: str, hidden_size: int, input_size: int, output_size: int) -> int:
+    """The parameters :class:`MemoryTaskModel` will have: the cell's own parameter list at this size, plus
+    ``H·O + O`` for the readout."""
+    return cell_parameter_count(cell, hidden_size, input_size) + hidden_size * output_size + output_size
 
 
 def matched_hidden_sizes(task_name: str, reference_hidden: int, cells: list[str]) -> dict[str, int]:
     """For each cell, the hidden size whose parameter count is closest to an LSTM's of ``reference_hidden``."""
     task = get_task(task_name)
-    budget = parameter_count(REFERENCE_CELL, reference_hidden, task.input_size, task.output_size)
+    budget = memory_model_parameter_count(REFERENCE_CELL, reference_hidden, task.input_size, task.output_size)
     sizes = {}
     for cell in cells:
-        check_cell(cell)
+        registered_cell(cell)
         # the count grows with H, so the best H lies below the one whose count first passes the budget
         size = 1
-        while parameter_count(cell, size + 1, task.input_size, task.output_size) < budget:
+        while memory_model_parameter_count(cell, size + 1, task.input_size, task.output_size) < budget:
             size += 1
-        counts = {h: parameter_count(cell, h, task.input_size, task.output_size) for h in (size, size + 1)}
+        counts = {h: memory_model_parameter_count(cell, h, task.input_size, task.output_size)
+                  for h in (size, size + 1)}
         sizes[cell] = min(counts, key=lambda h: abs(counts[h] - budget))
     return sizes
 
@@ -208,7 +203,7 @@ class MemoryTaskConfig:
 
     def __post_init__(self):
         task = get_task(self.task)
-        check_cell(self.cell)
+        registered_cell(self.cell)
         if isinstance(self.length, bool) or not isinstance(self.length, int) or self.length < task.min_length:
             raise InputError(f"the {self.task} task needs a length T of at least {task.min_length}, got {self.length!r}")
         for name in ("hidden_size", "batch_size", "steps", "eval_every", "eval_size"):
@@ -220,7 +215,7 @@ class MemoryTaskConfig:
 HELD_OUT_SEED = 20160101  # one fixed held-out set per (task, T), whatever the training seed
 
 
-def evaluate(model: MemoryTaskModel, task, inputs: Tensor, targets: Tensor) -> float:
+def held_out_metric(model: MemoryTaskModel, task, inputs: Tensor, targets: Tensor) -> float:
     """The task's metric on a held-out set (averaged over its sequences)."""
     total = 0.0
     for start in range(0, len(inputs), EVAL_CHUNK):
@@ -254,7 +249,7 @@ def train_memory_task(config: MemoryTaskConfig, log: Callable[[str], None] | Non
         return "stop_below" if config.stop_below is not None and metric <= config.stop_below else None
 
     run = train_on_fresh_batches(
-        model, batch_loss, lambda: evaluate(model, task, test_inputs, test_targets), steps=config.steps,
+        model, batch_loss, lambda: held_out_metric(model, task, test_inputs, test_targets), steps=config.steps,
         lr=config.lr, clip=config.clip, time_budget=config.time_budget, eval_every=config.eval_every,
         reached=reached, name=name, metric_name=task.metric_name, log=log, log_every_seconds=log_every_seconds)
     if log is not None:
@@ -265,7 +260,7 @@ def train_memory_task(config: MemoryTaskConfig, log: Callable[[str], None] | Non
         "length": config.length,
         "cell": config.cell,
         "hidden_size": config.hidden_size,
-        "parameters": sum(p.numel() for p in model.parameters()),
+        "parameters": parameter_count(model),
         "metric_name": task.metric_name,
         "metric": run.metric,
         "baseline": task.baseline(config.length),

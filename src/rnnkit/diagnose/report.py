@@ -22,11 +22,11 @@ from torch import Tensor, nn
 
 from rnnkit.checks import TRAINING_COPIES, check_fits_in_memory
 from rnnkit.errors import InputError
+from rnnkit.models.size import cell_parameter_count, parameter_count
 from rnnkit.nn import get_cell
 
 from .gradients import GradientFlow, embed_tokens, fresh_gradient_flow, fresh_layer, language_model_gradient_flow
 from .memory import gate_saturation, input_influence
-from .memory_tasks import parameter_count
 from .plots import curve_label, gradient_caption, plot_gradient_flow, plot_memory
 
 INIT_WORDS = "PyTorch's default init"
@@ -47,7 +47,7 @@ class FreshLayers:
         """One line, before anything is allocated, when the largest layer (float64: its weights and their
         gradients, and a few vectors per step of the sequence) cannot fit in this machine's memory."""
         hidden = self.hidden_size
-        parameters = max(parameter_count(cell, hidden, hidden, 0) for cell in self.cells)
+        parameters = max(cell_parameter_count(cell, hidden, hidden) for cell in self.cells)
         needed = 8 * (TRAINING_COPIES * parameters + 16 * length * hidden)
         check_fits_in_memory(needed, f"a fresh layer of --hidden {hidden} ({parameters:,} parameters) over "
                                      f"--length {length}", "lower --hidden or --length")
@@ -120,7 +120,7 @@ def gradient_report(fresh: FreshLayers, *, length: int, loss: str, clip: float |
     if trained is not None:
         config = trained.model.config
         flow = language_model_gradient_flow(trained.model, trained.ids, loss=loss)
-        parameters = sum(p.numel() for p in trained.model.rnn.parameters())
+        parameters = parameter_count(trained.model.rnn)
         run = {"run_dir": trained.run_dir, "text": trained.where, "cell": config.cell, "layers": config.num_layers,
                "label": f"trained: {trained.run_dir} ({config.cell}, {config.num_layers}×{config.hidden_size})",
                **_flow_numbers(flow, clip, config.hidden_size, parameters)}
@@ -135,7 +135,7 @@ def gradient_report(fresh: FreshLayers, *, length: int, loss: str, clip: float |
 
 
 def _fresh_parameters(cell: str, hidden: int) -> int:
-    return sum(p.numel() for p in fresh_layer(cell, hidden, hidden, seed=0).parameters())  # input size = hidden size
+    return parameter_count(fresh_layer(cell, hidden, hidden, seed=0))  # input size = hidden size
 
 
 def _finite(value: float) -> float | None:

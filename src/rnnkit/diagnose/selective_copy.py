@@ -27,7 +27,6 @@ each cell the width whose parameter count is closest to an LSTM's at a reference
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 from typing import Callable
 
@@ -36,10 +35,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnkit.errors import InputError
+from rnnkit.models.recurrent import registered_cell
+from rnnkit.models.size import cell_parameter_count, parameter_count
 from rnnkit.nn import Recurrent
 
 from .fresh_training import train_on_fresh_batches
-from .memory_tasks import check_cell
 
 TASK_NAME = "selective-copy"
 REFERENCE_CELL = "lstm"
@@ -96,7 +96,7 @@ class SelectiveCopyModel(nn.Module):
     def __init__(self, cell: str, vocab: int, hidden_size: int, num_layers: int, tokens: int,
                  engine: str = "auto"):
         super().__init__()
-        check_cell(cell)
+        registered_cell(cell)
         self.tokens = tokens
         self.embedding = nn.Embedding(vocab, hidden_size)
         self.rnn = Recurrent(cell, hidden_size, hidden_size, num_layers=num_layers, batch_first=True, engine=engine)
@@ -107,24 +107,23 @@ class SelectiveCopyModel(nn.Module):
         return self.readout(output[:, -self.tokens:])  # (N, K, V)
 
 
-def parameter_count(cell: str, hidden_size: int, vocab: int, num_layers: int) -> int:
-    """Parameters of :class:`SelectiveCopyModel`, from the cell's own parameter list: embedding V·H, the layers
-    (every layer's input is H wide), readout H·V + V."""
-    specs = check_cell(cell)(hidden_size).active_specs(hidden_size)
-    per_layer = sum(math.prod(spec.shape) for spec in specs)
+def copy_model_parameter_count(cell: str, hidden_size: int, vocab: int, num_layers: int) -> int:
+    """The parameters :class:`SelectiveCopyModel` will have, from the cell's own parameter list: embedding V·H,
+    the layers (every layer's input is H wide), readout H·V + V."""
+    per_layer = cell_parameter_count(cell, hidden_size, hidden_size)
     return vocab * hidden_size + num_layers * per_layer + hidden_size * vocab + vocab
 
 
 def matched_hidden_sizes(reference_hidden: int, cells: list[str], vocab: int = 16,
                          num_layers: int = 2) -> dict[str, int]:
     """For each cell, the width whose parameter count is closest to an LSTM's at ``reference_hidden``."""
-    budget = parameter_count(REFERENCE_CELL, reference_hidden, vocab, num_layers)
+    budget = copy_model_parameter_count(REFERENCE_CELL, reference_hidden, vocab, num_layers)
     sizes = {}
     for cell in cells:
         size = 1
-        while parameter_count(cell, size + 1, vocab, num_layers) < budget:  # the count grows with H
+        while copy_model_parameter_count(cell, size + 1, vocab, num_layers) < budget:  # the count grows with H
             size += 1
-        counts = {h: parameter_count(cell, h, vocab, num_layers) for h in (size, size + 1)}
+        counts = {h: copy_model_parameter_count(cell, h, vocab, num_layers) for h in (size, size + 1)}
         sizes[cell] = min(counts, key=lambda h: abs(counts[h] - budget))
     return sizes
 
@@ -163,7 +162,7 @@ class SelectiveCopyConfig:
     seed: int = 0
 
     def __post_init__(self):
-        check_cell(self.cell)
+        registered_cell(self.cell)
         for name in ("length", "tokens", "hidden_size", "num_layers", "batch_size", "steps", "eval_every", "eval_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -225,7 +224,7 @@ def train_selective_copy(config: SelectiveCopyConfig, log: Callable[[str], None]
         "length": config.length,
         "cell": config.cell,
         "hidden_size": config.hidden_size,
-        "parameters": sum(p.numel() for p in model.parameters()),
+        "parameters": parameter_count(model),
         "metric_name": "token_accuracy",
         "metric": run.metric,
         "baseline": task.baseline(),

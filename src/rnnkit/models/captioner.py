@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from ..errors import InputError
 from .decoding import Decoded, beam_search, best_writable, greedy_search
-from .recurrent import check_cell, has_cell_state, recurrent_layer, recurrent_options
+from .recurrent import has_cell_state, recurrent_layer, recurrent_options, registered_cell
 from .recurrent_encoder import check_dropout, check_whole_number
 
 CONDITIONS = ("init", "input", "both")
@@ -109,7 +109,7 @@ class Captioner(nn.Module):
             check_whole_number(name, value)
         if condition not in CONDITIONS:
             raise InputError(f"unknown condition {condition!r}; choose one of {', '.join(CONDITIONS)}")
-        check_cell(cell)
+        registered_cell(cell)
         check_dropout(dropout)
         channels = tuple(channels)
         self.options = dict(vocab_size=vocab_size, image_height=image_height, image_width=image_width,

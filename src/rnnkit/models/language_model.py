@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from ..errors import InputError
 from ..nn import embedding_dropout
 from ..nn.layer import ENGINES
-from .recurrent import check_cell, recurrent_layer, sequence_dropout
+from .recurrent import recurrent_layer, registered_cell, sequence_dropout
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ def _check(config: LanguageModelConfig) -> None:
     positive_int("hidden_size")
     positive_int("num_layers")
     positive_int("embedding_dim", minimum=0)
-    check_cell(config.cell)
+    registered_cell(config.cell)
     if config.engine not in ENGINES:
         raise InputError(f"unknown engine {config.engine!r}; choose one of {', '.join(ENGINES)}")
     for name in ("dropout", "embedding_dropout"):

@@ -35,8 +35,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import InputError
-from ..nn import ALIASES, Recurrent, cell_names
+from ..nn import Recurrent
 from ..nn.layer import ENGINES
+from .recurrent import registered_cell
 
 OUTPUTS = ("bernoulli", "nade")
 
@@ -66,8 +67,7 @@ class PianoRollConfig:
                 raise InputError(f"{name} must be a whole number of at least 1, got {value!r}")
         if self.output not in OUTPUTS:
             raise InputError(f"unknown output {self.output!r}; choose one of {', '.join(OUTPUTS)}")
-        if self.cell not in cell_names() and self.cell not in ALIASES:
-            raise InputError(f"unknown cell {self.cell!r}; choose one of {', '.join(cell_names())}")
+        registered_cell(self.cell)
         if self.engine not in ENGINES:
             raise InputError(f"unknown engine {self.engine!r}; choose one of {', '.join(ENGINES)}")
         for name in ("dropout", "input_dropout"):

@@ -18,7 +18,7 @@ from __future__ import annotations
 from torch import nn
 
 from ..errors import InputError
-from ..nn import LockedDropout, Recurrent, cell_names, get_cell
+from ..nn import Cell, LockedDropout, Recurrent, cell_names, get_cell
 from ..nn.layer import ENGINES
 
 # The regularisers inside the recurrence and their "off" values; every model takes them as keywords.
@@ -26,10 +26,11 @@ RECURRENT_OPTIONS = {"recurrent_dropout": 0.0, "zoneout": 0.0, "weight_drop": 0.
                      "locked_dropout": False}
 
 
-def check_cell(cell) -> None:
-    """InputError unless ``cell`` names a registered cell."""
+def registered_cell(cell) -> type[Cell]:
+    """The cell class registered as ``cell`` (or an alias such as ``"rnn"``); one InputError naming the choices
+    otherwise."""
     try:
-        get_cell(cell)
+        return get_cell(cell)
     except ValueError:
         raise InputError(f"unknown cell {cell!r}; choose one of {', '.join(cell_names())}") from None
 
@@ -57,7 +58,7 @@ def recurrent_layer(cell: str, input_size: int, hidden_size: int, num_layers: in
     ``options`` are :data:`RECURRENT_OPTIONS`. The dropout between layers is dropped for one layer, where it
     would do nothing.
     """
-    check_cell(cell)
+    registered_cell(cell)
     if engine not in ENGINES:
         raise InputError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
     unknown = sorted(set(options) - set(RECURRENT_OPTIONS))

@@ -2,7 +2,8 @@
 
 Each task module declares ``SPEC``, its :class:`~rnnkit.tasks.spec.TaskSpec`: how to read its data, which
 model structure to build, its :class:`~rnnkit.train.Task` (batches, loss, metrics), how a trained run is
-loaded; :mod:`rnnkit.tasks.run` trains any of them. The tasks:
+loaded; :mod:`rnnkit.tasks.run` trains any of them. Each also has ``evaluate(trained, ...)``: the scores of a
+trained run (what ``SPEC.from_run`` gives) on held-out data, as a dictionary of numbers. The tasks:
 
     lm          language models (characters or words), truncated BPTT over streams
     classify    text classification and sentiment (many-to-one)
@@ -10,4 +11,5 @@ loaded; :mod:`rnnkit.tasks.run` trains any of them. The tasks:
     forecast    time-series forecasting (many-to-one with H outputs)
     translate   seq2seq translation (asynchronous many-to-many)
     caption     image captioning on composed digits (one-to-many)
+    music       polyphonic music as piano rolls, frame after frame (one-to-many when generating)
 """

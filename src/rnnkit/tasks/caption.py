@@ -38,10 +38,11 @@ from rnnkit.data.vocab import BOS_ID, EOS_ID, PAD_ID, SEQUENCE_SPECIALS, TokenVo
 from rnnkit.errors import InputError
 from rnnkit.extras import require
 from rnnkit.models import Captioner
+from rnnkit.models.size import parameter_count
 from rnnkit.train import Checkpoint, DistContext, Task, TaskLoss, seed_everything, summed_token_loss
 from rnnkit.train.task import Baseline, uniform_baseline
 
-from .spec import REGULARISER_OPTIONS, Prepared, RunSettings, TaskSpec, build_within_memory, parameter_count
+from .spec import REGULARISER_OPTIONS, Prepared, RunSettings, TaskSpec, build_within_memory
 
 NAME = "caption"
 MAX_CAPTION_LENGTH = 50
@@ -332,7 +333,7 @@ def prepare(settings: RunSettings, checkpoint: Checkpoint | None, dist: DistCont
                 "image_shape": list(image_shape), "data": train.description}
     held = f", {len(valid):,} validation images" if valid is not None else ""
     summary = (f"data: {train.description}: {len(train):,} training images of {_size(image_shape)}{held}; "
-               f"vocabulary {len(vocab):,} tokens; model {parameter_count(model)}")
+               f"vocabulary {len(vocab):,} tokens; model {parameter_count(model):,} parameters")
     return Prepared(model, CaptionTask(train, valid, vocab, config, seed, dist), run_info, summary)
 
 
@@ -364,7 +365,7 @@ def caption_images(model: Captioner, vocab: TokenVocab, images: np.ndarray, beam
     return captions
 
 
-def evaluate_captions(trained: TrainedCaptioner, data: str | None = None, beam_size: int = 1) -> dict:
+def evaluate(trained: TrainedCaptioner, data: str | None = None, beam_size: int = 1) -> dict:
     """Exact match and token accuracy on ``data`` (an .npz) or, by default, the run's held-out digit
     compositions (from test digits never used in training or validation)."""
     if data is None:

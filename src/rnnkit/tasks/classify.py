@@ -41,10 +41,11 @@ from rnnkit.data.vocab import UNK_ID, TokenVocab
 from rnnkit.errors import InputError
 from rnnkit.metrics.classification import accuracy, classification_scores, macro_f1
 from rnnkit.models import SequenceClassifier
+from rnnkit.models.size import parameter_count
 from rnnkit.train import Checkpoint, DistContext, Task, TaskLoss, seed_everything
 from rnnkit.train.task import Baseline, uniform_baseline
 
-from .spec import EMBEDDING_REGULARISER_OPTIONS, NETWORK_OPTIONS, Prepared, RunSettings, TaskSpec, parameter_count
+from .spec import EMBEDDING_REGULARISER_OPTIONS, NETWORK_OPTIONS, Prepared, RunSettings, TaskSpec
 from .spec import build_within_memory
 
 NAME = "classify"
@@ -290,7 +291,7 @@ def prepare(settings: RunSettings, checkpoint: Checkpoint | None, dist: DistCont
     valid = f"{len(data.valid):,} validation" if data.valid is not None else "no validation"
     shown = ", ".join(data.labels[:8]) + (", ..." if len(data.labels) > 8 else "")
     summary = (f"data: {data.description}: {len(data.train):,} training texts, {valid}; {len(data.labels)} classes "
-               f"({shown}); vocabulary {len(data.vocab):,}; model {parameter_count(model)}")
+               f"({shown}); vocabulary {len(data.vocab):,}; model {parameter_count(model):,} parameters")
     return Prepared(model, ClassificationTask(data, config, seed, dist), run_info, summary)
 
 
@@ -307,14 +308,6 @@ class TrainedClassifier:
         """(n, C) class probabilities of raw texts, tokenized as in training."""
         return class_probabilities(self.model, [self.config.token_ids(self.vocab, text) for text in texts])
 
-    def evaluate(self, path: str | Path) -> dict:
-        """:func:`~rnnkit.metrics.classification.classification_scores` of a labelled file read with the run's
-        layout; a label the model does not know is an error naming ``file:line``."""
-        examples = read_labelled(path, self.config.table)
-        encoded = encode_examples(examples, self.vocab, self.labels, self.config, str(path))
-        predicted = class_probabilities(self.model, encoded.ids).argmax(1).tolist()
-        return classification_scores(encoded.targets, predicted, self.labels)
-
 
 def from_checkpoint(checkpoint: Checkpoint) -> TrainedClassifier:
     """The classifier, vocabulary, labels and data settings of a loaded classifier checkpoint."""
@@ -322,6 +315,15 @@ def from_checkpoint(checkpoint: Checkpoint) -> TrainedClassifier:
     model = checkpoint.load_weights(SequenceClassifier(**meta["configs"]["model"]))
     return TrainedClassifier(model.eval(), TokenVocab.from_dict(meta["vocab"]), list(meta["labels"]),
                              ClassifyDataConfig(**meta["configs"]["data"]))
+
+
+def evaluate(classifier: TrainedClassifier, path: str | Path) -> dict:
+    """:func:`~rnnkit.metrics.classification.classification_scores` of a labelled file read with the run's
+    layout; a label the model does not know is an error naming ``file:line``."""
+    examples = read_labelled(path, classifier.config.table)
+    encoded = encode_examples(examples, classifier.vocab, classifier.labels, classifier.config, str(path))
+    predicted = class_probabilities(classifier.model, encoded.ids).argmax(1).tolist()
+    return classification_scores(encoded.targets, predicted, classifier.labels)
 
 
 SPEC = TaskSpec(

@@ -45,10 +45,11 @@ from rnnkit.data.series import read_series, sliding_windows, window_origins
 from rnnkit.errors import InputError
 from rnnkit.metrics import forecast as metrics
 from rnnkit.models import SequenceRegressor
+from rnnkit.models.size import parameter_count
 from rnnkit.train import Checkpoint, DistContext, RunDirectory, Task, TaskLoss, seed_everything
 from rnnkit.train.task import Baseline, uniform_baseline
 
-from .spec import NETWORK_OPTIONS, REGULARISER_OPTIONS, Prepared, RunSettings, TaskSpec, parameter_count
+from .spec import NETWORK_OPTIONS, REGULARISER_OPTIONS, Prepared, RunSettings, TaskSpec
 from .spec import build_within_memory
 
 NAME = "forecast"
@@ -251,7 +252,7 @@ def prepare(settings: RunSettings, checkpoint: Checkpoint | None, dist: DistCont
     summary = (f"series: {config.data}: {split.length:,} steps × {len(data.series.columns)} features; "
                f"train {split.train_end:,}, validation {split.valid_steps:,}, holdout {split.test_steps:,}; "
                f"{task.train[0].size(0):,} training windows; season {data.season} ({data.season_source}); "
-               f"model {parameter_count(model)}")
+               f"model {parameter_count(model):,} parameters")
     return Prepared(model, task, run_info, summary, data=data)
 
 
@@ -317,6 +318,13 @@ def backtest(model: torch.nn.Module, data: ForecastData, config: ForecastDataCon
     naive, seasonal = metrics.baseline_forecasts(data.series.target, origins, horizon, data.season)
     model_forecasts = predict_windows(model, inputs, last, data.transform, config.batch_size)
     return Backtest(origins, actuals, {"model": model_forecasts, "naive": naive, "seasonal_naive": seasonal})
+
+
+def evaluate(trained: TrainedForecaster, data_path: str) -> dict:
+    """The backtest report (:func:`backtest_report`) of the trained model on the holdout of another CSV with the
+    run's columns, split by the run's fractions: the report training ends with, on other data."""
+    data, config = series_for(trained, data_path)
+    return backtest_report(trained.model, data, config)
 
 
 def backtest_report(model: torch.nn.Module, data: ForecastData, config: ForecastDataConfig) -> dict:

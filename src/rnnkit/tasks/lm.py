@@ -24,15 +24,16 @@ import torch.nn.functional as F
 
 from rnnkit.checks import check_positive, fraction_for
 from rnnkit.data.corpus import default_corpus, split_train_valid
-from rnnkit.data.streams import StreamBatcher, tokens_needed
 from rnnkit.data.reading import read_text
+from rnnkit.data.streams import StreamBatcher, tokens_needed
 from rnnkit.data.text import CharVocab, WordVocab, vocab_from_dict
 from rnnkit.errors import InputError
 from rnnkit.models import LanguageModel
+from rnnkit.models.size import parameter_count
 from rnnkit.train import Checkpoint, DistContext, Task, TaskLoss, seed_everything, summed_token_loss
 from rnnkit.train.task import Baseline, uniform_baseline
 
-from .spec import EMBEDDING_REGULARISER_OPTIONS, Prepared, RunSettings, TaskSpec, build_within_memory, parameter_count
+from .spec import EMBEDDING_REGULARISER_OPTIONS, Prepared, RunSettings, TaskSpec, build_within_memory
 
 NAME = "lm"
 LEVELS = ("char", "word")
@@ -253,7 +254,7 @@ def prepare(settings: RunSettings, checkpoint: Checkpoint | None, dist: DistCont
     run_info = {"configs": {"data": asdict(config), "model": asdict(model.config)}, "vocab": corpus.vocab.to_dict(),
                 "corpus": corpus.description}
     summary = (f"corpus: {corpus.description}: {len(corpus.train_ids):,} training {config.level} tokens, "
-               f"vocabulary {len(corpus.vocab):,}, model {parameter_count(model)}")
+               f"vocabulary {len(corpus.vocab):,}, model {parameter_count(model):,} parameters")
     return Prepared(model, LanguageModelTask(corpus, config, dist), run_info, summary)
 
 
@@ -279,10 +280,11 @@ def training_text(trained: TrainedLanguageModel) -> tuple[str, str]:
 
 
 @torch.no_grad()
-def evaluate_text(model: LanguageModel, vocab: CharVocab | WordVocab, text: str, batch_size: int, seq_len: int,
-                  unknown: str = "error", source: str = "the text") -> dict:
+def evaluate(trained: TrainedLanguageModel, text: str, batch_size: int | None = None, seq_len: int | None = None,
+             unknown: str = "error", source: str = "the text") -> dict:
     """Loss per token (nats), perplexity and, for characters, bits per character of ``text`` (``source``
-    names it in messages), with how many of its tokens the model never saw.
+    names it in messages), with how many of its tokens the model never saw; read in ``batch_size`` parallel
+    streams of ``seq_len`` tokens per window (default: the run's own).
 
     A word model reads an unseen word as ``<unk>`` (counted as ``unknown_words``). A character vocabulary has
     no ``<unk>``: with ``unknown="error"`` an unseen character is an InputError naming them and their count;
@@ -291,6 +293,8 @@ def evaluate_text(model: LanguageModel, vocab: CharVocab | WordVocab, text: str,
     """
     if unknown not in UNKNOWN_CHARACTERS:
         raise InputError(f"--unknown must be one of {', '.join(UNKNOWN_CHARACTERS)}, got {unknown!r}")
+    model, vocab, checkpoint = trained
+    saved = checkpoint.meta["configs"]["data"]
     if vocab.level == "char":
         unseen = vocab.unknown_symbols(text)
         occurrences = sum(1 for character in text if character not in vocab) if unseen else 0
@@ -305,7 +309,7 @@ def evaluate_text(model: LanguageModel, vocab: CharVocab | WordVocab, text: str,
     else:
         ids = vocab.encode(text)  # (T,)
         counted = {"unknown_words": sum(1 for word in vocab.tokenize(text) if word not in vocab)}
-    batcher = validation_batcher(ids, batch_size, seq_len, DistContext())
+    batcher = validation_batcher(ids, batch_size or saved["batch_size"], seq_len or saved["seq_len"], DistContext())
     model.eval()
     loss_sum, tokens, state = 0.0, 0, None
     for inputs, targets in batcher.iterate():

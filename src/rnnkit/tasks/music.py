@@ -29,7 +29,7 @@ Example::
                            {"output": "nade", "hidden_size": 256}, TrainConfig(time_budget=600))
     report = train(music.SPEC, settings, run_dir=RunDirectory.create("runs/bach"))
     trained = music.from_run("runs/bach")
-    music.evaluate_music(trained, split="test")          # {"nll_per_step": ..., "frame_accuracy": ..., ...}
+    music.evaluate(trained, split="test")                # {"nll_per_step": ..., "frame_accuracy": ..., ...}
 """
 
 from __future__ import annotations
@@ -46,10 +46,11 @@ from rnnkit.data.music import MIDI_SUFFIXES, SPLITS, Piece, PitchRange, read_mid
 from rnnkit.data.piano_rolls import by_length, frame_mask, padded, shift_limits, transposed
 from rnnkit.errors import InputError
 from rnnkit.models.music import PianoRollModel
+from rnnkit.models.size import parameter_count
 from rnnkit.train import Checkpoint, DistContext, Task, TaskLoss, seed_everything
 from rnnkit.train.task import Baseline
 
-from .spec import REGULARISER_OPTIONS, Prepared, RunSettings, TaskSpec, build_within_memory, parameter_count
+from .spec import REGULARISER_OPTIONS, Prepared, RunSettings, TaskSpec, build_within_memory
 
 NAME = "music"
 DEFAULT_EPOCHS = 100
@@ -279,7 +280,7 @@ def prepare(settings: RunSettings, checkpoint: Checkpoint | None, dist: DistCont
     steps = sum(len(piece) for piece in data.train)
     summary = (f"data: {data.description}: {len(data.train):,} training pieces ({steps:,} steps), "
                f"{len(data.valid):,} validation pieces; pitches {data.pitches} ({data.pitches.size}); "
-               f"model {parameter_count(model)}")
+               f"model {parameter_count(model):,} parameters")
     return Prepared(model, MusicTask(data, config, settings.train.seed, dist), run_info, summary, data)
 
 
@@ -307,7 +308,7 @@ def from_run(run_dir: str | Path, which: str = "auto") -> TrainedMusicModel:
     return SPEC.from_run(run_dir, which)
 
 
-def evaluate_music(trained: TrainedMusicModel, data: str | None = None, split: str = "test") -> dict:
+def evaluate(trained: TrainedMusicModel, data: str | None = None, split: str = "test") -> dict:
     """``nll_per_step``, ``frame_accuracy``, ``steps`` and ``pieces`` on one split of ``data`` (default: the
     run's own data file), every piece scored whole from the initial state."""
     pieces, split = split_pieces(trained.data_config, split, data)

@@ -22,6 +22,7 @@ import torch
 
 from rnnkit.checks import check_training_memory
 from rnnkit.errors import InputError
+from rnnkit.models.size import parameter_count
 from rnnkit.train import Checkpoint, RunDirectory, Task, TrainConfig
 
 # What every resumed run may change: how long it goes on and how the same arithmetic is run.
@@ -155,13 +156,7 @@ def build_within_memory(build: Callable[[], torch.nn.Module], fix: str = SIZE_FI
         if "overflow" not in str(error):
             raise
         raise InputError(f"the model's sizes are too large to allocate at all; {fix}") from None
-    parameters = list(probe.parameters())
-    count = sum(p.numel() for p in parameters)
-    check_training_memory(count, max((p.element_size() for p in parameters), default=4), fix)
+    element_size = max((p.element_size() for p in probe.parameters()), default=4)
+    check_training_memory(parameter_count(probe), element_size, fix)
     return build()
-
-
-def parameter_count(model: torch.nn.Module) -> str:
-    """``"12,345 parameters"``, for the line that describes a new run."""
-    return f"{sum(p.numel() for p in model.parameters()):,} parameters"
 

@@ -40,18 +40,19 @@ from typing import Callable, Iterator
 import torch
 from torch.nn.utils.rnn import pad_sequence
 
-from rnnkit.data.conll import ALL_COLUMNS, COLUMNS, DEFAULT_COLUMN, FORMAT_NAMES, FORMATS, Sentence, read_conll
-from rnnkit.data.conll import resolve_format
 from rnnkit.checks import check_positive
 from rnnkit.data.batching import Sequences, bucketed_batches, pad_sequences, sorted_batches
+from rnnkit.data.conll import ALL_COLUMNS, COLUMNS, DEFAULT_COLUMN, FORMAT_NAMES, FORMATS, Sentence, read_conll
+from rnnkit.data.conll import resolve_format
 from rnnkit.data.vocab import PAD_ID, UNK_ID, TokenVocab
 from rnnkit.errors import InputError
 from rnnkit.metrics.spans import is_entity_tagset, span_scores
 from rnnkit.models import SequenceTagger
+from rnnkit.models.size import parameter_count
 from rnnkit.train import Checkpoint, DistContext, Task, TaskLoss, seed_everything
 from rnnkit.train.task import Baseline, uniform_baseline
 
-from .spec import EMBEDDING_REGULARISER_OPTIONS, NETWORK_OPTIONS, Prepared, RunSettings, TaskSpec, parameter_count
+from .spec import EMBEDDING_REGULARISER_OPTIONS, NETWORK_OPTIONS, Prepared, RunSettings, TaskSpec
 from .spec import build_within_memory
 
 NAME = "tag"
@@ -383,7 +384,7 @@ def prepare(settings: RunSettings, checkpoint: Checkpoint | None, dist: DistCont
     chars = f", {len(vocabs.chars):,} characters" if vocabs.chars is not None else ""
     summary = (f"data: {config.data}: {len(data.train):,} training sentences ({sum(data.train.lengths):,} tokens), "
                f"{valid}; {len(vocabs.tags)} {config.column} tags ({shown}); vocabulary {len(vocabs.words):,} "
-               f"words{chars}; model {parameter_count(model)}")
+               f"words{chars}; model {parameter_count(model):,} parameters")
     return Prepared(model, TaggingTask(data, seed, dist), run_info, summary)
 
 
@@ -402,24 +403,25 @@ class TrainedTagger:
         predicted = iter(ids_to_tags(predict_ids(self.model, encoded, batch_size), self.vocabs.tags))
         return [next(predicted) if tokens else [] for tokens in sentences]
 
-    def evaluate(self, path: str | Path, batch_size: int = EVAL_BATCH_SIZE) -> dict:
-        """:func:`tag_scores` of a file in the run's format and column, plus ``unseen_tags``: gold tags the
-        training data lacked (their tokens count as errors)."""
-        fix = f"give a {FORMAT_NAMES[self.config.format]} file like the run's training data"
-        sentences = read_conll(path, self.config.format, self.config.column, fix=fix)
-        gold = [sentence.tags for sentence in sentences]
-        predicted = self.tag([sentence.tokens for sentence in sentences], batch_size)
-        known = set(self.vocabs.tags)
-        scores = tag_scores(gold, predicted, self.vocabs.entity_tags)
-        scores["unseen_tags"] = sorted({tag for tags in gold for tag in tags if tag not in known})
-        return scores
-
 
 def from_checkpoint(checkpoint: Checkpoint) -> TrainedTagger:
     """The tagger, vocabularies and data settings of a loaded tagger checkpoint."""
     meta = checkpoint.meta
     model = checkpoint.load_weights(SequenceTagger(**meta["configs"]["model"]))
     return TrainedTagger(model.eval(), Vocabularies.from_dict(meta["vocab"]), TagDataConfig(**meta["configs"]["data"]))
+
+
+def evaluate(tagger: TrainedTagger, path: str | Path, batch_size: int = EVAL_BATCH_SIZE) -> dict:
+    """:func:`tag_scores` of a file in the run's format and column, plus ``unseen_tags``: gold tags the
+    training data lacked (their tokens count as errors)."""
+    fix = f"give a {FORMAT_NAMES[tagger.config.format]} file like the run's training data"
+    sentences = read_conll(path, tagger.config.format, tagger.config.column, fix=fix)
+    gold = [sentence.tags for sentence in sentences]
+    predicted = tagger.tag([sentence.tokens for sentence in sentences], batch_size)
+    known = set(tagger.vocabs.tags)
+    scores = tag_scores(gold, predicted, tagger.vocabs.entity_tags)
+    scores["unseen_tags"] = sorted({tag for tags in gold for tag in tags if tag not in known})
+    return scores
 
 
 SPEC = TaskSpec(

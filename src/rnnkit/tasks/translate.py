@@ -38,10 +38,11 @@ from rnnkit.data.vocab import BOS_ID, EOS_ID, PAD_ID, SEQUENCE_SPECIALS, UNK, To
 from rnnkit.errors import InputError
 from rnnkit.extras import require
 from rnnkit.models import Seq2Seq
+from rnnkit.models.size import parameter_count
 from rnnkit.train import Checkpoint, DistContext, Task, TaskLoss, seed_everything, summed_token_loss
 from rnnkit.train.task import Baseline, uniform_baseline
 
-from .spec import NETWORK_OPTIONS, REGULARISER_OPTIONS, Prepared, RunSettings, TaskSpec, parameter_count
+from .spec import NETWORK_OPTIONS, REGULARISER_OPTIONS, Prepared, RunSettings, TaskSpec
 from .spec import build_within_memory
 
 NAME = "translate"
@@ -295,7 +296,7 @@ def prepare(settings: RunSettings, checkpoint: Checkpoint | None, dist: DistCont
     summary = (f"corpus: {corpus.description}: {len(corpus.train):,} training pairs{valid}; vocabularies "
                f"{len(corpus.source_vocab):,} source / {len(corpus.target_vocab):,} target tokens (min freq "
                f"{config.min_freq}: {corpus.train_unknown:.1%} of training target tokens are <unk>); "
-               f"model {parameter_count(model)}")
+               f"model {parameter_count(model):,} parameters")
     return Prepared(model, TranslationTask(corpus, config, settings.train.seed, dist), run_info, summary)
 
 
@@ -360,9 +361,11 @@ def translate_sentences(translator: TrainedTranslator, sentences: list[str], dec
     return translate_ids(translator.model, translator.target_vocab, encoded.ids, clipped, decode, batch_size)
 
 
-def evaluate_files(translator: TrainedTranslator, source_path: str, target_path: str, decode: DecodeConfig,
-                   warn: Callable[[str], None] | None = None) -> dict:
-    """BLEU and chrF (sacrebleu) of the translations of ``source_path`` against ``target_path``."""
+def evaluate(translator: TrainedTranslator, source_path: str, target_path: str, decode: DecodeConfig | None = None,
+             warn: Callable[[str], None] | None = None) -> dict:
+    """BLEU and chrF (sacrebleu) of the translations of ``source_path`` against ``target_path``, decoded as
+    ``decode`` says (default: as the run decodes)."""
+    decode = decode or translator.decode
     text = read_parallel(source_path, target_path)
     if warn is not None and text.empty_warning():
         warn(text.empty_warning())

@@ -17,7 +17,8 @@ from rnnkit.cli.options import training_options
 from rnnkit.cli.task_command import Applies, TaskCommand, lines, saved_line, show, stopped_line, train_command_of
 from rnnkit.cli.task_command import validation_line
 from rnnkit.errors import InputError
-from rnnkit.tasks.caption import SPEC, caption_images, evaluate_captions, read_image
+from rnnkit.tasks import caption
+from rnnkit.tasks.caption import SPEC, caption_images, read_image
 
 
 def _channels(ctx, param, value: str) -> list[int]:
@@ -33,7 +34,7 @@ def _channels(ctx, param, value: str) -> list[int]:
 def evaluate(run_dir, checkpoint, options) -> None:
     """``rnnkit evaluate DIR [--data FILE.npz]``: exact match and token accuracy of greedy captions."""
     trained = SPEC.from_run(run_dir, checkpoint=checkpoint)
-    show(evaluate_captions(trained, options.get("data")), options,
+    show(caption.evaluate(trained, options.get("data")), options,
          lambda m: f"exact match {m['exact_match']:.2%}  token accuracy {m['token_accuracy']:.2%}  "
                    f"({m['images']:,} images: {m['data']})")
 
@@ -45,8 +46,8 @@ def predict(run_dir, checkpoint, options) -> None:
     if not path:
         raise InputError(f"{run_dir} holds a caption run: give the image with --input IMAGE.png (or .npy)")
     image = read_image(path, *trained.image_shape)  # (H, W)
-    caption = caption_images(trained.model, trained.vocab, image[None])[0]
-    show({"input": path, "caption": caption}, options, lambda result: result["caption"])
+    text = caption_images(trained.model, trained.vocab, image[None])[0]
+    show({"input": path, "caption": text}, options, lambda result: result["caption"])
 
 
 def report(report: dict, run_path, settings) -> str:

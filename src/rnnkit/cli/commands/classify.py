@@ -24,6 +24,7 @@ from rnnkit.cli.task_command import train_command_of
 from rnnkit.data.labelled_text import parse_delimiter, read_lines
 from rnnkit.errors import InputError
 from rnnkit.models.classifier import POOLINGS
+from rnnkit.tasks import classify
 from rnnkit.tasks.classify import SPEC
 
 
@@ -32,7 +33,7 @@ def evaluate(run_dir: str, checkpoint, options: dict) -> None:
     classifier = SPEC.from_run(run_dir, checkpoint=checkpoint)
     if options.get("data") is None:
         raise InputError(f"{run_dir} holds a classifier: give the labelled file to score with --data FILE")
-    show(classifier.evaluate(options["data"]), options, lambda scores: _scores_table(scores, options["data"]))
+    show(classify.evaluate(classifier, options["data"]), options, lambda scores: _scores_table(scores, options["data"]))
 
 
 def predict(run_dir: str, checkpoint, options: dict) -> None:

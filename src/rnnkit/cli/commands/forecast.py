@@ -28,15 +28,16 @@ from rnnkit.cli.task_command import Applies, TaskCommand, lines, saved_line, sho
 from rnnkit.data.series import future_dates, parse_dates, window_origins
 from rnnkit.errors import InputError
 from rnnkit.files import write_atomic
-from rnnkit.tasks.forecast import SPEC, backtest, backtest_report, forecast_future, format_report, series_for
+from rnnkit.tasks import forecast
+from rnnkit.tasks.forecast import SPEC, backtest, forecast_future, format_report, series_for
 
 
 def evaluate(run_dir, checkpoint, options) -> None:
     """Backtest the run's model on the last --test-fraction of --data: the same report as training's."""
     trained = SPEC.from_run(run_dir, checkpoint=checkpoint)
-    data, config = series_for(trained, _data_flag(options, run_dir, "evaluate"))
-    show(backtest_report(trained.model, data, config), options,
-         lambda report: f"{config.data}, model {run_dir} ({checkpoint.path.name})\n{format_report(report)}")
+    data_path = _data_flag(options, run_dir, "evaluate")
+    show(forecast.evaluate(trained, data_path), options,
+         lambda report: f"{data_path}, model {run_dir} ({checkpoint.path.name})\n{format_report(report)}")
 
 
 def predict(run_dir, checkpoint, options) -> None:

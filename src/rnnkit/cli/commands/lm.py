@@ -13,25 +13,24 @@ from rnnkit.cli.options import FiniteFloat, Fraction, Layers, Positive, Positive
 from rnnkit.cli.options import regulariser_options, training_options
 from rnnkit.cli.task_command import Applies, TaskCommand, lines, saved_line, show, stopped_line, train_command_of
 from rnnkit.errors import InputError
+from rnnkit.tasks import lm
 from rnnkit.tasks.lm import SPEC
 
 
 def evaluate(run_dir: str, checkpoint, options: dict) -> None:
     """``rnnkit evaluate DIR --data FILE``: loss (nats/token), perplexity and, for characters, bits per character."""
     from rnnkit.data.reading import read_text
-    from rnnkit.tasks.lm import evaluate_text
 
-    model, vocab, checkpoint = SPEC.from_run(run_dir, checkpoint=checkpoint)
+    trained = SPEC.from_run(run_dir, checkpoint=checkpoint)
     data = options.get("data")
     if data is None:
         raise InputError(f"{run_dir} holds a language model: give the text to score with --data FILE")
     unknown = options.get("unknown") or "error"
-    if unknown == "skip" and vocab.level == "word":
+    if unknown == "skip" and trained.vocab.level == "word":
         raise InputError(f"--unknown skip is for character models; the word model in {run_dir} reads words it never "
                          "saw as <unk> (counted in the result): drop --unknown")
-    saved = checkpoint.meta["configs"]["data"]
-    metrics = evaluate_text(model, vocab, read_text(data), options.get("batch_size") or saved["batch_size"],
-                            options.get("seq_len") or saved["seq_len"], unknown=unknown, source=data)
+    metrics = lm.evaluate(trained, read_text(data), options.get("batch_size"), options.get("seq_len"), unknown=unknown,
+                          source=data)
     show(metrics, options, lambda m: f"loss {m['loss']:.4f} nats/token  perplexity {m['perplexity']:.2f}"
          + (f"  bits/char {m['bits_per_char']:.4f}" if "bits_per_char" in m else "")
          + f"  ({m['tokens']:,} tokens of {data}{_unseen_words(m)})")

@@ -21,13 +21,14 @@ from rnnkit.cli.outputs import check_output
 from rnnkit.cli.task_command import Applies, TaskCommand, lines, saved_line, show, stopped_line, train_command_of
 from rnnkit.errors import InputError
 from rnnkit.files import write_failure
-from rnnkit.tasks.music import DEFAULT_EPOCHS, SPEC, evaluate_music, generate_music, real_piece
+from rnnkit.tasks import music
+from rnnkit.tasks.music import DEFAULT_EPOCHS, SPEC, generate_music, real_piece
 
 
 def evaluate(run_dir: str, checkpoint, options: dict) -> None:
     """``rnnkit evaluate DIR [--data FILE|DIR] [--split test] [--json]``: NLL per step and frame accuracy."""
     trained = SPEC.from_run(run_dir, checkpoint=checkpoint)
-    metrics = evaluate_music(trained, options.get("data"), options.get("split") or "test")
+    metrics = music.evaluate(trained, options.get("data"), options.get("split") or "test")
     show(metrics, options, lambda m: f"NLL {m['nll_per_step']:.4f} nats per step  frame accuracy "
                                      f"{m['frame_accuracy']:.2%}  ({m['steps']:,} steps of {m['pieces']:,} pieces: "
                                      f"{m['split']} split of {m['data']})")

@@ -24,6 +24,7 @@ from rnnkit.cli.task_command import train_command_of
 from rnnkit.data.conll import ALL_COLUMNS, FORMATS
 from rnnkit.data.reading import read_text
 from rnnkit.errors import InputError
+from rnnkit.tasks import tag
 from rnnkit.tasks.tag import EVAL_BATCH_SIZE, SPEC
 
 
@@ -32,7 +33,7 @@ def evaluate(run_dir: str, checkpoint, options: dict) -> None:
     tagger = SPEC.from_run(run_dir, checkpoint=checkpoint)
     if options.get("data") is None:
         raise InputError(f"{run_dir} holds a tagger: give the tagged file to score with --data FILE")
-    scores = tagger.evaluate(options["data"], options.get("batch_size") or EVAL_BATCH_SIZE)
+    scores = tag.evaluate(tagger, options["data"], options.get("batch_size") or EVAL_BATCH_SIZE)
     if scores["unseen_tags"]:
         shown = ", ".join(scores["unseen_tags"][:10])
         click.echo(f"note: {len(scores['unseen_tags'])} tags of {options['data']} never occur in the training data "
@@ -56,7 +57,7 @@ def predict(run_dir: str, checkpoint, options: dict) -> None:
         if options.get("as_json"):
             click.echo(to_json({"tokens": tokens, "tags": tags}))
         else:
-            click.echo(" ".join(f"{token}/{tag}" for token, tag in zip(tokens, tags)))
+            click.echo(" ".join(f"{token}/{label}" for token, label in zip(tokens, tags)))
 
 
 def report(report: dict, run_path, settings) -> str:

@@ -25,7 +25,8 @@ from rnnkit.cli.task_command import validation_line
 from rnnkit.data.reading import read_lines
 from rnnkit.errors import InputError
 from rnnkit.files import write_atomic
-from rnnkit.tasks.translate import SPEC, evaluate_files, translate_sentences
+from rnnkit.tasks import translate
+from rnnkit.tasks.translate import SPEC, translate_sentences
 from rnnkit.train.progress import warn_line
 
 
@@ -35,7 +36,7 @@ def evaluate(run_dir, checkpoint, options) -> None:
     if not options.get("source") or not options.get("target"):
         raise InputError(f"{run_dir} holds a translation run: give the sentences with --source FILE and their "
                          "reference translations with --target FILE")
-    metrics = evaluate_files(translator, options["source"], options["target"], translator.decode, warn_line)
+    metrics = translate.evaluate(translator, options["source"], options["target"], warn=warn_line)
     show(metrics, options, lambda m: f"BLEU {m['bleu']:.2f}  chrF {m['chrf']:.2f}  ({m['sentences']:,} sentences of "
                                      f"{options['source']}, beam {m['beam_size']}; sacrebleu {m['bleu_signature']})")
 
