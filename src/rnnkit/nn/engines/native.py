@@ -79,8 +79,10 @@ def _differentiable_backward(ctx, dy, dh_n, dc_n):
     inputs = [x, h0] + ([c0] if c0 is not None else []) + list(params)
     outputs = reference_sequence(run, x, h0, c0, dict(zip(names, params)))
     wanted = [(o, g) for o, g in zip(outputs, (dy, dh_n, dc_n)) if o is not None]
-    grads = torch.autograd.grad([o for o, _ in wanted], inputs, [g for _, g in wanted], create_graph=True,
-                                allow_unused=True)
+    live = [t for t in inputs if t.requires_grad]
+    found = iter(torch.autograd.grad([o for o, _ in wanted], live, [g for _, g in wanted], create_graph=True,
+                                     allow_unused=True))
+    grads = [next(found) if t.requires_grad else None for t in inputs]
     grads = [torch.zeros_like(t) if g is None else g for t, g in zip(inputs, grads)]
     dx, dh0 = grads[0], grads[1]
     dc0 = grads[2] if c0 is not None else None

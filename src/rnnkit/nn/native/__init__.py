@@ -7,7 +7,8 @@ CPU kernel and a Meta (shape-only) kernel each.
 
 Without a C++ compiler the install still succeeds and this module says why the engine is missing;
 ``engine="auto"`` then runs the explicit engine. ``RNNKIT_NATIVE=0`` in the environment turns the extension off
-(the fallback path, on purpose).
+(the fallback path, on purpose); ``RNNKIT_NATIVE_LIBRARY=/path/to/_C.so`` loads another build of it (a kernel
+under development).
 
     >>> from rnnkit.nn import native_available, native_info
     >>> isinstance(native_available(), bool), sorted(native_info())
@@ -27,6 +28,8 @@ _state: dict = {}
 
 
 def _library() -> Path | None:
+    if os.environ.get("RNNKIT_NATIVE_LIBRARY"):
+        return Path(os.environ["RNNKIT_NATIVE_LIBRARY"])
     for suffix in importlib.machinery.EXTENSION_SUFFIXES:
         path = _HERE / f"_C{suffix}"
         if path.exists():
