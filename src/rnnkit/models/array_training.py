@@ -1,7 +1,8 @@
 """Training on in-memory arrays: what ``model.fit(X, y)`` of :mod:`rnnkit.models.fit_predict` runs.
 
 :class:`ArrayTask` cuts (inputs, targets, lengths) tensors into mini-batches for the :class:`~rnnkit.train.Trainer`,
-and :func:`fit_task` trains a model on one and returns the per-epoch records.
+and :func:`fit_task` trains a model on one and returns the per-epoch records. The Trainer trains any module and
+knows no model: a model that trains itself, as Keras's do, reaches down to it from here.
 """
 
 from __future__ import annotations
@@ -10,15 +11,20 @@ import math
 from typing import Callable, Iterator
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
-from rnnkit.models.fit_predict import summed_sample_loss
+from ..train import DistContext, Task, TaskLoss, TrainConfig, Trainer
 
-from .config import TrainConfig
-from .distributed import DistContext
-from .losses import TaskLoss
-from .task import Task
-from .trainer import Trainer
+
+def summed_sample_loss(name: str, outputs: Tensor, targets: Tensor) -> Tensor:
+    """The loss ``name`` (``"binary_crossentropy"``, ``"cross_entropy"`` or ``"mse"``) summed over the samples
+    of a batch: outputs (N, K); targets (N, 1) floats, (N,) class ids or (N, K) floats, as that loss wants."""
+    if name == "binary_crossentropy":
+        return F.binary_cross_entropy_with_logits(outputs, targets, reduction="sum")  # targets (N, 1)
+    if name == "cross_entropy":
+        return F.cross_entropy(outputs, targets, reduction="sum")  # targets (N,) class ids
+    return F.mse_loss(outputs, targets, reduction="none").mean(1).sum()  # targets (N, K)
 
 
 class ArrayTask(Task):

@@ -11,9 +11,8 @@ The seeds' first example, Keras on the left and rnnkit on the right::
                                                                           loss="binary_crossentropy")
     model.predict(X)                                  model.predict(X)
 
-Training runs on the shared :class:`~rnnkit.train.Trainer` through :class:`~rnnkit.train.arrays.ArrayTask`
-(imported when ``fit`` is called: the models layer knows nothing of training until then), with the loss
-averaged over the samples of each mini-batch:
+Training runs on the shared :class:`~rnnkit.train.Trainer` through
+:class:`~rnnkit.models.array_training.ArrayTask`, with the loss averaged over the samples of each mini-batch:
 
     binary_crossentropy   -[y log σ(z) + (1 - y) log(1 - σ(z))]      one sigmoid output, y in [0, 1]
     cross_entropy         -log softmax(z)_y                          C ≥ 2 outputs, y in {0, .., C-1}
@@ -28,10 +27,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import InputError
+from .array_training import ArrayTask, fit_task
 from .recurrent_encoder import check_lengths, check_whole_number
 
 LOSS_NAMES = {
@@ -41,15 +40,6 @@ LOSS_NAMES = {
     "mse": "mse",
     "mean_squared_error": "mse",
 }
-
-
-def summed_sample_loss(name: str, outputs: Tensor, targets: Tensor) -> Tensor:
-    """The loss ``name`` summed over the samples of a batch: outputs (N, K), targets as :func:`prepare_targets`."""
-    if name == "binary_crossentropy":
-        return F.binary_cross_entropy_with_logits(outputs, targets, reduction="sum")  # targets (N, 1)
-    if name == "cross_entropy":
-        return F.cross_entropy(outputs, targets, reduction="sum")  # targets (N,) class ids
-    return F.mse_loss(outputs, targets, reduction="none").mean(1).sum()  # targets (N, K)
 
 
 @dataclass
@@ -103,8 +93,6 @@ class FitPredict:
                                   name, "X_val", "y_val")
         if seed is None:
             seed = int(torch.randint(0, 2**31 - 1, ()))
-        from rnnkit.train.arrays import ArrayTask, fit_task
-
         task = ArrayTask(name, inputs, targets, row_lengths, batch_size, shuffle, seed, valid)
         records = fit_task(self, task, epochs=epochs, lr=lr, optimizer=optimizer, clip=clip, seed=seed,
                            log=print if verbose else None)

@@ -7,7 +7,6 @@
     position.py     Position: where training stands (saved in every checkpoint)
     rng.py          seeding, and capturing / restoring every random generator for an exact resume
     progress.py     the progress bar and the per-epoch lines
-    arrays.py       training on in-memory arrays: what the models' Keras-style fit() runs
     checkpoint.py   run directories and crash-safe checkpoints
     lock.py         one training at a time per run directory (an advisory lock on RUN/.lock)
     optim.py        optimizers and learning-rate schedules
