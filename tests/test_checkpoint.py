@@ -9,7 +9,7 @@ from conftest import ToyLanguageModel
 from rnnkit.errors import InputError
 from rnnkit.train import RunDirectory
 from rnnkit.train import checkpoint as checkpoint_module
-from rnnkit.train.checkpoint import join_tensors, split_tensors
+from rnnkit.train.tensor_state import join_tensors, split_tensors
 
 
 class TiedModel(torch.nn.Module):

@@ -20,6 +20,7 @@ Example::
 import errno
 import os
 import re
+import shutil
 from pathlib import Path
 
 from rnnkit.errors import InputError
@@ -175,6 +176,20 @@ def refuse_link(path: Path, kind: str) -> None:
     """
     if os.path.islink(path):
         raise link_refusal(Path(path), kind)
+
+
+def remove_tree(path: Path, quietly: bool = False) -> None:
+    """Delete the directory (or file) ``path`` inside a run directory, refusing a link (whose target lies
+    outside); ``quietly``: ignore what the system refuses (a leftover is pruned again later)."""
+    refuse_link(path, "directory")
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=quietly)
+    elif path.exists():
+        try:
+            path.unlink()
+        except OSError:
+            if not quietly:
+                raise
 
 
 def link_refusal(path: Path, kind: str = "file") -> InputError:

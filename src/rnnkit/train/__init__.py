@@ -1,6 +1,8 @@
 """Training machinery shared by every task: the Trainer and what it is built from.
 
     trainer.py      the loop: one optimizer step in a fixed, numbered order; validation, checkpoints, stops
+    stops.py        when a run stops: epochs, steps, the time budget over all sessions, a signal
+    best_epoch.py   which epoch is best (the task's chosen score, or the validation loss); early stopping
     task.py         Task: the interface a task gives the Trainer (batches, loss, optional scores)
     losses.py       TaskLoss and the summed token cross-entropy
     config.py       TrainConfig: how to train (saved in every checkpoint)
@@ -8,6 +10,8 @@
     rng.py          seeding, and capturing / restoring every random generator for an exact resume
     progress.py     the progress bar and the per-epoch lines
     checkpoint.py   run directories and crash-safe checkpoints
+    strict_json.py  their JSON: no Infinity or NaN, a checksum in every file
+    tensor_state.py an optimizer's or RNG's state as JSON and named tensors (never a pickle)
     lock.py         one training at a time per run directory (an advisory lock on RUN/.lock)
     optim.py        optimizers and learning-rate schedules
     distributed.py  torch.distributed: process groups, DDP, gathering

@@ -22,12 +22,8 @@ checkpoint, complete; after it, the new one, complete. ``latest.json`` is the co
 without it holds no run (at most the leftovers of a start killed before its first checkpoint, which a new
 training clears). The SHA-256 digests catch files damaged or edited later (truncated copies, bit rot, a
 hand-edited ``checkpoint.json`` or ``best.json``), so loading never trusts a file it did not verify.
-Nothing is ever unpickled: tensors are safetensors, everything else JSON.
-
-The JSON is strict: a non-finite float (a plateau scheduler's ``best`` before its first epoch, a diverged
-loss) is written in ``checkpoint.json`` as ``{"$float": "inf"}`` (or ``"-inf"``, ``"nan"``) and read back
-as that float, so a resumed run continues exactly; in ``metrics.jsonl`` and ``gradients.jsonl`` it is
-``null`` ("not a finite number"). No file holds ``Infinity`` or ``NaN``, which are not JSON.
+Nothing is ever unpickled: tensors are safetensors (:mod:`rnnkit.train.tensor_state` takes them out of an
+optimizer's state), everything else strict JSON (:mod:`rnnkit.train.strict_json`: no ``Infinity`` or ``NaN``).
 
 Format versions: 2 adds the checksums of the JSON files and the strict floats. Version 1 checkpoints
 (rnnkit 0.1 to the version before this one; pointers without "sha256", ``Infinity`` in the JSON) are read
@@ -37,11 +33,8 @@ The directory is a closed world: rnnkit never writes or deletes through a symbol
 :func:`rnnkit.files.refuse_link`), and never deletes anything it did not write.
 """
 
-import hashlib
 import json
-import math
 import os
-import shutil
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,11 +49,13 @@ from safetensors.torch import save_model
 
 from rnnkit.errors import InputError
 from rnnkit.files import TEMP_PREFIX, append_synced, check_creatable, fsync_directory, fsync_file, make_directory
-from rnnkit.files import refuse_link, write_atomic, write_failure
+from rnnkit.files import refuse_link, remove_tree, write_atomic, write_failure
 # Named here so that tests can simulate a crash in the middle of a checkpoint's state file.
 from rnnkit.files import write_synced as _write_synced
 
 from .lock import LOCK_FILE, RunLock, refuse_if_held
+from .strict_json import CHECKSUM, decode_floats, edited, file_sha256, json_line, read_json, signed_json
+from .strict_json import verify_checksum
 
 FORMAT = "rnnkit-checkpoint"
 VERSION = 2
@@ -73,7 +68,6 @@ BEST_POINTER = "best.json"
 METRICS_FILE = "metrics.jsonl"
 GRADIENTS_FILE = "gradients.jsonl"
 CHECKPOINTS_DIR = "checkpoints"
-CHECKSUM = "sha256"
 # Every file a run writes at the top of its directory, the commit point first: removed in this order, a
 # run is never half there (whatever is left without latest.json is leftovers, not a run).
 RUN_FILES = (LATEST_POINTER, BEST_POINTER, METRICS_FILE, GRADIENTS_FILE)
@@ -267,21 +261,21 @@ class RunDirectory:
         needed = _weights_size(model) + len(state_bytes) + len(json.dumps(meta, default=str))
         try:
             checkpoints.mkdir(exist_ok=True)
-            _remove_tree(temporary)
+            remove_tree(temporary)
             temporary.mkdir()
             save_model(model, str(temporary / WEIGHTS_FILE), force_contiguous=True)
             fsync_file(temporary / WEIGHTS_FILE)
             _write_synced(temporary / STATE_FILE, state_bytes)
             full_meta = {"format": FORMAT, "version": VERSION, **meta, "files": {
-                WEIGHTS_FILE: _sha256(temporary / WEIGHTS_FILE),
-                STATE_FILE: _sha256(temporary / STATE_FILE),
+                WEIGHTS_FILE: file_sha256(temporary / WEIGHTS_FILE),
+                STATE_FILE: file_sha256(temporary / STATE_FILE),
             }}
-            _write_synced(temporary / META_FILE, _signed_json(full_meta))
+            _write_synced(temporary / META_FILE, signed_json(full_meta))
             fsync_directory(temporary)
             os.replace(temporary, final)
             fsync_directory(checkpoints)
         except (OSError, SafetensorError) as error:
-            _remove_tree(temporary, quietly=True)
+            remove_tree(temporary, quietly=True)
             kept = "the previous checkpoint is intact" if self.holds_run() else "no checkpoint was written"
             raise write_failure(final, error, needed, fix=f"choose another --out ({kept})") from None
         if self._replaces_old_run:
@@ -291,7 +285,7 @@ class RunDirectory:
             # referenced, are pruned below.
             self._remove_run_files(keep_checkpoints=True)
             self._replaces_old_run = False
-        pointer = _signed_json({"checkpoint": name})
+        pointer = signed_json({"checkpoint": name})
         write_atomic(self.path / LATEST_POINTER, pointer)
         if best:
             write_atomic(self.path / BEST_POINTER, pointer)
@@ -311,12 +305,12 @@ class RunDirectory:
         directory, meta = self._resolve(_pointer_name(which))
         files = meta.get("files")
         if not isinstance(files, dict):
-            raise _edited(META_FILE, directory, "it lists no file digests")
+            raise edited(META_FILE, directory, "it lists no file digests")
         for file_name in (WEIGHTS_FILE, STATE_FILE):
             path = directory / file_name
             if not path.is_file():
                 raise InputError(f"checkpoint file {path} is missing; restore the run directory from a copy")
-            if _sha256(path) != files.get(file_name):
+            if file_sha256(path) != files.get(file_name):
                 raise InputError(f"checkpoint file {path} is corrupt or truncated (checksum mismatch); restore it from a copy")
         try:
             tensors = load_tensors_from_bytes((directory / STATE_FILE).read_bytes())
@@ -335,7 +329,7 @@ class RunDirectory:
         through a symbolic link; a line that does not fit is not left half written)."""
         self._forget_old_run()
         path = self.path / file_name
-        line = (_json_line(record)).encode()
+        line = (json_line(record)).encode()
         try:
             append_synced(path, line)
         except OSError as error:
@@ -344,7 +338,7 @@ class RunDirectory:
     def rewrite_metrics(self, records: list[dict]) -> None:
         """Replace ``metrics.jsonl`` by ``records``: on resume, drop lines written after the checkpoint."""
         self._forget_old_run()
-        write_atomic(self.metrics_path, "".join(_json_line(record) for record in records).encode())
+        write_atomic(self.metrics_path, "".join(json_line(record) for record in records).encode())
 
     # ------------------------------------------------------------------------------------- helpers
 
@@ -356,13 +350,13 @@ class RunDirectory:
         """(the checkpoint name a pointer file holds, whether it carries a checksum); InputError if the
         file is damaged or edited."""
         pointer_path = self.path / pointer_name
-        pointer = _read_json(pointer_path, what=f"checkpoint pointer {pointer_path}")
+        pointer = read_json(pointer_path, what=f"checkpoint pointer {pointer_path}")
         name = pointer.get("checkpoint") if isinstance(pointer, dict) else None
         if not isinstance(name, str) or "/" in name or name.startswith(".") or not name:
-            raise _edited(pointer_name, self.path, "it names no checkpoint")
+            raise edited(pointer_name, self.path, "it names no checkpoint")
         signed = CHECKSUM in pointer
         if signed:
-            _verify(pointer, pointer_name, self.path)
+            verify_checksum(pointer, pointer_name, self.path)
         return name, signed
 
     def _resolve(self, pointer_name: str) -> tuple[Path, dict]:
@@ -376,7 +370,7 @@ class RunDirectory:
         directory = self.path / CHECKPOINTS_DIR / name
         meta = _read_meta(directory)
         if meta["version"] >= 2 and not signed:
-            raise _edited(pointer_name, self.path, "it has no checksum")
+            raise edited(pointer_name, self.path, "it has no checksum")
         return directory, meta
 
     def _check_pointers(self) -> None:
@@ -396,7 +390,7 @@ class RunDirectory:
         keep = self._referenced()
         for entry in checkpoints.iterdir():
             if entry.name not in keep:
-                _remove_tree(entry, quietly=True)
+                remove_tree(entry, quietly=True)
 
     def _forget_old_run(self) -> None:
         """Remove the run that ``create(overwrite=True)`` kept, before the new one writes anything beside it."""
@@ -411,48 +405,13 @@ class RunDirectory:
                 refuse_link(path, "file")
                 path.unlink(missing_ok=True)
         if not keep_checkpoints:
-            _remove_tree(self.path / CHECKPOINTS_DIR, quietly=True)
+            remove_tree(self.path / CHECKPOINTS_DIR, quietly=True)
 
 
 def rewrite_meta(checkpoint_dir: str | Path, meta: dict) -> None:
     """Replace the ``checkpoint.json`` of ``checkpoint_dir`` by ``meta`` with a fresh checksum: for tools
     and tests that change a checkpoint on purpose (``meta`` as :meth:`RunDirectory.load` returned it)."""
-    write_atomic(Path(checkpoint_dir) / META_FILE, _signed_json({"version": VERSION, **meta}))
-
-
-def split_tensors(value, prefix: str) -> tuple[object, dict[str, torch.Tensor]]:
-    """Split a nested state (dicts, lists, tuples, numbers, tensors) into JSON and named tensors.
-
-    Each tensor is replaced by ``{"$tensor": name}`` where ``name`` is its path under ``prefix``, so that
-    an optimizer's or RNG's state goes to JSON plus safetensors, never to pickle. Tuples come back as lists.
-    """
-    tensors: dict[str, torch.Tensor] = {}
-
-    def visit(item, path):
-        if isinstance(item, torch.Tensor):
-            tensors[path] = item.detach().cpu()
-            return {"$tensor": path}
-        if isinstance(item, dict):
-            return {str(key): visit(inner, f"{path}/{key}") for key, inner in item.items()}
-        if isinstance(item, (list, tuple)):
-            return [visit(inner, f"{path}/{index}") for index, inner in enumerate(item)]
-        return item
-
-    return visit(value, prefix), tensors
-
-
-def join_tensors(value, tensors: dict[str, torch.Tensor]):
-    """The inverse of :func:`split_tensors`: put the named tensors back in place of their references."""
-    if isinstance(value, dict):
-        if set(value) == {"$tensor"}:
-            name = value["$tensor"]
-            if name not in tensors:
-                raise InputError(f"checkpoint state lacks tensor {name!r} (corrupt or foreign); restore it from a copy")
-            return tensors[name]
-        return {key: join_tensors(inner, tensors) for key, inner in value.items()}
-    if isinstance(value, list):
-        return [join_tensors(inner, tensors) for inner in value]
-    return value
+    write_atomic(Path(checkpoint_dir) / META_FILE, signed_json({"version": VERSION, **meta}))
 
 
 def _pointer_name(which: str) -> str:
@@ -461,43 +420,10 @@ def _pointer_name(which: str) -> str:
     return LATEST_POINTER if which == "latest" else BEST_POINTER
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _to_json(value) -> str:
-    return json.dumps(value, indent=1, allow_nan=False)
-
-
-def _signed_json(value: dict) -> bytes:
-    """``value`` as strict JSON with the checksum of its content under "sha256" (see :func:`_digest`)."""
-    plain = json.loads(_to_json(_encode_floats(value)))  # exactly what a reader will parse back
-    return (_to_json({**plain, CHECKSUM: _digest(plain)}) + "\n").encode()
-
-
-def _digest(value) -> str:
-    """The SHA-256 of ``value``'s canonical JSON (sorted keys, no spaces): independent of the layout."""
-    canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def _verify(value: dict, file_name: str, directory: Path) -> None:
-    if value.get(CHECKSUM) != _digest({key: inner for key, inner in value.items() if key != CHECKSUM}):
-        raise _edited(file_name, directory, "checksum mismatch")
-
-
-def _edited(file_name: str, directory: Path, why: str) -> InputError:
-    return InputError(f"{file_name} of {directory} was edited or damaged ({why}); restore it from a copy")
-
-
 def _read_meta(directory: Path) -> dict:
     """The verified ``checkpoint.json`` of ``directory``, its floats decoded (version 2), or as written
     (version 1)."""
-    meta = _read_json(directory / META_FILE, what=f"checkpoint {directory}")
+    meta = read_json(directory / META_FILE, what=f"checkpoint {directory}")
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise InputError(f"{directory} is not an rnnkit checkpoint; give a run directory written by `rnnkit train`")
     version = meta.get("version")
@@ -508,44 +434,8 @@ def _read_meta(directory: Path) -> dict:
         )
     if version == 1:
         return meta
-    _verify(meta, META_FILE, directory)
-    return _decode_floats({key: value for key, value in meta.items() if key != CHECKSUM})
-
-
-def _encode_floats(value):
-    """``value`` with each non-finite float as ``{"$float": "inf"}`` (strict JSON, read back exactly)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return {"$float": repr(value)}
-    if isinstance(value, dict):
-        return {key: _encode_floats(inner) for key, inner in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_encode_floats(inner) for inner in value]
-    return value
-
-
-def _decode_floats(value):
-    if isinstance(value, dict):
-        if set(value) == {"$float"} and value["$float"] in ("inf", "-inf", "nan"):
-            return float(value["$float"])
-        return {key: _decode_floats(inner) for key, inner in value.items()}
-    if isinstance(value, list):
-        return [_decode_floats(inner) for inner in value]
-    return value
-
-
-def _finite_or_null(value):
-    """``value`` with each non-finite float as None: a record line of strict JSON (null: not a finite number)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {key: _finite_or_null(inner) for key, inner in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite_or_null(inner) for inner in value]
-    return value
-
-
-def _json_line(record: dict) -> str:
-    return json.dumps(_finite_or_null(record), allow_nan=False) + "\n"
+    verify_checksum(meta, META_FILE, directory)
+    return decode_floats({key: value for key, value in meta.items() if key != CHECKSUM})
 
 
 def _weights_size(model: torch.nn.Module) -> int:
@@ -554,24 +444,3 @@ def _weights_size(model: torch.nn.Module) -> int:
     return sum(sizes.values())
 
 
-def _remove_tree(path: Path, quietly: bool = False) -> None:
-    """Delete the directory (or file) ``path`` inside a run directory, refusing a link (whose target lies
-    outside); ``quietly``: ignore what the system refuses (a leftover is pruned again later)."""
-    refuse_link(path, "directory")
-    if path.is_dir():
-        shutil.rmtree(path, ignore_errors=quietly)
-    elif path.exists():
-        try:
-            path.unlink()
-        except OSError:
-            if not quietly:
-                raise
-
-
-def _read_json(path: Path, what: str):
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"{what} is missing {path.name}; give a run directory written by `rnnkit train`") from None
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise InputError(f"{what} is corrupt ({path.name} is not valid JSON); restore it from a copy") from None

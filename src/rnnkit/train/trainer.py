@@ -25,10 +25,8 @@ continues from is in the checkpoint's optimizer state, so a resumed run continue
 """
 
 import math
-import signal
-import threading
 import time
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import asdict
 from typing import Callable
 
@@ -37,7 +35,8 @@ import torch
 from rnnkit.errors import InputError
 from rnnkit.nn import detach_state
 
-from .checkpoint import GRADIENTS_FILE, Checkpoint, RunDirectory, join_tensors, split_tensors
+from .best_epoch import BestEpoch
+from .checkpoint import GRADIENTS_FILE, Checkpoint, RunDirectory
 from .config import TrainConfig
 from .distributed import DistContext
 from .divergence import SavedRun, remedy, runaway, runaway_due, span_name
@@ -46,7 +45,9 @@ from .optim import Schedule, ScheduleSettings, build_optimizer
 from .position import Position
 from .progress import ProgressBar, format_record
 from .rng import capture_rng, restore_rng
+from .stops import Stops
 from .task import Task, as_task
+from .tensor_state import join_tensors, split_tensors
 
 
 class Trainer:
@@ -109,9 +110,8 @@ class Trainer:
         self.position = Position()
         self.carried_state = None
         self._progress = ProgressBar(progress_bar and self.dist.is_main, task.target_unit)
-        self._signal_name: str | None = None
-        self._session_start = time.monotonic()
-        self._elapsed_before_session = 0.0
+        self.stops = Stops(config, self.dist)
+        self.best_epoch = BestEpoch(task.selection)
         self._baseline = task.baseline_loss()
         # With overwrite, an earlier run stays in run_dir until this run's first write (RunDirectory.create).
         self._saved = SavedRun(None if run_dir is None else run_dir.path,
@@ -132,14 +132,14 @@ class Trainer:
         self.optimizer.load_state_dict(optimizer_state)
         self.schedule.load_state_dict(state["schedule"])
         self.position = Position(**state["position"])
-        self._elapsed_before_session = self.position.elapsed_seconds
+        self.stops.elapsed_before_session = self.position.elapsed_seconds
         carried = join_tensors(state["carry"], checkpoint.tensors)
         self.carried_state = None if carried is None else _map_state(
             carried, lambda full: self.dist.local_rows(full).to(self.dist.device)
         )
         restore_rng(join_tensors(state["rng"], checkpoint.tensors), self.dist)
         if self.position.best_epoch is None and self.position.best_score is not None:
-            self.position.best_epoch = self._best_epoch_in_history()
+            self.position.best_epoch = self.best_epoch.epoch_in_history(self.position)
         # The run on disk is this one; its latest checkpoint was validated if it ended an epoch.
         history = self.position.history
         at_epoch_end = self.position.batch_index == 0 and history and history[-1].get("step") == self.position.step
@@ -158,11 +158,11 @@ class Trainer:
         ``steps`` and overall ``tokens_per_second``. The model is left with the weights that were validated
         last: the averaged ones with NT-ASGD once it averages.
         """
-        self._session_start = time.monotonic()
+        self.stops.start_session()
         self._shown_average.close()  # train on from the raw iterate, not from the average shown after a fit()
         try:
-            with self._stop_on_signals():
-                reason = self._limit_reached()
+            with self.stops.on_signals():
+                reason = self.stops.limit_reached(self.position)
                 while reason is None:
                     reason = self._train_epoch()
                     if self.position.batch_index == self.batches_per_epoch:
@@ -170,7 +170,7 @@ class Trainer:
                     else:
                         self._check_runaway()  # a stop before the next window of steps is judged over what ran
                         self._save_checkpoint(best=False)
-                    reason = reason or self._limit_reached()
+                    reason = reason or self.stops.limit_reached(self.position)
         finally:
             self._progress.close()
         report = self._final_report(reason)
@@ -216,7 +216,7 @@ class Trainer:
         out = self.task.loss(self.network, batch, state)
 
         # 2. totals over ranks, with every rank's wish to stop, so that all ranks take the same decision
-        stop_wishes = self._stop_wishes(position.step + 1)
+        stop_wishes = self.stops.wishes(position.step + 1)
         loss_sum, tokens, sequences, *stop_votes = self.dist.sum(
             [out.loss_sum.item(), out.n_tokens, out.n_sequences, *stop_wishes.values()]
         )
@@ -263,43 +263,12 @@ class Trainer:
             self.run_dir.append_record(GRADIENTS_FILE, {"step": self.position.step + 1,
                                                         "epoch": self.position.epoch + 1, **flow})
 
-    def _stop_wishes(self, next_step: int) -> dict[str, float]:
-        config = self.config
-        return {
-            "max_steps": float(config.max_steps is not None and next_step >= config.max_steps),
-            "time_budget": float(config.time_budget is not None and self._elapsed() >= config.time_budget),
-            "interrupted": float(self._signal_name is not None),
-        }
-
-    def _limit_reached(self) -> str | None:
-        """A reason to stop that holds before any further step (the same on every rank)."""
-        config, position = self.config, self.position
-        if config.epochs is not None and position.epoch >= config.epochs:
-            return "epochs"
-        if config.max_steps is not None and position.step >= config.max_steps:
-            return "max_steps"
-        if config.time_budget is not None:
-            # Clocks differ between ranks: one rank stopping alone would leave the others waiting forever.
-            votes = self.dist.sum([float(self._elapsed() >= config.time_budget)])[0]
-            if votes > 0:
-                return "time_budget"
-        return None
-
     def _finish_epoch(self) -> str | None:
         """Validate, step the schedule, checkpoint and log; return "early_stopping" when patience ran out."""
         position = self.position
         valid_loss = self.validate()
         record = self._metrics_record(valid_loss, epoch=position.epoch + 1)
-        score = self._selection_score(valid_loss, record)
-        improved = score is not None and (position.best_score is None or score > position.best_score)
-        if valid_loss is not None and (position.best_valid_loss is None or valid_loss < position.best_valid_loss):
-            position.best_valid_loss = valid_loss
-        if improved:
-            position.best_score = score
-            position.best_epoch = position.epoch + 1
-            position.epochs_without_improvement = 0
-        elif score is not None:
-            position.epochs_without_improvement += 1
+        improved = self.best_epoch.observe(position, valid_loss, record)
         self.schedule.after_epoch(valid_loss)
         observe_validation(self.optimizer, valid_loss)  # NT-ASGD may start averaging; before the checkpoint keeps it
         position.epoch += 1
@@ -337,18 +306,6 @@ class Trainer:
             raise self._diverged(f"the validation loss became {valid_loss}", self.position.step)
         return valid_loss
 
-    def _selection_score(self, valid_loss: float | None, record: dict) -> float | None:
-        """The number "best" maximises: the task's chosen validation score, else minus the validation loss;
-        None when there is none or it is not finite (such a checkpoint never becomes best)."""
-        selection = self.task.selection
-        if selection is None:
-            return None if valid_loss is None else -valid_loss
-        name, direction = selection
-        value = record.get(f"valid_{name}")
-        if value is None or not math.isfinite(value):
-            return None
-        return value if direction == "max" else -value
-
     # ----------------------------------------------------------------------------------------- reporting
 
     def _metrics_record(self, valid_loss: float | None, epoch: float) -> dict:
@@ -364,7 +321,7 @@ class Trainer:
             record.update({f"valid_{name}": value for name, value in self._validation_scores().items()})
         record["lr"] = self.optimizer.param_groups[0]["lr"]
         record["tokens_per_second"] = position.epoch_tokens / position.epoch_seconds if position.epoch_seconds else 0.0
-        record["elapsed_seconds"] = self._elapsed()
+        record["elapsed_seconds"] = self.stops.elapsed()
         return record
 
     @torch.no_grad()
@@ -397,28 +354,10 @@ class Trainer:
             # Every validation loss the Trainer keeps is finite (a non-finite one stops the run): None means none.
             record["best_valid_loss_reason"] = (
                 "no validation data" if "valid_loss" not in record else "no epoch has finished")
-        record.update(self.best())
+        record.update(self.best_epoch.report(position))
         if self.run_dir is not None:
             record["run_dir"] = str(self.run_dir.path)
         return record
-
-    def best(self) -> dict:
-        """The best epoch so far by the task's ``selection`` and its score, as ``{"best_epoch": 3,
-        "best_valid_accuracy": 0.91}`` (the first of equal scores); empty without a selection or a score."""
-        selection, position = self.task.selection, self.position
-        if selection is None or position.best_epoch is None:
-            return {}
-        name, direction = selection
-        return {"best_epoch": position.best_epoch,
-                f"best_valid_{name}": position.best_score if direction == "max" else -position.best_score}
-
-    def _best_epoch_in_history(self) -> int | None:
-        """The first finished epoch whose selection score equals the best (checkpoints of older versions did
-        not record it)."""
-        for record in self.position.history:
-            if self._selection_score(record.get("valid_loss"), record) == self.position.best_score:
-                return record["epoch"]
-        return None
 
     def _write_metrics(self, record: dict) -> None:
         if self.run_dir is not None and self.dist.is_main:
@@ -464,7 +403,7 @@ class Trainer:
             raise self._diverged("a weight became non-finite", self.position.step)
         if not self.dist.is_main:
             return
-        self.position.elapsed_seconds = self._elapsed()
+        self.position.elapsed_seconds = self.stops.elapsed()
         optimizer_json, optimizer_tensors = split_tensors(self.optimizer.state_dict(), "optimizer")
         meta = {**self.run_info, "configs": {**self.run_info.get("configs", {}), "train": asdict(self.config)}}
         meta["trainer"] = {
@@ -478,28 +417,6 @@ class Trainer:
         self.run_dir.save(self.model, {**optimizer_tensors, **carry_tensors, **rng_tensors}, meta, best=best)
         self._saved.saved(self.position.step, valid_loss)
 
-    # ----------------------------------------------------------------------------------------- helpers
-
-    def _elapsed(self) -> float:
-        return self._elapsed_before_session + time.monotonic() - self._session_start
-
-    @contextmanager
-    def _stop_on_signals(self):
-        """Turn the first SIGINT / SIGTERM into a clean stop (checkpoint, then return); a second one kills."""
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-
-        def request_stop(number, frame):
-            self._signal_name = signal.Signals(number).name
-            signal.signal(number, signal.SIG_DFL if number == signal.SIGTERM else signal.default_int_handler)
-
-        previous = {number: signal.signal(number, request_stop) for number in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield
-        finally:
-            for number, handler in previous.items():
-                signal.signal(number, handler)
 
 
 def _to_device(batch, device: torch.device):
