@@ -18,10 +18,12 @@ import math
 from dataclasses import dataclass
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from rnnkit.checks import TRAINING_COPIES, check_fits_in_memory
+from rnnkit.data.text import CharVocab, WordVocab
 from rnnkit.errors import InputError
+from rnnkit.models import LanguageModel
 from rnnkit.models.size import cell_parameter_count, parameter_count
 from rnnkit.nn import get_cell
 
@@ -75,13 +77,13 @@ class TrainedText:
     the text from ``where`` (see :func:`first_tokens`)."""
 
     run_dir: str
-    model: nn.Module
-    vocab: object
+    model: LanguageModel
+    vocab: CharVocab | WordVocab
     ids: Tensor
     where: str
 
 
-def first_tokens(vocab, text: str, where: str, tokens: int) -> Tensor:
+def first_tokens(vocab: CharVocab | WordVocab, text: str, where: str, tokens: int) -> Tensor:
     """The first ``tokens`` token ids (T,) of ``text``; one line naming ``where`` when it is too short, or, for
     a character model, when it holds characters the model never saw."""
     if vocab.level == "char":

@@ -160,11 +160,11 @@ def memory(ctx: click.Context, run_dir, length: int, out: str, as_json: bool, **
 
     _check_flags(ctx, run_dir)
     check_output(out, "--out", inputs=[options["text"]], example="memory.png")
-    fresh = _fresh_layers(options, [options["forget_bias"]])
-    if run_dir is None:
+    fresh = _fresh_layers(options, [options["forget_bias"]]) if run_dir is None else None
+    if fresh is not None:
         fresh.check_fits(length)
     check_png_path(out)
-    if run_dir is None:
+    if fresh is not None:
         report = memory_report(length=length, out=out, fresh=fresh)
     else:
         trained = _trained_text(run_dir, options["which"], options["text"], length)
