@@ -6,13 +6,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench clean
+.PHONY: run test bench clean native
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py $(wildcard src/rnnkit/nn/native/*.cpp src/rnnkit/nn/native/*.h)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[all,test]'
+	$(BIN)/pip install --quiet torch==2.13.0 'setuptools>=68' wheel
+	@# --no-build-isolation: the native engine (C++, setup.py) compiles against the torch installed above
+	$(BIN)/pip install --quiet --no-build-isolation -e '.[all,test]'
 	@# The explain page is tested in a real headless browser (Debian's chromium); without it those tests skip.
 	command -v chromium >/dev/null || (apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 \
 		|| (apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1) \
@@ -33,5 +34,9 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/layers.py
 
+# Rebuild the native engine (the C++ extension in src/rnnkit/nn/native/) after editing a kernel.
+native: $(STAMP)
+	$(BIN)/pip install --quiet --no-build-isolation --no-deps -e .
+
 clean:
-	rm -rf $(VENV) build src/*.egg-info .pytest_cache
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache src/rnnkit/nn/native/_C*.so

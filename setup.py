@@ -27,7 +27,8 @@ def native_extension():
               "(install torch first, then `pip install --no-build-isolation .`)", file=sys.stderr)
         return [], {}
 
-    flags = ["-O3"]
+    # -fopenmp: at::parallel_for is inline OpenMP, compiled into the extension; it binds to PyTorch's own libgomp
+    flags = ["-O3", "-fopenmp"]
     if torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512"):
         flags += ["-mavx2", "-mfma", "-DCPU_CAPABILITY_AVX2", "-DCPU_CAPABILITY=AVX2"]
 
@@ -42,7 +43,7 @@ def native_extension():
                       file=sys.stderr)
 
     sources = sorted(str(path) for path in NATIVE.glob("*.cpp"))
-    extension = CppExtension("rnnkit.nn.native._C", sources, extra_compile_args=flags)
+    extension = CppExtension("rnnkit.nn.native._C", sources, extra_compile_args=flags, extra_link_args=["-fopenmp"])
     return [extension], {"build_ext": OptionalBuild.with_options(use_ninja=False)}
 
 

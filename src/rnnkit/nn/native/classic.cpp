@@ -73,7 +73,7 @@ void rnn_forward_rows(bool relu, scalar_t* ws, int64_t W, int64_t bs, int64_t H)
     for (int64_t j = 0; j < H; j += V::size()) {
       const int64_t k = std::min<int64_t>(V::size(), H - j);
       V v = V::loadu(a + j, k);
-      v = relu ? at::vec::clamp_min(v, V(0)) : v.tanh();
+      v = relu ? at::vec::clamp_min(v, V(0)) : tanh(v);
       v.store(a + j, k);
     }
   });
@@ -92,7 +92,7 @@ void lstm_forward_rows(scalar_t* ws, int64_t W, const scalar_t* c_prev, int64_t 
       const int64_t k = std::min<int64_t>(V::size(), H - j);
       const V i = sigmoid(V::loadu(a + j, k));
       const V f = sigmoid(V::loadu(a + H + j, k));
-      const V g = V::loadu(a + 2 * H + j, k).tanh();
+      const V g = tanh(V::loadu(a + 2 * H + j, k));
       const V o = sigmoid(V::loadu(a + 3 * H + j, k));
       const V c = f * V::loadu(cp + j, k) + i * g;
       i.store(a + j, k);
@@ -100,7 +100,7 @@ void lstm_forward_rows(scalar_t* ws, int64_t W, const scalar_t* c_prev, int64_t 
       g.store(a + 2 * H + j, k);
       o.store(a + 3 * H + j, k);
       c.store(c_new + j, k);
-      (o * c.tanh()).store(m + j, k);
+      (o * tanh(c)).store(m + j, k);
     }
   });
 }
@@ -121,7 +121,7 @@ void gru_forward_rows(scalar_t* ws, int64_t W, const scalar_t* gh, const scalar_
       const V z = sigmoid(V::loadu(a + H + j, k) + V::loadu(g + H + j, k));
       V ghn = V::loadu(g + 2 * H + j, k);
       if (b_hn != nullptr) ghn = ghn + V::loadu(b_hn + j, k);
-      const V nn = (V::loadu(a + 2 * H + j, k) + r * ghn).tanh();
+      const V nn = tanh(V::loadu(a + 2 * H + j, k) + r * ghn);
       r.store(a + j, k);
       z.store(a + H + j, k);
       nn.store(a + 2 * H + j, k);
@@ -168,7 +168,7 @@ void lstm_backward_rows(const scalar_t* ws, int64_t W, const scalar_t* dm, scala
       const int64_t k = std::min<int64_t>(V::size(), H - j);
       const V i = V::loadu(a + j, k), f = V::loadu(a + H + j, k), g = V::loadu(a + 2 * H + j, k),
               o = V::loadu(a + 3 * H + j, k);
-      const V tc = V::loadu(c_new + j, k).tanh();
+      const V tc = tanh(V::loadu(c_new + j, k));
       const V dmv = V::loadu(d + j, k);
       const V dcv = V::loadu(dcr + j, k) + dmv * o * (one - tc * tc);  // dL/dc~_t
       (dcv * g * i * (one - i)).store(dg + j, k);
@@ -335,12 +335,11 @@ BackwardResult classic_backward(Family family, const Sequence& s, const Tensor& 
         break;
       }
       case Family::Lstm: {
-        Tensor dm = dm_buf.narrow(0, 0, bs);
+        Tensor dm = dh_fresh.contiguous();
         if (proj) {
           d_fresh[t].narrow(0, 0, bs).copy_(dh_fresh);
+          dm = dm_buf.narrow(0, 0, bs);
           at::mm_out(dm, dh_fresh, p.w_hr);  // (bs, H)
-        } else {
-          dm.copy_(dh_fresh);
         }
         const Tensor c_prev = previous_state(s, s.c0, cs, t, bs).contiguous();
         lstm_backward_rows<scalar_t>(ws_t, W, dm.data_ptr<scalar_t>(), dc_t.data_ptr<scalar_t>(),
@@ -357,12 +356,11 @@ BackwardResult classic_backward(Family family, const Sequence& s, const Tensor& 
         break;
       }
     }
-    // dL/dh_{t-1} = (d gh_t W_hh) ⊙ r + direct path + zoneout's keep path
-    Tensor through = at::mm(d_gh[t].narrow(0, 0, bs), w_hh);  // (bs, P)
-    if (s.recurrent_mask.defined()) through.mul_(s.recurrent_mask.narrow(0, 0, bs));
-    if (gru) through.add_(direct.narrow(0, 0, bs));
-    if (keep_h.defined()) through.add_(keep_h);
-    dh_t.copy_(through);
+    // dL/dh_{t-1} = (d gh_t W_hh) ⊙ r + direct path + zoneout's keep path, written over dh_t (consumed above)
+    at::mm_out(dh_t, d_gh[t].narrow(0, 0, bs), w_hh);  // (bs, P)
+    if (s.recurrent_mask.defined()) dh_t.mul_(s.recurrent_mask.narrow(0, 0, bs));
+    if (gru) dh_t.add_(direct.narrow(0, 0, bs));
+    if (keep_h.defined()) dh_t.add_(keep_h);
     if (t > 0 && s.resets.defined()) {  // a reset row read h_0, not h_{t-1}: its gradient goes to h_0
       const Tensor r = s.resets[t].narrow(0, 0, bs).unsqueeze(1);
       dh0_reset.narrow(0, 0, bs).add_(at::where(r, dh_t, at::zeros_like(dh_t)));
