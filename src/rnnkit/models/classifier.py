@@ -182,9 +182,9 @@ class SequenceRegressor(ManyToOne):
 
     Args:
         num_outputs: K, the numbers predicted per sequence. Default 1.
-        Every other argument as :class:`SequenceClassifier` (``vocab_size`` or ``input_size``,
-        ``embedding_dim``, ``cell``, ``hidden_size``, ``num_layers``, ``bidirectional``, ``dropout``,
-        ``pooling``, ``engine``, ``padding_idx``).
+        options: every other argument as :class:`SequenceClassifier` (``vocab_size`` or ``input_size``,
+            ``embedding_dim``, ``cell``, ``hidden_size``, ``num_layers``, ``bidirectional``, ``dropout``,
+            ``pooling``, ``engine``, ``padding_idx``).
 
     Inputs: inputs (N, L) token ids or (N, L, F) features, lengths (N,) or None. Output: (N, K).
 

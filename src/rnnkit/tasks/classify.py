@@ -198,7 +198,7 @@ class ClassificationTask(Task):
     """One class per text, for the :class:`~rnnkit.train.Trainer` (full BPTT over padded batches).
 
     A batch is ``(tokens (N, L), lengths (N,), targets (N,))``. The epoch's batches are drawn by
-    :func:`~rnnkit.data.labelled_text.bucketed_batches` seeded with ``seed + epoch``: the same epoch always
+    :func:`~rnnkit.data.batching.bucketed_batches` seeded with ``seed + epoch``: the same epoch always
     has the same batches, so a run resumes exactly. In a distributed run each rank gets its contiguous block
     of every batch's rows.
     """

@@ -269,7 +269,7 @@ class TaggingTask(Task):
     """One tag per word, for the :class:`~rnnkit.train.Trainer` (full BPTT over padded batches).
 
     A batch is :func:`make_batch`'s dict. The epoch's batches are drawn by
-    :func:`~rnnkit.data.labelled_text.bucketed_batches` seeded with ``seed + epoch``, and the word dropout of
+    :func:`~rnnkit.data.batching.bucketed_batches` seeded with ``seed + epoch``, and the word dropout of
     batch b of epoch e from a generator seeded by (seed, e, b): the same epoch always has the same batches,
     so a run resumes exactly. In a distributed run each rank gets its contiguous block of every batch's rows.
     """

@@ -2,7 +2,7 @@ r"""Run a language model over a text and keep what every recurrent unit did at e
 
 :func:`collect_activations` feeds the text to a :class:`~rnnkit.models.LanguageModel` from a zero
 state and records, after each token, the hidden state h_t (and, for a cell that has one, as the LSTM, the cell state c_t) of
-every layer, through the layers' :meth:`~rnnkit.nn.layers.RecurrentLayer.trace`, together with the
+every layer, through the layers' :meth:`~rnnkit.nn.layer.RecurrentBase.trace`, together with the
 model's top-k predictions of the next token, softmax(logits_t).
 
 Positions: a character model has one position per character of the text; a word model one per word

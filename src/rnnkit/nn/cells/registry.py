@@ -5,7 +5,9 @@ from __future__ import annotations
 from .base import Cell
 
 _REGISTRY: dict[str, type[Cell]] = {}
-ALIASES = {"rnn": "rnn_tanh"}  # rnnkit 0.1's name for the tanh RNN, still in old run directories
+ALIASES = {"rnn": "rnn_tanh"}
+"""Old cell names still accepted, alias → registry name: ``"rnn"`` is rnnkit 0.1's name for the tanh RNN, still in
+old run directories."""
 
 
 def register_cell(cell: type[Cell] | None = None, *, title: str | None = None):
