@@ -8,35 +8,41 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test bench clean native
 
-$(STAMP): pyproject.toml setup.py $(wildcard src/rnnkit/nn/native/*.cpp src/rnnkit/nn/native/*.h)
+NATIVE := src/rnnkit/nn/native/.built
+NATIVE_SOURCES := $(wildcard src/rnnkit/nn/native/*.cpp src/rnnkit/nn/native/*.h)
+
+$(STAMP): pyproject.toml setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet torch==2.13.0 'setuptools>=68' wheel
+	$(BIN)/pip install --quiet torch==2.13.0 'setuptools>=68' wheel ninja
 	@# --no-build-isolation: the native engine (C++, setup.py) compiles against the torch installed above
 	$(BIN)/pip install --quiet --no-build-isolation -e '.[all,test]'
 	@# The explain page is tested in a real headless browser (Debian's chromium); without it those tests skip.
 	command -v chromium >/dev/null || (apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 \
 		|| (apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1) \
 		|| echo "note: could not install chromium; the browser tests of the explain page will skip")
-	touch $(STAMP)
+	touch $(STAMP) $(NATIVE)
+
+# The native engine (the C++ extension in src/rnnkit/nn/native/), rebuilt when a kernel changes.
+$(NATIVE): $(STAMP) $(NATIVE_SOURCES)
+	$(BIN)/pip install --quiet --no-build-isolation --no-deps -e .
+	touch $(NATIVE)
 
 # The main job, about 3 minutes on 2 cores: a character-level LSTM learns Python from the standard library's
 # own source (no download), then writes a sample of Python-like code. Each run replaces runs/main.
-run: $(STAMP)
+run: $(STAMP) $(NATIVE)
 	$(BIN)/rnnkit train lm --time-budget 150 --out runs/main --overwrite
 	$(BIN)/rnnkit generate runs/main --prime "def " --length 800 --temperature 0.7 --seed 0
 
 # lint-imports first: the contracts of pyproject.toml keep rnnkit's imports pointing down its layers.
-test: $(STAMP)
+test: $(STAMP) $(NATIVE)
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/layers.py
 
-# Rebuild the native engine (the C++ extension in src/rnnkit/nn/native/) after editing a kernel.
-native: $(STAMP)
-	$(BIN)/pip install --quiet --no-build-isolation --no-deps -e .
+native: $(NATIVE)
 
 clean:
-	rm -rf $(VENV) build src/*.egg-info .pytest_cache src/rnnkit/nn/native/_C*.so
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache src/rnnkit/nn/native/_C*.so $(NATIVE)

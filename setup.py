@@ -44,7 +44,8 @@ def native_extension():
 
     sources = sorted(str(path) for path in NATIVE.glob("*.cpp"))
     extension = CppExtension("rnnkit.nn.native._C", sources, extra_compile_args=flags, extra_link_args=["-fopenmp"])
-    return [extension], {"build_ext": OptionalBuild.with_options(use_ninja=False)}
+    # ninja (installed by the Makefile) compiles the kernel files in parallel; plain setuptools one after another
+    return [extension], {"build_ext": OptionalBuild}
 
 
 extensions, commands = native_extension()
