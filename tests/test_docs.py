@@ -4,6 +4,7 @@
   and how), in a fresh process and an empty directory per page: one thread, no display.
 * A block that does not run says why: a python or console block only because it needs a GPU or a network,
   a bash block (``make``, ``pip``) for any reason it names.
+* README.md's code runs too, and its links into the documentation lead to files that exist.
 * ``mkdocs build --strict`` succeeds with no warning: a broken link or cross-reference, a stale name in a
   docstring's ``:class:`...``` role, a docstring the reference cannot parse, or a missing snippet fails here.
 * The reference has an entry for every name of ``rnnkit.nn.__all__``, every public top-level name of
@@ -15,6 +16,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import pkgutil
+import re
 import subprocess
 import sys
 import zlib
@@ -28,7 +30,9 @@ import rnnkit.nn
 from docs_pages import DOCS, ROOT, RUN_LANGUAGES, blocks, commands, pages
 
 RUNNER = Path(__file__).resolve().parent / "docs_pages.py"
-PAGES = [page for page in pages() if any(b.language in RUN_LANGUAGES and b.skip is None for b in blocks(page))]
+README = ROOT / "README.md"
+ALL_PAGES = [*pages(), README]
+PAGES = [page for page in ALL_PAGES if any(b.language in RUN_LANGUAGES and b.skip is None for b in blocks(page))]
 NEEDS_A_MACHINE_WE_LACK = ("GPU", "network")
 
 
@@ -38,7 +42,7 @@ def _environment() -> dict[str, str]:
     return env
 
 
-@pytest.mark.parametrize("page", PAGES, ids=[str(page.relative_to(DOCS)) for page in PAGES])
+@pytest.mark.parametrize("page", PAGES, ids=[str(page.relative_to(ROOT)) for page in PAGES])
 def test_the_code_of_a_page_runs(page, tmp_path):
     result = subprocess.run([sys.executable, str(RUNNER), str(page)], cwd=tmp_path, env=_environment(),
                             capture_output=True, text=True, timeout=600)
@@ -48,7 +52,7 @@ def test_the_code_of_a_page_runs(page, tmp_path):
 def test_every_block_that_does_not_run_says_why():
     """Prints the blocks left unrun and why (shown with ``pytest -rP``)."""
     problems = []
-    for page in pages():
+    for page in ALL_PAGES:
         for block in blocks(page):
             where = f"{page.relative_to(ROOT)}:{block.line}"
             if block.skip is not None:
@@ -131,3 +135,11 @@ def test_every_page_is_in_the_navigation():
     listed = set(files(nav))
     unlisted = [str(page.relative_to(DOCS)) for page in pages() if str(page.relative_to(DOCS)) not in listed]
     assert not unlisted, f"pages missing from mkdocs.yml's nav: {', '.join(unlisted)}"
+
+
+def test_the_readme_links_to_files_that_exist():
+    targets = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", README.read_text(encoding="utf-8"))
+    local = [target for target in targets if "://" not in target]
+    assert local, "the README points into the documentation"
+    missing = [target for target in local if not (ROOT / target).exists()]
+    assert not missing, f"README.md links to files that do not exist: {', '.join(missing)}"
