@@ -46,3 +46,9 @@ native: $(NATIVE)
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache src/rnnkit/nn/native/_C*.so $(NATIVE)
+
+# The documentation (mkdocs.yml, docs/) into build/site/, offline. `make test` builds it too, with --strict, and runs
+# the code of every page (tests/test_docs.py). NO_MKDOCS_2_WARNING quiets the Material theme's notice about MkDocs 2.
+.PHONY: docs
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
