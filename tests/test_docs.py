@@ -89,6 +89,14 @@ def test_the_site_builds_strictly_with_no_warning(site):
     assert (folder / "index.html").exists() and (folder / "results" / "index.html").exists()
 
 
+def test_the_site_loads_nothing_from_the_network(site):
+    """Offline: no web fonts, stylesheets or scripts from elsewhere (the theme's fonts are off)."""
+    folder, _ = site
+    remote = re.compile(r"<(?:script|link|img)\b[^>]*\b(?:src|href)=[\"'](?:https?:)?//", re.I)
+    found = [str(page.relative_to(folder)) for page in folder.rglob("*.html") if remote.search(page.read_text())]
+    assert not found, f"pages that load from the network: {', '.join(found)}"
+
+
 def _inventory(folder: Path) -> set[str]:
     """The names of mkdocstrings' object inventory (objects.inv, Sphinx's format: four lines, then zlib)."""
     data = (folder / "objects.inv").read_bytes()
