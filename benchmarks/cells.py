@@ -1,25 +1,26 @@
-"""The layer-normalised LSTM on rnnkit's explicit engine against the loop a user writes today, and the cost
-of each regulariser over the bare cell.
+"""The layer-normalised LSTM and the regularised LSTM and GRU on rnnkit's engines against what a user has today:
+their own per-step loop (eager and torch.compile'd) and oneDNN's plain kernels (issue 23's targets).
 
-    .venv/bin/python benchmarks/cells.py                          # L=100, N=32, H in 128 256
-    .venv/bin/python benchmarks/cells.py --hidden 256 --rounds 15 --json
+    .venv/bin/python benchmarks/cells.py                                  # L=100, N=32, H 128 256, 2 threads
+    .venv/bin/python benchmarks/cells.py --hidden 256 --threads 1 2 --rounds 15 --json
+    .venv/bin/python benchmarks/cells.py --hidden 32 --rounds 2 --no-compile --no-memory   # smoke
 
 Speed: forward + backward (loss = a weighted sum of the outputs) on the same input, same weights, for
 
-    explicit     rnnkit.nn.Recurrent("layernorm_lstm", engine="explicit"): hand-written BPTT
-    user loop    a per-step Python loop with nn.Linear and nn.LayerNorm, autograd for BPTT (what
-                 PyTorch users write, since torch.nn has no layer-normalised LSTM: pytorch#12167)
-    oneDNN LSTM  torch.nn.LSTM, no layer norm: the floor
-    matmuls      only the matrix multiplies an LN-LSTM must do (the input projection of all steps, one
-                 h W_hh^T per step, the backward's three large products and one dh W_hh per step), with
-                 torch.mm (MKL) and with oneDNN's inner product (what the explicit engine uses): the floor
+    ln native        rnnkit.nn.Recurrent("layernorm_lstm", engine="native"): the recurrence loop in C++
+    ln explicit      the same on rnnkit's Python loop with hand-written BPTT
+    ln user loop     a per-step Python loop with nn.Linear and nn.LayerNorm, autograd for BPTT (what PyTorch users
+                     write, since torch.nn has no layer-normalised LSTM: pytorch#12167)
+    ln user compiled that loop under torch.compile (inductor); its compile time is reported apart
+    oneDNN LSTM/GRU  torch.nn.LSTM / torch.nn.GRU, no layer norm, no regulariser: the floor
+    matmuls          only the matrix multiplies an LN-LSTM must do (torch.mm and oneDNN's inner product)
 
-and, for the bare LSTM cell, each regulariser's cost: explicit engine bare, + recurrent dropout 0.25,
-+ zoneout 0.1, + weight drop 0.5; fused engine bare and + weight drop 0.5.
+and, for the bare LSTM and GRU cells on the native and the explicit engine, each regulariser's cost: bare,
++ recurrent dropout 0.25, + zoneout 0.1, + both, + weight drop 0.5; the fused engine bare and + weight drop 0.5.
 
 The machine is shared and noisy, so the variants are measured round-robin (one run of each, in a new random
-order every round) and each time is the median over the rounds: ratios are what to read. Each hidden size
-runs in a fresh process.
+order every round) and each time is the median over the rounds: ratios are what to read. Each hidden size and
+thread count runs in a fresh process.
 
 Memory: the peak resident memory added by one forward + backward, each variant in its own fresh process
 (``ru_maxrss`` after minus before; large CPU tensors are mapped and unmapped by the allocator, so the peak
@@ -32,6 +33,7 @@ import argparse
 import json
 import subprocess
 import sys
+import time
 
 import torch
 from torch import nn
@@ -40,7 +42,7 @@ import rnnkit.nn as rn
 from rnnkit.nn.ops.linear import linear_rows
 
 from bench_common import cpu_model
-from timing import peak_mib, round_robin_medians
+from timing import peak_mib, round_robin_medians, run_once
 
 
 class UserLayerNormLSTM(nn.Module):
@@ -116,28 +118,48 @@ class MatmulsOnly(nn.Module):
         return gi.view(L, N, -1)[..., :H] + 0 * self.w_ih.sum() + 0 * self.w_hh.sum(), None
 
 
-def variants(H: int) -> dict[str, nn.Module]:
+REGULARISED = {"bare": {}, "+ recurrent_dropout 0.25": {"recurrent_dropout": 0.25}, "+ zoneout 0.1": {"zoneout": 0.1},
+               "+ both": {"recurrent_dropout": 0.25, "zoneout": 0.1}, "+ weight_drop 0.5": {"weight_drop": 0.5}}
+MEMORY = ("ln native", "ln explicit", "ln user loop", "oneDNN LSTM")
+
+
+def variants(H: int, compiled: bool = False) -> dict[str, nn.Module]:
     torch.manual_seed(0)
+    native = rn.Recurrent("layernorm_lstm", H, H, engine="native")
     explicit = rn.Recurrent("layernorm_lstm", H, H, engine="explicit")
+    explicit.load_state_dict(native.state_dict())
     user = UserLayerNormLSTM(H, H)
-    user.load_from(explicit)
+    user.load_from(native)
+    models = {"ln native": native, "ln explicit": explicit, "ln user loop": user,
+              "oneDNN LSTM": nn.LSTM(H, H), "oneDNN GRU": nn.GRU(H, H),
+              "matmuls torch.mm": MatmulsOnly(H, H, lambda a, w: torch.mm(a, w.t())),
+              "matmuls oneDNN": MatmulsOnly(H, H, linear_rows)}
+    if compiled:
+        twin = UserLayerNormLSTM(H, H)
+        twin.load_from(native)
+        models["ln user compiled"] = torch.compile(twin)
+    for cell in ("lstm", "gru"):
+        for engine in ("native", "explicit"):
+            for name, options in REGULARISED.items():
+                torch.manual_seed(0)
+                models[f"{cell} {engine} {name}"] = rn.Recurrent(cell, H, H, engine=engine, **options)
+        for name in ("bare", "+ weight_drop 0.5"):
+            torch.manual_seed(0)
+            models[f"{cell} fused {name}"] = rn.Recurrent(cell, H, H, engine="fused", **REGULARISED[name])
+    return models
 
-    def lstm(engine, **options):
-        torch.manual_seed(0)
-        return rn.Recurrent("lstm", H, H, engine=engine, **options)
 
-    return {
-        "ln explicit": explicit, "ln user loop": user, "oneDNN LSTM": nn.LSTM(H, H),
-        "matmuls torch.mm": MatmulsOnly(H, H, lambda a, w: torch.mm(a, w.t())),
-        "matmuls oneDNN": MatmulsOnly(H, H, linear_rows),
-        "lstm explicit": lstm("explicit"), "+ recurrent_dropout 0.25": lstm("explicit", recurrent_dropout=0.25),
-        "+ zoneout 0.1": lstm("explicit", zoneout=0.1), "+ weight_drop 0.5": lstm("explicit", weight_drop=0.5),
-        "lstm fused": lstm("fused"), "fused + weight_drop 0.5": lstm("fused", weight_drop=0.5),
-    }
-
-
-def measure_speed(H: int, L: int, N: int, rounds: int) -> dict[str, float]:
-    return round_robin_medians(variants(H), torch.randn(L, N, H), torch.randn(L, N, H), rounds)  # x (L, N, H_in)
+def measure_speed(H: int, L: int, N: int, rounds: int, compiled: bool) -> dict[str, float]:
+    models = variants(H, compiled)
+    x, weights = torch.randn(L, N, H), torch.randn(L, N, H)  # x (L, N, H_in)
+    compile_seconds = None
+    if compiled:  # the first call compiles (forward and backward): timed apart, then excluded
+        start = time.perf_counter()
+        run_once(models["ln user compiled"], x, weights)
+        compile_seconds = time.perf_counter() - start
+    result = round_robin_medians(models, x, weights, rounds)
+    result["compile seconds"] = compile_seconds
+    return result
 
 
 def measure_memory(name: str, H: int, L: int, N: int) -> float:
@@ -145,57 +167,74 @@ def measure_memory(name: str, H: int, L: int, N: int) -> float:
     return peak_mib(variants(H)[name], torch.randn(L, N, H), torch.randn(L, N, H))
 
 
+def report(H: int, threads: int, L: int, N: int, rounds: int, s: dict, m: dict) -> None:
+    """The table of one hidden size and thread count, each ratio beside its target."""
+    print(f"H={H}  L={L} N={N}  {threads} thread(s)  forward+backward, median of {rounds} rounds")
+    for name in ("ln native", "ln explicit", "ln user loop", "ln user compiled", "oneDNN LSTM", "oneDNN GRU",
+                 "matmuls torch.mm", "matmuls oneDNN"):
+        if name in s:
+            memory = f"   peak +{m[name]:.0f} MiB" if name in m else ""
+            print(f"  {name:<18} {s[name] * 1e3:8.1f} ms{memory}")
+    native, lstm = s["ln native"], s["oneDNN LSTM"]
+    limit = 1.3 if H >= 256 else 1.6
+    print(f"  ln native / oneDNN LSTM        {native / lstm:.2f}x   (target <= {limit})")
+    print(f"  user loop / ln native          {s['ln user loop'] / native:.2f}x faster   (target >= 2)")
+    if "ln user compiled" in s:
+        print(f"  compiled loop / ln native      {s['ln user compiled'] / native:.2f}x faster   (target >= 1.5; "
+              f"compile took {s['compile seconds']:.0f} s, excluded)")
+    if m:
+        print(f"  ln native memory / user loop   {m['ln native'] / m['ln user loop']:.2f}x   (target <= 0.7)")
+    for cell, floor in (("lstm", "oneDNN LSTM"), ("gru", "oneDNN GRU")):
+        bare = s[f"{cell} native bare"]
+        print(f"  {cell} native + both / {floor:<11} {s[f'{cell} native + both'] / s[floor]:.2f}x   (target <= 1.15)")
+        for name in ("+ recurrent_dropout 0.25", "+ zoneout 0.1", "+ weight_drop 0.5"):
+            print(f"    {cell} native {name:<26} {s[f'{cell} native {name}'] / bare:.2f}x the bare native cell "
+                  f"({bare * 1e3:.1f} ms; target <= 1.05); explicit {s[f'{cell} explicit {name}'] * 1e3:.1f} ms")
+        print(f"    {cell} fused + weight_drop 0.5          {s[f'{cell} fused + weight_drop 0.5'] / s[f'{cell} fused bare']:.2f}x "
+              f"the bare fused cell")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--hidden", type=int, nargs="+", default=[128, 256])
+    parser.add_argument("--threads", type=int, nargs="+", default=[2], help="torch threads, each in its own process")
     parser.add_argument("--length", type=int, default=100)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=11)
+    parser.add_argument("--no-compile", action="store_true", help="leave out the torch.compile'd user loop")
+    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory processes")
     parser.add_argument("--json", action="store_true", help="print one JSON line instead of the table")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: speed of one H, in this process
     parser.add_argument("--memory-of", help=argparse.SUPPRESS)  # internal: memory of one variant
     args = parser.parse_args()
-    if args.memory_of:
-        print(json.dumps(measure_memory(args.memory_of, args.one, args.length, args.batch)))
-        return
     if args.one:
-        print(json.dumps(measure_speed(args.one, args.length, args.batch, args.rounds)))
+        torch.set_num_threads(args.threads[0])
+        if args.memory_of:
+            print(json.dumps(measure_memory(args.memory_of, args.one, args.length, args.batch)))
+        else:
+            print(json.dumps(measure_speed(args.one, args.length, args.batch, args.rounds, not args.no_compile)))
         return
+    if not rn.native_available():
+        sys.exit(f"error: the native engine is not available: {rn.native_info()['reason']}")
 
-    def child(*extra) -> object:
+    def child(threads: int, *extra) -> object:
         command = [sys.executable, __file__, "--length", str(args.length), "--batch", str(args.batch),
-                   "--rounds", str(args.rounds), *extra]
+                   "--rounds", str(args.rounds), "--threads", str(threads), *extra]
+        if args.no_compile:
+            command.append("--no-compile")
         return json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
 
     results = {}
-    for H in args.hidden:
-        speed = child("--one", str(H))
-        memory = {name: child("--one", str(H), "--memory-of", name)
-                  for name in ("ln explicit", "ln user loop", "oneDNN LSTM")}
-        results[H] = {"seconds": speed, "peak_mib": memory}
+    for threads in args.threads:
+        for H in args.hidden:
+            speed = child(threads, "--one", str(H))
+            memory = {} if args.no_memory else {name: child(threads, "--one", str(H), "--memory-of", name)
+                                                 for name in MEMORY}
+            results[f"H={H} threads={threads}"] = {"seconds": speed, "peak_mib": memory}
+            if not args.json:
+                report(H, threads, args.length, args.batch, args.rounds, speed, memory)
     record = {"benchmark": "cells", "L": args.length, "N": args.batch, "rounds": args.rounds,
-              "threads": torch.get_num_threads(), "cpu": cpu_model(),
-              "results": results}
-    if args.json:
-        print(json.dumps(record))
-        return
-    for H, result in results.items():
-        s, m = result["seconds"], result["peak_mib"]
-        print(f"H={H}  L={args.length} N={args.batch}  forward+backward, median of {args.rounds} rounds")
-        print(f"  layernorm_lstm explicit {s['ln explicit'] * 1e3:8.1f} ms   peak +{m['ln explicit']:.0f} MiB")
-        print(f"  user loop               {s['ln user loop'] * 1e3:8.1f} ms   peak +{m['ln user loop']:.0f} MiB"
-              f"   explicit is {s['ln user loop'] / s['ln explicit']:.2f}x faster, "
-              f"{m['ln explicit'] / m['ln user loop']:.2f}x the memory")
-        print(f"  oneDNN LSTM (no LN)     {s['oneDNN LSTM'] * 1e3:8.1f} ms   peak +{m['oneDNN LSTM']:.0f} MiB"
-              f"   explicit is {s['ln explicit'] / s['oneDNN LSTM']:.2f}x its time")
-        for floor in ("matmuls torch.mm", "matmuls oneDNN"):
-            print(f"  {floor:<23} {s[floor] * 1e3:8.1f} ms   {s[floor] / s['oneDNN LSTM']:.2f}x oneDNN's LSTM; "
-                  f"explicit is {s['ln explicit'] / s[floor]:.2f}x these matmuls")
-        bare = s["lstm explicit"]
-        for name in ("+ recurrent_dropout 0.25", "+ zoneout 0.1", "+ weight_drop 0.5"):
-            print(f"  lstm explicit {name:<26} {s[name] / bare:.2f}x the bare explicit LSTM ({bare * 1e3:.1f} ms)")
-        print(f"  lstm fused + weight_drop 0.5           {s['fused + weight_drop 0.5'] / s['lstm fused']:.2f}x "
-              f"the bare fused LSTM ({s['lstm fused'] * 1e3:.1f} ms)")
+              "cpu": cpu_model(), "native": rn.native_info()["isa"], "results": results}
     print(json.dumps(record))
 
 
