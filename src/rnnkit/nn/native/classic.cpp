@@ -10,6 +10,8 @@
 //         m = o ⊙ tanh(c~); h~ = m (or m W_hr^T)
 //   gru:  r, z = σ; n = tanh(a_n + r ⊙ (gh_n + b_hn));  ws = [r z n | gh_n + b_hn]
 //         h~ = (1 − z) ⊙ n + z ⊙ h_{t-1}
+#include <algorithm>
+
 #include "recurrence.h"
 
 namespace rnnkit {
@@ -211,6 +213,41 @@ void gru_backward_rows(const scalar_t* ws, int64_t W, const scalar_t* dh, const 
   });
 }
 
+// ---- resets, row by row (no per-step allocation) --------------------------------------------------------------
+
+// The state step t reads, (bs, S): a view of h_0 at t = 0 or of the state after step t-1; where rows reset before
+// step t, a copy in ``scratch`` with those rows taken from h_0.
+template <typename scalar_t>
+Tensor read_previous(const Sequence& s, const Tensor& first, const Tensor& seq, int64_t t, int64_t bs,
+                     Tensor& scratch) {
+  Tensor prev = t == 0 ? first.narrow(0, 0, bs) : seq[t - 1].narrow(0, 0, bs);
+  if (t == 0 || !s.resets.defined()) return prev;
+  const bool* reset = s.resets.data_ptr<bool>() + t * s.N();
+  if (std::none_of(reset, reset + bs, [](bool r) { return r; })) return prev;
+  Tensor out = scratch.narrow(0, 0, bs);
+  out.copy_(prev);
+  const int64_t S = first.size(1);
+  for (int64_t n = 0; n < bs; ++n) {
+    if (reset[n]) std::copy_n(first.data_ptr<scalar_t>() + n * S, S, out.data_ptr<scalar_t>() + n * S);
+  }
+  return out;
+}
+
+// A row that reset before step t read h_0, not h_{t-1}: the gradient its carry holds goes to h_0 (to_first).
+template <typename scalar_t>
+void route_resets(const Sequence& s, int64_t t, int64_t bs, Tensor& carry, Tensor& to_first) {
+  if (t == 0 || !s.resets.defined()) return;
+  const bool* reset = s.resets.data_ptr<bool>() + t * s.N();
+  const int64_t S = carry.size(1);
+  scalar_t* c = carry.data_ptr<scalar_t>();
+  scalar_t* f = to_first.data_ptr<scalar_t>();
+  for (int64_t n = 0; n < bs; ++n) {
+    if (!reset[n]) continue;
+    for (int64_t j = 0; j < S; ++j) f[n * S + j] += c[n * S + j];
+    std::fill_n(c + n * S, S, scalar_t(0));
+  }
+}
+
 // ---- the sequence ----------------------------------------------------------------------------------------------
 
 template <typename scalar_t>
@@ -235,10 +272,11 @@ ForwardResult classic_forward(Family family, const Sequence& s) {
   const scalar_t* b_hn = (gru && p.b_hh.defined()) ? p.b_hh.data_ptr<scalar_t>() + 2 * H : nullptr;
   Tensor gh = gru ? at::empty({N, G}, s.x.options()) : Tensor();
   Tensor fresh = at::empty({N, H}, s.x.options());  // h~_t (or m_t) before projection and zoneout
+  Tensor h_scratch = at::empty({N, P}, s.x.options()), c_scratch = at::empty({N, H}, s.x.options());
 
   for (int64_t t = 0; t < L; ++t) {
     const int64_t bs = s.alive(t);
-    const Tensor h_prev = previous_state(s, s.h0, y, t, bs);  // (bs, P)
+    const Tensor h_prev = read_previous<scalar_t>(s, s.h0, y, t, bs, h_scratch);  // (bs, P)
     const Tensor h_in = s.recurrent_mask.defined() ? h_prev * s.recurrent_mask.narrow(0, 0, bs) : h_prev;
     Tensor gate_t = ws[t].narrow(0, 0, bs).narrow(1, 0, G);  // (bs, G), rows W apart
     scalar_t* ws_t = ws[t].data_ptr<scalar_t>();
@@ -256,7 +294,7 @@ ForwardResult classic_forward(Family family, const Sequence& s) {
         break;
       case Family::Lstm: {
         gate_t.addmm_(h_in, w_hh_t);
-        const Tensor c_prev = previous_state(s, s.c0, cs, t, bs).contiguous();
+        const Tensor c_prev = read_previous<scalar_t>(s, s.c0, cs, t, bs, c_scratch);
         Tensor m_t = proj ? ws[t].narrow(0, 0, bs).narrow(1, G + H, H) : fresh_t;
         lstm_forward_rows<scalar_t>(ws_t, W, c_prev.data_ptr<scalar_t>(), H, m_t.data_ptr<scalar_t>(), m_t.stride(0),
                                     bs, H);
@@ -305,6 +343,7 @@ BackwardResult classic_backward(Family family, const Sequence& s, const Tensor& 
   Tensor dc0_reset = (lstm && s.resets.defined()) ? at::zeros_like(s.c0) : Tensor();
   Tensor direct = gru ? at::empty({N, H}, s.x.options()) : Tensor();
   Tensor dm_buf = at::empty({N, H}, s.x.options());
+  Tensor h_scratch = at::empty({N, P}, s.x.options()), c_scratch = at::empty({N, H}, s.x.options());
   const Tensor w_hh = p.w_hh.contiguous();
 
   for (int64_t t = L - 1; t >= 0; --t) {
@@ -323,7 +362,7 @@ BackwardResult classic_backward(Family family, const Sequence& s, const Tensor& 
         dc_t.sub_(keep_c);
       }
     }
-    const Tensor h_prev = previous_state(s, s.h0, y, t, bs);
+    const Tensor h_prev = read_previous<scalar_t>(s, s.h0, y, t, bs, h_scratch);
     const scalar_t* ws_t = ws[t].data_ptr<scalar_t>();
     Tensor d_gi_t = d_gi[t].narrow(0, 0, bs);
     switch (family) {
@@ -341,7 +380,7 @@ BackwardResult classic_backward(Family family, const Sequence& s, const Tensor& 
           dm = dm_buf.narrow(0, 0, bs);
           at::mm_out(dm, dh_fresh, p.w_hr);  // (bs, H)
         }
-        const Tensor c_prev = previous_state(s, s.c0, cs, t, bs).contiguous();
+        const Tensor c_prev = read_previous<scalar_t>(s, s.c0, cs, t, bs, c_scratch);
         lstm_backward_rows<scalar_t>(ws_t, W, dm.data_ptr<scalar_t>(), dc_t.data_ptr<scalar_t>(),
                                      c_prev.data_ptr<scalar_t>(), H, d_gi_t.data_ptr<scalar_t>(), bs, H);
         if (keep_c.defined()) dc_t.add_(keep_c);
@@ -361,15 +400,8 @@ BackwardResult classic_backward(Family family, const Sequence& s, const Tensor& 
     if (s.recurrent_mask.defined()) dh_t.mul_(s.recurrent_mask.narrow(0, 0, bs));
     if (gru) dh_t.add_(direct.narrow(0, 0, bs));
     if (keep_h.defined()) dh_t.add_(keep_h);
-    if (t > 0 && s.resets.defined()) {  // a reset row read h_0, not h_{t-1}: its gradient goes to h_0
-      const Tensor r = s.resets[t].narrow(0, 0, bs).unsqueeze(1);
-      dh0_reset.narrow(0, 0, bs).add_(at::where(r, dh_t, at::zeros_like(dh_t)));
-      dh_t.masked_fill_(r, 0);
-      if (lstm) {
-        dc0_reset.narrow(0, 0, bs).add_(at::where(r, dc_t, at::zeros_like(dc_t)));
-        dc_t.masked_fill_(r, 0);
-      }
-    }
+    route_resets<scalar_t>(s, t, bs, dh, dh0_reset);
+    if (lstm) route_resets<scalar_t>(s, t, bs, dc, dc0_reset);
     if (s.bptt_window > 0 && t > 0 && t % s.bptt_window == 0) {  // truncation: nothing crosses this boundary
       dh_t.zero_();
       if (lstm) dc_t.zero_();
