@@ -82,9 +82,33 @@ def native_available() -> bool:
 def native_info() -> dict:
     """What the native engine is here: ``available``, ``reason`` (why not, with the fix), ``isa`` (the instruction
     set it was compiled for), ``kernels`` (the cells it has), ``threads`` (ATen's intra-op threads), ``library``."""
-    return {**_load(), "threads": torch.get_num_threads()}
+    kernels = _kernels() if native_available() else ()
+    return {**_load(), "kernels": kernels, "threads": torch.get_num_threads()}
+
+
+def _kernels() -> tuple[str, ...]:
+    """The kernels registered now: the extension's own and those of libraries built with :func:`build_kernel`."""
+    info = torch.ops.rnnkit.build_info()
+    return tuple(dict(part.split("=", 1) for part in info.split(";"))["kernels"].split(","))
 
 
 def has_kernel(name: str | None) -> bool:
-    """Whether the loaded extension has a kernel called ``name``."""
-    return name is not None and native_available() and name in _load()["kernels"]
+    """Whether the native engine has a kernel called ``name`` (its own, or one added by :func:`build_kernel`)."""
+    return name is not None and native_available() and name in _kernels()
+
+
+def build_kernel(*sources: str | Path, name: str = "rnnkit_user_kernels", verbose: bool = False) -> str:
+    """Compile C++ kernel files (each ending in ``RNNKIT_REGISTER_KERNEL(name, ...)``, see ``recurrence.h``) against
+    the installed native engine and load them, so that a cell whose ``native_kernel`` names one runs natively.
+    Returns the library's path. Built once per change of the sources (PyTorch's extension cache)."""
+    from torch.utils.cpp_extension import load
+
+    if not native_available():
+        raise RuntimeError(f"the native engine is not available: {_load()['reason']}")
+    library = Path(_load()["library"])
+    flags = ["-O3", "-fopenmp"]
+    if _load()["isa"] == "AVX2":
+        flags += ["-mavx2", "-mfma", "-DCPU_CAPABILITY_AVX2", "-DCPU_CAPABILITY=AVX2"]
+    return load(name=name, sources=[str(source) for source in sources], extra_include_paths=[str(_HERE)],
+                extra_cflags=flags, extra_ldflags=[str(library), f"-Wl,-rpath,{library.parent}", "-fopenmp"],
+                is_python_module=False, verbose=verbose)
