@@ -11,14 +11,16 @@ the outputs (so that every output has a gradient). Variants:
     LSTM, GRU           torch.nn.LSTM / torch.nn.GRU: PyTorch's fused oneDNN kernels
     <cell> scan         rnnkit.nn.Recurrent(cell, engine="scan"): one input projection, one blocked scan, a reverse
                         scan as backward
+    <cell> native       rnnkit.nn.Recurrent(cell, engine="native"): the same in C++, the coefficients fused into one
+                        pass (where the native engine is built)
     <cell> step         rnnkit.nn.Recurrent(cell, engine="explicit"): the same cell one step at a time (the path
                         generation takes)
 
 The machine is shared and noisy, so at each length the variants run round-robin (a new random order every round)
-and each time is the median over the rounds: read the ratios. Issue 13's target: the scan engine at L=4096,
-N=8, H=256 at least 2.5 times as fast as torch.nn.LSTM, forward + backward (the ceiling is about 4x: minGRU's
-projections cost 12 H^2 flops per token against the LSTM's 48 H^2); the target line is printed when 4096 is among
-the lengths.
+and each time is the median over the rounds: read the ratios. Issue 23's targets at L=4096, N=8, H=256, forward
++ backward: minLSTM and RG-LRU at least 2.5 times as fast as torch.nn.LSTM, minGRU at least 5 times (minGRU's
+projections cost 12 H^2 flops per token against the LSTM's 48 H^2); the target lines are printed when 4096 is
+among the lengths.
 
 Memory: the peak resident memory added by one forward + backward, each variant and length in its own fresh
 process (``ru_maxrss`` after minus before; large CPU tensors are mapped and unmapped by the allocator, so the peak
@@ -37,18 +39,22 @@ import torch
 from torch import nn
 
 import rnnkit.nn as rn
+from rnnkit.nn.native import has_kernel
 
 from bench_common import cpu_model
 from timing import peak_mib, round_robin_medians
 
 CELLS = ("mingru", "minlstm", "rglru")
-TARGET_L, TARGET_RATIO = 4096, 2.5
+TARGET_L = 4096
+TARGET_RATIO = {"mingru": 5.0, "minlstm": 2.5, "rglru": 2.5}
 
 
 def variants(H: int) -> dict[str, nn.Module]:
     models: dict[str, nn.Module] = {"LSTM": nn.LSTM(H, H), "GRU": nn.GRU(H, H)}
     for cell in CELLS:
         models[f"{cell} scan"] = rn.Recurrent(cell, H, H, engine="scan")
+        if has_kernel(rn.get_cell(cell).native_kernel):
+            models[f"{cell} native"] = rn.Recurrent(cell, H, H, engine="native")
         models[f"{cell} step"] = rn.Recurrent(cell, H, H, engine="explicit")
     return models
 
@@ -141,8 +147,11 @@ def main() -> None:
     target = results.get(str(TARGET_L))
     if target is not None:
         lstm = target["seconds"]["LSTM"]
-        ratios = ", ".join(f"{cell} {lstm / target['seconds'][f'{cell} scan']:.2f}x" for cell in CELLS)
-        print(f"scan engine vs torch.nn.LSTM at L={TARGET_L}: {ratios} (target >= {TARGET_RATIO}x)")
+        for engine in ("scan", "native"):
+            ratios = ", ".join(f"{cell} {lstm / target['seconds'][f'{cell} {engine}']:.2f}x (target >= "
+                               f"{TARGET_RATIO[cell]}x)" for cell in CELLS if f"{cell} {engine}" in target["seconds"])
+            if ratios:
+                print(f"{engine} engine vs torch.nn.LSTM at L={TARGET_L}: {ratios}")
     print(f"plot: {image}")
 
 
