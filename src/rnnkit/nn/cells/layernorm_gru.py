@@ -21,6 +21,7 @@ from .registry import register_cell
 
 @register_cell(title="LayerNorm GRU")
 class LayerNormGRU(Cell):
+    native_kernel = "layernorm_gru"
     name = "layernorm_gru"
     gate_names = ("reset", "update", "new")
 

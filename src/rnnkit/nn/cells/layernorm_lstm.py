@@ -29,6 +29,7 @@ from .registry import register_cell
 
 @register_cell(title="LayerNorm LSTM")
 class LayerNormLSTM(Cell):
+    native_kernel = "layernorm_lstm"
     name = "layernorm_lstm"
     gate_names = ("input", "forget", "cell", "output")
     has_cell_state = True
