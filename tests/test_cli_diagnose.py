@@ -4,6 +4,7 @@ the PNGs, a language-model run directory, and every bad input giving one line on
 import json
 from dataclasses import asdict
 
+import numpy as np
 import pytest
 
 from cli_helpers import assert_one_line_error, run_cli
@@ -273,3 +274,90 @@ def test_bench_out_is_a_file(capsys, tmp_path):
     code, _, stderr = run_cli(capsys, "bench", "memory-tasks", "--out", file)
     assert_one_line_error(code, stderr, "is a file")
     assert file.read_text() == "keep"
+
+
+# ------------------------------------------------------------------------------------------- --engine
+
+
+@pytest.mark.parametrize("command", ["gradients", "memory"])
+def test_fresh_layers_give_the_same_numbers_on_every_engine_that_runs_them(capsys, tmp_path, command):
+    from rnnkit.nn import native_available
+
+    engines = ["explicit", "reference", *(["native"] if native_available() else [])]
+    reports = {}
+    for engine in ["auto", *engines]:
+        args = ["diagnose", command, *TINY, "--cells", "lstm,gru", "--out", tmp_path / f"{engine}.png", "--json"]
+        code, stdout, stderr = run_cli(capsys, *args, *(["--engine", engine] if engine != "auto" else []))
+        assert code == 0, stderr
+        reports[engine] = json.loads(stdout)
+        assert reports[engine]["engine"] == engine
+    key = "norms" if command == "gradients" else "jacobian"
+    for engine in engines:
+        for cell, numbers in reports["auto"]["cells"].items():
+            got = reports[engine]["cells"][cell][key]
+            assert np.allclose(got, numbers[key], rtol=1e-6, atol=0), (engine, cell)
+
+
+def test_memory_of_the_linear_cells_on_the_scan_engine(capsys, tmp_path):
+    code, stdout, stderr = run_cli(capsys, "diagnose", "memory", *TINY, "--cells", "mingru,rglru", "--engine", "scan",
+                                   "--out", tmp_path / "m.png", "--json")
+    assert code == 0, stderr
+    report = json.loads(stdout)
+    assert report["engine"] == "scan" and set(report["cells"]) == {"mingru", "rglru"}
+    assert all(len(numbers["jacobian"]) == 6 for numbers in report["cells"].values())
+
+
+@pytest.mark.parametrize("command", ["gradients", "memory"])
+def test_a_run_on_the_engine_given(capsys, tmp_path, lm_run, command):
+    code, stdout, stderr = run_cli(capsys, "diagnose", command, lm_run, "--length", "8", "--engine", "explicit",
+                                   "--out", tmp_path / "x.png", "--json", *(["--cells", "lstm"] if command == "gradients" else []))
+    assert code == 0, stderr
+    report = json.loads(stdout)
+    assert (report["run"] if command == "gradients" else report)["engine"] == "explicit"
+
+
+def test_bench_memory_tasks_on_the_engine_given(capsys, tmp_path):
+    out = tmp_path / "bench"
+    code, stdout, stderr = run_cli(capsys, "bench", "memory-tasks", "--tasks", "adding,selective-copy", "--lengths", "16",
+                                   "--cells", "gru", "--hidden", "4", "--steps", "1", "--eval-every", "1", "--eval-size",
+                                   "4", "--batch-size", "2", "--engine", "explicit", "--quiet", "--out", out, "--json")
+    assert code == 0, stderr
+    rows = json.loads(stdout)["results"]
+    assert [row["task"] for row in rows] == ["adding", "selective-copy"]
+    assert all(row["config"]["engine"] == "explicit" and row["steps"] == 1 for row in rows)
+
+
+@pytest.mark.parametrize("args, words", [
+    (["diagnose", "gradients", *TINY, "--engine", "scan"], ["scan engine runs linear recurrences only", "'rnn_tanh'"]),
+    (["diagnose", "memory", *TINY, "--cells", "lstm,mingru", "--engine", "fused"], ["'mingru' has no fused PyTorch kernel"]),
+    (["bench", "memory-tasks", "--cells", "rnn,lstm", "--engine", "scan"], ["scan engine runs linear recurrences only"]),
+    (["diagnose", "gradients", *TINY, "--engine", "warp"], ["--engine", "'warp'"]),
+])
+def test_an_engine_that_cannot_run_a_cell_is_one_line(capsys, tmp_path, args, words):
+    out = tmp_path / ("bench" if args[0] == "bench" else "x.png")
+    code, stdout, stderr = run_cli(capsys, *args, "--out", out)
+    assert_one_line_error(code, stderr, *words)
+    assert stdout == "" and not out.exists()
+
+
+@pytest.mark.parametrize("command", ["gradients", "memory"])
+def test_an_engine_that_cannot_run_the_runs_options_is_one_line(capsys, tmp_path, text_file, command):
+    run = make_lm_run(tmp_path / "run", text_file)
+    checkpoint = RunDirectory.open(run).load()
+    model_config = {**checkpoint.meta["configs"]["model"], "zoneout": 0.1}  # PyTorch's kernels cannot run zoneout
+    rewrite_meta(checkpoint.path, {**checkpoint.meta, "configs": {**checkpoint.meta["configs"], "model": model_config}})
+    code, _, stderr = run_cli(capsys, "diagnose", command, run, "--length", "6", "--engine", "fused",
+                              "--out", tmp_path / "x.png")
+    assert_one_line_error(code, stderr, "zoneout needs engine='explicit'")
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_a_cell_without_a_native_kernel_is_one_line(capsys, tmp_path, monkeypatch):
+    from rnnkit.nn import get_cell, native_available
+
+    if not native_available():
+        pytest.skip("the native engine is not built here (test_cli_doctor covers the engine turned off)")
+    monkeypatch.setattr(get_cell("layernorm_gru"), "native_kernel", None)
+    code, _, stderr = run_cli(capsys, "diagnose", "gradients", *TINY, "--cells", "lstm,layernorm_gru", "--engine",
+                              "native", "--out", tmp_path / "x.png")
+    assert_one_line_error(code, stderr, "cell 'layernorm_gru' has no native kernel", "engine='explicit'")

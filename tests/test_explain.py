@@ -14,6 +14,7 @@ import torch
 
 from rnnkit.cli import main
 from rnnkit.diagnose.gradients import language_model_gradient_flow
+from rnnkit.nn import Recurrent
 from rnnkit.tasks.lm import from_run
 from rnnkit.train import RunDirectory
 from rnnkit.viz import (FEATURES, browser_model, collect_activations, final_outputs, rank_units, recorded_states,
@@ -220,6 +221,32 @@ def test_explain_writes_the_page_and_prints_the_ranking(capsys, runs, probe, tmp
     assert page_data(default_page)["selected"] == {"layer": 0, "state": "hidden", "unit": 5}
 
 
+@pytest.mark.parametrize("engine", ["explicit", "reference"])
+def test_explain_runs_the_model_on_the_engine_given(capsys, runs, probe, tmp_path, engine, monkeypatch):
+    code, stdout, stderr = run_cli(capsys, "explain", runs["lstm"], "--text", probe, "--out", tmp_path / "a.html", "--json")
+    assert code == 0, stderr
+    default = json.loads(stdout)
+
+    traced = []  # (the layer's engine, the engine its trace was recorded on), per trace
+    trace = Recurrent.trace
+
+    def recording(layer, *args, **kwargs):
+        result = trace(layer, *args, **kwargs)
+        traced.append((layer.engine, result.engine))
+        return result
+
+    monkeypatch.setattr(Recurrent, "trace", recording)
+    code, stdout, stderr = run_cli(capsys, "explain", runs["lstm"], "--text", probe, "--out", tmp_path / "b.html",
+                                   "--json", "--engine", engine)
+    assert code == 0, stderr
+    report = json.loads(stdout)
+    # the layers run on the engine given; a trace is recorded on it where it keeps the gates, else on explicit
+    assert traced and set(traced) == {(engine, "explicit")}
+    np.testing.assert_allclose(report["hidden"], default["hidden"], atol=1e-5)
+    np.testing.assert_allclose(report["next"], default["next"], atol=1e-5)
+    assert report["ranking"].keys() == default["ranking"].keys()
+
+
 def test_a_cell_without_a_javascript_step_gets_the_static_page(capsys, runs, probe, tmp_path, monkeypatch):
     monkeypatch.setattr("rnnkit.viz.live_model.BROWSER_CELLS", ("gru",))
     code, stdout, stderr = run_cli(capsys, "explain", runs["lstm"], "--text", probe, "--out", tmp_path / "p.html")
@@ -280,6 +307,7 @@ def other_task_run(tmp_path):
     ("unit", ["--unit 8 is out of range", "0 to 7"]),
     ("cell of a GRU", ["GRU", "no cell state"]),
     ("out in a missing directory", ["does not exist"]),
+    ("engine that cannot run the cell", ["scan engine runs linear recurrences only", "'lstm'"]),
 ])
 def test_bad_input_one_line_and_nothing_written(capsys, runs, probe, other_task_run, tmp_path, case, words):
     run, text, extra = runs["lstm"], probe, []
@@ -303,6 +331,8 @@ def test_bad_input_one_line_and_nothing_written(capsys, runs, probe, other_task_
         run, extra = runs["gru"], ["--state", "cell"]
     elif case == "out in a missing directory":
         page = tmp_path / "missing" / "page.html"
+    elif case == "engine that cannot run the cell":
+        extra = ["--engine", "scan"]
     code, stdout, stderr = run_cli(capsys, "explain", run, "--text", text, "--out", page, *extra)
     assert_one_line_error(code, stderr, *words)
     assert stdout == ""

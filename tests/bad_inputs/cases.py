@@ -93,6 +93,10 @@ case("train-lm--valid-fraction-rounds-to-nothing", train("lm", "--valid-fraction
 case("train-lm--batch-size-larger-than-data", train("lm", "--batch-size 100000"), "--batch-size|batch size")
 case("train-lm--tie-weights-sizes-differ", train("lm", "--tie-weights --embedding 8 --hidden 16"), "--tie-weights")
 case("train-lm-unknown-flag", train("lm", "--hiden 3"), "--hiden")
+# an engine that cannot run the cell or an option: the layer's one sentence, before a run directory is made
+case("train-lm--engine-scan-for-an-lstm", train("lm", "--engine scan"), "scan engine", "'lstm'")
+case("train-lm--engine-fused-with-zoneout", train("lm", "--engine fused --zoneout 0.1"), "zoneout", "fused")
+case("train-music--engine-fused-for-a-mingru", train("music", "--cell mingru --engine fused"), "'mingru'", "fused")
 case("train-lm-runaway-loss--lr=1e6", train("lm", "--lr 1e6 --epochs 1", steps=""), "--lr", area="C",
      may_create="out")
 case("train-lm-diverges-to-nan-json", train("lm", "--optimizer sgd --lr 1e8 --clip 0 --epochs 1 --json", steps=""),
@@ -575,6 +579,7 @@ case("explain--unit-out-of-range", "explain {lm} --text {text} --unit 1000", "--
 case("explain--max-chars=0", "explain {lm} --text {text} --max-chars 0", "--max-chars")
 case("explain-out-under-a-file", "explain {lm} --text {text} --out {csv}/page.html", "reviews.csv")
 case("explain-out-in-proc", "explain {lm} --text {text} --out /proc/rnnkit-page.html", "/proc/rnnkit-page.html")
+case("explain--engine-scan", "explain {lm} --text {text} --engine scan", "scan engine", "'lstm'")
 
 # -------------------------------------------------------------------------------------- diagnose and bench
 
@@ -596,6 +601,13 @@ for flag, value in [("--length", "1"), ("--cells", "bogus"), ("--forget-bias", "
     case(f"diagnose-memory{flag}={value}", f"{_MEMORY} {flag} {value}", "bogus" if value == "bogus" else flag)
 case("diagnose-memory-classify-run", "diagnose memory {classify} --length 6 --out {tmp}/m.png", "classify")
 case("diagnose-memory-out-into-the-run", "diagnose memory {lm} --length 6 --out {lm}/best.json", "best.json")
+case("diagnose-gradients--engine-scan", f"{_GRADIENTS} --engine scan", "scan engine", "'rnn_tanh'")
+case("diagnose-gradients-run--engine-scan", "diagnose gradients {lm} --length 6 --cells mingru --engine scan "
+     "--out {tmp}/g.png", "scan engine", "'lstm'")
+case("diagnose-memory--engine-fused-for-a-mingru", "diagnose memory --length 6 --hidden 4 --cells mingru --engine fused "
+     "--out {tmp}/m.png", "'mingru'", "fused")
+case("diagnose-memory-run--engine-scan", "diagnose memory {lm} --length 6 --engine scan --out {tmp}/m.png",
+     "scan engine", "'lstm'")
 
 _BENCH = "bench memory-tasks --tasks adding --lengths 4 --cells rnn --hidden 4 --steps 2 --eval-size 8 --quiet --out {tmp}/b"
 for flag, value in [("--tasks", "bogus"), ("--lengths", "1"), ("--lengths", "abc"), ("--lengths", "-5"),
@@ -604,6 +616,8 @@ for flag, value in [("--tasks", "bogus"), ("--lengths", "1"), ("--lengths", "abc
     case(f"bench{flag}={value}", f"{_BENCH} {flag} {value}", "bogus" if value == "bogus" else flag)
 case("bench-out-under-a-file", f"{_BENCH} --out {{text}}/bench", "tiny.txt")
 case("bench-out-into-a-run", f"{_BENCH} --out {{lm}}", "--out")
+case("bench--engine-scan", f"{_BENCH} --engine scan", "scan engine", "'rnn_tanh'")
+case("bench--engine-bogus", f"{_BENCH} --engine bogus", "--engine", "bogus")
 
 # -------------------------------------------------------------------------------------- outputs the system refuses
 

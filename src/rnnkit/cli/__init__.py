@@ -5,6 +5,7 @@
     rnnkit evaluate DIR [--data FILE | --source F --target F] [--json]
     rnnkit predict DIR [--input FILE] [--data FILE] [--output PATH] [--json]
     rnnkit translate | explain | diagnose | bench ...
+    rnnkit doctor [--json]                                  (versions, CPU, the engines that run here)
     torchrun --nproc-per-node=2 -m rnnkit train lm ...        (data-parallel training)
 
 Each command lives in its own module of :mod:`rnnkit.cli.commands`, imported only when it runs. Every flag of

@@ -211,13 +211,21 @@ def cell_option(default: str = "lstm") -> Callable:
                         help="Recurrent cell.")
 
 
-def engine_option() -> Callable:
-    from rnnkit.nn.layer import ENGINES
+# What engine="auto" runs, in the order rnnkit.nn.engines.registry decides it.
+AUTO_ENGINE = ("fused where PyTorch has the cell's kernel and no option needs rnnkit's engines, else scan for the "
+               "linear cells, else native where it is built and has the cell's kernel, else explicit")
 
-    return click.option("--engine", type=click.Choice(ENGINES), default="auto", show_default=True,
-                        help="fused: PyTorch's kernels; explicit: rnnkit's loop with hand-written BPTT; reference: the "
-                             "cell's equations under autograd; scan: linear recurrences all at once; auto: fused "
-                             "where it can run the cell and its options, else explicit.")
+
+def engine_option(note: str = "") -> Callable:
+    """``--engine``: auto or any registered engine (:func:`rnnkit.nn.engine_names`), each described in --help by
+    its own ``summary``; ``note`` (a sentence) says what the command does with it where that is not plain."""
+    from rnnkit.nn import engine_names, get_engine
+
+    names = engine_names()
+    engines = "; ".join(f"{name}: {get_engine(name).summary}" for name in names)
+    return click.option("--engine", type=click.Choice(("auto", *names)), default="auto", show_default=True,
+                        help=f"How the recurrent layers run. auto: {AUTO_ENGINE}; {engines}. `rnnkit doctor` "
+                             f"says which this machine runs.{' ' + note if note else ''}")
 
 
 def regulariser_options(embedding: bool = False) -> Callable:

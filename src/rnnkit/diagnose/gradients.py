@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnkit.errors import InputError
-from rnnkit.models.recurrent import registered_cell
+from rnnkit.models.recurrent import check_engine, registered_cell
 from rnnkit.nn import Recurrent
 
 LOSSES = ("last", "sum")
@@ -213,7 +213,7 @@ def _one_layer_like(layer: nn.Module, input_size: int) -> nn.Module:
 
 
 def fresh_layer(cell: str, input_size: int, hidden_size: int, *, seed: int, forget_bias: float = 0.0,
-                recurrent_scale: float = 1.0, dtype: torch.dtype = torch.float64) -> nn.Module:
+                recurrent_scale: float = 1.0, dtype: torch.dtype = torch.float64, engine: str = "auto") -> nn.Module:
     """A new one-layer ``rnnkit.nn.Recurrent`` layer of any registered cell, with the cell's default
     initialisation (PyTorch's for the torch cells), seeded.
 
@@ -224,11 +224,17 @@ def fresh_layer(cell: str, input_size: int, hidden_size: int, *, seed: int, forg
             al. 2015). Ignored for other cells.
         recurrent_scale: the recurrent weight W_hh is multiplied by this (1: the default init; larger values
             make the RNN's gradient explode instead of vanish).
+        engine: the layer's engine (``"auto"`` or a name of :func:`rnnkit.nn.engine_names`); InputError, the
+            layer's one sentence, where it cannot run the cell.
     """
     kind = registered_cell(cell)
+    check_engine(engine)
     torch.manual_seed(seed)
     bias = forget_bias if forget_bias and kind.forget_gate is not None else None
-    layer = Recurrent(kind.name, input_size, hidden_size, forget_bias=bias).to(dtype)
+    try:
+        layer = Recurrent(kind.name, input_size, hidden_size, forget_bias=bias, engine=engine).to(dtype)
+    except ValueError as error:  # an engine that cannot run this cell
+        raise InputError(str(error)) from None
     if kind.recurrent_weight is not None:
         with torch.no_grad():
             getattr(layer, f"{kind.recurrent_weight}_l0").mul_(recurrent_scale)
@@ -269,16 +275,17 @@ def language_model_gradient_flow(model: nn.Module, ids: Tensor, loss: str = "las
 
 
 def fresh_gradient_flow(cell: str, *, length: int, hidden_size: int, seed: int, loss: str = "last",
-                        forget_bias: float = 0.0, recurrent_scale: float = 1.0, classes: int = 10) -> GradientFlow:
+                        forget_bias: float = 0.0, recurrent_scale: float = 1.0, classes: int = 10,
+                        engine: str = "auto") -> GradientFlow:
     """Gradient flow of a fresh layer on one random sequence, in float64.
 
     The sequence x_t ~ N(0, 1) has ``hidden_size`` features; the loss is the cross-entropy of a fixed random
     linear readout of h_t (``classes`` outputs, as a language model's softmax layer) against random targets.
     The layer, the readout, the inputs and the targets depend only on ``seed``: every cell type sees the
-    same sequence.
+    same sequence. The layer runs on ``engine``, one step per call (see :func:`per_step_gradient_norms`).
     """
     layer = fresh_layer(cell, hidden_size, hidden_size, seed=seed, forget_bias=forget_bias,
-                        recurrent_scale=recurrent_scale)
+                        recurrent_scale=recurrent_scale, engine=engine)
     generator = torch.Generator().manual_seed(seed + 1)
     readout = nn.Linear(hidden_size, classes).double()
     with torch.no_grad():

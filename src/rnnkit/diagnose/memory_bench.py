@@ -18,6 +18,7 @@ from typing import Callable
 
 from rnnkit.checks import check_training_memory
 from rnnkit.errors import InputError
+from rnnkit.models.recurrent import check_runs_on
 
 from . import selective_copy
 from .memory_tasks import REFERENCE_CELL, TASKS, MemoryTaskConfig, matched_hidden_sizes, memory_model_parameter_count
@@ -46,6 +47,12 @@ def check_fits_in_memory(hidden: int) -> None:
     (its recurrent weights dominate every cell's count)."""
     check_training_memory(memory_model_parameter_count(REFERENCE_CELL, hidden, 1, 1), 4, "lower --hidden",
                           what="training each cell")
+
+
+def check_engine(cells: list[str], engine: str) -> None:
+    """One line, before any training, when ``engine`` cannot run one of the cells (the layer's own sentence)."""
+    for cell in cells:
+        check_runs_on(cell, engine)
 
 
 def equal_budget_sizes(tasks: list[str], hidden: int, cells: list[str]) -> dict[str, dict[str, int]]:

@@ -38,9 +38,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnkit.errors import InputError
-from rnnkit.models.recurrent import registered_cell
+from rnnkit.models.recurrent import check_engine, recurrent_layer, registered_cell
 from rnnkit.models.size import cell_parameter_count, parameter_count
-from rnnkit.nn import Recurrent
 
 from .fresh_training import train_on_fresh_batches
 
@@ -130,16 +129,16 @@ class MemoryTaskModel(nn.Module):
 
     Inputs: x (N, L, I). Outputs: (N, O) when ``per_step`` is False, else (N, L, O).
     ``forget_bias`` is added to the forget-gate bias after the cell's initialisation, for cells that have a
-    forget gate (the LSTM family); others ignore it.
+    forget gate (the LSTM family); others ignore it. The layer runs on ``engine`` (InputError where it cannot).
     """
 
     def __init__(self, cell: str, input_size: int, hidden_size: int, output_size: int, per_step: bool,
-                 forget_bias: float = 0.0):
+                 forget_bias: float = 0.0, engine: str = "auto"):
         super().__init__()
         cell_type = registered_cell(cell)
         self.per_step = per_step
         bias = forget_bias if forget_bias and cell_type.forget_gate is not None else None
-        self.rnn = Recurrent(cell, input_size, hidden_size, batch_first=True, forget_bias=bias)
+        self.rnn = recurrent_layer(cell, input_size, hidden_size, engine=engine, forget_bias=bias)
         self.readout = nn.Linear(hidden_size, output_size)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -184,6 +183,7 @@ class MemoryTaskConfig:
         stop_below: stop once the held-out metric is at or below this (None: never early).
         forget_bias: added to the forget-gate bias of cells that have one (Gers et al. 2000; 0 keeps the init).
         seed: model initialisation and training data; the held-out set uses its own fixed seed.
+        engine: the layer's engine (``"auto"`` or a name of :func:`rnnkit.nn.engine_names`).
     """
 
     task: str
@@ -200,10 +200,12 @@ class MemoryTaskConfig:
     stop_below: float | None = None
     forget_bias: float = 1.0
     seed: int = 0
+    engine: str = "auto"
 
     def __post_init__(self):
         task = get_task(self.task)
         registered_cell(self.cell)
+        check_engine(self.engine)
         if isinstance(self.length, bool) or not isinstance(self.length, int) or self.length < task.min_length:
             raise InputError(f"the {self.task} task needs a length T of at least {task.min_length}, got {self.length!r}")
         for name in ("hidden_size", "batch_size", "steps", "eval_every", "eval_size"):
@@ -236,7 +238,7 @@ def train_memory_task(config: MemoryTaskConfig, log: Callable[[str], None] | Non
     task = get_task(config.task)
     torch.manual_seed(config.seed)
     model = MemoryTaskModel(config.cell, task.input_size, config.hidden_size, task.output_size, task.per_step,
-                            forget_bias=config.forget_bias)
+                            forget_bias=config.forget_bias, engine=config.engine)
     train_data = torch.Generator().manual_seed(config.seed)
     test_inputs, test_targets = task.batch(config.eval_size, config.length, torch.Generator().manual_seed(HELD_OUT_SEED))
     name = f"{config.task} T={config.length} {config.cell} (H={config.hidden_size})"

@@ -7,6 +7,7 @@ at ``out``::
 
     fresh = FreshLayers(cells=["rnn", "lstm", "gru"], hidden_size=128, seed=0, forget_biases=[0.0, 1.0, 3.0])
     fresh.check_fits(length=200)                      # one line if the largest layer cannot fit in memory
+    fresh.check_engine()                              # one line if its engine cannot run one of the cells
     report = gradient_report(fresh, length=200, loss="last", clip=1.0, out="gradients.png")
     report["cells"]["lstm+3"]["ratio"]                # ‖∂L/∂h_T‖ / ‖∂L/∂h_1‖ with forget bias +3
 """
@@ -24,6 +25,7 @@ from rnnkit.checks import TRAINING_COPIES, check_fits_in_memory
 from rnnkit.data.text import CharVocab, WordVocab
 from rnnkit.errors import InputError
 from rnnkit.models import LanguageModel
+from rnnkit.models.recurrent import check_runs_on
 from rnnkit.models.size import cell_parameter_count, parameter_count
 from rnnkit.nn import get_cell
 
@@ -37,13 +39,19 @@ INIT_WORDS = "PyTorch's default init"
 @dataclass(frozen=True)
 class FreshLayers:
     """Fresh one-layer layers, one per cell (and per forget bias for the cells with a forget gate), input size
-    = hidden size, seeded; ``recurrent_scale`` multiplies W_hh after the initialisation."""
+    = hidden size, seeded; ``recurrent_scale`` multiplies W_hh after the initialisation; they run on ``engine``."""
 
     cells: list[str]
     hidden_size: int
     seed: int
     forget_biases: list[float]
     recurrent_scale: float = 1.0
+    engine: str = "auto"
+
+    def check_engine(self) -> None:
+        """One line, before anything is computed, when the engine cannot run one of the cells."""
+        for cell in self.cells:
+            check_runs_on(cell, self.engine)
 
     def check_fits(self, length: int) -> None:
         """One line, before anything is allocated, when the largest layer (float64: its weights and their
@@ -64,11 +72,13 @@ class FreshLayers:
         return ", ".join(words)
 
     def words(self) -> str:
-        return f"fresh layers, H={self.hidden_size}, {self.init_words()}, seed {self.seed}"
+        engine = "" if self.engine == "auto" else f", engine {self.engine}"
+        return f"fresh layers, H={self.hidden_size}, {self.init_words()}, seed {self.seed}{engine}"
 
     def header(self) -> dict:
         """The report's description of the layers."""
-        return {"source": "fresh", "init": self.init_words(), "hidden_size": self.hidden_size, "seed": self.seed}
+        return {"source": "fresh", "init": self.init_words(), "hidden_size": self.hidden_size, "seed": self.seed,
+                "engine": self.engine}
 
 
 @dataclass(frozen=True)
@@ -113,7 +123,8 @@ def gradient_report(fresh: FreshLayers, *, length: int, loss: str, clip: float |
         biases = fresh.forget_biases if get_cell(cell).forget_gate is not None else [0.0]
         for bias in biases:
             flow = fresh_gradient_flow(cell, length=length, hidden_size=fresh.hidden_size, seed=fresh.seed,
-                                       loss=loss, forget_bias=bias, recurrent_scale=fresh.recurrent_scale)
+                                       loss=loss, forget_bias=bias, recurrent_scale=fresh.recurrent_scale,
+                                       engine=fresh.engine)
             key = cell if bias == 0 else f"{cell}{bias:+g}"
             curves[key] = {"cell": cell, "forget_bias": bias, "label": curve_label(cell, bias),
                            **_flow_numbers(flow, clip, fresh.hidden_size, _fresh_parameters(cell, fresh.hidden_size))}
@@ -124,6 +135,7 @@ def gradient_report(fresh: FreshLayers, *, length: int, loss: str, clip: float |
         flow = language_model_gradient_flow(trained.model, trained.ids, loss=loss)
         parameters = parameter_count(trained.model.rnn)
         run = {"run_dir": trained.run_dir, "text": trained.where, "cell": config.cell, "layers": config.num_layers,
+               "engine": trained.model.rnn.engine,
                "label": f"trained: {trained.run_dir} ({config.cell}, {config.num_layers}×{config.hidden_size})",
                **_flow_numbers(flow, clip, config.hidden_size, parameters)}
         report.update({"source": "fresh and run", "run_dir": trained.run_dir, "text": trained.where})
@@ -171,7 +183,12 @@ def memory_report(*, length: int, out, fresh: FreshLayers | None = None, trained
     """How much the first input x_1 still moves h_t over ``length`` steps (‖∂h_t/∂x_1‖ and ‖h_t − h_t'‖ with
     x_1 replaced), and how often each gate saturates: for every fresh layer (one random N(0, 1) sequence,
     the same for every cell), or for the trained model (its top layer; x_1 replaced by the embedding of
-    another token, drawn with ``seed``). Draws the curves at ``out``."""
+    another token, drawn with ``seed``). Draws the curves at ``out``.
+
+    Forward-mode autodiff runs on PyTorch's kernels and through the cell's reference equations only, so both
+    measures of influence run on the fused engine where the layers' engine is fused, else on the reference
+    one (:func:`~rnnkit.diagnose.memory.input_influence`); the gates are traced on the layers' engine where it
+    keeps them, else on the explicit one (``Trace.engine``)."""
     if trained is None:
         cells = {cell: _fresh_memory(cell, fresh, length) for cell in fresh.cells}
         source, report = fresh.words(), fresh.header()
@@ -181,7 +198,7 @@ def memory_report(*, length: int, out, fresh: FreshLayers | None = None, trained
         config = trained.model.config
         source = (f"{trained.run_dir} ({config.cell}, top layer of {config.num_layers}) on {trained.where}, "
                   f"{replaced}")
-        report = {"source": "run", "run_dir": trained.run_dir, "text": trained.where}
+        report = {"source": "run", "run_dir": trained.run_dir, "text": trained.where, "engine": trained.model.rnn.engine}
     title = f"memory of the first input over {length} steps: {source}"
     plot = plot_memory(cells, out, title)
     report.update({"length": length, "cells": cells, "title": title, "plot": str(plot)})
@@ -191,7 +208,7 @@ def memory_report(*, length: int, out, fresh: FreshLayers | None = None, trained
 def _fresh_memory(cell: str, fresh: FreshLayers, length: int) -> dict:
     hidden, seed = fresh.hidden_size, fresh.seed
     layer = fresh_layer(cell, hidden, hidden, seed=seed, forget_bias=fresh.forget_biases[0],
-                        recurrent_scale=fresh.recurrent_scale)
+                        recurrent_scale=fresh.recurrent_scale, engine=fresh.engine)
     generator = torch.Generator().manual_seed(seed + 1)  # the same sequence for every cell
     x = torch.randn(length, hidden, generator=generator, dtype=torch.float64)  # (L, H_in)
     replacement = torch.randn(hidden, generator=generator, dtype=torch.float64)  # (H_in,)

@@ -35,9 +35,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnkit.errors import InputError
-from rnnkit.models.recurrent import registered_cell
+from rnnkit.models.recurrent import check_engine, recurrent_layer, registered_cell
 from rnnkit.models.size import cell_parameter_count, parameter_count
-from rnnkit.nn import Recurrent
 
 from .fresh_training import train_on_fresh_batches
 
@@ -99,7 +98,7 @@ class SelectiveCopyModel(nn.Module):
         registered_cell(cell)
         self.tokens = tokens
         self.embedding = nn.Embedding(vocab, hidden_size)
-        self.rnn = Recurrent(cell, hidden_size, hidden_size, num_layers=num_layers, batch_first=True, engine=engine)
+        self.rnn = recurrent_layer(cell, hidden_size, hidden_size, num_layers, engine=engine)
         self.readout = nn.Linear(hidden_size, vocab)
 
     def forward(self, ids: Tensor) -> Tensor:
@@ -163,6 +162,7 @@ class SelectiveCopyConfig:
 
     def __post_init__(self):
         registered_cell(self.cell)
+        check_engine(self.engine)
         for name in ("length", "tokens", "hidden_size", "num_layers", "batch_size", "steps", "eval_every", "eval_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:

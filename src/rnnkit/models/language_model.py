@@ -18,8 +18,7 @@ from torch import Tensor, nn
 
 from ..errors import InputError
 from ..nn import embedding_dropout
-from ..nn.layer import ENGINES
-from .recurrent import recurrent_layer, registered_cell, sequence_dropout
+from .recurrent import check_engine, recurrent_layer, registered_cell, sequence_dropout
 
 
 @dataclass(frozen=True)
@@ -74,8 +73,7 @@ def _check(config: LanguageModelConfig) -> None:
     positive_int("num_layers")
     positive_int("embedding_dim", minimum=0)
     registered_cell(config.cell)
-    if config.engine not in ENGINES:
-        raise InputError(f"unknown engine {config.engine!r}; choose one of {', '.join(ENGINES)}")
+    check_engine(config.engine)
     for name in ("dropout", "embedding_dropout"):
         value = getattr(config, name)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:

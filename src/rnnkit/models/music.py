@@ -36,8 +36,7 @@ from torch import Tensor, nn
 
 from ..errors import InputError
 from ..nn import Recurrent
-from ..nn.layer import ENGINES
-from .recurrent import registered_cell
+from .recurrent import check_engine, registered_cell
 
 OUTPUTS = ("bernoulli", "nade")
 
@@ -68,8 +67,7 @@ class PianoRollConfig:
         if self.output not in OUTPUTS:
             raise InputError(f"unknown output {self.output!r}; choose one of {', '.join(OUTPUTS)}")
         registered_cell(self.cell)
-        if self.engine not in ENGINES:
-            raise InputError(f"unknown engine {self.engine!r}; choose one of {', '.join(ENGINES)}")
+        check_engine(self.engine)
         for name in ("dropout", "input_dropout"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:

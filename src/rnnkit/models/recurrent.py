@@ -5,7 +5,8 @@ The options every model takes, beside its own:
 
 * ``cell``: any name of :func:`rnnkit.nn.cell_names` (``"rnn"`` is the old name of ``"rnn_tanh"``);
 * ``engine``: ``"auto"`` (default: PyTorch's kernel when the cell has one and no option needs rnnkit's
-  engine), ``"fused"``, ``"explicit"``, ``"reference"``;
+  engines) or any name of :func:`rnnkit.nn.engine_names`; :func:`use_engine` moves a built (or loaded) model's
+  layers onto another;
 * the regularisers inside the recurrence, :data:`RECURRENT_OPTIONS`: ``recurrent_dropout``, ``zoneout``,
   ``weight_drop`` and ``forget_bias`` (see :mod:`rnnkit.nn.regularisers`), and ``locked_dropout``: the dropout
   between layers with one mask per sequence.
@@ -15,11 +16,12 @@ Models ask the cell what they need to know about it (:func:`has_cell_state`), ne
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from ..errors import InputError
-from ..nn import Cell, LockedDropout, Recurrent, cell_names, get_cell
-from ..nn.layer import ENGINES
+from ..nn import Cell, LockedDropout, Recurrent, cell_names, engine_names, get_cell
+from ..nn.layer import RecurrentBase
 
 # The regularisers inside the recurrence and their "off" values; every model takes them as keywords.
 RECURRENT_OPTIONS = {"recurrent_dropout": 0.0, "zoneout": 0.0, "weight_drop": 0.0, "forget_bias": None,
@@ -33,6 +35,42 @@ def registered_cell(cell) -> type[Cell]:
         return get_cell(cell)
     except ValueError:
         raise InputError(f"unknown cell {cell!r}; choose one of {', '.join(cell_names())}") from None
+
+
+def engine_choices() -> tuple[str, ...]:
+    """The names ``engine`` takes: ``"auto"`` and every registered engine (:func:`rnnkit.nn.engine_names`)."""
+    return ("auto", *engine_names())
+
+
+def check_engine(engine) -> None:
+    """One InputError naming the choices for an engine name that is not registered."""
+    if engine not in engine_choices():
+        raise InputError(f"unknown engine {engine!r}; choose one of {', '.join(engine_choices())}")
+
+
+def use_engine(model: nn.Module, engine: str) -> nn.Module:
+    """Run every recurrent layer of ``model`` on ``engine`` from now on (a loaded model keeps its weights and its
+    saved config); the layer's one sentence as an InputError where the engine cannot run its cell or options
+    (the native engine not built, a cell without a native or fused kernel, zoneout on PyTorch's kernels)."""
+    check_engine(engine)
+    layers = [module for module in model.modules() if isinstance(module, RecurrentBase)]
+    before = [layer.engine for layer in layers]
+    try:
+        for layer in layers:
+            layer.engine = engine
+    except ValueError as error:  # all or nothing: the layers already moved go back
+        for layer, previous in zip(layers, before):
+            layer.engine = previous
+        raise InputError(str(error)) from None
+    return model
+
+
+def check_runs_on(cell: str, engine: str, **options) -> None:
+    """InputError, the layer's one sentence, when ``engine`` cannot run ``cell`` with ``options``
+    (:data:`RECURRENT_OPTIONS`): asked of a one-unit layer on the meta device (no memory, no random numbers drawn),
+    before a model is built or trained."""
+    with torch.device("meta"):
+        recurrent_layer(cell, 1, 1, engine=engine, **options)
 
 
 def has_cell_state(cell: str) -> bool:
@@ -59,8 +97,7 @@ def recurrent_layer(cell: str, input_size: int, hidden_size: int, num_layers: in
     would do nothing.
     """
     registered_cell(cell)
-    if engine not in ENGINES:
-        raise InputError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+    check_engine(engine)
     unknown = sorted(set(options) - set(RECURRENT_OPTIONS))
     if unknown:
         raise InputError(f"unknown recurrent options {unknown}; the options are {', '.join(RECURRENT_OPTIONS)}")

@@ -20,6 +20,7 @@ TOP_LEVEL_COMMANDS = {
     "explain": ("explain", "command"),
     "diagnose": ("diagnose", "command"),
     "bench": ("bench", "command"),
+    "doctor": ("doctor", "command"),
 }
 
 

@@ -2,7 +2,8 @@
 
     rnnkit bench memory-tasks [--tasks adding,copy,selective-copy] [--lengths 100,200] [--cells rnn,lstm,gru]
                               [--hidden 128] [--steps N] [--time-budget SECONDS] [--batch-size 32] [--lr 1e-3]
-                              [--clip 1] [--forget-bias 1] [--stop-below X] [--stop-above A] [--out DIR] [--json]
+                              [--clip 1] [--forget-bias 1] [--stop-below X] [--stop-above A] [--engine auto]
+                              [--out DIR] [--json]
 
 Every (task, T, cell) configuration trains a fresh model (:mod:`rnnkit.diagnose.memory_bench`); the cells get
 hidden sizes with equal parameter budgets. Prints a table (task, T, cell, hidden, params, final metric,
@@ -15,7 +16,17 @@ import time
 import click
 
 from rnnkit.cli.json_output import to_json
-from rnnkit.cli.options import CommaList, Finite, FiniteFloat, LengthList, Positive, PositiveFloat, Seed, cell_choices
+from rnnkit.cli.options import (
+    CommaList,
+    Finite,
+    FiniteFloat,
+    LengthList,
+    Positive,
+    PositiveFloat,
+    Seed,
+    cell_choices,
+    engine_option,
+)
 from rnnkit.cli.outputs import check_output_directory
 
 
@@ -50,6 +61,7 @@ def command() -> None:
 @click.option("--stop-above", type=FiniteFloat(0, 1), metavar="A",
               help="Stop a selective-copy configuration once its held-out token accuracy is >= A.")
 @click.option("--seed", type=Seed, default=0, show_default=True, help="Seed of initialisation and training data.")
+@engine_option("Every cell trains on it; one it cannot run is refused before any training.")
 @click.option("--out", metavar="DIR", help="Where memory_tasks.png and results.json go. Default: runs/memory-tasks-DATE-TIME.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as one JSON object on stdout.")
 @click.option("--quiet", is_flag=True, help="No progress lines on stderr.")
@@ -57,12 +69,19 @@ def memory_tasks(tasks: list[str], lengths: list[int], cells: list[str], hidden:
                  as_json: bool, quiet: bool, **options) -> None:
     """Train the cells (equal parameter budgets) on the adding problem, copy memory and selective copying at each
     length T; print a table of final metric against the no-memory baseline, and plot it against T."""
-    from rnnkit.diagnose.memory_bench import check_fits_in_memory, check_lengths, equal_budget_sizes, run_memory_tasks
+    from rnnkit.diagnose.memory_bench import (
+        check_engine,
+        check_fits_in_memory,
+        check_lengths,
+        equal_budget_sizes,
+        run_memory_tasks,
+    )
     from rnnkit.files import make_directory, write_atomic
 
     check_lengths(tasks, lengths)
     out_dir = check_output_directory(out or time.strftime("runs/memory-tasks-%Y%m%d-%H%M%S"), "--out")
     check_fits_in_memory(hidden)
+    check_engine(cells, options["engine"])
     make_directory(out_dir, "--out")  # now, so that a path the system refuses costs no training
     log = None if quiet else (lambda line: click.echo(line, err=True))
     sizes = equal_budget_sizes(tasks, hidden, cells)

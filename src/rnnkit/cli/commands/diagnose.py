@@ -2,8 +2,9 @@
 
     rnnkit diagnose gradients [--run DIR] [--length 200] [--loss last|sum] [--clip 1] [--hidden 128]
                               [--cells rnn,lstm,gru] [--forget-bias 0,1,3] [--seed 0] [--recurrent-scale 1]
+                              [--engine auto] [--text FILE] [--out PNG] [--json]
+    rnnkit diagnose memory    [DIR] [--length 100] [--hidden 128] [--cells ...] [--seed 0] [--engine auto]
                               [--text FILE] [--out PNG] [--json]
-    rnnkit diagnose memory    [DIR] [--length 100] [--hidden 128] [--cells ...] [--seed 0] [--text FILE] [--out PNG] [--json]
 
 ``gradients`` tells the seeds' story on one log-scale axis: ‖∂L/∂h_t‖ for every step t of one long sequence
 through fresh one-layer ``rnnkit.nn`` layers of equal hidden size with their default (PyTorch's)
@@ -14,7 +15,10 @@ sequence of ``--hidden`` features; the seed fixes layers and data. With ``--run 
 first tokens of --text (default: the run's own training text).
 
 ``memory`` measures fresh layers, or with DIR only the run's model. Everything is computed in float64, so
-that gradients 10⁻⁶⁰ below the last step's do not underflow.
+that gradients 10⁻⁶⁰ below the last step's do not underflow. ``--engine`` runs the fresh layers and the run's
+model on any engine (one it cannot run is refused in one line, before anything is computed); ``memory``'s
+‖∂h_t/∂x_1‖ needs forward-mode autodiff, which only PyTorch's kernels and the reference equations have, so
+its two measures run on the fused engine with ``--engine fused`` and on the reference one otherwise.
 """
 
 import math
@@ -22,7 +26,16 @@ import math
 import click
 
 from rnnkit.cli.json_output import to_json
-from rnnkit.cli.options import Finite, FiniteFloat, Positive, PositiveFloat, Seed, checkpoint_option, explicit_options
+from rnnkit.cli.options import (
+    Finite,
+    FiniteFloat,
+    Positive,
+    PositiveFloat,
+    Seed,
+    checkpoint_option,
+    engine_option,
+    explicit_options,
+)
 from rnnkit.cli.outputs import check_output
 from rnnkit.errors import InputError
 
@@ -56,7 +69,7 @@ def _number_list(ctx: click.Context, param: click.Parameter, value: str) -> list
     return list(dict.fromkeys(numbers))
 
 
-def _common_options(length: int, out: str):
+def _common_options(length: int, out: str, engine_note: str):
     """The flags both subcommands share."""
     decorators = [
         click.option("--length", type=click.IntRange(min=2), default=length, show_default=True,
@@ -68,6 +81,7 @@ def _common_options(length: int, out: str):
         click.option("--seed", type=Seed, default=0, show_default=True, help="Seed of the fresh layers and of the data."),
         click.option("--recurrent-scale", type=PositiveFloat, default=1.0, show_default=True,
                      help="Fresh layers: multiply W_hh by this (1: PyTorch's init; 5 makes the tanh RNN explode)."),
+        engine_option(engine_note),
         click.option("--text", metavar="FILE", help="DIR / --run: the text whose first tokens are the sequence. "
                                                     "Default: the run's training text."),
         checkpoint_option(prefix="DIR / --run: "),
@@ -92,7 +106,9 @@ def command() -> None:
 @click.argument("run_argument", metavar="[DIR]", required=False)
 @click.option("--run", "run_option", metavar="DIR",
               help="A language-model run (the --out of `rnnkit train lm`): its own ‖∂L/∂h_t‖ over a real text joins the plot.")
-@_common_options(length=200, out="gradients.png")
+@_common_options(length=200, out="gradients.png",
+                 engine_note="It runs the fresh layers and DIR's model, one step per call (so that every h_t is "
+                             "a node of the graph).")
 @click.option("--forget-bias", callback=_number_list, default="0,1,3", show_default=True, metavar="LIST",
               help="Fresh cells with a forget gate (LSTM family): one curve per value added to its bias "
                    "(0: PyTorch's init; 1: Gers et al. 2000; 3 keeps the gradient over hundreds of steps).")
@@ -116,8 +132,10 @@ def gradients(ctx: click.Context, run_argument, run_option, length: int, loss: s
     check_output(out, "--out", inputs=[options["text"]], example="gradients.png")
     fresh = _fresh_layers(options, options["forget_bias"])
     fresh.check_fits(length)  # the fresh layers' curves are drawn with or without a run
+    fresh.check_engine()
     check_png_path(out)
-    trained = None if run_dir is None else _trained_text(run_dir, options["which"], options["text"], length + 1)
+    trained = (None if run_dir is None
+               else _trained_text(run_dir, options["which"], options["text"], length + 1, options["engine"]))
     clip = clip or None
     report = gradient_report(fresh, length=length, loss=loss, clip=clip, out=out, trained=trained)
     if as_json:
@@ -148,7 +166,11 @@ def _format(ratio: float | None) -> str:
 
 @command.command("memory")
 @click.argument("run_dir", metavar="[DIR]", required=False)
-@_common_options(length=100, out="memory.png")
+@_common_options(length=100, out="memory.png",
+                 engine_note="It runs the fresh layers or DIR's model; ‖∂h_t/∂x_1‖ needs forward-mode autodiff, "
+                             "which only PyTorch's kernels and the reference equations have, so both measures of "
+                             "x_1's influence run on fused with --engine fused, else on reference; the gates are "
+                             "traced on the engine where it keeps them, else on explicit.")
 @click.option("--forget-bias", type=Finite, default=0.0, show_default=True,
               help="Fresh cells with a forget gate: added to its bias (0: PyTorch's init; 1: Gers et al. 2000).")
 @click.pass_context
@@ -163,11 +185,12 @@ def memory(ctx: click.Context, run_dir, length: int, out: str, as_json: bool, **
     fresh = _fresh_layers(options, [options["forget_bias"]]) if run_dir is None else None
     if fresh is not None:
         fresh.check_fits(length)
+        fresh.check_engine()
     check_png_path(out)
     if fresh is not None:
         report = memory_report(length=length, out=out, fresh=fresh)
     else:
-        trained = _trained_text(run_dir, options["which"], options["text"], length)
+        trained = _trained_text(run_dir, options["which"], options["text"], length, options["engine"])
         report = memory_report(length=length, out=out, trained=trained, seed=options["seed"])
     if as_json:
         click.echo(to_json(report))
@@ -215,15 +238,19 @@ def _fresh_layers(options: dict, forget_biases: list[float]):
     from rnnkit.diagnose.report import FreshLayers
 
     return FreshLayers(cells=options["cells"], hidden_size=options["hidden"], seed=options["seed"],
-                       forget_biases=forget_biases, recurrent_scale=options["recurrent_scale"])
+                       forget_biases=forget_biases, recurrent_scale=options["recurrent_scale"],
+                       engine=options["engine"])
 
 
-def _trained_text(run_dir: str, which: str, text_path: str | None, tokens: int):
-    """The run's language model and the first ``tokens`` tokens of --text (default: the run's training text)."""
+def _trained_text(run_dir: str, which: str, text_path: str | None, tokens: int, engine: str):
+    """The run's language model, its layers on ``engine``, and the first ``tokens`` tokens of --text (default: the
+    run's training text)."""
     from rnnkit.data.reading import read_text
     from rnnkit.diagnose.report import TrainedText, first_tokens
+    from rnnkit.models.recurrent import use_engine
     from rnnkit.tasks.lm import from_run, training_text
 
     trained = from_run(run_dir, which)
+    use_engine(trained.model, engine)
     text, where = (read_text(text_path), text_path) if text_path is not None else training_text(trained)
     return TrainedText(run_dir, trained.model, trained.vocab, first_tokens(trained.vocab, text, where, tokens), where)

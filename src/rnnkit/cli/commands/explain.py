@@ -1,7 +1,7 @@
 """``rnnkit explain DIR --text FILE``: what the hidden units of a language model do, as one HTML page.
 
     rnnkit explain DIR --text FILE [--layer N] [--state hidden|cell] [--unit N] [--max-chars N] [--top N]
-                   [--checkpoint auto|best|latest] [--out PAGE.html] [--json]
+                   [--checkpoint auto|best|latest] [--engine auto] [--out PAGE.html] [--json]
 
 Runs the character- or word-level language model of run directory DIR over the text, ranks every unit
 of every layer against interpretable features of the text that vary over it (code: inside a string literal
@@ -20,6 +20,10 @@ the page's ``rnnkitModel.run(text)`` returns them::
     {"page": "DIR/explain.html", "ranking": {"in_string": [{"layer": 1, "state": "cell", "unit": 17,
      "correlation": 0.83}, ...], ...}, "constant": ["after_speaker", ...], "hidden": [[...H], ...K], "next": [...V]}
 
+``--engine`` runs the model's layers on any engine (one that cannot run its cell or options is refused in one
+line): the states are traced on it where it keeps the gates, else on the explicit engine, and the gradient and
+the final outputs run on it.
+
 Layers count from 0 (as in PyTorch's ``weight_ih_l0``). The unit shown first is ``--layer/--state/--unit``;
 what is not given comes from the best-ranked unit that fits what is.
 """
@@ -31,7 +35,7 @@ from pathlib import Path
 import click
 
 from rnnkit.cli.json_output import to_json
-from rnnkit.cli.options import Positive, checkpoint_option
+from rnnkit.cli.options import Positive, checkpoint_option, engine_option
 from rnnkit.cli.outputs import check_output
 from rnnkit.errors import InputError
 
@@ -50,19 +54,23 @@ PAGE_NAME = "explain.html"
               help="Read only the first N characters of the text.")
 @click.option("--top", type=Positive, default=5, show_default=True, help="Units listed per feature.")
 @checkpoint_option()
+@engine_option("The model's layers run on it: the states are traced on it where it keeps the gates, else on "
+               "explicit; ‖∂L/∂h_t‖ and the final outputs run on it.")
 @click.option("--out", metavar="PAGE.html", help=f"The page to write. Default: DIR/{PAGE_NAME}.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print one JSON object on stdout: the ranking, and the final hidden states and next-token "
                    "probabilities after the whole text.")
 def command(run_dir: str, text_path: str, layer: int | None, state: str | None, unit: int | None, max_chars: int,
-            top: int, which: str, out: str | None, as_json: bool) -> None:
+            top: int, which: str, engine: str, out: str | None, as_json: bool) -> None:
     """Colour a text by the hidden units of the language model in DIR, find the units that follow features of
     code and prose, and write a page that runs the model: type your own text, sample, select a span."""
+    from rnnkit.models.recurrent import use_engine
     from rnnkit.tasks.lm import from_run
     from rnnkit.viz import FEATURES, collect_activations, rank_units, text_features, varying, write_page
     from rnnkit.viz.live_model import browser_model, final_outputs, unsupported_reason
 
     model, vocab, _ = from_run(run_dir, which)  # first, so that a wrong DIR is named as such
+    use_engine(model, engine)
     page = check_output(out or Path(run_dir) / PAGE_NAME, "--out", inputs=[text_path], example=PAGE_NAME)
     _check_selection(model, run_dir, layer, state, unit)
     text = _read(text_path)
