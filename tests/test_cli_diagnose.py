@@ -309,8 +309,9 @@ def test_memory_of_the_linear_cells_on_the_scan_engine(capsys, tmp_path):
 
 @pytest.mark.parametrize("command", ["gradients", "memory"])
 def test_a_run_on_the_engine_given(capsys, tmp_path, lm_run, command):
-    code, stdout, stderr = run_cli(capsys, "diagnose", command, lm_run, "--length", "8", "--engine", "explicit",
-                                   "--out", tmp_path / "x.png", "--json", *(["--cells", "lstm"] if command == "gradients" else []))
+    cells = ["--cells", "lstm"] if command == "gradients" else []
+    code, stdout, stderr = run_cli(capsys, "diagnose", command, lm_run, "--length", "8", "--engine", "explicit", *cells,
+                                   "--out", tmp_path / "x.png", "--json")
     assert code == 0, stderr
     report = json.loads(stdout)
     assert (report["run"] if command == "gradients" else report)["engine"] == "explicit"
@@ -318,9 +319,10 @@ def test_a_run_on_the_engine_given(capsys, tmp_path, lm_run, command):
 
 def test_bench_memory_tasks_on_the_engine_given(capsys, tmp_path):
     out = tmp_path / "bench"
-    code, stdout, stderr = run_cli(capsys, "bench", "memory-tasks", "--tasks", "adding,selective-copy", "--lengths", "16",
-                                   "--cells", "gru", "--hidden", "4", "--steps", "1", "--eval-every", "1", "--eval-size",
-                                   "4", "--batch-size", "2", "--engine", "explicit", "--quiet", "--out", out, "--json")
+    code, stdout, stderr = run_cli(capsys, "bench", "memory-tasks", "--tasks", "adding,selective-copy",
+                                   "--lengths", "16", "--cells", "gru", "--hidden", "4", "--steps", "1",
+                                   "--eval-every", "1", "--eval-size", "4", "--batch-size", "2", "--engine", "explicit",
+                                   "--quiet", "--out", out, "--json")
     assert code == 0, stderr
     rows = json.loads(stdout)["results"]
     assert [row["task"] for row in rows] == ["adding", "selective-copy"]
@@ -329,8 +331,10 @@ def test_bench_memory_tasks_on_the_engine_given(capsys, tmp_path):
 
 @pytest.mark.parametrize("args, words", [
     (["diagnose", "gradients", *TINY, "--engine", "scan"], ["scan engine runs linear recurrences only", "'rnn_tanh'"]),
-    (["diagnose", "memory", *TINY, "--cells", "lstm,mingru", "--engine", "fused"], ["'mingru' has no fused PyTorch kernel"]),
-    (["bench", "memory-tasks", "--cells", "rnn,lstm", "--engine", "scan"], ["scan engine runs linear recurrences only"]),
+    (["diagnose", "memory", *TINY, "--cells", "lstm,mingru", "--engine", "fused"],
+     ["'mingru' has no fused PyTorch kernel"]),
+    (["bench", "memory-tasks", "--cells", "rnn,lstm", "--engine", "scan"],
+     ["scan engine runs linear recurrences only"]),
     (["diagnose", "gradients", *TINY, "--engine", "warp"], ["--engine", "'warp'"]),
 ])
 def test_an_engine_that_cannot_run_a_cell_is_one_line(capsys, tmp_path, args, words):

@@ -16,6 +16,7 @@ import torch
 import rnnkit
 from cli_helpers import run_cli
 from rnnkit.cli import cli
+from rnnkit.cli.options import auto_engine_words
 from rnnkit.doctor import cpu_model
 from rnnkit.nn import engine_names, get_engine, native_info
 
@@ -103,4 +104,10 @@ def test_every_engine_flag_takes_the_registry_and_describes_it(command):
     help_text = " ".join(option.help.split())
     for name in engine_names():
         assert f"{name}: {get_engine(name).summary}" in help_text
-    assert help_text.startswith("How the recurrent layers run. auto: fused where")
+    assert help_text.startswith("How the recurrent layers run. auto: the first of fused, ")
+
+
+def test_the_words_for_auto_follow_the_registrys_rules():
+    words = auto_engine_words()
+    order = words.removeprefix("the first of ").split(" that ")[0].split(", ")
+    assert order[0] == "fused" and order[-1] == "explicit" and set(order) <= set(engine_names())

@@ -1,4 +1,4 @@
-"""What ``rnnkit doctor`` reports: the versions, the CPU, and which engines run here.
+"""What ``rnnkit doctor`` reports beside rnnkit's version: torch's and Python's, the CPU, the engines that run here.
 
     >>> from rnnkit.doctor import environment
     >>> from rnnkit.nn import engine_names
@@ -6,11 +6,12 @@
     >>> [engine["name"] for engine in facts["engines"]] == list(engine_names())
     True
 
-:func:`environment` gathers the facts as one dictionary of plain values (what ``rnnkit doctor --json`` prints):
-rnnkit's, torch's and Python's versions, the CPU's model name (``/proc/cpuinfo``) and ATen's CPU capability
-(the vector units its kernels use), torch's threads, every registered engine with its one-line ``summary`` and
-the cells it runs here, and the native engine as :func:`rnnkit.nn.native_info` describes it (built for which
-instruction set, its kernels and library, or why it is not available, with the fix).
+:func:`environment` gathers the facts as one dictionary of plain values (what ``rnnkit doctor --json`` prints,
+with rnnkit's version, which the command adds): torch's and Python's versions, the CPU's model name
+(``/proc/cpuinfo``) and ATen's CPU capability (the vector units its kernels use), torch's threads, every
+registered engine with its one-line ``summary`` and the cells it runs here, and the native engine as
+:func:`rnnkit.nn.native_info` describes it (built for which instruction set, its kernels and library, or why it
+is not available, with the fix).
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from pathlib import Path
 
 import torch
 
-from rnnkit import __version__
 from rnnkit.nn import Recurrent, cell_names, engine_names, get_engine, native_info
 
 CPUINFO = Path("/proc/cpuinfo")
@@ -57,10 +57,9 @@ def engine_reports() -> list[dict]:
 
 
 def environment() -> dict:
-    """Everything ``rnnkit doctor`` prints, as plain values (see the module)."""
+    """Everything ``rnnkit doctor`` prints but rnnkit's version, as plain values (see the module)."""
     native = native_info()
     return {
-        "rnnkit": __version__,
         "torch": torch.__version__,
         "python": f"{platform.python_version()} ({platform.python_implementation()})",
         "platform": f"{platform.system()} {platform.machine()}",

@@ -8,6 +8,7 @@ run directory); :func:`train_config_from` turns the parsed values into a :class:
 
 import json
 import math
+import re
 import time
 import tomllib
 from dataclasses import fields
@@ -211,9 +212,15 @@ def cell_option(default: str = "lstm") -> Callable:
                         help="Recurrent cell.")
 
 
-# What engine="auto" runs, in the order rnnkit.nn.engines.registry decides it.
-AUTO_ENGINE = ("fused where PyTorch has the cell's kernel and no option needs rnnkit's engines, else scan for the "
-               "linear cells, else native where it is built and has the cell's kernel, else explicit")
+def auto_engine_words() -> str:
+    """What ``engine="auto"`` runs, in words, read from the numbered rules of :mod:`rnnkit.nn.engines.registry`'s
+    docstring (the one place where auto is decided), so that the words follow the rules when they change."""
+    from rnnkit.nn.engines import registry
+
+    order = re.findall(r"^\d+\.\s+(?:else\s+)?``(\w+)``", registry.__doc__ or "", re.MULTILINE)
+    if not order:
+        return "the fastest engine that runs the cell and its options"
+    return f"the first of {', '.join(order)} that runs the cell, its options and the input"
 
 
 def engine_option(note: str = "") -> Callable:
@@ -224,8 +231,8 @@ def engine_option(note: str = "") -> Callable:
     names = engine_names()
     engines = "; ".join(f"{name}: {get_engine(name).summary}" for name in names)
     return click.option("--engine", type=click.Choice(("auto", *names)), default="auto", show_default=True,
-                        help=f"How the recurrent layers run. auto: {AUTO_ENGINE}; {engines}. `rnnkit doctor` "
-                             f"says which this machine runs.{' ' + note if note else ''}")
+                        help=f"How the recurrent layers run. auto: {auto_engine_words()}; {engines}. "
+                             f"`rnnkit doctor` says which this machine runs.{' ' + note if note else ''}")
 
 
 def regulariser_options(embedding: bool = False) -> Callable:

@@ -198,7 +198,8 @@ def memory_report(*, length: int, out, fresh: FreshLayers | None = None, trained
         config = trained.model.config
         source = (f"{trained.run_dir} ({config.cell}, top layer of {config.num_layers}) on {trained.where}, "
                   f"{replaced}")
-        report = {"source": "run", "run_dir": trained.run_dir, "text": trained.where, "engine": trained.model.rnn.engine}
+        report = {"source": "run", "run_dir": trained.run_dir, "text": trained.where,
+                  "engine": trained.model.rnn.engine}
     title = f"memory of the first input over {length} steps: {source}"
     plot = plot_memory(cells, out, title)
     report.update({"length": length, "cells": cells, "title": title, "plot": str(plot)})
