@@ -57,7 +57,7 @@ class RecurrentCell:
         run = SequenceRun(self.cell, tuple(p))
         result = RecurrentSequenceFunction.apply(run, x.unsqueeze(0), states[0],
                                                  states[1] if len(states) > 1 else None, *p.values())
-        new = result[1:]  # h_n (and c_n): (N, H)
+        new = result[1:3] if self.cell.has_cell_state else result[1:2]  # h_n (and c_n): (N, H)
         if not is_batched:
             new = tuple(s.squeeze(0) for s in new)
         return new if self.cell.has_cell_state else new[0]

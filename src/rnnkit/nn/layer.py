@@ -64,6 +64,7 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 
 from .cells import Cell, get_cell
 from .engines import Engine, SequenceRun, choose_engine, engine_names, get_engine
+from .ops.linear import autocast_dtype
 from .regularisers import check_probability, drop_weight, recurrent_dropout_mask, zoneout_masks
 
 ENGINES = ("auto", *engine_names())
@@ -277,7 +278,9 @@ class RecurrentBase:
                 f"input is on {data.device} but the weights are on {weight.device}; "
                 f"move one of them: input.to('{weight.device}') or model.to('{data.device}')"
             )
-        if data.dtype != weight.dtype:
+        # under torch.autocast, input, states and weights that it takes meet in its dtype (_run_layers), as in torch.nn
+        autocast = autocast_dtype(data) is not None
+        if data.dtype != weight.dtype and not (autocast and autocast_dtype(weight) is not None):
             raise ValueError(f"RNN input dtype ({data.dtype}) does not match weight dtype ({weight.dtype}). "
                              f"Convert input: input.to({weight.dtype}), or convert model: model.to({data.dtype})")
         states = () if hx is None else ((hx,) if isinstance(hx, Tensor) else tuple(hx))
@@ -286,7 +289,7 @@ class RecurrentBase:
                 raise TypeError(f"{name} must be a tensor, got {type(s).__name__}")
             if s.device != data.device:
                 raise RuntimeError(f"{name} is on {s.device} but input is on {data.device}; use {name}.to('{data.device}')")
-            if s.dtype != data.dtype:
+            if s.dtype != data.dtype and not (autocast and autocast_dtype(s) is not None):
                 raise ValueError(f"{name} dtype ({s.dtype}) does not match input dtype ({data.dtype}); "
                                  f"convert it: {name}.to({data.dtype})")
 
@@ -428,7 +431,14 @@ class RecurrentBase:
 
     def _run_layers(self, x: Tensor, states: tuple[Tensor, ...], steps: list[int] | None,
                     lengths: Tensor | None, engine: Engine, record: list | None, resets: Tensor | None):
-        """All layers and directions over time-major x (L, N, H_in); rows sorted if ``steps``."""
+        """All layers and directions over time-major x (L, N, H_in); rows sorted if ``steps``.
+
+        Under ``torch.autocast`` the layer computes in autocast's dtype, as torch.nn's LSTM does: input, states and
+        parameters are cast here, once (the parameters' gradients flow back in their own dtype), and the engines
+        compute in the dtype they are given (:mod:`rnnkit.nn.ops.linear`)."""
+        cast = autocast_dtype(x)
+        if cast is not None:
+            x, states = x.to(cast), tuple(s.to(cast) for s in states)
         h0 = states[0]  # (num_layers*D, N, H_out)
         c0 = states[1] if len(states) > 1 else None  # (num_layers*D, N, hidden_size)
         L, N = x.shape[0], x.shape[1]
@@ -446,6 +456,8 @@ class RecurrentBase:
                 k = layer * self._directions() + direction
                 xin = layer_input if direction == 0 else reverse(layer_input)
                 p = self._layer_params(layer, direction)
+                if cast is not None:
+                    p = {name: t.to(cast) for name, t in p.items()}
                 run = self._sequence_run(p, L, N, steps, x, direction_resets[direction])
                 c0_k = None if c0 is None else c0[k]
                 if record is None:

@@ -40,7 +40,9 @@ Double backward: when the gradient itself must be differentiable (``create_graph
 pass recomputes the sequence with the cell's reference equations under autograd and differentiates
 that, so second derivatives are exact rather than silently zero. The same recomputation serves a second
 backward through the same graph (``retain_graph=True``) when the workspace wrote its gradients over its
-forward buffers to save memory.
+forward buffers to save memory, and a backward under PyTorch's transforms (``torch.func.grad``, a vmapped
+backward), whose wrapped tensors the in-place buffers cannot take (:mod:`rnnkit.nn.engines.transforms`; the
+Function's vmap rule runs vmap's examples as more rows).
 """
 
 from __future__ import annotations
@@ -48,9 +50,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..ops.linear import linear_rows
+from ..ops.linear import autocast_off, linear_rows
 from .base import Engine, SequenceRun
-from .reference import reference_sequence
+from .reference import reference_gradients
+from .transforms import vmap_rows, wrapped
 
 
 def _at(mask: Tensor | float, t: int, bs: int) -> Tensor | float:
@@ -295,63 +298,63 @@ def backward_sequence(run: SequenceRun, ws, x: Tensor, h0: Tensor, c0: Tensor | 
     return grads
 
 
+class _Forward:
+    """What the forward pass leaves for the hand-written backward besides the saved tensors: the workspace and every
+    c_t (a non-tensor output of the Function, so that it reaches ``setup_context`` under any transform)."""
+
+    __slots__ = ("ws", "cs")
+
+    def __init__(self, ws, cs: Tensor | None):
+        self.ws, self.cs = ws, cs
+
+
 class RecurrentSequenceFunction(torch.autograd.Function):
     """One recurrent layer in one direction, with the hand-written BPTT as its backward.
 
-    ``apply(run, x, h0, c0, *params)`` returns ``(y, h_n)``, or ``(y, h_n, c_n)`` for cells with a
-    cell state; ``params`` in the order of ``run.names``; shapes as in :func:`forward_sequence`.
+    ``apply(run, x, h0, c0, *params)`` returns ``(y, h_n, c_n, forward)``: c_n None for cells without a cell state,
+    ``forward`` what the backward pass reads (not a tensor: ignore it); ``params`` in the order of ``run.names``;
+    shapes as in :func:`forward_sequence`. It works under ``torch.func``'s transforms (:mod:`.transforms`): a vmap
+    rule that runs vmap's examples as more rows, and a backward that differentiates the reference equations when
+    it is given a transform's wrapped tensors.
     """
 
     @staticmethod
-    def forward(ctx, run: SequenceRun, x, h0, c0, *params):
-        p = dict(zip(run.names, params))
-        ws, y, h_n, c_n, cs = forward_sequence(run, x, h0, c0, p)
-        ctx.run, ctx.ws, ctx.cs = run, ws, cs
-        ctx.save_for_backward(x, h0, c0, y, *params)
-        if c0 is None:
-            return y, h_n
-        return y, h_n, c_n
+    def forward(run: SequenceRun, x, h0, c0, *params):
+        with autocast_off(x):  # the engine computes in the dtype it is given (the layer casts for autocast)
+            ws, y, h_n, c_n, cs = forward_sequence(run, x, h0, c0, dict(zip(run.names, params)))
+        return y, h_n, c_n, _Forward(ws, cs)
 
     @staticmethod
-    def backward(ctx, dy, dh_n, dc_n=None):
+    def setup_context(ctx, inputs, output):
+        run, x, h0, c0, *params = inputs
+        y, _, _, forward = output
+        ctx.run = run
+        ctx.ws, ctx.cs = (forward.ws, forward.cs) if forward is not None else (None, None)
+        ctx.save_for_backward(x, h0, c0, y, *params)
+
+    @staticmethod
+    def vmap(info, in_dims, run, x, h0, c0, *params):
+        return vmap_rows(RecurrentSequenceFunction, info, in_dims, run, (x, h0, c0), (1, 0, 0), params,
+                         (1, 0, 0, None))
+
+    @staticmethod
+    def backward(ctx, dy, dh_n, dc_n, _forward):
         run = ctx.run
         x, h0, c0, y, *params = ctx.saved_tensors
         keys = ("x", "h0", "c0", *run.names)
         needs = dict(zip(keys, ctx.needs_input_grad[1:]))
-        if torch.is_grad_enabled() or ctx.ws is None:
-            # a graph of the gradient is wanted, or a second backward (retain_graph=True) after a workspace
-            # that wrote its gradients over its forward buffers: differentiate the reference equations
-            grads = _differentiable_backward(run, x, h0, c0, params, dy, dh_n, dc_n, needs)
-        else:
-            p = dict(zip(run.names, params))
-            grads = backward_sequence(run, ctx.ws, x, h0, c0, p, y, ctx.cs, dy, dh_n, dc_n, needs)
-            if ctx.ws.reuses_buffers:
-                ctx.ws = None
+        with autocast_off(x):
+            if torch.is_grad_enabled() or ctx.ws is None or wrapped(dy, dh_n, dc_n, x, y):
+                # a graph of the gradient is wanted (create_graph=True, torch.func.grad); or a second backward
+                # (retain_graph=True) after a workspace that wrote its gradients over its forward buffers; or a
+                # transform's wrapped tensors, which the buffers cannot take: differentiate the reference equations
+                grads = reference_gradients(run, x, h0, c0, params, dy, dh_n, dc_n, needs)
+            else:
+                p = dict(zip(run.names, params))
+                grads = backward_sequence(run, ctx.ws, x, h0, c0, p, y, ctx.cs, dy, dh_n, dc_n, needs)
+                if ctx.ws.reuses_buffers:
+                    ctx.ws = None
         return (None, *(grads.get(k) for k in keys))
-
-
-def _differentiable_backward(run, x, h0, c0, params, dy, dh_n, dc_n, needs) -> dict:
-    """The gradient as a differentiable function (``create_graph=True``): recompute the sequence with
-    the cell's reference equations under autograd and differentiate that."""
-    keys = ["x", "h0", "c0", *run.names]
-    tensors = [x, h0, c0, *params]
-    wanted = [(k, t) for k, t in zip(keys, tensors) if needs.get(k)]
-    create_graph = torch.is_grad_enabled()
-    with torch.enable_grad():
-        if not create_graph:  # a second plain backward: fresh leaves, so no graph outlives this call
-            tensors = [t if t is None else t.detach().requires_grad_(needs.get(k, False))
-                       for k, t in zip(keys, tensors)]
-            x, h0, c0, *params = tensors
-            wanted = [(k, t) for k, t in zip(keys, tensors) if needs.get(k)]
-        y, h_n, c_n = reference_sequence(run, x, h0, c0, dict(zip(run.names, params)))
-        outputs = [y, h_n] + ([c_n] if c_n is not None else [])
-        grad_outputs = [dy, dh_n] + ([dc_n] if c_n is not None else [])
-        grads = torch.autograd.grad(outputs, [t for _, t in wanted], grad_outputs, create_graph=create_graph,
-                                    allow_unused=True)
-    result = {}
-    for (k, t), g in zip(wanted, grads):
-        result[k] = torch.zeros_like(t) if g is None else g
-    return result
 
 
 class ExplicitEngine(Engine):
@@ -361,9 +364,10 @@ class ExplicitEngine(Engine):
     summary = "rnnkit's unrolled loop with a hand-written BPTT, in Python: any cell, any option"
 
     def run(self, run: SequenceRun, x: Tensor, h0: Tensor, c0: Tensor | None, p: dict[str, Tensor]):
-        result = RecurrentSequenceFunction.apply(run, x, h0, c0, *p.values())
-        return result if len(result) == 3 else (*result, None)
+        y, h_n, c_n, _ = RecurrentSequenceFunction.apply(run, x, h0, c0, *p.values())
+        return y, h_n, c_n
 
     def record(self, run: SequenceRun, x: Tensor, h0: Tensor, c0: Tensor | None, p: dict[str, Tensor]):
-        ws, y, h_n, c_n, cs = forward_sequence(run, x, h0, c0, p)
+        with autocast_off(x):
+            ws, y, h_n, c_n, cs = forward_sequence(run, x, h0, c0, p)
         return y, h_n, c_n, cs, ws.gates()

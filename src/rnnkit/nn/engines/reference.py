@@ -22,6 +22,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..ops.linear import autocast_off
 from .base import Engine, SequenceRun
 
 
@@ -55,6 +56,35 @@ def reference_sequence(run, x: Tensor, h0: Tensor, c0: Tensor | None, p: dict[st
     return y, state[0], (state[1] if c0 is not None else None)
 
 
+def reference_gradients(run, x: Tensor, h0: Tensor, c0: Tensor | None, params, dy: Tensor, dh_n: Tensor,
+                        dc_n: Tensor | None, needs: dict[str, bool]) -> dict[str, Tensor]:
+    """The gradients of one layer-direction by the reference equations, for the fast engines' backward passes when
+    theirs cannot serve: the sequence recomputed under autograd and differentiated.
+
+    A graph of the gradient when grad mode is on (``create_graph=True``, and ``torch.func.grad``, which asks that
+    way), so double backward is exact; plain otherwise (a second backward through a graph whose buffers were
+    reused, or a backward under vmap, whose wrapped tensors no in-place buffer takes). ``needs`` maps "x", "h0",
+    "c0" and the names in ``run.names`` to whether a gradient is wanted; returns them by those names.
+    """
+    keys = ["x", "h0", "c0", *run.names]
+    tensors = [x, h0, c0, *params]
+    create_graph = torch.is_grad_enabled()
+    with torch.enable_grad():
+        # a plain gradient: from fresh leaves, so that no graph outlives this call; under a transform (a vmapped
+        # backward) requires_grad_ is refused, and the saved tensors serve (the graph from them is freed all the same)
+        if not create_graph and not torch._C._are_functorch_transforms_active():
+            tensors = [t if t is None else t.detach().requires_grad_(needs.get(k, False))
+                       for k, t in zip(keys, tensors)]
+            x, h0, c0, *params = tensors
+        wanted = [(k, t) for k, t in zip(keys, tensors) if needs.get(k)]
+        y, h_n, c_n = reference_sequence(run, x, h0, c0, dict(zip(run.names, params)))
+        outputs = [y, h_n] + ([c_n] if c_n is not None else [])
+        grad_outputs = [dy, dh_n] + ([dc_n] if c_n is not None else [])
+        grads = torch.autograd.grad(outputs, [t for _, t in wanted], grad_outputs, create_graph=create_graph,
+                                    allow_unused=True)
+    return {k: torch.zeros_like(t) if g is None else g for (k, t), g in zip(wanted, grads)}
+
+
 def _keep(mask, t: int, bs: int):
     return mask if isinstance(mask, float) else mask[t, :bs]
 
@@ -66,4 +96,5 @@ class ReferenceEngine(Engine):
     summary = "the cell's step equations in a plain loop under autograd: the oracle of the fast engines"
 
     def run(self, run: SequenceRun, x: Tensor, h0: Tensor, c0: Tensor | None, p: dict[str, Tensor]):
-        return reference_sequence(run, x, h0, c0, p)
+        with autocast_off(x):  # in the dtype given (the layer casts for autocast)
+            return reference_sequence(run, x, h0, c0, p)

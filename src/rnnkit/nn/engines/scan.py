@@ -44,8 +44,10 @@ import torch
 from torch import Tensor
 
 from ...errors import InputError
-from ..ops.linear import linear_rows
+from ..ops.linear import autocast_off, linear_rows
 from .base import Engine
+from .reference import reference_gradients
+from .transforms import legacy_batched, vmap_rows, wrapped
 
 # Below this many steps the blocked scan has nothing to gain over the loop (break-even near 64 at N=8, H=256).
 _MIN_BLOCKED = 64
@@ -124,23 +126,43 @@ class LinearScan(torch.autograd.Function):
 
     ``reverse=False``: ``h_t = a_t h_{t-1} + b_t`` for t = 0 .. L-1 from ``h_{-1} = h0``;
     ``reverse=True``: ``h_t = a_t h_{t+1} + b_t`` for t = L-1 .. 0 from ``h_L = h0``.
+
+    Under ``torch.func``'s transforms: vmap's dimension is one more dimension after L (the scan takes any shape
+    there), and a backward given a transform's wrapped tensors runs :meth:`gradients` (differentiable operations and
+    this Function again) rather than writing into new buffers.
     """
 
     @staticmethod
-    def forward(ctx, a: Tensor, b: Tensor, h0: Tensor, reverse: bool) -> Tensor:
-        h = scan(a, b, h0, reverse)  # (L, N, H)
+    def forward(a: Tensor, b: Tensor, h0: Tensor, reverse: bool) -> Tensor:
+        with autocast_off(b):  # in the dtype given (CPU autocast would run the blocks' product in float32)
+            return scan(a, b, h0, reverse)  # (L, N, H)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        a, _, h0, reverse = inputs
         ctx.reverse = reverse
-        ctx.save_for_backward(a, h0, h)
-        return h
+        ctx.save_for_backward(a, h0, output)
+
+    @staticmethod
+    def vmap(info, in_dims, a: Tensor, b: Tensor, h0: Tensor, reverse: bool):
+        B = info.batch_size
+
+        def batched(t: Tensor, bdim: int | None, at: int) -> Tensor:  # vmap's dimension at ``at``, B long
+            return t.unsqueeze(at).expand(*t.shape[:at], B, *t.shape[at:]) if bdim is None else t.movedim(bdim, at)
+
+        a_dim, b_dim, h0_dim, _ = in_dims
+        h = LinearScan.apply(batched(a, a_dim, 1), batched(b, b_dim, 1), batched(h0, h0_dim, 0), reverse)
+        return h, 1
 
     @staticmethod
     def backward(ctx, g: Tensor):
         a, h0, h = ctx.saved_tensors
         need_a, need_b, need_h0, _ = ctx.needs_input_grad
-        if torch.is_grad_enabled():  # a graph of the gradient is wanted (create_graph=True)
-            da, db, dh0 = LinearScan.gradients(a, h0, h, g, ctx.reverse)
-        else:
-            da, db, dh0 = LinearScan.gradients_inplace(a, h0, h, g, ctx.reverse, need_a)
+        with autocast_off(g):
+            if torch.is_grad_enabled() or wrapped(g, a, h):  # a graph of the gradient is wanted, or a transform's
+                da, db, dh0 = LinearScan.gradients(a, h0, h, g, ctx.reverse)  # tensors: differentiable operations
+            else:
+                da, db, dh0 = LinearScan.gradients_inplace(a, h0, h, g, ctx.reverse, need_a)
         return da if need_a else None, db if need_b else None, dh0 if need_h0 else None, None
 
     @staticmethod
@@ -156,7 +178,10 @@ class LinearScan(torch.autograd.Function):
         else:
             a_next = torch.cat([a[1:], zero_step])  # a_{t+1}
             h_prev = torch.cat([h0.unsqueeze(0), h[:-1]])  # (L, N, H): h_{t-1}
-        c = LinearScan.apply(a_next, g, torch.zeros_like(h0), not reverse)  # (L, N, H): c_t = g_t + a_next c_next
+        # (L, N, H): c_t = g_t + a_next c_next; step by step under the older vmap of gradcheck's batched check,
+        # where no Function's vmap rule applies
+        scan_of = _plain_scan if legacy_batched(g) else LinearScan.apply
+        c = scan_of(a_next, g, torch.zeros_like(h0), not reverse)
         first = -1 if reverse else 0
         return c * h_prev, c, a[first] * c[first]
 
@@ -178,6 +203,14 @@ class LinearScan(torch.autograd.Function):
             torch.mul(c[rest], h[shifted], out=da[rest])
             torch.mul(c[first], h0, out=da[first])
         return da, c, a[first] * c[first]
+
+
+def _plain_scan(a: Tensor, b: Tensor, h0: Tensor, reverse: bool) -> Tensor:
+    """The scan as one differentiable operation per step, any shapes after L."""
+    h, states = h0, [None] * a.shape[0]
+    for t in (range(a.shape[0] - 1, -1, -1) if reverse else range(a.shape[0])):
+        h = states[t] = a[t] * h + b[t]
+    return torch.stack(states) if states else b.clone()
 
 
 def reverse_carry(a: Tensor, g: Tensor, extra: Tensor | None = None, reverse: bool = False) -> Tensor:
@@ -316,19 +349,36 @@ def _windows(L: int, window: int | None) -> list[slice]:
     return [slice(s, min(s + window, L)) for s in range(0, L, window)]
 
 
+class _Forward:
+    """What the scan's forward pass leaves for its backward besides the saved tensors (a non-tensor output of
+    :class:`ScanSequenceFunction`, so that it reaches ``setup_context`` under any transform)."""
+
+    __slots__ = ("h", "a", "saved", "through", "lengths", "alive", "a_reset")
+
+    def __init__(self, h, a, saved, through, lengths, alive, a_reset):
+        self.h, self.a, self.saved, self.through = h, a, saved, through
+        self.lengths, self.alive, self.a_reset = lengths, alive, a_reset
+
+
 class ScanSequenceFunction(torch.autograd.Function):
     """One layer of a linear cell in one direction on the scan engine.
 
-    ``apply(run, x, h0, *params)`` returns ``(y, h_n)``: y (L, N, H) with zeros past each row's length, h_n (N, H).
-    Forward: the input projection (one matrix multiply), the cell's coefficients, and one :func:`scan`. Zoneout
-    keeps the recurrence linear, ``m h_{t-1} + (1 − m)(a h_{t-1} + b) = (m + (1 − m) a) h_{t-1} + (1 − m) b``,
-    and a padded step is ``a = 1, b = 0``; both are folded into the coefficients. Backward: the reverse scan (one
+    ``apply(run, x, h0, *params)`` returns ``(y, h_n, forward)``: y (L, N, H) with zeros past each row's length,
+    h_n (N, H), ``forward`` what the backward pass reads (not a tensor: ignore it). Forward: the input projection
+    (one matrix multiply), the cell's coefficients, and one :func:`scan`. Zoneout keeps the recurrence linear,
+    ``m h_{t-1} + (1 − m)(a h_{t-1} + b) = (m + (1 − m) a) h_{t-1} + (1 − m) b``, and a padded step is ``a = 1, b = 0``; both are folded into the coefficients. Backward: the reverse scan (one
     per truncation window), then the cell's hand-written coefficient backward and the input projection's two
-    matrix multiplies.
+    matrix multiplies. Under ``torch.func``'s transforms (:mod:`.transforms`): a vmap rule that runs vmap's examples
+    as more rows, and a backward that differentiates the reference equations when given a transform's tensors.
     """
 
     @staticmethod
-    def forward(ctx, run, x: Tensor, h0: Tensor, *params: Tensor):
+    def forward(run, x: Tensor, h0: Tensor, *params: Tensor):
+        with autocast_off(x):  # in the dtype given (the layer casts for autocast)
+            return ScanSequenceFunction._forward(run, x, h0, params)
+
+    @staticmethod
+    def _forward(run, x: Tensor, h0: Tensor, params):
         cell = run.cell
         p = dict(zip(run.names, params))
         L, N, _ = x.shape
@@ -357,29 +407,45 @@ class ScanSequenceFunction(torch.autograd.Function):
         else:
             y = h * alive  # zeros past each length
             h_n = h[lengths - 1, torch.arange(N, device=x.device)]  # (N, H): each row at its own last step
-        ctx.run, ctx.a, ctx.saved, ctx.through, ctx.lengths, ctx.alive = run, a, saved, through, lengths, alive
-        ctx.a_reset = a_reset
-        ctx.save_for_backward(x, h0, h, *params)
-        return y, h_n
+        return y, h_n, _Forward(h, a, saved, through, lengths, alive, a_reset)
 
     @staticmethod
-    def backward(ctx, dy: Tensor, dh_n: Tensor):
-        run = ctx.run
-        x, h0, h, *params = ctx.saved_tensors
+    def setup_context(ctx, inputs, output):
+        run, x, h0, *params = inputs
+        ctx.run, ctx.forward = run, output[2]
+        ctx.save_for_backward(x, h0, output[0], *params)  # y: so that autograd reports y changed in place
+
+    @staticmethod
+    def vmap(info, in_dims, run, x: Tensor, h0: Tensor, *params: Tensor):
+        return vmap_rows(ScanSequenceFunction, info, in_dims, run, (x, h0), (1, 0), params, (1, 0, None))
+
+    @staticmethod
+    def backward(ctx, dy: Tensor, dh_n: Tensor, _forward):
+        run, fw = ctx.run, ctx.forward
+        x, h0, _, *params = ctx.saved_tensors
         names = ("x", "h0", *run.names)
         needs = dict(zip(names, ctx.needs_input_grad[1:]))
-        if torch.is_grad_enabled():  # a graph of the gradient is wanted: differentiate the reference equations
-            grads = _differentiable_backward(run, x, h0, params, dy, dh_n, needs)
-            return (None, *(grads.get(k) for k in names))
-        cell, p, a = run.cell, dict(zip(run.names, params)), ctx.a
+        with autocast_off(x):
+            if torch.is_grad_enabled() or fw is None or wrapped(dy, dh_n, x):
+                # a graph of the gradient is wanted (create_graph=True, torch.func.grad), or a transform's wrapped
+                # tensors, which the in-place scan cannot take: differentiate the reference equations
+                grads = reference_gradients(run, x, h0, None, params, dy, dh_n, None, needs)
+                return (None, *(grads.get(k) for k in names))
+            return ScanSequenceFunction._backward(run, fw, x, h0, params, dy, dh_n, needs)
+
+    @staticmethod
+    def _backward(run, fw: _Forward, x: Tensor, h0: Tensor, params, dy: Tensor, dh_n: Tensor, needs: dict):
+        names = ("x", "h0", *run.names)
+        h = fw.h
+        cell, p, a = run.cell, dict(zip(run.names, params)), fw.a
         L, N, _ = x.shape
         last = None
-        if ctx.lengths is None:
+        if fw.lengths is None:
             g = dy  # (L, N, H): the gradient reaching h_t from outside the recurrence; h_n is h[L-1]
             last = dh_n
         else:  # padded outputs are constant zeros; h_n is each row's state at its own last step
-            g = dy * ctx.alive
-            g.index_put_((ctx.lengths - 1, torch.arange(N, device=x.device)), dh_n, accumulate=True)
+            g = dy * fw.alive
+            g.index_put_((fw.lengths - 1, torch.arange(N, device=x.device)), dh_n, accumulate=True)
         # c_t = dL/dh_t in total: the reverse scan, restarted at every truncation window (no gradient crosses
         # the boundary into a window's previous state)
         windows = _windows(L, run.bptt_window)
@@ -388,11 +454,11 @@ class ScanSequenceFunction(torch.autograd.Function):
         else:
             c = torch.cat([reverse_carry(a[w], g[w], last if w.stop == L else None) for w in windows])
         dh0 = a[0] * c[0]
-        if ctx.a_reset is not None:  # and through every reset
-            dh0 = dh0 + (ctx.a_reset * c).sum(0)
-        if ctx.through is not None:  # dL/da = c through h_{t-1}, dL/db = c through
-            c.mul_(ctx.through)
-        d_gi, param_grads = cell.linear_backward(ctx.saved, c, PreviousStates(h0, h, run.resets), p)  # (L, N, G)
+        if fw.a_reset is not None:  # and through every reset
+            dh0 = dh0 + (fw.a_reset * c).sum(0)
+        if fw.through is not None:  # dL/da = c through h_{t-1}, dL/db = c through
+            c.mul_(fw.through)
+        d_gi, param_grads = cell.linear_backward(fw.saved, c, PreviousStates(h0, h, run.resets), p)  # (L, N, G)
         d_gi2 = d_gi.reshape(L * N, d_gi.shape[2])  # (L*N, G)
         w_in = cell.input_weight
         grads = {"h0": dh0, **param_grads}
@@ -401,20 +467,6 @@ class ScanSequenceFunction(torch.autograd.Function):
         if needs.get(w_in):
             grads[w_in] = torch.mm(d_gi2.t(), x.reshape(L * N, x.shape[2]))  # (G, In)
         return (None, *(grads.get(k) if needs[k] else None for k in names))
-
-
-def _differentiable_backward(run, x, h0, params, dy, dh_n, needs) -> dict:
-    """The gradient as a differentiable function (``create_graph=True``): the sequence recomputed with the cell's
-    reference equations under autograd, and differentiated."""
-    from .reference import reference_sequence  # here: the engines package imports this module
-
-    keys = ["x", "h0", *run.names]
-    wanted = [(k, t) for k, t in zip(keys, [x, h0, *params]) if needs.get(k)]
-    with torch.enable_grad():
-        y, h_n, _ = reference_sequence(run, x, h0, None, dict(zip(run.names, params)))
-        grads = torch.autograd.grad([y, h_n], [t for _, t in wanted], [dy, dh_n], create_graph=True,
-                                    allow_unused=True)
-    return {k: torch.zeros_like(t) if g is None else g for (k, t), g in zip(wanted, grads)}
 
 
 class ScanEngine(Engine):
@@ -430,5 +482,5 @@ class ScanEngine(Engine):
         return None
 
     def run(self, run, x: Tensor, h0: Tensor, c0: None, p: dict[str, Tensor]):
-        y, h_n = ScanSequenceFunction.apply(run, x, h0, *p.values())
+        y, h_n, _ = ScanSequenceFunction.apply(run, x, h0, *p.values())
         return y, h_n, None
