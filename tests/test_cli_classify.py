@@ -11,8 +11,8 @@ import torch
 from click.testing import CliRunner
 
 from rnnkit.cli import cli
-from rnnkit.cli.commands import classify as classify_command
 from rnnkit.errors import InputError
+from rnnkit.tasks import classify
 from rnnkit.tasks.classify import ClassifyDataConfig, build_model, class_probabilities, load_data
 from rnnkit.train import RunDirectory
 from cli_helpers import assert_one_line_error, assert_resumed_exactly, run_cli, snapshot
@@ -185,13 +185,12 @@ def test_evaluate_and_predict_refuse_bad_requests(capsys, toy_csv, tmp_path):
     code, _, stderr = run_cli(capsys, "predict", run, "--input", tmp_path / "missing.txt")
     assert_one_line_error(code, stderr, "missing.txt: no such file")
     code, _, stderr = run_cli(capsys, "predict", run, "--input", toy_csv, "--output", tmp_path / "out.csv")
-    assert_one_line_error(code, stderr, "drop --data/--output")
+    assert_one_line_error(code, stderr, "--output is not an option of task 'classify'; the tasks that take it: "
+                                        "forecast, translate")
 
 
-def test_evaluate_and_predict_refuse_a_run_of_another_task(tmp_path):
+def test_the_classifier_of_a_run_of_another_task_is_refused(tmp_path):
     other = RunDirectory.create(tmp_path / "tagger")
     other.save(torch.nn.Linear(2, 2), {}, {"task": "tag", "configs": {}})
-    checkpoint = RunDirectory.open(tmp_path / "tagger").load()
-    for command, options in ((classify_command.evaluate, {"data": "x.csv"}), (classify_command.predict, {})):
-        with pytest.raises(InputError, match="holds a 'tag' run, not a 'classify' one"):
-            command(str(tmp_path / "tagger"), checkpoint, options)
+    with pytest.raises(InputError, match="holds a 'tag' run, not a 'classify' one"):
+        classify.from_run(tmp_path / "tagger")

@@ -9,7 +9,6 @@ import pytest
 import torch
 from torch import nn
 
-from rnnkit.cli.commands import tag as tag_command
 from rnnkit.errors import InputError
 from rnnkit.tasks.tag import TagDataConfig, TaggingTask, build_model, make_batch
 from rnnkit.tasks.tag import from_run as load_trained
@@ -280,15 +279,10 @@ def test_a_validation_tag_unseen_in_training(capsys, files, tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-def test_evaluate_and_predict_refuse_another_tasks_run(capsys, files, tmp_path):
+def test_the_tagger_of_another_tasks_run_is_refused(capsys, files, tmp_path):
     other = RunDirectory.create(tmp_path / "other")
     other.save(nn.Linear(2, 2), {}, {"task": "classify", "configs": {}})
-    checkpoint = RunDirectory.open(other.path).load()
-    options = {"data": str(files["conll"]), "as_json": False, "input_path": None, "output": None}
-    for command in (tag_command.evaluate, tag_command.predict):
-        with pytest.raises(InputError, match="holds a 'classify' run, not a 'tag' one; .*`rnnkit train tag`"):
-            command(str(other.path), checkpoint, options)
-    with pytest.raises(InputError, match="holds a 'classify' run"):
+    with pytest.raises(InputError, match="holds a 'classify' run, not a 'tag' one; .*`rnnkit train tag`"):
         load_trained(other.path)
 
 

@@ -20,9 +20,10 @@ from rnnkit.checks import MAX_SEED, fraction_for
 from rnnkit.cli import cli, main
 from rnnkit.cli.json_output import not_finite, to_json
 from rnnkit.cli.options import FiniteFloat
+from rnnkit.cli.task_command import RunCommand
 from rnnkit.data.corpus import split_train_valid
 from rnnkit.errors import InputError
-from rnnkit.tasks.spec import build_within_memory
+from rnnkit.tasks.spec import build_within_memory, tasks_with
 from rnnkit.train import TrainConfig
 from cli_helpers import assert_one_line_error, run_cli, snapshot
 
@@ -70,7 +71,8 @@ def runs(tmp_path_factory):
 
 
 def _options():
-    """(command path, option) for every option of every rnnkit command (train TASK, evaluate, diagnose gradients...)."""
+    """(command path, option) for every option of every rnnkit command (train TASK, evaluate, diagnose gradients...;
+    ``evaluate RUN`` with the flags of each task's runs)."""
     found = []
 
     def walk(command: click.Command, path: str):
@@ -79,6 +81,9 @@ def _options():
                 walk(command.get_command(None, name), f"{path} {name}".strip())
         else:
             found.extend((path, option) for option in command.params if isinstance(option, click.Option))
+            if isinstance(command, RunCommand):
+                for task in tasks_with(command.name):
+                    walk(command.for_task(task), f"{path} ({task})")
 
     walk(cli, "")
     return found
@@ -353,7 +358,7 @@ def test_a_non_finite_score_is_printed_honestly_and_is_no_success(capsys, runs, 
               "mase": 1.0}, "seasonal_naive": {"mae": 1.0, "rmse": 1.0, "mase": 1.0}, "origins": 3, "horizon": 1,
               "window": 6, "season": 12, "season_source": "monthly dates", "holdout_steps": 12, "series_steps": 60,
               "mase_scale": 1.0}
-    monkeypatch.setattr("rnnkit.tasks.forecast.evaluate", lambda *args: scores)
+    monkeypatch.setattr("rnnkit.tasks.forecast.backtest_report", lambda *args: scores)
     code, stdout, stderr = run_cli(capsys, "evaluate", runs / "forecast", "--data", runs / "series.csv",
                                    *(["--json"] if as_json else []))
     assert_one_line_error(code, stderr, "not finite", "model.mae = inf")

@@ -1,5 +1,5 @@
 """Run directories written by rnnkit 0.1 (before the task registry, the regularisers and the recorded best
-epoch) still load, sample, evaluate and resume. ``tests/golden/runs-0.1`` holds two tiny runs made by that
+epoch) still load (``rnnkit.load`` too), sample, evaluate and resume. ``tests/golden/runs-0.1`` holds two tiny runs made by that
 version (commit 95ef88e) with the data they were trained on:
 
     rnnkit train lm --data corpus.txt --hidden 8 --layers 1 --embedding 4 --seq-len 8 --batch-size 2 --epochs 1
@@ -12,6 +12,8 @@ from pathlib import Path
 
 from cli_helpers import run_cli
 
+import rnnkit
+from rnnkit.cli.json_output import to_json
 from rnnkit.train import RunDirectory
 
 OLD = Path(__file__).parent / "golden" / "runs-0.1"
@@ -41,6 +43,17 @@ def test_an_old_language_model_run_samples_evaluates_and_resumes(tmp_path, capsy
     assert epochs_of(run) == [1, 2]  # continued, not retrained
     model = RunDirectory.open(run).load().meta["configs"]["model"]
     assert (model["hidden_size"], model["embedding_dim"], model["cell"]) == (8, 4, "lstm")
+
+
+def test_old_runs_load_as_python_objects_that_evaluate_as_the_command_does(capsys):
+    lm = rnnkit.load(OLD / "lm_run")
+    assert lm.task == "lm" and lm.model.config.hidden_size == 8
+    code, out, err = run_cli(capsys, "evaluate", OLD / "lm_run", "--data", OLD / "corpus.txt", "--json")
+    assert code == 0 and json.loads(to_json(lm.evaluate(OLD / "corpus.txt"))) == json.loads(out), err
+    assert lm.generate(prime="the", length=10, seed=0)["text"] != ""
+    classifier = rnnkit.load(OLD / "classify_run", checkpoint="latest")
+    assert classifier.evaluate(data=OLD / "texts.csv")["examples"] == 40
+    assert classifier.predict(["a lovely film"])[0]["label"] in ("pos", "neg")
 
 
 def test_an_old_classifier_run_resumes_and_reports_its_best_epoch(tmp_path, capsys):

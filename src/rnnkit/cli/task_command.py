@@ -1,52 +1,46 @@
-"""``rnnkit train TASK``, ``rnnkit evaluate`` and ``rnnkit predict``, written once for every task.
+"""``rnnkit train TASK``, and ``rnnkit evaluate`` / ``predict`` / ``generate RUN``, written once for every task.
 
 A task's command module (``rnnkit.cli.commands.NAME``) declares a :class:`TaskCommand`: the task's spec
-(:class:`~rnnkit.tasks.spec.TaskSpec`), its own flags, how its report reads, and what ``evaluate`` and
-``predict`` do on its runs (:class:`Applies`: a function and the flags it takes). From that this module builds
+(:class:`~rnnkit.tasks.spec.TaskSpec`), its training flags, how its report reads, and how the results of its
+operations read as text. What its runs do (evaluate, predict, generate) and their options are declared in the task
+module itself (:mod:`rnnkit.tasks.operations`). From that this module builds
 
     the train command      flags -> settings; --resume: the run's saved settings with the changes a resumed
                            run allows; the run in its process group (rnnkit.tasks.run); the report; exit 130
                            with the command that continues an interrupted run
-    evaluate / predict     the run's checkpoint, its task's command, the flags checked against those the task
-                           takes (one line naming them otherwise), then the task's function
+    an operation's command RUN, the operation's options as flags, --checkpoint, --json: the operation applied to
+                           the run through rnnkit.load's TrainedRun, its result printed (operation_command)
+    RunCommand             ``rnnkit evaluate RUN``: RUN's task read first, then only its flags parsed, so that
+                           --help lists those, and a flag of another task is one line naming the tasks that take it
 
 Example (a task's command module)::
 
     COMMAND = TaskCommand(SPEC, help="Train a text classifier ...", options=(...), report=report,
-                          evaluate=Applies(evaluate, ("data",)), predict=Applies(predict, ("input_path",)))
+                          text={"evaluate": scores_table, "predict": prediction_lines})
     train_command = train_command_of(COMMAND)
 """
 
+import inspect
 import sys
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Mapping
 
 import click
 
 from rnnkit.cli.json_output import not_finite, to_json
-from rnnkit.cli.options import EXIT_INTERRUPTED, absolute, config_option, explicit_options, new_run_path
-from rnnkit.cli.options import train_config_from
-from rnnkit.data.reading import decode_text
+from rnnkit.cli.options import EXIT_INTERRUPTED, FiniteFloat, absolute, checkpoint_option, config_option
+from rnnkit.cli.options import explicit_options, new_run_path, train_config_from
 from rnnkit.errors import InputError
+from rnnkit.tasks.operations import FLAGS, Choice, Flag, Float, Inputs, Int, Option
 from rnnkit.tasks.run import run_in_process_group
-from rnnkit.tasks.spec import CHANGEABLE_ON_RESUME, RunSettings, TaskSpec
+from rnnkit.tasks.spec import CHANGEABLE_ON_RESUME, RunSettings, TaskSpec, tasks_with
+from rnnkit.tasks.trained import TrainedRun
 from rnnkit.train import Checkpoint, RunDirectory, TrainConfig
 from rnnkit.train.progress import log_line, warn_line
 
 # A step limit belongs to one invocation (a hook for trials and tests): a resumed run does not inherit it.
 SESSION_ONLY = {"max_steps"}
-# Flags every evaluate / predict takes, whatever the run's task.
-ALWAYS_TAKEN = {"which", "as_json"}
-
-
-@dataclass(frozen=True)
-class Applies:
-    """What ``rnnkit evaluate`` or ``rnnkit predict`` does on a run of one task: ``run(run_dir, checkpoint,
-    options)``, and the parameters (beyond ``--checkpoint`` and ``--json``) it takes, by name."""
-
-    run: Callable[[str, Checkpoint, dict], None]
-    options: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -54,14 +48,14 @@ class TaskCommand:
     """One task on the command line.
 
     Args:
-        spec: the task's spec.
+        spec: the task's spec; its evaluate / predict / generate are ``rnnkit evaluate / predict / generate RUN``.
         help: the train command's help text (first line: the summary in ``rnnkit train --help``).
         options: the task's click options for ``rnnkit train NAME``, in --help order (the network and
             training groups included, with the task's defaults); --config and --resume are added.
         report: ``report(report, run_path, settings) -> str``: the lines a finished run prints.
-        evaluate, predict, generate: what ``rnnkit evaluate`` / ``predict`` / ``generate`` do on its runs
-            (None: nothing).
-        instead: for a command the task has no use for, what to do instead (``{run}`` is the run directory).
+        text: by operation name, ``text(result, options, run) -> str | None``: what its result prints without
+            --json, from the options given and the :class:`~rnnkit.tasks.trained.TrainedRun` (None: nothing more;
+            an operation without one prints its JSON).
         check: ``check(options)``: refuses a combination of flags the spec cannot say (one InputError).
     """
 
@@ -69,10 +63,7 @@ class TaskCommand:
     help: str
     options: tuple[Callable, ...]
     report: Callable[[dict, Path, RunSettings], str]
-    evaluate: Applies | None = None
-    predict: Applies | None = None
-    generate: Applies | None = None
-    instead: str = ""
+    text: Mapping[str, Callable[[Any, dict, TrainedRun], str | None]] = field(default_factory=dict)
     check: Callable[[dict], None] | None = None
 
 
@@ -205,44 +196,185 @@ def _inverse(option_to_field) -> dict[str, str]:
     return {field: option for option, field in option_to_field.items()}
 
 
-# ------------------------------------------------------------------------------------------- evaluate, predict
+# ------------------------------------------------------------------------------------------- evaluate, predict, generate
+
+LOADED = "rnnkit.checkpoint"  # ctx.meta: (which, the checkpoint) RunCommand loaded to read the run's task
 
 
-def apply(ctx: click.Context, command: TaskCommand, applies: Applies | None, run_dir: str, checkpoint: Checkpoint,
+def operation_option(option: Option, default) -> Callable:
+    """The click option of an operation's option: its flag, and a click type with the kind's bounds."""
+    kind = option.kind
+    if isinstance(kind, Flag):
+        return click.option(option.flag, option.name, is_flag=True, default=bool(default), help=option.help)
+    if isinstance(kind, Int):
+        kind_type = click.IntRange(kind.low, kind.high)
+    elif isinstance(kind, Float):
+        kind_type = FiniteFloat(kind.low, kind.high, min_open=kind.low_open, max_open=kind.high_open)
+    elif isinstance(kind, Choice):
+        kind_type = click.Choice(kind.values)
+    else:
+        kind_type = click.STRING
+    return click.option(option.flag, option.name, type=kind_type, default=default,
+                        show_default=default not in (None, ""), help=option.help,
+                        metavar=None if isinstance(kind, Choice) else kind.metavar)
+
+
+def operation_command(command: TaskCommand, name: str, *, title: str | None = None,
+                      help: str | None = None) -> click.Command:
+    """The click command of one task's operation ``name``: RUN, the operation's options as flags, --checkpoint and
+    --json (``rnnkit evaluate RUN`` once RUN's task is known; ``rnnkit translate RUN``, with its own ``title``)."""
+    operation = command.spec.operation(name)
+
+    @click.pass_context
+    def callback(ctx: click.Context, run_dir: str, which: str, as_json: bool, **options) -> None:
+        apply(ctx, command, name, run_dir, which, as_json, options)
+
+    as_json = "one JSON object per input line" if name == "predict" else "the result as one JSON object"
+    decorators = (click.argument("run_dir", metavar="RUN"),
+                  *(operation_option(option, operation.defaults[option.name]) for option in operation.options),
+                  checkpoint_option(),
+                  click.option("--json", "as_json", is_flag=True, help=f"Print {as_json}."))
+    for decorator in reversed(decorators):
+        callback = decorator(callback)
+    text = help or (f"{inspect.cleandoc(operation.help)}\n\nRUN holds a {command.spec.noun}: these are the flags of "
+                    f"task {command.spec.name!r}.")
+    return click.command(title or name, help=text)(callback)
+
+
+def apply(ctx: click.Context, command: TaskCommand, name: str, run_dir: str, which: str, as_json: bool,
           options: dict) -> None:
-    """Run ``applies`` (the task's evaluate or predict) on the run, after checking that every flag the user
-    gave is one it takes."""
-    noun, name = command.spec.noun, ctx.info_name
-    if applies is None:
-        raise InputError(f"{run_dir} holds a {noun}; `rnnkit {name}` does nothing with it: "
-                         + command.instead.format(run=run_dir))
-    flags = {param.name: param.opts[0] for param in ctx.command.params if isinstance(param, click.Option)}
-    taken = ALWAYS_TAKEN | set(applies.options)
-    refused = sorted(explicit_options(ctx) & (set(flags) - taken), key=list(flags).index)
-    if refused:
-        takes = ", ".join(flags[option] for option in flags if option in taken)
-        not_taken = "/".join(flags[option] for option in flags if option not in taken)
-        raise InputError(f"{run_dir} holds a {noun}; `rnnkit {name}` reads it with {takes} instead of "
-                         f"{' '.join(flags[option] for option in refused)} (drop {not_taken})")
-    applies.run(run_dir, checkpoint, options)
-
-
-def read_stdin(encoding: str = "utf-8") -> str:
-    """Standard input as text, decoded as rnnkit decodes a file (newlines normalised; one line for bytes the
-    encoding cannot decode, instead of Python's UnicodeDecodeError)."""
-    raw = getattr(sys.stdin, "buffer", None)
-    if raw is None:  # a text stream without bytes underneath (a test's StringIO)
-        return sys.stdin.read().replace("\r\n", "\n")
-    return decode_text(raw.read(), "stdin", encoding,
-                       fix=f"pipe {encoding} text (iconv -t {encoding} converts it), or give --input FILE")
-
-
-def show(result: dict, options: dict, text: Callable[[dict], str]) -> None:
-    """What evaluate / predict found: ``result`` as one JSON object with --json, else the lines ``text(result)``;
-    then one line and a non-zero exit if a number in it is not finite (a score of inf is no success)."""
-    click.echo(to_json(result) if options.get("as_json") else text(result))
+    """Apply the operation ``name`` to the run (the library's :class:`~rnnkit.tasks.trained.TrainedRun`) and
+    print its result: as JSON with --json, else as the task's ``text`` says; then one line and a non-zero exit if
+    a number in it is not finite (a score of inf is no success)."""
+    loaded = ctx.meta.get(LOADED)
+    checkpoint = loaded[1] if loaded is not None and loaded[0] == which else RunDirectory.open(run_dir).load(which)
+    command.spec.check_run(checkpoint.meta, run_dir)
+    run = TrainedRun(run_dir, checkpoint)
+    for option in command.spec.operation(name).options:
+        if isinstance(option.kind, Inputs) and option.kind.stdin and options[option.name] is None:
+            if sys.stdin.isatty():
+                click.echo(f"reading {option.kind.what}, from stdin (end with Ctrl-D)", err=True)
+            options[option.name] = sys.stdin
+    result = run.apply(name, options, FLAGS, {"warn": warn_line, "stream": None if as_json else _write_now})
+    if as_json:
+        for item in result if isinstance(result, list) else [result]:
+            click.echo(to_json(item))
+    elif name in command.text:
+        text = command.text[name](result, options, run)
+        if text is not None:
+            click.echo(text)
+    else:
+        click.echo(to_json(result))
     refuse_not_finite(result, "the result", "the model or the data overflows: check the data's scale, or "
                                             "use another checkpoint (--checkpoint)")
+
+
+def _write_now(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+class RunCommand(click.Command):
+    """``rnnkit evaluate RUN [OPTIONS]`` (``predict``, ``generate``) for the runs of every task.
+
+    RUN's task is read before the flags are parsed; then the command of that task's operation
+    (:func:`operation_command`) parses them, so ``--help`` lists that task's flags only, and a flag of another
+    task is one line naming the tasks that take it. Without RUN, ``--help`` lists the flags of every task.
+
+    Args:
+        name: the operation: evaluate, predict or generate.
+        summary: one line for ``rnnkit --help``.
+        lookup: ``lookup(task, run_dir)`` -> the task's :class:`TaskCommand` (one line for an unknown task).
+        names: ``names()`` -> every task's name.
+    """
+
+    def __init__(self, name: str, summary: str, lookup: Callable[[str | None, str], TaskCommand],
+                 names: Callable[[], tuple[str, ...]]):
+        self._lookup, self._names, self._commands = lookup, names, {}
+        super().__init__(name, short_help=summary, help=summary,
+                         params=[click.Argument(["run_dir"], metavar="RUN")])
+        for decorator in (checkpoint_option(), click.option("--json", "as_json", is_flag=True,
+                                                            help="Print the result as JSON.")):
+            decorator(self)
+
+    @property
+    def help(self) -> str:
+        """The summary, then every task's flags (each task's modules are imported when this is read)."""
+        tasks = [(name, self._lookup(name, "").spec.operation(self.name)) for name in self._names()]
+        flags = [f"{name}: " + (", ".join(_shown(option) for option in operation.options) or "none")
+                 for name, operation in tasks if operation is not None]
+        without = [name for name, operation in tasks if operation is None]
+        return "\n\n".join([self._summary, f"The flags are those of RUN's task: `rnnkit {self.name} RUN --help` lists "
+                             "them. By task:", *flags,
+                             *([f"({', '.join(without)}: no {self.name}.)"] if without else [])])
+
+    @help.setter
+    def help(self, value: str) -> None:
+        self._summary = value
+
+    def for_task(self, task: str) -> click.Command:
+        """The command that parses the flags of ``task``'s runs."""
+        if task not in self._commands:
+            self._commands[task] = operation_command(self._lookup(task, ""), self.name)
+        return self._commands[task]
+
+    def make_context(self, info_name, args, parent=None, **extra) -> click.Context:
+        run_dir, which = self._locate(args)
+        if run_dir is None:  # no run: the help of every task's flags, or click's "Missing argument 'RUN'"
+            return super().make_context(info_name, args, parent, **extra)
+        checkpoint = RunDirectory.open(run_dir).load(which)
+        task = checkpoint.meta.get("task")
+        command = self._lookup(task, run_dir)
+        if command.spec.operation(self.name) is None:
+            instead = " or ".join(f"`rnnkit {other} {run_dir}`" for other in command.spec.operations)
+            raise InputError(f"{run_dir} holds a {command.spec.noun}; `rnnkit {self.name}` does nothing with it: use "
+                             f"{instead} (the tasks that {self.name}: {', '.join(tasks_with(self.name))})")
+        try:
+            ctx = self.for_task(task).make_context(info_name, args, parent, **extra)
+        except click.NoSuchOption as error:
+            takers = tasks_with(self.name, error.option_name.lstrip("-").replace("-", "_"))
+            if not takers:
+                raise
+            raise InputError(f"{error.option_name} is not an option of task {task!r}; the tasks that take it: "
+                             f"{', '.join(takers)}") from None
+        ctx.meta[LOADED] = (which, checkpoint)
+        return ctx
+
+    def _locate(self, args: list[str]) -> tuple[str | None, str]:
+        """(RUN, the checkpoint asked for) among ``args``, before they are parsed: RUN is the first argument that
+        is neither a flag nor a flag's value. Flags before RUN are told apart from values by the flags of every
+        task (whose modules are imported then); RUN first, as the usage writes it, needs none of them."""
+        run_dir, which, index = None, "auto", 0
+        while index < len(args):
+            arg = args[index]
+            if arg == "--":
+                run_dir = run_dir or next(iter(args[index + 1:]), None)
+                break
+            if arg.startswith("-") and arg != "-":
+                flag, has_value, value = arg.partition("=")
+                if flag == "--checkpoint":
+                    if not has_value:
+                        index += 1
+                        value = args[index] if index < len(args) else ""
+                    which = value if value in ("auto", "best", "latest") else "auto"  # else the parser says why
+                elif run_dir is None and not has_value and flag in self._valued_flags():
+                    index += 1
+            elif run_dir is None:
+                run_dir = arg
+            index += 1
+        return run_dir, which
+
+    def _valued_flags(self) -> set[str]:
+        """Every flag of this operation, in any task, that takes a value."""
+        flags = set()
+        for name in self._names():
+            operation = self._lookup(name, "").spec.operation(self.name)
+            flags |= {option.flag for option in (operation.options if operation else ()) if not isinstance(option.kind, Flag)}
+        return flags
+
+
+def _shown(option: Option) -> str:
+    return f"{option.flag} {option.kind.metavar}".rstrip()
 
 
 def refuse_not_finite(result: dict, what: str, fix: str) -> None:

@@ -42,6 +42,7 @@ from rnnkit.models.size import parameter_count
 from rnnkit.train import Checkpoint, DistContext, Task, TaskLoss, seed_everything, summed_token_loss
 from rnnkit.train.task import Baseline, uniform_baseline
 
+from .operations import File, Inputs, Operation, Option
 from .spec import REGULARISER_OPTIONS, Prepared, RunSettings, TaskSpec, build_within_memory
 
 NAME = "caption"
@@ -382,12 +383,37 @@ def evaluate(trained: TrainedCaptioner, data: str | None = None, beam_size: int 
     return {**scores, "images": len(held_out), "data": held_out.description}
 
 
+def predict(trained: TrainedCaptioner, input=None) -> dict:
+    """``{"input", "caption"}``: the caption of one image, a PNG or ``.npy`` file (:func:`read_image`) or in
+    Python an (H, W) array in [0, 1] (``"input"`` is then ``"array"``)."""
+    if isinstance(input, str):
+        image = read_image(input, *trained.image_shape)  # (H, W)
+    else:
+        image = np.asarray(input, dtype=np.float32)
+        if image.shape != trained.image_shape:
+            raise InputError(f"the image is an array of shape {image.shape}; this model reads arrays of shape "
+                             f"{trained.image_shape} (height, width), in [0, 1]")
+    return {"input": input if isinstance(input, str) else "array",
+            "caption": caption_images(trained.model, trained.vocab, image[None])[0]}
+
+
+EVALUATE = Operation(evaluate, "Exact match and token accuracy of greedy captions.", (
+    Option("data", File("FILE.npz"), "Images (N, H, W) and captions (N,) in an .npz. Default: the held-out digit "
+                                     "compositions of the run."),
+))
+PREDICT = Operation(predict, "The caption of one image.", (
+    Option("input", Inputs("images", metavar="IMAGE"), "The image: an 8-bit grayscale PNG or a 2-D .npy array.",
+           required="the image"),
+))
+
+
 SPEC = TaskSpec(
     name=NAME, noun="captioner", data_config=CaptionDataConfig, prepare=prepare, from_checkpoint=from_checkpoint,
     model_options={"channels": "channels", "features": "feature_size", "embedding": "embedding_dim", "cell": "cell",
                    "hidden": "hidden_size", "layers": "num_layers", "condition": "condition", "dropout": "dropout",
                    "engine": "engine", **REGULARISER_OPTIONS},
     changeable=frozenset({"data", "valid_data", "test_size"}), derived_model_fields=DERIVED_MODEL_FIELDS,
+    evaluate=EVALUATE, predict=PREDICT,
 )
 
 # The trained model of a run directory: from_run(run_dir, which="auto") -> TrainedCaptioner.

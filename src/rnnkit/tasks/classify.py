@@ -35,7 +35,7 @@ import torch.nn.functional as F
 
 from rnnkit.checks import fraction_for
 from rnnkit.data.batching import Sequences, bucketed_batches, pad_sequences, sorted_batches
-from rnnkit.data.labelled_text import Example, TableFormat, read_labelled
+from rnnkit.data.labelled_text import Example, TableFormat, read_labelled, read_lines
 from rnnkit.data.tokens import tokenize
 from rnnkit.data.vocab import UNK_ID, TokenVocab
 from rnnkit.errors import InputError
@@ -45,6 +45,7 @@ from rnnkit.models.size import parameter_count
 from rnnkit.train import Checkpoint, DistContext, Task, TaskLoss, seed_everything
 from rnnkit.train.task import Baseline, uniform_baseline
 
+from .operations import File, Inputs, Operation, Option, input_lines
 from .spec import EMBEDDING_REGULARISER_OPTIONS, NETWORK_OPTIONS, Prepared, RunSettings, TaskSpec
 from .spec import build_within_memory
 
@@ -317,20 +318,45 @@ def from_checkpoint(checkpoint: Checkpoint) -> TrainedClassifier:
                              ClassifyDataConfig(**meta["configs"]["data"]))
 
 
-def evaluate(classifier: TrainedClassifier, path: str | Path) -> dict:
+def evaluate(classifier: TrainedClassifier, data: str | Path) -> dict:
     """:func:`~rnnkit.metrics.classification.classification_scores` of a labelled file read with the run's
     layout; a label the model does not know is an error naming ``file:line``."""
-    examples = read_labelled(path, classifier.config.table)
-    encoded = encode_examples(examples, classifier.vocab, classifier.labels, classifier.config, str(path))
+    examples = read_labelled(data, classifier.config.table)
+    encoded = encode_examples(examples, classifier.vocab, classifier.labels, classifier.config, str(data))
     predicted = class_probabilities(classifier.model, encoded.ids).argmax(1).tolist()
     return classification_scores(encoded.targets, predicted, classifier.labels)
+
+
+def predict(classifier: TrainedClassifier, input=None) -> list[dict]:
+    """The class of each text (a file of them, one per line, read with the run's encoding, or a list): one
+    ``{"label", "probability", "probabilities": {label: p}, "text"}`` per text, in their order."""
+    encoding = classifier.config.encoding
+    texts, _ = input_lines(input, "texts, one per line", encoding, read=lambda path: read_lines(path, encoding))
+    probabilities = classifier.probabilities(texts)  # (n, C)
+    labels = classifier.labels
+    predictions = []
+    for text, row in zip(texts, probabilities.tolist()):
+        best = max(range(len(row)), key=row.__getitem__)
+        predictions.append({"label": labels[best], "probability": row[best], "probabilities": dict(zip(labels, row)),
+                            "text": text})
+    return predictions
+
+
+EVALUATE = Operation(evaluate, "Accuracy, macro F1, per-class precision, recall and F1, and the confusion counts.", (
+    Option("data", File("CSV"), "Labelled texts in the run's layout (columns, delimiter, encoding).",
+           required="the labelled file to score"),
+))
+PREDICT = Operation(predict, "The class of each text, with its probability and those of every class.", (
+    Option("input", Inputs("texts, one per line", stdin=True), "Texts, one per line. Default: stdin.",
+           required="the texts"),
+))
 
 
 SPEC = TaskSpec(
     name=NAME, noun="classifier", data_config=ClassifyDataConfig, prepare=prepare, from_checkpoint=from_checkpoint,
     model_options={**NETWORK_OPTIONS, "embedding": "embedding_dim", "pooling": "pooling", **EMBEDDING_REGULARISER_OPTIONS},
     data_options={"valid_data": "valid"}, changeable=frozenset({"data", "valid"}),
-    derived_model_fields=("num_classes", "vocab_size"), default_epochs=5,
+    derived_model_fields=("num_classes", "vocab_size"), default_epochs=5, evaluate=EVALUATE, predict=PREDICT,
 )
 
 # The trained model of a run directory: from_run(run_dir, which="auto") -> TrainedClassifier.

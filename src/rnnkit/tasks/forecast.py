@@ -33,7 +33,10 @@ Example::
 
 from __future__ import annotations
 
+import csv
+import io
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
@@ -41,14 +44,17 @@ import torch
 
 from rnnkit.data.series import SCALINGS, Series, SeriesTransform, Split, check_date_order, check_holdout_length
 from rnnkit.data.series import check_training_lengths, chronological_split, infer_frequency
-from rnnkit.data.series import read_series, sliding_windows, window_origins
+from rnnkit.data.series import future_dates, parse_dates, read_series, sliding_windows, window_origins
 from rnnkit.errors import InputError
+from rnnkit.files import write_atomic
 from rnnkit.metrics import forecast as metrics
 from rnnkit.models import SequenceRegressor
 from rnnkit.models.size import parameter_count
 from rnnkit.train import Checkpoint, DistContext, RunDirectory, Task, TaskLoss, seed_everything
-from rnnkit.train.task import Baseline, uniform_baseline
+from rnnkit.train.outputs import check_output
+from rnnkit.train.task import Baseline
 
+from .operations import File, Operation, Option
 from .spec import NETWORK_OPTIONS, REGULARISER_OPTIONS, Prepared, RunSettings, TaskSpec
 from .spec import build_within_memory
 
@@ -320,11 +326,72 @@ def backtest(model: torch.nn.Module, data: ForecastData, config: ForecastDataCon
     return Backtest(origins, actuals, {"model": model_forecasts, "naive": naive, "seasonal_naive": seasonal})
 
 
-def evaluate(trained: TrainedForecaster, data_path: str) -> dict:
+def evaluate(trained: TrainedForecaster, data: str) -> dict:
     """The backtest report (:func:`backtest_report`) of the trained model on the holdout of another CSV with the
     run's columns, split by the run's fractions: the report training ends with, on other data."""
-    data, config = series_for(trained, data_path)
-    return backtest_report(trained.model, data, config)
+    series, config = series_for(trained, data)
+    return backtest_report(trained.model, series, config)
+
+
+def predict(trained: TrainedForecaster, data: str, output: str | None = None) -> dict:
+    """The ``--horizon`` values after the end of the series in the CSV ``data``:
+    ``{"forecast": [{"date" (or "step"): ..., "forecast": value}, ...]}``; with ``output``, also written there as a
+    CSV (``date,forecast``, or ``step,forecast`` without dates) with a PNG beside it (the same name, ``.png``):
+    history, backtest, actuals and forecast; their paths are added as ``"csv"`` and ``"png"``."""
+    png = None
+    if output is not None:
+        if Path(output).suffix.lower() == ".png":
+            raise InputError(f"--output {output} ends in .png, the name of the plot written beside the CSV; "
+                             "give a .csv name")
+        png = Path(output).with_suffix(".png")
+        for written in (Path(output), png):
+            check_output(written, "--output", inputs=[data], create_parent=True, example="forecast.csv")
+    series, config = series_for(trained, data, backtest=False)
+    future = forecast_future(trained.model, series, config)
+    dates = future_dates(series.series.dates, config.horizon)
+    key = "date" if dates is not None else "step"
+    labels = dates if dates is not None else list(range(1, config.horizon + 1))
+    result = {"forecast": [{key: label, "forecast": float(value)} for label, value in zip(labels, future)]}
+    if output is not None:
+        Path(output).parent.mkdir(parents=True, exist_ok=True)
+        _forecast_png(trained, series, config, dates, future, png, data)
+        write_atomic(Path(output), _forecast_csv(key, labels, future))
+        result.update(csv=str(output), png=str(png))
+    return result
+
+
+def _forecast_png(trained: TrainedForecaster, series: ForecastData, config: ForecastDataConfig,
+                  dates: list[str] | None, future: np.ndarray, png: Path, data: str) -> None:
+    """The plot of a forecast: the series, the backtest over its holdout (when it has origins), the future."""
+    from .forecast_plot import forecast_png
+
+    origins = window_origins(series.split.valid_end, series.split.length, config.window, config.horizon)
+    result = backtest(trained.model, series, config) if len(origins) else None
+    positions, future_positions = _positions(series.series.dates, dates, len(series.series), config.horizon)
+    forecast_png(
+        png, x=positions, actuals=series.series.target, holdout_start=series.split.valid_end,
+        backtest_origins=result.origins if result else np.zeros(0, dtype=np.int64),
+        backtest_forecasts=result.forecasts["model"] if result else np.zeros((0, config.horizon)),
+        future_x=future_positions, future=future,
+        title=f"{config.target}: {config.horizon}-step forecast ({Path(data).name})",
+    )
+
+
+def _positions(dates: list[str] | None, future: list[str] | None, length: int, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+    """x positions of the T steps and of the H future steps: dates when both parse, else step numbers."""
+    parsed = None if dates is None or future is None else parse_dates(dates)
+    if parsed is not None:
+        return parsed, parse_dates(future)
+    return np.arange(length), np.arange(length, length + horizon)
+
+
+def _forecast_csv(key: str, labels: list, values: np.ndarray) -> bytes:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow([key, "forecast"])
+    for label, value in zip(labels, values):
+        writer.writerow([label, f"{float(value):.10g}"])
+    return buffer.getvalue().encode()
 
 
 def backtest_report(model: torch.nn.Module, data: ForecastData, config: ForecastDataConfig) -> dict:
@@ -363,13 +430,24 @@ def format_report(report: dict) -> str:
     return "\n".join(lines)
 
 
+EVALUATE = Operation(evaluate, """Backtest on the last --test-fraction of a series with the run's columns: MAE, RMSE
+    and MASE of the model beside the naive and seasonal-naive forecasts, the report training ends with.""", (
+    Option("data", File("CSV"), "The series: a CSV with the run's columns.", required="the series"),
+))
+PREDICT = Operation(predict, "The --horizon values after the end of a series; with --output, a CSV and its plot.", (
+    Option("data", File("CSV"), "The series (the run's columns) to forecast from.", required="the series"),
+    Option("output", File("PATH"), "Write the forecast to this CSV, and a PNG plot beside it (same name, .png). "
+                                   "Default: write no file."),
+))
+
+
 SPEC = TaskSpec(
     name=NAME, noun="forecaster", data_config=ForecastDataConfig, prepare=prepare, from_checkpoint=from_checkpoint,
     model_options={**NETWORK_OPTIONS, **REGULARISER_OPTIONS},
     path_fields=("data",), changeable=frozenset({"data"}), derived_model_fields=("num_outputs", "input_size"),
     required={"data": "--data CSV (the series)", "target": "--target COL (the column to forecast)",
               "window": "--window N (past steps each forecast reads)"},
-    default_epochs=60, finish=finish,
+    default_epochs=60, finish=finish, evaluate=EVALUATE, predict=PREDICT,
 )
 
 # The trained model of a run directory: from_run(run_dir, which="auto") -> TrainedForecaster.

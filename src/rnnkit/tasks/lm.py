@@ -33,6 +33,7 @@ from rnnkit.models.size import parameter_count
 from rnnkit.train import Checkpoint, DistContext, Task, TaskLoss, seed_everything, summed_token_loss
 from rnnkit.train.task import Baseline, uniform_baseline
 
+from .operations import SEED, Choice, File, Flag, Float, Int, Operation, Option, Text
 from .spec import EMBEDDING_REGULARISER_OPTIONS, Prepared, RunSettings, TaskSpec, build_within_memory
 
 NAME = "lm"
@@ -279,9 +280,18 @@ def training_text(trained: TrainedLanguageModel) -> tuple[str, str]:
     return (read_text(saved), saved) if saved else (default_corpus()[0], "the built-in corpus")
 
 
+def evaluate(trained: TrainedLanguageModel, data: str, batch_size: int | None = None, seq_len: int | None = None,
+             unknown: str = "error") -> dict:
+    """:func:`score_text` of the text file ``data``: loss per token (nats), perplexity, bits per character."""
+    if unknown == "skip" and trained.vocab.level == "word":
+        raise InputError("--unknown skip is for character models; a word model reads words it never saw as <unk> "
+                         "(counted in the result): drop --unknown")
+    return score_text(trained, read_text(data), batch_size, seq_len, unknown=unknown, source=data)
+
+
 @torch.no_grad()
-def evaluate(trained: TrainedLanguageModel, text: str, batch_size: int | None = None, seq_len: int | None = None,
-             unknown: str = "error", source: str = "the text") -> dict:
+def score_text(trained: TrainedLanguageModel, text: str, batch_size: int | None = None, seq_len: int | None = None,
+               unknown: str = "error", source: str = "the text") -> dict:
     """Loss per token (nats), perplexity and, for characters, bits per character of ``text`` (``source``
     names it in messages), with how many of its tokens the model never saw; read in ``batch_size`` parallel
     streams of ``seq_len`` tokens per window (default: the run's own).
@@ -321,6 +331,44 @@ def evaluate(trained: TrainedLanguageModel, text: str, batch_size: int | None = 
     return {"loss": loss, **language_model_metrics(loss, vocab.level), "tokens": tokens, **counted}
 
 
+def generate(trained: TrainedLanguageModel, prime: str = "", length: int = 500, temperature: float = 1.0,
+             top_k: int | None = None, top_p: float | None = None, greedy: bool = False, seed: int | None = None,
+             stream: Callable[[str], None] | None = None) -> dict:
+    """``{"prime", "text"}``: ``length`` tokens sampled after ``prime`` (:func:`rnnkit.generate.sample`);
+    ``stream`` receives the prime and then each piece as soon as it is drawn."""
+    from rnnkit.generate import sample
+
+    pieces = sample(trained.model, trained.vocab, prime=prime, length=length, temperature=temperature, top_k=top_k,
+                    top_p=top_p, greedy=greedy, seed=seed)  # the arguments are checked here, before the first piece
+    text = []
+    if stream is not None:
+        stream(prime)
+    for piece in pieces:
+        text.append(piece)
+        if stream is not None:
+            stream(piece)
+    return {"prime": prime, "text": "".join(text)}
+
+
+EVALUATE = Operation(evaluate, """Loss (nats/token), perplexity and, for characters, bits per character of a text,
+    with the tokens the model never saw counted.""", (
+    Option("data", File(), "The text to score (UTF-8).", required="the text to score"),
+    Option("batch_size", Int(1), "Parallel streams. Default: the run's."),
+    Option("seq_len", Int(1), "Tokens per window. Default: the run's."),
+    Option("unknown", Choice(UNKNOWN_CHARACTERS),
+           "Characters the model never saw: error, or skip them (left out of the scored text, and counted)."),
+))
+GENERATE = Operation(generate, "Text from the language model: the prime, then each sampled token as it is drawn.", (
+    Option("prime", Text(), "Text the sample starts from (default: the model picks the first token)."),
+    Option("length", Int(1), "Tokens to generate."),
+    Option("temperature", Float(0, low_open=True), "Sharpen (<1) or flatten (>1) the model's distribution."),
+    Option("top_k", Int(1), "Sample only among the K most likely tokens."),
+    Option("top_p", Float(0, 1, low_open=True), "Sample only from the smallest set of tokens holding probability P."),
+    Option("greedy", Flag(), "Always take the most likely token (no sampling)."),
+    Option("seed", SEED, "Seed for a reproducible sample."),
+))
+
+
 SPEC = TaskSpec(
     name=NAME, noun="language model", described="a language model", data_config=LMDataConfig, prepare=prepare,
     from_checkpoint=from_checkpoint,
@@ -328,6 +376,7 @@ SPEC = TaskSpec(
                    "dropout": "dropout", "tie_weights": "tie_weights", "engine": "engine", "init_range": "init_range",
                    "locked_dropout": "locked_dropout", **EMBEDDING_REGULARISER_OPTIONS},
     changeable=frozenset({"data", "valid_data", "log_gradients"}), derived_model_fields=("vocab_size",),
+    evaluate=EVALUATE, generate=GENERATE,
 )
 
 # The trained model of a run directory: from_run(run_dir, which="auto") -> TrainedLanguageModel.

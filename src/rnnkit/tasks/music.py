@@ -45,11 +45,14 @@ import torch
 from rnnkit.data.music import MIDI_SUFFIXES, SPLITS, Piece, PitchRange, read_midi, read_music
 from rnnkit.data.piano_rolls import by_length, frame_mask, padded, shift_limits, transposed
 from rnnkit.errors import InputError
+from rnnkit.files import write_failure
 from rnnkit.models.music import PianoRollModel
 from rnnkit.models.size import parameter_count
 from rnnkit.train import Checkpoint, DistContext, Task, TaskLoss, seed_everything
+from rnnkit.train.outputs import check_output
 from rnnkit.train.task import Baseline
 
+from .operations import SEED, Choice, File, Float, Int, Operation, Option, Text
 from .spec import REGULARISER_OPTIONS, Prepared, RunSettings, TaskSpec, build_within_memory
 
 NAME = "music"
@@ -289,9 +292,12 @@ def prepare(settings: RunSettings, checkpoint: Checkpoint | None, dist: DistCont
 
 @dataclass
 class TrainedMusicModel:
+    """A trained music model (eval mode, CPU), its pitch range, its data settings, and the run it came from."""
+
     model: PianoRollModel
     pitches: PitchRange
     data_config: MusicDataConfig
+    run_dir: str = "generated"
 
 
 def from_checkpoint(checkpoint: Checkpoint) -> TrainedMusicModel:
@@ -300,7 +306,8 @@ def from_checkpoint(checkpoint: Checkpoint) -> TrainedMusicModel:
     pitches = PitchRange(*meta["pitch_range"])
     model = PianoRollModel(pitches.size, **meta["configs"]["model"])
     checkpoint.load_weights(model)
-    return TrainedMusicModel(model.eval(), pitches, MusicDataConfig(**meta["configs"]["data"]))
+    return TrainedMusicModel(model.eval(), pitches, MusicDataConfig(**meta["configs"]["data"]),
+                             str(checkpoint.path.parent.parent))
 
 
 def from_run(run_dir: str | Path, which: str = "auto") -> TrainedMusicModel:
@@ -361,6 +368,43 @@ def generate_music(trained: TrainedMusicModel, steps: int, seed: int | None = No
     return Generated(sampled.round().to(torch.uint8).numpy(), len(prime), source)
 
 
+def generate(trained: TrainedMusicModel, steps: int = 64, seed: int | None = None, temperature: float = 1.0,
+             prime_piece: str | None = None, prime_steps: int | None = None, prime_midi: str | None = None,
+             data: str | None = None, midi: str | None = None, wav: str | None = None, plot: str | None = None,
+             bpm: float = 90.0, program: int = 0) -> dict:
+    """A piece sampled after an optional prime (:func:`generate_music`), written as MIDI (``midi``), audio
+    (``wav``) and a piano-roll picture beside a real piece (``plot``) where asked:
+    ``{"steps", "prime_steps", "frames": [[pitch, ...] per step], "midi", "wav", "plot"}`` (the files written)."""
+    from rnnkit.music import write_midi, write_wav
+
+    for path, flag, example in ((midi, "--midi", "out.mid"), (wav, "--wav", "out.wav"), (plot, "--plot", "roll.png")):
+        if path:
+            check_output(path, flag, inputs=[prime_midi, data], example=example)
+    piece = generate_music(trained, steps, seed, temperature, prime_piece, prime_midi, prime_steps, data)
+    frames = trained.pitches.frames(piece.roll)
+    step, written = trained.data_config.step, {}
+    if midi:
+        written["midi"] = _write(midi, lambda: write_midi(frames, midi, step, bpm, program))
+    if wav:
+        written["wav"] = _write(wav, lambda: write_wav(frames, wav, step, bpm))
+    if plot:
+        from rnnkit.viz.piano_roll import piano_roll_png
+
+        reference, name = real_piece(trained, piece, data)
+        written["plot"] = str(piano_roll_png(plot, piece.roll, trained.pitches.low, piece.prime_steps, reference, name,
+                                             title=trained.run_dir))
+    return {"steps": len(frames), "prime_steps": piece.prime_steps, "frames": frames, **written}
+
+
+def _write(path: str, write) -> str:
+    """``write()`` (MIDI and WAV files are written in place, not through rnnkit.files.write_atomic), with the
+    system's refusal (a read-only mount, /proc, a full disk) as one line naming the path."""
+    try:
+        return str(write())
+    except OSError as error:
+        raise write_failure(Path(path), error) from None
+
+
 def real_piece(trained: TrainedMusicModel, generated: Generated,
                data: str | None = None) -> tuple[np.ndarray, str] | tuple[None, None]:
     """A real piece to show beside ``generated``, cut to its length, and its name: the prime's own piece when
@@ -382,6 +426,29 @@ def real_piece(trained: TrainedMusicModel, generated: Generated,
     return trained.pitches.roll(piece)[:length], piece.name
 
 
+EVALUATE = Operation(evaluate, """NLL per time step (nats) and frame accuracy of one split of the data, every piece
+    scored whole from the initial state.""", (
+    Option("data", File("FILE|DIR"), "The music, in the run's format (chorale JSON or MIDI). Default: the run's data."),
+    Option("split", Choice(SPLITS), "The split of the data to score."),
+))
+GENERATE = Operation(generate, """Music from the model: a piece sampled after an optional prime, written as MIDI, WAV
+    and a piano roll where asked (--midi, --wav, --plot).""", (
+    Option("steps", Int(0), "Time steps to generate after the prime."),
+    Option("seed", SEED, "Seed for a reproducible piece."),
+    Option("temperature", Float(0, low_open=True), "Sharpen (<1) or flatten (>1) the model's distribution."),
+    Option("prime_piece", Text("SPLIT:INDEX"), "Start from the first steps of this piece of the data, e.g. test:0."),
+    Option("prime_steps", Int(1), "Steps of the prime to use. Default: 8."),
+    Option("prime_midi", File(), "Start from the first steps of this MIDI file."),
+    Option("data", File("FILE|DIR"), "Where --prime-piece and the real piece beside the plot come from. Default: "
+                                     "the run's data."),
+    Option("midi", File(), "Write the piece as a MIDI file."),
+    Option("wav", File(), "Render the piece to a WAV file with rnnkit's synthesiser."),
+    Option("plot", File(), "Draw its piano roll (prime and continuation marked) beside a real piece, as PNG."),
+    Option("bpm", Float(0, low_open=True), "Tempo of the MIDI and WAV, quarter notes per minute."),
+    Option("program", Int(0, 127), "General MIDI instrument of the MIDI file, 0-based (0 piano; 19 church organ)."),
+))
+
+
 SPEC = TaskSpec(
     name=NAME, noun="music model", data_config=MusicDataConfig, prepare=prepare, from_checkpoint=from_checkpoint,
     model_options={"output": "output", "cell": "cell", "hidden": "hidden_size", "layers": "num_layers",
@@ -389,5 +456,5 @@ SPEC = TaskSpec(
                    "engine": "engine", **REGULARISER_OPTIONS},
     path_fields=("data",), changeable=frozenset({"data"}),
     required={"data": "the music with --data FILE.json or --data FOLDER_OF_MIDI"},
-    derived_model_fields=DERIVED_MODEL_FIELDS, default_epochs=DEFAULT_EPOCHS,
+    derived_model_fields=DERIVED_MODEL_FIELDS, default_epochs=DEFAULT_EPOCHS, evaluate=EVALUATE, generate=GENERATE,
 )

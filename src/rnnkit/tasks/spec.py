@@ -3,17 +3,23 @@
 A task module ``rnnkit.tasks.NAME`` holds ``SPEC = TaskSpec(...)``: its name, its data config (a dataclass
 saved as ``configs["data"]`` in every checkpoint), how the option values become model arguments (saved as
 ``configs["model"]``) and further saved settings, which of them a resumed run may change, how a run's data
-and model are prepared for training, how a trained run is loaded (``from_checkpoint``) and what training adds to
-the report. Everything that trains, resumes, evaluates or predicts is written once from these specs
-(:mod:`rnnkit.tasks.run`, :mod:`rnnkit.cli.task_command`).
+and model are prepared for training, how a trained run is loaded (``from_checkpoint``), what training adds to
+the report, and what its trained runs do: evaluate, predict, generate (:mod:`rnnkit.tasks.operations`).
+Everything that trains, resumes, evaluates, predicts or generates is written once from these specs
+(:mod:`rnnkit.tasks.run`, :mod:`rnnkit.tasks.trained`, :mod:`rnnkit.cli.task_command`).
 
     >>> spec("lm").noun
     'language model'
+    >>> spec("lm").operations
+    ('evaluate', 'generate')
+    >>> tasks_with("generate", "temperature")
+    ['lm', 'music']
 """
 
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -24,6 +30,8 @@ from rnnkit.checks import check_training_memory
 from rnnkit.errors import InputError
 from rnnkit.models.size import parameter_count
 from rnnkit.train import Checkpoint, RunDirectory, Task, TrainConfig
+
+from .operations import OPERATIONS, Operation
 
 # What every resumed run may change: how long it goes on and how the same arithmetic is run.
 CHANGEABLE_ON_RESUME = frozenset({"epochs", "time_budget", "max_steps", "patience", "save_every", "engine"})
@@ -91,6 +99,8 @@ class TaskSpec:
         default_epochs: epochs when neither --epochs nor --time-budget is given.
         finish: ``finish(report, prepared, run_dir) -> report``: what training adds to its report (rank 0).
         described: the phrase for "not ..." in a refusal; default ``a 'NAME' one``.
+        evaluate, predict, generate: what its trained runs do (:class:`~rnnkit.tasks.operations.Operation`),
+            where the task has it: ``rnnkit evaluate RUN`` and ``rnnkit.load(RUN).evaluate(...)``.
     """
 
     name: str
@@ -108,10 +118,24 @@ class TaskSpec:
     default_epochs: int = TrainConfig.epochs
     finish: Callable[..., dict] | None = None
     described: str | None = None
+    evaluate: Operation | None = None
+    predict: Operation | None = None
+    generate: Operation | None = None
 
     @property
     def train_command(self) -> str:
         return f"train {self.name}"
+
+    @property
+    def operations(self) -> tuple[str, ...]:
+        """The operations its trained runs have, of evaluate, predict and generate."""
+        return tuple(name for name in OPERATIONS if self.operation(name) is not None)
+
+    def operation(self, name: str) -> Operation | None:
+        """Its ``evaluate``, ``predict`` or ``generate``, or None where the task has none."""
+        if name not in OPERATIONS:
+            raise ValueError(f"no operation {name!r}; the operations are {', '.join(OPERATIONS)}")
+        return getattr(self, name)
 
     def option_of(self, data_field: str) -> str:
         """The option that sets a data-config field."""
@@ -137,6 +161,21 @@ class TaskSpec:
 def spec(name: str) -> TaskSpec:
     """The spec of the task ``name`` (its module is imported now)."""
     return importlib.import_module(f"rnnkit.tasks.{name}").SPEC
+
+
+def task_names() -> tuple[str, ...]:
+    """Every task: the modules of :mod:`rnnkit.tasks` that declare a ``SPEC`` (each is imported now)."""
+    import rnnkit.tasks
+
+    names = [module.name for module in pkgutil.iter_modules(rnnkit.tasks.__path__) if not module.name.startswith("_")]
+    return tuple(sorted(name for name in names
+                        if isinstance(getattr(importlib.import_module(f"rnnkit.tasks.{name}"), "SPEC", None), TaskSpec)))
+
+
+def tasks_with(operation: str, option: str | None = None) -> list[str]:
+    """The tasks that have ``operation`` (and, given ``option``, take that option in it), by name."""
+    return [name for name in task_names() if (found := spec(name).operation(operation)) is not None
+            and (option is None or found.option(option) is not None)]
 
 
 SIZE_FIX = "lower the model's sizes (--hidden, --layers, --embedding)"

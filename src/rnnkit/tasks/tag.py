@@ -52,6 +52,7 @@ from rnnkit.models.size import parameter_count
 from rnnkit.train import Checkpoint, DistContext, Task, TaskLoss, seed_everything
 from rnnkit.train.task import Baseline, uniform_baseline
 
+from .operations import File, Inputs, Int, Operation, Option, input_lines
 from .spec import EMBEDDING_REGULARISER_OPTIONS, NETWORK_OPTIONS, Prepared, RunSettings, TaskSpec
 from .spec import build_within_memory
 
@@ -411,17 +412,44 @@ def from_checkpoint(checkpoint: Checkpoint) -> TrainedTagger:
     return TrainedTagger(model.eval(), Vocabularies.from_dict(meta["vocab"]), TagDataConfig(**meta["configs"]["data"]))
 
 
-def evaluate(tagger: TrainedTagger, path: str | Path, batch_size: int = EVAL_BATCH_SIZE) -> dict:
+def evaluate(tagger: TrainedTagger, data: str | Path, batch_size: int = EVAL_BATCH_SIZE,
+             warn: Callable[[str], None] | None = None) -> dict:
     """:func:`tag_scores` of a file in the run's format and column, plus ``unseen_tags``: gold tags the
-    training data lacked (their tokens count as errors)."""
+    training data lacked (their tokens count as errors, and ``warn`` is told)."""
     fix = f"give a {FORMAT_NAMES[tagger.config.format]} file like the run's training data"
-    sentences = read_conll(path, tagger.config.format, tagger.config.column, fix=fix)
+    sentences = read_conll(data, tagger.config.format, tagger.config.column, fix=fix)
     gold = [sentence.tags for sentence in sentences]
     predicted = tagger.tag([sentence.tokens for sentence in sentences], batch_size)
     known = set(tagger.vocabs.tags)
     scores = tag_scores(gold, predicted, tagger.vocabs.entity_tags)
     scores["unseen_tags"] = sorted({tag for tags in gold for tag in tags if tag not in known})
+    if scores["unseen_tags"] and warn is not None:
+        shown = ", ".join(scores["unseen_tags"][:10])
+        warn(f"{len(scores['unseen_tags'])} tags of {data} never occur in the training data ({shown}); their tokens "
+             "count as errors")
     return scores
+
+
+def predict(tagger: TrainedTagger, input=None) -> list[dict]:
+    """The tags of each sentence (a file of them, one per line with tokens separated by spaces, or a list of such
+    lines or of token lists): one ``{"tokens", "tags"}`` per sentence, in their order."""
+    if isinstance(input, list) and all(isinstance(tokens, list) for tokens in input):
+        sentences = input
+    else:
+        lines, _ = input_lines(input, "sentences, one per line (tokens separated by spaces)")
+        sentences = [line.split() for line in lines]
+    return [{"tokens": tokens, "tags": tags} for tokens, tags in zip(sentences, tagger.tag(sentences))]
+
+
+EVALUATE = Operation(evaluate, """Token accuracy; for entity (BIO) tags, span precision, recall and F1, overall and
+    per type.""", (
+    Option("data", File(), "Tagged sentences in the run's format and column.", required="the tagged file to score"),
+    Option("batch_size", Int(1), "Sentences per forward pass."),
+))
+PREDICT = Operation(predict, "The tags of each sentence, token by token.", (
+    Option("input", Inputs("sentences, one per line (tokens separated by spaces)", stdin=True),
+           "Sentences, one per line, tokens separated by spaces. Default: stdin.", required="the sentences"),
+))
 
 
 SPEC = TaskSpec(
@@ -430,6 +458,7 @@ SPEC = TaskSpec(
                    "char_hidden": "char_hidden_size", **EMBEDDING_REGULARISER_OPTIONS},
     data_options={"valid_data": "valid", "format": "data_format"}, changeable=frozenset({"data", "valid"}),
     derived_model_fields=("vocab_size", "num_tags", "char_vocab_size", "padding_idx"),
+    evaluate=EVALUATE, predict=PREDICT,
 )
 
 # The trained model of a run directory: from_run(run_dir, which="auto") -> TrainedTagger.

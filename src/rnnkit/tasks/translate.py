@@ -25,7 +25,8 @@ Example::
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 from typing import Callable, Iterator
 
 import torch
@@ -37,11 +38,14 @@ from rnnkit.data.tokens import detokenize, tokenize
 from rnnkit.data.vocab import BOS_ID, EOS_ID, PAD_ID, SEQUENCE_SPECIALS, UNK, TokenVocab
 from rnnkit.errors import InputError
 from rnnkit.extras import require
+from rnnkit.files import write_atomic
 from rnnkit.models import Seq2Seq
 from rnnkit.models.size import parameter_count
 from rnnkit.train import Checkpoint, DistContext, Task, TaskLoss, seed_everything, summed_token_loss
+from rnnkit.train.outputs import check_output
 from rnnkit.train.task import Baseline, uniform_baseline
 
+from .operations import File, Float, Inputs, Int, Operation, Option, input_lines
 from .spec import NETWORK_OPTIONS, REGULARISER_OPTIONS, Prepared, RunSettings, TaskSpec
 from .spec import build_within_memory
 
@@ -361,12 +365,23 @@ def translate_sentences(translator: TrainedTranslator, sentences: list[str], dec
     return translate_ids(translator.model, translator.target_vocab, encoded.ids, clipped, decode, batch_size)
 
 
-def evaluate(translator: TrainedTranslator, source_path: str, target_path: str, decode: DecodeConfig | None = None,
-             warn: Callable[[str], None] | None = None) -> dict:
-    """BLEU and chrF (sacrebleu) of the translations of ``source_path`` against ``target_path``, decoded as
-    ``decode`` says (default: as the run decodes)."""
-    decode = decode or translator.decode
-    text = read_parallel(source_path, target_path)
+def decoding(translator: TrainedTranslator, beam: int | None = None, length_penalty: float | None = None
+             ) -> DecodeConfig:
+    """How to translate: the run's own decoding, with ``beam`` and ``length_penalty`` where given."""
+    decode = translator.decode
+    if beam is not None:
+        decode = replace(decode, beam_size=beam)
+    if length_penalty is not None:
+        decode = replace(decode, length_penalty=length_penalty)
+    return decode
+
+
+def evaluate(translator: TrainedTranslator, source: str, target: str, beam: int | None = None,
+             length_penalty: float | None = None, warn: Callable[[str], None] | None = None) -> dict:
+    """BLEU and chrF (sacrebleu) of the translations of the file ``source`` against the file ``target``, decoded
+    as the run decodes unless ``beam`` or ``length_penalty`` say otherwise."""
+    decode = decoding(translator, beam, length_penalty)
+    text = read_parallel(source, target)
     if warn is not None and text.empty_warning():
         warn(text.empty_warning())
     hypotheses = translate_sentences(translator, text.sources, decode, warn)
@@ -376,6 +391,42 @@ def evaluate(translator: TrainedTranslator, source_path: str, target_path: str, 
             "chrf": chrf.corpus_score(hypotheses, [text.targets]).score,
             "sentences": len(text), "beam_size": decode.beam_size, "length_penalty": decode.length_penalty,
             "bleu_signature": str(bleu.get_signature())}
+
+
+def predict(translator: TrainedTranslator, input=None, output: str | None = None, beam: int | None = None,
+            length_penalty: float | None = None, warn: Callable[[str], None] | None = None) -> list[dict]:
+    """The translation of each sentence (a file of them, one per line, or a list): one ``{"source",
+    "translation"}`` per line, in their order (an empty line gives an empty translation); with ``output``, the
+    translations are also written there, one per line (replaced atomically)."""
+    if output is not None:
+        check_output(output, "--output", inputs=[input if isinstance(input, str) else None],
+                     example="translations.txt")
+    lines, name = input_lines(input, "sentences, one per line")
+    if not any(line.strip() for line in lines):
+        raise InputError(f"{name} holds no sentence to translate; give one sentence per line")
+    translations = translate_sentences(translator, [line.strip() for line in lines],
+                                       decoding(translator, beam, length_penalty), warn)
+    if output is not None:
+        write_atomic(Path(output), "".join(translation + "\n" for translation in translations).encode("utf-8"))
+    return [{"source": line, "translation": translation} for line, translation in zip(lines, translations)]
+
+
+BEAM = Option("beam", Int(1), "Beam size; 1 = greedy search. Default: the run's (--beam of training).")
+LENGTH_PENALTY = Option("length_penalty", Float(0), "GNMT length normalisation alpha (0: none). Default: the run's.")
+EVALUATE = Operation(evaluate, "BLEU and chrF (sacrebleu) of the run's translations against reference translations.", (
+    Option("source", File(), "Source sentences, one per line.", required="the source sentences"),
+    Option("target", File(), "Their reference translations, line by line with --source.",
+           required="their reference translations"),
+    BEAM, LENGTH_PENALTY,
+))
+PREDICT = Operation(predict, """Translate sentences, one per line: line i of the output translates line i of the
+    input (an empty line gives an empty line). Sentences longer than the run's --max-length are truncated and
+    unknown tokens read as <unk>; both are counted in a warning.""", (
+    Option("input", Inputs("sentences, one per line", stdin=True), "Source sentences, one per line. Default: stdin.",
+           required="the sentences to translate"),
+    Option("output", File(), "Also write the translations here, one per line (atomically)."),
+    BEAM, LENGTH_PENALTY,
+))
 
 
 SPEC = TaskSpec(
@@ -388,6 +439,7 @@ SPEC = TaskSpec(
     path_fields=("source", "target", "valid_source", "valid_target"),
     changeable=frozenset({"source", "target", "valid_source", "valid_target", "beam", "length_penalty"}),
     required={"source": "--source FILE", "target": "--target FILE"}, derived_model_fields=DERIVED_MODEL_FIELDS,
+    evaluate=EVALUATE, predict=PREDICT,
 )
 
 # The trained model of a run directory: from_run(run_dir, which="auto") -> TrainedTranslator.

@@ -10,6 +10,7 @@
     rng.py          seeding, and capturing / restoring every random generator for an exact resume
     progress.py     the progress bar and the per-epoch lines
     checkpoint.py   run directories and crash-safe checkpoints
+    outputs.py      where a file asked for may be written (never over an input or a run's own files)
     strict_json.py  their JSON: no Infinity or NaN, a checksum in every file
     tensor_state.py an optimizer's or RNG's state as JSON and named tensors (never a pickle)
     lock.py         one training at a time per run directory (an advisory lock on RUN/.lock)

@@ -1,8 +1,8 @@
-"""``rnnkit train caption``, and ``rnnkit evaluate`` / ``rnnkit predict`` on a caption run.
+"""``rnnkit train caption``, and how ``rnnkit evaluate`` / ``rnnkit predict`` on a caption run print.
 
     rnnkit train caption [--data FILE.npz] [--train-size N] [--max-digits 5] ... [--out DIR] [--resume DIR]
-    rnnkit evaluate DIR [--data FILE.npz] [--json]      exact match and token accuracy (default: held-out digits)
-    rnnkit predict DIR --input IMAGE.png|IMAGE.npy [--json]
+    rnnkit evaluate RUN [--data FILE.npz] [--json]      exact match and token accuracy (default: held-out digits)
+    rnnkit predict RUN --input IMAGE.png|IMAGE.npy [--json]
 
 Without --data the model learns the embedded digit compositions (:mod:`rnnkit.data.digits`): 1-5 handwritten
 digits side by side, captioned "three one four"; evaluation uses compositions of test digits that training
@@ -14,11 +14,10 @@ import click
 
 from rnnkit.cli.options import FiniteFloat, Fraction, Positive, Seed, recurrent_options, regulariser_options
 from rnnkit.cli.options import training_options
-from rnnkit.cli.task_command import Applies, TaskCommand, lines, saved_line, show, stopped_line, train_command_of
+from rnnkit.cli.task_command import TaskCommand, lines, saved_line, stopped_line, train_command_of
 from rnnkit.cli.task_command import validation_line
 from rnnkit.errors import InputError
-from rnnkit.tasks import caption
-from rnnkit.tasks.caption import SPEC, caption_images, read_image
+from rnnkit.tasks.caption import SPEC
 
 
 def _channels(ctx, param, value: str) -> list[int]:
@@ -31,23 +30,10 @@ def _channels(ctx, param, value: str) -> list[int]:
     return channels
 
 
-def evaluate(run_dir, checkpoint, options) -> None:
-    """``rnnkit evaluate DIR [--data FILE.npz]``: exact match and token accuracy of greedy captions."""
-    trained = SPEC.from_run(run_dir, checkpoint=checkpoint)
-    show(caption.evaluate(trained, options.get("data")), options,
-         lambda m: f"exact match {m['exact_match']:.2%}  token accuracy {m['token_accuracy']:.2%}  "
-                   f"({m['images']:,} images: {m['data']})")
-
-
-def predict(run_dir, checkpoint, options) -> None:
-    """``rnnkit predict DIR --input IMAGE``: the caption of one PNG or .npy image."""
-    trained = SPEC.from_run(run_dir, checkpoint=checkpoint)
-    path = options.get("input_path")
-    if not path:
-        raise InputError(f"{run_dir} holds a caption run: give the image with --input IMAGE.png (or .npy)")
-    image = read_image(path, *trained.image_shape)  # (H, W)
-    text = caption_images(trained.model, trained.vocab, image[None])[0]
-    show({"input": path, "caption": text}, options, lambda result: result["caption"])
+def scores(metrics: dict, options: dict, run) -> str:
+    """``rnnkit evaluate``: exact match and token accuracy of greedy captions."""
+    return (f"exact match {metrics['exact_match']:.2%}  token accuracy {metrics['token_accuracy']:.2%}  "
+            f"({metrics['images']:,} images: {metrics['data']})")
 
 
 def report(report: dict, run_path, settings) -> str:
@@ -92,8 +78,7 @@ COMMAND = TaskCommand(
         training_options(lr=2e-3, epochs=10, batch_size=64),
     ),
     report=report,
-    evaluate=Applies(evaluate, ("data",)),
-    predict=Applies(predict, ("input_path",)),
+    text={"evaluate": scores, "predict": lambda result, options, run: result["caption"]},
     check=_no_bidirectional,
 )
 train_command = train_command_of(COMMAND)

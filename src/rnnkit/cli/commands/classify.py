@@ -1,11 +1,11 @@
-"""``rnnkit train classify``, and ``rnnkit evaluate`` / ``rnnkit predict`` for classifier runs.
+"""``rnnkit train classify``, and how ``rnnkit evaluate`` / ``rnnkit predict`` on classifier runs print.
 
     rnnkit train classify --data CSV [--text-column C[,C]] [--label-column C] [--valid CSV | --valid-fraction F]
                           [--no-header] [--delimiter CHAR] [--encoding ENC] [--lowercase/--no-lowercase]
                           [--min-freq N] [--max-vocab N] [--max-length N] [--embedding N] [--pooling last|mean|max]
                           [network and training flags] [--out DIR] [--resume DIR]
-    rnnkit evaluate DIR --data CSV [--checkpoint best] [--json]    accuracy, macro F1, per-class P/R/F1, confusion
-    rnnkit predict DIR [--input FILE] [--json]                      LABEL<TAB>PROBABILITY<TAB>TEXT per input line
+    rnnkit evaluate RUN --data CSV [--checkpoint best] [--json]    accuracy, macro F1, per-class P/R/F1, confusion
+    rnnkit predict RUN [--input FILE] [--json]                      LABEL<TAB>PROBABILITY<TAB>TEXT per input line
 
 Examples::
 
@@ -17,44 +17,16 @@ Examples::
 
 import click
 
-from rnnkit.cli.json_output import to_json
 from rnnkit.cli.options import Fraction, Positive, recurrent_options, regulariser_options, training_options
-from rnnkit.cli.task_command import Applies, TaskCommand, best_line, lines, read_stdin, saved_line, show, stopped_line
-from rnnkit.cli.task_command import train_command_of
-from rnnkit.data.labelled_text import parse_delimiter, read_lines
-from rnnkit.errors import InputError
+from rnnkit.cli.task_command import TaskCommand, best_line, lines, saved_line, stopped_line, train_command_of
+from rnnkit.data.labelled_text import parse_delimiter
 from rnnkit.models.classifier import POOLINGS
-from rnnkit.tasks import classify
 from rnnkit.tasks.classify import SPEC
 
 
-def evaluate(run_dir: str, checkpoint, options: dict) -> None:
-    """``rnnkit evaluate DIR --data CSV [--json]``: accuracy, macro F1, per-class scores, confusion counts."""
-    classifier = SPEC.from_run(run_dir, checkpoint=checkpoint)
-    if options.get("data") is None:
-        raise InputError(f"{run_dir} holds a classifier: give the labelled file to score with --data FILE")
-    show(classify.evaluate(classifier, options["data"]), options, lambda scores: _scores_table(scores, options["data"]))
-
-
-def predict(run_dir: str, checkpoint, options: dict) -> None:
-    """``rnnkit predict DIR [--input FILE] [--json]``: one line per input line, LABEL<TAB>PROBABILITY<TAB>TEXT."""
-    classifier = SPEC.from_run(run_dir, checkpoint=checkpoint)
-    if options.get("input_path") is not None:
-        texts = read_lines(options["input_path"], classifier.config.encoding)
-    else:
-        text = read_stdin(classifier.config.encoding)
-        texts = text.split("\n")[:-1] if text.endswith("\n") else text.split("\n")
-        if not text:
-            raise InputError("no texts on stdin; pipe texts one per line, or give --input FILE")
-    probabilities = classifier.probabilities(texts)  # (n, C)
-    labels = classifier.labels
-    for text, row in zip(texts, probabilities.tolist()):
-        best = max(range(len(row)), key=row.__getitem__)
-        if options.get("as_json"):
-            click.echo(to_json({"label": labels[best], "probability": row[best],
-                                   "probabilities": dict(zip(labels, row)), "text": text}))
-        else:
-            click.echo(f"{labels[best]}\t{row[best]:.4f}\t{text}")
+def predictions(result: list[dict], options: dict, run) -> str:
+    """``rnnkit predict``: LABEL<TAB>PROBABILITY<TAB>TEXT, one line per text."""
+    return "\n".join(f"{row['label']}\t{row['probability']:.4f}\t{row['text']}" for row in result)
 
 
 def report(report: dict, run_path, settings) -> str:
@@ -66,11 +38,12 @@ def report(report: dict, run_path, settings) -> str:
                  saved_line(report, "use it with: rnnkit predict {run} --input FILE, rnnkit evaluate {run} --data CSV"))
 
 
-def _scores_table(scores: dict, data: str) -> str:
+def scores_table(scores: dict, options: dict, run) -> str:
     """accuracy and macro F1, then a row of precision / recall / F1 / support per class, then the confusion counts."""
     labels = scores["labels"]
     width = max(8, *(len(label) for label in labels))
-    lines = [f"accuracy {scores['accuracy']:.4f}  macro F1 {scores['macro_f1']:.4f}  ({scores['examples']:,} texts of {data})",
+    lines = [f"accuracy {scores['accuracy']:.4f}  macro F1 {scores['macro_f1']:.4f}  ({scores['examples']:,} texts of "
+             f"{options['data']})",
              "", f"{'class':<{width}}  precision  recall      f1  support"]
     for label in labels:
         c = scores["per_class"][label]
@@ -117,7 +90,6 @@ COMMAND = TaskCommand(
         training_options(lr=1e-3, epochs=SPEC.default_epochs, batch_size=32),
     ),
     report=report,
-    evaluate=Applies(evaluate, ("data",)),
-    predict=Applies(predict, ("input_path",)),
+    text={"evaluate": scores_table, "predict": predictions},
 )
 train_command = train_command_of(COMMAND)

@@ -1,110 +1,37 @@
-"""``rnnkit train forecast``, and ``rnnkit evaluate`` / ``rnnkit predict`` of a forecast run.
+"""``rnnkit train forecast``, and how ``rnnkit evaluate`` / ``rnnkit predict`` on a forecast run print.
 
     rnnkit train forecast --data CSV --target COL [--features COL,...] [--date-column COL] --window N
         [--horizon H] [--season M] [--test-fraction 0.2] [--valid-fraction 0.1] [--scale standard|none]
         [--log/--no-log] [--difference/--no-difference] [network and training flags] [--out DIR] [--json]
     rnnkit train forecast --resume DIR [--epochs N | --time-budget S]
-    rnnkit evaluate DIR --data CSV [--checkpoint auto|best|latest] [--json]
-    rnnkit predict DIR --data CSV [--output forecast.csv] [--checkpoint auto|best|latest] [--json]
+    rnnkit evaluate RUN --data CSV [--checkpoint auto|best|latest] [--json]
+    rnnkit predict RUN --data CSV [--output forecast.csv] [--checkpoint auto|best|latest] [--json]
 
 ``train`` ends with the holdout backtest of the best checkpoint (by validation MAE) beside the naive and
 seasonal-naive baselines. ``evaluate`` prints the same report for the last --test-fraction of any CSV with the
 run's columns (split by the run's fractions; the MASE scale comes from that CSV's own training part).
-``predict`` writes the H values after the end of the series to a CSV (``date,forecast``, or ``step,forecast``
-without dates) and a PNG beside it (same name, ``.png``): history, backtest, actuals and forecast.
+``predict`` prints the H values after the end of the series; with --output it writes them to a CSV (``date,forecast``,
+or ``step,forecast`` without dates) and a PNG beside it (same name, ``.png``): history, backtest, actuals, forecast.
 """
 
-import csv
-import io
-from pathlib import Path
-
 import click
-import numpy as np
 
-from rnnkit.cli.json_output import to_json
 from rnnkit.cli.options import Finite, Positive, recurrent_options, regulariser_options, training_options
-from rnnkit.cli.outputs import check_output
-from rnnkit.cli.task_command import Applies, TaskCommand, lines, saved_line, show, stopped_line, train_command_of
-from rnnkit.data.series import future_dates, parse_dates, window_origins
-from rnnkit.errors import InputError
-from rnnkit.files import write_atomic
-from rnnkit.tasks import forecast
-from rnnkit.tasks.forecast import SPEC, backtest, forecast_future, format_report, series_for
+from rnnkit.cli.task_command import TaskCommand, lines, saved_line, stopped_line, train_command_of
+from rnnkit.tasks.forecast import SPEC, format_report
 
 
-def evaluate(run_dir, checkpoint, options) -> None:
-    """Backtest the run's model on the last --test-fraction of --data: the same report as training's."""
-    trained = SPEC.from_run(run_dir, checkpoint=checkpoint)
-    data_path = _data_flag(options, run_dir, "evaluate")
-    show(forecast.evaluate(trained, data_path), options,
-         lambda report: f"{data_path}, model {run_dir} ({checkpoint.path.name})\n{format_report(report)}")
+def backtest(report: dict, options: dict, run) -> str:
+    """``rnnkit evaluate``: the backtest table of the series."""
+    return f"{options['data']}, model {run.path} ({run.checkpoint.path.name})\n{format_report(report)}"
 
 
-def predict(run_dir, checkpoint, options) -> None:
-    """Forecast the --horizon steps after the end of --data; write the CSV and its PNG; print both paths."""
-    from rnnkit.tasks.forecast_plot import forecast_png
-
-    data_path = _data_flag(options, run_dir, "predict")
-    output = Path(options["output"] or "forecast.csv")
-    if output.suffix.lower() == ".png":
-        raise InputError(f"--output {output} ends in .png, the name of the plot written beside the CSV; "
-                         "give a .csv name")
-    for written in (output, output.with_suffix(".png")):
-        check_output(written, "--output", inputs=[data_path], create_parent=True, example="forecast.csv")
-    png = output.with_suffix(".png")
-
-    trained = SPEC.from_run(run_dir, checkpoint=checkpoint)
-    data, config = series_for(trained, data_path, backtest=False)
-    model = trained.model
-    future = forecast_future(model, data, config)
-    dates = future_dates(data.series.dates, config.horizon)
-    key = "date" if dates is not None else "step"
-    labels = dates if dates is not None else list(range(1, config.horizon + 1))
-
-    origins = window_origins(data.split.valid_end, data.split.length, config.window, config.horizon)
-    result = backtest(model, data, config) if len(origins) else None
-    positions, future_positions = _positions(data.series.dates, dates, len(data.series), config.horizon)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    forecast_png(
-        png, x=positions, actuals=data.series.target, holdout_start=data.split.valid_end,
-        backtest_origins=result.origins if result else np.zeros(0, dtype=np.int64),
-        backtest_forecasts=result.forecasts["model"] if result else np.zeros((0, config.horizon)),
-        future_x=future_positions, future=future,
-        title=f"{config.target}: {config.horizon}-step forecast ({Path(data_path).name})",
-    )
-    write_atomic(output, _forecast_csv(key, labels, future))
-    if options["as_json"]:
-        rows = [{key: label, "forecast": float(value)} for label, value in zip(labels, future)]
-        click.echo(to_json({"forecast": rows, "csv": str(output), "png": str(png)}))
-    else:
-        click.echo(f"forecast of {config.horizon} steps after the end of {data_path}: {output}")
-        click.echo(f"plot: {png}")
-
-
-# ------------------------------------------------------------------------------------------- helpers
-
-
-def _data_flag(options: dict, run_dir: str, command: str) -> str:
-    if not options.get("data"):
-        raise InputError(f"{run_dir} holds a forecaster: give the series with `rnnkit {command} {run_dir} --data CSV`")
-    return options["data"]
-
-
-def _positions(dates: list[str] | None, future: list[str] | None, length: int, horizon: int) -> tuple[np.ndarray, np.ndarray]:
-    """x positions of the T steps and of the H future steps: dates when both parse, else step numbers."""
-    parsed = None if dates is None or future is None else parse_dates(dates)
-    if parsed is not None:
-        return parsed, parse_dates(future)
-    return np.arange(length), np.arange(length, length + horizon)
-
-
-def _forecast_csv(key: str, labels: list, values: np.ndarray) -> bytes:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow([key, "forecast"])
-    for label, value in zip(labels, values):
-        writer.writerow([label, f"{float(value):.10g}"])
-    return buffer.getvalue().encode()
+def forecast(result: dict, options: dict, run) -> str:
+    """``rnnkit predict``: where the CSV and the plot were written, or the forecast itself."""
+    if "csv" in result:
+        return (f"forecast of {len(result['forecast'])} steps after the end of {options['data']}: {result['csv']}\n"
+                f"plot: {result['png']}")
+    return "\n".join(f"{next(iter(row.values()))}\t{row['forecast']:.6g}" for row in result["forecast"])
 
 
 def report(report: dict, run_path, settings) -> str:
@@ -156,7 +83,6 @@ COMMAND = TaskCommand(
         training_options(lr=3e-3, epochs=SPEC.default_epochs, batch_size=32),
     ),
     report=report,
-    evaluate=Applies(evaluate, ("data",)),
-    predict=Applies(predict, ("data", "output")),
+    text={"evaluate": backtest, "predict": forecast},
 )
 train_command = train_command_of(COMMAND)

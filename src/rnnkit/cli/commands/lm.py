@@ -1,39 +1,25 @@
-"""``rnnkit train lm``, and ``rnnkit evaluate`` of a language model (``rnnkit generate`` samples it).
+"""``rnnkit train lm``, and how ``rnnkit evaluate`` / ``rnnkit generate`` on a language model print.
 
     rnnkit train lm [--data FILE] [--level char|word] [--cell lstm|gru|rnn] ... [--out DIR] [--resume DIR]
-    rnnkit evaluate DIR --data FILE [--batch-size N] [--seq-len N] [--json]
+    rnnkit evaluate RUN --data FILE [--batch-size N] [--seq-len N] [--unknown error|skip] [--json]
+    rnnkit generate RUN [--prime TEXT] [--length N] [--temperature T] [--top-k K] [--top-p P] [--greedy] [--seed N]
     torchrun --nproc-per-node=2 -m rnnkit train lm ...        (data-parallel training)
 """
 
 
 import click
 
-from rnnkit.cli.json_output import to_json
 from rnnkit.cli.options import FiniteFloat, Fraction, Layers, Positive, PositiveFloat, cell_option, engine_option
 from rnnkit.cli.options import regulariser_options, training_options
-from rnnkit.cli.task_command import Applies, TaskCommand, lines, saved_line, show, stopped_line, train_command_of
-from rnnkit.errors import InputError
-from rnnkit.tasks import lm
+from rnnkit.cli.task_command import TaskCommand, lines, saved_line, stopped_line, train_command_of
 from rnnkit.tasks.lm import SPEC
 
 
-def evaluate(run_dir: str, checkpoint, options: dict) -> None:
-    """``rnnkit evaluate DIR --data FILE``: loss (nats/token), perplexity and, for characters, bits per character."""
-    from rnnkit.data.reading import read_text
-
-    trained = SPEC.from_run(run_dir, checkpoint=checkpoint)
-    data = options.get("data")
-    if data is None:
-        raise InputError(f"{run_dir} holds a language model: give the text to score with --data FILE")
-    unknown = options.get("unknown") or "error"
-    if unknown == "skip" and trained.vocab.level == "word":
-        raise InputError(f"--unknown skip is for character models; the word model in {run_dir} reads words it never "
-                         "saw as <unk> (counted in the result): drop --unknown")
-    metrics = lm.evaluate(trained, read_text(data), options.get("batch_size"), options.get("seq_len"), unknown=unknown,
-                          source=data)
-    show(metrics, options, lambda m: f"loss {m['loss']:.4f} nats/token  perplexity {m['perplexity']:.2f}"
-         + (f"  bits/char {m['bits_per_char']:.4f}" if "bits_per_char" in m else "")
-         + f"  ({m['tokens']:,} tokens of {data}{_unseen_words(m)})")
+def scores(metrics: dict, options: dict, run) -> str:
+    """``rnnkit evaluate``: loss (nats/token), perplexity and, for characters, bits per character."""
+    return (f"loss {metrics['loss']:.4f} nats/token  perplexity {metrics['perplexity']:.2f}"
+            + (f"  bits/char {metrics['bits_per_char']:.4f}" if "bits_per_char" in metrics else "")
+            + f"  ({metrics['tokens']:,} tokens of {options['data']}{_unseen_words(metrics)})")
 
 
 def _unseen_words(metrics: dict) -> str:
@@ -43,29 +29,6 @@ def _unseen_words(metrics: dict) -> str:
     if metrics.get("unknown_words"):
         return f"; {metrics['unknown_words']:,} words the model never saw read as <unk>"
     return ""
-
-
-def generate(run_dir: str, checkpoint, options: dict) -> None:
-    """``rnnkit generate DIR``: text from the language model, written to stdout piece by piece as it is sampled
-    (the prime first); with --json one object ``{"prime", "text"}`` at the end."""
-    import sys
-
-    from rnnkit.generate import sample
-
-    model, vocab, _ = SPEC.from_run(run_dir, checkpoint=checkpoint)
-    prime = options.get("prime") or ""
-    pieces = sample(model, vocab, prime=prime, length=options.get("length") or 500,
-                    temperature=options.get("temperature") or 1.0, top_k=options.get("top_k"),
-                    top_p=options.get("top_p"), greedy=bool(options.get("greedy")), seed=options.get("seed"))
-    if options.get("as_json"):
-        click.echo(to_json({"prime": prime, "text": "".join(pieces)}))
-        return
-    # The sampler (having checked its arguments) feeds the prime through without yielding it; show it.
-    sys.stdout.write(prime)
-    for piece in pieces:
-        sys.stdout.write(piece)
-        sys.stdout.flush()
-    sys.stdout.write("\n")
 
 
 def report(report: dict, run_path, settings) -> str:
@@ -112,8 +75,7 @@ COMMAND = TaskCommand(
                      help="Every N steps record ||dL/dh_t|| for each step of the batch in RUN/gradients.jsonl."),
     ),
     report=report,
-    evaluate=Applies(evaluate, ("data", "batch_size", "seq_len", "unknown")),
-    generate=Applies(generate, ("prime", "length", "temperature", "top_k", "top_p", "greedy", "seed")),
-    instead="sample it with `rnnkit generate {run}`",
+    # generate streams the prime and each piece to stdout as it is sampled; a line break ends it.
+    text={"evaluate": scores, "generate": lambda result, options, run: ""},
 )
 train_command = train_command_of(COMMAND)

@@ -1,37 +1,43 @@
-"""``rnnkit train music``, and ``rnnkit evaluate`` / ``rnnkit generate`` on a music run.
+"""``rnnkit train music``, and how ``rnnkit evaluate`` / ``rnnkit generate`` on a music run print.
 
     rnnkit train music --data jsb-chorales-quarter.json [--output nade|bernoulli] ... [--out DIR] [--resume DIR]
     rnnkit train music --data FOLDER_OF_MIDI --step 0.25 [--pitch-range 21-108] ...
-    rnnkit evaluate DIR [--data FILE] [--split test] [--json]     nll_per_step, frame_accuracy, steps, pieces
-    rnnkit generate DIR [--steps 64] [--seed 0] [--temperature 1.0] [--prime-piece test:0 --prime-steps 8 |
+    rnnkit evaluate RUN [--data FILE] [--split test] [--json]     nll_per_step, frame_accuracy, steps, pieces
+    rnnkit generate RUN [--steps 64] [--seed 0] [--temperature 1.0] [--prime-piece test:0 --prime-steps 8 |
                         --prime-midi FILE.mid] [--midi out.mid] [--wav out.wav] [--plot roll.png] [--json]
 
 Without --midi, --wav or --plot, ``generate`` prints the piece, one step a line of note names (``-`` for a rest).
 """
 
 
-from pathlib import Path
-
 import click
 
-from rnnkit.cli.json_output import to_json
 from rnnkit.cli.options import Fraction, Positive, PositiveFloat, Probability, recurrent_options
 from rnnkit.cli.options import regulariser_options, training_options
-from rnnkit.cli.outputs import check_output
-from rnnkit.cli.task_command import Applies, TaskCommand, lines, saved_line, show, stopped_line, train_command_of
+from rnnkit.cli.task_command import TaskCommand, lines, saved_line, stopped_line, train_command_of
 from rnnkit.errors import InputError
-from rnnkit.files import write_failure
-from rnnkit.tasks import music
-from rnnkit.tasks.music import DEFAULT_EPOCHS, SPEC, generate_music, real_piece
+from rnnkit.tasks.music import DEFAULT_EPOCHS, SPEC
 
 
-def evaluate(run_dir: str, checkpoint, options: dict) -> None:
-    """``rnnkit evaluate DIR [--data FILE|DIR] [--split test] [--json]``: NLL per step and frame accuracy."""
-    trained = SPEC.from_run(run_dir, checkpoint=checkpoint)
-    metrics = music.evaluate(trained, options.get("data"), options.get("split") or "test")
-    show(metrics, options, lambda m: f"NLL {m['nll_per_step']:.4f} nats per step  frame accuracy "
-                                     f"{m['frame_accuracy']:.2%}  ({m['steps']:,} steps of {m['pieces']:,} pieces: "
-                                     f"{m['split']} split of {m['data']})")
+def scores(metrics: dict, options: dict, run) -> str:
+    """``rnnkit evaluate``: NLL per step and frame accuracy, with what was scored."""
+    return (f"NLL {metrics['nll_per_step']:.4f} nats per step  frame accuracy {metrics['frame_accuracy']:.2%}  "
+            f"({metrics['steps']:,} steps of {metrics['pieces']:,} pieces: {metrics['split']} split of "
+            f"{metrics['data']})")
+
+
+def piece(result: dict, options: dict, run) -> str | None:
+    """``rnnkit generate``: the files written (on stderr), or without any the piece, a line of note names per step
+    (``-`` for a rest; the prime's steps marked)."""
+    written = {kind: result[kind] for kind in ("midi", "wav", "plot") if kind in result}
+    if written:
+        click.echo(f"{result['steps']} steps ({result['prime_steps']} prime + {result['steps'] - result['prime_steps']} "
+                   "generated): " + ", ".join(f"{kind} {path}" for kind, path in written.items()), err=True)
+        return None
+    from rnnkit.viz.piano_roll import note_name
+
+    return "\n".join(f"{t:4d} {' '.join(note_name(p) for p in frame) or '-'}"
+                     + ("\tprime" if t < result["prime_steps"] else "") for t, frame in enumerate(result["frames"]))
 
 
 def report(report: dict, run_path, settings) -> str:
@@ -49,67 +55,6 @@ def report(report: dict, run_path, settings) -> str:
 def _no_bidirectional(options: dict) -> None:
     if options["bidirectional"]:
         raise InputError("--bidirectional does not apply to a model that predicts the next frame; drop it")
-
-
-def generate(run_dir: str, checkpoint, options: dict) -> None:
-    """``rnnkit generate DIR ...`` on a music run: sample ``steps`` frames after an optional prime and write
-    them as MIDI (``midi``), audio (``wav``) and a piano-roll picture (``plot``), or print them.
-
-    ``options`` by name: steps, seed, temperature, prime_piece, prime_steps, prime_midi, data, midi, wav,
-    plot, bpm, program, as_json (missing or None: 64 steps, an 8-step prime, 90 bpm, program 0).
-    """
-    from rnnkit.music import write_midi, write_wav
-
-    option = {**_GENERATE_DEFAULTS, **{key: value for key, value in options.items() if value is not None}}
-    for flag, example in (("midi", "out.mid"), ("wav", "out.wav"), ("plot", "roll.png")):
-        if option.get(flag):
-            check_output(option[flag], f"--{flag}", inputs=[option.get("prime_midi"), option.get("data")],
-                         example=example)
-    trained = SPEC.from_run(run_dir, checkpoint=checkpoint)
-    piece = generate_music(trained, option["steps"], option.get("seed"), option["temperature"],
-                           option.get("prime_piece"), option.get("prime_midi"), option.get("prime_steps"),
-                           option.get("data"))
-    frames = trained.pitches.frames(piece.roll)
-    step, written = trained.data_config.step, {}
-    if option.get("midi"):
-        written["midi"] = _write(option["midi"], lambda: write_midi(frames, option["midi"], step, option["bpm"],
-                                                                    option["program"]))
-    if option.get("wav"):
-        written["wav"] = _write(option["wav"], lambda: write_wav(frames, option["wav"], step, option["bpm"]))
-    if option.get("plot"):
-        from rnnkit.viz.piano_roll import piano_roll_png
-
-        reference, name = real_piece(trained, piece, option.get("data"))
-        written["plot"] = str(piano_roll_png(option["plot"], piece.roll, trained.pitches.low, piece.prime_steps,
-                                             reference, name, title=str(run_dir)))
-    if option.get("as_json"):
-        click.echo(to_json({"steps": len(frames), "prime_steps": piece.prime_steps, "frames": frames, **written}))
-        return
-    if not written:
-        from rnnkit.viz.piano_roll import note_name
-
-        for t, frame in enumerate(frames):
-            marker = "prime" if t < piece.prime_steps else ""
-            click.echo(f"{t:4d} {' '.join(note_name(p) for p in frame) or '-'}" + (f"\t{marker}" if marker else ""))
-        return
-    click.echo(f"{len(frames)} steps ({piece.prime_steps} prime + {len(frames) - piece.prime_steps} generated): "
-               + ", ".join(f"{kind} {path}" for kind, path in written.items()), err=True)
-
-
-def _write(path: str, write) -> str:
-    """``write()`` (MIDI and WAV files are written in place, not through rnnkit.files.write_atomic), with the
-    system's refusal (a read-only mount, /proc, a full disk) as one line naming the path."""
-    try:
-        return str(write())
-    except OSError as error:
-        raise write_failure(Path(path), error) from None
-
-
-_GENERATE_DEFAULTS = {"steps": 64, "temperature": 1.0, "bpm": 90.0, "program": 0}
-
-# The flags of `rnnkit generate` that only music takes (beside --seed, --temperature and --checkpoint, which it
-# shares with text generation). Their defaults are None (applied in `generate`), so that a command serving both
-# can tell which were given.
 
 
 COMMAND = TaskCommand(
@@ -142,10 +87,7 @@ COMMAND = TaskCommand(
         training_options(lr=2e-3, epochs=DEFAULT_EPOCHS, batch_size=16),
     ),
     report=report,
-    evaluate=Applies(evaluate, ("data", "split")),
-    generate=Applies(generate, ("seed", "temperature", "steps", "prime_piece", "prime_steps", "prime_midi", "data",
-                                "midi", "wav", "plot", "bpm", "program")),
-    instead="write music with `rnnkit generate {run} --midi out.mid`, score it with `rnnkit evaluate {run}`",
+    text={"evaluate": scores, "generate": piece},
     check=_no_bidirectional,
 )
 train_command = train_command_of(COMMAND)

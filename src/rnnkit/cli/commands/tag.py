@@ -1,11 +1,11 @@
-"""``rnnkit train tag``, and ``rnnkit evaluate`` / ``rnnkit predict`` for tagger runs (POS tagging, NER).
+"""``rnnkit train tag``, and how ``rnnkit evaluate`` / ``rnnkit predict`` on tagger runs (POS, NER) print.
 
     rnnkit train tag --data FILE [--format conllu|conll] [--column upos|xpos|pos|chunk|ner] [--valid FILE]
                      [--crf/--no-crf] [--char-features/--no-char-features] [--embedding N] [--char-embedding N]
                      [--char-hidden N] [--min-freq N] [--lowercase-words/--keep-case] [--word-dropout P]
                      [network and training flags] [--out DIR] [--resume DIR]
-    rnnkit evaluate DIR --data FILE [--checkpoint best] [--json]   token accuracy; span P/R/F1 for entity tags
-    rnnkit predict DIR [--input FILE] [--json]                     token/TAG token/TAG ... per input line
+    rnnkit evaluate RUN --data FILE [--checkpoint best] [--json]   token accuracy; span P/R/F1 for entity tags
+    rnnkit predict RUN [--input FILE] [--json]                     token/TAG token/TAG ... per input line
 
 Examples::
 
@@ -17,47 +17,15 @@ Examples::
 
 import click
 
-from rnnkit.cli.json_output import to_json
 from rnnkit.cli.options import Positive, Probability, recurrent_options, regulariser_options, training_options
-from rnnkit.cli.task_command import Applies, TaskCommand, best_line, lines, read_stdin, saved_line, show, stopped_line
-from rnnkit.cli.task_command import train_command_of
+from rnnkit.cli.task_command import TaskCommand, best_line, lines, saved_line, stopped_line, train_command_of
 from rnnkit.data.conll import ALL_COLUMNS, FORMATS
-from rnnkit.data.reading import read_text
-from rnnkit.errors import InputError
-from rnnkit.tasks import tag
-from rnnkit.tasks.tag import EVAL_BATCH_SIZE, SPEC
+from rnnkit.tasks.tag import SPEC
 
 
-def evaluate(run_dir: str, checkpoint, options: dict) -> None:
-    """``rnnkit evaluate DIR --data FILE [--json]``: token accuracy; span P/R/F1, overall and per type, for entity tags."""
-    tagger = SPEC.from_run(run_dir, checkpoint=checkpoint)
-    if options.get("data") is None:
-        raise InputError(f"{run_dir} holds a tagger: give the tagged file to score with --data FILE")
-    scores = tag.evaluate(tagger, options["data"], options.get("batch_size") or EVAL_BATCH_SIZE)
-    if scores["unseen_tags"]:
-        shown = ", ".join(scores["unseen_tags"][:10])
-        click.echo(f"note: {len(scores['unseen_tags'])} tags of {options['data']} never occur in the training data "
-                   f"({shown}); their tokens count as errors", err=True)
-    show(scores, options, lambda scores: _scores_table(scores, options["data"]))
-
-
-def predict(run_dir: str, checkpoint, options: dict) -> None:
-    """``rnnkit predict DIR [--input FILE] [--json]``: one sentence per line, tokens separated by spaces;
-    prints ``token/TAG token/TAG ...`` per line (``--json``: ``{"tokens": [...], "tags": [...]}``)."""
-    tagger = SPEC.from_run(run_dir, checkpoint=checkpoint)
-    if options.get("input_path") is not None:
-        text = read_text(options["input_path"])
-    else:
-        text = read_stdin()
-        if not text.strip():
-            raise InputError("no sentences on stdin; pipe one sentence per line (tokens separated by spaces), "
-                             "or give --input FILE")
-    sentences = [line.split() for line in text.rstrip("\n").split("\n")]
-    for tokens, tags in zip(sentences, tagger.tag(sentences)):
-        if options.get("as_json"):
-            click.echo(to_json({"tokens": tokens, "tags": tags}))
-        else:
-            click.echo(" ".join(f"{token}/{label}" for token, label in zip(tokens, tags)))
+def tagged(result: list[dict], options: dict, run) -> str:
+    """``rnnkit predict``: ``token/TAG token/TAG ...``, one line per sentence."""
+    return "\n".join(" ".join(f"{token}/{label}" for token, label in zip(row["tokens"], row["tags"])) for row in result)
 
 
 def report(report: dict, run_path, settings) -> str:
@@ -73,10 +41,10 @@ def report(report: dict, run_path, settings) -> str:
                  saved_line(report, "use it with: rnnkit predict {run} --input FILE, rnnkit evaluate {run} --data FILE"))
 
 
-def _scores_table(scores: dict, data: str) -> str:
+def scores_table(scores: dict, options: dict, run) -> str:
     """Accuracy; for entity tags the span scores, then a row of precision / recall / F1 / support per type."""
     lines = [f"accuracy {scores['accuracy']:.4f}  ({scores['tokens']:,} tokens in {scores['sentences']:,} "
-             f"sentences of {data})"]
+             f"sentences of {options['data']})"]
     if "f1" not in scores:
         return lines[0]
     lines.append(f"spans: precision {scores['precision']:.4f}  recall {scores['recall']:.4f}  F1 {scores['f1']:.4f}  "
@@ -121,7 +89,6 @@ COMMAND = TaskCommand(
         training_options(lr=2e-3, epochs=SPEC.default_epochs, batch_size=32),
     ),
     report=report,
-    evaluate=Applies(evaluate, ("data", "batch_size")),
-    predict=Applies(predict, ("input_path",)),
+    text={"evaluate": scores_table, "predict": tagged},
 )
 train_command = train_command_of(COMMAND)

@@ -1,117 +1,43 @@
-"""``rnnkit train translate``, and ``rnnkit evaluate`` / ``rnnkit predict`` on a translation run.
+"""``rnnkit train translate``, ``rnnkit translate RUN``, and how ``rnnkit evaluate`` / ``rnnkit predict`` on a
+translation run print.
 
     rnnkit train translate --source train.de --target train.en [--valid-source F --valid-target F]
                            [--attention none|additive|dot|general] [--beam N] ... [--out DIR] [--resume DIR]
-    rnnkit evaluate DIR --source test.de --target test.en [--json]     BLEU and chrF (sacrebleu)
-    rnnkit predict DIR [--input FILE] [--output FILE] [--json]         the same as `rnnkit translate DIR`
-    rnnkit translate DIR [--input FILE] [--output FILE] [--beam N] [--length-penalty A] [--json]
+    rnnkit evaluate RUN --source test.de --target test.en [--beam N] [--json]     BLEU and chrF (sacrebleu)
+    rnnkit translate RUN [--input FILE] [--output FILE] [--beam N] [--length-penalty A] [--json]
+    rnnkit predict RUN ...                                                         the same as `rnnkit translate RUN`
 
 Warnings (pairs skipped for an empty side, sentences truncated, unknown tokens) go to stderr as
-``warning: ...`` lines; translations go to stdout (or --output, replaced atomically).
+``warning: ...`` lines; translations go to stdout (and to --output, replaced atomically).
 """
-
-import sys
-from dataclasses import replace
-from pathlib import Path
 
 import click
 
-from rnnkit.cli.json_output import to_json
-from rnnkit.cli.options import FiniteFloat, Fraction, Positive, checkpoint_option, recurrent_options
-from rnnkit.cli.options import regulariser_options, training_options
-from rnnkit.cli.outputs import check_output
-from rnnkit.cli.task_command import Applies, TaskCommand, lines, read_stdin, saved_line, show, stopped_line, train_command_of
-from rnnkit.cli.task_command import validation_line
-from rnnkit.data.reading import read_lines
-from rnnkit.errors import InputError
-from rnnkit.files import write_atomic
-from rnnkit.tasks import translate
-from rnnkit.tasks.translate import SPEC, translate_sentences
-from rnnkit.train.progress import warn_line
+from rnnkit.cli.options import FiniteFloat, Fraction, Positive, recurrent_options, regulariser_options
+from rnnkit.cli.options import training_options
+from rnnkit.cli.task_command import TaskCommand, lines, operation_command, saved_line, stopped_line
+from rnnkit.cli.task_command import train_command_of, validation_line
+from rnnkit.tasks.translate import SPEC
 
 
-def evaluate(run_dir, checkpoint, options) -> None:
-    """``rnnkit evaluate DIR --source F --target F``: BLEU and chrF of the run's translations (sacrebleu)."""
-    translator = SPEC.from_run(run_dir, checkpoint=checkpoint)
-    if not options.get("source") or not options.get("target"):
-        raise InputError(f"{run_dir} holds a translation run: give the sentences with --source FILE and their "
-                         "reference translations with --target FILE")
-    metrics = translate.evaluate(translator, options["source"], options["target"], warn=warn_line)
-    show(metrics, options, lambda m: f"BLEU {m['bleu']:.2f}  chrF {m['chrf']:.2f}  ({m['sentences']:,} sentences of "
-                                     f"{options['source']}, beam {m['beam_size']}; sacrebleu {m['bleu_signature']})")
+def scores(metrics: dict, options: dict, run) -> str:
+    """``rnnkit evaluate``: BLEU and chrF, with what was scored and sacrebleu's signature."""
+    return (f"BLEU {metrics['bleu']:.2f}  chrF {metrics['chrf']:.2f}  ({metrics['sentences']:,} sentences of "
+            f"{options['source']}, beam {metrics['beam_size']}; sacrebleu {metrics['bleu_signature']})")
 
 
-def predict(run_dir, checkpoint, options) -> None:
-    """``rnnkit predict DIR [--input FILE] [--output FILE]``: translate, as ``rnnkit translate DIR`` does."""
-    check_translation_output(options.get("input_path"), options.get("output"))
-    translator = SPEC.from_run(run_dir, checkpoint=checkpoint)
-    translate_to_output(translator, translator.decode, options.get("input_path"), options.get("output"),
-                        options.get("as_json", False))
-
-
-def check_translation_output(input_path: str | None, output_path: str | None) -> None:
-    """Before any work: --output is a file that can be written and is not the --input it would replace."""
-    if output_path is not None:
-        check_output(output_path, "--output", inputs=[input_path], example="translations.txt")
-
-
-def translate_to_output(translator, decode, input_path: str | None, output_path: str | None, as_json: bool) -> None:
-    """Translate the lines of ``input_path`` (stdin if None) to ``output_path`` (stdout if None), line by line."""
-    if input_path is None:
-        if sys.stdin.isatty():
-            click.echo("reading sentences from stdin, one per line (end with Ctrl-D)", err=True)
-        text = read_stdin()
-        lines = text.split("\n")[:-1] if text.endswith("\n") else text.split("\n")
-        source_name = "stdin"
-    else:
-        lines = read_lines(input_path)
-        source_name = input_path
-    if not any(line.strip() for line in lines):
-        raise InputError(f"{source_name} holds no sentence to translate; give one sentence per line")
-    translations = translate_sentences(translator, [line.strip() for line in lines], decode, warn_line)
-    if as_json:
-        text = "".join(to_json({"source": source, "translation": translation}, ensure_ascii=False) + "\n"
-                       for source, translation in zip(lines, translations))
-    else:
-        text = "".join(translation + "\n" for translation in translations)
-    if output_path is None:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-    else:
-        write_atomic(Path(output_path), text.encode("utf-8"))
-        click.echo(f"{len(translations):,} translations written to {output_path}", err=True)
+def translations(result: list[dict], options: dict, run) -> str | None:
+    """``rnnkit predict`` / ``translate``: the translations, one per line (with --output, only how many were
+    written there, on stderr)."""
+    if options["output"] is not None:
+        click.echo(f"{len(result):,} translations written to {options['output']}", err=True)
+        return None
+    return "\n".join(row["translation"] for row in result)
 
 
 def report(report: dict, run_path, settings) -> str:
     return lines(stopped_line(report), validation_line(report, {"bleu": "BLEU (greedy) {:.2f}"}),
                  saved_line(report, "use it with: rnnkit translate {run} --input FILE"))
-
-
-@click.command("translate")
-@click.argument("run_dir", metavar="DIR")
-@click.option("--input", "input_path", metavar="FILE", help="Source sentences, one per line. Default: stdin.")
-@click.option("--output", metavar="FILE", help="Write the translations here (atomically). Default: stdout.")
-@click.option("--beam", type=Positive, help="Beam size; 1 = greedy search. Default: the run's (--beam of training).")
-@click.option("--length-penalty", type=FiniteFloat(min=0),
-              help="GNMT length normalisation alpha (0: none). Default: the run's.")
-@checkpoint_option(best="the highest validation BLEU")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per line: {source, translation}.")
-def translate_command(run_dir: str, input_path: str | None, output: str | None, beam: int | None,
-                      length_penalty: float | None, which: str, as_json: bool) -> None:
-    """Translate sentences (one per line, from --input or stdin) with the translation run in DIR.
-
-    An empty input line gives an empty output line, so line i of the output always translates line i of the
-    input; --output is replaced atomically. Sentences longer than the run's --max-length are truncated and
-    unknown tokens read as <unk>; both are counted on stderr.
-    """
-    check_translation_output(input_path, output)
-    translator = SPEC.from_run(run_dir, which)
-    decode = translator.decode
-    if beam is not None:
-        decode = replace(decode, beam_size=beam)
-    if length_penalty is not None:
-        decode = replace(decode, length_penalty=length_penalty)
-    translate_to_output(translator, decode, input_path, output, as_json)
 
 
 COMMAND = TaskCommand(
@@ -156,7 +82,13 @@ COMMAND = TaskCommand(
         training_options(lr=1e-3, epochs=10, batch_size=64),
     ),
     report=report,
-    evaluate=Applies(evaluate, ("source", "target")),
-    predict=Applies(predict, ("input_path", "output")),
+    text={"evaluate": scores, "predict": translations},
 )
 train_command = train_command_of(COMMAND)
+translate_command = operation_command(COMMAND, "predict", title="translate", help="""Translate sentences (one per
+    line, from --input or stdin) with the translation run in RUN.
+
+    An empty input line gives an empty output line, so line i of the output always translates line i of the
+    input; --output is replaced atomically. Sentences longer than the run's --max-length are truncated and
+    unknown tokens read as <unk>; both are counted on stderr. The same as `rnnkit predict RUN`.
+    """)

@@ -1,0 +1,130 @@
+"""A trained run as a Python object: :class:`TrainedRun`, what :func:`rnnkit.load` gives.
+
+Its ``evaluate``, ``predict`` and ``generate`` are the operations its task declares
+(:mod:`rnnkit.tasks.operations`), called with the options as keywords named as the command's flags (``--top-k`` is
+``top_k=``); each returns what ``rnnkit evaluate / predict / generate RUN --json`` prints (predict: one item per
+input line, as ``--json`` prints one object per line). The command line calls the same methods
+(:meth:`TrainedRun.apply`) and only parses and prints.
+
+Example::
+
+    run = rnnkit.load("runs/code")          # the best checkpoint, else the latest (checkpoint="latest" | "best")
+    run.task                                # 'lm'
+    run.evaluate("valid.txt")               # {"loss": ..., "perplexity": ..., "bits_per_char": ..., "tokens": ...}
+    run.generate(prime="def ", length=200, temperature=0.8, seed=0)["text"]
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from rnnkit.errors import InputError
+from rnnkit.train import Checkpoint, RunDirectory
+
+from .operations import KEYWORDS, Operation, Spelling
+from .spec import TaskSpec, spec, task_names, tasks_with
+
+
+class TrainedRun:
+    """The trained model of a run directory, with what its task does with it.
+
+    Attributes:
+        path: the run directory.
+        task: the task's name (``"lm"``, ``"classify"``, ...); ``spec`` its :class:`~rnnkit.tasks.spec.TaskSpec`.
+        checkpoint: the loaded :class:`~rnnkit.train.Checkpoint`.
+        trained: what the task's ``from_checkpoint`` made of it (the model with its vocabularies and settings).
+        model: the trained ``torch.nn.Module``, in eval mode on the CPU.
+    """
+
+    def __init__(self, path: str | Path, checkpoint: Checkpoint):
+        self.path = Path(path)
+        self.checkpoint = checkpoint
+        task = checkpoint.meta.get("task")
+        if task not in task_names():
+            raise InputError(f"{path} holds a run of unknown task {task!r}; give the directory of a run of one of the "
+                             f"tasks {', '.join(task_names())}")
+        self.spec: TaskSpec = spec(task)
+        self.trained = self.spec.from_run(path, checkpoint=checkpoint)
+
+    @classmethod
+    def open(cls, path: str | Path, checkpoint: str = "auto") -> "TrainedRun":
+        """The run in directory ``path``, from its ``checkpoint``: ``"auto"`` (the best when it has one, else the
+        latest), ``"best"`` or ``"latest"``."""
+        if checkpoint not in ("auto", "best", "latest"):
+            raise InputError(f"checkpoint must be one of auto, best, latest, got {checkpoint!r}")
+        return cls(path, RunDirectory.open(path).load(checkpoint))
+
+    @property
+    def task(self) -> str:
+        return self.spec.name
+
+    @property
+    def model(self) -> torch.nn.Module:
+        return self.trained if isinstance(self.trained, torch.nn.Module) else self.trained.model
+
+    @property
+    def operations(self) -> tuple[str, ...]:
+        """What this run does: of ``evaluate``, ``predict`` and ``generate``, those its task has."""
+        return self.spec.operations
+
+    def __repr__(self) -> str:
+        return f"TrainedRun({str(self.path)!r}, task={self.task!r}, checkpoint={self.checkpoint.path.name!r})"
+
+    def evaluate(self, *args, **options) -> dict:
+        """The task's scores on held-out data: ``run.evaluate("valid.txt")``, ``run.evaluate(data=..., ...)``;
+        the options are those of ``rnnkit evaluate RUN --help`` (flags as keywords, ``-`` as ``_``)."""
+        return self._call("evaluate", args, options)
+
+    def predict(self, *args, **options) -> Any:
+        """The model applied to inputs (a file of them, or the items themselves: a list of texts, an image
+        array): one result per input line, as ``rnnkit predict RUN --json`` prints them (a forecast and a
+        caption are one each). The options are those of ``rnnkit predict RUN --help``."""
+        return self._call("predict", args, options)
+
+    def generate(self, *args, **options) -> dict:
+        """What the model writes: ``run.generate(prime="def ", length=200, temperature=0.8)`` for a language
+        model. The options are those of ``rnnkit generate RUN --help``."""
+        return self._call("generate", args, options)
+
+    def _call(self, name: str, args: tuple, options: dict) -> Any:
+        """Bind Python's arguments to the operation's options (positional ones in their declared order), refusing
+        any it does not take in one line, and apply it; warnings become Python warnings."""
+        operation = self._operation(name)
+        if len(args) > len(operation.options):
+            raise InputError(f"{name}() of task {self.task!r} takes at most {len(operation.options)} positional "
+                             f"argument(s) ({', '.join(o.name for o in operation.options)}), got {len(args)}")
+        for option, value in zip(operation.options, args):
+            if option.name in options:
+                raise InputError(f"{name}() got {option.name} twice: positionally and as a keyword; give it once")
+            options[option.name] = value
+        for key in options:
+            if operation.option(key) is None:
+                takers = tasks_with(name, key)
+                elsewhere = f" (the tasks that take it: {', '.join(takers)})" if takers else ""
+                raise InputError(f"{key} is not an option of {name}() for task {self.task!r}; its options: "
+                                 f"{', '.join(o.name for o in operation.options) or 'none'}{elsewhere}")
+        return self.apply(name, options, KEYWORDS, {"warn": _python_warning})
+
+    def apply(self, name: str, given: dict[str, Any], spelling: Spelling, hooks: dict[str, Callable | None]) -> Any:
+        """The operation ``name`` with the options ``given`` by name (None: not given), checked and named in
+        messages as ``spelling`` says (the command line's flags, or Python's keywords); ``hooks``: what to do
+        with warnings and streamed text (:data:`~rnnkit.tasks.operations.HOOKS`)."""
+        operation = self._operation(name)
+        values = operation.values(given, spelling, f"{self.path} holds a {self.spec.noun}")
+        return operation.call(self.trained, values, hooks)
+
+    def _operation(self, name: str) -> Operation:
+        operation = self.spec.operation(name)
+        if operation is None:
+            has = ", ".join(f"{other}()" for other in self.operations) or "nothing"
+            raise InputError(f"{self.path} holds a {self.spec.noun}, which has no {name}() (it has {has}); the tasks "
+                             f"with {name}(): {', '.join(tasks_with(name))}")
+        return operation
+
+
+def _python_warning(line: str) -> None:
+    warnings.warn(line, UserWarning, stacklevel=4)
