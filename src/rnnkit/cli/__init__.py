@@ -1,9 +1,9 @@
 """The ``rnnkit`` command.
 
     rnnkit train TASK [...] [--out DIR] [--resume DIR]     TASK: lm, classify, tag, forecast, translate, caption
-    rnnkit generate DIR [--prime TEXT] [--length N] [--temperature T] [--top-k K] [--top-p P] [--seed N]
-    rnnkit evaluate DIR [--data FILE | --source F --target F] [--json]
-    rnnkit predict DIR [--input FILE] [--data FILE] [--output PATH] [--json]
+    rnnkit evaluate RUN [...] [--json]          the flags of RUN's task: `rnnkit evaluate RUN --help` lists them
+    rnnkit predict RUN [...] [--json]
+    rnnkit generate RUN [...] [--json]
     rnnkit translate | explain | diagnose | bench ...
     rnnkit doctor [--json]                                  (versions, CPU, the engines that run here)
     torchrun --nproc-per-node=2 -m rnnkit train lm ...        (data-parallel training)
@@ -18,7 +18,8 @@ the tasks and the library below it, and prints. Its modules, each importing only
 
     __init__        the entry point (``main``) and the command groups
     commands/       one module per command; a task's module declares its TaskCommand
-    task_command    ``train TASK``, ``evaluate`` and ``predict`` written once from a task's TaskCommand
+    task_command    ``train TASK``, ``evaluate`` / ``predict`` / ``generate RUN`` written once from a task's
+                    TaskCommand and the operations its task module declares
     options         flags that several commands share, and their click types
     outputs         where a command may write a file it was asked for
     json_output     ``--json``: JSON without Infinity or NaN

@@ -342,29 +342,3 @@ def new_run_path(options: dict, task: str) -> Path:
 def absolute(path: str | None) -> str | None:
     """Paths are saved absolute, so that a run directory works from any working directory."""
     return None if path is None else str(Path(path).resolve())
-
-
-# The flags of `rnnkit generate` for music runs (their defaults are None: the task's defaults apply).
-MUSIC_GENERATE_OPTIONS = (
-    click.option("--steps", type=click.IntRange(min=0), help="Music: time steps to generate after the prime. Default: 64."),
-    click.option("--prime-piece", metavar="SPLIT:INDEX", help="Music: start from the first steps of this piece of the data, e.g. test:0."),
-    click.option("--prime-steps", type=Positive, help="Music: steps of the prime to use. Default: 8."),
-    click.option("--prime-midi", metavar="FILE", help="Music: start from the first steps of this MIDI file."),
-    click.option("--data", metavar="FILE|DIR",
-                 help="Music: where --prime-piece and the real piece beside the plot come from. Default: the run's data."),
-    click.option("--midi", metavar="FILE", help="Music: write the piece as a MIDI file."),
-    click.option("--wav", metavar="FILE", help="Music: render the piece to a WAV file with rnnkit's synthesiser."),
-    click.option("--plot", metavar="FILE", help="Music: draw its piano roll (prime and continuation marked) beside a real piece, as PNG."),
-    click.option("--bpm", type=PositiveFloat, help="Music: tempo of the MIDI and WAV, quarter notes per minute. Default: 90."),
-    click.option("--program", type=click.IntRange(0, 127),
-                 help="Music: General MIDI instrument of the MIDI file, 0-based (0 piano, the default; 19 church organ)."),
-    click.option("--json", "as_json", is_flag=True, default=None,
-                 help="Print what was generated as one JSON object (music: the piece and the files written)."),
-)
-
-
-def music_generate_options(function):
-    """Decorate a click command with :data:`MUSIC_GENERATE_OPTIONS`, in their --help order."""
-    for option in reversed(MUSIC_GENERATE_OPTIONS):
-        function = option(function)
-    return function

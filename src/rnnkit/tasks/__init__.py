@@ -2,8 +2,9 @@
 
 Each task module declares ``SPEC``, its :class:`~rnnkit.tasks.spec.TaskSpec`: how to read its data, which
 model structure to build, its :class:`~rnnkit.train.Task` (batches, loss, metrics), how a trained run is
-loaded; :mod:`rnnkit.tasks.run` trains any of them. Each also has ``evaluate(trained, ...)``: the scores of a
-trained run (what ``SPEC.from_run`` gives) on held-out data, as a dictionary of numbers. The tasks:
+loaded, and what a trained run does: ``evaluate`` (every task), ``predict`` or ``generate``, each with its
+options (:mod:`rnnkit.tasks.operations`). :mod:`rnnkit.tasks.run` trains any of them;
+:class:`~rnnkit.tasks.trained.TrainedRun` (``rnnkit.load(RUN)``) applies a trained one. The tasks:
 
     lm          language models (characters or words), truncated BPTT over streams
     classify    text classification and sentiment (many-to-one)
