@@ -264,3 +264,22 @@ def test_native_refuses_a_cell_without_a_kernel_in_one_line():
     with pytest.raises(ValueError, match="has no native kernel; use engine='explicit'"):
         rn.Recurrent("plain_without_kernel", 3, 4, engine="native")
     assert rn.Recurrent("plain_without_kernel", 3, 4, recurrent_dropout=0.1)._engine_now() == "explicit"
+
+
+@needs_native
+@pytest.mark.parametrize("cell", [name for name in NATIVE_CELLS if hasattr(rn.get_cell(name), "native_gates")])
+def test_trace_records_on_the_native_engine_what_the_explicit_engine_records(cell):
+    torch.manual_seed(0)
+    layer = rn.Recurrent(cell, IN, H, num_layers=2, bidirectional=True, zoneout=0.1, dtype=torch.float64).eval()
+    x = pack_sequence([torch.randn(n, IN, dtype=torch.float64) for n in (4, L, 2)], enforce_sorted=False)
+    layer.engine = "native"
+    native = layer.trace(x)
+    layer.engine = "explicit"
+    explicit = layer.trace(x)
+    assert (native.engine, explicit.engine) == ("native", "explicit")
+    torch.testing.assert_close(native.hidden, explicit.hidden, rtol=0, atol=1e-12)
+    assert native.gates.keys() == explicit.gates.keys()
+    for name in native.gates:
+        torch.testing.assert_close(native.gates[name], explicit.gates[name], rtol=0, atol=1e-12)
+    if explicit.cell is not None:
+        torch.testing.assert_close(native.cell, explicit.cell, rtol=0, atol=1e-12)

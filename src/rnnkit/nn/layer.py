@@ -216,7 +216,7 @@ class RecurrentBase(LayerInput):
             hx = self._initial_state(input)
         with torch.no_grad():
             engine = get_engine(self._engine_now(resets))
-            if type(engine).record is Engine.record:
+            if not engine.can_record(self.cell):
                 engine = get_engine("explicit")
             records: list = []
             output, state, layout = self._rnnkit(input, hx, engine, record=records, resets=resets)

@@ -42,6 +42,10 @@ class GRU(Cell):
     def workspace(self) -> Workspace:
         return GRUWorkspace()
 
+    def native_gates(self, ws: Tensor) -> dict[str, Tensor]:
+        """The gates in the native kernel's saved workspace ws (L, N, W): r, z, n in its first 3H columns."""
+        return dict(zip(self.gate_names, ws[..., : 3 * self.hidden_size].chunk(3, 2)))
+
 
 def gru_equations(gi: Tensor, gh: Tensor, h_prev: Tensor) -> tuple[tuple[Tensor], dict[str, Tensor]]:
     """The GRU's step given ``gi = x W_ih^T + b_ih`` and ``gh = h W_hh^T + b_hh`` (each (N, 3H))."""

@@ -79,6 +79,10 @@ class LSTM(Cell):
     def workspace(self) -> Workspace:
         return LSTMWorkspace()
 
+    def native_gates(self, ws: Tensor) -> dict[str, Tensor]:
+        """The gates in the native kernel's saved workspace ws (L, N, W): i, f, g, o in its first 4H columns."""
+        return dict(zip(self.gate_names, ws[..., : 4 * self.hidden_size].chunk(4, 2)))
+
 
 class LSTMWorkspace(Workspace):
     def input_bias(self, p):

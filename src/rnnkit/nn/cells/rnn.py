@@ -36,6 +36,10 @@ class RNNTanh(Cell):
     def workspace(self) -> Workspace:
         return RNNWorkspace(self.nonlinearity)
 
+    def native_gates(self, ws: Tensor) -> dict[str, Tensor]:
+        """A plain RNN has no gates (its native workspace holds h~_t)."""
+        return {}
+
 
 @register_cell(title="ReLU RNN")
 class RNNRelu(RNNTanh):

@@ -80,6 +80,10 @@ class Engine(ABC):
         """Every layer and direction at once, in the caller's layout: ``(output, state)``."""
         raise NotImplementedError(f"the {self.name} engine runs one layer and direction at a time")
 
+    def can_record(self, cell) -> bool:
+        """Whether :meth:`record` keeps this cell's gates (``trace`` runs on the explicit engine where not)."""
+        return type(self).record is not Engine.record
+
     def record(self, run: SequenceRun, x: Tensor, h0: Tensor, c0: Tensor | None, p: dict[str, Tensor]):
         """As :meth:`run`, without autograd, plus every step's values: ``(y, h_n, c_n, cs, gates)`` with cs (L, N, H)
         every c_t or None and gates {name: (L, N, H)}. None when the engine does not keep them."""

@@ -199,3 +199,15 @@ class NativeEngine(Engine):
         if torch._C._are_functorch_transforms_active():
             return _NativeSequence.apply(run, x, h0, c0, *p.values())
         return native_sequence(run, x, h0, c0, p)
+
+    def can_record(self, cell) -> bool:
+        return hasattr(cell, "native_gates")
+
+    def record(self, run: SequenceRun, x: Tensor, h0: Tensor, c0: Tensor | None, p: dict[str, Tensor]):
+        mask, zh, zc, zp = _mask_args(run)
+        y, h_n, c_n, cs, ws = torch.ops.rnnkit.forward(
+            run.cell.native_kernel, x, h0, c0, list(p.values()), run.cell.bias, mask, zh, zc, zp,
+            _sizes(run.batch_sizes), run.resets, run.bptt_window or 0)
+        if c0 is None:
+            return y, h_n, None, None, run.cell.native_gates(ws)
+        return y, h_n, c_n, cs, run.cell.native_gates(ws)
