@@ -199,6 +199,7 @@ def _inverse(option_to_field) -> dict[str, str]:
 # ------------------------------------------------------------------------------------------- evaluate, predict, generate
 
 LOADED = "rnnkit.checkpoint"  # ctx.meta: (which, the checkpoint) RunCommand loaded to read the run's task
+BEST = "the best validation score of its task"  # what --checkpoint best is, whichever the task
 
 
 def operation_option(option: Option, default) -> Callable:
@@ -232,7 +233,7 @@ def operation_command(command: TaskCommand, name: str, *, title: str | None = No
     as_json = "one JSON object per input line" if name == "predict" else "the result as one JSON object"
     decorators = (click.argument("run_dir", metavar="RUN"),
                   *(operation_option(option, operation.defaults[option.name]) for option in operation.options),
-                  checkpoint_option(),
+                  checkpoint_option(best=BEST),
                   click.option("--json", "as_json", is_flag=True, help=f"Print {as_json}."))
     for decorator in reversed(decorators):
         callback = decorator(callback)
@@ -293,8 +294,8 @@ class RunCommand(click.Command):
         self._lookup, self._names, self._commands = lookup, names, {}
         super().__init__(name, short_help=summary, help=summary,
                          params=[click.Argument(["run_dir"], metavar="RUN")])
-        for decorator in (checkpoint_option(), click.option("--json", "as_json", is_flag=True,
-                                                            help="Print the result as JSON.")):
+        for decorator in (checkpoint_option(best=BEST), click.option("--json", "as_json", is_flag=True,
+                                                                     help="Print the result as JSON.")):
             decorator(self)
 
     @property

@@ -19,6 +19,7 @@ Everything that trains, resumes, evaluates, predicts or generates is written onc
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import pkgutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -167,9 +168,17 @@ def task_names() -> tuple[str, ...]:
     """Every task: the modules of :mod:`rnnkit.tasks` that declare a ``SPEC`` (each is imported now)."""
     import rnnkit.tasks
 
-    names = [module.name for module in pkgutil.iter_modules(rnnkit.tasks.__path__) if not module.name.startswith("_")]
-    return tuple(sorted(name for name in names
-                        if isinstance(getattr(importlib.import_module(f"rnnkit.tasks.{name}"), "SPEC", None), TaskSpec)))
+    return tuple(sorted(module.name for module in pkgutil.iter_modules(rnnkit.tasks.__path__) if is_task(module.name)))
+
+
+def is_task(name) -> bool:
+    """Whether ``name`` (a run's, say) is a task's: a module of :mod:`rnnkit.tasks` that declares a ``SPEC``;
+    only that module is imported."""
+    if not isinstance(name, str) or not name.isidentifier() or name.startswith("_"):
+        return False
+    if importlib.util.find_spec(f"rnnkit.tasks.{name}") is None:
+        return False
+    return isinstance(getattr(importlib.import_module(f"rnnkit.tasks.{name}"), "SPEC", None), TaskSpec)
 
 
 def tasks_with(operation: str, option: str | None = None) -> list[str]:

@@ -26,7 +26,7 @@ from rnnkit.errors import InputError
 from rnnkit.train import Checkpoint, RunDirectory
 
 from .operations import KEYWORDS, Operation, Spelling
-from .spec import TaskSpec, spec, task_names, tasks_with
+from .spec import TaskSpec, is_task, spec, task_names, tasks_with
 
 
 class TrainedRun:
@@ -44,7 +44,7 @@ class TrainedRun:
         self.path = Path(path)
         self.checkpoint = checkpoint
         task = checkpoint.meta.get("task")
-        if task not in task_names():
+        if not is_task(task):
             raise InputError(f"{path} holds a run of unknown task {task!r}; give the directory of a run of one of the "
                              f"tasks {', '.join(task_names())}")
         self.spec: TaskSpec = spec(task)
