@@ -83,17 +83,10 @@ rnnkit::BackwardResult backward(const Sequence& s, const Tensor& y, const Tensor
 }
 
 rnnkit::Kernel indrnn() {
-  rnnkit::Kernel k;
-  k.forward = [](const Sequence& s) {
-    return AT_DISPATCH_FLOATING_TYPES(s.x.scalar_type(), "indrnn_forward", [&] { return forward<scalar_t>(s); });
-  };
-  k.backward = [](const Sequence& s, const Tensor& y, const Tensor& cs, const Tensor& ws, const Tensor& dy,
-                  const Tensor& dh_n, const Tensor& dc_n) {
-    return AT_DISPATCH_FLOATING_TYPES(s.x.scalar_type(), "indrnn_backward",
-                                      [&] { return backward<scalar_t>(s, y, cs, ws, dy, dh_n, dc_n); });
-  };
-  k.saved_width = [](const Sequence& s) { return s.h0.size(1); };
-  return k;
+  return rnnkit::dispatched_kernel(
+      [](auto tag, const Sequence& s) { return forward<decltype(tag)>(s); },
+      [](auto tag, const auto&... args) { return backward<decltype(tag)>(args...); },
+      [](const Sequence& s) { return s.h0.size(1); });
 }
 
 }  // namespace

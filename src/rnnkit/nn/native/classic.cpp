@@ -430,18 +430,10 @@ BackwardResult classic_backward(Family family, const Sequence& s, const Tensor& 
 }
 
 Kernel classic_kernel(Family family) {
-  Kernel k;
-  k.forward = [family](const Sequence& s) {
-    return AT_DISPATCH_FLOATING_TYPES(s.x.scalar_type(), "rnnkit_classic_forward",
-                                      [&] { return classic_forward<scalar_t>(family, s); });
-  };
-  k.backward = [family](const Sequence& s, const Tensor& y, const Tensor& cs, const Tensor& ws, const Tensor& dy,
-                        const Tensor& dh_n, const Tensor& dc_n) {
-    return AT_DISPATCH_FLOATING_TYPES(s.x.scalar_type(), "rnnkit_classic_backward",
-                                      [&] { return classic_backward<scalar_t>(family, s, y, cs, ws, dy, dh_n, dc_n); });
-  };
-  k.saved_width = [family](const Sequence& s) { return shape_of(family, ClassicParams(s)).W; };
-  return k;
+  return dispatched_kernel(
+      [family](auto tag, const Sequence& s) { return classic_forward<decltype(tag)>(family, s); },
+      [family](auto tag, const auto&... args) { return classic_backward<decltype(tag)>(family, args...); },
+      [family](const Sequence& s) { return shape_of(family, ClassicParams(s)).W; });
 }
 
 }  // namespace

@@ -161,6 +161,23 @@ struct Kernel {
   std::function<int64_t(const Sequence&)> saved_width;
 };
 
+// A Kernel from a family's templated functions, dispatched over float and double: forward(tag, sequence) and
+// backward(tag, sequence, y, cs, ws, dy, dh_n, dc_n) take a value of the scalar type as their first argument.
+template <typename Forward, typename Backward, typename Width>
+Kernel dispatched_kernel(Forward forward, Backward backward, Width saved_width) {
+  Kernel k;
+  k.forward = [forward](const Sequence& s) {
+    return AT_DISPATCH_FLOATING_TYPES(s.x.scalar_type(), "rnnkit_forward", [&] { return forward(scalar_t{}, s); });
+  };
+  k.backward = [backward](const Sequence& s, const Tensor& y, const Tensor& cs, const Tensor& ws, const Tensor& dy,
+                          const Tensor& dh_n, const Tensor& dc_n) {
+    return AT_DISPATCH_FLOATING_TYPES(s.x.scalar_type(), "rnnkit_backward",
+                                      [&] { return backward(scalar_t{}, s, y, cs, ws, dy, dh_n, dc_n); });
+  };
+  k.saved_width = saved_width;
+  return k;
+}
+
 void register_kernel(const std::string& name, Kernel kernel);
 const Kernel& find_kernel(const std::string& name);
 std::vector<std::string> kernel_names();
