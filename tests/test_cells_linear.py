@@ -287,9 +287,11 @@ def test_generation_with_the_state_carried_equals_the_whole_sequence(name, engin
     assert_close(state, h_whole)
 
 
-def test_auto_picks_the_scan_engine_for_linear_cells():
+def test_auto_picks_the_native_engine_for_linear_cells_else_scan():
     layer = rn.Recurrent("mingru", IN, H)
-    assert layer._engine_now() == "scan"
+    assert layer._engine_now() == ("native" if rn.native_available() and "mingru" in rn.native_info()["kernels"]
+                                   else "scan")
+    assert layer.half()._engine_now() == "scan"  # float16: the native kernels run float32 and float64 only
     with pytest.raises(ValueError, match="linear"):
         rn.Recurrent("lstm", IN, H, engine="scan")
 

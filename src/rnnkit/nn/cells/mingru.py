@@ -52,6 +52,7 @@ def g_and_slope(v: Tensor) -> tuple[Tensor, Tensor]:
 @register_cell(title="minGRU")
 class MinGRU(LinearCell):
     name = "mingru"
+    native_kernel = "mingru"
     gate_names = ("update", "candidate")
 
     def parameter_specs(self, input_size: int) -> list[ParamSpec]:

@@ -36,6 +36,7 @@ from .registry import register_cell
 @register_cell(title="minLSTM")
 class MinLSTM(LinearCell):
     name = "minlstm"
+    native_kernel = "minlstm"
     gate_names = ("forget", "input", "candidate")
     forget_gate = ("bias_ih", 0)
 

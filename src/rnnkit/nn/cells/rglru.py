@@ -43,6 +43,7 @@ DECAY_RANGE = (0.9, 0.999)  # a^c = σ(Λ)^c uniform in this range at initialisa
 @register_cell(title="RG-LRU")
 class RGLRU(LinearCell):
     name = "rglru"
+    native_kernel = "rglru"
     gate_names = ("recurrence", "input", "decay")
     input_weight = "weight_in"
     input_bias_name = "bias_in"
