@@ -14,8 +14,8 @@ Vocabulary of V ids (V = 16 by default, as in the Mamba paper): 0 the noise toke
     metric: token accuracy at the K marker positions, on a fixed held-out set
 
 The model (:class:`SelectiveCopyModel`): an embedding of width H, ``rnnkit.nn.Recurrent`` of any registered
-cell (``num_layers`` stacked, batch first; engine "auto": the scan engine for the linear cells, torch's fused
-kernels for RNN / LSTM / GRU) and a linear readout of the K marker positions. :func:`matched_hidden_sizes` gives
+cell (``num_layers`` stacked, batch first; engine "auto": torch's fused kernels for RNN / LSTM / GRU, the
+native engine for the other cells where it is built, else the scan engine for the linear cells) and a linear readout of the K marker positions. :func:`matched_hidden_sizes` gives
 each cell the width whose parameter count is closest to an LSTM's at a reference width.
 
     >>> from rnnkit.diagnose.selective_copy import SelectiveCopyConfig, train_selective_copy

@@ -19,8 +19,8 @@ Engines (:func:`rnnkit.nn.engine_names`): ``"fused"`` (PyTorch's kernels; the to
 (the recurrence loop in C++, where built), ``"explicit"`` (rnnkit's unrolled loop with a hand-written BPTT, any
 cell), ``"scan"`` (linear cells, the whole sequence at once), ``"reference"`` (the cell's equations under
 autograd: the oracle) and ``"auto"`` (default): fused when the cell has a kernel and no option needs rnnkit's
-engines, else scan for the linear cells, else native, else explicit, as Keras' ``use_cudnn="auto"``
-(:mod:`rnnkit.nn.engines.registry`).
+engines, else native where it is built and has the cell's kernel, else scan for the linear cells, else explicit,
+as Keras' ``use_cudnn="auto"`` (:mod:`rnnkit.nn.engines.registry`).
 
 Resets (``forward(input, hx, resets=...)``): a bool tensor (L, N) ((N, L) with ``batch_first``, (L,) unbatched;
 (L, N) in the caller's row order for a PackedSequence) marking the steps before which the state returns to the

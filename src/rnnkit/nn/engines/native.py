@@ -74,7 +74,8 @@ def _backward(ctx, dy, dh_n, dc_n, _dcs, _dws):
     else:
         dx, dh0, dc0, dparams = torch.ops.rnnkit.backward(
             kernel, x, h0, c0, params, bias, mask, zh, zc, zp, batch_sizes, resets, window, y, cs, ws, dy, dh_n,
-            dc_n if c0 is not None else None)
+            dc_n if c0 is not None else None, ctx.needs_input_grad[1])
+        dx = dx if ctx.needs_input_grad[1] else None  # not computed: the input needs no gradient
     return (None, dx, dh0, (dc0 if c0 is not None else None), list(dparams), None, None, None, None, None, None,
             None, None)
 

@@ -410,7 +410,7 @@ BackwardResult classic_backward(Family family, const Sequence& s, const Tensor& 
 
   const Tensor d_gi2 = d_gi.view({L * N, G});
   const Tensor d_gh2 = d_gh.view({L * N, G});
-  Tensor dx = at::mm(d_gi2, p.w_ih).view({L, N, In});
+  Tensor dx = s.input_grad ? at::mm(d_gi2, p.w_ih).view({L, N, In}) : at::empty({0}, s.x.options());
   std::vector<Tensor> grads;
   grads.push_back(at::mm(d_gi2.t(), s.x.reshape({L * N, In})));  // dW_ih (G, In)
   Tensor h_in = previous_states(s, s.h0, y);  // (L, N, P)

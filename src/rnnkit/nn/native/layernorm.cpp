@@ -527,9 +527,10 @@ BackwardResult layernorm_backward(Family family, const Sequence& s, const Tensor
   const bool has_extra = !lstm || R.zoneout;  // a path to h_{t-1} besides W_hh
   Tensor extra = has_extra ? at::empty({N, H}, opts) : Tensor();
   Tensor acc = at::zeros({N, lstm ? 3 * G + 2 * H : 4 * G}, opts);  // the norms' and biases' gradients, per row
-  Tensor dx = at::empty({L, N, In}, opts);
+  Tensor dx = s.input_grad ? at::empty({L, N, In}, opts) : at::empty({0}, opts);
   Tensor dw_ih = at::zeros_like(p.w_ih), dw_hh = at::zeros_like(p.w_hh);
-  const Tensor x2 = s.x.reshape({L * N, In}), y2 = y.view({L * N, H}), dx2 = dx.view({L * N, In});
+  const Tensor x2 = s.x.reshape({L * N, In}), y2 = y.view({L * N, H});
+  Tensor dx2 = s.input_grad ? dx.view({L * N, In}) : dx;
   const Tensor w_ih_t = p.w_ih.t();
   const scalar_t* ws_p = ws.data_ptr<scalar_t>();
   const scalar_t* dy_p = dy.data_ptr<scalar_t>();
@@ -584,8 +585,10 @@ BackwardResult layernorm_backward(Family family, const Sequence& s, const Tensor
     }
     // the block's products: dx = d_gi W_ih, dW_ih += d_gi^T x, dW_hh += d_gh^T h_in
     const Tensor x_block = x2.narrow(0, t0 * N, T * N);
-    Tensor dx_block = dx2.narrow(0, t0 * N, T * N);
-    at::mm_out(dx_block, gi_block, p.w_ih);
+    if (s.input_grad) {
+      Tensor dx_block = dx2.narrow(0, t0 * N, T * N);
+      at::mm_out(dx_block, gi_block, p.w_ih);
+    }
     dw_ih.addmm_(gi_block.t(), x_block);
     if (gathers) {
       for (int64_t t = t0; t < t1; ++t) gather_recurrent_inputs(R, t, N, h_in.data_ptr<scalar_t>() + (t - t0) * N * H);

@@ -39,6 +39,11 @@
 namespace rnnkit {
 namespace {
 
+// dL/dx's rows (L·N, In), to be written block by block; an empty tensor when dL/dx is not wanted.
+Tensor empty_dx(const Sequence& s) {
+  return s.input_grad ? at::empty({s.L() * s.N(), s.x.size(2)}, s.x.options()) : at::empty({0}, s.x.options());
+}
+
 constexpr double kRglruC = 8.0;  // Griffin's constant c: a = σ(Λ)^(c r)
 constexpr int64_t kBlockRows = 2048;  // rows (steps × N) of a block of steps: large enough for efficient matmuls
 
@@ -108,7 +113,7 @@ struct InputProjection {
   };
 
   Gradients start(const Sequence& s) const {
-    return {at::empty({s.L() * s.N(), s.x.size(2)}, s.x.options()), at::zeros_like(w),
+    return {empty_dx(s), at::zeros_like(w),
             b.defined() ? at::zeros_like(b) : Tensor()};
   }
 
@@ -116,8 +121,10 @@ struct InputProjection {
   void add(const Sequence& s, const Tensor&, const Tensor& d, int64_t t0, Gradients& g) const {
     const int64_t N = s.N(), In = s.x.size(2), rows = d.size(0) * N;
     const Tensor d2 = d.view({rows, w.size(0)});
-    Tensor dx = g.dx.narrow(0, t0 * N, rows);
-    at::mm_out(dx, d2, w);
+    if (s.input_grad) {
+      Tensor dx = g.dx.narrow(0, t0 * N, rows);
+      at::mm_out(dx, d2, w);
+    }
     g.dw.addmm_(d2.t(), s.x.view({s.L() * N, In}).narrow(0, t0 * N, rows));
     if (g.db.defined()) g.db.add_(d2.sum(0));
   }
@@ -126,7 +133,7 @@ struct InputProjection {
   std::pair<Tensor, std::vector<Tensor>> finish(const Sequence& s, const Gradients& g, const Tensor&) const {
     std::vector<Tensor> grads{g.dw};
     if (g.db.defined()) grads.push_back(g.db);
-    return {g.dx.view({s.L(), s.N(), s.x.size(2)}), grads};
+    return {s.input_grad ? g.dx.view({s.L(), s.N(), s.x.size(2)}) : g.dx, grads};
   }
 };
 
@@ -294,7 +301,7 @@ struct Rglru {
 
   Gradients start(const Sequence& s) const {
     const bool bias = b_in.defined();
-    return {at::empty({s.L() * s.N(), s.x.size(2)}, s.x.options()), at::zeros_like(w_in),
+    return {empty_dx(s), at::zeros_like(w_in),
             bias ? at::zeros_like(b_in) : Tensor(), at::zeros_like(w_gates), bias ? at::zeros_like(b_gates) : Tensor()};
   }
 
@@ -307,8 +314,10 @@ struct Rglru {
     const Tensor u = ws.view({s.L() * N, 3 * H}).narrow(0, t0 * N, rows).narrow(1, 0, H);
     du.addmm_(d_gates, w_gates);  // the gates' path back to u
     g.dw_gates.addmm_(d_gates.t(), u);
-    Tensor dx = g.dx.narrow(0, t0 * N, rows);
-    at::mm_out(dx, du, w_in);
+    if (s.input_grad) {
+      Tensor dx = g.dx.narrow(0, t0 * N, rows);
+      at::mm_out(dx, du, w_in);
+    }
     g.dw_in.addmm_(du.t(), s.x.view({s.L() * N, In}).narrow(0, t0 * N, rows));
     if (g.db_in.defined()) {
       g.db_in.add_(du.sum(0));
@@ -326,7 +335,7 @@ struct Rglru {
     grads.push_back(g.dw_gates.narrow(0, H, H));
     if (bias) grads.push_back(g.db_gates.narrow(0, H, H));
     grads.push_back(at::sigmoid(-lambda) * kRglruC * acc.sum(0));  // dΛ = c σ(−Λ) Σ d log a ⊙ r
-    return {g.dx.view({s.L(), s.N(), s.x.size(2)}), grads};
+    return {s.input_grad ? g.dx.view({s.L(), s.N(), s.x.size(2)}) : g.dx, grads};
   }
 };
 

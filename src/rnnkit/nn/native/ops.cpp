@@ -72,9 +72,10 @@ BackwardResult backward_cpu(c10::string_view cell, const Tensor& x, const Tensor
                             const std::optional<Tensor>& zoneout_h, const std::optional<Tensor>& zoneout_c,
                             double zoneout_p, const std::optional<Tensor>& batch_sizes, const std::optional<Tensor>& resets,
                             int64_t bptt_window, const Tensor& y, const Tensor& cs, const Tensor& ws, const Tensor& dy,
-                            const Tensor& dh_n, const std::optional<Tensor>& dc_n) {
-  const Sequence s = make_sequence(x, h0, c0, params, bias, recurrent_mask, zoneout_h, zoneout_c, zoneout_p,
-                                   batch_sizes, resets, bptt_window);
+                            const Tensor& dh_n, const std::optional<Tensor>& dc_n, bool input_grad) {
+  Sequence s = make_sequence(x, h0, c0, params, bias, recurrent_mask, zoneout_h, zoneout_c, zoneout_p, batch_sizes,
+                             resets, bptt_window);
+  s.input_grad = input_grad;
   const Tensor dc = (dc_n && dc_n->defined()) ? *dc_n : (s.c0.defined() ? at::zeros_like(s.c0) : Tensor());
   return find_kernel(std::string(cell)).backward(s, y.contiguous(), cs.contiguous(), ws.contiguous(), dy, dh_n, dc);
 }
@@ -104,11 +105,13 @@ BackwardResult backward_meta(c10::string_view cell, const Tensor& x, const Tenso
                              const std::optional<Tensor>& zoneout_h, const std::optional<Tensor>& zoneout_c,
                              double zoneout_p, const std::optional<Tensor>& batch_sizes, const std::optional<Tensor>& resets,
                              int64_t bptt_window, const Tensor& y, const Tensor& cs, const Tensor& ws,
-                             const Tensor& dy, const Tensor& dh_n, const std::optional<Tensor>& dc_n) {
+                             const Tensor& dy, const Tensor& dh_n, const std::optional<Tensor>& dc_n,
+                             bool input_grad) {
   std::vector<Tensor> grads;
   for (const auto& p : params) grads.push_back(at::empty_like(p));
   Tensor dc0 = c0 ? at::empty_like(*c0) : at::empty({0}, x.options());
-  return {at::empty_like(x), at::empty_like(h0), dc0, grads};
+  Tensor dx = input_grad ? at::empty_like(x) : at::empty({0}, x.options());
+  return {dx, at::empty_like(h0), dc0, grads};
 }
 
 #ifdef CPU_CAPABILITY
@@ -137,7 +140,8 @@ TORCH_LIBRARY(rnnkit, m) {
         "-> (Tensor, Tensor, Tensor, Tensor, Tensor)");
   m.def("backward(str cell, Tensor x, Tensor h0, Tensor? c0, Tensor[] params, bool bias, Tensor? recurrent_mask, "
         "Tensor? zoneout_h, Tensor? zoneout_c, float zoneout_p, Tensor? batch_sizes, Tensor? resets, int bptt_window, "
-        "Tensor y, Tensor cs, Tensor ws, Tensor dy, Tensor dh_n, Tensor? dc_n) -> (Tensor, Tensor, Tensor, Tensor[])");
+        "Tensor y, Tensor cs, Tensor ws, Tensor dy, Tensor dh_n, Tensor? dc_n, bool input_grad=True) "
+        "-> (Tensor, Tensor, Tensor, Tensor[])");
   m.def("build_info() -> str", &rnnkit::build_info);
 }
 

@@ -44,6 +44,7 @@ struct Sequence {
   std::vector<int64_t> batch_sizes;  // rows alive per step, or empty: all N rows for all L steps
   Tensor resets;               // (L, N) bool, or undefined
   int64_t bptt_window = 0;     // 0: full BPTT
+  bool input_grad = true;      // backward: whether dL/dx is wanted (not for a first layer whose input needs none)
 
   int64_t L() const { return x.size(0); }
   int64_t N() const { return x.size(1); }
