@@ -321,8 +321,11 @@ class RunCommand(click.Command):
 
     def make_context(self, info_name, args, parent=None, **extra) -> click.Context:
         run_dir, which = self._locate(args)
-        if run_dir is None:  # no run: the help of every task's flags, or click's "Missing argument 'RUN'"
-            return super().make_context(info_name, args, parent, **extra)
+        if run_dir is None:
+            if args and not {"-h", "--help"} & set(args):
+                raise click.UsageError(f"Missing argument 'RUN': give the run directory first, `rnnkit {self.name} RUN "
+                                       "[OPTIONS]`")
+            return super().make_context(info_name, args, parent, **extra)  # the flags of every task, or no RUN
         checkpoint = RunDirectory.open(run_dir).load(which)
         task = checkpoint.meta.get("task")
         command = self._lookup(task, run_dir)
