@@ -64,11 +64,48 @@ Tensor folded_bias(Family family, const ClassicParams& p, int64_t H) {
   return b;
 }
 
-// ---- pointwise forward, rows [0, bs) of one step -----------------------------------------------------------------
-// a: the gate block of row n (pre-activations with h_in W_hh^T added), W apart; out: h~ rows (stride ldo).
+// ---- zoneout inside the pointwise passes ---------------------------------------------------------------------
+
+// One step's zoneout: state = m ⊙ previous + (1 − m) ⊙ fresh, m this step's keep mask (training) or the keep
+// probability p (evaluation); off: the state is the fresh value.
+template <typename scalar_t>
+struct Zone {
+  bool on = false;
+  const scalar_t* mask = nullptr;  // the step's mask rows, `width` apart; null: the probability p
+  scalar_t p = 0;
+  int64_t width = 0;
+
+  Vec<scalar_t> keep(int64_t n, int64_t j, int64_t k) const {
+    return mask != nullptr ? Vec<scalar_t>::loadu(mask + n * width + j, k) : Vec<scalar_t>(p);
+  }
+  // the state of row n, columns [j, j + k), from its fresh and its previous value
+  Vec<scalar_t> mix(int64_t n, int64_t j, int64_t k, const Vec<scalar_t>& fresh, const scalar_t* previous) const {
+    if (!on) return fresh;
+    const Vec<scalar_t> m = keep(n, j, k);
+    return m * Vec<scalar_t>::loadu(previous + j, k) + (Vec<scalar_t>(1) - m) * fresh;
+  }
+};
 
 template <typename scalar_t>
-void rnn_forward_rows(bool relu, scalar_t* ws, int64_t W, int64_t bs, int64_t H) {
+Zone<scalar_t> zone_of(const Sequence& s, const Tensor& masks, int64_t t) {
+  Zone<scalar_t> z;
+  z.on = s.zoneout();
+  if (masks.defined()) {
+    z.width = masks.size(2);
+    z.mask = masks.data_ptr<scalar_t>() + t * masks.size(1) * z.width;
+  } else {
+    z.p = static_cast<scalar_t>(s.zoneout_p);
+  }
+  return z;
+}
+
+// ---- pointwise forward, rows [0, bs) of one step -----------------------------------------------------------------
+// ws: the gate blocks (pre-activations with h_in W_hh^T added), W apart; hp: h_{t-1} rows; out: h_t rows (after
+// zoneout); ld*: the distance between rows.
+
+template <typename scalar_t>
+void rnn_forward_rows(bool relu, scalar_t* ws, int64_t W, const scalar_t* hp, int64_t ldh, scalar_t* out,
+                      int64_t ldo, const Zone<scalar_t>& zh, int64_t bs, int64_t H) {
   using V = Vec<scalar_t>;
   for_rows(bs, H, [&](int64_t n) {
     scalar_t* a = ws + n * W;
@@ -76,20 +113,22 @@ void rnn_forward_rows(bool relu, scalar_t* ws, int64_t W, int64_t bs, int64_t H)
       const int64_t k = std::min<int64_t>(V::size(), H - j);
       V v = V::loadu(a + j, k);
       v = relu ? at::vec::clamp_min(v, V(0)) : tanh(v);
-      v.store(a + j, k);
+      v.store(a + j, k);  // h~_t: relu' and tanh' read it
+      zh.mix(n, j, k, v, hp + n * ldh).store(out + n * ldo + j, k);
     }
   });
 }
 
+// c~ = f ⊙ c_{t-1} + i ⊙ g into ws, c_t (zoneout zc) into cs_out; h~ = o ⊙ tanh(c~), h_t (zoneout zh) into out.
 template <typename scalar_t>
-void lstm_forward_rows(scalar_t* ws, int64_t W, const scalar_t* c_prev, int64_t ldc, scalar_t* m_out, int64_t ldm,
+void lstm_forward_rows(scalar_t* ws, int64_t W, const scalar_t* c_prev, scalar_t* cs_out, const Zone<scalar_t>& zc,
+                       const scalar_t* hp, int64_t ldh, scalar_t* out, int64_t ldo, const Zone<scalar_t>& zh,
                        int64_t bs, int64_t H) {
   using V = Vec<scalar_t>;
   for_rows(bs, 4 * H, [&](int64_t n) {
     scalar_t* a = ws + n * W;
     scalar_t* c_new = a + 4 * H;
-    const scalar_t* cp = c_prev + n * ldc;
-    scalar_t* m = m_out + n * ldm;
+    const scalar_t* cp = c_prev + n * H;
     for (int64_t j = 0; j < H; j += V::size()) {
       const int64_t k = std::min<int64_t>(V::size(), H - j);
       const V i = sigmoid(V::loadu(a + j, k));
@@ -102,21 +141,21 @@ void lstm_forward_rows(scalar_t* ws, int64_t W, const scalar_t* c_prev, int64_t 
       g.store(a + 2 * H + j, k);
       o.store(a + 3 * H + j, k);
       c.store(c_new + j, k);
-      (o * tanh(c)).store(m + j, k);
+      zc.mix(n, j, k, c, cp).store(cs_out + n * H + j, k);
+      zh.mix(n, j, k, o * tanh(c), hp + n * ldh).store(out + n * ldo + j, k);
     }
   });
 }
 
 template <typename scalar_t>
-void gru_forward_rows(scalar_t* ws, int64_t W, const scalar_t* gh, const scalar_t* b_hn, const scalar_t* h_prev,
-                      int64_t ldh, scalar_t* h_out, int64_t ldo, int64_t bs, int64_t H) {
+void gru_forward_rows(scalar_t* ws, int64_t W, const scalar_t* gh, const scalar_t* b_hn, const scalar_t* hp,
+                      int64_t ldh, scalar_t* out, int64_t ldo, const Zone<scalar_t>& zh, int64_t bs, int64_t H) {
   using V = Vec<scalar_t>;
   for_rows(bs, 3 * H, [&](int64_t n) {
     scalar_t* a = ws + n * W;
     scalar_t* ghn_saved = a + 3 * H;
     const scalar_t* g = gh + n * 3 * H;
-    const scalar_t* hp = h_prev + n * ldh;
-    scalar_t* h = h_out + n * ldo;
+    const scalar_t* h = hp + n * ldh;
     for (int64_t j = 0; j < H; j += V::size()) {
       const int64_t k = std::min<int64_t>(V::size(), H - j);
       const V r = sigmoid(V::loadu(a + j, k) + V::loadu(g + j, k));
@@ -128,41 +167,47 @@ void gru_forward_rows(scalar_t* ws, int64_t W, const scalar_t* gh, const scalar_
       z.store(a + H + j, k);
       nn.store(a + 2 * H + j, k);
       ghn.store(ghn_saved + j, k);
-      (nn + z * (V::loadu(hp + j, k) - nn)).store(h + j, k);
+      zh.mix(n, j, k, nn + z * (V::loadu(h + j, k) - nn), h).store(out + n * ldo + j, k);
     }
   });
 }
 
 // ---- pointwise backward, rows [0, bs) of one step ----------------------------------------------------------------
-// dm: dL/dh~ (lstm: dL/dm) rows; writes the gate gradients d_gi (and d_gh for the gru), and for the lstm turns dc
-// (dL/dc~ in) into dL/dc_{t-1} (out); the gru adds its direct path z ⊙ dh~ into direct.
+// dh: dL/dh_t rows in total (H apart); with zoneout zh, dL/dh~ = (1 − m) dh and m dh reaches h_{t-1} directly.
+// Each writes the gate gradients d_gi (and d_gh for the gru) and `carry`, what reaches h_{t-1} other than through
+// W_hh (zoneout's m dh; the gru's z dh~ too), which the caller adds after d gh W_hh.
 
 template <typename scalar_t>
-void rnn_backward_rows(bool relu, const scalar_t* ws, int64_t W, const scalar_t* dh, scalar_t* d_gi, int64_t bs,
-                       int64_t H) {
+void rnn_backward_rows(bool relu, const scalar_t* ws, int64_t W, const scalar_t* dh, const Zone<scalar_t>& zh,
+                       scalar_t* carry, scalar_t* d_gi, int64_t bs, int64_t H) {
   using V = Vec<scalar_t>;
   for_rows(bs, H, [&](int64_t n) {
     const scalar_t* h = ws + n * W;
-    const scalar_t* d = dh + n * H;
-    scalar_t* out = d_gi + n * H;
     for (int64_t j = 0; j < H; j += V::size()) {
       const int64_t k = std::min<int64_t>(V::size(), H - j);
+      V d = V::loadu(dh + n * H + j, k);
+      if (zh.on) {
+        const V m = zh.keep(n, j, k);
+        (d * m).store(carry + n * H + j, k);
+        d = d * (V(1) - m);
+      }
       const V hv = V::loadu(h + j, k);
       const V slope = relu ? V::blendv(V(0), V(1), hv > V(0)) : V(1) - hv * hv;
-      (V::loadu(d + j, k) * slope).store(out + j, k);
+      (d * slope).store(d_gi + n * H + j, k);
     }
   });
 }
 
+// dm: dL/dm_t rows (m = o ⊙ tanh(c~), before a projection; zh on only without one); dc: dL/dc_t in, dL/dc_{t-1} out.
 template <typename scalar_t>
-void lstm_backward_rows(const scalar_t* ws, int64_t W, const scalar_t* dm, scalar_t* dc, const scalar_t* c_prev,
-                        int64_t ldc, scalar_t* d_gi, int64_t bs, int64_t H) {
+void lstm_backward_rows(const scalar_t* ws, int64_t W, const scalar_t* dm, const Zone<scalar_t>& zh, scalar_t* carry,
+                        scalar_t* dc, const Zone<scalar_t>& zc, const scalar_t* c_prev, scalar_t* d_gi, int64_t bs,
+                        int64_t H) {
   using V = Vec<scalar_t>;
   for_rows(bs, 4 * H, [&](int64_t n) {
     const scalar_t* a = ws + n * W;
     const scalar_t* c_new = a + 4 * H;
-    const scalar_t* cp = c_prev + n * ldc;
-    const scalar_t* d = dm + n * H;
+    const scalar_t* cp = c_prev + n * H;
     scalar_t* dcr = dc + n * H;
     scalar_t* dg = d_gi + n * 4 * H;
     const V one(1);
@@ -171,34 +216,49 @@ void lstm_backward_rows(const scalar_t* ws, int64_t W, const scalar_t* dm, scala
       const V i = V::loadu(a + j, k), f = V::loadu(a + H + j, k), g = V::loadu(a + 2 * H + j, k),
               o = V::loadu(a + 3 * H + j, k);
       const V tc = tanh(V::loadu(c_new + j, k));
-      const V dmv = V::loadu(d + j, k);
-      const V dcv = V::loadu(dcr + j, k) + dmv * o * (one - tc * tc);  // dL/dc~_t
+      V dmv = V::loadu(dm + n * H + j, k);
+      if (zh.on) {
+        const V m = zh.keep(n, j, k);
+        (dmv * m).store(carry + n * H + j, k);
+        dmv = dmv * (one - m);
+      }
+      V dct = V::loadu(dcr + j, k), keep_c(0);
+      if (zc.on) {
+        const V m = zc.keep(n, j, k);
+        keep_c = dct * m;
+        dct = dct * (one - m);
+      }
+      const V dcv = dct + dmv * o * (one - tc * tc);  // dL/dc~_t
       (dcv * g * i * (one - i)).store(dg + j, k);
       (dcv * V::loadu(cp + j, k) * f * (one - f)).store(dg + H + j, k);
       (dcv * i * (one - g * g)).store(dg + 2 * H + j, k);
       (dmv * tc * o * (one - o)).store(dg + 3 * H + j, k);
-      (dcv * f).store(dcr + j, k);  // dL/dc_{t-1} through c~_t
+      (dcv * f + keep_c).store(dcr + j, k);  // dL/dc_{t-1}: through c~_t and zoneout's keep path
     }
   });
 }
 
 template <typename scalar_t>
-void gru_backward_rows(const scalar_t* ws, int64_t W, const scalar_t* dh, const scalar_t* h_prev, int64_t ldh,
-                       scalar_t* d_gi, scalar_t* d_gh, scalar_t* direct, int64_t bs, int64_t H) {
+void gru_backward_rows(const scalar_t* ws, int64_t W, const scalar_t* dh, const Zone<scalar_t>& zh,
+                       const scalar_t* h_prev, int64_t ldh, scalar_t* d_gi, scalar_t* d_gh, scalar_t* carry,
+                       int64_t bs, int64_t H) {
   using V = Vec<scalar_t>;
   for_rows(bs, 3 * H, [&](int64_t n) {
     const scalar_t* a = ws + n * W;
-    const scalar_t* d = dh + n * H;
     const scalar_t* hp = h_prev + n * ldh;
     scalar_t* gi = d_gi + n * 3 * H;
     scalar_t* gh = d_gh + n * 3 * H;
-    scalar_t* dir = direct + n * H;
     const V one(1);
     for (int64_t j = 0; j < H; j += V::size()) {
       const int64_t k = std::min<int64_t>(V::size(), H - j);
       const V r = V::loadu(a + j, k), z = V::loadu(a + H + j, k), nn = V::loadu(a + 2 * H + j, k),
               ghn = V::loadu(a + 3 * H + j, k);
-      const V dv = V::loadu(d + j, k);
+      V dv = V::loadu(dh + n * H + j, k), keep(0);
+      if (zh.on) {
+        const V m = zh.keep(n, j, k);
+        keep = dv * m;
+        dv = dv * (one - m);
+      }
       const V dn = dv * (one - z) * (one - nn * nn);  // dL/d(pre-activation of n)
       const V dz = dv * (V::loadu(hp + j, k) - nn) * z * (one - z);
       const V dr = dn * ghn * r * (one - r);
@@ -208,7 +268,7 @@ void gru_backward_rows(const scalar_t* ws, int64_t W, const scalar_t* dh, const 
       dr.store(gh + j, k);
       dz.store(gh + H + j, k);
       (dn * r).store(gh + 2 * H + j, k);
-      (dv * z).store(dir + j, k);
+      (dv * z + keep).store(carry + n * H + j, k);
     }
   });
 }
@@ -271,52 +331,50 @@ ForwardResult classic_forward(Family family, const Sequence& s) {
   const Tensor w_hr_t = proj ? p.w_hr.t() : Tensor();
   const scalar_t* b_hn = (gru && p.b_hh.defined()) ? p.b_hh.data_ptr<scalar_t>() + 2 * H : nullptr;
   Tensor gh = gru ? at::empty({N, G}, s.x.options()) : Tensor();
-  Tensor fresh = at::empty({N, H}, s.x.options());  // h~_t (or m_t) before projection and zoneout
+  Tensor fresh = proj ? at::empty({N, P}, s.x.options()) : Tensor();  // the projection's h~_t, before zoneout
   Tensor h_scratch = at::empty({N, P}, s.x.options()), c_scratch = at::empty({N, H}, s.x.options());
 
   for (int64_t t = 0; t < L; ++t) {
     const int64_t bs = s.alive(t);
-    const Tensor h_prev = read_previous<scalar_t>(s, s.h0, y, t, bs, h_scratch);  // (bs, P)
+    const Tensor h_prev = read_previous<scalar_t>(s, s.h0, y, t, bs, h_scratch);  // (bs, P), rows P apart
     const Tensor h_in = s.recurrent_mask.defined() ? h_prev * s.recurrent_mask.narrow(0, 0, bs) : h_prev;
     Tensor gate_t = ws[t].narrow(0, 0, bs).narrow(1, 0, G);  // (bs, G), rows W apart
-    scalar_t* ws_t = ws[t].data_ptr<scalar_t>();
-    Tensor out_t = y[t].narrow(0, 0, bs);
-    // h~ straight into the output when nothing comes between them (no projection, no zoneout)
-    Tensor fresh_t = (s.zoneout() || proj || family == Family::RnnTanh || family == Family::RnnRelu)
-                         ? fresh.narrow(0, 0, bs)
-                         : out_t;
+    scalar_t* ws_t = ws.data_ptr<scalar_t>() + t * N * W;
+    scalar_t* out_t = y.data_ptr<scalar_t>() + t * N * P;
+    const scalar_t* hp = h_prev.data_ptr<scalar_t>();
+    const Zone<scalar_t> zh = zone_of<scalar_t>(s, s.zoneout_h, t);
     switch (family) {
       case Family::RnnTanh:
       case Family::RnnRelu:
         gate_t.addmm_(h_in, w_hh_t);
-        rnn_forward_rows<scalar_t>(family == Family::RnnRelu, ws_t, W, bs, H);
-        fresh_t = gate_t;  // h~ lives in ws
+        rnn_forward_rows<scalar_t>(family == Family::RnnRelu, ws_t, W, hp, P, out_t, P, zh, bs, H);
         break;
       case Family::Lstm: {
         gate_t.addmm_(h_in, w_hh_t);
         const Tensor c_prev = read_previous<scalar_t>(s, s.c0, cs, t, bs, c_scratch);
-        Tensor m_t = proj ? ws[t].narrow(0, 0, bs).narrow(1, G + H, H) : fresh_t;
-        lstm_forward_rows<scalar_t>(ws_t, W, c_prev.data_ptr<scalar_t>(), H, m_t.data_ptr<scalar_t>(), m_t.stride(0),
-                                    bs, H);
-        const Tensor c_new = ws[t].narrow(0, 0, bs).narrow(1, G, H);
-        zoneout_mix(s, s.zoneout_c, t, bs, c_new, c_prev, cs[t].narrow(0, 0, bs));
-        if (proj) {
-          Tensor target = s.zoneout() ? fresh.narrow(1, 0, P).narrow(0, 0, bs) : out_t;
-          at::mm_out(target, m_t, w_hr_t);
-          fresh_t = target;
+        const Zone<scalar_t> zc = zone_of<scalar_t>(s, s.zoneout_c, t);
+        scalar_t* cs_t = cs.data_ptr<scalar_t>() + t * N * H;
+        if (!proj) {
+          lstm_forward_rows<scalar_t>(ws_t, W, c_prev.data_ptr<scalar_t>(), cs_t, zc, hp, P, out_t, P, zh, bs, H);
+          break;
         }
+        // with a projection, m_t goes to ws (dW_hr reads it), then h~_t = m_t W_hr^T and its zoneout
+        lstm_forward_rows<scalar_t>(ws_t, W, c_prev.data_ptr<scalar_t>(), cs_t, zc, nullptr, 0, ws_t + G + H, W,
+                                    Zone<scalar_t>(), bs, H);
+        const Tensor m_t = ws[t].narrow(0, 0, bs).narrow(1, G + H, H);
+        Tensor out = y[t].narrow(0, 0, bs);
+        Tensor target = zh.on ? fresh.narrow(0, 0, bs) : out;
+        at::mm_out(target, m_t, w_hr_t);
+        if (zh.on) zoneout_mix(s, s.zoneout_h, t, bs, target, h_prev, out);
         break;
       }
       case Family::Gru: {
         Tensor gh_t = gh.narrow(0, 0, bs);
         at::mm_out(gh_t, h_in, w_hh_t);
-        const Tensor hp = h_prev.contiguous();
-        gru_forward_rows<scalar_t>(ws_t, W, gh_t.data_ptr<scalar_t>(), b_hn, hp.data_ptr<scalar_t>(), P,
-                                   fresh_t.data_ptr<scalar_t>(), fresh_t.stride(0), bs, H);
+        gru_forward_rows<scalar_t>(ws_t, W, gh_t.data_ptr<scalar_t>(), b_hn, hp, P, out_t, P, zh, bs, H);
         break;
       }
     }
-    zoneout_mix(s, s.zoneout_h, t, bs, fresh_t, h_prev, out_t);
   }
   const Tensor last = last_steps(s);
   const Tensor rows = at::arange(N, last.options());
@@ -341,70 +399,63 @@ BackwardResult classic_backward(Family family, const Sequence& s, const Tensor& 
   Tensor d_fresh = proj ? buffer(s, {L, N, P}) : Tensor();  // dL/dh~_t, for dW_hr
   Tensor dh0_reset = s.resets.defined() ? at::zeros_like(s.h0) : Tensor();
   Tensor dc0_reset = (lstm && s.resets.defined()) ? at::zeros_like(s.c0) : Tensor();
-  Tensor direct = gru ? at::empty({N, H}, s.x.options()) : Tensor();
-  Tensor dm_buf = at::empty({N, H}, s.x.options());
+  Tensor carry = at::empty({N, P}, s.x.options());  // what reaches h_{t-1} other than through W_hh
+  Tensor dm_buf = proj ? at::empty({N, H}, s.x.options()) : Tensor();
   Tensor h_scratch = at::empty({N, P}, s.x.options()), c_scratch = at::empty({N, H}, s.x.options());
   const Tensor w_hh = p.w_hh.contiguous();
 
   for (int64_t t = L - 1; t >= 0; --t) {
     const int64_t bs = s.alive(t);
     Tensor dh_t = dh.narrow(0, 0, bs);
-    dh_t.add_(dy[t].narrow(0, 0, bs));
-    // zoneout: dL/dh~ = (1 − m) dh; m dh goes straight to h_{t-1}
-    Tensor keep_h, keep_c, dh_fresh = dh_t, dc_t = lstm ? dc.narrow(0, 0, bs) : Tensor();
-    if (s.zoneout()) {
-      const Tensor m = s.zoneout_at(s.zoneout_h, t, bs);
-      keep_h = m.defined() ? dh_t * m : dh_t * s.zoneout_p;
-      dh_fresh = dh_t - keep_h;
-      if (lstm) {
-        const Tensor mc = s.zoneout_at(s.zoneout_c, t, bs);
-        keep_c = mc.defined() ? dc_t * mc : dc_t * s.zoneout_p;
-        dc_t.sub_(keep_c);
-      }
-    }
-    const Tensor h_prev = read_previous<scalar_t>(s, s.h0, y, t, bs, h_scratch);
-    const scalar_t* ws_t = ws[t].data_ptr<scalar_t>();
-    Tensor d_gi_t = d_gi[t].narrow(0, 0, bs);
+    dh_t.add_(dy[t].narrow(0, 0, bs));  // dL/dh_t in total
+    const Zone<scalar_t> zh = zone_of<scalar_t>(s, s.zoneout_h, t);
+    const scalar_t* ws_t = ws.data_ptr<scalar_t>() + t * N * W;
+    scalar_t* d_gi_t = d_gi.data_ptr<scalar_t>() + t * N * G;
+    Tensor carry_t = carry.narrow(0, 0, bs);
     switch (family) {
       case Family::RnnTanh:
-      case Family::RnnRelu: {
-        const Tensor d = dh_fresh.contiguous();
-        rnn_backward_rows<scalar_t>(family == Family::RnnRelu, ws_t, W, d.data_ptr<scalar_t>(),
-                                    d_gi_t.data_ptr<scalar_t>(), bs, H);
+      case Family::RnnRelu:
+        rnn_backward_rows<scalar_t>(family == Family::RnnRelu, ws_t, W, dh_t.data_ptr<scalar_t>(), zh,
+                                    carry_t.data_ptr<scalar_t>(), d_gi_t, bs, H);
         break;
-      }
       case Family::Lstm: {
-        Tensor dm = dh_fresh.contiguous();
-        if (proj) {
+        const scalar_t* dm = dh_t.data_ptr<scalar_t>();
+        Zone<scalar_t> zm = zh;
+        if (proj) {  // h_t's zoneout and the projection's backward come before the cell's: dm = dL/dh~ W_hr
+          Tensor dh_fresh = dh_t;
+          if (zh.on) {
+            const Tensor m = s.zoneout_at(s.zoneout_h, t, bs);
+            m.defined() ? at::mul_out(carry_t, dh_t, m) : at::mul_out(carry_t, dh_t, s.zoneout_p);
+            dh_fresh = dh_t - carry_t;
+          }
           d_fresh[t].narrow(0, 0, bs).copy_(dh_fresh);
-          dm = dm_buf.narrow(0, 0, bs);
-          at::mm_out(dm, dh_fresh, p.w_hr);  // (bs, H)
+          Tensor dm_t = dm_buf.narrow(0, 0, bs);
+          at::mm_out(dm_t, dh_fresh, p.w_hr);  // (bs, H)
+          dm = dm_t.data_ptr<scalar_t>();
+          zm = Zone<scalar_t>();
         }
         const Tensor c_prev = read_previous<scalar_t>(s, s.c0, cs, t, bs, c_scratch);
-        lstm_backward_rows<scalar_t>(ws_t, W, dm.data_ptr<scalar_t>(), dc_t.data_ptr<scalar_t>(),
-                                     c_prev.data_ptr<scalar_t>(), H, d_gi_t.data_ptr<scalar_t>(), bs, H);
-        if (keep_c.defined()) dc_t.add_(keep_c);
+        lstm_backward_rows<scalar_t>(ws_t, W, dm, zm, carry_t.data_ptr<scalar_t>(), dc.data_ptr<scalar_t>(),
+                                     zone_of<scalar_t>(s, s.zoneout_c, t), c_prev.data_ptr<scalar_t>(), d_gi_t, bs,
+                                     H);
         break;
       }
       case Family::Gru: {
-        const Tensor d = dh_fresh.contiguous();
-        const Tensor hp = h_prev.contiguous();
-        gru_backward_rows<scalar_t>(ws_t, W, d.data_ptr<scalar_t>(), hp.data_ptr<scalar_t>(), P,
-                                    d_gi_t.data_ptr<scalar_t>(), d_gh[t].data_ptr<scalar_t>(),
-                                    direct.data_ptr<scalar_t>(), bs, H);
+        const Tensor h_prev = read_previous<scalar_t>(s, s.h0, y, t, bs, h_scratch);
+        gru_backward_rows<scalar_t>(ws_t, W, dh_t.data_ptr<scalar_t>(), zh, h_prev.data_ptr<scalar_t>(), P, d_gi_t,
+                                    d_gh.data_ptr<scalar_t>() + t * N * G, carry_t.data_ptr<scalar_t>(), bs, H);
         break;
       }
     }
-    // dL/dh_{t-1} = (d gh_t W_hh) ⊙ r + direct path + zoneout's keep path, written over dh_t (consumed above)
+    // dL/dh_{t-1} = (d gh_t W_hh) ⊙ r + carry, written over dh_t (consumed above)
     at::mm_out(dh_t, d_gh[t].narrow(0, 0, bs), w_hh);  // (bs, P)
     if (s.recurrent_mask.defined()) dh_t.mul_(s.recurrent_mask.narrow(0, 0, bs));
-    if (gru) dh_t.add_(direct.narrow(0, 0, bs));
-    if (keep_h.defined()) dh_t.add_(keep_h);
+    if (gru || zh.on) dh_t.add_(carry_t);
     route_resets<scalar_t>(s, t, bs, dh, dh0_reset);
     if (lstm) route_resets<scalar_t>(s, t, bs, dc, dc0_reset);
     if (s.bptt_window > 0 && t > 0 && t % s.bptt_window == 0) {  // truncation: nothing crosses this boundary
       dh_t.zero_();
-      if (lstm) dc_t.zero_();
+      if (lstm) dc.narrow(0, 0, bs).zero_();
     }
   }
 
