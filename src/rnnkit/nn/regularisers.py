@@ -51,7 +51,9 @@ def zoneout_masks(p: float, steps: int, rows: int, sizes: tuple[int, ...], like:
         return None, None
     if not training:
         return p, (p if len(sizes) > 1 else None)
-    masks = [like.new_empty(steps, rows, size).bernoulli_(p) for size in sizes]
+    # rand < p: the same Bernoulli(p) as bernoulli_, at about half its cost on CPU (the masks are L·N·H values a call)
+    masks = [torch.lt(torch.rand(steps, rows, size, dtype=like.dtype, device=like.device), p,
+                      out=like.new_empty(steps, rows, size)) for size in sizes]
     return masks[0], (masks[1] if len(masks) > 1 else None)
 
 

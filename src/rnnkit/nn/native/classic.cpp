@@ -319,8 +319,11 @@ ForwardResult classic_forward(Family family, const Sequence& s) {
 
   Tensor ws = buffer(s, {L, N, W});
   Tensor gates = ws.view({L * N, W}).narrow(1, 0, G);  // (L*N, G), rows W apart
-  Tensor bias = folded_bias(family, p, H);
-  if (bias.defined()) {
+  const Tensor bias = folded_bias(family, p, H);
+  const Tensor alive = alive_rows(s);
+  if (alive.defined()) {  // the steps rows are alive at only: padding costs no flops (its gates stay 0)
+    gates.index_copy_(0, alive, linear_rows(rows_of(s.x.reshape({L * N, In}), alive), p.w_ih, bias));
+  } else if (bias.defined()) {
     at::addmm_out(gates, bias, s.x.reshape({L * N, In}), p.w_ih.t());
   } else {
     at::mm_out(gates, s.x.reshape({L * N, In}), p.w_ih.t());
@@ -459,21 +462,28 @@ BackwardResult classic_backward(Family family, const Sequence& s, const Tensor& 
     }
   }
 
-  const Tensor d_gi2 = d_gi.view({L * N, G});
-  const Tensor d_gh2 = d_gh.view({L * N, G});
-  Tensor dx = s.input_grad ? at::mm(d_gi2, p.w_ih).view({L, N, In}) : at::empty({0}, s.x.options());
+  // the weights' gradients and dL/dx: one matrix multiply each over the rows alive (all L·N without lengths)
+  const Tensor alive = alive_rows(s);
+  const Tensor d_gi2 = rows_of(d_gi.view({L * N, G}), alive);
+  const Tensor d_gh2 = gru ? rows_of(d_gh.view({L * N, G}), alive) : d_gi2;
+  Tensor dx = at::empty({0}, s.x.options());
+  if (s.input_grad && alive.defined()) {
+    dx = at::zeros({L * N, In}, s.x.options()).index_copy_(0, alive, at::mm(d_gi2, p.w_ih)).view({L, N, In});
+  } else if (s.input_grad) {
+    dx = at::mm(d_gi2, p.w_ih).view({L, N, In});
+  }
   std::vector<Tensor> grads;
-  grads.push_back(at::mm(d_gi2.t(), s.x.reshape({L * N, In})));  // dW_ih (G, In)
+  grads.push_back(at::mm(d_gi2.t(), rows_of(s.x.reshape({L * N, In}), alive)));  // dW_ih (G, In)
   Tensor h_in = previous_states(s, s.h0, y);  // (L, N, P)
   if (s.recurrent_mask.defined()) h_in = h_in * s.recurrent_mask;
-  grads.push_back(at::mm(d_gh2.t(), h_in.view({L * N, P})));  // dW_hh (G, P)
+  grads.push_back(at::mm(d_gh2.t(), rows_of(h_in.view({L * N, P}), alive)));  // dW_hh (G, P)
   if (s.bias) {
     grads.push_back(d_gi2.sum(0));
     grads.push_back(d_gh2.sum(0));
   }
   if (proj) {
-    const Tensor m = ws.view({L * N, W}).narrow(1, G + H, H);
-    grads.push_back(at::mm(d_fresh.view({L * N, P}).t(), m));  // dW_hr (P, H)
+    const Tensor m = rows_of(ws.view({L * N, W}).narrow(1, G + H, H), alive);
+    grads.push_back(at::mm(rows_of(d_fresh.view({L * N, P}), alive).t(), m));  // dW_hr (P, H)
   }
   Tensor dh0 = dh0_reset.defined() ? dh + dh0_reset : dh;
   Tensor dc0 = lstm ? (dc0_reset.defined() ? dc + dc0_reset : dc) : at::empty({0}, s.x.options());

@@ -104,6 +104,21 @@ inline Tensor last_steps(const Sequence& s) {
   return idx.to(s.x.device());
 }
 
+// With variable lengths, the rows of (L·N, ·) views that are alive, index t·N + n for n < batch_sizes[t], (T,):
+// the large matrix multiplies (input projection, dL/dx, the weights' gradients) run on these rows only, so a ragged
+// batch costs its real steps, not L·N. Undefined without lengths.
+inline Tensor alive_rows(const Sequence& s) {
+  if (s.batch_sizes.empty()) return Tensor();
+  std::vector<int64_t> rows;
+  for (int64_t t = 0; t < s.L(); ++t) {
+    for (int64_t n = 0; n < s.batch_sizes[t]; ++n) rows.push_back(t * s.N() + n);
+  }
+  return at::tensor(rows, at::kLong).to(s.x.device());
+}
+
+// Rows of a (L·N, ·) tensor: all of them, or those alive (alive_rows).
+inline Tensor rows_of(const Tensor& t2, const Tensor& alive) { return alive.defined() ? t2.index_select(0, alive) : t2; }
+
 // A tensor whose padded rows must read as finite zeros (variable lengths), else uninitialised.
 inline Tensor buffer(const Sequence& s, at::IntArrayRef shape) {
   return s.batch_sizes.empty() ? at::empty(shape, s.x.options()) : at::zeros(shape, s.x.options());
