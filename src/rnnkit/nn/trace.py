@@ -50,7 +50,7 @@ def record_direction(gates: dict[str, Tensor], y: Tensor, cs: Tensor | None, dir
     """
     def fix(t: Tensor) -> Tensor:
         t = t if direction == 0 else reverse(t)
-        return t if valid is None else t * valid
+        return t if valid is None else t.masked_fill(valid == 0, 0)  # whatever an engine left in the padding
 
     return {
         "hidden": fix(y),

@@ -317,7 +317,8 @@ ForwardResult classic_forward(Family family, const Sequence& s) {
   const int64_t L = s.L(), N = s.N(), In = s.x.size(2), H = sh.H, P = sh.P, G = sh.G, W = sh.W;
   const bool lstm = family == Family::Lstm, gru = family == Family::Gru, proj = p.w_hr.defined();
 
-  Tensor ws = buffer(s, {L, N, W});
+  // padding rows of ws are never read (steps run rows [0, bs), the large products the rows alive): not zeroed
+  Tensor ws = at::empty({L, N, W}, s.x.options());
   Tensor gates = ws.view({L * N, W}).narrow(1, 0, G);  // (L*N, G), rows W apart
   const Tensor bias = folded_bias(family, p, H);
   const Tensor alive = alive_rows(s);
@@ -397,9 +398,10 @@ BackwardResult classic_backward(Family family, const Sequence& s, const Tensor& 
 
   Tensor dh = dh_n.clone().contiguous();  // (N, P): dL/dh carried back to the previous step
   Tensor dc = lstm ? dc_n.clone().contiguous() : Tensor();  // (N, H)
-  Tensor d_gi = buffer(s, {L, N, G});
-  Tensor d_gh = gru ? buffer(s, {L, N, G}) : d_gi;
-  Tensor d_fresh = proj ? buffer(s, {L, N, P}) : Tensor();  // dL/dh~_t, for dW_hr
+  // written and read at the rows alive only, like ws
+  Tensor d_gi = at::empty({L, N, G}, s.x.options());
+  Tensor d_gh = gru ? at::empty({L, N, G}, s.x.options()) : d_gi;
+  Tensor d_fresh = proj ? at::empty({L, N, P}, s.x.options()) : Tensor();  // dL/dh~_t, for dW_hr
   Tensor dh0_reset = s.resets.defined() ? at::zeros_like(s.h0) : Tensor();
   Tensor dc0_reset = (lstm && s.resets.defined()) ? at::zeros_like(s.c0) : Tensor();
   Tensor carry = at::empty({N, P}, s.x.options());  // what reaches h_{t-1} other than through W_hh
