@@ -116,7 +116,9 @@ def test_training_stops_below_a_target_on_a_time_budget_and_is_reproducible():
     early = train_memory_task(MemoryTaskConfig(**base, steps=50, eval_every=2, stop_below=100.0))
     assert early["stop_reason"] == "stop_below" and early["steps"] == 2
     timed = train_memory_task(MemoryTaskConfig(**base, steps=10_000, time_budget=1e-9))
-    assert timed["stop_reason"] == "time_budget" and timed["steps"] == 1 and timed["curve"][-1][0] == 1
+    # a budget spent before the first step takes none (the Trainer checks it before every step); the untrained
+    # model is measured all the same
+    assert timed["stop_reason"] == "time_budget" and timed["steps"] == 0 and timed["curve"][-1][0] == 0
     again = train_memory_task(MemoryTaskConfig(**base, steps=50, eval_every=2, stop_below=100.0))
     assert again["metric"] == early["metric"]
 
@@ -132,3 +134,14 @@ def test_bad_configurations():
         MemoryTaskConfig("copy", 10, "lstm", 8, batch_size=0)
     with pytest.raises(InputError, match="unknown cell"):
         matched_hidden_sizes("adding", 8, ["lstm", "transformer"])
+
+
+def test_a_diverging_run_gives_a_row_stopped_by_divergence_and_the_trainers_line():
+    """The Trainer judges the runaway loss (far above the 1/6 of predicting the mean) and stops; the row says so."""
+    config = MemoryTaskConfig("adding", 4, "lstm", 8, batch_size=8, lr=1e6, clip=None, steps=20, eval_every=2,
+                              eval_size=16)
+    lines = []
+    row = train_memory_task(config, log=lines.append)
+    assert row["stop_reason"] == "diverged" and row["steps"] < 20
+    assert row["curve"][-1][0] == row["steps"] and row["metric"] == row["curve"][-1][2]
+    assert any("training diverged" in line for line in lines) and "(diverged)" in lines[-1]

@@ -13,6 +13,7 @@ from conftest import PaddedToyTask, StreamToyTask, ToyLanguageModel
 from rnnkit.errors import InputError
 from rnnkit.nn import detach_state
 from rnnkit.train import RunDirectory, TrainConfig, Trainer, seed_everything, summed_token_loss
+from rnnkit.train.divergence import Diverged
 from rnnkit.train.optim import Schedule, ScheduleSettings
 
 
@@ -194,6 +195,19 @@ def test_a_task_score_picks_the_best_checkpoint_and_drives_early_stopping(tmp_pa
     assert run.load("best").meta["trainer"]["position"]["epoch"] == 2
 
 
+def test_stop_at_ends_the_run_at_the_first_epoch_whose_score_reaches_it():
+    scored = Trainer(make_model(), ScoredTask(), TrainConfig(epochs=4, stop_at=0.85)).fit()
+    assert scored["stop_reason"] == "stop_at" and scored["epoch"] == 2 and scored["valid_score"] == 0.9
+
+    full = Trainer(make_model(), StreamToyTask(), TrainConfig(epochs=3)).fit()
+    losses = Trainer(make_model(), StreamToyTask(), TrainConfig(epochs=3, stop_at=1e9)).fit()
+    assert losses["stop_reason"] == "stop_at" and losses["epoch"] == 1  # any loss is at or below 1e9
+    never = Trainer(make_model(), StreamToyTask(), TrainConfig(epochs=3, stop_at=-1.0)).fit()
+    assert never["stop_reason"] == "epochs" and never["valid_loss"] == full["valid_loss"]
+    with pytest.raises(InputError, match="--stop-at must be a finite number"):
+        TrainConfig(stop_at=float("nan"))
+
+
 def test_time_budget_stops_the_run():
     report = Trainer(make_model(), StreamToyTask(n_tokens=4000), TrainConfig(epochs=None, time_budget=0.3)).fit()
     assert report["stop_reason"] == "time_budget"
@@ -229,6 +243,7 @@ def test_non_finite_loss_stops_with_the_step_and_keeps_the_last_checkpoint(tmp_p
     with pytest.raises(InputError) as caught:
         Trainer(model, PoisonedTask(), TrainConfig(epochs=1, save_every=1), run_dir=run).fit()
     message = str(caught.value)
+    assert isinstance(caught.value, Diverged)  # a benchmark that trains many models catches it and goes on
     assert "step 3" in message and "--lr" in message and "--clip" in message
     assert message.endswith("latest.json (step 2, not validated) is intact; no checkpoint of this run has a finite "
                             "validation loss yet")  # mid-epoch checkpoints are not "good": none was validated

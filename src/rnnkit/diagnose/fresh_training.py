@@ -1,76 +1,212 @@
-"""The training loop of the synthetic benchmarks (adding, copy memory, selective copying): fresh random batches at
-every step (an endless supply, as in the papers), Adam, global gradient-norm clipping, and a held-out metric
-measured every ``eval_every`` steps, until a step limit, a time budget, a target metric or divergence."""
+"""The synthetic benchmarks (adding, copy memory, selective copying) as a task of the Trainer: fresh random batches
+at every step (an endless supply, as in the papers) and a fixed held-out set measured every ``eval_every`` steps.
+
+:class:`FreshBatches` gives the :class:`~rnnkit.train.Trainer` exactly that: an epoch is ``eval_every`` fresh
+batches, and the held-out set is its validation data. So the one training loop runs the benchmarks too, with
+its order of a step, its global gradient-norm clipping, its checks for divergence, its progress bar and lines,
+its time budget and its stop at a target (``TrainConfig.stop_at``); :func:`train_on_fresh_batches` reads the
+result row from the Trainer's history: the last held-out metric, the learning curve and why the run stopped.
+
+A problem (:class:`~rnnkit.diagnose.memory_tasks.AddingProblem`, ``CopyMemory``,
+:class:`~rnnkit.diagnose.selective_copy.SelectiveCopy`) tells the task how to draw a batch, its loss, and its
+metric: the validation loss itself, or the score its ``selection`` names (token accuracy).
+"""
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
-from typing import Callable
+from dataclasses import asdict
+from typing import Any, Callable, Iterator, Protocol
 
 import torch
 from torch import Tensor, nn
 
+from rnnkit.models.size import parameter_count
+from rnnkit.train import DistContext, Task, TaskLoss, TrainConfig, Trainer
+from rnnkit.train.divergence import Diverged
+from rnnkit.train.task import Baseline
 
-@dataclass
-class FreshTraining:
-    """What one run did: ``steps`` taken, ``stop_reason`` ("steps", "time_budget", the target's name or
-    "diverged"), the last held-out ``metric``, ``seconds`` of training and the ``curve`` [[step, seconds, metric]]."""
+EVAL_CHUNK = 256  # held-out sequences per forward pass when measuring
 
-    steps: int = 0
-    stop_reason: str = "steps"
-    metric: float = math.nan
-    seconds: float = 0.0
-    curve: list[list[float]] = field(default_factory=list)
+# The Trainer's reasons to stop, as the rows name them; the target's is the problem's (stop_below, stop_above).
+STOP_REASONS = {"max_steps": "steps", "epochs": "steps", "time_budget": "time_budget", "interrupted": "interrupted"}
 
 
-def train_on_fresh_batches(model: nn.Module, batch_loss: Callable[[], Tensor], measure: Callable[[], float], *,
-                           steps: int, lr: float, clip: float | None, time_budget: float | None, eval_every: int,
-                           reached: Callable[[float], str | None], name: str, metric_name: str,
-                           log: Callable[[str], None] | None = None, log_every_seconds: float = 30.0) -> FreshTraining:
-    """Train ``model`` with Adam on ``batch_loss()`` (a fresh batch each call); ``measure()`` gives the held-out
-    metric (the model is put in eval mode around it); ``reached(metric)`` names the target when it is met."""
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    run = FreshTraining()
-    start = time.perf_counter()
-    last_log = -math.inf
+class Problem(Protocol):
+    """A synthetic problem: its batches, its loss and its metric.
 
-    def record() -> float:
-        nonlocal last_log
+    ``name``: the task of the result rows. ``metric_name``: what the rows' metric is. ``selection``: None when the
+    metric is the validation loss (a mean per target: ``loss`` with ``reduction="mean"``), else the Trainer's
+    ``(score name, "max" | "min")`` of :meth:`held_out_scores`. ``target_unit``: what a loss's count counts.
+    ``held_out_seed``: the seed of the held-out set, one fixed set per length whatever the training seed.
+    """
+
+    name: str
+    metric_name: str
+    selection: tuple[str, str] | None
+    target_unit: str
+    held_out_seed: int
+
+    def batch(self, n: int, length: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        """``n`` fresh (inputs, targets) of length ``length``, drawn from ``generator``."""
+
+    def encode(self, inputs: Tensor) -> Tensor:
+        """The model's input for ``inputs`` (one-hot vectors for symbol ids, or the inputs as they are)."""
+
+    def loss(self, output: Tensor, targets: Tensor, reduction: str = "mean") -> Tensor:
+        """The loss of ``output`` against ``targets``: its mean per target, or with ``"sum"`` its sum."""
+
+    def baseline(self, length: int) -> float:
+        """The metric of a model that remembers nothing, at this length."""
+
+    def knows_nothing(self) -> Baseline:
+        """The loss per target of a guess that knows nothing, against which the Trainer judges a runaway loss."""
+
+    def held_out_scores(self, model: nn.Module, inputs: Tensor, targets: Tensor) -> dict[str, float]:
+        """Scores of the held-out set beyond the loss (``{"token_accuracy": 0.93}``), or none."""
+
+
+class FreshBatches(Task):
+    """``eval_every`` fresh batches of ``batch_size`` sequences of ``length`` steps per epoch, drawn from one
+    generator seeded with ``seed`` (so a run is repeatable, from its start: it has no run directory to resume
+    from); the held-out set of ``eval_size`` sequences, drawn from the problem's ``held_out_seed``, validates."""
+
+    def __init__(self, problem: Problem, length: int, *, batch_size: int, eval_every: int, eval_size: int, seed: int):
+        self.problem = problem
+        self.length = length
+        self.batch_size = batch_size
+        self.eval_every = eval_every
+        self.generator = torch.Generator().manual_seed(seed)
+        self.held_out = problem.batch(eval_size, length, torch.Generator().manual_seed(problem.held_out_seed))
+        self.selection = problem.selection
+        self.target_unit = problem.target_unit
+
+    def num_train_batches(self) -> int:
+        return self.eval_every
+
+    def train_batches(self, epoch: int, start: int) -> Iterator[tuple[Tensor, Tensor]]:
+        for _ in range(start, self.eval_every):
+            yield self.problem.batch(self.batch_size, self.length, self.generator)
+
+    def valid_batches(self) -> list[tuple[Tensor, Tensor]]:
+        inputs, targets = self.held_out
+        return list(zip(inputs.split(EVAL_CHUNK), targets.split(EVAL_CHUNK)))
+
+    def loss(self, model: nn.Module, batch: tuple[Tensor, Tensor], state: Any) -> TaskLoss:
+        inputs, targets = batch
+        output = model(self.problem.encode(inputs))
+        return TaskLoss(self.problem.loss(output, targets, reduction="sum"), targets.numel(), len(inputs), None)
+
+    def score_validation(self, model: nn.Module) -> dict[str, float]:
+        return self.problem.held_out_scores(model, *self.held_out)
+
+    def baseline_loss(self) -> Baseline:
+        return self.problem.knows_nothing()
+
+    def metric(self, record: dict) -> float:
+        """The problem's metric in one of the Trainer's records: the validation loss or the selected score."""
+        return record["valid_loss" if self.selection is None else f"valid_{self.selection[0]}"]
+
+    @torch.no_grad()
+    def measure(self, model: nn.Module) -> float:
+        """The problem's metric of ``model`` on the held-out set now (after a stop on divergence, whose weights
+        the Trainer kept finite: it stops before an update that is not)."""
         model.eval()
-        with torch.no_grad():
-            value = measure()
-        model.train()
-        elapsed = time.perf_counter() - start
-        run.curve.append([run.steps, round(elapsed, 2), value])
-        if log is not None and elapsed - last_log >= log_every_seconds:
-            log(f"{name}: step {run.steps:,}, {elapsed:.0f}s, test {metric_name} {value:.4g}")
-            last_log = elapsed
-        return value
+        try:
+            if self.selection is not None:
+                return self.score_validation(model)[self.selection[0]]
+            losses = [self.loss(model, batch, None) for batch in self.valid_batches()]
+            return sum(out.loss_sum.item() for out in losses) / sum(out.n_tokens for out in losses)
+        finally:
+            model.train()
 
-    model.train()
-    while run.steps < steps:
-        loss = batch_loss()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if not torch.isfinite(loss):
-            run.stop_reason = "diverged"
-            break
-        if clip is not None:
-            nn.utils.clip_grad_norm_(model.parameters(), clip)
-        optimizer.step()
-        run.steps += 1
-        if time_budget is not None and time.perf_counter() - start >= time_budget:
-            run.stop_reason = "time_budget"
-            break
-        if run.steps % eval_every == 0:
-            run.metric = record()
-            target = reached(run.metric)
-            if target is not None:
-                run.stop_reason = target
-                break
-    if not run.curve or run.curve[-1][0] != run.steps:
-        run.metric = record()
-    run.seconds = round(time.perf_counter() - start, 2)
-    return run
+
+def train_on_fresh_batches(model: nn.Module, problem: Problem, config, *, target: float | None, name: str,
+                           log: Callable[[str], None] | None = None, log_every_seconds: float = 30.0) -> dict:
+    """Train ``model`` on fresh batches of ``problem`` with the Trainer (Adam, the gradient's global norm clipped to
+    ``config.clip``) until ``config.steps``, ``config.time_budget``, ``target`` (the metric at or past it, in the
+    direction it improves) or divergence; returns the result row.
+
+    Args:
+        config: a :class:`~rnnkit.diagnose.memory_tasks.MemoryTaskConfig` or
+            :class:`~rnnkit.diagnose.selective_copy.SelectiveCopyConfig`: ``length``, ``cell``, ``hidden_size``
+            and the training settings (``batch_size``, ``lr``, ``clip``, ``steps``, ``time_budget``,
+            ``eval_every``, ``eval_size``, ``seed``).
+        name: the run in the progress lines. log: receives the Trainer's line of a measurement (at most one
+            every ``log_every_seconds``, prefixed with ``name``) and the run's last line; with it, the Trainer's
+            progress bar shows on stderr.
+
+    Returns:
+        ``{"task", "length", "cell", "hidden_size", "parameters", "metric_name", "metric" (the last held-out
+        measurement), "baseline", "steps", "seconds", "stop_reason" ("steps", "time_budget", "stop_below" or
+        "stop_above" for the target, "interrupted" or "diverged"), "curve": [[step, seconds, metric], ...],
+        "config": {...}}``.
+    """
+    task = FreshBatches(problem, config.length, batch_size=config.batch_size, eval_every=config.eval_every,
+                        eval_size=config.eval_size, seed=config.seed)
+    train_config = TrainConfig(epochs=math.ceil(config.steps / config.eval_every), max_steps=config.steps,
+                               time_budget=config.time_budget, lr=config.lr, optimizer="adam", clip=config.clip,
+                               stop_at=target, seed=config.seed)
+    trainer = Trainer(model, task, train_config, dist=DistContext(device=next(model.parameters()).device),
+                      progress_bar=log is not None, log=_every(log_every_seconds, name, log))
+    curve, stop_reason, divergence = _fit(trainer, task)
+    if stop_reason == "stop_at":
+        stop_reason = "stop_below" if problem.selection is None or problem.selection[1] == "min" else "stop_above"
+    row = {
+        "task": problem.name,
+        "length": config.length,
+        "cell": config.cell,
+        "hidden_size": config.hidden_size,
+        "parameters": parameter_count(model),
+        "metric_name": problem.metric_name,
+        "metric": curve[-1][2],
+        "baseline": problem.baseline(config.length),
+        "steps": trainer.position.step,
+        "seconds": curve[-1][1],
+        "stop_reason": STOP_REASONS.get(stop_reason, stop_reason),
+        "curve": curve,
+        "config": asdict(config),
+    }
+    if log is not None:
+        if divergence is not None:
+            log(f"{name}: {divergence}")
+        log(f"{name}: done after {row['steps']:,} steps, {row['seconds']:.0f}s ({row['stop_reason']}): test "
+            f"{problem.metric_name} {row['metric']:.4g}, baseline {row['baseline']:.4g}")
+    return row
+
+
+def _fit(trainer: Trainer, task: FreshBatches) -> tuple[list[list[float]], str, str | None]:
+    """Run ``trainer``: (the curve [[step, seconds, metric]] of every measurement, the Trainer's reason to stop
+    or "diverged", the Trainer's line on a divergence or None). The last point is the model as it stopped."""
+    try:
+        report = trainer.fit()
+    except Diverged as stop:
+        position = trainer.position
+        last = [position.step, round(trainer.stops.elapsed(), 2), task.measure(trainer.model)]
+        return [*(_point(record, task) for record in position.history), last], "diverged", str(stop)
+    curve = [_point(record, task) for record in trainer.position.history]
+    if not curve or curve[-1][0] != report["step"]:  # a stop between measurements: the report measured it
+        curve.append(_point(report, task))
+    return curve, report["stop_reason"], None
+
+
+def _point(record: dict, task: FreshBatches) -> list[float]:
+    """[step, seconds, metric] of one of the Trainer's records."""
+    return [record["step"], round(record["elapsed_seconds"], 2), task.metric(record)]
+
+
+def _every(seconds: float, name: str, log: Callable[[str], None] | None) -> Callable[[str], None] | None:
+    """``log`` with ``name: `` before each line, passing the first line and then one at most every ``seconds``."""
+    if log is None:
+        return None
+    last = -math.inf
+
+    def every(line: str) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if now - last >= seconds:
+            log(f"{name}: {line}")
+            last = now
+
+    return every

@@ -71,14 +71,17 @@ def run_memory_tasks(tasks: list[str], lengths: list[int], cells: list[str], siz
             :class:`~rnnkit.diagnose.memory_tasks.MemoryTaskConfig` and
             :class:`~rnnkit.diagnose.selective_copy.SelectiveCopyConfig` (each takes the ones it knows).
 
+    Every configuration trains with the Trainer; a first Ctrl-C (SIGINT) or SIGTERM stops the one training now
+    (a row stopped by "interrupted") and the benchmark with it: the plot and the rows so far are kept.
+
     Returns:
         ``{"results": [row per configuration, with its learning curve], "plot": path}``.
     """
     rows = []
-    for task in tasks:
-        for length in lengths:
-            for cell in cells:
-                rows.append(_train(task, length, cell, sizes[task][cell], settings, log))
+    for task, length, cell in ((task, length, cell) for task in tasks for length in lengths for cell in cells):
+        rows.append(_train(task, length, cell, sizes[task][cell], settings, log))
+        if rows[-1]["stop_reason"] == "interrupted":
+            break
     baselines = {task: {t: selective_copy.SelectiveCopy().baseline() if task == selective_copy.TASK_NAME
                         else TASKS[task].baseline(t) for t in lengths} for task in tasks}
     return {"results": rows, "plot": str(plot_memory_tasks(rows, baselines, out_dir / "memory_tasks.png"))}

@@ -24,13 +24,14 @@ reference size (hidden 128 for the LSTM gives 258 for the tanh RNN and 148 for t
 
 **Training** (:func:`train_memory_task`): fresh random batches at every step (an endless supply, as in the
 papers), Adam, global gradient-norm clipping, and the metric measured on a fixed held-out set every
-``eval_every`` steps, until a step limit, a time budget or a target metric is reached.
+``eval_every`` steps, until a step limit, a time budget or a target metric is reached; the Trainer runs it
+(:mod:`rnnkit.diagnose.fresh_training`).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -39,12 +40,12 @@ from torch import Tensor, nn
 
 from rnnkit.errors import InputError
 from rnnkit.models.recurrent import check_engine, recurrent_layer, registered_cell
-from rnnkit.models.size import cell_parameter_count, parameter_count
+from rnnkit.models.size import cell_parameter_count
+from rnnkit.train.task import Baseline, uniform_baseline
 
 from .fresh_training import train_on_fresh_batches
 
 REFERENCE_CELL = "lstm"
-EVAL_CHUNK = 500  # held-out sequences per forward pass when measuring
 
 
 class AddingProblem:
@@ -55,6 +56,9 @@ class AddingProblem:
     output_size = 1
     per_step = False
     metric_name = "mse"
+    selection = None  # the metric is the validation loss
+    target_unit = "seq"
+    held_out_seed = 20160101
     min_length = 2  # one marker in each half
 
     def batch(self, n: int, length: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
@@ -75,8 +79,14 @@ class AddingProblem:
     def baseline(self, length: int) -> float:
         return 1 / 6
 
-    def loss(self, output: Tensor, targets: Tensor) -> Tensor:  # output (N, 1)
-        return F.mse_loss(output.squeeze(1), targets)
+    def knows_nothing(self) -> Baseline:
+        return Baseline(1 / 6, "predicting the mean sum, 1")
+
+    def loss(self, output: Tensor, targets: Tensor, reduction: str = "mean") -> Tensor:  # output (N, 1)
+        return F.mse_loss(output.squeeze(1), targets, reduction=reduction)
+
+    def held_out_scores(self, model: nn.Module, inputs: Tensor, targets: Tensor) -> dict[str, float]:
+        return {}
 
 
 class CopyMemory:
@@ -88,6 +98,9 @@ class CopyMemory:
     output_size = symbols
     per_step = True
     metric_name = "cross_entropy"
+    selection = None  # the metric is the validation loss
+    target_unit = "steps"
+    held_out_seed = 20160101
     min_length = 1
     copy_length = 10
     data_symbols = 8  # ids 1..8
@@ -110,8 +123,14 @@ class CopyMemory:
     def baseline(self, length: int) -> float:
         return self.copy_length * math.log(self.data_symbols) / (length + 2 * self.copy_length)
 
-    def loss(self, output: Tensor, targets: Tensor) -> Tensor:  # output (N, T + 20, 10)
-        return F.cross_entropy(output.reshape(-1, self.symbols), targets.reshape(-1))
+    def knows_nothing(self) -> Baseline:
+        return uniform_baseline(self.symbols, "symbols")
+
+    def loss(self, output: Tensor, targets: Tensor, reduction: str = "mean") -> Tensor:  # output (N, T + 20, 10)
+        return F.cross_entropy(output.reshape(-1, self.symbols), targets.reshape(-1), reduction=reduction)
+
+    def held_out_scores(self, model: nn.Module, inputs: Tensor, targets: Tensor) -> dict[str, float]:
+        return {}
 
 
 TASKS = {"adding": AddingProblem(), "copy": CopyMemory()}
@@ -214,61 +233,15 @@ class MemoryTaskConfig:
                 raise InputError(f"{name} must be a positive integer, got {value!r}")
 
 
-HELD_OUT_SEED = 20160101  # one fixed held-out set per (task, T), whatever the training seed
-
-
-def held_out_metric(model: MemoryTaskModel, task, inputs: Tensor, targets: Tensor) -> float:
-    """The task's metric on a held-out set (averaged over its sequences)."""
-    total = 0.0
-    for start in range(0, len(inputs), EVAL_CHUNK):
-        x, y = inputs[start : start + EVAL_CHUNK], targets[start : start + EVAL_CHUNK]
-        total += task.loss(model(task.encode(x)), y).item() * len(x)
-    return total / len(inputs)
-
-
 def train_memory_task(config: MemoryTaskConfig, log: Callable[[str], None] | None = None,
                       log_every_seconds: float = 30.0) -> dict:
-    """Train one model on one task; returns the result row.
-
-    Returns:
-        ``{"task", "length", "cell", "hidden_size", "parameters", "metric_name", "metric" (the last held-out
-        measurement), "baseline", "steps", "seconds", "stop_reason" ("steps", "time_budget", "stop_below" or
-        "diverged"), "curve": [[step, seconds, metric], ...], "config": {...}}``.
-    """
+    """Train one model on one task with the Trainer; returns the result row of
+    :func:`~rnnkit.diagnose.fresh_training.train_on_fresh_batches` ("stop_below" when the held-out metric
+    reached ``config.stop_below``)."""
     task = get_task(config.task)
     torch.manual_seed(config.seed)
     model = MemoryTaskModel(config.cell, task.input_size, config.hidden_size, task.output_size, task.per_step,
                             forget_bias=config.forget_bias, engine=config.engine)
-    train_data = torch.Generator().manual_seed(config.seed)
-    test_inputs, test_targets = task.batch(config.eval_size, config.length, torch.Generator().manual_seed(HELD_OUT_SEED))
     name = f"{config.task} T={config.length} {config.cell} (H={config.hidden_size})"
-
-    def batch_loss() -> Tensor:
-        inputs, targets = task.batch(config.batch_size, config.length, train_data)
-        return task.loss(model(task.encode(inputs)), targets)
-
-    def reached(metric: float) -> str | None:
-        return "stop_below" if config.stop_below is not None and metric <= config.stop_below else None
-
-    run = train_on_fresh_batches(
-        model, batch_loss, lambda: held_out_metric(model, task, test_inputs, test_targets), steps=config.steps,
-        lr=config.lr, clip=config.clip, time_budget=config.time_budget, eval_every=config.eval_every,
-        reached=reached, name=name, metric_name=task.metric_name, log=log, log_every_seconds=log_every_seconds)
-    if log is not None:
-        log(f"{name}: done after {run.steps:,} steps, {run.seconds:.0f}s ({run.stop_reason}): test "
-            f"{task.metric_name} {run.metric:.4g}, baseline {task.baseline(config.length):.4g}")
-    return {
-        "task": config.task,
-        "length": config.length,
-        "cell": config.cell,
-        "hidden_size": config.hidden_size,
-        "parameters": parameter_count(model),
-        "metric_name": task.metric_name,
-        "metric": run.metric,
-        "baseline": task.baseline(config.length),
-        "steps": run.steps,
-        "seconds": run.seconds,
-        "stop_reason": run.stop_reason,
-        "curve": run.curve,
-        "config": asdict(config),
-    }
+    return train_on_fresh_batches(model, task, config, target=config.stop_below, name=name, log=log,
+                                  log_every_seconds=log_every_seconds)

@@ -27,7 +27,7 @@ each cell the width whose parameter count is closest to an LSTM's at a reference
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -36,14 +36,13 @@ from torch import Tensor, nn
 
 from rnnkit.errors import InputError
 from rnnkit.models.recurrent import check_engine, recurrent_layer, registered_cell
-from rnnkit.models.size import cell_parameter_count, parameter_count
+from rnnkit.models.size import cell_parameter_count
+from rnnkit.train.task import Baseline, uniform_baseline
 
-from .fresh_training import train_on_fresh_batches
+from .fresh_training import EVAL_CHUNK, train_on_fresh_batches
 
 TASK_NAME = "selective-copy"
 REFERENCE_CELL = "lstm"
-HELD_OUT_SEED = 20231201  # one fixed held-out set per (L, K, V), whatever the training seed
-EVAL_CHUNK = 256  # held-out sequences per forward pass when measuring
 
 
 @dataclass(frozen=True)
@@ -57,6 +56,11 @@ class SelectiveCopy:
     tokens: int = 16
     vocab: int = 16
     noise: int = 0
+    name = TASK_NAME
+    metric_name = "token_accuracy"
+    selection = ("token_accuracy", "max")
+    target_unit = "tok"
+    held_out_seed = 20231201  # one fixed held-out set per (L, K, V), whatever the training seed
 
     @property
     def marker(self) -> int:
@@ -66,9 +70,12 @@ class SelectiveCopy:
     def data_symbols(self) -> int:
         return self.vocab - 2
 
-    def baseline(self) -> float:
-        """Token accuracy of a uniform guess over the data symbols."""
+    def baseline(self, length: int | None = None) -> float:
+        """Token accuracy of a uniform guess over the data symbols (at any length)."""
         return 1 / self.data_symbols
+
+    def knows_nothing(self) -> Baseline:
+        return uniform_baseline(self.data_symbols, "data symbols")
 
     def batch(self, n: int, length: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         """``(inputs (n, length + K), targets (n, K))``: the scattered tokens, then the markers; the tokens."""
@@ -81,8 +88,14 @@ class SelectiveCopy:
         inputs[:, length:] = self.marker
         return inputs, data
 
-    def loss(self, logits: Tensor, targets: Tensor) -> Tensor:  # logits (N, K, V), targets (N, K)
-        return F.cross_entropy(logits.reshape(-1, self.vocab), targets.reshape(-1))
+    def encode(self, inputs: Tensor) -> Tensor:
+        return inputs  # the model embeds the ids
+
+    def loss(self, logits: Tensor, targets: Tensor, reduction: str = "mean") -> Tensor:  # logits (N, K, V), targets (N, K)
+        return F.cross_entropy(logits.reshape(-1, self.vocab), targets.reshape(-1), reduction=reduction)
+
+    def held_out_scores(self, model: nn.Module, inputs: Tensor, targets: Tensor) -> dict[str, float]:
+        return {"token_accuracy": token_accuracy(model, inputs, targets)}
 
 
 class SelectiveCopyModel(nn.Module):
@@ -186,51 +199,15 @@ def token_accuracy(model: SelectiveCopyModel, inputs: Tensor, targets: Tensor) -
 
 def train_selective_copy(config: SelectiveCopyConfig, log: Callable[[str], None] | None = None,
                          log_every_seconds: float = 30.0) -> dict:
-    """Train one model on selective copying; returns its result row, in the form of
-    :func:`rnnkit.diagnose.memory_tasks.train_memory_task`'s rows so that the memory-task tables and plots take it.
-
-    Returns:
-        ``{"task": "selective-copy", "length", "cell", "hidden_size", "parameters", "metric_name":
-        "token_accuracy", "metric" (the last held-out measurement), "baseline", "steps", "seconds", "stop_reason"
-        ("steps", "time_budget", "stop_above" or "diverged"), "curve": [[step, seconds, accuracy], ...],
-        "config": {...}}``.
-    """
+    """Train one model on selective copying with the Trainer; returns its result row, the row of
+    :func:`~rnnkit.diagnose.fresh_training.train_on_fresh_batches` as the adding problem and copy memory give it,
+    so that the memory-task tables and plots take it: ``"metric_name": "token_accuracy"``, and ``"stop_above"``
+    when the held-out token accuracy reached ``config.stop_above``."""
     task = SelectiveCopy(tokens=config.tokens, vocab=config.vocab)
     torch.manual_seed(config.seed)
     model = SelectiveCopyModel(config.cell, config.vocab, config.hidden_size, config.num_layers, config.tokens,
                                engine=config.engine)
-    train_data = torch.Generator().manual_seed(config.seed)
-    test_inputs, test_targets = task.batch(config.eval_size, config.length,
-                                           torch.Generator().manual_seed(HELD_OUT_SEED))
     name = (f"selective copy L={config.length} K={config.tokens} {config.cell} "
             f"(H={config.hidden_size}, {config.num_layers} layers)")
-
-    def batch_loss() -> Tensor:
-        inputs, targets = task.batch(config.batch_size, config.length, train_data)
-        return task.loss(model(inputs), targets)
-
-    def reached(accuracy: float) -> str | None:
-        return "stop_above" if config.stop_above is not None and accuracy >= config.stop_above else None
-
-    run = train_on_fresh_batches(
-        model, batch_loss, lambda: token_accuracy(model, test_inputs, test_targets), steps=config.steps,
-        lr=config.lr, clip=config.clip, time_budget=config.time_budget, eval_every=config.eval_every,
-        reached=reached, name=name, metric_name="token accuracy", log=log, log_every_seconds=log_every_seconds)
-    if log is not None:
-        log(f"{name}: done after {run.steps:,} steps, {run.seconds:.0f}s ({run.stop_reason}): test token accuracy "
-            f"{run.metric:.4f}, baseline {task.baseline():.4f}")
-    return {
-        "task": TASK_NAME,
-        "length": config.length,
-        "cell": config.cell,
-        "hidden_size": config.hidden_size,
-        "parameters": parameter_count(model),
-        "metric_name": "token_accuracy",
-        "metric": run.metric,
-        "baseline": task.baseline(),
-        "steps": run.steps,
-        "seconds": run.seconds,
-        "stop_reason": run.stop_reason,
-        "curve": run.curve,
-        "config": asdict(config),
-    }
+    return train_on_fresh_batches(model, task, config, target=config.stop_above, name=name, log=log,
+                                  log_every_seconds=log_every_seconds)

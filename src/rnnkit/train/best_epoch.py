@@ -44,6 +44,13 @@ class BestEpoch:
             position.epochs_without_improvement += 1
         return improved
 
+    def reached(self, valid_loss: float | None, record: dict, target: float) -> bool:
+        """Whether the epoch just validated (``record``) reached ``target`` (``TrainConfig.stop_at``): its score
+        at or above it for a score the task maximises, at or below it for a loss or a score it minimises."""
+        score = self.score(valid_loss, record)
+        maximised = self.selection is not None and self.selection[1] == "max"
+        return score is not None and score >= (target if maximised else -target)
+
     def report(self, position: Position) -> dict:
         """The best epoch so far and its score, as ``{"best_epoch": 3, "best_valid_accuracy": 0.91}``; empty
         without a selection or a score."""

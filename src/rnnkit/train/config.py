@@ -38,6 +38,9 @@ class TrainConfig:
         loss_over_time: ``mean`` averages the loss over every target token; ``sum`` sums it over the time
             steps of each sequence and averages over sequences (the seeds' "loss summed over time").
         patience: early stopping after this many epochs without a better validation loss (None: never).
+        stop_at: stop at the end of the first epoch whose score reaches this: the score that picks the best
+            epoch (the task's ``selection``: at or above it for a score it maximises, at or below for one it
+            minimises; without a selection, the validation loss at or below it). None: never.
         save_every: also checkpoint every this many steps (None: at the end of each epoch and when stopping).
         log_gradients: every this many steps, record ‖∂L/∂h_t‖ for each step t of the current batch in
             ``gradients.jsonl`` of the run directory (tasks with a ``gradient_flow`` method; None: never).
@@ -60,6 +63,7 @@ class TrainConfig:
     clip_value: float | None = None
     loss_over_time: str = "mean"
     patience: int | None = None
+    stop_at: float | None = None
     save_every: int | None = None
     log_gradients: int | None = None
     seed: int = 1234
@@ -77,7 +81,7 @@ class TrainConfig:
         check_positive("nonmono", self.nonmono, integer=True)
         # Library users build TrainConfig directly: every number is checked here as the flags check it.
         for flag, value in (("momentum", self.momentum), ("weight-decay", self.weight_decay),
-                            ("lr-decay", self.lr_decay)):
+                            ("lr-decay", self.lr_decay), ("stop-at", self.stop_at)):
             check_finite(flag, value)
         for flag, value in (("decay-after", self.decay_after), ("plateau-patience", self.plateau_patience)):
             if isinstance(value, bool) or not isinstance(value, int):

@@ -16,12 +16,12 @@ whose baseline is small (ln 2 = 0.69): a binary classifier must average a probab
 right answer to cross 3 ln 2 + 10. A runaway run is stopped long before that matters: it sits orders of
 magnitude above the line (3.5e6 against 22.5 for 65 characters).
 
-The stop is one line (an :class:`~rnnkit.errors.InputError`): what happened, the fix (the setting that is not
-a finite number when that is the cause, else a lower ``--lr`` or harder clipping), and what the run directory
-truly holds (:class:`SavedRun`). A checkpoint is *good* when its validation loss is finite: only the
-checkpoints written at the end of an epoch are validated; a ``--save-every`` checkpoint written mid-epoch is
-named as "not validated", because finite weights and finite training losses do not make a model good
-(weights scaled up by a runaway update stay finite and can still score Infinity).
+The stop is one line (a :class:`Diverged`, which is an :class:`~rnnkit.errors.InputError`): what happened, the
+fix (the setting that is not a finite number when that is the cause, else a lower ``--lr`` or harder clipping),
+and what the run directory truly holds (:class:`SavedRun`). A checkpoint is *good* when its validation loss is
+finite: only the checkpoints written at the end of an epoch are validated; a ``--save-every`` checkpoint
+written mid-epoch is named as "not validated", because finite weights and finite training losses do not make
+a model good (weights scaled up by a runaway update stay finite and can still score Infinity).
 
     >>> from rnnkit.train.task import uniform_baseline
     >>> runaway(3.5e6, "epoch 1", uniform_baseline(65, "characters"))
@@ -36,6 +36,8 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from rnnkit.errors import InputError
+
 from .config import TrainConfig
 from .position import Position
 from .task import Baseline
@@ -46,6 +48,11 @@ RUNAWAY_WINDOW = 100
 
 # A setting that is not a finite number is the cause whatever the learning rate; the example replaces it.
 _FINITE_SETTINGS = {"lr": "1e-3", "clip": "1.0", "clip_value": "0.5", "weight_decay": "1e-6", "momentum": "0.9"}
+
+
+class Diverged(InputError):
+    """The Trainer's stop on divergence: one line, as every InputError; a caller that trains many models in
+    turn (a benchmark) catches it to record the run as diverged and go on with the next."""
 
 
 def runaway_threshold(baseline: Baseline) -> float:

@@ -24,16 +24,16 @@ and the averaged weights are what is evaluated and saved: they generalise better
 (Polyak & Juditsky 1992). AWD-LSTM switches to ``torch.optim.ASGD(lambd=0, t0=0)``, whose mean leaves out the
 first iterate after the switch (its μ lags one step); here every iterate from the switch on counts.
 
-How a training loop uses it (the three calls are no-ops before the switch)::
+How the Trainer (:mod:`rnnkit.train.trainer`) uses it (the three calls are no-ops before the switch)::
 
-    optimizer = NTASGD(model.parameters(), lr=30, nonmono=5)
+    ntasgd = NTASGD(model.parameters(), lr=30, nonmono=5)
     for epoch in ...:
         for batch in ...:
-            ...; loss.backward(); optimizer.step()
-        with optimizer.averaged():          # the averaged weights in the parameters
+            ...; loss.backward(); ntasgd.step()
+        with ntasgd.averaged():             # the averaged weights in the parameters
             valid_loss = validate(model)
-            save_checkpoint(model, optimizer.state_dict())
-        optimizer.observe(valid_loss)       # may switch to averaging; True on the switch
+            save_checkpoint(model, ntasgd.state_dict())
+        ntasgd.observe(valid_loss)          # may switch to averaging; True on the switch
 
 A checkpoint saved inside ``averaged()`` holds the averaged weights as the model's weights (so evaluating it
 needs no optimizer) and the raw iterate in the optimizer state; ``load_state_dict``, called after the weights
@@ -66,12 +66,12 @@ class NTASGD(torch.optim.Optimizer):
     Example::
 
         >>> weight = torch.nn.Parameter(torch.tensor([1.0]))
-        >>> optimizer = NTASGD([weight], lr=0.5, nonmono=1)
-        >>> [optimizer.observe(loss) for loss in (3.0, 2.0, 3.5)]
+        >>> ntasgd = NTASGD([weight], lr=0.5, nonmono=1)
+        >>> [ntasgd.observe(loss) for loss in (3.0, 2.0, 3.5)]
         [False, False, True]
-        >>> weight.grad = torch.tensor([1.0]); optimizer.step()
-        >>> weight.grad = torch.tensor([1.0]); optimizer.step()
-        >>> weight.data, optimizer.state[weight]["average"]
+        >>> weight.grad = torch.tensor([1.0]); ntasgd.step()
+        >>> weight.grad = torch.tensor([1.0]); ntasgd.step()
+        >>> weight.data, ntasgd.state[weight]["average"]
         (tensor([0.]), tensor([0.2500]))
     """
 

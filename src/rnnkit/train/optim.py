@@ -81,12 +81,12 @@ class ScheduleSettings:
 class Schedule:
     """Steps a torch learning-rate scheduler at the right moments: after each optimizer step or each epoch.
 
-    Example::
+    How the Trainer (:mod:`rnnkit.train.trainer`) uses it::
 
-        schedule = Schedule(optimizer, ScheduleSettings("step", lr_decay=0.5, decay_after=4))
+        schedule = Schedule(sgd, ScheduleSettings("step", lr_decay=0.5, decay_after=4))
         for epoch in range(13):
             for batch in batches:
-                ...; optimizer.step(); schedule.after_step()
+                ...; sgd.step(); schedule.after_step()
             schedule.after_epoch(valid_loss)
     """
 

@@ -6,7 +6,7 @@ over its target tokens (padding excluded). The Trainer does the rest, one step i
 
     1. forward       the task's loss, summed over this rank's target tokens
     2. totals        token / sequence counts and the loss summed over ranks (a no-op in one process)
-    3. check         a non-finite loss stops training with a one-line InputError; no checkpoint is written
+    3. check         a non-finite loss stops training (Diverged: a one-line InputError); no checkpoint is written
     4. backward      of the loss averaged over tokens (or summed over time, averaged over sequences)
     5. clip          by value, then by global norm
     6. update        optimizer step, then the per-step schedule
@@ -32,14 +32,13 @@ from typing import Callable
 
 import torch
 
-from rnnkit.errors import InputError
 from rnnkit.nn import detach_state
 
 from .best_epoch import BestEpoch
 from .checkpoint import GRADIENTS_FILE, Checkpoint, RunDirectory
 from .config import TrainConfig
 from .distributed import DistContext
-from .divergence import SavedRun, remedy, runaway, runaway_due, span_name
+from .divergence import Diverged, SavedRun, remedy, runaway, runaway_due, span_name
 from .ntasgd import averaged_weights, observe_validation
 from .optim import Schedule, ScheduleSettings, build_optimizer
 from .position import Position
@@ -264,7 +263,8 @@ class Trainer:
                                                         "epoch": self.position.epoch + 1, **flow})
 
     def _finish_epoch(self) -> str | None:
-        """Validate, step the schedule, checkpoint and log; return "early_stopping" when patience ran out."""
+        """Validate, step the schedule, checkpoint and log; return "stop_at" when the epoch reached the config's
+        ``stop_at``, "early_stopping" when patience ran out."""
         position = self.position
         valid_loss = self.validate()
         record = self._metrics_record(valid_loss, epoch=position.epoch + 1)
@@ -278,6 +278,8 @@ class Trainer:
         # Checkpoint before the metrics line: a crash in between is repaired on resume from the history.
         self._save_checkpoint(best=improved, valid_loss=valid_loss)
         self._write_metrics(record)
+        if self.config.stop_at is not None and self.best_epoch.reached(valid_loss, record, self.config.stop_at):
+            return "stop_at"
         if self.config.patience is not None and position.epochs_without_improvement >= self.config.patience:
             return "early_stopping"
         return None
@@ -376,12 +378,12 @@ class Trainer:
         if problem is not None:
             raise self._stopped(f"training diverged: {problem}")
 
-    def _diverged(self, what: str, step: int) -> InputError:
+    def _diverged(self, what: str, step: int) -> Diverged:
         return self._stopped(f"training diverged: {what} at step {step} (epoch {self.position.epoch + 1})")
 
-    def _stopped(self, problem: str) -> InputError:
+    def _stopped(self, problem: str) -> Diverged:
         """The one line of a stop on divergence: the problem, its fix, and what the run directory holds."""
-        return InputError(f"{problem}; {remedy(self.config)}; {self._saved.describe(self.position)}")
+        return Diverged(f"{problem}; {remedy(self.config)}; {self._saved.describe(self.position)}")
 
     # ----------------------------------------------------------------------------------------- checkpoints
 

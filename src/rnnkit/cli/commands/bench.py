@@ -64,7 +64,7 @@ def command() -> None:
 @engine_option("Every cell trains on it; one it cannot run is refused before any training.")
 @click.option("--out", metavar="DIR", help="Where memory_tasks.png and results.json go. Default: runs/memory-tasks-DATE-TIME.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as one JSON object on stdout.")
-@click.option("--quiet", is_flag=True, help="No progress lines on stderr.")
+@click.option("--quiet", is_flag=True, help="No progress bar and no progress lines on stderr.")
 def memory_tasks(tasks: list[str], lengths: list[int], cells: list[str], hidden: int, out: str | None,
                  as_json: bool, quiet: bool, **options) -> None:
     """Train the cells (equal parameter budgets) on the adding problem, copy memory and selective copying at each
@@ -77,13 +77,14 @@ def memory_tasks(tasks: list[str], lengths: list[int], cells: list[str], hidden:
         run_memory_tasks,
     )
     from rnnkit.files import make_directory, write_atomic
+    from rnnkit.train.progress import log_line
 
     check_lengths(tasks, lengths)
     out_dir = check_output_directory(out or time.strftime("runs/memory-tasks-%Y%m%d-%H%M%S"), "--out")
     check_fits_in_memory(hidden)
     check_engine(cells, options["engine"])
     make_directory(out_dir, "--out")  # now, so that a path the system refuses costs no training
-    log = None if quiet else (lambda line: click.echo(line, err=True))
+    log = None if quiet else log_line  # beside the Trainer's progress bar
     sizes = equal_budget_sizes(tasks, hidden, cells)
     if log:
         for task in tasks:
