@@ -10,9 +10,10 @@ import torch
 from torch import nn
 
 from rnnkit.errors import InputError
-from rnnkit.tasks.tag import TagDataConfig, TaggingTask, build_model, make_batch
+from rnnkit.tasks.tag import TagDataConfig, TaggingTask, build_model
 from rnnkit.tasks.tag import from_run as load_trained
 from rnnkit.tasks.tag import load_data as load_tag_data
+from rnnkit.tasks.tag_encoding import make_batch
 from rnnkit.train import RunDirectory
 from cli_helpers import assert_one_line_error, assert_resumed_exactly, run_cli, snapshot
 

@@ -14,7 +14,8 @@ from cli_helpers import assert_one_line_error, assert_resumed_exactly, run_cli
 import rnnkit
 from rnnkit.data.music import PitchRange
 from rnnkit.errors import InputError
-from rnnkit.tasks.music import MusicDataConfig, load_data, score_rolls
+from rnnkit.tasks.music import MusicDataConfig, score_rolls
+from rnnkit.tasks.music_pieces import load_data
 
 JSB = Path(__file__).resolve().parents[2] / "shared" / "data" / "jsb_chorales" / "jsb-chorales-quarter.json"
 

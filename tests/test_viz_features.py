@@ -1,5 +1,5 @@
-"""rnnkit.viz.features: string literals (tokenize and the fallback scanner agree), brackets, indentation, line
-position, and the ranking of units by correlation."""
+"""rnnkit.viz.features and rnnkit.viz.units: string literals (tokenize and the fallback scanner agree), brackets,
+indentation, line position, and the ranking of units by correlation."""
 
 import sysconfig
 from pathlib import Path
@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rnnkit.viz.features import (FEATURES, correlations, is_speaker_line, literal_masks, prose_quotes, rank_units,
-                                 scan_literals, speeches, text_features, tokenize_literals, units_by_example, varying)
+from rnnkit.viz.features import (FEATURES, is_speaker_line, literal_masks, prose_quotes, scan_literals, speeches,
+                                 text_features, tokenize_literals, varying)
+from rnnkit.viz.units import correlations, rank_units, units_by_example
 
 
 def marked(text: str, mask: np.ndarray) -> str:

@@ -125,44 +125,12 @@ def per_step_gradient_norms(
     """
     if loss not in LOSSES:
         raise InputError(f"unknown loss {loss!r}; choose 'last' (loss at the last step) or 'sum' (every step)")
-    if getattr(layer, "bidirectional", False):
-        raise ValueError("per-step gradients need a unidirectional layer: a backward direction's h_t depends on later inputs")
-    if not isinstance(input, Tensor) or input.dim() not in (2, 3):
-        raise ValueError(f"input must be an (L, N, H_in), (N, L, H_in) or (L, H_in) tensor, got {type(input).__name__}")
-    batch_first = getattr(layer, "batch_first", False)
-    if input.dim() == 2:
-        input = input.unsqueeze(0 if batch_first else 1)  # unbatched: one sequence
-    if hx is None and getattr(layer, "init_state", "zeros") != "zeros":
-        hx = layer._initial_state(input)  # rnnkit's learned or random initial state
-    x = input.transpose(0, 1) if batch_first else input  # (L, N, H_in)
+    x, hx = _time_major(layer, input, hx)  # (L, N, H_in)
     steps = x.shape[0]
-    if steps < 1:
-        raise ValueError("input has no steps")
-    loss_fn = loss_fn or (lambda t, h: h.sum())
     params = [p for p in (layer.parameters() if parameters is None else parameters) if p.requires_grad]
     singles = _single_layers(layer)
-    states = [None if hx is None else (tuple(s[k : k + 1] for s in hx) if isinstance(hx, tuple) else hx[k : k + 1])
-              for k in range(len(singles))]
-    dropout = layer.dropout if layer.training else 0.0
-
-    hiddens: list[list[Tensor]] = [[] for _ in singles]  # [k][t] (1, N, H_out): h_t of layer k, a graph node
-    cells: list[list[Tensor]] = [[] for _ in singles]  # LSTM: [k][t] (1, N, H)
-    total = None
     with torch.enable_grad():
-        for t in range(steps):
-            below = x[t : t + 1]  # (1, N, H_in): one step
-            for k, single in enumerate(singles):
-                if k > 0 and dropout > 0:
-                    below = F.dropout(below, dropout, training=True)  # as the stacked layer does between layers
-                _, states[k] = single(below, states[k])  # the state carried with its graph
-                h = states[k][0] if isinstance(states[k], tuple) else states[k]  # (1, N, H_out)
-                hiddens[k].append(h)
-                if isinstance(states[k], tuple):
-                    cells[k].append(states[k][1])
-                below = h  # h_t feeds both the layer above and the next step: its gradient is the total one
-            if loss == "sum" or t == steps - 1:
-                step_loss = loss_fn(t, below[0])  # top layer (N, H_out)
-                total = step_loss if total is None else total + step_loss
+        hiddens, cells, total = _unrolled(layer, singles, x, hx, loss_fn or (lambda t, h: h.sum()), loss)
         nodes = [node for per_layer in hiddens + cells for node in per_layer]
         grads = torch.autograd.grad(total, [*nodes, *params], allow_unused=True)
 
@@ -176,6 +144,52 @@ def per_step_gradient_norms(
     param_grads = [g for g in grads[len(nodes) :] if g is not None]
     parameter_norm = float(torch.sqrt(sum((g.double() ** 2).sum() for g in param_grads))) if param_grads else 0.0
     return GradientFlow(hidden=hidden, cell=cell, parameter_norm=parameter_norm)
+
+
+def _time_major(layer: nn.Module, input: Tensor, hx) -> tuple[Tensor, object]:
+    """``input`` as (L, N, H_in), checked, and the initial state: ``hx``, or the layer's own when it learns or
+    draws one (None for zeros)."""
+    if getattr(layer, "bidirectional", False):
+        raise ValueError("per-step gradients need a unidirectional layer: a backward direction's h_t depends on later inputs")
+    if not isinstance(input, Tensor) or input.dim() not in (2, 3):
+        raise ValueError(f"input must be an (L, N, H_in), (N, L, H_in) or (L, H_in) tensor, got {type(input).__name__}")
+    batch_first = getattr(layer, "batch_first", False)
+    if input.dim() == 2:
+        input = input.unsqueeze(0 if batch_first else 1)  # unbatched: one sequence
+    if hx is None and getattr(layer, "init_state", "zeros") != "zeros":
+        hx = layer._initial_state(input)  # rnnkit's learned or random initial state
+    x = input.transpose(0, 1) if batch_first else input  # (L, N, H_in)
+    if x.shape[0] < 1:
+        raise ValueError("input has no steps")
+    return x, hx
+
+
+def _unrolled(layer: nn.Module, singles: list[nn.Module], x: Tensor, hx, loss_fn: Callable[[int, Tensor], Tensor],
+              loss: str) -> tuple[list[list[Tensor]], list[list[Tensor]], Tensor]:
+    """Run ``singles`` (the layers of ``layer``, one each) step by step over x (L, N, H_in) from ``hx``: (h_t of
+    each layer and step, c_t of each for an LSTM, else empty lists, the loss), every h_t and c_t a graph node."""
+    states = [None if hx is None else (tuple(s[k : k + 1] for s in hx) if isinstance(hx, tuple) else hx[k : k + 1])
+              for k in range(len(singles))]
+    dropout = layer.dropout if layer.training else 0.0
+    hiddens: list[list[Tensor]] = [[] for _ in singles]  # [k][t] (1, N, H_out): h_t of layer k, a graph node
+    cells: list[list[Tensor]] = [[] for _ in singles]  # LSTM: [k][t] (1, N, H)
+    total = None
+    steps = x.shape[0]
+    for t in range(steps):
+        below = x[t : t + 1]  # (1, N, H_in): one step
+        for k, single in enumerate(singles):
+            if k > 0 and dropout > 0:
+                below = F.dropout(below, dropout, training=True)  # as the stacked layer does between layers
+            _, states[k] = single(below, states[k])  # the state carried with its graph
+            h = states[k][0] if isinstance(states[k], tuple) else states[k]  # (1, N, H_out)
+            hiddens[k].append(h)
+            if isinstance(states[k], tuple):
+                cells[k].append(states[k][1])
+            below = h  # h_t feeds both the layer above and the next step: its gradient is the total one
+        if loss == "sum" or t == steps - 1:
+            step_loss = loss_fn(t, below[0])  # top layer (N, H_out)
+            total = step_loss if total is None else total + step_loss
+    return hiddens, cells, total
 
 
 def _single_layers(layer: nn.Module) -> list[nn.Module]:

@@ -11,10 +11,8 @@ is fed back as an input. The data flow (see :mod:`rnnkit.data.series` for the fo
         → validation MAE (target units) picks the best checkpoint: selection = ("mae", "min")
         → holdout backtest by rolling origin beside the naive and seasonal-naive baselines
 
-Backtest (rolling origin): every origin t in the holdout with all H targets in it forecasts from the N values
-before it, which may lie before the holdout; MAE, RMSE and MASE (:mod:`rnnkit.metrics.forecast`) run over
-all these n × H forecasts, for the model and for both baselines on exactly the same origins. MASE scales by
-the in-sample seasonal-naive MAE of the training part.
+The backtest and the forecast after the end of a series are :mod:`rnnkit.tasks.forecast_backtest`'s; the
+picture of a forecast is :mod:`rnnkit.tasks.forecast_plot`'s.
 
 The season m (for the seasonal-naive baseline and MASE) is ``--season`` when given; otherwise the one the
 date column's frequency suggests (:data:`~rnnkit.data.series.SEASON_OF_FREQUENCY`: monthly 12, quarterly 4,
@@ -54,12 +52,12 @@ from rnnkit.train import Checkpoint, DistContext, RunDirectory, Task, TaskLoss, 
 from rnnkit.train.outputs import check_output
 from rnnkit.train.task import Baseline
 
+from .forecast_backtest import backtest, backtest_report, forecast_future, predict_windows
 from .operations import File, Operation, Option
 from .spec import NETWORK_OPTIONS, REGULARISER_OPTIONS, Prepared, RunSettings, TaskSpec
 from .spec import build_within_memory
 
 NAME = "forecast"
-METHODS = ("model", "naive", "seasonal_naive")
 
 
 @dataclass
@@ -226,15 +224,6 @@ class ForecastTask(Task):
         return {"mae": error, "mase": error / self.scale}
 
 
-@torch.no_grad()
-def predict_windows(model: torch.nn.Module, inputs: torch.Tensor, last: np.ndarray, transform: SeriesTransform,
-                    batch_size: int = 256) -> np.ndarray:
-    """(n, H) forecasts in target units for network inputs (n, N, F) with their windows' last targets (n,)."""
-    device = next(model.parameters()).device
-    outputs = [model(chunk.to(device)).cpu() for chunk in inputs.split(batch_size)]  # [(b, H)]
-    return transform.decode(torch.cat(outputs).double().numpy(), last)
-
-
 def build_model(input_size: int, horizon: int, model_options: dict) -> SequenceRegressor:
     """The many-to-one regressor reading ``input_size`` features per step and writing ``horizon`` values."""
     return SequenceRegressor(num_outputs=horizon, input_size=input_size, **model_options)
@@ -306,26 +295,6 @@ def series_for(trained: TrainedForecaster, data_path: str, backtest: bool = True
     return data, config
 
 
-@dataclass
-class Backtest:
-    """Rolling-origin forecasts over the holdout: origins (n,), and (n, H) arrays in target units."""
-
-    origins: np.ndarray
-    actuals: np.ndarray
-    forecasts: dict[str, np.ndarray]
-
-
-def backtest(model: torch.nn.Module, data: ForecastData, config: ForecastDataConfig) -> Backtest:
-    """The model's and both baselines' forecasts from every holdout origin (inputs may precede the holdout)."""
-    window, horizon = config.window, config.horizon
-    origins = window_origins(data.split.valid_end, data.split.length, window, horizon)
-    inputs, _, last = data.windows(origins, window, horizon)
-    actuals = sliding_windows(data.series.values, origins, window, horizon)[1]  # (n, H)
-    naive, seasonal = metrics.baseline_forecasts(data.series.target, origins, horizon, data.season)
-    model_forecasts = predict_windows(model, inputs, last, data.transform, config.batch_size)
-    return Backtest(origins, actuals, {"model": model_forecasts, "naive": naive, "seasonal_naive": seasonal})
-
-
 def evaluate(trained: TrainedForecaster, data: str) -> dict:
     """The backtest report (:func:`backtest_report`) of the trained model on the holdout of another CSV with the
     run's columns, split by the run's fractions: the report training ends with, on other data."""
@@ -392,42 +361,6 @@ def _forecast_csv(key: str, labels: list, values: np.ndarray) -> bytes:
     for label, value in zip(labels, values):
         writer.writerow([label, f"{float(value):.10g}"])
     return buffer.getvalue().encode()
-
-
-def backtest_report(model: torch.nn.Module, data: ForecastData, config: ForecastDataConfig) -> dict:
-    """MAE, RMSE and MASE of the model and both baselines on the same holdout origins, and what they were:
-    ``{"model": {...}, "naive": {...}, "seasonal_naive": {...}, "origins", "horizon", "season", ...}``."""
-    result = backtest(model, data, config)
-    split = data.split
-    scale = metrics.mase_scale(data.series.target[:split.train_end], data.season)
-    report = {method: metrics.scores(result.forecasts[method], result.actuals, scale) for method in METHODS}
-    report.update(origins=len(result.origins), horizon=config.horizon, window=config.window, season=data.season,
-                  season_source=data.season_source, holdout_steps=split.test_steps, series_steps=split.length,
-                  mase_scale=scale, data=config.data)
-    return report
-
-
-@torch.no_grad()
-def forecast_future(model: torch.nn.Module, data: ForecastData, config: ForecastDataConfig) -> np.ndarray:
-    """(H,) the target values after the end of the series, forecast from its last N steps."""
-    length = data.split.length
-    if length < config.window:
-        raise InputError(f"{config.data} has {length} steps, fewer than the model's --window {config.window}; "
-                         "give at least that many")
-    inputs, _, last = data.windows(np.array([length]), config.window, 0)
-    return predict_windows(model, inputs, last, data.transform)[0]
-
-
-def format_report(report: dict) -> str:
-    """The backtest as a short table: one line per method with MAE, RMSE and MASE."""
-    lines = [f"holdout: the last {report['holdout_steps']:,} of {report['series_steps']:,} steps, "
-             f"{report['origins']:,} origins × {report['horizon']} steps ahead; "
-             f"MASE scale {report['mase_scale']:.4g} (season {report['season']}: {report['season_source']})",
-             f"  {'':<16}{'MAE':>12}{'RMSE':>12}{'MASE':>10}"]
-    for method in METHODS:
-        row = report[method]
-        lines.append(f"  {method.replace('_', ' '):<16}{row['mae']:>12.4g}{row['rmse']:>12.4g}{row['mase']:>10.4f}")
-    return "\n".join(lines)
 
 
 EVALUATE = Operation(evaluate, """Backtest on the last --test-fraction of a series with the run's columns: MAE, RMSE

@@ -42,7 +42,7 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from rnnkit.data.music import MIDI_SUFFIXES, SPLITS, Piece, PitchRange, read_midi, read_music
+from rnnkit.data.music import SPLITS, Piece, PitchRange, read_midi, read_music
 from rnnkit.data.piano_rolls import by_length, frame_mask, padded, shift_limits, transposed
 from rnnkit.errors import InputError
 from rnnkit.files import write_failure
@@ -52,6 +52,7 @@ from rnnkit.train import Checkpoint, DistContext, Task, TaskLoss, seed_everythin
 from rnnkit.train.outputs import check_output
 from rnnkit.train.task import Baseline
 
+from .music_pieces import MusicData, load_data, piece_ref, split_pieces
 from .operations import SEED, Choice, File, Float, Int, Operation, Option, Text
 from .spec import REGULARISER_OPTIONS, Prepared, RunSettings, TaskSpec, build_within_memory
 
@@ -98,65 +99,6 @@ class MusicDataConfig:
             raise InputError(f"--transpose must be >= 0 semitones, got {self.transpose}")
         if self.pitch_range is not None:
             PitchRange.parse(self.pitch_range)
-
-
-# ------------------------------------------------------------------------------------------- data
-
-
-@dataclass
-class MusicData:
-    """The training and validation pieces, the pitch range, and a description of where they come from."""
-
-    train: list[Piece]
-    valid: list[Piece]
-    pitches: PitchRange
-    description: str
-
-
-def load_data(config: MusicDataConfig, pitches: PitchRange | None = None) -> MusicData:
-    """The pieces ``config`` names, split into training and validation, and their pitch range: ``pitches``
-    (a resumed run's), else ``config.pitch_range``, else the range covering the training and validation pieces."""
-    splits = read_music(config.data, config.step)
-    if not splits.get("train"):
-        raise InputError(f"{config.data} has no training pieces (splits: {', '.join(splits) or 'none'}); "
-                         "give a 'train' split")
-    train, valid = splits["train"], splits.get("valid", [])
-    if "valid" not in splits and config.valid_fraction > 0:
-        held = max(1, round(len(train) * config.valid_fraction))
-        if held >= len(train):
-            raise InputError(f"{config.data} has only {len(train)} piece(s), too few to hold some out for validation; "
-                             "give more, or --valid-fraction 0")
-        train, valid = train[:-held], train[-held:]
-    if pitches is None:
-        pitches = PitchRange.parse(config.pitch_range) if config.pitch_range else PitchRange.covering(train + valid)
-    pitches.check(train + valid, f"give a --pitch-range covering it (now {pitches})")
-    return MusicData(train, valid, pitches, str(config.data))
-
-
-def split_pieces(config: MusicDataConfig, split: str, data: str | None = None) -> tuple[list[Piece], str]:
-    """The pieces of one split of ``data`` (default: the run's own data), read as the run reads its data, and
-    the split's name: ``"all"`` for given ``data`` that has no splits (a folder of MIDI files without
-    train/ valid/ test/ subfolders, or one MIDI file), which is scored whole."""
-    path = Path(data or config.data)
-    splits = read_music(path, config.step)
-    unsplit = path.suffix.lower() in MIDI_SUFFIXES or (path.is_dir() and not any((path / s).is_dir() for s in SPLITS))
-    if data is not None and unsplit:
-        split, pieces = "all", splits["train"]
-    elif split in splits:
-        pieces = splits[split]
-    else:
-        raise InputError(f"{path} has no {split!r} split (it has {', '.join(splits)}); give --split with one of them")
-    if not pieces:
-        raise InputError(f"the {split!r} split of {path} holds no pieces; give another --split")
-    return pieces, split
-
-
-def piece_ref(text: str) -> tuple[str, int]:
-    """``"test:0"`` → ("test", 0): a piece of a split by its 0-based index."""
-    split, _, index = text.partition(":")
-    if not split or not index.isdigit():
-        raise InputError(f"--prime-piece {text!r} is not SPLIT:INDEX; e.g. test:0 for the first test piece")
-    return split, int(index)
 
 
 # ------------------------------------------------------------------------------------------- scores

@@ -18,10 +18,10 @@ The page runs the model in the browser (:mod:`rnnkit.viz.live_model` and ``model
 """
 
 from .activations import Activations, collect_activations, recorded_states, tokenize_positions
-from .features import (FEATURES, ExampleMatch, UnitMatch, correlations, literal_masks, rank_units, text_features,
-                       units_by_example, varying)
+from .features import FEATURES, literal_masks, text_features, varying
 from .html_page import write_page
 from .live_model import browser_model, final_outputs
+from .units import ExampleMatch, UnitMatch, correlations, rank_units, units_by_example
 
 __all__ = [
     "Activations", "collect_activations", "recorded_states", "tokenize_positions",

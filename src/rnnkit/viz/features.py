@@ -1,9 +1,10 @@
-r"""Interpretable features of a text, one value per character, and the units that follow them.
+r"""Interpretable features of a text, one value per character.
 
 Karpathy, Johnson & Fei-Fei (2015, "Visualizing and understanding recurrent networks") found LSTM
 cells that switch on inside quotes, count the position in a line or track the depth of nested code.
-:func:`text_features` computes such features for any text; :func:`rank_units` correlates every unit
-of every layer with each feature, so the "quote cell" is found without searching by hand.
+:func:`text_features` computes such features for any text; :func:`~rnnkit.viz.units.rank_units`
+correlates every unit of every layer with each feature, so the "quote cell" is found without searching
+by hand.
 
 Every feature describes the reader's situation *after* reading character i, which is what the
 hidden state h_i can know:
@@ -54,7 +55,6 @@ import io
 import re
 import tokenize
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -339,79 +339,6 @@ def scan_literals(text: str) -> tuple[np.ndarray, np.ndarray]:
     return strings, comments
 
 
-# ------------------------------------------------------------------------------------------- ranking
-
-
-@dataclass(frozen=True)
-class UnitMatch:
-    """One unit and its Pearson correlation with a feature.
-
-    Attributes:
-        layer: 0 for the first recurrent layer. state: ``"hidden"`` (h_t) or ``"cell"`` (c_t, LSTM).
-        unit: index within the layer, 0 to H - 1. correlation: Pearson r over the characters, in [-1, 1].
-    """
-
-    layer: int
-    state: str
-    unit: int
-    correlation: float
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-def correlations(values: np.ndarray, feature: np.ndarray) -> np.ndarray:
-    r"""Pearson correlation of every column of ``values`` (P, H) with ``feature`` (P,): shape (H,).
-
-    .. math:: r_j = \frac{\sum_p (a_{pj} - \bar a_j)(f_p - \bar f)}
-                         {\sqrt{\sum_p (a_{pj} - \bar a_j)^2 \sum_p (f_p - \bar f)^2}}
-
-    A constant column, or a constant feature, has no correlation: NaN.
-    """
-    a = values - values.mean(axis=0)  # (P, H)
-    f = feature - feature.mean()  # (P,)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        r = (a * f[:, None]).sum(axis=0) / np.sqrt((a * a).sum(axis=0) * (f * f).sum())  # (H,)
-    # Tested on the raw values: a constant column minus its rounded mean is tiny but not 0, and its r would be noise.
-    r[np.ptp(values, axis=0) == 0] = np.nan
-    if np.ptp(feature) == 0:
-        r[:] = np.nan
-    return r
-
-
-def rank_units(states: Mapping[tuple[int, str], np.ndarray], features: Mapping[str, np.ndarray],
-               top: int = 5, mask: np.ndarray | None = None) -> dict[str, list[UnitMatch]]:
-    """The ``top`` units most correlated (by |r|) with each feature, best first.
-
-    Args:
-        states: (layer, state) → activations (P, H), one row per position of the text (as
-            :attr:`rnnkit.viz.Activations.states`); rows that hold NaN are left out.
-        features: name → values (P,) at the same positions (as :func:`text_features` gives).
-        top: how many units to keep per feature.
-        mask: (P,) booleans: only these positions count (default: every row without NaN).
-
-    Returns:
-        feature name → list of :class:`UnitMatch`, sorted by decreasing |correlation|; empty for a
-        feature that is constant over the text (no brackets at all, say), since nothing correlates
-        with a constant.
-    """
-    ranking: dict[str, list[UnitMatch]] = {}
-    for name, feature in features.items():
-        feature = np.asarray(feature, dtype=np.float64)
-        matches = []
-        for (layer, state), values in states.items():
-            values = np.asarray(values, dtype=np.float64)  # (P, H)
-            keep = ~np.isnan(values).any(axis=1) if mask is None else np.asarray(mask, dtype=bool)  # (P,)
-            if keep.sum() < 2:
-                continue
-            r = correlations(values[keep], feature[keep])  # (H,)
-            for unit in np.flatnonzero(~np.isnan(r)):
-                matches.append(UnitMatch(int(layer), state, int(unit), float(r[unit])))
-        matches.sort(key=lambda m: (-abs(m.correlation), m.layer, m.state, m.unit))
-        ranking[name] = matches[:top]
-    return ranking
-
-
 def varying(features: Mapping[str, np.ndarray], mask: np.ndarray | None = None) -> tuple[dict[str, np.ndarray], list[str]]:
     """(the features that take more than one value over the positions in ``mask``, the names of the others):
     a feature constant over a text (no brackets in prose, no speaker in code) has nothing to rank."""
@@ -424,53 +351,3 @@ def varying(features: Mapping[str, np.ndarray], mask: np.ndarray | None = None) 
         else:
             constant.append(name)
     return kept, constant
-
-
-@dataclass(frozen=True)
-class ExampleMatch:
-    """A unit found by example: how much more it is on inside a selection than outside it.
-
-    Attributes:
-        layer, state, unit: as in :class:`UnitMatch`. score: mean of v inside − mean of v outside, v the unit's
-        value on the page's colour scale (h as is, c divided by max |c| over the text); positive: on inside,
-        negative: the unit is on (negative) inside, in [-2, 2].
-    """
-
-    layer: int
-    state: str
-    unit: int
-    score: float
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-def units_by_example(states: Mapping[tuple[int, str], np.ndarray], inside: np.ndarray, top: int = 10,
-                     mask: np.ndarray | None = None) -> list[ExampleMatch]:
-    r"""The ``top`` units most on inside a selection of positions and off outside it (LSTMVis's select step),
-    best first by |score|: the ranking the explain page shows when a span of its text is selected.
-
-    .. math:: v_{pu} = a_{pu} / s_u, \quad \mathrm{score}_u = \overline{v_{\cdot u}}^{\,p \in S} - \overline{v_{\cdot u}}^{\,p \notin S}
-
-    with s_u = max(1, max_p |a_pu|) for a hidden state and max_p |a_pu| for a cell state (the page's colour
-    scale), S the selected positions, both means over the positions in ``mask`` (default: rows without NaN).
-
-    Args:
-        states: (layer, state) → (P, H) activations, as :attr:`rnnkit.viz.Activations.states`.
-        inside: (P,) bool, the selected positions.
-    """
-    inside = np.asarray(inside, dtype=bool)
-    matches = []
-    for (layer, state), values in states.items():
-        values = np.asarray(values, dtype=np.float64)  # (P, H)
-        keep = ~np.isnan(values).any(axis=1) if mask is None else np.asarray(mask, dtype=bool)  # (P,)
-        selected, rest = keep & inside, keep & ~inside
-        if not selected.any() or not rest.any():
-            continue
-        largest = np.abs(values[keep]).max(axis=0)  # (H,)
-        scale = np.maximum(largest, 1.0) if state == "hidden" else np.where(largest > 0, largest, 1.0)  # (H,)
-        v = values / scale  # (P, H)
-        score = v[selected].mean(axis=0) - v[rest].mean(axis=0)  # (H,)
-        matches += [ExampleMatch(int(layer), state, int(u), float(score[u])) for u in range(len(score))]
-    matches.sort(key=lambda m: (-abs(m.score), m.layer, m.state, m.unit))
-    return matches[:top]

@@ -53,7 +53,8 @@ import numpy as np
 
 from ..files import write_atomic
 from .activations import Activations
-from .features import FEATURES, UnitMatch
+from .features import FEATURES
+from .units import UnitMatch
 
 QUANTUM = 127
 

@@ -18,7 +18,8 @@ import click
 
 from rnnkit.cli.options import Finite, Positive, recurrent_options, regulariser_options, training_options
 from rnnkit.cli.task_command import TaskCommand, lines, saved_line, stopped_line, train_command_of
-from rnnkit.tasks.forecast import SPEC, format_report
+from rnnkit.tasks.forecast import SPEC
+from rnnkit.tasks.forecast_backtest import format_report
 
 
 def backtest(report: dict, options: dict, run) -> str:
