@@ -14,7 +14,7 @@ each one against a float64 sequential loop at the longest length (numerical safe
                 L/B blocks at once, and the product of a over each block; (2) the carries between blocks, L/B
                 steps; (3) the B steps of every block again from its carried state, writing h. No quotient of
                 cumulative products of a appears, so nothing underflows into a division.
-* ``rnnkit``    ``rnnkit.nn.engines.scan.linear_scan`` (the chosen blocked scan, B = sqrt(L/2), the loop below 64
+* ``rnnkit``    ``rnnkit.nn.engines.blocked_scan.linear_scan`` (the chosen blocked scan, B = sqrt(L/2), the loop below 64
                 steps), with its input checks and autograd Function around it.
 
 Forward and forward + backward (the backward of every candidate but heinsen is rnnkit's reverse scan; heinsen's is
@@ -31,7 +31,7 @@ import time
 
 import torch
 
-from rnnkit.nn.engines.scan import LinearScan, linear_scan, linear_scan_reference
+from rnnkit.nn.engines.blocked_scan import LinearScan, linear_scan, linear_scan_reference
 
 
 def scan_loop(a, b, h0):

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from rnnkit.errors import InputError
-from rnnkit.nn.engines.scan import LinearScan, block_size, linear_scan, linear_scan_reference
+from rnnkit.nn.engines.blocked_scan import LinearScan, block_size, linear_scan, linear_scan_reference
 
 N, H = 3, 4
 # lengths below the blocked threshold (the step loop), a whole number of blocks, and blocks plus a rest
