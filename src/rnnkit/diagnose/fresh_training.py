@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any, Callable, Iterator, Protocol
 
 import torch
 from torch import Tensor, nn
 
+from rnnkit.errors import InputError
+from rnnkit.models.recurrent import check_engine
 from rnnkit.models.size import parameter_count
 from rnnkit.train import DistContext, Task, TaskLoss, TrainConfig, Trainer
 from rnnkit.train.divergence import Diverged
@@ -31,6 +33,43 @@ EVAL_CHUNK = 256  # held-out sequences per forward pass when measuring
 
 # The Trainer's reasons to stop, as the rows name them; the target's is the problem's (stop_below, stop_above).
 STOP_REASONS = {"max_steps": "steps", "epochs": "steps", "time_budget": "time_budget", "interrupted": "interrupted"}
+
+
+@dataclass(kw_only=True)
+class FreshSettings:
+    """How a model trains on fresh batches: the settings every synthetic problem's config shares (a problem's
+    config adds what it trains: the length, the cell, its sizes, its target).
+
+    Args:
+        batch_size, lr, clip: Adam's batch (fresh sequences every step) and learning rate; the global gradient
+            norm is clipped to ``clip`` (None: no clipping).
+        steps: the most optimizer steps. time_budget: the most seconds (None: no limit).
+        eval_every: steps between measurements on the held-out set of ``eval_size`` sequences.
+        seed: model initialisation and training data; the held-out set has its own fixed seed.
+        engine: the layer's engine (``"auto"`` or a name of :func:`rnnkit.nn.engine_names`).
+    """
+
+    batch_size: int = 32
+    lr: float = 1e-3
+    clip: float | None = 1.0
+    steps: int = 2000
+    time_budget: float | None = None
+    eval_every: int = 100
+    eval_size: int = 1000
+    seed: int = 0
+    engine: str = "auto"
+
+    def __post_init__(self):
+        check_engine(self.engine)
+        positive_integers(self, ("batch_size", "steps", "eval_every", "eval_size"))
+
+
+def positive_integers(config, names: tuple[str, ...]) -> None:
+    """InputError for the first of ``config``'s settings ``names`` that is not a positive integer."""
+    for name in names:
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise InputError(f"{name} must be a positive integer, got {value!r}")
 
 
 class Problem(Protocol):
@@ -122,7 +161,7 @@ class FreshBatches(Task):
             model.train()
 
 
-def train_on_fresh_batches(model: nn.Module, problem: Problem, config, *, target: float | None, name: str,
+def train_on_fresh_batches(model: nn.Module, problem: Problem, config: FreshSettings, *, target: float | None, name: str,
                            log: Callable[[str], None] | None = None, log_every_seconds: float = 30.0) -> dict:
     """Train ``model`` on fresh batches of ``problem`` with the Trainer (Adam, the gradient's global norm clipped to
     ``config.clip``) until ``config.steps``, ``config.time_budget``, ``target`` (the metric at or past it, in the
@@ -130,9 +169,8 @@ def train_on_fresh_batches(model: nn.Module, problem: Problem, config, *, target
 
     Args:
         config: a :class:`~rnnkit.diagnose.memory_tasks.MemoryTaskConfig` or
-            :class:`~rnnkit.diagnose.selective_copy.SelectiveCopyConfig`: ``length``, ``cell``, ``hidden_size``
-            and the training settings (``batch_size``, ``lr``, ``clip``, ``steps``, ``time_budget``,
-            ``eval_every``, ``eval_size``, ``seed``).
+            :class:`~rnnkit.diagnose.selective_copy.SelectiveCopyConfig`: the training settings
+            (:class:`FreshSettings`), ``length``, ``cell`` and ``hidden_size``.
         name: the run in the progress lines. log: receives the Trainer's line of a measurement (at most one
             every ``log_every_seconds``, prefixed with ``name``) and the run's last line; with it, the Trainer's
             progress bar shows on stderr.

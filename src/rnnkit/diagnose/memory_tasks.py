@@ -31,7 +31,7 @@ papers), Adam, global gradient-norm clipping, and the metric measured on a fixed
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from typing import Callable
 
 import torch
@@ -39,11 +39,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnkit.errors import InputError
-from rnnkit.models.recurrent import check_engine, recurrent_layer, registered_cell
-from rnnkit.models.size import cell_parameter_count
+from rnnkit.models.recurrent import recurrent_layer, registered_cell
+from rnnkit.models.size import cell_parameter_count, size_for_budget
 from rnnkit.train.task import Baseline, uniform_baseline
 
-from .fresh_training import train_on_fresh_batches
+from .fresh_training import FreshSettings, positive_integers, train_on_fresh_batches
 
 REFERENCE_CELL = "lstm"
 
@@ -175,62 +175,37 @@ def matched_hidden_sizes(task_name: str, reference_hidden: int, cells: list[str]
     """For each cell, the hidden size whose parameter count is closest to an LSTM's of ``reference_hidden``."""
     task = get_task(task_name)
     budget = memory_model_parameter_count(REFERENCE_CELL, reference_hidden, task.input_size, task.output_size)
-    sizes = {}
-    for cell in cells:
-        registered_cell(cell)
-        # the count grows with H, so the best H lies below the one whose count first passes the budget
-        size = 1
-        while memory_model_parameter_count(cell, size + 1, task.input_size, task.output_size) < budget:
-            size += 1
-        counts = {h: memory_model_parameter_count(cell, h, task.input_size, task.output_size)
-                  for h in (size, size + 1)}
-        sizes[cell] = min(counts, key=lambda h: abs(counts[h] - budget))
-    return sizes
+    return {cell: size_for_budget(lambda h: memory_model_parameter_count(cell, h, task.input_size, task.output_size),
+                                  budget) for cell in cells}
 
 
 @dataclass
-class MemoryTaskConfig:
+class MemoryTaskConfig(FreshSettings):
     """One training run of one cell on one task at one length.
 
     Args:
         task: ``"adding"`` or ``"copy"``. length: T. cell: any registered cell (``"rnn"``, ``"lstm"``, ...).
         hidden_size: the layer's width (see :func:`matched_hidden_sizes`).
-        batch_size, lr, clip: Adam's batch and learning rate; the global gradient norm is clipped to
-            ``clip`` (None: no clipping).
-        steps: the most optimizer steps. time_budget: the most seconds (None: no limit).
-        eval_every: steps between measurements on the held-out set of ``eval_size`` sequences.
         stop_below: stop once the held-out metric is at or below this (None: never early).
         forget_bias: added to the forget-gate bias of cells that have one (Gers et al. 2000; 0 keeps the init).
-        seed: model initialisation and training data; the held-out set uses its own fixed seed.
-        engine: the layer's engine (``"auto"`` or a name of :func:`rnnkit.nn.engine_names`).
+        and, by keyword, the training settings of :class:`~rnnkit.diagnose.fresh_training.FreshSettings`.
     """
 
     task: str
     length: int
     cell: str
     hidden_size: int
-    batch_size: int = 32
-    lr: float = 1e-3
-    clip: float | None = 1.0
-    steps: int = 2000
-    time_budget: float | None = None
-    eval_every: int = 100
-    eval_size: int = 1000
+    _: KW_ONLY
     stop_below: float | None = None
     forget_bias: float = 1.0
-    seed: int = 0
-    engine: str = "auto"
 
     def __post_init__(self):
         task = get_task(self.task)
         registered_cell(self.cell)
-        check_engine(self.engine)
         if isinstance(self.length, bool) or not isinstance(self.length, int) or self.length < task.min_length:
             raise InputError(f"the {self.task} task needs a length T of at least {task.min_length}, got {self.length!r}")
-        for name in ("hidden_size", "batch_size", "steps", "eval_every", "eval_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InputError(f"{name} must be a positive integer, got {value!r}")
+        positive_integers(self, ("hidden_size",))
+        super().__post_init__()
 
 
 def train_memory_task(config: MemoryTaskConfig, log: Callable[[str], None] | None = None,

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..checks import check_dropout
 from ..errors import InputError
 from ..nn import embedding_dropout
 from .recurrent import check_engine, recurrent_layer, registered_cell, sequence_dropout
@@ -75,9 +76,7 @@ def _check(config: LanguageModelConfig) -> None:
     registered_cell(config.cell)
     check_engine(config.engine)
     for name in ("dropout", "embedding_dropout"):
-        value = getattr(config, name)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-            raise InputError(f"{name} must be in [0, 1), got {value!r}")
+        check_dropout(getattr(config, name), name)
     if config.embedding_dropout and not config.embedding_dim:
         raise InputError("embedding_dropout drops rows of a learned embedding; set embedding_dim > 0 or turn it off")
     if not isinstance(config.locked_dropout, bool):

@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..checks import check_dropout, check_whole_number
 from ..errors import InputError
 from ..nn import Recurrent
 from .recurrent import check_engine, registered_cell
@@ -61,17 +62,13 @@ class PianoRollConfig:
 
     def __post_init__(self):
         for name in ("num_pitches", "hidden_size", "num_layers", "nade_hidden"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InputError(f"{name} must be a whole number of at least 1, got {value!r}")
+            check_whole_number(name, getattr(self, name))
         if self.output not in OUTPUTS:
             raise InputError(f"unknown output {self.output!r}; choose one of {', '.join(OUTPUTS)}")
         registered_cell(self.cell)
         check_engine(self.engine)
         for name in ("dropout", "input_dropout"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-                raise InputError(f"{name} must be in [0, 1), got {value!r}")
+            check_dropout(getattr(self, name), name)
 
     def to_dict(self) -> dict:
         return asdict(self)

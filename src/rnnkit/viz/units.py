@@ -21,21 +21,28 @@ import numpy as np
 
 
 @dataclass(frozen=True)
-class UnitMatch:
-    """One unit and its Pearson correlation with a feature.
+class Unit:
+    """One unit of the network.
 
     Attributes:
         layer: 0 for the first recurrent layer. state: ``"hidden"`` (h_t) or ``"cell"`` (c_t, LSTM).
-        unit: index within the layer, 0 to H - 1. correlation: Pearson r over the characters, in [-1, 1].
+        unit: index within the layer, 0 to H - 1.
     """
 
     layer: int
     state: str
     unit: int
-    correlation: float
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class UnitMatch(Unit):
+    """One unit and its Pearson correlation with a feature: ``correlation``, Pearson r over the characters, in
+    [-1, 1]."""
+
+    correlation: float
 
 
 def correlations(values: np.ndarray, feature: np.ndarray) -> np.ndarray:
@@ -91,22 +98,12 @@ def rank_units(states: Mapping[tuple[int, str], np.ndarray], features: Mapping[s
 
 
 @dataclass(frozen=True)
-class ExampleMatch:
-    """A unit found by example: how much more it is on inside a selection than outside it.
+class ExampleMatch(Unit):
+    """A unit found by example: how much more it is on inside a selection than outside it. ``score``: mean of v
+    inside − mean of v outside, v the unit's value on the page's colour scale (h as is, c divided by max |c| over
+    the text); positive: on inside, negative: the unit is on (negative) inside, in [-2, 2]."""
 
-    Attributes:
-        layer, state, unit: as in :class:`UnitMatch`. score: mean of v inside − mean of v outside, v the unit's
-        value on the page's colour scale (h as is, c divided by max |c| over the text); positive: on inside,
-        negative: the unit is on (negative) inside, in [-2, 2].
-    """
-
-    layer: int
-    state: str
-    unit: int
     score: float
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def units_by_example(states: Mapping[tuple[int, str], np.ndarray], inside: np.ndarray, top: int = 10,

@@ -27,7 +27,7 @@ from rnnkit.cli.options import (
     cell_choices,
     engine_option,
 )
-from rnnkit.cli.outputs import check_output_directory
+from rnnkit.train.outputs import check_output_directory
 
 
 @click.group()

@@ -36,8 +36,8 @@ from rnnkit.cli.options import (
     engine_option,
     explicit_options,
 )
-from rnnkit.cli.outputs import check_output
 from rnnkit.errors import InputError
+from rnnkit.train.outputs import check_output
 
 FRESH_ONLY = ("hidden", "cells", "forget_bias", "recurrent_scale")
 RUN_ONLY = ("text", "which")

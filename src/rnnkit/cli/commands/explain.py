@@ -36,8 +36,8 @@ import click
 
 from rnnkit.cli.json_output import to_json
 from rnnkit.cli.options import Positive, checkpoint_option, engine_option
-from rnnkit.cli.outputs import check_output
 from rnnkit.errors import InputError
+from rnnkit.train.outputs import check_output
 
 DEFAULT_MAX_CHARS = 5000
 PAGE_NAME = "explain.html"
