@@ -203,16 +203,7 @@ def backward_sequence(run: SequenceRun, ws, x: Tensor, h0: Tensor, c0: Tensor | 
         dh_t = dh[:bs]
         dh_t += dy[t, :bs]
         dc_t = None if dc is None else dc[:bs]
-        if zoneout:
-            m = _at(run.zoneout_h, t, bs)
-            dh_tilde, keep_h = dh_t * (1 - m), dh_t * m
-            if dc_t is not None:
-                mc = _at(run.zoneout_c, t, bs)
-                dc_tilde, keep_c = dc_t * (1 - mc), dc_t * mc
-            else:
-                dc_tilde = None
-        else:
-            dh_tilde, dc_tilde = dh_t, dc_t
+        dh_tilde, keep_h, dc_tilde, keep_c = _zoneout_split(run, t, bs, dh_t, dc_t)
         if d_y_total is not None:
             d_y_total[t, :bs] = dh_tilde
             dm = torch.mm(dh_tilde, w_hr)  # (bs, H)
@@ -241,18 +232,65 @@ def backward_sequence(run: SequenceRun, ws, x: Tensor, h0: Tensor, c0: Tensor | 
                     dh_t.mul_(direct).add_(through_w)
             if dc_t is not None and dc_prev is not dc_t:
                 dc_t.copy_(dc_prev)
-        if resets is not None and t > 0:  # a row that reset read h_0, not h_{t-1}: its gradient goes to h_0
-            reset = resets[t, :bs].unsqueeze(1)  # (bs, 1)
-            dh0_reset[:bs] += torch.where(reset, dh_t, 0)
-            dh_t.masked_fill_(reset, 0)
-            if dc_t is not None:
-                dc0_reset[:bs] += torch.where(reset, dc_t, 0)
-                dc_t.masked_fill_(reset, 0)
-        if run.bptt_window and t % run.bptt_window == 0 and t > 0:
-            dh_t.zero_()  # truncation: no gradient crosses this window boundary
-            if dc_t is not None:
-                dc_t.zero_()
+        _cut(run, t, bs, dh_t, dc_t, dh0_reset, dc0_reset)
 
+    grads = _weight_gradients(run, ws, x, h0, y, p, d_rec, d_y_total, needs)
+    grads.update(ws.grad_params({k: v for k, v in needs.items() if k not in ("x", "h0", "c0")}))
+    if needs["h0"]:
+        grads["h0"] = dh if dh0_reset is None else dh + dh0_reset
+    if needs["c0"]:
+        grads["c0"] = dc if dc0_reset is None else dc + dc0_reset
+    return grads
+
+
+class _Forward:
+    """What the forward pass leaves for the hand-written backward besides the saved tensors: the workspace and every
+    c_t (a non-tensor output of the Function, so that it reaches ``setup_context`` under any transform)."""
+
+    __slots__ = ("ws", "cs")
+
+    def __init__(self, ws, cs: Tensor | None):
+        self.ws, self.cs = ws, cs
+
+
+def _zoneout_split(run: SequenceRun, t: int, bs: int, dh_t: Tensor, dc_t: Tensor | None):
+    """dL/dh_t (and dL/dc_t) split by zoneout's keep masks: ``(dh~, m ⊙ dh, dc~, m_c ⊙ dc)``, the part that reaches
+    the step's fresh value and the part that reaches the previous state directly (all of it fresh without zoneout)."""
+    if run.zoneout_h is None:
+        return dh_t, None, dc_t, None
+    m = _at(run.zoneout_h, t, bs)
+    if dc_t is None:
+        return dh_t * (1 - m), dh_t * m, None, None
+    mc = _at(run.zoneout_c, t, bs)
+    return dh_t * (1 - m), dh_t * m, dc_t * (1 - mc), dc_t * mc
+
+
+def _cut(run: SequenceRun, t: int, bs: int, dh_t: Tensor, dc_t: Tensor | None, dh0_reset: Tensor | None,
+         dc0_reset: Tensor | None) -> None:
+    """Where the gradient carried back to step t-1 stops: at a reset (it goes to h_0 instead) and at a truncation
+    window's boundary (it goes nowhere)."""
+    if run.resets is not None and t > 0:  # a row that reset read h_0, not h_{t-1}: its gradient goes to h_0
+        reset = run.resets[t, :bs].unsqueeze(1)  # (bs, 1)
+        dh0_reset[:bs] += torch.where(reset, dh_t, 0)
+        dh_t.masked_fill_(reset, 0)
+        if dc_t is not None:
+            dc0_reset[:bs] += torch.where(reset, dc_t, 0)
+            dc_t.masked_fill_(reset, 0)
+    if run.bptt_window and t % run.bptt_window == 0 and t > 0:
+        dh_t.zero_()  # truncation: no gradient crosses this window boundary
+        if dc_t is not None:
+            dc_t.zero_()
+
+
+def _weight_gradients(run: SequenceRun, ws, x: Tensor, h0: Tensor, y: Tensor, p: dict[str, Tensor],
+                      d_rec: Tensor | None, d_y_total: Tensor | None, needs: dict[str, bool]) -> dict:
+    """The gradients of x and of the shared weights, sums over every step: one matrix multiply each over all L*N
+    rows (or over blocks of steps, for a workspace that recomputes x W_in^T), from the gate gradients the backward
+    steps wrote."""
+    cell = run.cell
+    L, N, _ = x.shape
+    resets, rd = run.resets, run.recurrent_mask
+    w_hh = p[cell.recurrent_weight] if cell.recurrent_weight else None  # (G, P)
     grads: dict[str, Tensor | None] = dict.fromkeys(needs)
     w_in_name = cell.input_weight
     w_in = p[w_in_name]  # (G, In)
@@ -290,22 +328,7 @@ def backward_sequence(run: SequenceRun, ws, x: Tensor, h0: Tensor, c0: Tensor | 
     if needs.get("weight_hr"):
         m = ws.hidden()
         grads["weight_hr"] = torch.mm(d_y_total.reshape(L * N, y.shape[2]).t(), m.reshape(L * N, m.shape[2]))  # (P, H)
-    grads.update(ws.grad_params({k: v for k, v in needs.items() if k not in ("x", "h0", "c0")}))
-    if needs["h0"]:
-        grads["h0"] = dh if dh0_reset is None else dh + dh0_reset
-    if needs["c0"]:
-        grads["c0"] = dc if dc0_reset is None else dc + dc0_reset
     return grads
-
-
-class _Forward:
-    """What the forward pass leaves for the hand-written backward besides the saved tensors: the workspace and every
-    c_t (a non-tensor output of the Function, so that it reaches ``setup_context`` under any transform)."""
-
-    __slots__ = ("ws", "cs")
-
-    def __init__(self, ws, cs: Tensor | None):
-        self.ws, self.cs = ws, cs
 
 
 class RecurrentSequenceFunction(torch.autograd.Function):
