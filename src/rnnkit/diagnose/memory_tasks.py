@@ -181,14 +181,14 @@ def matched_hidden_sizes(task_name: str, reference_hidden: int, cells: list[str]
 
 @dataclass
 class MemoryTaskConfig(FreshSettings):
-    """One training run of one cell on one task at one length.
+    """One training run of one cell on one task at one length; by keyword, the training settings of
+    :class:`~rnnkit.diagnose.fresh_training.FreshSettings`.
 
     Args:
         task: ``"adding"`` or ``"copy"``. length: T. cell: any registered cell (``"rnn"``, ``"lstm"``, ...).
         hidden_size: the layer's width (see :func:`matched_hidden_sizes`).
         stop_below: stop once the held-out metric is at or below this (None: never early).
         forget_bias: added to the forget-gate bias of cells that have one (Gers et al. 2000; 0 keeps the init).
-        and, by keyword, the training settings of :class:`~rnnkit.diagnose.fresh_training.FreshSettings`.
     """
 
     task: str

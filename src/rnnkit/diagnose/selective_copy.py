@@ -136,15 +136,15 @@ def matched_hidden_sizes(reference_hidden: int, cells: list[str], vocab: int = 1
 
 @dataclass(kw_only=True)
 class SelectiveCopyConfig(FreshSettings):
-    """One training run of one cell on selective copying, all by keyword.
+    """One training run of one cell on selective copying, all by keyword; with the training settings of
+    :class:`~rnnkit.diagnose.fresh_training.FreshSettings`, whose defaults are its own here: batch 64, lr 3e-3,
+    10,000 steps, 512 held-out sequences.
 
     Args:
         cell: any registered cell. length: L, the scattered part (the sequence has L + K steps).
         tokens: K. vocab: V (noise, marker and V − 2 data symbols).
         hidden_size, num_layers: the model's width and depth.
         stop_above: stop once the held-out token accuracy is at or above this (None: never early).
-        and the training settings of :class:`~rnnkit.diagnose.fresh_training.FreshSettings`, with defaults of
-        their own here: batch 64, lr 3e-3, 10,000 steps, 512 held-out sequences.
     """
 
     cell: str
