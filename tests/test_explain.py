@@ -143,9 +143,14 @@ def test_live_page_holds_the_weights_as_float32(runs, tmp_path):
         expected["embedding.weight"] = named["embedding.weight"]
     assert spec["embedding"] == (model.embedding is not None)
     assert set(spec["tensors"]) == set(expected)
-    for name, (offset, rows, cols) in spec["tensors"].items():
-        stored = weights[offset : offset + rows * cols].reshape(expected[name].shape)
+    for name, (offset, shape) in spec["tensors"].items():
+        assert shape == list(expected[name].shape)
+        stored = weights[offset : offset + int(np.prod(shape))].reshape(shape)
         np.testing.assert_array_equal(stored, expected[name].detach().numpy())
+    # each layer's step: its cell's equations traced on its own parameters, which the page reads by these names
+    assert len(spec["steps"]) == 2 and all(step["inputs"][-3:] == ["x", "h", "c"] for step in spec["steps"])
+    assert {f"{k}/{name}" for k, step in enumerate(spec["steps"]) for name in step["inputs"][:-3]} == {
+        name for name in expected if "/" in name}
 
 
 def test_final_outputs_are_the_forward_pass_after_the_whole_text(runs):
@@ -247,13 +252,17 @@ def test_explain_runs_the_model_on_the_engine_given(capsys, runs, probe, tmp_pat
     assert report["ranking"].keys() == default["ranking"].keys()
 
 
-def test_a_cell_without_a_javascript_step_gets_the_static_page(capsys, runs, probe, tmp_path, monkeypatch):
-    monkeypatch.setattr("rnnkit.viz.live_model.BROWSER_CELLS", ("gru",))
+def test_a_cell_whose_step_uses_an_operation_the_page_lacks_gets_the_static_page(capsys, runs, probe, tmp_path,
+                                                                                 monkeypatch):
+    from rnnkit.viz.step_program import browser_ops
+
+    monkeypatch.setattr("rnnkit.viz.step_program.browser_ops", lambda: browser_ops() - {"aten.tanh.default"})
     code, stdout, stderr = run_cli(capsys, "explain", runs["lstm"], "--text", probe, "--out", tmp_path / "p.html")
     assert code == 0, stderr
     assert stderr.count("\n") == 1 and "the page cannot run this model in the browser" in stderr
     data = page_data(tmp_path / "p.html")
-    assert data["model"] is None and "no JavaScript step for the 'lstm' cell" in data["static"]
+    assert data["model"] is None
+    assert data["static"] == "the page has no JavaScript for aten.tanh.default, which the 'lstm' cell's step uses"
     assert set(data["activations"]) == {"0/hidden", "0/cell", "1/hidden", "1/cell"}
 
 

@@ -1,10 +1,10 @@
 """The page of `rnnkit explain` in a real headless browser (Chromium through Selenium), opened from a file:// URL.
 
 The model runs in the page: `rnnkitModel.run(text)` equals PyTorch's forward pass (final hidden state of every
-layer, next-token probabilities) for every cell the page supports, at character and word level; typing into the
+layer, next-token probabilities) for every registered cell, at character and word level; typing into the
 Type tab recolours the text; `sample` with a seed is reproducible; the page makes no network request; selecting a
-span of the text ranks the units as `rnnkit.viz.units_by_example` does. The static page (a cell without a
-JavaScript step) still loads, colours the text and shows the predictions on hover.
+span of the text ranks the units as `rnnkit.viz.units_by_example` does. The static page (a model the page cannot
+run) still loads, colours the text and shows the predictions on hover.
 
 Needs Debian's chromium and chromium-driver (`apt-get install -y chromium chromium-driver`) and the selenium
 package (`pip install selenium`); without them the tests skip and say so.
@@ -21,7 +21,8 @@ import torch
 
 from rnnkit.data.text import CharVocab, WordVocab
 from rnnkit.models import LanguageModel
-from rnnkit.viz.live_model import BROWSER_CELLS, unsupported_reason
+from rnnkit.nn import cell_names
+from rnnkit.viz.live_model import unsupported_reason
 from rnnkit.viz import (browser_model, collect_activations, final_outputs, rank_units, text_features,
                         units_by_example, varying, write_page)
 
@@ -34,7 +35,7 @@ PROSE = "".join(f"ROMEO:\nShe said \"the {w} is here\" and left, {i} times.\n\nJ
                 for i, w in enumerate(["moon", "sun", "night", "day", "rose", "name"] * 3))
 PROBE = "def f(x):\n    s = '</script> & <b>'\n    return [x, (s, 3)]  # é\n"
 UNKNOWN = PROBE.index("é")
-CELLS = list(BROWSER_CELLS)  # every cell the page has a JavaScript step for
+CELLS = cell_names()  # every registered cell: the page runs each one's step traced from its own equations
 PARITY = 1e-4
 PAGE_LIMIT = 8e6  # bytes: a 2 x 256 character model's page
 LATENCY_LIMIT = 50  # ms from a keystroke to the recoloured text, for a 2 x 256 LSTM
@@ -125,6 +126,7 @@ def test_run_in_the_page_equals_the_python_forward_pass(browser, tmp_path, cell,
     text = CODE if level == "char" else PROSE
     vocab = CharVocab.build(text) if level == "char" else WordVocab.build(text)
     model = tiny_model(cell, vocab, embedding=0 if level == "char" else 6)
+    assert unsupported_reason(model) is None
     page, _ = make_page(tmp_path / "page.html", model, vocab, PROBE if level == "char" else PROSE[:200])
     driver = open_page(browser, page)
     assert severe(driver) == []

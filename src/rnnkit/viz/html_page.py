@@ -9,12 +9,13 @@ click selects one). Selecting a span of the text with the mouse ranks the units 
 outside it, and marks the other places where that set of units fires (LSTMVis's select and match).
 Positions the model could not read (characters outside its vocabulary) are greyed.
 
-When the model's cell has a JavaScript step (``model.js``; see :mod:`rnnkit.viz.live_model`), the page
-carries the weights and runs the model itself: it computes the activations of the shown text when it
-opens, a "Type" tab colours whatever the user types or pastes and shows the next-token distribution at the
-caret, a "generate" control samples from the model, and ``window.rnnkitModel`` offers ``vocab``,
-``run(text)`` and ``sample(prime, length, temperature, seed)``. Otherwise the page holds the activations
-computed here (the static page). A "Gradient" tab, when given, plots ‖∂L/∂h_t‖ over the text.
+When the page can run the model (``model.js`` computes every operation of its cell's step; see
+:mod:`rnnkit.viz.live_model`), the page carries the weights and runs the model itself: it computes the
+activations of the shown text when it opens, a "Type" tab colours whatever the user types or pastes and
+shows the next-token distribution at the caret, a "generate" control samples from the model, and
+``window.rnnkitModel`` offers ``vocab``, ``run(text)`` and ``sample(prime, length, temperature, seed)``.
+Otherwise the page holds the activations computed here (the static page). A "Gradient" tab, when given, plots
+‖∂L/∂h_t‖ over the text.
 
 The data sits in ``<script type="application/json" id="rnnkit-data">``, written by :func:`page_data`::
 

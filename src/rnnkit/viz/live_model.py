@@ -1,14 +1,19 @@
 r"""The language model as the explain page runs it: weights for the browser, and the Python side of the comparison.
 
 :func:`browser_model` packs a :class:`~rnnkit.models.LanguageModel` into the JSON object that ``model.js``
-reads: the vocabulary, the cell name, and every tensor the forward pass needs as float32, concatenated
-and base64-encoded (4 bytes a weight, +1/3 for base64: a 2 × 256 character LSTM with a 64-wide embedding
-is 0.89 M weights, 4.7 MB). ``model.js`` then computes, token by token, in float64 arithmetic::
+reads: the vocabulary, every tensor the forward pass needs as float32, concatenated and base64-encoded (4 bytes
+a weight, +1/3 for base64: a 2 × 256 character LSTM with a 64-wide embedding is 0.89 M weights, 4.7 MB), and each
+layer's step: its cell's own equations (``reference_step`` of rnnkit/nn/cells/NAME.py) traced into a program of
+ATen operations (:mod:`rnnkit.viz.step_program`). ``model.js`` then computes, token by token, in float64::
 
-    x_t = E[w_t]  (embedding)   or   one_hot(w_t)   (the column w_t of W_ih)
-    h_t^(k), c_t^(k) = step of the layer's cell (the equations of rnnkit/nn/cells/NAME.py), k = 0 .. K-1,
-                       x_t into layer 0, in evaluation (zoneout: p h_{t-1} + (1 - p) h~_t; every dropout off)
+    x_t = E[w_t]  (embedding)   or   one_hot(w_t)
+    h_t^(k), c_t^(k) = the step program of layer k, k = 0 .. K-1, x_t into layer 0, in evaluation
+                       (zoneout: p h_{t-1} + (1 - p) h~_t; every dropout off)
     p(w_{t+1} | w_1..w_t) = softmax(W_dec h_t^(K-1) + b_dec)
+
+Any registered cell runs in the page when its step uses only operations that ``model.js`` computes; the page
+keeps no list of cells (:func:`unsupported_reason` says why one cannot run: an operation, a bidirectional
+model, ...).
 
 :func:`final_outputs` is the same computation in PyTorch (the model's own forward, in eval mode): the final
 hidden state of every layer and the next-token probabilities, as ``rnnkitModel.run(text)`` returns them in
@@ -23,10 +28,12 @@ The data format::
 
     {"cell": "lstm", "layers": K, "hidden": H, "inputSize": E or V, "vocabSize": V, "level": "char" | "word",
      "symbols": [str, ...], "unk": id | null, "eos": id | null, "whitespace": str, "embedding": bool,
-     "zoneout": float, "tensors": {name: [offset, rows, cols]}, "weights": BASE64 (float32, little-endian)}
+     "zoneout": float, "tensors": {name: [offset, shape]}, "weights": BASE64 (float32, little-endian),
+     "steps": [the step program of layer k, for k = 0 .. K-1]}
 
 with tensor names ``embedding.weight``, ``decoder.weight``, ``decoder.bias`` and, per layer k, the layer's own
-parameter names without the ``_l{k}`` suffix prefixed by ``"k/"`` (``0/weight_ih``, ``0/bias_hh``, ...).
+parameter names without the ``_l{k}`` suffix prefixed by ``"k/"`` (``0/weight_ih``, ``0/bias_hh``, ...): the
+names its step program's inputs give.
 """
 
 from __future__ import annotations
@@ -44,9 +51,8 @@ from ..data.text import CharVocab, WordVocab
 from ..models import LanguageModel
 from ..nn import get_cell
 from .activations import tokenize_positions
+from .step_program import UnsupportedStep, step_program
 
-# Cells that model.js has a step for, under the names of rnnkit.nn's cell registry.
-BROWSER_CELLS = ("rnn_tanh", "rnn_relu", "lstm", "gru", "layernorm_lstm", "layernorm_gru", "mingru", "minlstm", "rglru")
 LAYER_SUFFIX = re.compile(r"^(?P<name>.+)_l(?P<layer>\d+)$")
 
 
@@ -60,15 +66,32 @@ def cell_name(model: LanguageModel) -> str:
 def unsupported_reason(model: LanguageModel) -> str | None:
     """Why the page cannot run ``model`` in the browser, in a few words; None when it can."""
     rnn = model.rnn
-    if cell_name(model) not in BROWSER_CELLS:
-        return f"the page has no JavaScript step for the {model.config.cell!r} cell"
     if getattr(rnn, "bidirectional", False):
         return "the model is bidirectional"
     if getattr(rnn, "proj_size", 0):
         return "the LSTM has projections (proj_size)"
     if getattr(rnn, "init_state", "zeros") != "zeros":
         return f"its initial state is {rnn.init_state!r}, not zeros"
+    if getattr(rnn, "cell", None) is None:
+        return f"its layers are not rnnkit's, whose cells declare their step ({type(rnn).__name__})"
+    try:
+        layer_steps(model)
+    except UnsupportedStep as reason:
+        return str(reason)
     return None
+
+
+def layer_steps(model: LanguageModel) -> list[dict]:
+    """Each layer's step program (:func:`~rnnkit.viz.step_program.step_program`) on its own parameters."""
+    parameters: list[dict[str, torch.Tensor]] = [{} for _ in range(model.rnn.num_layers)]
+    for name, parameter in model.rnn.named_parameters():
+        match = LAYER_SUFFIX.match(name)
+        if match is None:
+            raise ValueError(f"recurrent parameter {name!r} does not end in _l<layer>; model.js cannot place it")
+        parameters[int(match["layer"])][match["name"]] = parameter
+    rnn = model.rnn
+    return [step_program(rnn.cell, layer, rnn.input_size if k == 0 else rnn.hidden_size)
+            for k, layer in enumerate(parameters)]
 
 
 @cache
@@ -87,8 +110,6 @@ def browser_model(model: LanguageModel, vocab: CharVocab | WordVocab) -> dict:
         tensors["embedding.weight"] = model.embedding.weight  # (V, E)
     for name, parameter in model.rnn.named_parameters():
         match = LAYER_SUFFIX.match(name)
-        if match is None:
-            raise ValueError(f"recurrent parameter {name!r} does not end in _l<layer>; model.js cannot place it")
         tensors[f"{match['layer']}/{match['name']}"] = parameter
     tensors["decoder.weight"] = model.decoder.weight  # (V, H)
     tensors["decoder.bias"] = model.decoder.bias  # (V,)
@@ -96,9 +117,7 @@ def browser_model(model: LanguageModel, vocab: CharVocab | WordVocab) -> dict:
     index, blobs, offset = {}, [], 0
     for name, tensor in tensors.items():
         values = tensor.detach().to(torch.float32).cpu().contiguous().numpy()
-        rows = values.shape[0]
-        cols = int(np.prod(values.shape[1:])) if values.ndim > 1 else 1
-        index[name] = [offset, rows, cols]
+        index[name] = [offset, list(values.shape)]
         blobs.append(values.astype("<f4").ravel())
         offset += values.size
     weights = np.concatenate(blobs) if blobs else np.zeros(0, "<f4")
@@ -118,6 +137,7 @@ def browser_model(model: LanguageModel, vocab: CharVocab | WordVocab) -> dict:
         "zoneout": float(getattr(rnn, "zoneout", 0.0) or 0.0),
         "tensors": index,
         "weights": base64.b64encode(weights.tobytes()).decode("ascii"),
+        "steps": layer_steps(model),
     }
 
 

@@ -1,11 +1,12 @@
 // The language model of an `rnnkit explain` page, run in the browser (rnnkit/viz/live_model.py documents the
 // data format and the equations). Defines window.rnnkitModel (see makeModel) when the page carries weights.
-// Arithmetic is float64 on float32 weights: PyTorch's float32 forward differs from it by rounding only.
+// Each layer's step is its cell's own equations, traced by Python into a program of ATen operations
+// (rnnkit/viz/step_program.py) that OPS below computes: no cell is written here, and any registered cell whose
+// operations are all in OPS runs. Arithmetic is float64 on float32 weights: PyTorch's float32 forward differs
+// from it by rounding only.
 "use strict";
 
 const rnnkitLiveModel = (function () {
-  const LAYER_NORM_EPS = 1e-5;
-
   function decodeWeights(base64) {
     const bytes = atob(base64);
     const view = new DataView(new ArrayBuffer(bytes.length));
@@ -15,172 +16,293 @@ const rnnkitLiveModel = (function () {
     return weights;
   }
 
-  // out = W x; W (rows, cols) row-major at offset `at` of `w`. Four running sums let the loop pipeline.
-  function matVec(w, at, rows, cols, x, out) {
-    const tail = cols - (cols % 4);
-    for (let r = 0; r < rows; r++) {
-      const base = at + r * cols;
-      let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-      for (let c = 0; c < tail; c += 4) {
-        s0 += w[base + c] * x[c];
-        s1 += w[base + c + 1] * x[c + 1];
-        s2 += w[base + c + 2] * x[c + 2];
-        s3 += w[base + c + 3] * x[c + 3];
-      }
-      for (let c = tail; c < cols; c++) s0 += w[base + c] * x[c];
-      out[r] = (s0 + s1) + (s2 + s3);
-    }
-  }
-
-  function layerNorm(v, start, size, gain, bias) {
-    let mean = 0;
-    for (let i = 0; i < size; i++) mean += v[start + i];
-    mean /= size;
-    let variance = 0;
-    for (let i = 0; i < size; i++) variance += (v[start + i] - mean) ** 2;
-    const inv = 1 / Math.sqrt(variance / size + LAYER_NORM_EPS);
-    for (let i = 0; i < size; i++) v[start + i] = (v[start + i] - mean) * inv * gain[i] + bias[i];
-  }
-
+  // ------------------------------------------------------------------------------- the step programs' operations
+  // A tensor is {shape: [d0, d1, ...], data} with its numbers row-major (Float32Array for the weights, else
+  // Float64Array); a program's numbers are Python's numbers (a scalar argument) or such tensors.
+  const numel = (shape) => shape.reduce((a, b) => a * b, 1);
+  const tensorOf = (shape, data) => ({shape, data: data || new Float64Array(numel(shape))});
   const sigmoid = (a) => 1 / (1 + Math.exp(-a));
-  const softplus = (a) => Math.max(a, 0) + Math.log1p(Math.exp(-Math.abs(a)));
-  const logSigmoid = (a) => -softplus(-a);
-  const candidate = (v) => (v >= 0 ? v + 0.5 : sigmoid(v));  // minGRU's g: v + 0.5 for v >= 0, σ(v) below
-  const RGLRU_C = 8;  // log a_t = -c r_t softplus(-Λ)
+  const softplus = (a, beta = 1, threshold = 20) => (a * beta > threshold ? a : Math.log1p(Math.exp(a * beta)) / beta);
+  const axis = (dim, rank) => (dim < 0 ? dim + rank : dim);
 
-  // Each cell: the gate blocks stacked in its input weight (and W_hh when it has one), whether it carries c as
-  // well as h, the name of its input weight, and its step from the input projection gi = W x (all blocks) and,
-  // with W_hh, gh = W_hh h_{t-1}. The equations are rnnkit.nn's (rnnkit/nn/cells/NAME.py).
-  const CELLS = {
-    rnn_tanh: {blocks: 1, step: elman(Math.tanh)},
-    rnn_relu: {blocks: 1, step: elman((a) => Math.max(0, a))},
-    lstm: {blocks: 4, cell: true, step: lstm},
-    gru: {blocks: 3, step: gru},
-    layernorm_lstm: {blocks: 4, cell: true, layerNorm: true, step: lstm},
-    layernorm_gru: {blocks: 3, layerNorm: true, step: gru},
-    mingru: {blocks: 2, linear: true, step: minGru},
-    minlstm: {blocks: 3, linear: true, step: minLstm},
-    rglru: {blocks: 1, linear: true, input: "weight_in", step: rgLru},
+  // f applied element by element to operands broadcast together as torch broadcasts (numbers are scalars).
+  function elementwise(f, ...operands) {
+    const shapes = operands.map((o) => (typeof o === "object" ? o.shape : []));
+    const rank = Math.max(...shapes.map((s) => s.length));
+    const shape = [];
+    for (let d = 0; d < rank; d++) {
+      let n = 1;
+      for (const s of shapes) {
+        const k = s[d - (rank - s.length)];
+        if (k !== undefined && k !== 1) n = k;
+      }
+      shape.push(n);
+    }
+    const out = tensorOf(shape);
+    const n = out.data.length;
+    const read = operands.map((o, j) => {
+      if (typeof o !== "object") {
+        const value = Number(o);
+        return () => value;
+      }
+      if (o.data.length === n) return (i) => o.data[i];  // same numbers in the same order (leading 1s aside)
+      const own = shapes[j], strides = new Array(rank).fill(0);
+      for (let d = own.length - 1, step = 1; d >= 0; step *= own[d], d--) {
+        if (own[d] !== 1) strides[d + rank - own.length] = step;
+      }
+      return (i) => {
+        let at = 0;
+        for (let d = rank - 1; d >= 0; d--) {
+          const k = i % shape[d];
+          i = (i - k) / shape[d];
+          at += k * strides[d];
+        }
+        return o.data[at];
+      };
+    });
+    const [a, b, c] = read;
+    if (read.length === 1) for (let i = 0; i < n; i++) out.data[i] = f(a(i));
+    else if (read.length === 2) for (let i = 0; i < n; i++) out.data[i] = f(a(i), b(i));
+    else for (let i = 0; i < n; i++) out.data[i] = f(a(i), b(i), c(i));
+    return out;
+  }
+
+  // (n, K) @ (K, M): rows of b scaled and summed; a zero of a (a one-hot input) costs nothing.
+  function mm(a, b) {
+    const [n, K] = a.shape, M = b.shape[1];
+    const out = tensorOf([n, M]);
+    for (let i = 0; i < n; i++) {
+      for (let k = 0; k < K; k++) {
+        const v = a.data[i * K + k];
+        if (v === 0) continue;
+        for (let j = 0, row = k * M, base = i * M; j < M; j++) out.data[base + j] += v * b.data[row + j];
+      }
+    }
+    return out;
+  }
+
+  function transpose(a) {  // a 2-d tensor, copied: the weights are transposed once, when the model loads
+    if (a.shape.length < 2) return a;
+    const [rows, cols] = a.shape;
+    const out = tensorOf([cols, rows], new a.data.constructor(rows * cols));
+    for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out.data[c * rows + r] = a.data[r * cols + c];
+    return out;
+  }
+
+  // The parts of a along dim, of the given sizes.
+  function split(a, sizes, dim) {
+    dim = axis(dim, a.shape.length);
+    const outer = numel(a.shape.slice(0, dim)), inner = numel(a.shape.slice(dim + 1)), width = a.shape[dim];
+    let start = 0;
+    return sizes.map((size) => {
+      const shape = a.shape.slice();
+      shape[dim] = size;
+      const out = tensorOf(shape);
+      for (let o = 0; o < outer; o++) {
+        out.data.set(a.data.subarray((o * width + start) * inner, (o * width + start + size) * inner), o * size * inner);
+      }
+      start += size;
+      return out;
+    });
+  }
+
+  function reshape(a, shape) {  // -1 takes what is left; the numbers keep their order
+    const known = shape.reduce((p, d) => (d === -1 ? p : p * d), 1);
+    return tensorOf(shape.map((d) => (d === -1 ? a.data.length / known : d)), a.data);
+  }
+
+  function layerNorm(x, normalized, weight, bias, eps) {  // -> [y, mean, rstd] over the last dims
+    const size = numel(normalized), rows = x.data.length / size;
+    const y = tensorOf(x.shape), mean = tensorOf([rows]), rstd = tensorOf([rows]);
+    for (let r = 0; r < rows; r++) {
+      let m = 0;
+      for (let i = 0; i < size; i++) m += x.data[r * size + i];
+      m /= size;
+      let variance = 0;
+      for (let i = 0; i < size; i++) variance += (x.data[r * size + i] - m) ** 2;
+      const inv = 1 / Math.sqrt(variance / size + eps);
+      for (let i = 0; i < size; i++) {
+        const normal = (x.data[r * size + i] - m) * inv;
+        y.data[r * size + i] = normal * (weight ? weight.data[i] : 1) + (bias ? bias.data[i] : 0);
+      }
+      mean.data[r] = m;
+      rstd.data[r] = inv;
+    }
+    return [y, mean, rstd];
+  }
+
+  // ATen's operations, by the names torch.fx records (rnnkit/viz/step_program.py reads this table's names: an
+  // operation missing here leaves a cell that uses it to the static page). `alpha` scales the second operand.
+  const OPS = {
+    "aten.add.Tensor": (a, b, alpha = 1) => elementwise((x, y) => x + alpha * y, a, b),
+    "aten.add.Scalar": (a, b, alpha = 1) => elementwise((x, y) => x + alpha * y, a, b),
+    "aten.sub.Tensor": (a, b, alpha = 1) => elementwise((x, y) => x - alpha * y, a, b),
+    "aten.sub.Scalar": (a, b, alpha = 1) => elementwise((x, y) => x - alpha * y, a, b),
+    "aten.rsub.Scalar": (a, b, alpha = 1) => elementwise((x, y) => y - alpha * x, a, b),
+    "aten.rsub.Tensor": (a, b, alpha = 1) => elementwise((x, y) => y - alpha * x, a, b),
+    "aten.mul.Tensor": (a, b) => elementwise((x, y) => x * y, a, b),
+    "aten.mul.Scalar": (a, b) => elementwise((x, y) => x * y, a, b),
+    "aten.div.Tensor": (a, b) => elementwise((x, y) => x / y, a, b),
+    "aten.div.Scalar": (a, b) => elementwise((x, y) => x / y, a, b),
+    "aten.pow.Tensor_Scalar": (a, b) => elementwise((x, y) => x ** y, a, b),
+    "aten.maximum.default": (a, b) => elementwise(Math.max, a, b),
+    "aten.minimum.default": (a, b) => elementwise(Math.min, a, b),
+    "aten.neg.default": (a) => elementwise((x) => -x, a),
+    "aten.abs.default": (a) => elementwise(Math.abs, a),
+    "aten.exp.default": (a) => elementwise(Math.exp, a),
+    "aten.log.default": (a) => elementwise(Math.log, a),
+    "aten.log1p.default": (a) => elementwise(Math.log1p, a),
+    "aten.sqrt.default": (a) => elementwise(Math.sqrt, a),
+    "aten.rsqrt.default": (a) => elementwise((x) => 1 / Math.sqrt(x), a),
+    "aten.reciprocal.default": (a) => elementwise((x) => 1 / x, a),
+    "aten.sigmoid.default": (a) => elementwise(sigmoid, a),
+    "aten.tanh.default": (a) => elementwise(Math.tanh, a),
+    "aten.relu.default": (a) => elementwise((x) => Math.max(0, x), a),
+    "aten.softplus.default": (a, beta = 1, threshold = 20) => elementwise((x) => softplus(x, beta, threshold), a),
+    "aten.clamp.default": (a, low = null, high = null) => elementwise(
+      (x) => Math.min(high === null ? Infinity : high, Math.max(low === null ? -Infinity : low, x)), a),
+    "aten.clamp_min.default": (a, low) => elementwise((x) => Math.max(low, x), a),
+    "aten.clamp_max.default": (a, high) => elementwise((x) => Math.min(high, x), a),
+    "aten.ge.Scalar": (a, b) => elementwise((x, y) => Number(x >= y), a, b),
+    "aten.gt.Scalar": (a, b) => elementwise((x, y) => Number(x > y), a, b),
+    "aten.le.Scalar": (a, b) => elementwise((x, y) => Number(x <= y), a, b),
+    "aten.lt.Scalar": (a, b) => elementwise((x, y) => Number(x < y), a, b),
+    "aten.where.self": (condition, a, b) => elementwise((c, x, y) => (c ? x : y), condition, a, b),
+    "aten.mm.default": mm,
+    "aten.addmm.default": (bias, a, b, beta = 1, alpha = 1) =>
+      elementwise((x, y) => beta * x + alpha * y, bias, mm(a, b)),
+    "aten.t.default": transpose,
+    "aten.split.Tensor": (a, size, dim = 0) => {
+      const width = a.shape[axis(dim, a.shape.length)];
+      const sizes = [];
+      for (let start = 0; start < width; start += size) sizes.push(Math.min(size, width - start));
+      return split(a, sizes, dim);
+    },
+    "aten.split_with_sizes.default": (a, sizes, dim = 0) => split(a, sizes, dim),
+    "aten.slice.Tensor": (a, dim = 0, start = 0, end = null, step = 1) => {
+      if (step !== 1) throw new Error("slices with a step are not supported");
+      const width = a.shape[axis(dim, a.shape.length)];
+      const from = Math.max(0, start < 0 ? start + width : Math.min(start, width));
+      const to = end === null ? width : Math.max(from, end < 0 ? end + width : Math.min(end, width));
+      return split(a, [from, to - from, width - to], dim)[1];
+    },
+    "aten.view.default": reshape,
+    "aten.reshape.default": reshape,
+    "aten._unsafe_view.default": reshape,
+    "aten.unsqueeze.default": (a, dim) => {
+      const shape = a.shape.slice();
+      shape.splice(axis(dim, shape.length + 1), 0, 1);
+      return tensorOf(shape, a.data);
+    },
+    "aten.squeeze.dim": (a, dim) => {
+      const shape = a.shape.slice(), d = axis(dim, shape.length);
+      if (shape[d] === 1) shape.splice(d, 1);
+      return tensorOf(shape, a.data);
+    },
+    "aten.expand.default": (a, shape) => {  // -1 keeps a's size; broadcasting a against zeros of the shape
+      const full = shape.map((d, i) => (d === -1 ? a.shape[i - (shape.length - a.shape.length)] : d));
+      return elementwise((x) => x, a, tensorOf(full));
+    },
+    "aten.clone.default": (a) => a,
+    "aten.alias.default": (a) => a,
+    "aten.detach.default": (a) => a,
+    "aten._to_copy.default": (a) => a,
+    "aten.native_layer_norm.default": layerNorm,
+    "getitem": (parts, index) => parts[index],
   };
 
-  function elman(activation) {  // h = act(W_ih x + b_ih + W_hh h + b_hh)
-    return (L, gi, gh, previous, h) => {
-      for (let j = 0; j < h.length; j++) h[j] = activation(gi[j] + L.bias_ih[j] + gh[j] + L.bias_hh[j]);
+  // A cell's step as Python traced it (rnnkit/viz/step_program.py): inputs by name (the layer's parameters, then
+  // "x" and the state's parts "h", "c"), then operations, each reading earlier values by index. What depends on
+  // the parameters alone (a transposed weight) is computed once, here; `run` computes the rest of a step.
+  function compileStep(program, parameters) {
+    const count = program.inputs.length + program.nodes.length;
+    const values = new Array(count), fixed = new Array(count).fill(false);
+    const slot = {};
+    program.inputs.forEach((name, i) => {
+      if (name in parameters) {
+        values[i] = parameters[name];
+        fixed[i] = true;
+      } else {
+        slot[name] = i;
+      }
+    });
+    const refs = (arg, into) => {
+      if (Array.isArray(arg)) arg.forEach((a) => refs(a, into));
+      else if (arg !== null && typeof arg === "object") into.push(arg.ref);
+      return into;
     };
-  }
-
-  function lstm(L, gi, gh, previous, h, c) {  // gates i, f, g, o (torch.nn's order); layer norm: h = o tanh(LN_c(c))
-    const H = h.length;
-    const a = (j) => gi[j] + gh[j] + L.bias_ih[j] + L.bias_hh[j] + L.bias[j];
-    const o = new Float64Array(H);
-    for (let j = 0; j < H; j++) {
-      const i = sigmoid(a(j)), f = sigmoid(a(H + j)), g = Math.tanh(a(2 * H + j));
-      o[j] = sigmoid(a(3 * H + j));
-      c[j] = f * previous.c[j] + i * g;
-    }
-    const read = Float64Array.from(c);
-    if (L.ln_c_weight) layerNorm(read, 0, H, L.ln_c_weight, L.ln_c_bias);
-    for (let j = 0; j < H; j++) h[j] = o[j] * Math.tanh(read[j]);
-  }
-
-  function gru(L, gi, gh, previous, h) {  // gates r, z, n; n = tanh(gi_n + b_in + r (gh_n + b_hn))
-    const H = h.length;
-    for (let j = 0; j < H; j++) {
-      const r = sigmoid(gi[j] + L.bias_ih[j] + gh[j] + L.bias_hh[j]);
-      const z = sigmoid(gi[H + j] + L.bias_ih[H + j] + gh[H + j] + L.bias_hh[H + j]);
-      const n = Math.tanh(gi[2 * H + j] + L.bias_ih[2 * H + j] + r * (gh[2 * H + j] + L.bias_hh[2 * H + j]));
-      h[j] = (1 - z) * n + z * previous.h[j];
-    }
-  }
-
-  function minGru(L, gi, gh, previous, h) {  // z = σ(v_z), h = (1 - z) h_{t-1} + z g(v_h); rows [z; h~]
-    const H = h.length;
-    for (let j = 0; j < H; j++) {
-      const z = sigmoid(gi[j] + L.bias_ih[j]);
-      h[j] = (1 - z) * previous.h[j] + z * candidate(gi[H + j] + L.bias_ih[H + j]);
-    }
-  }
-
-  function minLstm(L, gi, gh, previous, h) {  // f' = f / (f + i) = σ(log σ(v_f) - log σ(v_i)); rows [f; i; h~]
-    const H = h.length;
-    for (let j = 0; j < H; j++) {
-      const forget = sigmoid(logSigmoid(gi[j] + L.bias_ih[j]) - logSigmoid(gi[H + j] + L.bias_ih[H + j]));
-      h[j] = forget * previous.h[j] + (1 - forget) * candidate(gi[2 * H + j] + L.bias_ih[2 * H + j]);
-    }
-  }
-
-  function rgLru(L, gi, gh, previous, h) {  // u = W_in x + b_in; h = a h_{t-1} + sqrt(1 - a²) (σ(W_x u + b_x) u)
-    const H = h.length;
-    const u = new Float64Array(H), va = new Float64Array(H), vx = new Float64Array(H);
-    for (let j = 0; j < H; j++) u[j] = gi[j] + L.bias_in[j];
-    matVec(L.weight_a, 0, H, H, u, va);
-    matVec(L.weight_x, 0, H, H, u, vx);
-    for (let j = 0; j < H; j++) {
-      const r = sigmoid(va[j] + L.bias_a[j]), i = sigmoid(vx[j] + L.bias_x[j]);
-      const a = Math.exp(-RGLRU_C * r * softplus(-L.lambda[j]));
-      h[j] = a * previous.h[j] + Math.sqrt(1 - a * a) * (i * u[j]);
-    }
+    const resolve = (arg, v) => {
+      if (Array.isArray(arg)) return arg.map((a) => resolve(a, v));
+      if (arg !== null && typeof arg === "object") return v[arg.ref];
+      return arg;
+    };
+    const base = program.inputs.length;
+    const pending = [];
+    program.nodes.forEach(([op, args], j) => {
+      const operation = OPS[op];
+      if (!operation) throw new Error("no JavaScript for " + op);
+      if (refs(args, []).every((r) => fixed[r])) {
+        values[base + j] = operation(...resolve(args, values));
+        fixed[base + j] = true;
+      } else {
+        pending.push([base + j, operation, args]);
+      }
+    });
+    return function run(inputs) {  // {x, h, c}: tensors -> the new state's parts, as the program's outputs
+      const v = values.slice();
+      for (const name in slot) v[slot[name]] = inputs[name];
+      for (const [at, operation, args] of pending) v[at] = operation(...resolve(args, v));
+      return program.outputs.map((r) => v[r.ref]);
+    };
   }
 
   function makeModel(spec) {
     const weights = decodeWeights(spec.weights);
-    const H = spec.hidden, V = spec.vocabSize, K = spec.layers, cellName = spec.cell;
-    const kind = CELLS[cellName];
-    if (!kind) throw new Error("no JavaScript step for the " + cellName + " cell");
-    const tensor = (name, required) => {
+    const H = spec.hidden, V = spec.vocabSize, K = spec.layers;
+    const tensor = (name) => {
       const entry = spec.tensors[name];
-      if (!entry) {
-        if (required) throw new Error("the page's model has no tensor " + name);
-        return null;
-      }
-      return {rows: entry[1], cols: entry[2], values: weights.subarray(entry[0], entry[0] + entry[1] * entry[2])};
+      if (!entry) throw new Error("the page's model has no tensor " + name);
+      const [offset, shape] = entry;
+      return tensorOf(shape, weights.subarray(offset, offset + numel(shape)));
     };
     const zeros = (n) => new Float64Array(n);
-    const G = kind.blocks * H;
-    const layers = [];
-    for (let k = 0; k < K; k++) {
-      // Every parameter of the layer by its base name; a missing bias (bias=False) reads as zeros.
-      const layer = {input: tensor(k + "/" + (kind.input || "weight_ih"), true), hh: tensor(k + "/weight_hh", false),
-        gi: zeros(G), gh: zeros(G)};
-      for (const name of ["bias_ih", "bias_hh", "bias", "bias_in", "bias_a", "bias_x"]) layer[name] = zeros(G);
-      for (const name of Object.keys(spec.tensors)) {
-        if (name.startsWith(k + "/")) layer[name.slice(name.indexOf("/") + 1)] = tensor(name).values;
-      }
-      if (!kind.linear && !layer.hh) throw new Error("the page's model has no tensor " + k + "/weight_hh");
-      layers.push(layer);
-    }
-    const embedding = spec.embedding ? tensor("embedding.weight", true) : null;
-    const decoder = tensor("decoder.weight", true), decoderBias = tensor("decoder.bias", true).values;
+    // Each layer's step, compiled from its program with the layer's parameters (the tensors "k/NAME").
+    const layers = spec.steps.map((program, k) => {
+      const parameters = {};
+      for (const name of program.inputs) if (spec.tensors[k + "/" + name]) parameters[name] = tensor(k + "/" + name);
+      return compileStep(program, parameters);
+    });
+    const hasCell = spec.steps[0].outputs.length > 1;  // the state is (h, c)
+    const embedding = spec.embedding ? tensor("embedding.weight") : null;
+    const decoder = transpose(tensor("decoder.weight")), decoderBias = tensor("decoder.bias").data;  // (H, V)
     const zoneout = spec.zoneout || 0;
     const lookup = new Map(spec.symbols.map((symbol, id) => [symbol, id]));
     const whitespace = new Set(spec.whitespace);
+    const row = (data) => tensorOf([1, data.length], data);
 
     // One step of layer k: returns {h, c} from the previous {h, c} (new arrays: callers keep old states).
-    function cellStep(layer, k, id, below, previous) {
-      const {gi, gh, input} = layer;
-      if (k === 0 && !embedding) {  // a one-hot input picks column `id` of the input weight
-        for (let r = 0; r < input.rows; r++) gi[r] = input.values[r * input.cols + id];
+    function cellStep(k, id, below, previous) {
+      let x;
+      if (k > 0) {
+        x = below;
+      } else if (embedding) {
+        x = embedding.data.subarray(id * embedding.shape[1], (id + 1) * embedding.shape[1]);
       } else {
-        const x = k === 0 ? embedding.values.subarray(id * embedding.cols, (id + 1) * embedding.cols) : below;
-        matVec(input.values, 0, input.rows, input.cols, x, gi);
+        x = zeros(spec.inputSize);  // one-hot: the product reads one row of the transposed input weight
+        x[id] = 1;
       }
-      if (layer.hh) matVec(layer.hh.values, 0, layer.hh.rows, layer.hh.cols, previous.h, gh);
-      if (kind.layerNorm) {
-        layerNorm(gi, 0, G, layer.ln_ih_weight, layer.ln_ih_bias);
-        layerNorm(gh, 0, G, layer.ln_hh_weight, layer.ln_hh_bias);
-      }
-      const h = zeros(H);
-      const c = kind.cell ? zeros(H) : null;
-      kind.step(layer, gi, gh, previous, h, c);
+      const inputs = {x: row(x), h: row(previous.h)};
+      if (hasCell) inputs.c = row(previous.c);
+      const [h, c] = layers[k](inputs).map((part) => Float64Array.from(part.data));
       if (zoneout > 0) {  // in evaluation zoneout keeps the expectation: p h_{t-1} + (1 - p) h~_t
-        for (let j = 0; j < H; j++) h[j] = zoneout * previous.h[j] + (1 - zoneout) * h[j];
-        if (c) for (let j = 0; j < H; j++) c[j] = zoneout * previous.c[j] + (1 - zoneout) * c[j];
+        for (let j = 0; j < h.length; j++) h[j] = zoneout * previous.h[j] + (1 - zoneout) * h[j];
+        if (c) for (let j = 0; j < c.length; j++) c[j] = zoneout * previous.c[j] + (1 - zoneout) * c[j];
       }
-      return {h, c};
+      return {h, c: hasCell ? c : null};
     }
 
     function initialState() {
-      return layers.map(() => ({h: zeros(H), c: kind.cell ? zeros(H) : null}));
+      return layers.map(() => ({h: zeros(H), c: hasCell ? zeros(H) : null}));
     }
 
     // The state after reading token `id` from `state` (one {h, c} per layer).
@@ -188,15 +310,14 @@ const rnnkitLiveModel = (function () {
       const next = [];
       let below = null;
       for (let k = 0; k < K; k++) {
-        next.push(cellStep(layers[k], k, id, below, state[k]));
+        next.push(cellStep(k, id, below, state[k]));
         below = next[k].h;
       }
       return next;
     }
 
     function logits(state, temperature) {
-      const out = zeros(V);
-      matVec(decoder.values, 0, V, H, state[K - 1].h, out);
+      const out = mm(row(state[K - 1].h), decoder).data;
       for (let v = 0; v < V; v++) out[v] = (out[v] + decoderBias[v]) / (temperature || 1);
       return out;
     }
@@ -302,10 +423,10 @@ const rnnkitLiveModel = (function () {
     }
 
     return {
-      vocab: spec.symbols.slice(), level: spec.level, cell: cellName, layers: K, hidden: H, hasCell: Boolean(kind.cell),
+      vocab: spec.symbols.slice(), level: spec.level, cell: spec.cell, layers: K, hidden: H, hasCell,
       tokenize, initialState, step, logits, softmax, run, sample,
     };
   }
 
-  return {makeModel, CELLS};
+  return {makeModel, OPS};
 })();

@@ -10,8 +10,9 @@ length, a speaker's speech; both: position in the line; see :mod:`rnnkit.viz.fea
 back the model's last prediction reaches (‖∂L/∂h_t‖ over the text) and writes a self-contained page
 (default ``DIR/explain.html``; see :mod:`rnnkit.viz.html_page`). The page runs the model itself: it colours
 the text by any unit, shows the top-5 next tokens on hover, ranks the units by example for a selected span,
-colours text the user types and samples from the model, with no server and no network (a model whose cell
-has no JavaScript step gets the static page, said in one line).
+colours text the user types and samples from the model, with no server and no network; each layer's step is
+its cell's own equations, traced (:mod:`rnnkit.viz.step_program`), so any registered cell runs there (a model
+the page cannot run, bidirectional say, gets the static page, said in one line).
 
 Prints the best units per feature; ``--json`` prints one JSON object instead, with the ranking and, for the
 whole text, the final hidden state of every layer and the next-token probabilities in vocabulary order, as
