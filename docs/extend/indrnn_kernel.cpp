@@ -38,10 +38,8 @@ rnnkit::ForwardResult forward(const Sequence& s) {
     });
     rnnkit::zoneout_mix(s, s.zoneout_h, t, bs, ws[t].narrow(0, 0, bs), h_prev, y[t].narrow(0, 0, bs));
   }
-  const Tensor last = rnnkit::last_steps(s);
-  Tensor h_n = y.index({last, at::arange(N, last.options())});
   Tensor none = at::empty({0}, s.x.options());
-  return {y, h_n, none, none, ws};
+  return {y, rnnkit::final_states(s, y), none, none, ws};  // h_n: each row at its own last step
 }
 
 // Backward: dL/da_t = dh~_t ⊙ relu'; dL/dh_{t-1} = u ⊙ dL/da_t (+ zoneout's keep path); the shared weights'

@@ -90,11 +90,7 @@ ForwardResult classic_forward(Family family, const Sequence& s) {
       }
     }
   }
-  const Tensor last = last_steps(s);
-  const Tensor rows = at::arange(N, last.options());
-  Tensor h_n = y.index({last, rows});
-  Tensor c_n = lstm ? cs.index({last, rows}) : at::empty({0}, s.x.options());
-  return {y, h_n, c_n, cs, ws};
+  return {y, final_states(s, y), final_states(s, lstm ? cs : Tensor()), cs, ws};
 }
 
 template <typename scalar_t>

@@ -68,6 +68,14 @@ struct Zone {
   Vec<scalar_t> keep(int64_t n, int64_t j, int64_t k) const {
     return mask != nullptr ? Vec<scalar_t>::loadu(mask + n * width + j, k) : Vec<scalar_t>(p);
   }
+  // backward: dL/d(state) d splits into what reaches the fresh value, left in d, and what reaches the previous state
+  // directly (m ⊙ d), returned
+  Vec<scalar_t> split(int64_t n, int64_t j, int64_t k, Vec<scalar_t>& d) const {
+    const Vec<scalar_t> m = keep(n, j, k);
+    const Vec<scalar_t> kept = d * m;
+    d = d - kept;
+    return kept;
+  }
   // the state of row n, columns [j, j + k), from its fresh and its previous value
   Vec<scalar_t> mix(int64_t n, int64_t j, int64_t k, const Vec<scalar_t>& fresh, const scalar_t* previous) const {
     if (!on) return fresh;
@@ -176,11 +184,7 @@ void rnn_backward_rows(bool relu, const scalar_t* ws, int64_t W, const scalar_t*
     for (int64_t j = 0; j < H; j += V::size()) {
       const int64_t k = std::min<int64_t>(V::size(), H - j);
       V d = V::loadu(dh + n * H + j, k);
-      if (zh.on) {
-        const V m = zh.keep(n, j, k);
-        (d * m).store(carry + n * H + j, k);
-        d = d * (V(1) - m);
-      }
+      if (zh.on) zh.split(n, j, k, d).store(carry + n * H + j, k);
       const V hv = V::loadu(h + j, k);
       const V slope = relu ? V::blendv(V(0), V(1), hv > V(0)) : V(1) - hv * hv;
       (d * slope).store(d_gi + n * H + j, k);
@@ -207,17 +211,9 @@ void lstm_backward_rows(const scalar_t* ws, int64_t W, const scalar_t* dm, const
               o = V::loadu(a + 3 * H + j, k);
       const V tc = tanh(V::loadu(c_new + j, k));
       V dmv = V::loadu(dm + n * H + j, k);
-      if (zh.on) {
-        const V m = zh.keep(n, j, k);
-        (dmv * m).store(carry + n * H + j, k);
-        dmv = dmv * (one - m);
-      }
-      V dct = V::loadu(dcr + j, k), keep_c(0);
-      if (zc.on) {
-        const V m = zc.keep(n, j, k);
-        keep_c = dct * m;
-        dct = dct * (one - m);
-      }
+      if (zh.on) zh.split(n, j, k, dmv).store(carry + n * H + j, k);
+      V dct = V::loadu(dcr + j, k);
+      const V keep_c = zc.on ? zc.split(n, j, k, dct) : V(0);
       const V dcv = dct + dmv * o * (one - tc * tc);  // dL/dc~_t
       (dcv * g * i * (one - i)).store(dg + j, k);
       (dcv * V::loadu(cp + j, k) * f * (one - f)).store(dg + H + j, k);
@@ -243,12 +239,8 @@ void gru_backward_rows(const scalar_t* ws, int64_t W, const scalar_t* dh, const 
       const int64_t k = std::min<int64_t>(V::size(), H - j);
       const V r = V::loadu(a + j, k), z = V::loadu(a + H + j, k), nn = V::loadu(a + 2 * H + j, k),
               ghn = V::loadu(a + 3 * H + j, k);
-      V dv = V::loadu(dh + n * H + j, k), keep(0);
-      if (zh.on) {
-        const V m = zh.keep(n, j, k);
-        keep = dv * m;
-        dv = dv * (one - m);
-      }
+      V dv = V::loadu(dh + n * H + j, k);
+      const V keep = zh.on ? zh.split(n, j, k, dv) : V(0);
       const V dn = dv * (one - z) * (one - nn * nn);  // dL/d(pre-activation of n)
       const V dz = dv * (V::loadu(hp + j, k) - nn) * z * (one - z);
       const V dr = dn * ghn * r * (one - r);

@@ -84,10 +84,8 @@ ForwardResult linear_forward(const Sequence& s) {
       }
     });
   }
-  const Tensor last = last_steps(s);
-  Tensor h_n = y.index({last, at::arange(N, last.options())});
   const Tensor none = at::empty({0}, s.x.options());
-  return {y, h_n, none, none, ws};
+  return {y, final_states(s, y), none, none, ws};
 }
 
 template <typename Cell>

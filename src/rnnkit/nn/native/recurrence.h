@@ -119,6 +119,14 @@ inline Tensor alive_rows(const Sequence& s) {
 // Rows of a (L·N, ·) tensor: all of them, or those alive (alive_rows).
 inline Tensor rows_of(const Tensor& t2, const Tensor& alive) { return alive.defined() ? t2.index_select(0, alive) : t2; }
 
+// Each row's state at its own last step, (N, S), from every step's states seq (L, N, S); an empty tensor for an
+// undefined seq (a cell without a cell state).
+inline Tensor final_states(const Sequence& s, const Tensor& seq) {
+  if (!seq.defined() || seq.numel() == 0) return at::empty({0}, s.x.options());
+  const Tensor last = last_steps(s);
+  return seq.index({last, at::arange(s.N(), last.options())});
+}
+
 // A tensor whose padded rows must read as finite zeros (variable lengths), else uninitialised.
 inline Tensor buffer(const Sequence& s, at::IntArrayRef shape) {
   return s.batch_sizes.empty() ? at::empty(shape, s.x.options()) : at::zeros(shape, s.x.options());
