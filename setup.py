@@ -33,14 +33,14 @@ def native_extension():
         flags += ["-mavx2", "-mfma", "-DCPU_CAPABILITY_AVX2", "-DCPU_CAPABILITY=AVX2"]
 
     class OptionalBuild(BuildExtension):
-        """Builds the extension, and lets the install go on without it if the compiler fails."""
+        """Builds the extension, and lets the install go on without it if there is no working compiler."""
 
-        def build_extension(self, ext):
+        def run(self):
             try:
-                super().build_extension(ext)
+                super().run()
             except Exception as error:  # noqa: BLE001 - any compiler failure leaves a working pure-Python install
-                print(f"rnnkit: the native engine was not built ({error}); rnnkit runs on its explicit engine",
-                      file=sys.stderr)
+                print(f"rnnkit: the native engine was not built ({type(error).__name__}: {error}); rnnkit runs on "
+                      f"its Python engines (`rnnkit doctor` says so)", file=sys.stderr)
 
     sources = sorted(str(path) for path in NATIVE.glob("*.cpp"))
     extension = CppExtension("rnnkit.nn.native._C", sources, extra_compile_args=flags, extra_link_args=["-fopenmp"])

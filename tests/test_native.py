@@ -283,3 +283,21 @@ def test_trace_records_on_the_native_engine_what_the_explicit_engine_records(cel
         torch.testing.assert_close(native.gates[name], explicit.gates[name], rtol=0, atol=1e-12)
     if explicit.cell is not None:
         torch.testing.assert_close(native.cell, explicit.cell, rtol=0, atol=1e-12)
+
+
+def test_without_a_compiler_the_build_goes_on_without_the_extension(tmp_path):
+    """The install's build step with a compiler that fails (CXX=/bin/false): it ends well, says why, builds nothing."""
+    import shutil
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    for name in ("setup.py", "pyproject.toml", "README.md"):
+        shutil.copy(root / name, tmp_path / name)
+    shutil.copytree(root / "src" / "rnnkit" / "nn" / "native", tmp_path / "src" / "rnnkit" / "nn" / "native",
+                    ignore=shutil.ignore_patterns("_C*", "*.py", "__pycache__", ".built"))
+    env = {**os.environ, "CXX": "/bin/false"}
+    result = subprocess.run([sys.executable, "setup.py", "-q", "build_ext", "--inplace"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "rnnkit: the native engine was not built" in result.stderr
+    assert not list((tmp_path / "src" / "rnnkit" / "nn" / "native").glob("_C*"))
