@@ -21,8 +21,8 @@ from .registry import register_cell
 
 @register_cell(title="GRU")
 class GRU(Cell):
-    native_kernel = "gru"
     name = "gru"
+    native_kernel = "gru"
     gate_names = ("reset", "update", "new")
     fused_mode = "GRU"
 

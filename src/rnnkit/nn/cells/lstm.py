@@ -49,8 +49,8 @@ def lstm_output_(o: Tensor, c: Tensor, tanh_out: Tensor, out: Tensor) -> Tensor:
 
 @register_cell(title="LSTM")
 class LSTM(Cell):
-    native_kernel = "lstm"
     name = "lstm"
+    native_kernel = "lstm"
     gate_names = ("input", "forget", "cell", "output")
     has_cell_state = True
     fused_mode = "LSTM"

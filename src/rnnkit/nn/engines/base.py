@@ -74,11 +74,11 @@ class Engine(ABC):
     def run(self, run: SequenceRun, x: Tensor, h0: Tensor, c0: Tensor | None, p: dict[str, Tensor]):
         """One layer in one direction: x (L, N, In), h0 (N, P), c0 (N, H) or None, the parameters by base name.
         Returns ``(y (L, N, P) with zeros past each row's length, h_n (N, P), c_n (N, H) or None)``."""
-        raise NotImplementedError(f"the {self.name} engine runs whole stacks only")
+        raise TypeError(f"the {self.name} engine runs whole stacks only (run_stack)")
 
     def run_stack(self, layer, input, hx, resets):
         """Every layer and direction at once, in the caller's layout: ``(output, state)``."""
-        raise NotImplementedError(f"the {self.name} engine runs one layer and direction at a time")
+        raise TypeError(f"the {self.name} engine runs one layer and direction at a time (run)")
 
     def can_record(self, cell) -> bool:
         """Whether :meth:`record` keeps this cell's gates (``trace`` runs on the explicit engine where not)."""
