@@ -2,6 +2,8 @@
 // Included by layernorm.cpp only (one translation unit per kernel family keeps the build short).
 #pragma once
 
+#include <tuple>
+
 #include "recurrence.h"
 
 namespace rnnkit {
@@ -182,6 +184,19 @@ void layer_norm_backward_row(const scalar_t* dy, const scalar_t* x, scalar_t shi
   }
 }
 
+// The statistics of a row's two normalised projections, x W_ih^T (gi) and h_in W_hh^T (xh), each over its G values:
+// (mean_ih, rstd_ih, mean_hh, rstd_hh); what the backward needs of them is kept in the row's statistics slots st.
+template <typename scalar_t>
+std::tuple<scalar_t, scalar_t, scalar_t, scalar_t> both_norms(const scalar_t* gi, const scalar_t* xh, int64_t G,
+                                                              scalar_t* st) {
+  const auto [mean_ih, rstd_ih] = moments(gi, G);
+  const auto [mean_hh, rstd_hh] = moments(xh, G);
+  st[kMeanIh] = mean_ih;
+  st[kRstdIh] = rstd_ih;
+  st[kRstdHh] = rstd_hh;
+  return {mean_ih, rstd_ih, mean_hh, rstd_hh};
+}
+
 // ---- forward, one row of one step -------------------------------------------------------------------------------
 // gi: the row's x W_ih^T (G); w: its workspace row, h_in W_hh^T in [0, G) on entry; h_out, c_out: h_t, c_t.
 
@@ -193,11 +208,7 @@ void lstm_forward_row(const Pointwise<scalar_t>& pw, const Rows<scalar_t>& R, in
   scalar_t* xh = w;            // h_in W_hh^T, then x̂_hh
   scalar_t* xc = w + pw.c_at;  // c~, then ĉ
   scalar_t* st = w + pw.stats_at;
-  const auto [mean_ih, rstd_ih] = moments(gi, G);
-  const auto [mean_hh, rstd_hh] = moments(xh, G);
-  st[kMeanIh] = mean_ih;
-  st[kRstdIh] = rstd_ih;
-  st[kRstdHh] = rstd_hh;
+  const auto [mean_ih, rstd_ih, mean_hh, rstd_hh] = both_norms(gi, xh, G, st);
   const scalar_t* hp = R.h_prev(t, n);
   const scalar_t* cp = R.c_prev(t, n);
   for (int64_t j = 0; j < H; j += V::size()) {
@@ -237,11 +248,7 @@ void gru_forward_row(const Pointwise<scalar_t>& pw, const Rows<scalar_t>& R, int
   const int64_t H = pw.H, G = pw.G;
   scalar_t* xh = w;  // h_in W_hh^T, then x̂_hh
   scalar_t* st = w + pw.stats_at;
-  const auto [mean_ih, rstd_ih] = moments(gi, G);
-  const auto [mean_hh, rstd_hh] = moments(xh, G);
-  st[kMeanIh] = mean_ih;
-  st[kRstdIh] = rstd_ih;
-  st[kRstdHh] = rstd_hh;
+  const auto [mean_ih, rstd_ih, mean_hh, rstd_hh] = both_norms(gi, xh, G, st);
   const scalar_t* hp = R.h_prev(t, n);
   const V one(1);
   for (int64_t j = 0; j < H; j += V::size()) {
