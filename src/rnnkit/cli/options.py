@@ -39,6 +39,10 @@ class FiniteFloat(click.FloatRange):
             self.fail(f"{value!r} is not a finite number; give a plain number such as 0.5", param, ctx)
         return super().convert(number, param, ctx)
 
+    def _describe_range(self) -> str:
+        """The range for --help; nothing for a flag open at both ends (click would print ``[x<=None]``)."""
+        return "" if self.min is None and self.max is None else super()._describe_range()
+
 
 Finite = FiniteFloat()
 Positive = click.IntRange(min=1)
@@ -59,6 +63,32 @@ def cell_choices() -> tuple[str, ...]:
     from rnnkit.nn import ALIASES, cell_names
 
     return (*cell_names(), *ALIASES)
+
+
+class CellName(click.ParamType):
+    """``--cell``: a registered cell's name, or a cell of the user's own package (:mod:`rnnkit.nn.cells.plugins`):
+    ``module:Class``, or the name of a ``rnnkit.cells`` entry point.
+
+    The cell is loaded (its module imported) while the flags are parsed, so a missing module or a wrong name is one
+    line before any data is read. The value is what the run saves (:func:`rnnkit.nn.cells.registry.cell_reference`):
+    the name or reference as given, but an entry point as its ``module:Class``, so that a run whose package has
+    gone names the module that is missing.
+    """
+
+    name = "cell"
+
+    def get_metavar(self, param, ctx=None) -> str:
+        from rnnkit.nn.cells.registry import cell_choices as every_cell
+
+        return f"[{'|'.join(every_cell())}|MODULE:CLASS]"
+
+    def convert(self, value, param, ctx):
+        from rnnkit.nn.cells.registry import cell_reference
+
+        try:
+            return cell_reference(str(value))
+        except ValueError as error:
+            self.fail(str(error), param, ctx)
 
 
 class CommaList(click.ParamType):
@@ -208,8 +238,9 @@ def explicit_options(ctx: click.Context) -> set[str]:
 
 
 def cell_option(default: str = "lstm") -> Callable:
-    return click.option("--cell", type=click.Choice(cell_choices()), default=default, show_default=True,
-                        help="Recurrent cell.")
+    return click.option("--cell", type=CellName(), default=default, show_default=True,
+                        help="Recurrent cell: a registered name, or a cell class of your own package as "
+                             "module:Class (importable: installed or on PYTHONPATH).")
 
 
 def auto_engine_words() -> str:

@@ -3,7 +3,9 @@ r"""How every model builds its recurrent layers: a registered cell's name and th
 
 The options every model takes, beside its own:
 
-* ``cell``: any name of :func:`rnnkit.nn.cell_names` (``"rnn"`` is the old name of ``"rnn_tanh"``);
+* ``cell``: any name of :func:`rnnkit.nn.cell_names` (``"rnn"`` is the old name of ``"rnn_tanh"``), or a cell of
+  the user's own package as ``"module:Class"`` (:mod:`rnnkit.nn.cells.plugins`; the model's config keeps the
+  spelling, so a saved model imports it again);
 * ``engine``: ``"auto"`` (default: PyTorch's kernel when the cell has one and no option needs rnnkit's
   engines) or any name of :func:`rnnkit.nn.engine_names`; :func:`use_engine` moves a built (or loaded) model's
   layers onto another;
@@ -20,7 +22,7 @@ import torch
 from torch import nn
 
 from ..errors import InputError
-from ..nn import Cell, LockedDropout, Recurrent, cell_names, engine_names, get_cell
+from ..nn import Cell, LockedDropout, Recurrent, engine_names, get_cell
 from ..nn.layer import RecurrentBase
 
 # The regularisers inside the recurrence and their "off" values; every model takes them as keywords.
@@ -29,12 +31,14 @@ RECURRENT_OPTIONS = {"recurrent_dropout": 0.0, "zoneout": 0.0, "weight_drop": 0.
 
 
 def registered_cell(cell) -> type[Cell]:
-    """The cell class registered as ``cell`` (or an alias such as ``"rnn"``); one InputError naming the choices
+    """The cell class registered as ``cell`` (or an alias such as ``"rnn"``), or a cell of the user's own package
+    that ``cell`` names (``"my_package.cells:IndRNN"``, or a ``rnnkit.cells`` entry point: imported now, see
+    :mod:`rnnkit.nn.cells.plugins`); one InputError naming the choices, or the module that is missing,
     otherwise."""
     try:
         return get_cell(cell)
-    except ValueError:
-        raise InputError(f"unknown cell {cell!r}; choose one of {', '.join(cell_names())}") from None
+    except ValueError as error:
+        raise InputError(str(error)) from None
 
 
 def engine_choices() -> tuple[str, ...]:
@@ -71,6 +75,17 @@ def check_runs_on(cell: str, engine: str, **options) -> None:
     before a model is built or trained."""
     with torch.device("meta"):
         recurrent_layer(cell, 1, 1, engine=engine, **options)
+
+
+def engine_or_auto(cell: str, engine: str, **options) -> str:
+    """``engine`` where it runs ``cell`` with ``options``, else ``"auto"``: for a layer whose cell the model fixes
+    (the tagger's character BiLSTM), so that an engine chosen for the model's own cell (``--engine scan`` with a
+    linear cell) does not refuse the model for a part the user did not choose."""
+    try:
+        check_runs_on(cell, engine, **options)
+    except InputError:
+        return "auto"
+    return engine
 
 
 def has_cell_state(cell: str) -> bool:

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from ..errors import InputError
 from ..nn import embedding_dropout
 from .crf import LinearChainCRF
-from .recurrent import recurrent_options, sequence_dropout
+from .recurrent import engine_or_auto, recurrent_options, sequence_dropout
 from .recurrent_encoder import RecurrentEncoder, check_dropout, check_lengths, check_whole_number, step_mask
 
 CHAR_ENCODERS = ("lstm", "cnn")
@@ -45,7 +45,8 @@ class CharacterWordEncoder(nn.Module):
         kind: ``"lstm"`` (default) or ``"cnn"``.
         kernel_size: the CNN's window over characters (odd). Default 3.
         padding_idx: the padding character id. Default 0.
-        engine: the BiLSTM's engine, ``"fused"`` or ``"explicit"``.
+        engine: the BiLSTM's engine (any of :func:`~rnnkit.models.recurrent.engine_choices`); ``"auto"`` where
+            it cannot run an LSTM (scan, chosen for a linear cell of the word layers).
 
     Input: chars (N, L, W) character ids of each word, padded at the end of each word with
     ``padding_idx``; a word with no characters (a padded word position) gets a zero vector.
@@ -67,7 +68,9 @@ class CharacterWordEncoder(nn.Module):
         self.padding_idx = padding_idx
         self.embedding = nn.Embedding(char_vocab_size, char_embedding_dim, padding_idx=padding_idx)
         if kind == "lstm":
-            self.bilstm = RecurrentEncoder(char_embedding_dim, hidden_size, "lstm", bidirectional=True, engine=engine)
+            # the model's engine where it runs an LSTM; auto where it does not (scan: linear cells only)
+            self.bilstm = RecurrentEncoder(char_embedding_dim, hidden_size, "lstm", bidirectional=True,
+                                           engine=engine_or_auto("lstm", engine, bidirectional=True))
             self.output_size = self.bilstm.output_size
         else:
             # "same" padding: every character position has a window, the ends see zeros as padding does
