@@ -80,10 +80,10 @@ def test_pitches_outside_the_range_get_one_line_naming_the_first_piece_and_count
     pitches = PitchRange(60, 72)
     pieces = [Piece("a.mid", ((59, 60),)), Piece("b.mid", ((64,),)), Piece("c.mid", ((80, 81),))]
     with pytest.raises(InputError) as error:
-        pitches.check(pieces, "widen --pitch-range")
-    assert str(error.value) == ("a.mid: pitch 59 outside the range 60-72; widen --pitch-range; "
-                                "1 more pieces hold pitches outside it (59-81 in all)")
-    with pytest.raises(InputError, match="a.mid: pitch 59"):
+        pitches.check(pieces, "give --pitch-range {needed}")
+    assert str(error.value) == ("a.mid holds pitch 59, outside the pitch range 60-72 (1 more pieces hold pitches "
+                                "outside it too); give --pitch-range 59-81")
+    with pytest.raises(InputError, match="a.mid holds pitch 59"):
         pitches.roll(pieces[0])
 
 
@@ -111,7 +111,7 @@ def test_midi_quantisation_note_offs_drums_and_leading_silence(tmp_path):
     assert read_midi(path, step=1.0).frames == ((60,), (67,), (72,), (72,), (48,))
 
 
-def test_bad_midi_files_fail_with_one_line_each_naming_file_and_fix(tmp_path):
+def test_bad_midi_files_fail_with_one_line_naming_the_first_and_the_others(tmp_path):
     folder = tmp_path / "songs"
     folder.mkdir()
     (folder / "text.mid").write_text("this is not MIDI")
@@ -119,10 +119,16 @@ def test_bad_midi_files_fail_with_one_line_each_naming_file_and_fix(tmp_path):
     write_midi([[60], [62]], folder / "good.mid")
     with pytest.raises(InputError) as error:
         read_midi_folder(folder)
-    lines = str(error.value).splitlines()
-    assert len(lines) == 2
-    assert lines[0].startswith(str(folder / "empty.mid")) and "no notes" in lines[0] and "remove it" in lines[0]
-    assert lines[1].startswith(str(folder / "text.mid")) and "not a MIDI file" in lines[1] and "re-export" in lines[1]
+    message = str(error.value)
+    assert "\n" not in message and message.startswith(f"2 of the 3 MIDI files in {folder} cannot be used")
+    first, also = message.split("; also unusable: ")
+    assert str(folder / "empty.mid") in first and "no notes" in first and "remove it" in first
+    assert also == "text.mid"
+    (folder / "empty.mid").unlink()
+    with pytest.raises(InputError) as error:
+        read_midi_folder(folder)
+    message = str(error.value)  # one bad file: its own line, nothing about a folder
+    assert message.startswith(str(folder / "text.mid")) and "not a MIDI file" in message and "re-export" in message
 
 
 def test_a_midi_folder_gives_its_split_subfolders_or_one_train_split(tmp_path):

@@ -19,7 +19,16 @@ Two sources:
   empty steps before the first note are dropped. A folder holding ``train/``, ``valid/`` and ``test/``
   subfolders gives those splits; any other folder is one ``train`` split of all its MIDI files (recursively).
 
-Every unusable file or piece is reported on its own line, naming it and what to do.
+Limits, checked before anything is allocated (a 40-byte MIDI file can place two notes 2^28 ticks apart, and
+``--step 1e-9`` cuts a quarter note into a billion steps):
+
+* ``step`` is a finite number of quarter notes in (0, :data:`MAX_STEP`], and no finer than the file's own
+  resolution (one tick: 1 / ticks-per-quarter);
+* a file's header must time it in ticks per quarter note (> 0; not 0, and not SMPTE frames);
+* one piece spans at most :data:`MAX_PIECE_STEPS` steps, and everything read at most :data:`MAX_TOTAL_STEPS`.
+
+A problem is one line naming the file and what to do; a folder with several unusable files names the first
+in full, then how many more and which.
 
 Example::
 
@@ -31,9 +40,10 @@ Example::
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -44,18 +54,30 @@ from rnnkit.extras import require
 SPLITS = ("train", "valid", "test")
 MIDI_SUFFIXES = (".mid", ".midi")
 DRUM_CHANNEL = 9  # channel 10 in General MIDI's 1-based numbering
+MAX_STEP = 64.0  # quarter notes per step: 16 bars of 4/4; anything longer folds a whole piece into a few frames
+# Steps in one piece: 100,000 sixteenths last about 4 hours at 100 bpm, far beyond any piece of music, yet a
+# piece that long is still a few MB of frames. Everything read together: 10,000,000 steps.
+MAX_PIECE_STEPS = 100_000
+MAX_TOTAL_STEPS = 10_000_000
+BAD_FILES_NAMED = 5  # a folder's unusable files named by name after the first (then: "and N more")
 
 
 @dataclass(frozen=True)
 class Piece:
     """One piece: ``name`` (a file, or ``split:index`` for a JSON piece) and its ``frames``, one sorted tuple
-    of sounding MIDI pitches per time step."""
+    of sounding MIDI pitches per time step; ``file``: the JSON file a ``split:index`` piece comes from."""
 
     name: str
     frames: tuple[tuple[int, ...], ...]
+    file: str | None = field(default=None, compare=False)
 
     def __len__(self) -> int:
         return len(self.frames)
+
+    @property
+    def where(self) -> str:
+        """How a message names the piece: its MIDI file, or ``FILE.json, piece test:3``."""
+        return f"{self.file}, piece {self.name}" if self.file else self.name
 
     def pitches(self) -> set[int]:
         return {pitch for frame in self.frames for pitch in frame}
@@ -70,7 +92,7 @@ class PitchRange:
 
     def __post_init__(self):
         if not (isinstance(self.low, int) and isinstance(self.high, int) and 0 <= self.low <= self.high <= 127):
-            raise InputError(f"pitch range {self.low}-{self.high} is not LOW-HIGH with 0 <= LOW <= HIGH <= 127; "
+            raise InputError(f"--pitch-range {self.low}-{self.high} is not LOW-HIGH with 0 <= LOW <= HIGH <= 127; "
                              "e.g. 21-108 for the 88 piano keys")
 
     @property
@@ -86,7 +108,7 @@ class PitchRange:
         """``"43-96"`` (or ``"43..96"``) → PitchRange(43, 96)."""
         match = re.fullmatch(r"\s*(\d+)\s*(?:-|\.\.)\s*(\d+)\s*", text)
         if match is None:
-            raise InputError(f"pitch range {text!r} is not LOW-HIGH in MIDI numbers; e.g. 21-108 for the 88 piano keys")
+            raise InputError(f"--pitch-range {text!r} is not LOW-HIGH in MIDI numbers; e.g. 21-108 for the 88 piano keys")
         return cls(int(match.group(1)), int(match.group(2)))
 
     @classmethod
@@ -102,22 +124,24 @@ class PitchRange:
         return all(self.low <= pitch <= self.high for pitch in piece.pitches())
 
     def check(self, pieces: list[Piece], fix: str) -> None:
-        """InputError (one line) naming the first piece that holds a pitch outside the range and its pitches,
-        then ``fix``, then how many more pieces do and the range all their pitches span."""
+        """InputError (one line) naming the first piece that holds a pitch outside the range (its file) and those
+        pitches, how many more pieces do, the range that would hold them all, then ``fix`` (which may use
+        ``{needed}``: that range, e.g. ``"give --pitch-range {needed}"``)."""
         offending = [(piece, sorted(p for p in piece.pitches() if not self.low <= p <= self.high)) for piece in pieces]
         offending = [(piece, outside) for piece, outside in offending if outside]
         if not offending:
             return
         piece, outside = offending[0]
-        line = f"{piece.name}: pitch {_listed(outside)} outside the range {self}; {fix}"
+        every = [p for _, pitches in offending for p in pitches]
+        needed = PitchRange(min(self.low, *every), max(self.high, *every))
+        line = f"{piece.where} holds pitch {_listed(outside)}, outside the pitch range {self}"
         if len(offending) > 1:
-            every = [p for _, pitches in offending for p in pitches]
-            line += f"; {len(offending) - 1} more pieces hold pitches outside it ({min(every)}-{max(every)} in all)"
-        raise InputError(line)
+            line += f" ({len(offending) - 1} more pieces hold pitches outside it too)"
+        raise InputError(f"{line}; {fix.format(needed=needed)}")
 
     def roll(self, piece: Piece) -> np.ndarray:
         """The (T, P) uint8 piano roll of ``piece``; InputError for a pitch outside the range."""
-        self.check([piece], "give a piece inside the range, or train a model with a --pitch-range covering it")
+        self.check([piece], "give a piece inside the range, or train a model with --pitch-range {needed}")
         roll = np.zeros((len(piece), self.size), dtype=np.uint8)  # (T, P)
         for t, frame in enumerate(piece.frames):
             roll[t, [pitch - self.low for pitch in frame]] = 1
@@ -167,7 +191,7 @@ def _json_piece(piece, name: str, path: str, shape: str) -> Piece:
             raise InputError(f"{path}: piece {name}, step {t} is {frame!r}, not a list of MIDI pitches 0-127; "
                              f"give {shape}")
         frames.append(tuple(sorted(set(frame))))
-    return Piece(name, tuple(frames))
+    return Piece(name, tuple(frames), file=path)
 
 
 # ------------------------------------------------------------------------------------------- MIDI
@@ -176,22 +200,43 @@ def _json_piece(piece, name: str, path: str, shape: str) -> Piece:
 def read_midi(path: str | Path, step: float = 1.0) -> Piece:
     """One MIDI file quantised to steps of ``step`` quarter notes (see the module docstring).
 
-    InputError for a file mido cannot read as MIDI and for one without notes, saying what to do.
+    InputError (one line naming the file) for a file mido cannot read as MIDI, one timed in anything but
+    ticks per quarter note, one without notes, a ``step`` finer than the file's tick, and a piece longer than
+    :data:`MAX_PIECE_STEPS` steps, each saying what to do.
     """
     mido = require("mido", "music")
     path = str(path)
-    _check_step(step)
+    check_step(step)
     if not os.path.isfile(path):
         raise InputError(f"{path}: no such file; check the path")
     try:
         midi = mido.MidiFile(path)
         notes = _notes(midi, mido)
-    except (OSError, EOFError, ValueError, KeyError, IndexError, TypeError, mido.KeySignatureError) as error:
-        raise InputError(f"{path}: not a MIDI file mido can read ({error}); re-export it as a standard MIDI file "
-                         "or remove it") from None
+    except MemoryError:
+        raise InputError(f"{path}: not a MIDI file rnnkit can read (its chunks claim more data than memory holds); "
+                         "re-export it as a standard MIDI file or remove it") from None
+    except Exception as error:  # noqa: BLE001 - mido's parser raises many kinds on hostile bytes; all mean "not MIDI"
+        raise InputError(f"{path}: not a MIDI file mido can read ({_reason(error)}); re-export it as a standard "
+                         "MIDI file or remove it") from None
+    ticks_per_quarter = midi.ticks_per_beat
+    if not isinstance(ticks_per_quarter, int) or ticks_per_quarter <= 0:
+        timing = "SMPTE frames per second" if isinstance(ticks_per_quarter, int) and ticks_per_quarter < 0 else \
+            f"{ticks_per_quarter} ticks per quarter note"
+        raise InputError(f"{path}: its header times it in {timing}, which rnnkit cannot place on a beat (it reads "
+                         "ticks per quarter note > 0); re-export it as a standard MIDI file or remove it")
     if not notes:
         raise InputError(f"{path}: no notes (outside the drum channel); remove it or give a file with notes")
-    ticks = step * midi.ticks_per_beat
+    ticks = step * ticks_per_quarter  # ticks per step
+    if ticks < 1:
+        raise InputError(f"{path}: --step {step:g} is finer than the file's resolution ({ticks_per_quarter} ticks per "
+                         f"quarter note: a tick is 1/{ticks_per_quarter} quarter note); give --step "
+                         f"{1 / ticks_per_quarter:.3g} or more, e.g. 0.25 for sixteenths")
+    first_tick, last_tick = min(start for _, start, _ in notes), max(end for _, _, end in notes)
+    span = (last_tick - first_tick) / ticks + 1  # an upper bound on the steps, computed before rounding anything
+    if span > MAX_PIECE_STEPS:
+        raise InputError(f"{path}: its notes span {last_tick - first_tick:,} ticks, {span:,.0f} steps of --step {step:g} "
+                         f"quarter notes, more than the {MAX_PIECE_STEPS:,} steps a piece may have; give a coarser "
+                         "--step, or cut the file")
     spans = []
     for pitch, start, end in notes:
         first = round(start / ticks)
@@ -202,6 +247,12 @@ def read_midi(path: str | Path, step: float = 1.0) -> Piece:
         for t in range(first - offset, end - offset):
             frames[t].add(pitch)
     return Piece(path, tuple(tuple(sorted(frame)) for frame in frames))
+
+
+def _reason(error: Exception) -> str:
+    """What mido said, on one line (its messages may hold newlines or be empty)."""
+    text = " ".join(str(error).split())
+    return text[:120] or type(error).__name__
 
 
 def _notes(midi, mido) -> list[tuple[int, int, int]]:
@@ -222,9 +273,14 @@ def _notes(midi, mido) -> list[tuple[int, int, int]]:
     return notes
 
 
-def _check_step(step: float) -> None:
-    if isinstance(step, bool) or not isinstance(step, (int, float)) or not step > 0:
+def check_step(step: float) -> None:
+    """InputError unless ``step`` is a finite number of quarter notes in (0, :data:`MAX_STEP`]."""
+    if isinstance(step, bool) or not isinstance(step, (int, float)) or not math.isfinite(step) or not step > 0:
         raise InputError(f"--step must be a positive number of quarter notes, got {step!r}; e.g. 1 or 0.25")
+    if step > MAX_STEP:
+        raise InputError(f"--step {step:g} is more than {MAX_STEP:g} quarter notes a step (a whole piece would fold "
+                         "into a few frames); give e.g. 1 for quarter notes or 0.25 for sixteenths")
+
 
 
 def midi_files(folder: str | Path) -> list[Path]:
@@ -234,25 +290,50 @@ def midi_files(folder: str | Path) -> list[Path]:
 
 def read_midi_folder(folder: str | Path, step: float = 1.0) -> dict[str, list[Piece]]:
     """The splits of a folder of MIDI files: its ``train/``, ``valid/`` and ``test/`` subfolders when it has
-    them, else one ``train`` split of every MIDI file under it. InputError with one line per unusable file."""
+    them, else one ``train`` split of every MIDI file under it. InputError, one line, when any file is
+    unusable: the first problem in full, then how many more files are and their names."""
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(f"{folder}: no such folder; check the path")
+    check_step(step)  # once, before any file: a wrong --step is not every file's problem
     subfolders = [split for split in SPLITS if (folder / split).is_dir()]
     groups = {split: midi_files(folder / split) for split in subfolders} if subfolders else {"train": midi_files(folder)}
     if not any(groups.values()):
         raise InputError(f"{folder} holds no .mid or .midi files; give a folder of MIDI files or a JSON file")
-    splits, problems = {}, []
+    splits, problems, total = {}, [], 0
     for split, paths in groups.items():
         splits[split] = []
         for path in paths:
             try:
-                splits[split].append(read_midi(path, step))
+                piece = read_midi(path, step)
             except InputError as error:
-                problems.append(str(error))
+                problems.append((path, str(error)))
+                continue
+            splits[split].append(piece)
+            total += len(piece)
+            check_total_steps(total, folder)
     if problems:
-        raise InputError("\n".join(problems))
+        raise InputError(_folder_problems(folder, problems, sum(len(paths) for paths in groups.values())))
     return splits
+
+
+def _folder_problems(folder: Path, problems: list[tuple[Path, str]], files: int) -> str:
+    """One line for a folder's unusable files: the first problem in full, then how many more and which."""
+    line = problems[0][1]
+    if len(problems) == 1:
+        return line
+    others = [str(path.relative_to(folder)) for path, _ in problems[1:]]
+    named = ", ".join(others[:BAD_FILES_NAMED]) + (f" and {len(others) - BAD_FILES_NAMED} more"
+                                                    if len(others) > BAD_FILES_NAMED else "")
+    return (f"{len(problems)} of the {files} MIDI files in {folder} cannot be used (fix or remove them): {line}; "
+            f"also unusable: {named}")
+
+
+def check_total_steps(total: int, source: str | Path) -> None:
+    """InputError once the pieces read from ``source`` hold more than :data:`MAX_TOTAL_STEPS` steps in all."""
+    if total > MAX_TOTAL_STEPS:
+        raise InputError(f"{source} holds more than {MAX_TOTAL_STEPS:,} steps of music in all, more than rnnkit "
+                         "reads at once; give fewer files, or a coarser --step")
 
 
 def read_music(path: str | Path, step: float = 1.0) -> dict[str, list[Piece]]:
@@ -265,4 +346,6 @@ def read_music(path: str | Path, step: float = 1.0) -> dict[str, list[Piece]]:
         return {"train": [read_midi(path, step)]}
     if not path.exists():
         raise InputError(f"{path}: no such file or folder; check the path")
-    return read_json(path)
+    splits = read_json(path)
+    check_total_steps(sum(len(piece) for pieces in splits.values() for piece in pieces), path)
+    return splits

@@ -43,9 +43,15 @@ def load_data(config: MusicDataConfig, pitches: PitchRange | None = None) -> Mus
             raise InputError(f"{config.data} has only {len(train)} piece(s), too few to hold some out for validation; "
                              "give more, or --valid-fraction 0")
         train, valid = train[:-held], train[-held:]
-    if pitches is None:
-        pitches = PitchRange.parse(config.pitch_range) if config.pitch_range else PitchRange.covering(train + valid)
-    pitches.check(train + valid, f"give a --pitch-range covering it (now {pitches})")
+    if pitches is not None:
+        pitches.check(train + valid, "a resumed run keeps its own pitch range; train a new run (with --pitch-range "
+                                     "{needed}) for this music")
+    elif config.pitch_range:
+        pitches = PitchRange.parse(config.pitch_range)
+        pitches.check(train + valid, "give --pitch-range {needed}, or leave --pitch-range out to take the pieces' "
+                                     "own range")
+    else:
+        pitches = PitchRange.covering(train + valid)
     return MusicData(train, valid, pitches, str(config.data))
 
 
