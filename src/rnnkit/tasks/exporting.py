@@ -112,9 +112,8 @@ def export_run(run, format: str = "onnx", out: str | Path | None = None, quantiz
     graphs = task_graphs(run.task, run.trained)
     vocabulary = vocabulary_of(run.checkpoint)
     extras = extra_files(run.task, model, out)
-    inputs = [data] + [path for path in run.path.iterdir()] if run.path.is_dir() else [data]
     for path in planned_paths(out, graphs, vocabulary, extras):
-        check_output(path, "--out", inputs=inputs, example="model.onnx")
+        check_output(path, "--out", inputs=[data], example="model.onnx")
     common = common_metadata(run.task, model, run.checkpoint)
     measured = None
     if quantize is None:
@@ -122,12 +121,13 @@ def export_run(run, format: str = "onnx", out: str | Path | None = None, quantiz
     else:
         from rnnkit.export.quantize import QuantizedExport
 
-        quantized = QuantizedExport()
-        files = write_graphs(graphs, out, format=format, common=common, vocabulary=vocabulary, extra_files=extras,
-                             transform=quantized)
         from .export_check import compare_on_validation
 
-        measured = compare_on_validation(run, graphs, quantized, data)
+        with QuantizedExport() as quantized:
+            files = write_graphs(graphs, out, format=format, common=common, vocabulary=vocabulary,
+                                 extra_files=extras, transform=quantized)
+            int8_files = {graph.role: path for graph, path in zip(graphs, files)}
+            measured = compare_on_validation(run, quantized.float_files, int8_files, data)
     report = {"task": run.task, "format": format, "quantize": quantize, "files": [str(path) for path in files],
               "sizes": {str(path): path.stat().st_size for path in files}}
     if measured is not None:

@@ -12,6 +12,7 @@ Example::
     run.task                                # 'lm'
     run.evaluate("valid.txt")               # {"loss": ..., "perplexity": ..., "bits_per_char": ..., "tokens": ...}
     run.generate(prime="def ", length=200, temperature=0.8, seed=0)["text"]
+    run.export(format="onnx", out="code.onnx")   # {"files": ["code.onnx", "code.step.onnx"], ...}
 """
 
 from __future__ import annotations
@@ -89,6 +90,16 @@ class TrainedRun:
         """What the model writes: ``run.generate(prime="def ", length=200, temperature=0.8)`` for a language
         model. The options are those of ``rnnkit generate RUN --help``."""
         return self._call("generate", args, options)
+
+    def export(self, format: str = "onnx", out: str | Path | None = None, quantize: str | None = None,
+               data: str | Path | None = None) -> dict:
+        """The model out of Python (:mod:`rnnkit.tasks.exporting`): ``format`` ``"onnx"`` or
+        ``"exported-program"`` written to ``out`` (a task with several graphs writes siblings: ``lm.step.onnx``);
+        ``quantize="int8"`` stores int8 weights and measures the change on the validation data (``data``: a file
+        of it, where the run cannot find its own). Returns what ``rnnkit export RUN --json`` prints."""
+        from .exporting import export_run
+
+        return export_run(self, format=format, out=out, quantize=quantize, data=data)
 
     def _call(self, name: str, args: tuple, options: dict) -> Any:
         """Bind Python's arguments to the operation's options (positional ones in their declared order), refusing

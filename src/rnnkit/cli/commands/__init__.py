@@ -22,6 +22,7 @@ TOP_LEVEL_COMMANDS = {
     "bench": ("bench", "command"),
     "doctor": ("doctor", "command"),
     "serve": ("serve", "command"),
+    "export": ("export", "command"),
 }
 
 
