@@ -31,6 +31,7 @@ import click
 from rnnkit.cli.json_output import not_finite, to_json
 from rnnkit.cli.options import EXIT_INTERRUPTED, FiniteFloat, absolute, checkpoint_option, config_option
 from rnnkit.cli.options import explicit_options, new_run_path, train_config_from
+from rnnkit.data.catalog import resolve, role_of
 from rnnkit.errors import InputError
 from rnnkit.tasks.operations import FLAGS, Choice, Flag, Float, Inputs, Int, Option
 from rnnkit.tasks.run import run_in_process_group
@@ -120,10 +121,11 @@ def train(command: TaskCommand, ctx: click.Context, options: dict) -> None:
 
 def given_settings(spec: TaskSpec, options: dict, explicit: set[str]) -> tuple[dict, dict, dict, TrainConfig]:
     """(data values, model options, further sections, TrainConfig) that the flags describe; paths absolute,
-    so that a run directory works from any working directory."""
+    so that a run directory works from any working directory, and a dataset's name (``--data ptb``) its
+    downloaded file for the field's role (:func:`rnnkit.data.catalog.resolve`)."""
     data = {f.name: options[spec.option_of(f.name)] for f in fields(spec.data_config)}
     for name in spec.path_fields:
-        data[name] = absolute(data[name])
+        data[name] = absolute(resolve(data[name], role_of(name)))
     model = {field: options[option] for option, field in spec.model_options.items()}
     sections = {name: {field: options[option] for option, field in mapping.items()}
                 for name, mapping in spec.sections.items()}

@@ -19,6 +19,7 @@ import os
 import zlib
 
 from ..errors import InputError
+from .catalog import missing_file_hint
 
 
 def read_text(path: str | os.PathLike, encoding: str = "utf-8", *, what: str = "text to learn from",
@@ -70,7 +71,7 @@ def read_lines(path: str | os.PathLike, encoding: str = "utf-8", *, what: str = 
 
 def _read_bytes(name: str) -> bytes:
     if not os.path.exists(name):
-        raise InputError(f"{name}: no such file; check the path")
+        raise InputError(f"{name}: no such file; check the path{missing_file_hint(name)}")
     if os.path.isdir(name):
         raise InputError(f"{name} is a directory, not a text file; give the path of a file inside it")
     try:

@@ -43,6 +43,8 @@ import numpy as np
 from rnnkit.checks import fraction_for
 from rnnkit.errors import InputError
 
+from .catalog import missing_file_hint
+
 SCALINGS = ("standard", "none")
 # The largest magnitude a value may have: the network computes in float32, whose squares overflow at 1.8e19,
 # and a loss or an RMSE sums up to ~1e8 squared errors; 1e15 keeps every such sum finite (a value of 1e308 gave
@@ -100,7 +102,7 @@ def read_series(path: str | Path, target: str, features: list[str] | None = None
         with open(path, newline="", encoding="utf-8-sig") as file:
             rows = [(line_number, row) for line_number, row in _numbered_rows(file)]
     except FileNotFoundError:
-        raise InputError(f"{path}: no such file; check the --data path") from None
+        raise InputError(f"{path}: no such file; check the --data path{missing_file_hint(path)}") from None
     except IsADirectoryError:
         raise InputError(f"{path} is a directory; give a CSV file with --data") from None
     except UnicodeDecodeError:

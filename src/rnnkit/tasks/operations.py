@@ -35,11 +35,15 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from rnnkit.checks import MAX_SEED
+from rnnkit.data.catalog import resolve
 from rnnkit.data.reading import decode_text, read_lines
 from rnnkit.errors import InputError
 
 # The operations a task may declare, in the order they are listed.
 OPERATIONS = ("evaluate", "predict", "generate")
+# The options that read a dataset's file, by name, and the role of the file a dataset's name stands for there
+# (``rnnkit evaluate RUN --data ptb`` scores ptb.test.txt); see rnnkit.data.catalog.
+DATASET_OPTIONS = {"data": "test", "source": "test.source", "target": "test.target"}
 # Parameters of an operation's function that are not options: what the caller does with warnings and with
 # text made piece by piece (see the module's docstring).
 HOOKS = ("warn", "stream")
@@ -272,6 +276,8 @@ class Operation:
             value = given.get(option.name)
             if value is not None:
                 values[option.name] = option.kind.check(value, spelling.name(option))
+                if isinstance(option.kind, File) and option.name in DATASET_OPTIONS:
+                    values[option.name] = resolve(values[option.name], DATASET_OPTIONS[option.name])
             elif option.required and values[option.name] is None:
                 raise InputError(f"{subject}: give {option.required} with {spelling.given(option)}")
         return values

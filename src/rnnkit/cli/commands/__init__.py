@@ -21,6 +21,7 @@ TOP_LEVEL_COMMANDS = {
     "diagnose": ("diagnose", "command"),
     "bench": ("bench", "command"),
     "doctor": ("doctor", "command"),
+    "data": ("data", "command"),
     "serve": ("serve", "command"),
     "export": ("export", "command"),
 }

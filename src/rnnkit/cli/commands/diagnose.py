@@ -245,6 +245,7 @@ def _fresh_layers(options: dict, forget_biases: list[float]):
 def _trained_text(run_dir: str, which: str, text_path: str | None, tokens: int, engine: str):
     """The run's language model, its layers on ``engine``, and the first ``tokens`` tokens of --text (default: the
     run's training text)."""
+    from rnnkit.data.catalog import resolve
     from rnnkit.data.reading import read_text
     from rnnkit.diagnose.report import TrainedText, first_tokens
     from rnnkit.models.recurrent import use_engine
@@ -252,5 +253,6 @@ def _trained_text(run_dir: str, which: str, text_path: str | None, tokens: int, 
 
     trained = from_run(run_dir, which)
     use_engine(trained.model, engine)
+    text_path = resolve(text_path, "test")  # a dataset's name (--text ptb): its downloaded test file
     text, where = (read_text(text_path), text_path) if text_path is not None else training_text(trained)
     return TrainedText(run_dir, trained.model, trained.vocab, first_tokens(trained.vocab, text, where, tokens), where)

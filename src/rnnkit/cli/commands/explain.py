@@ -37,6 +37,7 @@ import click
 
 from rnnkit.cli.json_output import to_json
 from rnnkit.cli.options import Positive, checkpoint_option, engine_option
+from rnnkit.data.catalog import resolve
 from rnnkit.errors import InputError
 from rnnkit.train.outputs import check_output
 
@@ -72,6 +73,7 @@ def command(run_dir: str, text_path: str, layer: int | None, state: str | None, 
 
     model, vocab, _ = from_run(run_dir, which)  # first, so that a wrong DIR is named as such
     use_engine(model, engine)
+    text_path = resolve(text_path, "test")  # a dataset's name (--text ptb): its downloaded test file
     page = check_output(out or Path(run_dir) / PAGE_NAME, "--out", inputs=[text_path], example=PAGE_NAME)
     _check_selection(model, run_dir, layer, state, unit)
     text = _read(text_path)
