@@ -171,14 +171,20 @@ def test_an_existing_run_is_not_overwritten_by_accident(tmp_path):
     assert len(list((fresh.path / "checkpoints").iterdir())) == 1
 
 
-def test_overwrite_replaces_the_metrics_only_when_the_new_run_writes(tmp_path):
+def test_overwrite_replaces_the_metrics_only_with_a_validated_checkpoint(tmp_path):
     run = RunDirectory.create(tmp_path / "run")
     save_one(run, 1.0)
     run.append_metrics({"epoch": 1})
     fresh = RunDirectory.create(run.path, overwrite=True)
     assert run.metrics_path.read_text() == '{"epoch": 1}\n'
     fresh.append_metrics({"epoch": 7})
-    assert run.metrics_path.read_text() == '{"epoch": 7}\n' and not fresh.holds_run()
+    assert run.metrics_path.read_text() == '{"epoch": 1}\n' and fresh.replacing  # staged beside the old run
+    fresh.save(TiedModel(), {}, {"value": 2.0}, validated=False)
+    assert run.metrics_path.read_text() == '{"epoch": 1}\n' and RunDirectory(run.path).load().meta["value"] == 1.0
+    fresh.save(TiedModel(), {}, {"value": 3.0})
+    assert run.metrics_path.read_text() == '{"epoch": 7}\n' and not fresh.replacing
+    assert RunDirectory(run.path).load().meta["value"] == 3.0
+    assert sorted(p.name for p in (run.path / "checkpoints").iterdir()) == ["ckpt-000003"]
 
 
 def test_optimizer_state_goes_through_json_and_tensors():

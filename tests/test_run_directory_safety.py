@@ -7,6 +7,7 @@ k the operation has, and for real (``os.fork`` then SIGKILL / a second trainer) 
 """
 
 import errno
+import hashlib
 import json
 import os
 import shutil
@@ -17,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+import safetensors.torch
 import torch
 from cli_helpers import assert_one_line_error, run_cli, snapshot
 
@@ -466,11 +468,22 @@ def test_a_plateau_run_resumes_exactly_through_its_infinite_scheduler_best(capsy
     assert code == 0, stderr
 
 
+def as_version_1(directory: Path) -> dict:
+    """Turn the format-2 checkpoint ``directory`` into what format 1 wrote: tensor files without the format
+    mark in their header, their digests in the JSON, no checksum; returns the JSON (not yet written)."""
+    meta = json.loads((directory / "checkpoint.json").read_text())
+    meta = {key: value for key, value in meta.items() if key != "sha256"}
+    for name in ("weights.safetensors", "state.safetensors"):
+        tensors = safetensors.torch.load_file(directory / name)
+        safetensors.torch.save_file(tensors, directory / name)
+        meta["files"][name] = hashlib.sha256((directory / name).read_bytes()).hexdigest()
+    return meta
+
+
 def test_a_version_1_checkpoint_with_infinity_and_unsigned_pointers_still_loads(tmp_path):
     run = RunDirectory.create(tmp_path / "run")
     directory = save_one(run, 1.0, best=True)
-    meta = json.loads((directory / "checkpoint.json").read_text())
-    meta = {key: value for key, value in meta.items() if key != "sha256"}
+    meta = as_version_1(directory)
     meta.update(version=1, best=float("inf"))
     (directory / "checkpoint.json").write_text(json.dumps(meta))  # json writes Infinity, as version 1 did
     for name in ("latest.json", "best.json"):
@@ -499,12 +512,13 @@ def test_rewrite_meta_signs_a_deliberate_change(tmp_path):
 
 
 def killed_at_first_checkpoint(run: Path, complete: bool) -> None:
-    """What a kill during the first checkpoint leaves: its temporary directory (or the renamed, complete
-    directory when the kill came just before latest.json), maybe a metrics line, a stale lock file."""
+    """What a kill during the first checkpoint leaves: its temporary directory (or the renamed directory when
+    the kill came just before latest.json), maybe a gradients line (written before any checkpoint), a stale
+    lock file. (A metrics line comes only after latest.json: without it, it is a run's remains.)"""
     name = "ckpt-000001" if complete else ".tmp-ckpt-000001"
     (run / "checkpoints" / name).mkdir(parents=True)
     (run / "checkpoints" / name / "weights.safetensors").write_bytes(b"partial")
-    (run / "metrics.jsonl").write_text('{"epoch": 1}\n')
+    (run / "gradients.jsonl").write_text('{"step": 1}\n')
     (run / LOCK_FILE).write_text("999999\n")
 
 

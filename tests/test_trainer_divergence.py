@@ -274,24 +274,33 @@ def test_an_overwrite_that_diverges_before_writing_keeps_the_old_run(old_run):
     assert snapshot(old_run) == before
 
 
-def test_an_overwrite_that_diverges_after_its_first_checkpoint_says_the_old_run_was_replaced(old_run):
+def test_an_overwrite_that_diverges_after_an_unvalidated_checkpoint_keeps_the_old_run(old_run):
+    """Before: the new run's first (mid-epoch, unvalidated) checkpoint replaced the old run, then it diverged."""
+    before = snapshot(old_run)
     message = fit_raises(PoisonedTask(), TrainConfig(epochs=1, save_every=1),
                          run_dir=RunDirectory.create(old_run, overwrite=True))
-    assert message.endswith(f"the old run in {old_run} was replaced at step 1; {old_run / 'latest.json'} "
-                            "(step 2, not validated) is intact; no checkpoint of this run has a finite "
-                            "validation loss yet")
-    # true on disk: the latest is this run's step 2, and nothing of the old run is left
-    run = RunDirectory.open(old_run)
-    assert run.load().meta["trainer"]["position"]["step"] == 2
-    assert not (old_run / "best.json").exists() and not (old_run / "metrics.jsonl").exists()
+    assert message.endswith("this run's checkpoints (none validated) were removed; the old run in "
+                            f"{old_run} is intact (an --overwrite replaces it only with an end-of-epoch checkpoint)")
+    assert snapshot(old_run) == before
 
 
-def test_an_overwrite_whose_first_record_removed_the_old_run_says_so(old_run):
+def test_an_overwrite_whose_first_record_came_before_diverging_keeps_the_old_run(old_run):
+    """Before: the new run's first gradients line removed the old run."""
+    before = snapshot(old_run)
     message = fit_raises(LoggedPoisonedTask(), TrainConfig(epochs=1, log_gradients=1),
                          run_dir=RunDirectory.create(old_run, overwrite=True))
-    assert message.endswith(f"the old run in {old_run} was removed at step 1 (this run's first record) and no "
-                            "checkpoint of this run was written")
-    assert not (old_run / "latest.json").exists()
+    assert message.endswith(f"no checkpoint of this run was written; the old run in {old_run} is intact")
+    assert snapshot(old_run) == before
+
+
+def test_an_overwrite_replaces_the_old_run_at_its_first_epoch_end(old_run):
+    run_dir = RunDirectory.create(old_run, overwrite=True)
+    Trainer(model(), StreamToyTask(), TrainConfig(epochs=1, save_every=1), run_dir=run_dir).fit()
+    records = [json.loads(line) for line in (old_run / "metrics.jsonl").read_text().splitlines()]
+    assert not run_dir.replacing and [record["epoch"] for record in records] == [1]
+    checkpoint = RunDirectory.open(old_run).load()
+    assert checkpoint.meta["trainer"]["position"]["step"] == records[0]["step"]
+    assert sorted(p.name for p in (old_run / "checkpoints").iterdir()) == [checkpoint.path.name]
 
 
 # ------------------------------------------------------------------------------------- the report

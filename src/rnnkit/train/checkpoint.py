@@ -18,19 +18,31 @@ A run directory holds everything one training run writes::
 Why a checkpoint can survive a crash at any instant: a new checkpoint is written into a temporary
 directory, each file fsync'ed, the directory renamed into place, and only then is the pointer
 ``latest.json`` switched by an atomic ``os.replace``. Until that switch every reader sees the previous
-checkpoint, complete; after it, the new one, complete. ``latest.json`` is the commit point: a directory
-without it holds no run (at most the leftovers of a start killed before its first checkpoint, which a new
-training clears). The SHA-256 digests catch files damaged or edited later (truncated copies, bit rot, a
-hand-edited ``checkpoint.json`` or ``best.json``), so loading never trusts a file it did not verify.
-Nothing is ever unpickled: tensors are safetensors (:mod:`rnnkit.train.tensor_state` takes them out of an
-optimizer's state), everything else strict JSON (:mod:`rnnkit.train.strict_json`: no ``Infinity`` or ``NaN``).
+checkpoint, complete; after it, the new one, complete. ``latest.json`` is the commit point. The SHA-256
+digests catch files damaged or edited later (truncated copies, bit rot, a hand-edited ``checkpoint.json`` or
+``best.json``), so loading never trusts a file it did not verify. Nothing is ever unpickled: tensors are
+safetensors (:mod:`rnnkit.train.tensor_state` takes them out of an optimizer's state), everything else strict
+JSON (:mod:`rnnkit.train.strict_json`: no ``Infinity`` or ``NaN``).
 
-Format versions: 2 adds the checksums of the JSON files and the strict floats. Version 1 checkpoints
-(rnnkit 0.1 to the version before this one; pointers without "sha256", ``Infinity`` in the JSON) are read
-as before, unverified JSON included: nothing else was written then.
+A directory without ``latest.json`` holds the leftovers of a start killed before its first checkpoint, which
+a new training clears, or the remains of a run whose ``latest.json`` was deleted, which nothing clears
+without ``--overwrite`` (:mod:`rnnkit.train.run_layout`).
+
+Replacing a run (``--overwrite``) keeps the old run whole, untouched and usable until the new run has a
+checkpoint worth more: one written at the end of an epoch (validated, when there is validation data) or the
+last one of a training that ended normally. Until then the new run's checkpoints are unreferenced siblings in
+``checkpoints/`` and its record lines go to staged files (``.new-metrics.jsonl``); a failure (a divergence in
+its first steps, bad data found late, a kill) removes them and the old run is as it was. The switch writes the
+new pointer as ``.new-latest.json`` first, so that a kill in its middle leaves a state rnnkit recognises as
+its own.
+
+Format versions: see :mod:`rnnkit.train.checkpoint_files` (format 1 is read unverified, and a format-2
+checkpoint cannot pass itself off as one).
 
 The directory is a closed world: rnnkit never writes or deletes through a symbolic link inside it (see
-:func:`rnnkit.files.refuse_link`), and never deletes anything it did not write.
+:func:`rnnkit.files.refuse_link`), and never deletes anything it did not write and cannot name: in
+``checkpoints/`` only ``ckpt-NNNNNN`` directories (and their temporary names), and in those only the three
+files of a checkpoint.
 """
 
 import json
@@ -53,25 +65,19 @@ from rnnkit.files import refuse_link, remove_tree, write_atomic, write_failure
 # Named here so that tests can simulate a crash in the middle of a checkpoint's state file.
 from rnnkit.files import write_synced as _write_synced
 
-from .lock import LOCK_FILE, RunLock, refuse_if_held
-from .strict_json import CHECKSUM, decode_floats, edited, file_sha256, json_line, read_json, signed_json
-from .strict_json import verify_checksum
+from .checkpoint_files import FORMAT, FORMAT_MARK, META_FILE, READABLE_VERSIONS, STATE_FILE, VERSION, WEIGHTS_FILE
+from .checkpoint_files import is_checkpoint_name, read_meta, remove_checkpoint
+from .checkpoint_files import sequence_number, written_entries
+from .lock import RunLock, refuse_if_held
+from .run_layout import BEST_POINTER, CHECKPOINTS_DIR, GRADIENTS_FILE, LATEST_POINTER, METRICS_FILE, RUN_ENTRIES
+from .run_layout import RUN_FILES, STAGED_PREFIX, check_closed_world, check_writable
+from .run_layout import no_run_error, refuse_checkpoints_file, remains_refusal, remove_run_files, remove_staged
+from .run_layout import state_of, switch
+from .strict_json import CHECKSUM, edited, file_sha256, json_line, read_json, signed_json, verify_checksum
 
-FORMAT = "rnnkit-checkpoint"
-VERSION = 2
-READABLE_VERSIONS = (1, 2)
-WEIGHTS_FILE = "weights.safetensors"
-STATE_FILE = "state.safetensors"
-META_FILE = "checkpoint.json"
-LATEST_POINTER = "latest.json"
-BEST_POINTER = "best.json"
-METRICS_FILE = "metrics.jsonl"
-GRADIENTS_FILE = "gradients.jsonl"
-CHECKPOINTS_DIR = "checkpoints"
-# Every file a run writes at the top of its directory, the commit point first: removed in this order, a
-# run is never half there (whatever is left without latest.json is leftovers, not a run).
-RUN_FILES = (LATEST_POINTER, BEST_POINTER, METRICS_FILE, GRADIENTS_FILE)
-RUN_ENTRIES = {*RUN_FILES, *(TEMP_PREFIX + name for name in RUN_FILES), CHECKPOINTS_DIR, LOCK_FILE}
+__all__ = ["FORMAT", "VERSION", "READABLE_VERSIONS", "WEIGHTS_FILE", "STATE_FILE", "META_FILE", "LATEST_POINTER",
+           "BEST_POINTER", "METRICS_FILE", "GRADIENTS_FILE", "CHECKPOINTS_DIR", "RUN_FILES", "RUN_ENTRIES",
+           "Checkpoint", "RunDirectory", "rewrite_meta"]
 
 
 @dataclass
@@ -117,7 +123,9 @@ class RunDirectory:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self._replaces_old_run = False
+        self._replacing = False  # an --overwrite keeps the old run until the new one has a checkpoint worth more
+        self._pending: list[str] = []  # the new run's checkpoints meanwhile, oldest first
+        self._pending_best: str | None = None
 
     # ------------------------------------------------------------------------------------- opening
 
@@ -125,11 +133,12 @@ class RunDirectory:
     def create(cls, path: str | Path, overwrite: bool = False) -> "RunDirectory":
         """Prepare ``path`` for a new run; refuse to mix it with an earlier run unless ``overwrite``.
 
-        With ``overwrite`` the earlier run stays whole until the new run writes its first checkpoint (or
-        metrics line), so a new run that fails at the start (bad data, an early divergence) costs nothing.
-        Only what a run writes (checkpoints, pointers, metrics) is removed; other files are never touched.
-        The leftovers of a start killed before its first checkpoint are cleared (they hold no run).
-        :meth:`for_training` does the same under the directory's lock.
+        With ``overwrite`` the earlier run (or the remains of one whose latest.json is gone) stays whole until
+        the new run has an end-of-epoch checkpoint or ends normally (:meth:`save`, :meth:`finish_replacement`);
+        :meth:`abandon_replacement` (which the Trainer calls on any failure) removes the new run's files and
+        leaves the old run as it was. Only what a run writes is ever removed. The leftovers of a start killed
+        before its first checkpoint are cleared (they hold no run). :meth:`for_training` does the same under
+        the directory's lock.
         """
         cls.check_new(path, overwrite)
         return cls._prepare_new(path, overwrite)
@@ -145,9 +154,9 @@ class RunDirectory:
     @classmethod
     def open(cls, path: str | Path, for_training: bool = False) -> "RunDirectory":
         """An existing run directory; InputError if ``path`` holds no run. ``for_training`` (--resume): also
-        refuse a directory that another training holds, that has a symbolic link where the run writes, or
-        whose pointers are damaged: every refusal :meth:`for_training` would give, given before the caller
-        reads any data."""
+        refuse a directory that another training holds, that the user cannot write, that has a symbolic link
+        where the run writes, or whose pointers are damaged: every refusal :meth:`for_training` would give,
+        given before the caller reads any data."""
         run = cls(path)
         if not os.path.lexists(run.path):
             raise InputError(f"run directory {run.path} does not exist; give the --out directory of a `rnnkit train` run")
@@ -155,19 +164,12 @@ class RunDirectory:
             raise InputError(
                 f"{run.path} is a file, not a run directory; give the --out directory of a `rnnkit train` run"
             )
+        refuse_checkpoints_file(run.path)
         if not run.holds_run():
-            if any(os.path.lexists(run.path / name) for name in RUN_ENTRIES):
-                raise InputError(
-                    f"{run.path} has no {LATEST_POINTER}: its training stopped before its first checkpoint, so "
-                    "there is nothing to load yet; start it again with the `rnnkit train` command that started it, "
-                    f"without --resume (or restore {LATEST_POINTER} from a copy)"
-                )
-            raise InputError(
-                f"{run.path} is not an rnnkit run directory (no {LATEST_POINTER}); "
-                "give the --out directory of a `rnnkit train` run"
-            )
+            raise no_run_error(run.path)
         if for_training:
             refuse_if_held(run.path)
+            check_writable(run.path)
             run.check_closed_world()
             run._check_pointers()
         return run
@@ -181,7 +183,8 @@ class RunDirectory:
         A new run (``resuming`` None) is checked as :meth:`create` checks it; a resumed run must still
         have ``resuming`` as its latest checkpoint. Every check happens with the lock held and before
         anything in the directory changes, so a second training into the same directory is refused with
-        one line naming the first one's PID and changes nothing.
+        one line naming the first one's PID and changes nothing. A block that fails while a replacement is
+        pending leaves the old run as it was.
         """
         path = Path(path)
         if resuming is None:
@@ -201,20 +204,27 @@ class RunDirectory:
                         f"the run in {path} moved on after its checkpoint was read (another training wrote to "
                         "it); run the command again"
                     )
-            yield run
+            try:
+                yield run
+            except BaseException:
+                run.abandon_replacement()
+                raise
 
     @classmethod
     def _check_replaceable(cls, path: str | Path, overwrite: bool) -> None:
         run = cls(path)
         if run.path.is_dir():
             run.check_closed_world()
-        if run.holds_run():
-            if not overwrite:
-                raise InputError(
-                    f"--out {run.path} already holds a training run; continue it with --resume {run.path}, "
-                    "replace it with --overwrite, or choose another --out"
-                )
-        elif run.path.is_dir() and any(entry.name not in RUN_ENTRIES for entry in run.path.iterdir()):
+        state = run._state()
+        if state == "run" and not overwrite:
+            raise InputError(
+                f"--out {run.path} already holds a training run; continue it with --resume {run.path}, "
+                "replace it with --overwrite, or choose another --out"
+            )
+        if state == "remains" and not overwrite:
+            raise remains_refusal(run.path)
+        if state == "leftovers" and run.path.is_dir() and any(entry.name not in RUN_ENTRIES
+                                                               for entry in run.path.iterdir()):
             raise InputError(f"--out {run.path} is a non-empty directory that holds no run; choose a new or empty --out")
 
     @classmethod
@@ -222,9 +232,11 @@ class RunDirectory:
         cls._check_replaceable(path, overwrite)
         run = cls(path)
         make_directory(run.path)
-        run._replaces_old_run = run.holds_run()
-        if not run._replaces_old_run:
-            run._remove_run_files()  # the leftovers of a start killed before its first checkpoint
+        state = run._state()
+        remove_staged(run.path)  # an earlier --overwrite cut off before its switch
+        if state == "leftovers":
+            remove_run_files(run.path)
+        run._replacing = state in ("run", "remains")
         return run
 
     def holds_run(self) -> bool:
@@ -232,38 +244,45 @@ class RunDirectory:
         return os.path.lexists(self.path / LATEST_POINTER)
 
     def check_closed_world(self) -> None:
-        """InputError if anything rnnkit writes or deletes here is a symbolic link; changes nothing."""
-        for name in RUN_ENTRIES - {CHECKPOINTS_DIR}:
-            refuse_link(self.path / name, "file")
-        checkpoints = self.path / CHECKPOINTS_DIR
-        refuse_link(checkpoints, "directory")
-        if checkpoints.is_dir():
-            for entry in checkpoints.iterdir():
-                refuse_link(entry, "directory")
+        """InputError if anything rnnkit writes or deletes here is a symbolic link, or ``checkpoints`` is not a
+        directory; changes nothing."""
+        check_closed_world(self.path)
+
+    def _state(self) -> str:
+        return state_of(self.path)
 
     @property
     def metrics_path(self) -> Path:
         return self.path / METRICS_FILE
 
+    @property
+    def replacing(self) -> bool:
+        """Whether an old run is still kept here while a new run (--overwrite) has no checkpoint to replace it."""
+        return self._replacing
+
     # ------------------------------------------------------------------------------------- saving
 
-    def save(self, model: torch.nn.Module, tensors: dict[str, torch.Tensor], meta: dict, best: bool = False) -> Path:
+    def save(self, model: torch.nn.Module, tensors: dict[str, torch.Tensor], meta: dict, best: bool = False,
+             validated: bool = True) -> Path:
         """Write a new checkpoint and make it the latest (and the best if ``best``); returns its directory.
 
+        ``validated``: whether the checkpoint may replace the old run that an --overwrite keeps (a checkpoint
+        written mid-epoch may not: it waits, unreferenced, for one that may or for :meth:`finish_replacement`).
         InputError (one line, the temporary directory removed, the previous checkpoint and pointers
         untouched) when the system refuses the write: a full disk, a read-only file system, ...
         """
         checkpoints = self.path / CHECKPOINTS_DIR
         refuse_link(checkpoints, "directory")
+        refuse_checkpoints_file(self.path)
         name = f"ckpt-{self._next_sequence_number(checkpoints):06d}"
         temporary, final = checkpoints / f"{TEMP_PREFIX}{name}", checkpoints / name
-        state_bytes = save_tensors_to_bytes({k: v.contiguous() for k, v in tensors.items()})
+        state_bytes = save_tensors_to_bytes({k: v.contiguous() for k, v in tensors.items()}, metadata=FORMAT_MARK)
         needed = _weights_size(model) + len(state_bytes) + len(json.dumps(meta, default=str))
         try:
             checkpoints.mkdir(exist_ok=True)
             remove_tree(temporary)
             temporary.mkdir()
-            save_model(model, str(temporary / WEIGHTS_FILE), force_contiguous=True)
+            save_model(model, str(temporary / WEIGHTS_FILE), metadata=FORMAT_MARK, force_contiguous=True)
             fsync_file(temporary / WEIGHTS_FILE)
             _write_synced(temporary / STATE_FILE, state_bytes)
             full_meta = {"format": FORMAT, "version": VERSION, **meta, "files": {
@@ -278,19 +297,45 @@ class RunDirectory:
             remove_tree(temporary, quietly=True)
             kept = "the previous checkpoint is intact" if self.holds_run() else "no checkpoint was written"
             raise write_failure(final, error, needed, fix=f"choose another --out ({kept})") from None
-        if self._replaces_old_run:
-            # The new run's first checkpoint is whole: the old run goes, its commit point first, so that at
-            # every instant the directory holds the old run whole, or no run, or the new run alone (never
-            # the new latest beside the old best, which evaluate would score). Its checkpoints, no longer
-            # referenced, are pruned below.
-            self._remove_run_files(keep_checkpoints=True)
-            self._replaces_old_run = False
+        if self._replacing:
+            self._pending.append(name)
+            self._pending_best = name if best else self._pending_best
+            if validated:
+                self.finish_replacement()
+            else:  # keep only what the switch needs: the latest and the best of the new run
+                for older in self._pending[:-1]:
+                    if older != self._pending_best:
+                        remove_checkpoint(checkpoints / older)
+                self._pending = [older for older in self._pending if older in (name, self._pending_best)]
+            return final
         pointer = signed_json({"checkpoint": name})
         write_atomic(self.path / LATEST_POINTER, pointer)
         if best:
             write_atomic(self.path / BEST_POINTER, pointer)
         self._remove_unreferenced(checkpoints)
         return final
+
+    def finish_replacement(self) -> None:
+        """Let the new run's latest checkpoint replace the old run an --overwrite kept (a no-op otherwise;
+        :func:`~rnnkit.train.run_layout.switch`), then prune the old run's checkpoints."""
+        if not self._replacing:
+            return
+        if not self._pending:  # the new run wrote no checkpoint: there is nothing to replace the old run with
+            self.abandon_replacement()
+            return
+        switch(self.path, self._pending[-1], self._pending_best)
+        self._replacing, self._pending, self._pending_best = False, [], None
+        self._remove_unreferenced(self.path / CHECKPOINTS_DIR)
+
+    def abandon_replacement(self) -> None:
+        """Remove what a new run wrote while the old run it was to replace was kept (its checkpoints, its
+        staged records), leaving the old run exactly as it was; a no-op when no replacement is pending."""
+        if not self._replacing:
+            return
+        for name in self._pending:
+            remove_checkpoint(self.path / CHECKPOINTS_DIR / name)
+        remove_staged(self.path)
+        self._replacing, self._pending, self._pending_best = False, [], None
 
     # ------------------------------------------------------------------------------------- loading
 
@@ -310,7 +355,12 @@ class RunDirectory:
             path = directory / file_name
             if not path.is_file():
                 raise InputError(f"checkpoint file {path} is missing; restore the run directory from a copy")
-            if file_sha256(path) != files.get(file_name):
+            try:
+                digest = file_sha256(path)
+            except OSError as error:
+                raise InputError(f"cannot read checkpoint file {path} ({(error.strerror or 'unreadable').lower()}); "
+                                 "restore the run directory from a copy or give another one") from None
+            if digest != files.get(file_name):
                 raise InputError(f"checkpoint file {path} is corrupt or truncated (checksum mismatch); restore it from a copy")
         try:
             tensors = load_tensors_from_bytes((directory / STATE_FILE).read_bytes())
@@ -326,9 +376,9 @@ class RunDirectory:
 
     def append_record(self, file_name: str, record: dict) -> None:
         """Append one JSON line to the run's JSON-lines file ``file_name`` and push it to disk (never
-        through a symbolic link; a line that does not fit is not left half written)."""
-        self._forget_old_run()
-        path = self.path / file_name
+        through a symbolic link; a line that does not fit is not left half written). While an old run is
+        kept (--overwrite), the line goes to the staged file that will replace the old one's."""
+        path = self.path / (f"{STAGED_PREFIX}{file_name}" if self._replacing else file_name)
         line = (json_line(record)).encode()
         try:
             append_synced(path, line)
@@ -337,23 +387,23 @@ class RunDirectory:
 
     def rewrite_metrics(self, records: list[dict]) -> None:
         """Replace ``metrics.jsonl`` by ``records``: on resume, drop lines written after the checkpoint."""
-        self._forget_old_run()
-        write_atomic(self.metrics_path, "".join(json_line(record) for record in records).encode())
+        name = f"{STAGED_PREFIX}{METRICS_FILE}" if self._replacing else METRICS_FILE
+        write_atomic(self.path / name, "".join(json_line(record) for record in records).encode())
 
     # ------------------------------------------------------------------------------------- helpers
 
     def _next_sequence_number(self, checkpoints: Path) -> int:
-        numbers = [int(p.name.rsplit("-", 1)[1]) for p in checkpoints.glob("ckpt-*") if p.name.rsplit("-", 1)[1].isdigit()]
+        numbers = [sequence_number(entry.name) for entry in written_entries(checkpoints)]
         return max(numbers, default=0) + 1
 
     def _pointer_target(self, pointer_name: str) -> tuple[str, bool]:
         """(the checkpoint name a pointer file holds, whether it carries a checksum); InputError if the
-        file is damaged or edited."""
+        file is damaged or edited, or names anything but a checkpoint directory rnnkit writes."""
         pointer_path = self.path / pointer_name
         pointer = read_json(pointer_path, what=f"checkpoint pointer {pointer_path}")
         name = pointer.get("checkpoint") if isinstance(pointer, dict) else None
-        if not isinstance(name, str) or "/" in name or name.startswith(".") or not name:
-            raise edited(pointer_name, self.path, "it names no checkpoint")
+        if not isinstance(name, str) or not is_checkpoint_name(name):
+            raise edited(pointer_name, self.path, "it names no checkpoint of the form ckpt-NNNNNN")
         signed = CHECKSUM in pointer
         if signed:
             verify_checksum(pointer, pointer_name, self.path)
@@ -368,9 +418,13 @@ class RunDirectory:
             raise InputError(f"run {self.path} has no {which} checkpoint yet; use the latest one or train longer")
         name, signed = self._pointer_target(pointer_name)
         directory = self.path / CHECKPOINTS_DIR / name
-        meta = _read_meta(directory)
+        if os.path.lexists(directory) and not directory.is_dir():
+            raise edited(pointer_name, self.path, f"it names {directory}, which is a file, not a checkpoint")
+        meta = read_meta(directory)
         if meta["version"] >= 2 and not signed:
             raise edited(pointer_name, self.path, "it has no checksum")
+        if meta["version"] == 1 and signed:  # pointers were signed only once checkpoints were (format 2)
+            raise edited(META_FILE, directory, f"it says format 1, but {pointer_name} that names it is format 2")
         return directory, meta
 
     def _check_pointers(self) -> None:
@@ -385,27 +439,15 @@ class RunDirectory:
                 if (self.path / name).is_file()}
 
     def _remove_unreferenced(self, checkpoints: Path) -> None:
-        """Delete checkpoints no pointer names, and temporary directories left by a crash."""
+        """Delete the checkpoints rnnkit wrote that no pointer names (and temporary ones a crash left), and the
+        staged files of an --overwrite cut off before its switch; nothing else (see the module docstring)."""
         refuse_link(checkpoints, "directory")
-        keep = self._referenced()
-        for entry in checkpoints.iterdir():
+        keep = self._referenced() | set(self._pending)
+        for entry in written_entries(checkpoints):
             if entry.name not in keep:
-                remove_tree(entry, quietly=True)
-
-    def _forget_old_run(self) -> None:
-        """Remove the run that ``create(overwrite=True)`` kept, before the new one writes anything beside it."""
-        if self._replaces_old_run:
-            self._remove_run_files()
-            self._replaces_old_run = False
-
-    def _remove_run_files(self, keep_checkpoints: bool = False) -> None:
-        """Remove what a run wrote here, its commit point first (see RUN_FILES); never through a link."""
-        for name in RUN_FILES:
-            for path in (self.path / name, self.path / f"{TEMP_PREFIX}{name}"):
-                refuse_link(path, "file")
-                path.unlink(missing_ok=True)
-        if not keep_checkpoints:
-            remove_tree(self.path / CHECKPOINTS_DIR, quietly=True)
+                remove_checkpoint(entry)
+        if not self._replacing:
+            remove_staged(self.path)
 
 
 def rewrite_meta(checkpoint_dir: str | Path, meta: dict) -> None:
@@ -420,27 +462,7 @@ def _pointer_name(which: str) -> str:
     return LATEST_POINTER if which == "latest" else BEST_POINTER
 
 
-def _read_meta(directory: Path) -> dict:
-    """The verified ``checkpoint.json`` of ``directory``, its floats decoded (version 2), or as written
-    (version 1)."""
-    meta = read_json(directory / META_FILE, what=f"checkpoint {directory}")
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise InputError(f"{directory} is not an rnnkit checkpoint; give a run directory written by `rnnkit train`")
-    version = meta.get("version")
-    if type(version) is not int or version not in READABLE_VERSIONS:
-        raise InputError(
-            f"checkpoint {directory} has format version {version}, this rnnkit reads "
-            f"{' and '.join(map(str, READABLE_VERSIONS))}; use the rnnkit version that wrote it"
-        )
-    if version == 1:
-        return meta
-    verify_checksum(meta, META_FILE, directory)
-    return decode_floats({key: value for key, value in meta.items() if key != CHECKSUM})
-
-
 def _weights_size(model: torch.nn.Module) -> int:
     """Bytes of the model's tensors, each shared tensor (tied weights) once: what weights.safetensors holds."""
     sizes = {(tensor.data_ptr(), tensor.nbytes): tensor.nbytes for tensor in model.state_dict().values()}
     return sum(sizes.values())
-
-

@@ -102,10 +102,10 @@ class SavedRun:
     """What a run directory holds of this run, so that a stop on divergence says it truly.
 
     ``old_run``: the directory held an earlier run when the Trainer began, which this run replaces
-    (``RunDirectory.create(overwrite=True)`` keeps it whole until the new run's first checkpoint or record);
-    ``replaced_at_step``: the step of this run's first write, which removed it; ``latest_step``: the step of
-    this run's latest checkpoint (None: none written); ``latest_valid_loss``: its validation loss, None when it
-    was written mid-epoch and so not validated.
+    (``RunDirectory.create(overwrite=True)`` keeps it whole until this run has an end-of-epoch checkpoint or
+    ends normally, and a failure before that leaves it as it was); ``replaced_at_step``: the step at which this
+    run replaced it; ``latest_step``: the step of this run's latest checkpoint (None: none written);
+    ``latest_valid_loss``: its validation loss, None when it was written mid-epoch and so not validated.
     """
 
     path: Path | None
@@ -114,27 +114,21 @@ class SavedRun:
     latest_step: int | None = None
     latest_valid_loss: float | None = None
 
-    def wrote(self, step: int) -> None:
-        """Record a write of this run into the directory (a checkpoint or a line of a record file)."""
-        if self.old_run and self.replaced_at_step is None:
-            self.replaced_at_step = step
-
     def saved(self, step: int, valid_loss: float | None) -> None:
         """Record a checkpoint of ``step``, validated with ``valid_loss`` (None: not validated)."""
-        self.wrote(step)
         self.latest_step, self.latest_valid_loss = step, valid_loss
 
     def describe(self, position: Position) -> str:
         """One clause: which checkpoints of this run are on disk and which of them is good; the old run's fate."""
         if self.path is None:
             return "nothing was saved (no run directory)"
-        if self.latest_step is None:
-            if not self.old_run:
-                return "no checkpoint was written"
-            if self.replaced_at_step is None:
+        if self.old_run and self.replaced_at_step is None:
+            if self.latest_step is None:
                 return f"no checkpoint of this run was written; the old run in {self.path} is intact"
-            return (f"the old run in {self.path} was removed at step {self.replaced_at_step} (this run's first "
-                    "record) and no checkpoint of this run was written")
+            return (f"this run's checkpoints (none validated) were removed; the old run in {self.path} is intact "
+                    "(an --overwrite replaces it only with an end-of-epoch checkpoint)")
+        if self.latest_step is None:
+            return "no checkpoint was written"
         replaced = f"the old run in {self.path} was replaced at step {self.replaced_at_step}; " if self.old_run else ""
         latest = self._checkpoint(self.latest_step, self.latest_valid_loss, position)
         best = _best_record(position)

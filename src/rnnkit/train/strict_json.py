@@ -101,10 +101,30 @@ def json_line(record: dict) -> str:
 
 
 def read_json(path: Path, what: str):
-    """The JSON value in ``path``; one line naming ``what`` when the file is missing or not JSON."""
+    """The JSON value in ``path``; one line naming ``what`` when the file is missing, unreadable (a directory
+    in its place, no permission), not JSON, or holds a NUL character (no file rnnkit writes does: a name or a
+    path holding one would fail deep inside the system calls that use it)."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        value = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise InputError(f"{what} is missing {path.name}; give a run directory written by `rnnkit train`") from None
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):  # RecursionError: absurdly deep nesting
         raise InputError(f"{what} is corrupt ({path.name} is not valid JSON); restore it from a copy") from None
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise InputError(f"{what}: cannot read {path} ({reason.lower()}); restore the run directory from a copy "
+                         "or give another one") from None
+    if _holds_nul(value):
+        raise InputError(f"{what} is corrupt ({path.name} holds a NUL character); restore it from a copy")
+    return value
+
+
+def _holds_nul(value) -> bool:
+    """Whether any string in ``value`` (a key or a value, at any depth) holds a NUL character."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(key) or _holds_nul(inner) for key, inner in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(inner) for inner in value)
+    return False

@@ -112,9 +112,10 @@ class Trainer:
         self.stops = Stops(config, self.dist)
         self.best_epoch = BestEpoch(task.selection)
         self._baseline = task.baseline_loss()
-        # With overwrite, an earlier run stays in run_dir until this run's first write (RunDirectory.create).
+        # With overwrite, an earlier run stays in run_dir until this run has a checkpoint worth more
+        # (RunDirectory.create): an end-of-epoch one, or the last one of a fit that ends normally.
         self._saved = SavedRun(None if run_dir is None else run_dir.path,
-                               old_run=run_dir is not None and run_dir.holds_run())
+                               old_run=run_dir is not None and run_dir.replacing)
         # The averaged weights that fit() leaves in the model (NT-ASGD); closed before training on.
         self._shown_average = ExitStack()
 
@@ -170,9 +171,15 @@ class Trainer:
                         self._check_runaway()  # a stop before the next window of steps is judged over what ran
                         self._save_checkpoint(best=False)
                     reason = reason or self.stops.limit_reached(self.position)
+            report = self._final_report(reason)
+            self._finish_replacement()  # a run that ended normally replaces the old run, whatever it validated
+        except BaseException:
+            # A failure (a divergence, bad data, a second Ctrl-C) leaves an old run that --overwrite kept as it was.
+            if self.run_dir is not None and self.dist.is_main:
+                self.run_dir.abandon_replacement()
+            raise
         finally:
             self._progress.close()
-        report = self._final_report(reason)
         self._shown_average.enter_context(averaged_weights(self.optimizer))
         return report
 
@@ -258,7 +265,6 @@ class Trainer:
             return
         flow = self.task.gradient_flow(self.model, batch, state)
         if flow is not None:
-            self._saved.wrote(self.position.step + 1)
             self.run_dir.append_record(GRADIENTS_FILE, {"step": self.position.step + 1,
                                                         "epoch": self.position.epoch + 1, **flow})
 
@@ -363,7 +369,6 @@ class Trainer:
 
     def _write_metrics(self, record: dict) -> None:
         if self.run_dir is not None and self.dist.is_main:
-            self._saved.wrote(self.position.step)
             self.run_dir.append_metrics(record)
         if self.log is not None:
             self.log(format_record(record, self.config.epochs, self.task.target_unit))
@@ -416,8 +421,23 @@ class Trainer:
             "rng": rng_json,
             "world_size": self.dist.world_size,
         }
-        self.run_dir.save(self.model, {**optimizer_tensors, **carry_tensors, **rng_tensors}, meta, best=best)
+        # An end-of-epoch checkpoint (validated, when there is validation data) may replace the old run of an
+        # --overwrite; a mid-epoch one may not.
+        at_epoch_end = self.position.batch_index == 0
+        self.run_dir.save(self.model, {**optimizer_tensors, **carry_tensors, **rng_tensors}, meta, best=best,
+                          validated=at_epoch_end)
         self._saved.saved(self.position.step, valid_loss)
+        self._note_replacement()
+
+    def _finish_replacement(self) -> None:
+        if self.run_dir is not None and self.dist.is_main:
+            self.run_dir.finish_replacement()
+            self._note_replacement()
+
+    def _note_replacement(self) -> None:
+        """Record the step at which this run replaced the old run of an --overwrite, once it has."""
+        if self._saved.old_run and self._saved.replaced_at_step is None and not self.run_dir.replacing:
+            self._saved.replaced_at_step = self.position.step
 
 
 
