@@ -146,7 +146,8 @@ def validation_task(run, data: str | Path | None):
             raise InputError(f"--data is not read for a {task_spec.noun}: its validation data is the run's own")
         data_config = replace(data_config, valid_data=str(data))
     sections = {name: configs[name] for name in task_spec.sections if name in configs}
-    settings = RunSettings(data_config, configs["model"], TrainConfig(**configs["train"]), sections)
+    model = {key: value for key, value in configs["model"].items() if key not in task_spec.derived_model_fields}
+    settings = RunSettings(data_config, model, TrainConfig(**configs["train"]), sections)
     try:
         prepared = task_spec.prepare(settings, run.checkpoint, DistContext(), None)
     except InputError as error:
