@@ -131,21 +131,25 @@ def test_png_and_npy_images_round_trip(tmp_path):
     np.testing.assert_array_equal(read_image(str(tmp_path / "x.npy"), 8, 24), image)
 
 
-def test_images_of_the_wrong_size_or_mode_say_what_is_expected(tmp_path):
-    Image.new("RGB", (24, 8)).save(tmp_path / "rgb.png")
-    Image.new("L", (32, 32)).save(tmp_path / "big.png")
+def test_images_of_another_size_or_mode_are_converted_and_what_was_done_is_said(tmp_path):
+    """Issue 26: any picture is captioned; the conversions are named (the unreadable ones stay one line)."""
+    Image.new("RGB", (24, 8), (255, 0, 0)).save(tmp_path / "rgb.png")
+    Image.new("L", (32, 32), 200).save(tmp_path / "big.png")
     np.save(tmp_path / "cube.npy", np.zeros((3, 8, 24)))
     np.save(tmp_path / "bright.npy", np.full((8, 24), 7.0))
     (tmp_path / "text.png").write_text("not an image")
-    expected = re.escape("8-bit grayscale (mode L) images of exactly 24×8 pixels (width×height)")
-    with pytest.raises(InputError, match=rf"mode RGB image; this model reads {expected}: convert it"):
-        read_image(str(tmp_path / "rgb.png"), 8, 24)
-    with pytest.raises(InputError, match=rf"is 32×32 pixels \(width×height\); this model reads {expected}"):
-        read_image(str(tmp_path / "big.png"), 8, 24)
-    with pytest.raises(InputError, match=r"shape \(3, 8, 24\); this model reads arrays of shape \(8, 24\)"):
+    notes = []
+    np.testing.assert_allclose(read_image(str(tmp_path / "rgb.png"), 8, 24, notes), 76 / 255, atol=1 / 255)
+    assert notes == ["converted mode RGB to grayscale"]
+    notes = []
+    big = read_image(str(tmp_path / "big.png"), 8, 24, notes)  # 32×32 -> 8×8 at the left, background around
+    np.testing.assert_allclose(big, 200 / 255, atol=1 / 255)
+    assert notes[0] == "scaled it from 32×32 to 8×8 pixels (width×height)" and "padded it to 24×8" in notes[1]
+    notes = []
+    np.testing.assert_allclose(read_image(str(tmp_path / "bright.npy"), 8, 24, notes), 7 / 255, atol=1e-6)
+    assert notes == ["scaled its float64 values (0-255) to [0, 1]"]
+    with pytest.raises(InputError, match=r"shape \(3, 8, 24\); give an image"):
         read_image(str(tmp_path / "cube.npy"), 8, 24)
-    with pytest.raises(InputError, match=r"must lie in \[0, 1\]"):
-        read_image(str(tmp_path / "bright.npy"), 8, 24)
     with pytest.raises(InputError, match="not an image"):
         read_image(str(tmp_path / "text.png"), 8, 24)
     with pytest.raises(InputError, match="no such file"):

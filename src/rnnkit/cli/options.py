@@ -112,6 +112,26 @@ class CommaList(click.ParamType):
         return list(dict.fromkeys(names))
 
 
+class OutputPath(click.ParamType):
+    """The path of something a command writes (a file, or a run or results directory): never empty, never
+    holding a NUL. An empty ``--out ""`` (a shell variable that was never set) would otherwise fall back to the
+    default unannounced, and a NUL fails in the system call with a traceback."""
+
+    name = "path"
+
+    def __init__(self, example: str = "out.txt"):
+        self.example = example
+
+    def convert(self, value, param, ctx):
+        text = str(value)
+        if not text.strip():
+            self.fail(f"an empty path; give the name to write, e.g. {self.example}, or leave the flag out for its "
+                      "default", param, ctx)
+        if "\0" in text:
+            self.fail(f"{text!r} holds a NUL character, which no file name can; give a plain name", param, ctx)
+        return text
+
+
 class LengthList(click.ParamType):
     """A comma-separated list of positive integers (sequence lengths), in the order given, repeats dropped."""
 
@@ -220,9 +240,34 @@ def _toml(setting) -> str:
     return str(setting)
 
 
+# The keys --config's help shows as its example, the first the command has (each train command has --hidden).
+_EXAMPLE_KEYS = ("seq-len", "hidden", "epochs")
+
+
+class ConfigOption(click.Option):
+    """``--config``, whose --help example is a key of the command it is in (``seq-len = 128`` where there is a
+    --seq-len, else ``hidden = 256``, ...), with that flag's own default as the value: an example key the command
+    does not take would be refused as unknown."""
+
+    def get_help_record(self, ctx: click.Context):
+        name, text = super().get_help_record(ctx)
+        return name, text.replace("{example}", config_example(ctx.command))
+
+
+def config_example(command: click.Command) -> str:
+    """``key = value`` for one flag of ``command`` that takes a value, from :data:`_EXAMPLE_KEYS` where it can."""
+    valued = {option.opts[0].lstrip("-"): option.default for option in command.params
+              if isinstance(option, click.Option) and option.opts[0].startswith("--") and not option.is_flag
+              and option.name != "config" and isinstance(option.default, (int, float, str))
+              and not isinstance(option.default, bool)}  # a flag with a plain default: its value is an example
+    key = next((key for key in _EXAMPLE_KEYS if key in valued), next(iter(valued), None))
+    return "flag-name = value" if key is None else f"{key} = {_toml(valued[key])}"
+
+
 config_option = click.option(
-    "--config", type=click.Path(dir_okay=False), is_eager=True, expose_value=False, callback=_load_config_file,
-    help="TOML file of settings; keys are flag names without '--' (seq-len = 128). Flags given here win.",
+    "--config", cls=ConfigOption, type=click.Path(dir_okay=False), is_eager=True, expose_value=False,
+    callback=_load_config_file,
+    help="TOML file of settings; keys are flag names without '--' ({example}). Flags given here win.",
 )
 
 
@@ -344,7 +389,8 @@ def training_options(*, lr: float = 2e-3, epochs: int = 10, batch_size: int | No
         click.option("--patience", type=Positive, help="Early stopping: epochs without a better validation score."),
         click.option("--save-every", type=Positive, help="Also checkpoint every N steps (always: each epoch and at a stop)."),
         click.option("--seed", type=Seed, default=1234, show_default=True, help="Seed of initialisation, dropout and data order."),
-        click.option("--out", metavar="DIR", help="Run directory. Default: runs/TASK-DATE-TIME."),
+        click.option("--out", type=OutputPath("runs/my-run"), metavar="DIR",
+                     help="Run directory. Default: runs/TASK-DATE-TIME."),
         click.option("--overwrite", is_flag=True, help="Replace the run already in --out."),
         click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
                      help="Where to train."),

@@ -332,9 +332,7 @@ class RunCommand(click.Command):
         task = checkpoint.meta.get("task")
         command = self._lookup(task, run_dir)
         if command.spec.operation(self.name) is None:
-            instead = " or ".join(f"`rnnkit {other} {run_dir}`" for other in command.spec.operations)
-            raise InputError(f"{run_dir} holds a {command.spec.noun}; `rnnkit {self.name}` does nothing with it: use "
-                             f"{instead} (the tasks that {self.name}: {', '.join(tasks_with(self.name))})")
+            raise InputError(not_an_operation_of(command.spec, self.name, run_dir))
         try:
             ctx = self.for_task(task).make_context(info_name, args, parent, **extra)
         except click.NoSuchOption as error:
@@ -377,6 +375,20 @@ class RunCommand(click.Command):
             operation = self._lookup(name, "").spec.operation(self.name)
             flags |= {option.flag for option in (operation.options if operation else ()) if not isinstance(option.kind, Flag)}
         return flags
+
+
+def not_an_operation_of(spec: TaskSpec, name: str, run_dir: str) -> str:
+    """The line for ``rnnkit NAME RUN`` where RUN's task has no operation ``name``: what RUN's task does instead
+    (its other operations), or, where it has none, which tasks do ``name``; never an empty hint."""
+    instead = " or ".join(f"`rnnkit {other} {run_dir}`" for other in spec.operations)
+    takers = tasks_with(name)
+    if instead:
+        hint = f"use {instead} (the tasks that {name}: {', '.join(takers) or 'none'})"
+    elif takers:
+        hint = f"the tasks that {name}: {', '.join(takers)}; train a run of one (`rnnkit train {takers[0]}`)"
+    else:
+        hint = f"no task's runs {name}; see `rnnkit {name} --help`"
+    return f"{run_dir} holds a {spec.noun}; `rnnkit {name}` does nothing with it: {hint}"
 
 
 def _shown(option: Option) -> str:

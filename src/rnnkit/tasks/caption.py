@@ -11,8 +11,9 @@ of :mod:`rnnkit.data.digits`; or an ``.npz`` file), the caption vocabulary, padd
 Data files (``--data``): a NumPy ``.npz`` archive with ``images``, (N, H, W) grayscale, uint8 in 0..255 or
 floats in [0, 1], and ``captions``, (N,) strings. Every image of a run has the same size.
 
-Images to caption (``rnnkit predict --input``): an 8-bit grayscale PNG (PIL mode ``L``) or a 2-D ``.npy``
-array, of exactly the run's size (8 × 40 pixels for the default digits, height × width).
+Images to caption (``rnnkit predict --input``): a picture of any size and mode, or a ``.npy`` array, made into
+what the model reads (grayscale, the run's size: 8 × 40 pixels for the default digits, height × width) as
+:mod:`rnnkit.tasks.caption_image` says, which says what it did.
 
 Example::
 
@@ -25,7 +26,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
@@ -36,12 +36,12 @@ from rnnkit.data.parallel import encode_sentences, target_pair
 from rnnkit.data.tokens import detokenize, tokenize
 from rnnkit.data.vocab import BOS_ID, EOS_ID, PAD_ID, SEQUENCE_SPECIALS, TokenVocab
 from rnnkit.errors import InputError
-from rnnkit.extras import require
 from rnnkit.models import Captioner
 from rnnkit.models.size import parameter_count
 from rnnkit.train import Checkpoint, DistContext, Task, TaskLoss, seed_everything, summed_token_loss
 from rnnkit.train.task import Baseline, uniform_baseline
 
+from .caption_image import fit_image, gray_array, read_image, write_png  # noqa: F401  (write_png: tests, docs)
 from .operations import File, Inputs, Operation, Option
 from .spec import REGULARISER_OPTIONS, Prepared, RunSettings, TaskSpec, build_within_memory
 
@@ -187,43 +187,7 @@ def _size(shape) -> str:
 # ------------------------------------------------------------------------------------------- images to caption
 
 
-def read_image(path: str, height: int, width: int) -> np.ndarray:
-    """One image to caption, (height, width) float32 in [0, 1], from an 8-bit grayscale PNG or a 2-D ``.npy``.
-
-    InputError for a missing or unreadable file, another mode (RGB, palette, 16-bit, ...) or another size,
-    saying what the model expects.
-    """
-    expected = f"this model reads 8-bit grayscale (mode L) images of exactly {width}×{height} pixels (width×height)"
-    if not os.path.exists(path):
-        raise InputError(f"{path}: no such file; check the path")
-    if path.endswith(".npy"):
-        try:
-            array = np.load(path, allow_pickle=False)
-        except (OSError, ValueError, EOFError) as error:  # EOFError: an empty or truncated file
-            raise InputError(f"{path} is not a NumPy .npy array ({error}); save one with np.save") from None
-        if array.shape != (height, width):
-            raise InputError(f"{path} holds an array of shape {array.shape}; this model reads arrays of shape "
-                             f"({height}, {width}) (height, width), uint8 0-255 or floats in [0, 1]")
-        return _scaled(array, path)
-    Image = require("PIL.Image", "caption")
-
-    try:
-        with Image.open(path) as image:
-            image.load()
-    except (OSError, Image.UnidentifiedImageError) as error:
-        raise InputError(f"{path} is not an image PIL can read ({error}); give a PNG or a .npy array") from None
-    if image.mode != "L":
-        raise InputError(f"{path} is a mode {image.mode} image; {expected}: convert it, e.g. "
-                         "PIL.Image.open(path).convert('L')")
-    if image.size != (width, height):
-        raise InputError(f"{path} is {image.size[0]}×{image.size[1]} pixels (width×height); {expected}")
-    return np.asarray(image, dtype=np.float32) / 255.0
-
-
-def write_png(image: np.ndarray, path: str | Path) -> None:
-    """Save an (H, W) image in [0, 1] as an 8-bit grayscale PNG (what :func:`read_image` reads back)."""
-    Image = require("PIL.Image", "caption")
-    Image.fromarray(np.round(np.clip(image, 0, 1) * 255).astype(np.uint8), mode="L").save(path)
+# read_image, fit_image, write_png: any picture made into what the model reads (.caption_image)
 
 
 # ------------------------------------------------------------------------------------------- the task
@@ -383,18 +347,26 @@ def evaluate(trained: TrainedCaptioner, data: str | None = None, beam_size: int 
     return {**scores, "images": len(held_out), "data": held_out.description}
 
 
-def predict(trained: TrainedCaptioner, input=None) -> dict:
-    """``{"input", "caption"}``: the caption of one image, a PNG or ``.npy`` file (:func:`read_image`) or in
-    Python an (H, W) array in [0, 1] (``"input"`` is then ``"array"``)."""
+def predict(trained: TrainedCaptioner, input=None, warn: Callable[[str], None] | None = None) -> dict:
+    """``{"input", "caption"}``: the caption of one image of any size and mode, a picture or ``.npy`` file
+    (:func:`~rnnkit.tasks.caption_image.read_image`) or in Python an (h, w) or (h, w, 3|4) array (``"input"`` is
+    then ``"array"``), made into the model's size and mode first; ``warn`` is told in one line what was done to
+    it (``adjusted``, the same words, is in the result)."""
+    notes: list[str] = []
     if isinstance(input, str):
-        image = read_image(input, *trained.image_shape)  # (H, W)
+        image = read_image(input, *trained.image_shape, notes)  # (H, W)
     else:
-        image = np.asarray(input, dtype=np.float32)
-        if image.shape != trained.image_shape:
-            raise InputError(f"the image is an array of shape {image.shape}; this model reads arrays of shape "
-                             f"{trained.image_shape} (height, width), in [0, 1]")
-    return {"input": input if isinstance(input, str) else "array",
-            "caption": caption_images(trained.model, trained.vocab, image[None])[0]}
+        gray, converted = gray_array(input)
+        image, fitted = fit_image(gray, *trained.image_shape)  # (H, W)
+        notes += converted + fitted
+    name = input if isinstance(input, str) else "array"
+    result = {"input": name, "caption": caption_images(trained.model, trained.vocab, image[None])[0]}
+    if notes:
+        H, W = trained.image_shape
+        result["adjusted"] = f"{name}: the model reads {W}×{H} grayscale images; {'; '.join(notes)}"
+        if warn is not None:
+            warn(result["adjusted"])
+    return result
 
 
 EVALUATE = Operation(evaluate, "Exact match and token accuracy of greedy captions.", (
@@ -402,7 +374,8 @@ EVALUATE = Operation(evaluate, "Exact match and token accuracy of greedy caption
                                      "compositions of the run."),
 ))
 PREDICT = Operation(predict, "The caption of one image.", (
-    Option("input", Inputs("images", metavar="IMAGE"), "The image: an 8-bit grayscale PNG or a 2-D .npy array.",
+    Option("input", Inputs("images", metavar="IMAGE"), "The image: a picture (PNG, JPEG, ... of any size and mode: "
+                                                       "converted to the model's, which is said) or a .npy array.",
            required="the image"),
 ))
 
