@@ -56,9 +56,10 @@ MIDI_SUFFIXES = (".mid", ".midi")
 DRUM_CHANNEL = 9  # channel 10 in General MIDI's 1-based numbering
 MAX_STEP = 64.0  # quarter notes per step: 16 bars of 4/4; anything longer folds a whole piece into a few frames
 # Steps in one piece: 100,000 sixteenths last about 4 hours at 100 bpm, far beyond any piece of music, yet a
-# piece that long is still a few MB of frames. Everything read together: 10,000,000 steps.
+# piece that long is still a few MB of frames. Everything read together: 2,000,000 steps (70 hours of sixteenths
+# at 120 bpm; their piano rolls over 88 keys take 176 MB).
 MAX_PIECE_STEPS = 100_000
-MAX_TOTAL_STEPS = 10_000_000
+MAX_TOTAL_STEPS = 2_000_000
 BAD_FILES_NAMED = 5  # a folder's unusable files named by name after the first (then: "and N more")
 
 
@@ -108,7 +109,8 @@ class PitchRange:
         """``"43-96"`` (or ``"43..96"``) → PitchRange(43, 96)."""
         match = re.fullmatch(r"\s*(\d+)\s*(?:-|\.\.)\s*(\d+)\s*", text)
         if match is None:
-            raise InputError(f"--pitch-range {text!r} is not LOW-HIGH in MIDI numbers; e.g. 21-108 for the 88 piano keys")
+            raise InputError(f"--pitch-range {text!r} is not LOW-HIGH in MIDI numbers; "
+                             "e.g. 21-108 for the 88 piano keys")
         return cls(int(match.group(1)), int(match.group(2)))
 
     @classmethod
@@ -134,7 +136,8 @@ class PitchRange:
         piece, outside = offending[0]
         every = [p for _, pitches in offending for p in pitches]
         needed = PitchRange(min(self.low, *every), max(self.high, *every))
-        line = f"{piece.where} holds pitch {_listed(outside)}, outside the pitch range {self}"
+        pitch = "pitches" if len(outside) > 1 else "pitch"
+        line = f"{piece.where} holds {pitch} {_listed(outside)}, outside the pitch range {self}"
         if len(offending) > 1:
             line += f" ({len(offending) - 1} more pieces hold pitches outside it too)"
         raise InputError(f"{line}; {fix.format(needed=needed)}")
@@ -234,8 +237,8 @@ def read_midi(path: str | Path, step: float = 1.0) -> Piece:
     first_tick, last_tick = min(start for _, start, _ in notes), max(end for _, _, end in notes)
     span = (last_tick - first_tick) / ticks + 1  # an upper bound on the steps, computed before rounding anything
     if span > MAX_PIECE_STEPS:
-        raise InputError(f"{path}: its notes span {last_tick - first_tick:,} ticks, {span:,.0f} steps of --step {step:g} "
-                         f"quarter notes, more than the {MAX_PIECE_STEPS:,} steps a piece may have; give a coarser "
+        raise InputError(f"{path}: its notes span {last_tick - first_tick:,} ticks, {span:,.0f} steps at "
+                         f"--step {step:g} quarter notes, more than the {MAX_PIECE_STEPS:,} steps a piece may have; give a coarser "
                          "--step, or cut the file")
     spans = []
     for pitch, start, end in notes:
