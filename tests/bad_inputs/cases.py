@@ -629,3 +629,4 @@ case("explain-out-in-sys", "explain {lm} --text {text} --out /sys/rnnkit-page.ht
 case("generate-music--midi-in-sys", "generate {music} --midi /sys/rnnkit.mid", "/sys/rnnkit.mid")
 case("diagnose-gradients-out-in-sys", f"{_GRADIENTS} --out /sys/rnnkit-g.png", "/sys/rnnkit-g.png")
 case("bench-out-in-sys", f"{_BENCH} --out /sys/rnnkit-bench", "/sys/rnnkit-bench")
+from . import cases_music  # noqa: E402,F401
