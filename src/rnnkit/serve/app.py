@@ -229,6 +229,8 @@ def _add_endpoints(app: FastAPI, served: dict[str, Runtime], workers: Workers, l
         async def caption(body: CaptionBody) -> dict:
             name, model = pick("caption", body.model)
             images = given(body.images, "image", "\"images\"")
+            if any(not image or len({len(row) for row in image}) != 1 or not image[0] for image in images):
+                raise InputError("give each image as rows of one length (height × width pixels in [0, 1])")
             check_input(sum(len(row) for image in images for row in image), "pixels")
             return {"model": name, "predictions": await call(model.predict, images, {})}
 
