@@ -184,3 +184,20 @@ def test_gemm_rewritten_as_matmul_computes_the_same(tmp_path):
     assert [node.op_type for node in model.graph.node] == ["MatMul", "Add"]
     onnx.save(model, str(tmp_path / "m.onnx"))
     np.testing.assert_allclose(session(tmp_path / "m.onnx").run(None, {"x": x})[0], want, rtol=1e-5, atol=1e-6)
+
+
+def test_language_model_as_exported_programs_equals_pytorch(exported, tmp_path):
+    from rnnkit.export.exported_program import load_exported_program
+    from rnnkit.tasks.exporting import task_graphs
+
+    run, _ = exported["lm"]
+    report = run.export(format="exported-program", out=tmp_path / "lm.pt2")
+    assert [path.split("/")[-1] for path in report["files"]] == ["lm.pt2", "lm.step.pt2"]
+    for graph, path in zip(task_graphs("lm", run.trained), report["files"]):
+        loaded = load_exported_program(path)
+        program = loaded[0] if isinstance(loaded, tuple) else loaded
+        for inputs in (graph.example_inputs, _resized(graph.inputs, graph.example_inputs)):
+            with torch.no_grad():
+                got, want = program.module()(*inputs), graph.module(*inputs)
+            for a, b in zip(got, want):
+                torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)

@@ -26,6 +26,7 @@ The metadata of an ONNX file (``metadata_props``, strings; structured values as 
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import shutil
@@ -33,8 +34,14 @@ import tempfile
 from pathlib import Path
 
 from ..errors import InputError
+from ..extras import require
 from ..files import TEMP_PREFIX, fsync_directory, write_atomic, write_failure
+from .exported_program import to_exported_program
 from .graph_contract import Graph
+from .onnx_model import to_onnx
+
+onnx = require("onnx", "export")
+from onnx import helper  # noqa: E402  (after the one-line message for a missing onnx)
 
 FORMATS = {"onnx": ".onnx", "exported-program": ".pt2"}
 # vocabularies above this size (as JSON) are written beside the file rather than inline in its metadata
@@ -82,9 +89,6 @@ def write_graphs(graphs: list[Graph], out: str | Path, *, format: str, common: d
     ``transform(path, graph)`` is applied to each written ONNX file inside the temporary folder (int8
     quantization) before anything is moved into place.
     """
-    from .exported_program import to_exported_program
-    from .onnx_model import to_onnx
-
     if format not in FORMATS:
         raise InputError(f"unknown format {format!r}; choose one of {', '.join(FORMATS)}")
     out = Path(out)
@@ -130,9 +134,6 @@ def write_graphs(graphs: list[Graph], out: str | Path, *, format: str, common: d
 def name_outputs(path: Path, names: list[str]) -> None:
     """Give every graph output of the ONNX file its contract name: the exporter keeps a generated name for an
     output that is a weight returned as it is (a CRF's transitions, the NADE's W), so an Identity renames it."""
-    import onnx
-    from onnx import helper
-
     model = onnx.load(str(path))
     changed = False
     for output, name in zip(model.graph.output, names):
@@ -145,31 +146,17 @@ def name_outputs(path: Path, names: list[str]) -> None:
         write_atomic(path, model.SerializeToString())
 
 
-def set_metadata(path: Path, values: dict[str, str]) -> None:
-    """Add (or replace) metadata entries of an ONNX file in place."""
-    import onnx
-
-    model = onnx.load(str(path))
-    kept = {entry.key: entry.value for entry in model.metadata_props}
-    kept.update(values)
-    del model.metadata_props[:]
-    for key, value in kept.items():
-        model.metadata_props.add(key=key, value=value)
-    write_atomic(path, model.SerializeToString())
-
-
 def exported_program_shapes(graph: Graph) -> tuple:
-    """torch.export's ``dynamic_shapes`` of the graph's positional inputs: each dynamic axis may vary."""
+    """torch.export's ``dynamic_shapes`` of the graph's positional inputs (each dynamic axis may vary), shaped as
+    ``forward``'s signature: the inputs a ``*state`` parameter takes grouped in one tuple."""
     from torch.export import Dim
 
-    return tuple({axis: Dim.DYNAMIC for axis in spec.dynamic_axes} or None for spec in graph.inputs)
-
-
-def read_metadata(path: str | Path) -> dict[str, str]:
-    """The metadata of an ONNX file written here (``rnnkit.*`` keys and values)."""
-    import onnx
-
-    return {entry.key: entry.value for entry in onnx.load(str(path), load_external_data=False).metadata_props}
+    shapes = [{axis: Dim.DYNAMIC for axis in spec.dynamic_axes} or None for spec in graph.inputs]
+    parameters = list(inspect.signature(graph.module.forward).parameters.values())
+    for index, parameter in enumerate(parameters):
+        if parameter.kind is inspect.Parameter.VAR_POSITIONAL:
+            return (*shapes[:index], tuple(shapes[index:]))
+    return tuple(shapes)
 
 
 def _json(value) -> str:
