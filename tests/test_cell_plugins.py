@@ -129,14 +129,35 @@ def plugin_run(plugin_path, tmp_path_factory) -> Path:
     return workspace.path("out")
 
 
-def rnnkit_process(*args, pythonpath: Path | None) -> subprocess.CompletedProcess:
-    """``rnnkit ARGS`` in a fresh Python process (which has imported no user cell), ``pythonpath`` its only
-    PYTHONPATH entry (None: none)."""
+# Runs `rnnkit ARGV` for each ARGV of the JSON list in argv[1] in this process, as the console script does,
+# and prints [[exit status, stdout, stderr], ...] as JSON.
+_COMMANDS = """
+import contextlib, io, json, sys
+from rnnkit.cli import main
+results = []
+for argv in json.loads(sys.argv[1]):
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main(argv)
+            code = 0
+        except SystemExit as exit:
+            code = exit.code if isinstance(exit.code, int) else 1
+    results.append([code, out.getvalue(), err.getvalue()])
+print(json.dumps(results))
+"""
+
+
+def fresh_process(*commands, pythonpath: Path | None) -> list[tuple[int, str, str]]:
+    """(exit status, stdout, stderr) of ``rnnkit ARGS`` for each of ``commands``, one after the other in one fresh
+    Python process (which has imported no user cell), ``pythonpath`` its only PYTHONPATH entry (None: none)."""
     env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
     if pythonpath is not None:
         env["PYTHONPATH"] = str(pythonpath)
-    return subprocess.run([sys.executable, "-m", "rnnkit", *map(str, args)], capture_output=True, text=True,
-                          env=env, timeout=240, cwd=Path(__file__).parent)
+    done = subprocess.run([sys.executable, "-c", _COMMANDS, json.dumps([[str(a) for a in c] for c in commands])],
+                          capture_output=True, text=True, env=env, timeout=300, cwd=Path(__file__).parent)
+    assert done.returncode == 0, done.stderr
+    return [tuple(result) for result in json.loads(done.stdout.strip().splitlines()[-1])]
 
 
 # ------------------------------------------------------------------------------------------- through the CLI
@@ -150,33 +171,29 @@ def test_the_run_saves_the_reference_and_trains_the_plugin_cell(plugin_run):
 
 
 def test_a_fresh_process_evaluates_generates_explains_and_resumes_a_plugin_run(plugin_run, plugin_path, tmp_path):
-    """Each command imports the cell again from the spelling the run saved (nothing of it is imported before)."""
-    evaluated = rnnkit_process("evaluate", plugin_run, "--json", pythonpath=plugin_path)
-    assert evaluated.returncode == 0, evaluated.stderr
-    assert json.loads(evaluated.stdout)["loss"] > 0
-    generated = rnnkit_process("generate", plugin_run, "--length", "20", "--seed", "1", "--json",
-                               pythonpath=plugin_path)
-    assert generated.returncode == 0, generated.stderr
-    assert len(json.loads(generated.stdout)["text"]) >= 20
-    page = tmp_path / "page.html"
-    explained = rnnkit_process("explain", plugin_run, "--text", plugin_run.parent / "tiny.txt", "--max-chars", "200",
-                               "--out", page, "--json", pythonpath=plugin_path)
-    assert explained.returncode == 0, explained.stderr
-    assert json.loads(explained.stdout)
-    resumed = rnnkit_process("train", "lm", "--resume", plugin_run, "--max-steps", "5", "--quiet", "--json",
-                             pythonpath=plugin_path)
-    assert resumed.returncode == 0, resumed.stderr
-    assert json.loads(resumed.stdout)["steps"] == 5
+    """The process imports the cell again from the spelling the run saved (evaluate is the first to)."""
+    text = plugin_run.parent / "tiny.txt"
+    evaluated, generated, explained, resumed = fresh_process(
+        ["evaluate", plugin_run, "--data", text, "--json"],
+        ["generate", plugin_run, "--length", "20", "--seed", "1", "--json"],
+        ["explain", plugin_run, "--text", text, "--max-chars", "200", "--out", tmp_path / "page.html", "--json"],
+        ["train", "lm", "--resume", plugin_run, "--max-steps", "5", "--quiet", "--json"],
+        pythonpath=plugin_path)
+    assert evaluated[0] == 0 and json.loads(evaluated[1])["loss"] > 0, evaluated[2]
+    assert generated[0] == 0 and len(json.loads(generated[1])["text"]) >= 20, generated[2]
+    assert explained[0] == 0 and json.loads(explained[1]), explained[2]
+    assert resumed[0] == 0 and json.loads(resumed[1])["steps"] == 5, resumed[2]
 
 
-@pytest.mark.parametrize("command", ["evaluate", "generate", "explain", "resume"])
-def test_without_the_package_each_command_names_the_missing_module(plugin_run, command, tmp_path):
+def test_without_the_package_each_command_names_the_missing_module(plugin_run, tmp_path):
+    """evaluate, generate, explain and resume of a plugin run, in a process that cannot import the package."""
     before = {p: p.stat().st_mtime_ns for p in plugin_run.rglob("*")}
-    args = {"evaluate": ["evaluate", plugin_run], "generate": ["generate", plugin_run, "--length", "5"],
-            "explain": ["explain", plugin_run, "--text", plugin_run.parent / "tiny.txt", "--out", tmp_path / "p.html"],
-            "resume": ["train", "lm", "--resume", plugin_run, "--max-steps", "5", "--quiet"]}[command]
-    done = rnnkit_process(*args, pythonpath=None)
-    assert_one_line_error(done.returncode, done.stderr, "'userpkg'", "PYTHONPATH", "install")
+    text = plugin_run.parent / "tiny.txt"
+    results = fresh_process(["evaluate", plugin_run, "--data", text], ["generate", plugin_run, "--length", "5"],
+                            ["explain", plugin_run, "--text", text, "--out", tmp_path / "p.html"],
+                            ["train", "lm", "--resume", plugin_run, "--max-steps", "9", "--quiet"], pythonpath=None)
+    for code, _, err in results:
+        assert_one_line_error(code, err, "'userpkg'", "PYTHONPATH", "install")
     assert {p: p.stat().st_mtime_ns for p in plugin_run.rglob("*")} == before
     assert not (tmp_path / "p.html").exists()
 
@@ -258,7 +275,7 @@ def test_an_entry_point_cell_trains_and_the_run_saves_its_module(entry_point, tm
     saved = json.loads((run / "checkpoints" / name / "checkpoint.json").read_text())["configs"]["model"]["cell"]
     assert saved == "eppkg.cells:IndRNN"
     assert get_cell("user_ep_cell") is get_cell(saved)
-    code, out, err = run_cli(capsys, "evaluate", run, "--json")
+    code, out, err = run_cli(capsys, "evaluate", run, "--data", workspace["text"], "--json")
     assert code == 0 and json.loads(out)["loss"] > 0, err
 
 
