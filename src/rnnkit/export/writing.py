@@ -111,8 +111,15 @@ def write_graphs(graphs: list[Graph], out: str | Path, *, format: str, common: d
                 if transform is not None:
                     transform(path, graph)
             else:
-                to_exported_program(graph.module, path, graph.example_inputs,
-                                    dynamic_shapes=exported_program_shapes(graph), metadata=metadata)
+                try:
+                    to_exported_program(graph.module, path, graph.example_inputs,
+                                        dynamic_shapes=exported_program_shapes(graph), metadata=metadata)
+                except InputError:
+                    raise
+                except Exception as error:  # torch.export's refusal of this model's code (data-dependent checks)
+                    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+                    raise InputError(f"torch.export cannot export the {graph.role} graph of this model ({reason}); "
+                                     f"use --format onnx") from None
             written.append(path)
         if vocabulary is not None and len(_json(vocabulary).encode()) > INLINE_VOCABULARY_BYTES:
             write_atomic(staging / f"{out.stem}.vocab.json", _json(vocabulary).encode())
