@@ -8,6 +8,19 @@ path, the reason and, when space ran out, the size that was being written: :func
 every writer of rnnkit uses so that the messages read alike. Nothing is written through a symbolic link:
 files are opened with ``O_NOFOLLOW`` (see :func:`refuse_link` for why a run directory needs that).
 
+What a user asked for (``--out``, ``--output``, ``--midi``, ``--wav``, ``--plot``) is written by
+:func:`write_output`, which treats a path the way ``cp`` does instead of replacing what is there:
+
+    a new or regular file        written atomically, as above
+    a symbolic link              written through: the file it points to is replaced atomically, the link stays
+    a character device, a pipe   written in place (``/dev/null``, ``/dev/stdout``, a FIFO a program reads)
+    a block device, a socket     refused: rnnkit writes files
+
+:func:`check_output_path` refuses, before any work, what :func:`write_output` could not write (an empty
+path, a NUL character, a loop of links, a block device); :func:`check_distinct_outputs` refuses two outputs
+of one command that are the same file, however spelt. An interrupted command removes the outputs it had
+created so far (:func:`remove_created_outputs`), so that it leaves no partial set of them behind.
+
 Example::
 
     >>> import tempfile, pathlib
@@ -21,6 +34,7 @@ import errno
 import os
 import re
 import shutil
+import stat
 from pathlib import Path
 
 from rnnkit.errors import InputError
@@ -48,7 +62,14 @@ def write_atomic(path: Path, data: bytes) -> None:
     path = Path(path)
     if path.is_dir():
         raise InputError(f"{path} is a directory; give a file name, e.g. {path / 'output.txt'}")
+    # os.replace would put a regular file in the place of a link or a device (as root, of /dev/null itself):
+    # write_output writes through those; here, where rnnkit names the file, they are refused.
+    refuse_link(path, "file")
+    if _kind(path) not in (None, "file"):
+        raise InputError(f"{path} is a {_kind(path)}, not a file; rnnkit replaces only regular files here: "
+                         "move it away or write elsewhere")
     temporary = path.with_name(f"{TEMP_PREFIX}{path.name}")
+    _WRITING.add(temporary)
     try:
         _unlink_if_present(temporary)  # a crash's leftover (if a link, only the link goes)
         write_synced(temporary, data)
@@ -56,7 +77,167 @@ def write_atomic(path: Path, data: bytes) -> None:
     except OSError as error:
         _unlink_if_present(temporary, quietly=True)
         raise write_failure(path, error, len(data)) from None
+    except BaseException:  # an interruption (Ctrl-C, SIGTERM): no temporary file is left behind
+        _unlink_if_present(temporary, quietly=True)
+        raise
+    finally:
+        _WRITING.discard(temporary)
     fsync_directory(path.parent)
+
+
+# --------------------------------------------------------------------------- outputs the user asked for
+
+# Links followed before a chain counts as a loop (Linux's own limit, SYMLOOP_MAX, is 40).
+MAX_LINKS = 40
+# Outputs that write_output created (they did not exist before), with their (device, inode): what an
+# interrupted command removes again (remove_created_outputs). Replaced files are complete: they stay.
+_CREATED: list[tuple[Path, tuple[int, int]]] = []
+# The temporary files write_atomic is writing now: what a process ended mid-write removes first.
+_WRITING: set[Path] = set()
+
+
+def output_destination(path: str | os.PathLike) -> tuple[Path, bool]:
+    """Where writing ``path`` lands, and whether it is written in place.
+
+    Links are followed as ``open`` follows them (each link relative to its own directory); a path that
+    reaches a process's descriptor (``/dev/stdout``, ``/proc/self/fd/1``, ``/dev/fd/3``) is written in
+    place, as is a character device or a pipe. Anything else (a regular file, a name that is free) is
+    written atomically beside the destination. InputError for a loop of links.
+    """
+    current = Path(os.path.abspath(path))
+    for _ in range(MAX_LINKS):
+        directory = Path(os.path.realpath(current.parent))
+        current = directory / current.name
+        if directory.parts[1:2] == ("proc",) and directory.name == "fd":
+            return current, True  # an open descriptor: replacing its name would not reach what it writes to
+        if not os.path.islink(current):
+            return current, _kind(current) in ("character device", "pipe")
+        current = directory / os.readlink(current)  # an absolute target replaces `directory`
+    raise InputError(f"{path} is a loop of symbolic links (more than {MAX_LINKS}); point it at a file")
+
+
+def check_output_path(path: str | os.PathLike, flag: str, example: str = "out.txt") -> tuple[Path, bool]:
+    """:func:`output_destination` of ``path`` (the output of ``flag``), or InputError (one line) if no file can
+    be written there: an empty path, a NUL character, a loop of links, a block device, a socket."""
+    text = os.fspath(path)
+    if isinstance(text, bytes):
+        text = os.fsdecode(text)
+    if not text.strip():
+        raise InputError(f"{flag} is an empty path; give the name of a file to write, e.g. {flag} {example}")
+    if "\0" in text:
+        raise InputError(f"{flag} {text!r} holds a NUL character, which no file name can; give a plain file name")
+    try:
+        destination, in_place = output_destination(text)
+    except InputError as error:
+        raise InputError(f"{flag} {error}") from None
+    kind = _kind(destination)
+    if kind in ("block device", "socket"):
+        shown = text if str(destination) == os.path.abspath(text) else f"{text} (a link to {destination})"
+        raise InputError(f"{flag} {shown} is a {kind}; rnnkit writes a file (or through a character device such "
+                         f"as /dev/null, or a pipe): give a file name, e.g. {example}")
+    return destination, in_place
+
+
+def check_distinct_outputs(outputs) -> None:
+    """InputError if two of ``outputs`` ((flag, path) pairs; None paths skipped) would write the same file:
+    the same name, another spelling of it, or a link to it. A character device may take several (writing
+    /dev/null twice replaces nothing)."""
+    seen: dict[object, tuple[str, str]] = {}
+    for flag, path in outputs:
+        if path is None:
+            continue
+        destination, _ = output_destination(path)
+        if _kind(destination) == "character device":
+            continue
+        try:
+            status = os.stat(destination)
+            key: object = (status.st_dev, status.st_ino)
+        except OSError:
+            key = str(destination)
+        if key in seen:
+            other_flag, other = seen[key]
+            same = "the same path" if other == os.fspath(path) else "the same file"
+            raise InputError(f"{other_flag} {other} and {flag} {os.fspath(path)} are {same}; one would replace the "
+                             "other: give each output a file of its own")
+        seen[key] = (flag, os.fspath(path))
+
+
+def write_output(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` where the user asked, as ``cp`` would (see the module docstring): atomically to a regular
+    file or a free name, through a link to its destination, in place to a character device or a pipe; never
+    replacing the link or the device. Returns ``path``. InputError (one line) when the system refuses."""
+    destination, in_place = output_destination(path)
+    if in_place:
+        _write_in_place(destination, Path(path), data)
+        return Path(path)
+    existed = os.path.lexists(destination)
+    write_atomic(destination, data)
+    if not existed:
+        status = os.stat(destination)
+        _CREATED.append((destination, (status.st_dev, status.st_ino)))
+    return Path(path)
+
+
+def forget_created_outputs() -> None:
+    """Start a new command: the outputs created so far are its predecessor's, not to be removed."""
+    _CREATED.clear()
+
+
+def remove_created_outputs() -> list[Path]:
+    """Remove the outputs that :func:`write_output` created since :func:`forget_created_outputs` (those still
+    the files it wrote: same device and inode); the paths removed. For an interrupted command, which may be
+    ended in the middle of a write: the temporary file of that write goes too."""
+    for temporary in list(_WRITING):
+        _unlink_if_present(temporary, quietly=True)
+    removed = []
+    while _CREATED:
+        path, identity = _CREATED.pop()
+        try:
+            status = os.lstat(path)
+            if (status.st_dev, status.st_ino) == identity:
+                os.unlink(path)
+                removed.append(path)
+        except OSError:
+            pass
+    return removed
+
+
+def _write_in_place(destination: Path, given: Path, data: bytes) -> None:
+    """Write ``data`` into ``destination`` itself (a device, a pipe, a descriptor's file), as ``cp`` does."""
+    flags = os.O_WRONLY | os.O_CLOEXEC | os.O_TRUNC
+    pipe = _kind(destination) == "pipe"
+    try:
+        # A pipe nobody reads would block the open forever: O_NONBLOCK makes that ENXIO instead.
+        descriptor = os.open(destination, flags | (os.O_NONBLOCK if pipe else 0))
+    except OSError as error:
+        if error.errno == errno.ENXIO:
+            raise InputError(f"cannot write {given}: no program reads that pipe; start its reader first, or write "
+                             "to a file") from None
+        raise write_failure(given, error, len(data)) from None
+    try:
+        if pipe:
+            os.set_blocking(descriptor, True)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(descriptor, view):]
+    except OSError as error:
+        raise write_failure(given, error, len(data)) from None
+    finally:
+        os.close(descriptor)
+
+
+def _kind(path: Path) -> str | None:
+    """What ``path`` is, links followed: None (nothing there), "file", "directory", "character device",
+    "block device", "pipe", "socket"."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return None
+    for test, name in ((stat.S_ISREG, "file"), (stat.S_ISDIR, "directory"), (stat.S_ISCHR, "character device"),
+                       (stat.S_ISBLK, "block device"), (stat.S_ISFIFO, "pipe"), (stat.S_ISSOCK, "socket")):
+        if test(mode):
+            return name
+    return "special file"
 
 
 def write_synced(path: Path, data: bytes) -> None:

@@ -23,23 +23,50 @@ the tasks and the library below it, and prints. Its modules, each importing only
     options         flags that several commands share, and their click types
     outputs         where a command may write a file it was asked for
     json_output     ``--json``: JSON without Infinity or NaN
+    interrupts      SIGINT and SIGTERM: one line, status 130 or 143, within a second
 """
 
 import importlib
+import signal
 import sys
 
 import click
 
 from rnnkit import __version__
 from rnnkit.cli.commands import TOP_LEVEL_COMMANDS, task_names
-from rnnkit.cli.options import EXIT_INTERRUPTED
+from rnnkit.cli.interrupts import (
+    INTERRUPTED_STATUSES,
+    Interrupted,
+    exit_now,
+    exit_status,
+    message,
+    signals_as_exceptions,
+)
 from rnnkit.errors import InputError
+from rnnkit.files import forget_created_outputs, remove_created_outputs
 
 EXIT_USER_ERROR = 2
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the ``rnnkit`` console script and of ``python -m rnnkit``."""
+    """Entry point of the ``rnnkit`` console script and of ``python -m rnnkit`` (``argv`` None: the process is
+    rnnkit's own, so a command that does not stop within a second of SIGINT/SIGTERM is ended; see
+    :mod:`rnnkit.cli.interrupts`). A command that fails removes the outputs it had created."""
+    forget_created_outputs()
+    try:
+        with signals_as_exceptions(watchdog=argv is None):
+            _run(argv)
+    except SystemExit as exit:
+        if exit.code not in (None, 0):
+            remove_created_outputs()
+        if argv is None and exit.code in INTERRUPTED_STATUSES:
+            # Everything is cleaned up and said; the interpreter's own shutdown (PyTorch's destructors) can take
+            # longer than the second an interrupted command has, on a busy machine.
+            exit_now(exit.code)
+        raise
+
+
+def _run(argv: list[str] | None) -> None:
     try:
         cli.main(args=argv, prog_name="rnnkit", standalone_mode=False)
     except click.exceptions.Abort as abort:
@@ -48,7 +75,7 @@ def main(argv: list[str] | None = None) -> None:
         if isinstance(abort.__context__, EOFError):
             _fail(f"a file ended unexpectedly ({abort.__context__}); check that the input files are complete",
                   EXIT_USER_ERROR)
-        _fail("interrupted", EXIT_INTERRUPTED)
+        _interrupted(abort.__context__)
     except click.ClickException as error:
         _fail(" ".join(error.format_message().split()), error.exit_code)
     except InputError as error:
@@ -56,8 +83,14 @@ def main(argv: list[str] | None = None) -> None:
     except BrokenPipeError:
         # The reader of our stdout went away (e.g. `rnnkit generate run | head`): not an error.
         sys.stderr.close()
-    except KeyboardInterrupt:
-        _fail("interrupted", EXIT_INTERRUPTED)
+    except (Interrupted, KeyboardInterrupt) as interruption:
+        _interrupted(interruption)
+
+
+def _interrupted(interruption: BaseException | None) -> None:
+    """One line and 130 (SIGINT) or 143 (SIGTERM), the outputs the command had created removed first."""
+    number = interruption.number if isinstance(interruption, Interrupted) else signal.SIGINT
+    _fail(message(number, remove_created_outputs()), exit_status(number))
 
 
 def _fail(message: str, code: int) -> None:

@@ -21,6 +21,7 @@ Example (a task's command module)::
 """
 
 import inspect
+import os
 import sys
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -29,7 +30,8 @@ from typing import Any, Callable, Mapping
 import click
 
 from rnnkit.cli.json_output import not_finite, to_json
-from rnnkit.cli.options import EXIT_INTERRUPTED, FiniteFloat, absolute, checkpoint_option, config_option
+from rnnkit.cli.interrupts import exit_status, last_signal
+from rnnkit.cli.options import FiniteFloat, absolute, checkpoint_option, config_option
 from rnnkit.cli.options import explicit_options, new_run_path, train_config_from
 from rnnkit.data.catalog import resolve, role_of
 from rnnkit.errors import InputError
@@ -37,7 +39,7 @@ from rnnkit.tasks.operations import FLAGS, Choice, Flag, Float, Inputs, Int, Opt
 from rnnkit.tasks.run import run_in_process_group
 from rnnkit.tasks.spec import CHANGEABLE_ON_RESUME, RunSettings, TaskSpec, tasks_with
 from rnnkit.tasks.trained import TrainedRun
-from rnnkit.train import Checkpoint, RunDirectory, TrainConfig
+from rnnkit.train import Checkpoint, RunDirectory, TrainConfig, distributed
 from rnnkit.train.progress import log_line, warn_line
 
 # A step limit belongs to one invocation (a hook for trials and tests): a resumed run does not inherit it.
@@ -87,6 +89,7 @@ def train_command_of(command: TaskCommand) -> click.Command:
 def train(command: TaskCommand, ctx: click.Context, options: dict) -> None:
     """The one sequence of every train command: settings, resume, the run, the report, the exit status."""
     spec = command.spec
+    speak_on_rank_zero_only()
     if command.check is not None:
         command.check(options)
     explicit = explicit_options(ctx)
@@ -114,9 +117,17 @@ def train(command: TaskCommand, ctx: click.Context, options: dict) -> None:
     click.echo(to_json(report) if options["as_json"] else command.report(report, run_path, settings))
     if report["stop_reason"] == "interrupted":
         click.echo(f"interrupted; continue with: rnnkit {spec.train_command} --resume {run_path}", err=True)
-        sys.exit(EXIT_INTERRUPTED)
+        sys.exit(exit_status(last_signal()))  # 130 after SIGINT, 143 after SIGTERM
     refuse_not_finite(report, "the run's report", "the run diverged or its data overflows: lower --lr, clip "
                                                   "gradients (--clip 1) or rescale the data")
+
+
+def speak_on_rank_zero_only() -> None:
+    """Under torchrun every rank runs the same command: rank 0 alone prints (each line once, its errors and
+    warnings included); the other ranks' stdout and stderr go to the null device from here on (a rank that
+    fails still ends torchrun with its exit status, and rank 0 reports the group's failure)."""
+    if distributed.launched_rank() != 0:
+        sys.stdout = sys.stderr = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115  (the process's own)
 
 
 def given_settings(spec: TaskSpec, options: dict, explicit: set[str]) -> tuple[dict, dict, dict, TrainConfig]:

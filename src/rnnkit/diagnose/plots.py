@@ -12,7 +12,7 @@ from pathlib import Path
 
 from rnnkit.errors import InputError
 from rnnkit.extras import require
-from rnnkit.files import write_atomic
+from rnnkit.files import write_output
 from rnnkit.nn import cell_names, get_cell
 
 COLOURS = ("tab:red", "tab:orange", "tab:blue", "tab:green", "tab:purple", "tab:olive", "tab:brown", "tab:pink",
@@ -66,7 +66,7 @@ def _save(figure, path: str | Path) -> Path:
     require("matplotlib.backends.backend_agg", "viz").FigureCanvasAgg(figure)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110)
-    write_atomic(path, buffer.getvalue())
+    write_output(path, buffer.getvalue())
     return path
 
 

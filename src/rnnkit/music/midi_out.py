@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Sequence
 
 from rnnkit.extras import require
-from rnnkit.files import write_atomic
+from rnnkit.files import write_output
 
 from .notes import notes_of
 
@@ -46,5 +46,5 @@ def write_midi(frames: Sequence[Sequence[int]], path: str | Path, step: float = 
     path = Path(path)
     buffer = io.BytesIO()  # written whole in one atomic step: a refused path never leaves half a file
     midi.save(file=buffer)
-    write_atomic(path, buffer.getvalue())
+    write_output(path, buffer.getvalue())
     return path

@@ -19,7 +19,8 @@ from typing import Sequence
 
 import numpy as np
 
-from rnnkit.files import write_atomic
+from rnnkit.errors import InputError
+from rnnkit.files import write_output
 
 from .notes import notes_of
 
@@ -28,11 +29,21 @@ ATTACK_SECONDS = 0.01
 DECAY_SECONDS = 0.8
 RELEASE_SECONDS = 0.06
 PEAK = 0.8
+MAX_SECONDS = 4 * 3600  # the longest audio rendered: 4 hours at 22,050 Hz is 318 M samples (2.5 GB as float64)
 
 
 def frequency(pitch: int) -> float:
     """The equal-tempered frequency of a MIDI pitch in Hz (A4 = pitch 69 = 440 Hz)."""
     return 440.0 * 2.0 ** ((pitch - 69) / 12)
+
+
+def check_duration(steps: int, step: float, bpm: float) -> None:
+    """InputError when ``steps`` steps of ``step`` quarter notes at ``bpm`` last longer than :data:`MAX_SECONDS`."""
+    seconds = steps * step * 60.0 / bpm
+    if not seconds <= MAX_SECONDS:  # also catches inf and nan
+        raise InputError(f"the piece would last {seconds:,.3g} seconds ({steps:,} steps of {step:g} quarter notes "
+                         f"at --bpm {bpm:g}), longer than the {MAX_SECONDS // 3600} hours rnnkit renders as audio; "
+                         "give a higher --bpm or fewer --steps")
 
 
 def render(frames: Sequence[Sequence[int]], step: float = 1.0, bpm: float = 90.0, rate: int = 22_050) -> np.ndarray:
@@ -43,6 +54,7 @@ def render(frames: Sequence[Sequence[int]], step: float = 1.0, bpm: float = 90.0
         raise ValueError(f"step, bpm and rate must be positive, got step={step}, bpm={bpm}, rate={rate}")
     seconds_per_step = step * 60.0 / bpm
     release = int(RELEASE_SECONDS * rate)
+    check_duration(len(frames), step, bpm)  # before the samples are allocated
     audio = np.zeros(int(round(len(frames) * seconds_per_step * rate)) + release, dtype=np.float64)  # (S,)
     for note in notes_of(frames):
         start = int(round(note.start * seconds_per_step * rate))
@@ -65,7 +77,7 @@ def write_wav(frames: Sequence[Sequence[int]], path: str | Path, step: float = 1
     """Render ``frames`` (see :func:`render`) into a 16-bit mono WAV file at ``path``; returns the path."""
     samples = np.round(render(frames, step, bpm, rate) * 32767).astype("<i2")  # (S,) little-endian int16
     path = Path(path)
-    # Built in memory, then written in one atomic step: a path the system refuses gives write_atomic's one
+    # Built in memory, then written in one atomic step: a path the system refuses gives write_output's one
     # line, and a half-written WAV never replaces a good one (wave.open on a path would leave both to chance).
     buffer = io.BytesIO()
     with wave.open(buffer, "wb") as out:
@@ -73,5 +85,5 @@ def write_wav(frames: Sequence[Sequence[int]], path: str | Path, step: float = 1
         out.setsampwidth(2)
         out.setframerate(rate)
         out.writeframes(samples.tobytes())
-    write_atomic(path, buffer.getvalue())
+    write_output(path, buffer.getvalue())
     return path

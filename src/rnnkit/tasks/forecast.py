@@ -44,7 +44,7 @@ from rnnkit.data.series import SCALINGS, Series, SeriesTransform, Split, check_d
 from rnnkit.data.series import check_training_lengths, chronological_split, infer_frequency
 from rnnkit.data.series import future_dates, parse_dates, read_series, sliding_windows, window_origins
 from rnnkit.errors import InputError
-from rnnkit.files import write_atomic
+from rnnkit.files import check_distinct_outputs, write_output
 from rnnkit.metrics import forecast as metrics
 from rnnkit.models import SequenceRegressor
 from rnnkit.models.size import parameter_count
@@ -315,6 +315,8 @@ def predict(trained: TrainedForecaster, data: str, output: str | None = None) ->
         png = Path(output).with_suffix(".png")
         for written in (Path(output), png):
             check_output(written, "--output", inputs=[data], create_parent=True, example="forecast.csv")
+        # f.csv a link to f.png (or the reverse): the plot would replace the forecast
+        check_distinct_outputs((("--output", output), ("its plot", png)))
     series, config = series_for(trained, data, backtest=False)
     future = forecast_future(trained.model, series, config)
     dates = future_dates(series.series.dates, config.horizon)
@@ -324,7 +326,7 @@ def predict(trained: TrainedForecaster, data: str, output: str | None = None) ->
     if output is not None:
         Path(output).parent.mkdir(parents=True, exist_ok=True)
         _forecast_png(trained, series, config, dates, future, png, data)
-        write_atomic(Path(output), _forecast_csv(key, labels, future))
+        write_output(Path(output), _forecast_csv(key, labels, future))
         result.update(csv=str(output), png=str(png))
     return result
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from rnnkit.extras import require
-from rnnkit.files import write_atomic
+from rnnkit.files import write_output
 
 
 def forecast_png(path: str | Path, *, x: np.ndarray, actuals: np.ndarray, holdout_start: int,
@@ -55,4 +55,4 @@ def forecast_png(path: str | Path, *, x: np.ndarray, actuals: np.ndarray, holdou
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
-    write_atomic(Path(path), buffer.getvalue())
+    write_output(Path(path), buffer.getvalue())

@@ -42,10 +42,11 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from rnnkit.data.music import SPLITS, Piece, PitchRange, read_midi, read_music
+from rnnkit.checks import check_fits_in_memory
+from rnnkit.data.music import MAX_PIECE_STEPS, SPLITS, Piece, PitchRange, check_step, read_midi, read_music
 from rnnkit.data.piano_rolls import by_length, frame_mask, padded, shift_limits, transposed
 from rnnkit.errors import InputError
-from rnnkit.files import write_failure
+from rnnkit.files import check_distinct_outputs, write_failure
 from rnnkit.models.music import PianoRollModel
 from rnnkit.models.size import parameter_count
 from rnnkit.train import Checkpoint, DistContext, Task, TaskLoss, seed_everything
@@ -59,6 +60,12 @@ from .spec import REGULARISER_OPTIONS, Prepared, RunSettings, TaskSpec, build_wi
 NAME = "music"
 DEFAULT_EPOCHS = 100
 EVAL_BATCH_SIZE = 64  # pieces per forward pass when only scoring
+EVAL_BATCH_FRAMES = 65_536  # ... and at most this many padded frames a pass: long pieces are scored a few at a time
+# What one frame of a training batch costs in bytes, roughly: every float the forward pass keeps for the backward
+# one (each layer's gates and states, about 12 H a layer; the NADE's P × G hidden pre-activations three times over;
+# the frame itself as input, target and mask), 4 bytes each. A check, not a plan: it refuses the batch of
+# 100,000-step pieces that would fail inside the allocator, not one that merely fits tightly.
+TRAINING_FLOATS_PER_LAYER_UNIT = 12
 # Training batches are cut from pools of this many batches' worth of pieces sorted by length, so that a
 # batch holds pieces of similar length (little padding), yet which pieces meet in a batch changes every epoch.
 POOL_BATCHES = 8
@@ -91,8 +98,7 @@ class MusicDataConfig:
             raise InputError("give the music to learn with --data FILE.json or --data FOLDER_OF_MIDI")
         if not 0 <= self.valid_fraction < 1:
             raise InputError(f"--valid-fraction must be in [0, 1), got {self.valid_fraction}")
-        if not self.step > 0:
-            raise InputError(f"--step must be a positive number of quarter notes, got {self.step}; e.g. 1 or 0.25")
+        check_step(self.step)
         if self.batch_size < 1 or (self.seq_len is not None and self.seq_len < 1):
             raise InputError("--batch-size and --seq-len must be at least 1")
         if self.transpose < 0:
@@ -113,7 +119,7 @@ def score_rolls(model: PianoRollModel, rolls: list[np.ndarray], batch_size: int 
     device = next(model.parameters()).device
     nll, steps, tp, fp, fn = 0.0, 0, 0.0, 0.0, 0.0
     try:
-        for rows in by_length(rolls, batch_size):
+        for rows in _frame_bounded(by_length(rolls, batch_size), rolls):
             batch, lengths = padded([rolls[i] for i in rows])
             batch, lengths = batch.to(device), lengths.to(device)  # (N, L, P), (N,)
             mask = frame_mask(lengths, batch.size(1))  # (N, L)
@@ -128,6 +134,38 @@ def score_rolls(model: PianoRollModel, rolls: list[np.ndarray], batch_size: int 
     # No note in any true or predicted frame: nothing was missed or invented.
     accuracy = tp / (tp + fp + fn) if tp + fp + fn else 1.0
     return {"nll_per_step": nll / steps, "frame_accuracy": accuracy, "steps": steps, "pieces": len(rolls)}
+
+
+def _frame_bounded(batches: list[list[int]], rolls: list[np.ndarray]) -> Iterator[list[int]]:
+    """``batches`` (indices of pieces sorted by length) cut further so that a batch padded to its longest piece
+    holds at most :data:`EVAL_BATCH_FRAMES` frames (one piece at least): scoring memory stays bounded."""
+    for rows in batches:
+        part: list[int] = []
+        for i in rows:  # shortest first: the last piece added is the longest
+            if part and (len(part) + 1) * len(rolls[i]) > EVAL_BATCH_FRAMES:
+                yield part
+                part = []
+            part.append(i)
+        if part:
+            yield part
+
+
+def check_training_batch_memory(config: MusicDataConfig, model: PianoRollModel, pieces: list) -> None:
+    """InputError (one line, before any batch is built) when a batch of the longest training ``pieces`` (anything
+    with a length in steps) cannot fit in this machine's memory for training; the fix: --seq-len (or a smaller
+    --batch-size)."""
+    if not pieces:
+        return
+    longest = max(len(piece) for piece in pieces)
+    settings = model.config
+    P = model.num_pitches
+    frame_floats = TRAINING_FLOATS_PER_LAYER_UNIT * settings.num_layers * settings.hidden_size + 8 * P
+    if settings.output == "nade":
+        frame_floats += 3 * P * settings.nade_hidden
+    check_fits_in_memory(4 * frame_floats * longest * config.batch_size,
+                         f"training on batches of {config.batch_size} pieces of up to {longest:,} steps",
+                         f"cut the pieces with --seq-len (e.g. --seq-len {min(longest // 2, 1000) or 1}) or give a "
+                         "smaller --batch-size")
 
 
 # ------------------------------------------------------------------------------------------- the task
@@ -219,6 +257,8 @@ def prepare(settings: RunSettings, checkpoint: Checkpoint | None, dist: DistCont
     data = load_data(config, saved)
     model = build_within_memory(lambda: PianoRollModel(data.pitches.size, **settings.model),
                                 "lower the model's sizes (--hidden, --layers, --nade-hidden)")
+    cut = config.seq_len or MAX_PIECE_STEPS
+    check_training_batch_memory(config, model, [piece.frames[:cut] for piece in data.train])
     options = {key: value for key, value in model.config.to_dict().items() if key not in DERIVED_MODEL_FIELDS}
     run_info = {"configs": {"data": asdict(config), "model": options},
                 "pitch_range": [data.pitches.low, data.pitches.high], "data": data.description}
@@ -261,8 +301,8 @@ def evaluate(trained: TrainedMusicModel, data: str | None = None, split: str = "
     """``nll_per_step``, ``frame_accuracy``, ``steps`` and ``pieces`` on one split of ``data`` (default: the
     run's own data file), every piece scored whole from the initial state."""
     pieces, split = split_pieces(trained.data_config, split, data)
-    trained.pitches.check(pieces, f"this model knows pitches {trained.pitches} only; train one with a "
-                                  "--pitch-range covering it")
+    trained.pitches.check(pieces, "this model knows only those pitches; score music inside them, or train a model "
+                                  "with --pitch-range {needed}")
     scores = score_rolls(trained.model, [trained.pitches.roll(piece) for piece in pieces])
     return {**scores, "data": str(data or trained.data_config.data), "split": split}
 
@@ -295,7 +335,7 @@ def prime_frames(trained: TrainedMusicModel, prime_piece: str | None, prime_midi
         piece = pieces[index]
     else:
         piece = read_midi(prime_midi, trained.data_config.step)
-    trained.pitches.check([piece], f"this model knows pitches {trained.pitches} only; give a prime inside them")
+    trained.pitches.check([piece], "this model knows only those pitches; give a prime inside them")
     roll = trained.pitches.roll(piece)
     return roll[: prime_steps or 8], piece
 
@@ -317,14 +357,19 @@ def generate(trained: TrainedMusicModel, steps: int = 64, seed: int | None = Non
     """A piece sampled after an optional prime (:func:`generate_music`), written as MIDI (``midi``), audio
     (``wav``) and a piano-roll picture beside a real piece (``plot``) where asked:
     ``{"steps", "prime_steps", "frames": [[pitch, ...] per step], "midi", "wav", "plot"}`` (the files written)."""
-    from rnnkit.music import write_midi, write_wav
+    from rnnkit.music import check_duration, write_midi, write_wav
 
     for path, flag, example in ((midi, "--midi", "out.mid"), (wav, "--wav", "out.wav"), (plot, "--plot", "roll.png")):
         if path:
             check_output(path, flag, inputs=[prime_midi, data], example=example)
+    check_distinct_outputs((("--midi", midi), ("--wav", wav), ("--plot", plot)))  # --midi x --wav x: one would be lost
+    if wav:
+        check_duration(steps, trained.data_config.step, bpm)  # the continuation alone: before sampling it
     piece = generate_music(trained, steps, seed, temperature, prime_piece, prime_midi, prime_steps, data)
     frames = trained.pitches.frames(piece.roll)
     step, written = trained.data_config.step, {}
+    if wav:
+        check_duration(len(frames), step, bpm)  # before any file is written: no MIDI left behind by a refused WAV
     if midi:
         written["midi"] = _write(midi, lambda: write_midi(frames, midi, step, bpm, program))
     if wav:
@@ -339,7 +384,7 @@ def generate(trained: TrainedMusicModel, steps: int = 64, seed: int | None = Non
 
 
 def _write(path: str, write) -> str:
-    """``write()`` (MIDI and WAV files are written in place, not through rnnkit.files.write_atomic), with the
+    """``write()`` (MIDI and WAV files go through rnnkit.files.write_output), with the
     system's refusal (a read-only mount, /proc, a full disk) as one line naming the path."""
     try:
         return str(write())
@@ -375,7 +420,7 @@ EVALUATE = Operation(evaluate, """NLL per time step (nats) and frame accuracy of
 ))
 GENERATE = Operation(generate, """Music from the model: a piece sampled after an optional prime, written as MIDI, WAV
     and a piano roll where asked (--midi, --wav, --plot).""", (
-    Option("steps", Int(0), "Time steps to generate after the prime."),
+    Option("steps", Int(0, MAX_PIECE_STEPS), "Time steps to generate after the prime."),
     Option("seed", SEED, "Seed for a reproducible piece."),
     Option("temperature", Float(0, low_open=True), "Sharpen (<1) or flatten (>1) the model's distribution."),
     Option("prime_piece", Text("SPLIT:INDEX"), "Start from the first steps of this piece of the data, e.g. test:0."),

@@ -83,6 +83,8 @@ class File(Kind):
     def check(self, value, name: str) -> str:
         if not isinstance(value, (str, os.PathLike)):
             raise InputError(f"{name} must be a file path, got {value!r}")
+        if not str(os.fspath(value)).strip():  # a shell variable that was never set: never "the default file"
+            raise InputError(f"{name} is an empty path; give the path of a file")
         return os.fspath(value)
 
 

@@ -38,7 +38,7 @@ from rnnkit.data.tokens import detokenize, tokenize
 from rnnkit.data.vocab import BOS_ID, EOS_ID, PAD_ID, SEQUENCE_SPECIALS, UNK, TokenVocab
 from rnnkit.errors import InputError
 from rnnkit.extras import require
-from rnnkit.files import write_atomic
+from rnnkit.files import write_output
 from rnnkit.models import Seq2Seq
 from rnnkit.models.size import parameter_count
 from rnnkit.train import Checkpoint, DistContext, Task, TaskLoss, seed_everything, summed_token_loss
@@ -407,7 +407,7 @@ def predict(translator: TrainedTranslator, input=None, output: str | None = None
     translations = translate_sentences(translator, [line.strip() for line in lines],
                                        decoding(translator, beam, length_penalty), warn)
     if output is not None:
-        write_atomic(Path(output), "".join(translation + "\n" for translation in translations).encode("utf-8"))
+        write_output(Path(output), "".join(translation + "\n" for translation in translations).encode("utf-8"))
     return [{"source": line, "translation": translation} for line, translation in zip(lines, translations)]
 
 

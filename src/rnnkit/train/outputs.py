@@ -25,7 +25,7 @@ import os
 from pathlib import Path
 
 from rnnkit.errors import InputError
-from rnnkit.files import TEMP_PREFIX, check_creatable, refuse_link
+from rnnkit.files import TEMP_PREFIX, check_creatable, check_output_path, refuse_link
 
 from .checkpoint import CHECKPOINTS_DIR, LATEST_POINTER, RUN_ENTRIES
 
@@ -40,6 +40,9 @@ def check_output(path: str | os.PathLike, flag: str, *, inputs=(), create_parent
             directory is refused here, before the work rather than after it.
         example: a file name to suggest when ``path`` is a directory.
     """
+    # An empty path, a NUL, a loop of links, a block device; where the output lands (rnnkit.files.write_output
+    # writes through a link to its destination, and into a character device or a pipe in place).
+    destination, in_place = check_output_path(path, flag, example)
     path = Path(path)
     if path.is_dir():
         raise InputError(f"{flag} {path} is a directory; give the path of a file to write, e.g. {path / example}")
@@ -47,13 +50,17 @@ def check_output(path: str | os.PathLike, flag: str, *, inputs=(), create_parent
         if given is not None and _same_file(path, Path(given)):
             raise InputError(f"{flag} {path} is the input file {given}; writing it would replace what is read: "
                              f"give another {flag}")
-    run, entry = _run_holding(path)
-    if run is not None and entry in RUN_ENTRIES:
-        raise InputError(f"{flag} {path} is one of the files of the run directory {run}; writing it would damage "
-                         f"the run: give another {flag} (any other name, e.g. {run / 'page.html'}, is fine)")
-    if run is not None:
-        refuse_link(path, "file")  # the run directory is a closed world: never written through a link
-    parent = path.parent
+    for candidate in dict.fromkeys((path, destination)):  # the name given, and where a link leads
+        run, entry = _run_holding(candidate)
+        if run is not None and entry in RUN_ENTRIES:
+            raise InputError(f"{flag} {path} is one of the files of the run directory {run}; writing it would "
+                             f"damage the run: give another {flag} (any other name, e.g. {run / 'page.html'}, "
+                             "is fine)")
+        if run is not None and candidate == path:
+            refuse_link(path, "file")  # the run directory is a closed world: never written through a link
+    if in_place:
+        return path  # a device or a pipe: nothing is created beside it
+    parent = destination.parent
     blocking = next((p for p in (parent, *parent.parents) if os.path.lexists(p) and not p.is_dir()), None)
     if blocking is not None:
         raise InputError(f"{flag} {path}: {blocking} is a file, not a directory; choose another {flag}")

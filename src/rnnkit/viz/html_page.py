@@ -28,7 +28,14 @@ The data sits in ``<script type="application/json" id="rnnkit-data">``, written 
      "activations": {"LAYER/STATE": {"scale": [s_0, ..., s_{H-1}], "q": BASE64}} (static pages only),
      "top": {"symbols": [str, ...], "ids": [[j, ...] | null, ...] (P), "probs": [[p, ...] | null, ...] (P)} (static only),
      "gradient": {"positions": [p, ...], "norms": [[‖∂L/∂h_t‖ per position] per layer], "target": str,
-                  "caption": str} | null}
+                  "caption": str} | null,
+     "read": {"characters": N, "positions": P} | null}
+
+A long text is shown in part: ``text`` and every per-position array hold the **window**, the first characters
+of the text (``rnnkit explain --page-chars``, 5,000 by default), while ``ranking`` was computed over all of the
+text read, whose size ``read`` gives (null when the page shows all of it). A page that runs the model colours
+its window in the browser, and a page of a million characters would neither load nor colour in reasonable
+time: the window keeps the page as quick as it is for a short text, whatever was read.
 
 A static page stores activations as signed bytes to keep it small (h and c of a 2 × 256 LSTM over 5,000
 characters: 5.1 MB of bytes, 6.8 MB in base64): ``q`` is the base64 of an int8 array laid out unit by unit,
@@ -52,7 +59,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..files import write_atomic
+from ..files import write_output
 from .activations import Activations
 from .features import FEATURES
 from .units import UnitMatch
@@ -62,9 +69,10 @@ QUANTUM = 127
 
 def page_data(activations: Activations, ranking: dict[str, list[UnitMatch]], selected: dict, title: str, *,
               model: dict | None = None, static_reason: str | None = None, gradient: dict | None = None,
-              constant: tuple[str, ...] | list[str] = ()) -> dict:
+              constant: tuple[str, ...] | list[str] = (), read: dict | None = None) -> dict:
     """The JSON object the page reads (format in the module docstring); ``model`` is
-    :func:`~rnnkit.viz.live_model.browser_model`'s object, or None for a static page."""
+    :func:`~rnnkit.viz.live_model.browser_model`'s object, or None for a static page; ``read``:
+    ``{"characters", "positions"}`` of the whole text when the page shows only its first part (the window)."""
     a = activations
     fed = a.fed
     data = {
@@ -86,6 +94,7 @@ def page_data(activations: Activations, ranking: dict[str, list[UnitMatch]], sel
         "model": model,
         "static": None if model is not None else static_reason,
         "gradient": gradient,
+        "read": read,
     }
     if model is None:
         data.update(_static_activations(a))
@@ -211,7 +220,7 @@ def render_page(data: dict) -> str:
 def write_page(path: str | Path, activations: Activations, ranking: dict[str, list[UnitMatch]],
                selected: dict | None = None, title: str = "", *, model: dict | None = None,
                static_reason: str | None = None, gradient: dict | None = None,
-               constant: tuple[str, ...] | list[str] = ()) -> Path:
+               constant: tuple[str, ...] | list[str] = (), read: dict | None = None) -> Path:
     """Write the page for ``activations`` and ``ranking`` (from :func:`rnnkit.viz.rank_units`) to ``path``
     atomically (an existing file is replaced only by a complete page) and return the path.
 
@@ -224,10 +233,12 @@ def write_page(path: str | Path, activations: Activations, ranking: dict[str, li
         static_reason: for a static page, why it cannot run the model (one line on the page).
         gradient: ``{"positions", "norms", "target", "caption"}`` for the gradient tab (module docstring), or None.
         constant: the names of the features left out of ``ranking`` because they are constant over the text.
+        read: ``{"characters": N, "positions": P}`` of the whole text read, when ``activations`` hold only its
+            first part (the window :func:`~rnnkit.viz.streaming.stream_text` keeps) and ``ranking`` covers all.
     """
     path = Path(path)
     selected = selected or {"layer": 0, "state": "hidden", "unit": 0}
     data = page_data(activations, ranking, selected, title, model=model, static_reason=static_reason,
-                     gradient=gradient, constant=constant)
-    write_atomic(path, render_page(data).encode("utf-8"))
+                     gradient=gradient, constant=constant, read=read)
+    write_output(path, render_page(data).encode("utf-8"))
     return path

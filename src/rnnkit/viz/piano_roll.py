@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from rnnkit.extras import require
-from rnnkit.files import write_atomic
+from rnnkit.files import write_output
 
 PRIME_COLOUR, CONTINUATION_COLOUR, REAL_COLOUR = "#3b6fb6", "#e07b24", "#555555"
 NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
@@ -63,5 +63,5 @@ def piano_roll_png(path: str | Path, roll: np.ndarray, low: int, prime_steps: in
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     path = Path(path)
-    write_atomic(path, buffer.getvalue())  # an existing file is replaced only by a complete new one
+    write_output(path, buffer.getvalue())  # an existing file is replaced only by a complete new one
     return path

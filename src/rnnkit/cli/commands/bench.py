@@ -8,26 +8,30 @@
 Every (task, T, cell) configuration trains a fresh model (:mod:`rnnkit.diagnose.memory_bench`); the cells get
 hidden sizes with equal parameter budgets. Prints a table (task, T, cell, hidden, params, final metric,
 baseline, steps, seconds) and writes ``DIR/memory_tasks.png`` (metric against T) and ``DIR/results.json``
-(every row with its learning curve).
+(every row with its learning curve). A first Ctrl-C (or SIGTERM) stops the training under way at its next
+step; the rows that finished are kept in both files, and the command exits with 130 (143) and one line.
 """
 
+import sys
 import time
 
 import click
 
+from rnnkit.cli.interrupts import exit_status, last_signal, message
 from rnnkit.cli.json_output import to_json
 from rnnkit.cli.options import (
     CommaList,
     Finite,
     FiniteFloat,
     LengthList,
+    OutputPath,
     Positive,
     PositiveFloat,
     Seed,
     cell_choices,
     engine_option,
 )
-from rnnkit.train.outputs import check_output_directory
+from rnnkit.train.outputs import check_output, check_output_directory
 
 
 @click.group()
@@ -62,7 +66,7 @@ def command() -> None:
               help="Stop a selective-copy configuration once its held-out token accuracy is >= A.")
 @click.option("--seed", type=Seed, default=0, show_default=True, help="Seed of initialisation and training data.")
 @engine_option("Every cell trains on it; one it cannot run is refused before any training.")
-@click.option("--out", metavar="DIR", help="Where memory_tasks.png and results.json go. Default: runs/memory-tasks-DATE-TIME.")
+@click.option("--out", type=OutputPath("bench-results"), metavar="DIR", help="Where memory_tasks.png and results.json go. Default: runs/memory-tasks-DATE-TIME.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as one JSON object on stdout.")
 @click.option("--quiet", is_flag=True, help="No progress bar and no progress lines on stderr.")
 def memory_tasks(tasks: list[str], lengths: list[int], cells: list[str], hidden: int, out: str | None,
@@ -76,7 +80,7 @@ def memory_tasks(tasks: list[str], lengths: list[int], cells: list[str], hidden:
         equal_budget_sizes,
         run_memory_tasks,
     )
-    from rnnkit.files import make_directory, write_atomic
+    from rnnkit.files import check_distinct_outputs, forget_created_outputs, make_directory, write_output
     from rnnkit.train.progress import log_line
 
     check_lengths(tasks, lengths)
@@ -84,6 +88,10 @@ def memory_tasks(tasks: list[str], lengths: list[int], cells: list[str], hidden:
     check_fits_in_memory(hidden)
     check_engine(cells, options["engine"])
     make_directory(out_dir, "--out")  # now, so that a path the system refuses costs no training
+    files = {"memory_tasks.png": out_dir / "memory_tasks.png", "results.json": out_dir / "results.json"}
+    for name, path in files.items():  # an --out that exists may hold a folder, a link or a device by those names
+        check_output(path, "--out", example=name)
+    check_distinct_outputs((f"--out's {name}", path) for name, path in files.items())
     log = None if quiet else log_line  # beside the Trainer's progress bar
     sizes = equal_budget_sizes(tasks, hidden, cells)
     if log:
@@ -94,12 +102,18 @@ def memory_tasks(tasks: list[str], lengths: list[int], cells: list[str], hidden:
                               log=log)
     results_file = out_dir / "results.json"
     report["results_file"] = str(results_file)
-    write_atomic(results_file, (to_json(report, indent=1) + "\n").encode())
-    if as_json:
-        click.echo(to_json(report))
-        return
-    click.echo(_table(report["results"]))
-    click.echo(f"plot: {report['plot']}\nresults: {results_file}")
+    write_output(results_file, (to_json(report, indent=1) + "\n").encode())
+    click.echo(to_json(report) if as_json else f"{_table(report['results'])}\nplot: {report['plot']}\n"
+                                               f"results: {results_file}")
+    if any(row["stop_reason"] == "interrupted" for row in report["results"]):
+        # The rows that finished are whole and worth keeping (a benchmark may have run for hours): unlike an
+        # interrupted command's other outputs, they stay; the status says that the run did not complete.
+        forget_created_outputs()
+        number = last_signal()
+        click.echo(f"error: {message(number)} after {len(report['results'])} of "
+                   f"{len(tasks) * len(lengths) * len(cells)} configurations; the finished ones are in "
+                   f"{results_file} and {report['plot']}", err=True)
+        sys.exit(exit_status(number))
 
 
 def _table(rows: list[dict]) -> str:

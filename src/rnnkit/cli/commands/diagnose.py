@@ -29,6 +29,7 @@ from rnnkit.cli.json_output import to_json
 from rnnkit.cli.options import (
     Finite,
     FiniteFloat,
+    OutputPath,
     Positive,
     PositiveFloat,
     Seed,
@@ -85,7 +86,8 @@ def _common_options(length: int, out: str, engine_note: str):
         click.option("--text", metavar="FILE", help="DIR / --run: the text whose first tokens are the sequence. "
                                                     "Default: the run's training text."),
         checkpoint_option(prefix="DIR / --run: "),
-        click.option("--out", metavar="PNG", default=out, show_default=True, help="The plot to write."),
+        click.option("--out", type=OutputPath(out), metavar="PNG", default=out, show_default=True,
+                     help="The plot to write."),
         click.option("--json", "as_json", is_flag=True, help="Print the numbers as one JSON object on stdout."),
     ]
 
