@@ -37,3 +37,36 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine() or "unknown"
+
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"  # the canonical copies, where a checkout has them
+
+
+def add_data_argument(parser, name: str) -> None:
+    """``--data NAME|PATH``: where the benchmark reads dataset ``name`` from (see :func:`dataset_path`)."""
+    parser.add_argument("--data", metavar="NAME|PATH", default=None,
+                        help=f"the {name} data: the name {name} (the copy `rnnkit data get {name}` downloaded) or a "
+                             f"folder holding its files. Default: ../shared/data/{name} when it exists, else the "
+                             "downloaded copy")
+
+
+def dataset_path(given: str | None, name: str, file: str | None = None) -> Path:
+    """The folder of dataset ``name`` (or its ``file``): ``--data`` as given (an existing folder or file, or the
+    dataset's name: its copy under RNNKIT_DATA), else ../shared/data/NAME when it exists, else the downloaded
+    copy. A name of another dataset, or a copy not downloaded, ends the script with one line."""
+    from rnnkit.data.catalog import dataset
+
+    if given is not None and Path(given).exists():
+        folder = Path(given)
+        return folder / file if file and folder.is_dir() else folder
+    if given is None and (SHARED_DATA / name).is_dir():
+        folder = SHARED_DATA / name
+    else:
+        if given not in (None, name):
+            sys.exit(f"error: --data {given}: no such path, and this benchmark reads dataset {name}; give --data "
+                     f"{name} or a folder holding its files")
+        found = dataset(name)
+        if found.state() != "present":
+            sys.exit(f"error: dataset {name} is not downloaded ({found.folder}); run `rnnkit data get {name}`")
+        folder = found.folder
+    return folder / file if file else folder

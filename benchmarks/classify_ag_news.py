@@ -28,7 +28,7 @@ import random
 import time
 from pathlib import Path
 
-from bench_common import cpu_model, rnnkit
+from bench_common import add_data_argument, cpu_model, dataset_path, rnnkit
 
 ROOT = Path(__file__).resolve().parents[1]
 AG_NEWS = ROOT.parent / "shared" / "data" / "ag_news"
@@ -64,7 +64,10 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="200 articles and one short epoch")
     parser.add_argument("--minutes", type=float, default=10.0, help="training budget in minutes (default 10)")
     parser.add_argument("--out", default=str(ROOT / "runs" / "bench-ag-news"))
+    add_data_argument(parser, "ag_news")
     args = parser.parse_args()
+    global AG_NEWS
+    AG_NEWS = dataset_path(args.data, "ag_news")
     if args.minutes <= 0:
         parser.error(f"--minutes must be positive, got {args.minutes:g}")
 

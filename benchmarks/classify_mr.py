@@ -43,6 +43,7 @@ import statistics
 import time
 from pathlib import Path
 
+from bench_common import add_data_argument, dataset_path
 from classify_sst2 import CONFIGS, cpu_model, pick_configs, rnnkit, run_search, selection
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -121,7 +122,10 @@ def main() -> None:
     parser.add_argument("--configs", default=None, help=f"with --search: a comma-separated subset of {', '.join(CONFIGS)}")
     parser.add_argument("--smoke", action="store_true", help="300 snippets, 2 folds, one short epoch each")
     parser.add_argument("--out", default=str(ROOT / "runs" / "bench-mr"))
+    add_data_argument(parser, "mr_polarity")
     args = parser.parse_args()
+    global MR
+    MR = dataset_path(args.data, "mr_polarity")
     if args.minutes <= 0:
         parser.error(f"--minutes must be positive, got {args.minutes:g}")
     if args.configs is not None and not args.search:

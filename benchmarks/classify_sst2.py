@@ -39,7 +39,7 @@ import random
 import time
 from pathlib import Path
 
-from bench_common import CONFIGS, SMOKE_CONFIGS, cpu_model, rnnkit
+from bench_common import CONFIGS, SMOKE_CONFIGS, add_data_argument, cpu_model, dataset_path, rnnkit
 
 ROOT = Path(__file__).resolve().parents[1]
 SST2 = ROOT.parent / "shared" / "data" / "sst2"
@@ -124,7 +124,10 @@ def main() -> None:
     parser.add_argument("--configs", default=None, help=f"with --search: a comma-separated subset of {', '.join(CONFIGS)}")
     parser.add_argument("--smoke", action="store_true", help="train a few steps on a slice and score a slice of dev")
     parser.add_argument("--out", default=str(ROOT / "runs" / "bench-sst2"))
+    add_data_argument(parser, "sst2")
     args = parser.parse_args()
+    global SST2
+    SST2 = dataset_path(args.data, "sst2")
     minutes = args.minutes if args.minutes is not None else (45.0 if args.search else 40.0)
     if minutes <= 0:
         parser.error(f"--minutes must be positive, got {minutes:g}")

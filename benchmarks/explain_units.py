@@ -51,7 +51,7 @@ import sysconfig
 import time
 from pathlib import Path
 
-from bench_common import cpu_model, rnnkit
+from bench_common import add_data_argument, cpu_model, dataset_path, rnnkit
 
 ROOT = Path(__file__).resolve().parents[1]
 SHAKESPEARE = ROOT.parent / "shared" / "data" / "tinyshakespeare" / "input.txt"
@@ -126,7 +126,11 @@ def main() -> None:
     parser.add_argument("--cell", default=None, help="the recurrent cell instead of the LSTM (any of `rnnkit train lm --cell`)")
     parser.add_argument("--layers", type=int, default=None, help="stacked layers instead of 2")
     parser.add_argument("--hidden", type=int, default=None, help="units per layer instead of 256")
+    add_data_argument(parser, "tinyshakespeare")
     args = parser.parse_args()
+    global SHAKESPEARE
+    if args.corpus == "shakespeare" or args.data is not None:
+        SHAKESPEARE = dataset_path(args.data, "tinyshakespeare", "input.txt")
     if args.more_code and args.corpus != "python":
         parser.error("--more-code grows the Python corpus; leave it out with --corpus shakespeare")
     settings = SETTINGS + RECIPES[args.recipe] + architecture(args)

@@ -43,7 +43,7 @@ import json
 import time
 from pathlib import Path
 
-from bench_common import cpu_model, rnnkit
+from bench_common import add_data_argument, cpu_model, dataset_path, rnnkit
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "timeseries"
@@ -66,7 +66,10 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=45.0,
                         help="training budget in minutes, shared equally by the three series (default 45)")
     parser.add_argument("--out", default=str(ROOT / "runs" / "bench-forecast"))
+    add_data_argument(parser, "timeseries")
     args = parser.parse_args()
+    global DATA
+    DATA = dataset_path(args.data, "timeseries")
     if args.minutes <= 0:
         parser.error(f"--minutes must be positive, got {args.minutes:g}")
 

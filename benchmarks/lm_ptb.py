@@ -45,7 +45,7 @@ import json
 import time
 from pathlib import Path
 
-from bench_common import cpu_model, rnnkit
+from bench_common import add_data_argument, cpu_model, dataset_path, rnnkit
 
 ROOT = Path(__file__).resolve().parents[1]
 PTB = ROOT.parent / "shared" / "data" / "ptb"
@@ -122,7 +122,10 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="train a few steps and score a slice of the test set")
     parser.add_argument("--out", default=None, help="run directory. Default: runs/bench-ptb (zaremba), "
                                                      "runs/bench-ptb-awd (awd)")
+    add_data_argument(parser, "ptb")
     args = parser.parse_args()
+    global PTB
+    PTB = dataset_path(args.data, "ptb")
     recipe = RECIPES[args.recipe]
     minutes = recipe["minutes"] if args.minutes is None else args.minutes
     if minutes <= 0:

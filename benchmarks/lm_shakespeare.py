@@ -37,7 +37,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench_common import cpu_model
+from bench_common import add_data_argument, cpu_model, dataset_path
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "tinyshakespeare" / "input.txt"
@@ -83,7 +83,10 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="train a few steps only")
     parser.add_argument("--out", default=None,
                         help="run directory. Default: runs/bench-shakespeare[-RECIPE][-CELL]")
+    add_data_argument(parser, "tinyshakespeare")
     args = parser.parse_args()
+    global DATA
+    DATA = dataset_path(args.data, "tinyshakespeare", "input.txt")
     if args.minutes <= 0:
         parser.error(f"--minutes must be positive, got {args.minutes:g}")
     name = "bench-shakespeare" + ("" if args.recipe == "round1" else f"-{args.recipe}") \

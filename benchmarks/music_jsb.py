@@ -43,6 +43,7 @@ from pathlib import Path
 
 import torch
 
+from bench_common import add_data_argument, dataset_path
 from rnnkit.music import write_midi, write_wav
 from rnnkit.tasks import music
 from rnnkit.tasks.music import SPEC, MusicDataConfig, from_run, generate_music, real_piece
@@ -102,11 +103,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=30.0, help="training budget of each output layer")
     parser.add_argument("--outputs", default="bernoulli,nade", help="comma-separated: bernoulli, nade")
-    parser.add_argument("--data", type=Path, default=DATA)
+    add_data_argument(parser, "jsb_chorales")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench-music-jsb")
     args = parser.parse_args()
-    if not args.data.exists():
-        sys.exit(f"error: {args.data} not found; the JSB chorales are in shared/data/jsb_chorales (see its SOURCE.md)")
+    args.data = dataset_path(args.data, "jsb_chorales", DATA.name)
     outputs = [name.strip() for name in args.outputs.split(",")]
     unknown = [name for name in outputs if name not in TARGETS]
     if unknown:

@@ -48,7 +48,6 @@ output (with the scores, the budget, the commands and the CPU model).
 
 from tagging_run import ROOT, json_line, parse_arguments, train_and_test, verdict_line
 
-CONLL = ROOT.parent / "shared" / "data" / "conll2003"
 TARGET = 0.86
 MINUTES = 45
 TRAIN_TOKENS = 203_621
@@ -64,8 +63,8 @@ SETTINGS = [
 
 
 def main() -> None:
-    args = parse_arguments(__doc__.split("\n\n")[0], "bench-conll2003")
-    files = tuple(CONLL / f"{split}.txt" for split in ("train", "valid", "test"))
+    args = parse_arguments(__doc__.split("\n\n")[0], "bench-conll2003", "conll2003")
+    files = tuple(args.data / f"{split}.txt" for split in ("train", "valid", "test"))
     run = train_and_test(files, SETTINGS, args, (250, 80), (TRAIN_TOKENS, DEV_TOKENS), "f1")
     report, test = run["report"], run["test"]
     print(f"dev span F1: last epoch {report['valid_f1']:.2%}, best {report.get('best_valid_f1', 0):.2%} "

@@ -44,7 +44,6 @@ the output (with the scores, the budget, the commands and the CPU model).
 
 from tagging_run import ROOT, json_line, parse_arguments, train_and_test, verdict_line
 
-EWT = ROOT.parent / "shared" / "data" / "ud_english_ewt"
 TARGET = 0.955
 MINUTES = 45
 TRAIN_TOKENS = 204_577
@@ -60,8 +59,8 @@ SETTINGS = [
 
 
 def main() -> None:
-    args = parse_arguments(__doc__.split("\n\n")[0], "bench-ewt")
-    files = tuple(EWT / f"en_ewt-ud-{split}.conllu" for split in ("train", "dev", "test"))
+    args = parse_arguments(__doc__.split("\n\n")[0], "bench-ewt", "ud_english_ewt")
+    files = tuple(args.data / f"en_ewt-ud-{split}.conllu" for split in ("train", "dev", "test"))
     run = train_and_test(files, SETTINGS, args, (200, 60), (TRAIN_TOKENS, DEV_TOKENS), "accuracy")
     report, test = run["report"], run["test"]
     print(f"dev UPOS accuracy: last epoch {report['valid_accuracy']:.2%}, best {report.get('best_valid_accuracy', 0):.2%} "

@@ -8,7 +8,7 @@ import json
 import time
 from pathlib import Path
 
-from bench_common import CONFIGS, SMOKE_CONFIGS, cpu_model, rnnkit
+from bench_common import CONFIGS, SMOKE_CONFIGS, add_data_argument, cpu_model, dataset_path, rnnkit
 
 ROOT = Path(__file__).resolve().parents[1]
 # The cosine schedule needs its length in advance. Each run first times CALIBRATION_STEPS steps of its own
@@ -27,8 +27,10 @@ def head_sentences(source: Path, target: Path, sentences: int) -> Path:
     return target
 
 
-def parse_arguments(description: str, default_out: str) -> argparse.Namespace:
+def parse_arguments(description: str, default_out: str, dataset: str) -> argparse.Namespace:
+    """The flags of a tagging benchmark; ``args.data`` becomes the folder of ``dataset``'s files."""
     parser = argparse.ArgumentParser(description=description)
+    add_data_argument(parser, dataset)
     parser.add_argument("--minutes", type=float, default=None,
                         help="training budget in minutes: the run's (default 41, round one's), or the whole "
                              "search's, shared equally by its configurations (default 45)")
@@ -37,6 +39,7 @@ def parse_arguments(description: str, default_out: str) -> argparse.Namespace:
     parser.add_argument("--smoke", action="store_true", help="train one short epoch on a slice and score a slice of it")
     parser.add_argument("--out", default=str(ROOT / "runs" / default_out))
     args = parser.parse_args()
+    args.data = dataset_path(args.data, dataset)
     if args.minutes is None:
         args.minutes = 45.0 if args.search else 41.0
     if args.minutes <= 0:

@@ -41,7 +41,7 @@ from pathlib import Path
 
 import sacrebleu
 
-from bench_common import cpu_model, rnnkit
+from bench_common import add_data_argument, cpu_model, dataset_path, rnnkit
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "multi30k"
@@ -104,7 +104,10 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=50, help="training budget of the attention model")
     parser.add_argument("--context-minutes", type=float, default=20, help="training budget of the context-only model")
     parser.add_argument("--out", default=str(ROOT / "runs" / "bench-multi30k"))
+    add_data_argument(parser, "multi30k")
     args = parser.parse_args()
+    global DATA
+    DATA = dataset_path(args.data, "multi30k")
     if args.minutes <= 0 or args.context_minutes <= 0:
         parser.error("--minutes and --context-minutes must be positive")
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import http.server
+import importlib
+import importlib.util
 import json
 import os
 import random
@@ -464,3 +466,47 @@ def test_every_listed_dataset_end_to_end_against_the_shared_mirror(tmp_path, cap
             code, _, err = get(capsys, name)
             assert_one_line_error(code, err, "HTTP 404", f"rnnkit data get {name}")
     print(f"every dataset end to end: {time.monotonic() - started:.1f}s")
+
+
+# ------------------------------------------------------------------------------------------- the benchmarks
+
+BENCHMARKS = {"classify_ag_news": "ag_news", "classify_mr": "mr_polarity", "classify_sst2": "sst2",
+              "explain_units": "tinyshakespeare", "forecast_timeseries": "timeseries", "lm_ptb": "ptb",
+              "lm_shakespeare": "tinyshakespeare", "music_jsb": "jsb_chorales", "tag_conll2003": "conll2003",
+              "tag_ud_ewt": "ud_english_ewt", "translate_multi30k": "multi30k"}
+
+
+def test_every_benchmark_reading_shared_data_takes_the_dataset_name(tmp_path, monkeypatch):
+    """Each script that reads ../shared/data takes --data NAME: with nothing downloaded its main() stops at once
+    with one line naming `rnnkit data get NAME` (so the name was resolved through the catalog, before any work)."""
+    readers = {p.stem for p in (ROOT / "benchmarks").glob("*.py") if p.stem != "bench_common"
+               and re.search(r'shared/data|"shared" / "data"', p.read_text(encoding="utf-8"))}
+    assert readers == set(BENCHMARKS)
+    monkeypatch.setenv("RNNKIT_DATA", str(tmp_path / "nothing"))
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    monkeypatch.chdir(tmp_path)
+    for script, name in BENCHMARKS.items():
+        if script == "translate_multi30k" and importlib.util.find_spec("sacrebleu") is None:
+            continue  # it imports sacrebleu (the translate extra, which the test extra does not hold)
+        module = importlib.import_module(script)
+        monkeypatch.setattr(sys, "argv", [f"{script}.py", "--data", name])
+        with pytest.raises(SystemExit) as stop:
+            module.main()
+        assert stop.value.code == (f"error: dataset {name} is not downloaded ({tmp_path / 'nothing' / name}); run "
+                                   f"`rnnkit data get {name}`"), script
+    assert not any(tmp_path.iterdir())  # stopped before any work
+
+
+def test_benchmarks_find_a_downloaded_copy_by_name(tiny, monkeypatch):
+    found, files, _ = tiny
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    from bench_common import dataset_path
+
+    found.folder.mkdir(parents=True)
+    for name, data in files.items():
+        (found.folder / name).write_bytes(data)
+    assert dataset_path("tiny", "tiny") == found.folder
+    assert dataset_path(None, "tiny", "train.txt") == found.folder / "train.txt"  # no ../shared/data/tiny
+    assert dataset_path(str(found.folder), "tiny", "train.txt") == found.folder / "train.txt"
+    with pytest.raises(SystemExit, match="reads dataset tiny"):
+        dataset_path("ptb", "tiny")
