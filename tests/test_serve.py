@@ -204,6 +204,37 @@ def test_two_runs_of_one_name_are_refused_naming_the_fix(runs, tmp_path):
         create_app([runs["lm"]], runtime="tensorflow")
 
 
+def test_onnx_files_of_rnnkit_export_answer_as_the_runs_do(runs, tmp_path):
+    files = {}
+    for task in ("lm", "classify", "tag"):
+        rnnkit.load(runs[task]).export(format="onnx", out=tmp_path / f"{task}.onnx")
+        files[task] = tmp_path / f"{task}.onnx"
+    with pytest.raises(InputError, match="--runtime torch"):
+        create_app([files["tag"]], runtime="onnx")
+    (tmp_path / "junk.onnx").write_bytes(b"not a model")
+    with pytest.raises(InputError, match="not an ONNX model"):
+        create_app([tmp_path / "junk.onnx"], runtime="onnx")
+    with pytest.raises(InputError, match="export it first"):
+        create_app([rnnkit.load(runs["lm"])], runtime="onnx")
+    app = create_app([files["lm"], files["classify"]], runtime="onnx", limits=LIMITS)
+    with LiveServer(app) as address, httpx.Client(base_url=address) as http:
+        assert {model["name"]: model["runtime"] for model in http.get("/models").json()["models"]} == {
+            "lm": "onnx", "classify": "onnx"}
+        texts = ["the film was great", "awful and boring", "zzz unknown words"]
+        served = http.post("/classify", json={"texts": texts}).json()["predictions"]
+        expected = rnnkit.load(runs["classify"]).predict(texts)
+        assert [item["label"] for item in served] == [item["label"] for item in expected]
+        for got, want in zip(served, expected):
+            assert all(abs(got["probabilities"][label] - p) < 1e-5 for label, p in want["probabilities"].items())
+        options = {"prime": "def", "length": 50, "temperature": 0.8, "seed": 11}
+        assert http.post("/generate", json=options).json() == {"model": "lm",
+                                                               **rnnkit.load(runs["lm"]).generate(**options)}
+        with http.stream("POST", "/generate", json={**options, "stream": True}) as response:
+            received = events(response.iter_lines())
+        assert "".join(data["text"] for name, data in received if name == "token") == received[-1][1]["text"]
+        assert http.post("/generate", json={"prime": "∑"}).status_code == 400
+
+
 # ------------------------------------------------------------------------------------------- bad requests
 
 BAD = [
