@@ -416,6 +416,27 @@ def test_data_name_on_a_train_command_and_evaluate(tiny, capsys, monkeypatch, tm
     assert json.loads(out)["tokens"] > 0
 
 
+MISSING_DATASET_FILES = [  # (the command's flags, with GONE a folder that does not exist; the dataset named)
+    (["train", "lm", "--data", "GONE/ptb.train.txt"], "ptb"),
+    (["train", "lm", "--data", "GONE/input.txt"], "tinyshakespeare"),
+    (["train", "classify", "--data", "GONE/train.tsv"], "sst2"),
+    (["train", "tag", "--data", "GONE/en_ewt-ud-train.conllu"], "ud_english_ewt"),
+    (["train", "tag", "--data", "GONE/train.txt"], "conll2003"),
+    (["train", "translate", "--source", "GONE/train.en.gz", "--target", "GONE/train.de.gz"], "multi30k"),
+    (["train", "music", "--data", "GONE/jsb-chorales-quarter.json"], "jsb_chorales"),
+    (["train", "forecast", "--data", "GONE/airline-passengers.csv", "--target", "Passengers", "--window", "12"],
+     "timeseries"),
+]
+
+
+@pytest.mark.parametrize("args, name", MISSING_DATASET_FILES, ids=[name for _, name in MISSING_DATASET_FILES])
+def test_no_such_file_for_a_dataset_file_names_data_get(args, name, capsys, tmp_path):
+    gone = tmp_path / "gone"
+    code, _, err = run_cli(capsys, *[arg.replace("GONE", str(gone)) for arg in args], "--out", tmp_path / "run")
+    assert_one_line_error(code, err, "no such file", f"`rnnkit data get {name}`")
+    assert not (tmp_path / "run").exists()
+
+
 # ------------------------------------------------------------------------------------------- every listed dataset
 
 

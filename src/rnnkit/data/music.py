@@ -51,6 +51,8 @@ import numpy as np
 from rnnkit.errors import InputError
 from rnnkit.extras import require
 
+from .catalog import missing_file_hint
+
 SPLITS = ("train", "valid", "test")
 MIDI_SUFFIXES = (".mid", ".midi")
 DRUM_CHANNEL = 9  # channel 10 in General MIDI's 1-based numbering
@@ -171,7 +173,7 @@ def read_json(path: str | Path) -> dict[str, list[Piece]]:
         with open(path, encoding="utf-8") as file:
             data = json.load(file)
     except FileNotFoundError:
-        raise InputError(f"{path}: no such file; check the path") from None
+        raise InputError(f"{path}: no such file; check the path{missing_file_hint(path)}") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise InputError(f"{path} is not JSON ({error}); give {shape}") from None
     if not isinstance(data, dict) or not data:
@@ -211,7 +213,7 @@ def read_midi(path: str | Path, step: float = 1.0) -> Piece:
     path = str(path)
     check_step(step)
     if not os.path.isfile(path):
-        raise InputError(f"{path}: no such file; check the path")
+        raise InputError(f"{path}: no such file; check the path{missing_file_hint(path)}")
     try:
         midi = mido.MidiFile(path)
         notes = _notes(midi, mido)
@@ -348,7 +350,7 @@ def read_music(path: str | Path, step: float = 1.0) -> dict[str, list[Piece]]:
     if path.suffix.lower() in MIDI_SUFFIXES:
         return {"train": [read_midi(path, step)]}
     if not path.exists():
-        raise InputError(f"{path}: no such file or folder; check the path")
+        raise InputError(f"{path}: no such file or folder; check the path{missing_file_hint(path)}")
     splits = read_json(path)
     check_total_steps(sum(len(piece) for pieces in splits.values() for piece in pieces), path)
     return splits
