@@ -20,6 +20,20 @@ from rnnkit.errors import InputError
 # Every seed seeds NumPy's legacy generator too, which takes 0 to 2**32 - 1 (torch takes up to 2**64 - 1).
 MAX_SEED = 2**32 - 1
 
+# Sane ranges of the float settings whose huge values are finite yet meaningless, so that a typo is refused
+# naming its flag rather than surfacing later as "training diverged: lower --lr" or a traceback.
+# A forget-gate bias b opens the gate to σ(b): σ(±17) is already 1 or 0 in float32, so nothing past ±100
+# differs, and 1e308 is infinite in float32 (the gate's pre-activation becomes inf, then nan).
+FORGET_BIAS_LIMIT = 100.0
+# Weights drawn from ±X: past 10 every tanh/σ unit saturates at the first step (Zaremba et al. use 0.1).
+MAX_INIT_RANGE = 10.0
+# Weight decay multiplies the weights by (1 - lr·λ) each step (or adds λ·w to the gradient): past 10 it
+# outweighs any loss the model could learn from.
+MAX_WEIGHT_DECAY = 10.0
+# The tempo of a MIDI file is stored as microseconds per quarter note in 24 bits (at most 16,777,215 µs: about
+# 3.58 bpm); past 1000 bpm a quarter note lasts 60 ms, faster than any notated music.
+MIN_BPM, MAX_BPM = 4.0, 1000.0
+
 
 def check_whole_number(name: str, value, minimum: int = 1) -> None:
     """InputError unless ``value`` is an int (not a bool) of at least ``minimum``."""

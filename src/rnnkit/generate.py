@@ -32,6 +32,20 @@ def _check_filters(top_k: int | None, top_p: float | None) -> None:
         )
 
 
+def tempered(scores: Tensor, temperature: float, top_k: int | None = None, top_p: float | None = None) -> Tensor:
+    """``softmax((z - max z) / temperature)`` over the tokens :func:`filter_logits` keeps: the sampling
+    distribution, finite for every temperature > 0.
+
+    Subtracting the maximum first (which softmax ignores) makes the largest logit exactly 0 at every
+    temperature, and the division runs in float64, where a temperature such as 1e-300 is not 0 (in float32 it
+    is, and ``z / T`` is inf - inf = nan): as T -> 0 the others go to -inf and the distribution becomes greedy
+    decoding's argmax; a huge T makes it uniform.
+    """
+    scores = scores.double()  # (..., V)
+    shifted = scores - scores.max(dim=-1, keepdim=True).values  # (..., V) ≤ 0, the largest exactly 0
+    return filter_logits(shifted / temperature, top_k, top_p).softmax(dim=-1).float()  # (..., V)
+
+
 def filter_logits(logits: Tensor, top_k: int | None = None, top_p: float | None = None) -> Tensor:
     """Set to -inf every logit outside the top-k and/or the top-p (nucleus) set; a new tensor.
 
@@ -153,7 +167,7 @@ def _generate(model: nn.Module, vocab: CharVocab | WordVocab, context: list[int]
             if greedy:
                 token = int(scores.argmax())
             else:
-                probs = filter_logits(scores / temperature, top_k, top_p).softmax(dim=-1)  # (V,)
+                probs = tempered(scores, temperature, top_k, top_p)  # (V,)
                 token = int(torch.multinomial(probs, 1, generator=generator))
             yield vocab.piece(token, previous)
             previous = token

@@ -18,7 +18,7 @@ from typing import Callable
 import click
 from click.core import ParameterSource
 
-from rnnkit.checks import MAX_SEED
+from rnnkit.checks import FORGET_BIAS_LIMIT, MAX_SEED, MAX_WEIGHT_DECAY
 from rnnkit.train import OPTIMIZERS, SCHEDULES, RunDirectory, TrainConfig
 
 EXIT_INTERRUPTED = 130
@@ -51,6 +51,7 @@ NonNegativeFloat = FiniteFloat(min=0)
 Probability = FiniteFloat(0, 1, max_open=True)
 Fraction = FiniteFloat(0, 1, max_open=True)  # a share held out: 0 for none, never all
 Seed = click.IntRange(0, MAX_SEED)
+ForgetBias = FiniteFloat(-FORGET_BIAS_LIMIT, FORGET_BIAS_LIMIT)  # why this range: rnnkit.checks
 # Deeper stacks only cost time to build (every layer is a module) and never train; this keeps a typo such as
 # --layers 1000000 from spending minutes before the memory check can refuse it.
 MAX_LAYERS = 1000
@@ -321,7 +322,7 @@ def regulariser_options(embedding: bool = False) -> Callable:
                      help="Probability that each hidden unit keeps its previous value at a step (training only)."),
         click.option("--weight-drop", type=Probability, default=0.0, show_default=True,
                      help="DropConnect on the hidden-to-hidden weights, one mask per forward pass."),
-        click.option("--forget-bias", type=Finite, metavar="B",
+        click.option("--forget-bias", type=ForgetBias, metavar="B",
                      help="Add B to the forget gate's bias at initialisation (LSTM family; Jozefowicz 2015: 1). "
                           "Default: nothing added."),
         *([click.option("--embedding-dropout", type=Probability, default=0.0, show_default=True,
@@ -373,7 +374,7 @@ def training_options(*, lr: float = 2e-3, epochs: int = 10, batch_size: int | No
         click.option("--nonmono", type=Positive, default=5, show_default=True,
                      help="NT-ASGD: start averaging once the validation loss is worse than the best before the "
                           "last N epochs (AWD-LSTM: 5)."),
-        click.option("--weight-decay", type=NonNegativeFloat,
+        click.option("--weight-decay", type=FiniteFloat(0, MAX_WEIGHT_DECAY),
                      help="Weight decay. Default: the optimizer's (AdamW 0.01, others 0)."),
         click.option("--schedule", type=click.Choice(SCHEDULES), default="constant", show_default=True,
                      help="Learning-rate schedule: step = ×--lr-decay each epoch after --decay-after; cosine; plateau."),

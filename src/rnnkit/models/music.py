@@ -86,6 +86,12 @@ def _check_temperature(temperature: float) -> None:
         raise InputError(f"temperature must be > 0, got {temperature}; 1.0 samples the model as trained")
 
 
+def _tempered_sigmoid(z: Tensor, temperature: float) -> Tensor:
+    """σ(z / temperature) in z's dtype, divided in float64: a temperature such as 1e-300 is 0 in float32, where
+    z / T would be ±inf (fine) or, for z = 0, nan; in float64 the limit T -> 0 is the step function, 0.5 at 0."""
+    return torch.sigmoid(z.double() / temperature).to(z.dtype)  # (..., P)
+
+
 def _bernoulli(probabilities: Tensor, generator: torch.Generator | None) -> Tensor:
     """1 with each given probability, drawn from ``generator`` (torch.bernoulli ignores a CPU generator's
     device on CUDA tensors; drawing uniforms on the generator's device and comparing works everywhere)."""
@@ -111,7 +117,7 @@ class BernoulliFrame(nn.Module):
 
     def sample(self, h: Tensor, temperature: float = 1.0, generator: torch.Generator | None = None) -> Tensor:
         """One frame per row of h, (..., P): pitch p on with probability σ(a_p / temperature)."""
-        return _bernoulli(torch.sigmoid(self.linear(h) / temperature), generator)
+        return _bernoulli(_tempered_sigmoid(self.linear(h), temperature), generator)
 
     def most_likely(self, h: Tensor) -> Tensor:
         """The most likely frame, (..., P): with independent pitches, every pitch with σ(a_p) > 0.5."""
@@ -172,7 +178,7 @@ class NADEFrame(nn.Module):
 
     def sample(self, h: Tensor, temperature: float = 1.0, generator: torch.Generator | None = None) -> Tensor:
         """One frame per row of h, (..., P), drawn exactly: each pitch from σ(z_p / temperature) in turn."""
-        return self._decode(h, lambda z, p: _bernoulli(torch.sigmoid(z / temperature), generator))
+        return self._decode(h, lambda z, p: _bernoulli(_tempered_sigmoid(z, temperature), generator))
 
     def most_likely(self, h: Tensor) -> Tensor:
         """A greedy mode, (..., P): each pitch takes its more likely value given the lower ones already

@@ -60,6 +60,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
+from rnnkit.checks import FORGET_BIAS_LIMIT
+
 from .batch import LayerInput, reversed_resets, reverser
 from .cells import Cell, get_cell
 from .engines import Engine, SequenceRun, choose_engine, engine_names, get_engine
@@ -151,6 +153,9 @@ class RecurrentBase(LayerInput):
             return None
         if isinstance(forget_bias, bool) or not isinstance(forget_bias, numbers.Real):
             raise ValueError(f"forget_bias must be a number or None, got {forget_bias!r}")
+        if not -FORGET_BIAS_LIMIT <= forget_bias <= FORGET_BIAS_LIMIT:  # nan fails both comparisons
+            raise ValueError(f"forget_bias must be a finite number from {-FORGET_BIAS_LIMIT:g} to "
+                             f"{FORGET_BIAS_LIMIT:g} (the gate σ(b) saturates long before), got {forget_bias!r}")
         if self.cell.forget_gate is None:
             raise ValueError(f"cell {self.cell.name!r} has no forget gate; forget_bias applies to the LSTM family")
         if not self.bias:

@@ -42,10 +42,11 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from rnnkit.checks import check_fits_in_memory
+from rnnkit.checks import MAX_BPM, MIN_BPM, check_fits_in_memory
 from rnnkit.data.music import MAX_PIECE_STEPS, SPLITS, Piece, PitchRange, check_step, read_midi, read_music
 from rnnkit.data.piano_rolls import by_length, frame_mask, padded, shift_limits, transposed
 from rnnkit.errors import InputError
+from rnnkit.extras import require
 from rnnkit.files import check_distinct_outputs, write_failure
 from rnnkit.models.music import PianoRollModel
 from rnnkit.models.size import parameter_count
@@ -363,6 +364,9 @@ def generate(trained: TrainedMusicModel, steps: int = 64, seed: int | None = Non
         if path:
             check_output(path, flag, inputs=[prime_midi, data], example=example)
     check_distinct_outputs((("--midi", midi), ("--wav", wav), ("--plot", plot)))  # --midi x --wav x: one would be lost
+    for asked, module, extra in ((midi or prime_midi, "mido", "music"), (plot, "matplotlib.figure", "viz")):
+        if asked:  # a missing extra is said before sampling, not after
+            require(module, extra)
     if wav:
         check_duration(steps, trained.data_config.step, bpm)  # the continuation alone: before sampling it
     piece = generate_music(trained, steps, seed, temperature, prime_piece, prime_midi, prime_steps, data)
@@ -431,7 +435,7 @@ GENERATE = Operation(generate, """Music from the model: a piece sampled after an
     Option("midi", File(), "Write the piece as a MIDI file."),
     Option("wav", File(), "Render the piece to a WAV file with rnnkit's synthesiser."),
     Option("plot", File(), "Draw its piano roll (prime and continuation marked) beside a real piece, as PNG."),
-    Option("bpm", Float(0, low_open=True), "Tempo of the MIDI and WAV, quarter notes per minute."),
+    Option("bpm", Float(MIN_BPM, MAX_BPM), "Tempo of the MIDI and WAV, quarter notes per minute."),
     Option("program", Int(0, 127), "General MIDI instrument of the MIDI file, 0-based (0 piano; 19 church organ)."),
 ))
 

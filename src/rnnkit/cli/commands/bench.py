@@ -21,8 +21,8 @@ from rnnkit.cli.interrupts import exit_status, last_signal, message
 from rnnkit.cli.json_output import to_json
 from rnnkit.cli.options import (
     CommaList,
-    Finite,
     FiniteFloat,
+    ForgetBias,
     LengthList,
     OutputPath,
     Positive,
@@ -56,7 +56,7 @@ def command() -> None:
 @click.option("--lr", type=PositiveFloat, default=1e-3, show_default=True, help="Adam's learning rate.")
 @click.option("--clip", type=FiniteFloat(min=0), default=1.0, show_default=True,
               help="Clip the gradient's global norm to this (0: no clipping).")
-@click.option("--forget-bias", type=Finite, default=1.0, show_default=True,
+@click.option("--forget-bias", type=ForgetBias, default=1.0, show_default=True,
               help="Added to the LSTM's forget-gate bias after PyTorch's init (Gers et al. 2000); 0: PyTorch's init.")
 @click.option("--eval-every", type=Positive, default=100, show_default=True, help="Steps between held-out measurements.")
 @click.option("--eval-size", type=Positive, default=1000, show_default=True, help="Held-out sequences per (task, T).")

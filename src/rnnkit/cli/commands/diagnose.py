@@ -25,13 +25,13 @@ import math
 
 import click
 
+from rnnkit.checks import FORGET_BIAS_LIMIT
 from rnnkit.cli.json_output import to_json
 from rnnkit.cli.options import (
-    Finite,
     FiniteFloat,
+    ForgetBias,
     OutputPath,
     Positive,
-    PositiveFloat,
     Seed,
     checkpoint_option,
     engine_option,
@@ -40,6 +40,8 @@ from rnnkit.cli.options import (
 from rnnkit.errors import InputError
 from rnnkit.train.outputs import check_output
 
+# W_hh times 5 already makes the tanh RNN explode; past 100 every state saturates at the first step.
+MAX_RECURRENT_SCALE = 100.0
 FRESH_ONLY = ("hidden", "cells", "forget_bias", "recurrent_scale")
 RUN_ONLY = ("text", "which")
 DEFAULT_CELLS = "rnn,lstm,gru"
@@ -67,6 +69,9 @@ def _number_list(ctx: click.Context, param: click.Parameter, value: str) -> list
         raise click.BadParameter(f"{value!r} is not a comma-separated list of numbers, e.g. 0,1,3", ctx, param) from None
     if not numbers or not all(math.isfinite(n) for n in numbers):
         raise click.BadParameter(f"{value!r}: give finite numbers, e.g. 0,1,3", ctx, param)
+    if not all(-FORGET_BIAS_LIMIT <= n <= FORGET_BIAS_LIMIT for n in numbers):
+        raise click.BadParameter(f"{value!r}: give numbers from {-FORGET_BIAS_LIMIT:g} to {FORGET_BIAS_LIMIT:g} "
+                                 "(the forget gate σ(b) saturates long before), e.g. 0,1,3", ctx, param)
     return list(dict.fromkeys(numbers))
 
 
@@ -80,7 +85,8 @@ def _common_options(length: int, out: str, engine_note: str):
         click.option("--cells", callback=_cell_list, default=DEFAULT_CELLS, show_default=True, metavar="LIST",
                      help="Fresh layers: the cell types, comma-separated (any registered cell; rnn is the tanh RNN)."),
         click.option("--seed", type=Seed, default=0, show_default=True, help="Seed of the fresh layers and of the data."),
-        click.option("--recurrent-scale", type=PositiveFloat, default=1.0, show_default=True,
+        click.option("--recurrent-scale", type=FiniteFloat(0, MAX_RECURRENT_SCALE, min_open=True), default=1.0,
+                     show_default=True,
                      help="Fresh layers: multiply W_hh by this (1: PyTorch's init; 5 makes the tanh RNN explode)."),
         engine_option(engine_note),
         click.option("--text", metavar="FILE", help="DIR / --run: the text whose first tokens are the sequence. "
@@ -173,7 +179,7 @@ def _format(ratio: float | None) -> str:
                              "which only PyTorch's kernels and the reference equations have, so both measures of "
                              "x_1's influence run on fused with --engine fused, else on reference; the gates are "
                              "traced on the engine where it keeps them, else on explicit.")
-@click.option("--forget-bias", type=Finite, default=0.0, show_default=True,
+@click.option("--forget-bias", type=ForgetBias, default=0.0, show_default=True,
               help="Fresh cells with a forget gate: added to its bias (0: PyTorch's init; 1: Gers et al. 2000).")
 @click.pass_context
 def memory(ctx: click.Context, run_dir, length: int, out: str, as_json: bool, **options) -> None:

@@ -9,7 +9,8 @@
 
 import click
 
-from rnnkit.cli.options import FiniteFloat, Fraction, Layers, Positive, PositiveFloat, cell_option, engine_option
+from rnnkit.checks import MAX_INIT_RANGE
+from rnnkit.cli.options import FiniteFloat, Fraction, Layers, Positive, cell_option, engine_option
 from rnnkit.cli.options import regulariser_options, training_options
 from rnnkit.cli.task_command import TaskCommand, lines, saved_line, stopped_line, train_command_of
 from rnnkit.tasks.lm import SPEC
@@ -19,7 +20,8 @@ def scores(metrics: dict, options: dict, run) -> str:
     """``rnnkit evaluate``: loss (nats/token), perplexity and, for characters, bits per character."""
     return (f"loss {metrics['loss']:.4f} nats/token  perplexity {metrics['perplexity']:.2f}"
             + (f"  bits/char {metrics['bits_per_char']:.4f}" if "bits_per_char" in metrics else "")
-            + f"  ({metrics['tokens']:,} tokens of {options['data']}{_unseen_words(metrics)})")
+            + f"  ({metrics['tokens']:,} tokens of {options['data']}: every one after the first"
+               f"{_unseen_words(metrics)})")
 
 
 def _unseen_words(metrics: dict) -> str:
@@ -65,7 +67,7 @@ COMMAND = TaskCommand(
                      help="Share the embedding and output weights (needs --embedding equal to --hidden)."),
         engine_option(),
         regulariser_options(embedding=True),
-        click.option("--init-range", type=PositiveFloat, help="Initialise every weight uniformly in ±X (Zaremba: 0.1). Default: PyTorch's."),
+        click.option("--init-range", type=FiniteFloat(0, MAX_INIT_RANGE, min_open=True), help="Initialise every weight uniformly in ±X (Zaremba: 0.1). Default: PyTorch's."),
         click.option("--seq-len", type=Positive, default=64, show_default=True, help="Tokens per window: the truncated BPTT length."),
         click.option("--batch-size", type=Positive, default=16, show_default=True, help="Parallel streams per step (over all processes)."),
         click.option("--loss-over-time", type=click.Choice(["mean", "sum"]), default="mean", show_default=True,
