@@ -414,6 +414,11 @@ def test_data_name_on_a_train_command_and_evaluate(tiny, capsys, monkeypatch, tm
     code, out, err = run_cli(capsys, "evaluate", run, "--data", "tiny:train.txt", "--json")
     assert code == 0, err
     assert json.loads(out)["tokens"] > 0
+    code, out, err = run_cli(capsys, "explain", run, "--text", "tiny:train.txt", "--max-chars", "200", "--json")
+    assert code == 0, err
+    assert json.loads(out)["ranking"]
+    code, _, err = run_cli(capsys, "explain", run, "--text", "tiny", "--json")
+    assert_one_line_error(code, err, "'tiny' has no test file")
 
 
 MISSING_DATASET_FILES = [  # (the command's flags, with GONE a folder that does not exist; the dataset named)
@@ -487,6 +492,21 @@ def test_every_listed_dataset_end_to_end_against_the_shared_mirror(tmp_path, cap
             code, _, err = get(capsys, name)
             assert_one_line_error(code, err, "HTTP 404", f"rnnkit data get {name}")
     print(f"every dataset end to end: {time.monotonic() - started:.1f}s")
+
+
+def test_the_docs_page_tables_are_the_catalogs():
+    """docs/guide/data.md's table of datasets and table of files say what the catalog holds, row for row."""
+    page = (ROOT / "docs" / "guide" / "data.md").read_text(encoding="utf-8")
+    datasets = [f"| `{d.name}` | {d.title} | {d.task} | {d.size / 1e6:.1f} MB | {d.licence} | {d.source} | "
+                + (", ".join(f"{role}: `{name}`" for role, name in d.roles.items()) or f"name a file: `{d.name}:FILE`")
+                + " |" for d in DATASETS.values()]
+    files = [f"| `{d.name}` | [`{f.name}`]({f.url}) | {f.size:,} | `{f.sha256}` |"
+             for d in DATASETS.values() for f in d.files]
+    rows = [line for line in page.splitlines() if line.startswith("| `")]
+    assert rows == datasets + files
+    for found in DATASETS.values():
+        if found.note:
+            assert f"- `{found.name}`: {found.note}." in page, found.name
 
 
 # ------------------------------------------------------------------------------------------- the benchmarks

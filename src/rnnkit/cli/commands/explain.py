@@ -14,7 +14,7 @@ colours text the user types and samples from the model, with no server and no ne
 its cell's own equations, traced (:mod:`rnnkit.viz.step_program`), so any registered cell runs there (a model
 the page cannot run, bidirectional say, gets the static page, said in one line).
 
-Long texts stream (:mod:`rnnkit.tasks.explain`): memory stays bounded (a million characters through a 2 × 256
+Long texts stream (:mod:`rnnkit.tasks.explain_units`): memory stays bounded (a million characters through a 2 × 256
 LSTM in well under 2 GB), the units are ranked over every character read (``--max-chars``), and the page shows
 the first ``--page-chars`` of them (5,000 by default, at most 100,000: the page runs the model over what it
 shows). On a terminal a progress bar shows the rate and the time left (not under ``--json``, nor when stderr
@@ -45,7 +45,8 @@ import click
 
 from rnnkit.cli.json_output import to_json
 from rnnkit.cli.options import OutputPath, Positive, checkpoint_option, engine_option
-from rnnkit.tasks.explain import DEFAULT_MAX_CHARS, DEFAULT_PAGE_CHARS, MAX_PAGE_CHARS, PAGE_NAME
+from rnnkit.data.catalog import resolve
+from rnnkit.tasks.explain_units import DEFAULT_MAX_CHARS, DEFAULT_PAGE_CHARS, MAX_PAGE_CHARS, PAGE_NAME
 
 
 @click.command()
@@ -71,10 +72,11 @@ def command(run_dir: str, text_path: str, layer: int | None, state: str | None, 
             page_chars: int, top: int, which: str, engine: str, out: str | None, as_json: bool) -> None:
     """Colour a text by the hidden units of the language model in DIR, find the units that follow features of
     code and prose, and write a page that runs the model: type your own text, sample, select a span."""
-    from rnnkit.tasks.explain import explain
+    from rnnkit.tasks.explain_units import explain
     from rnnkit.viz import FEATURES
 
     progress = _progress_bars() if not as_json and sys.stderr.isatty() else None
+    text_path = resolve(text_path, "test")  # a dataset's name (--text ptb): its downloaded test file
     result = explain(run_dir, text_path, layer=layer, state=state, unit=unit, max_chars=max_chars,
                      page_chars=page_chars, top=top, which=which, engine=engine, out=out, json=as_json,
                      note=_note, progress=progress)
@@ -95,7 +97,7 @@ def command(run_dir: str, text_path: str, layer: int | None, state: str | None, 
 
 
 def _progress_bars():
-    """``progress(what, total)`` for rnnkit.tasks.explain: a tqdm bar on stderr per phase, with the rate of
+    """``progress(what, total)`` for rnnkit.tasks.explain_units: a tqdm bar on stderr per phase, with the rate of
     tokens a second and the time left; each bar closes (and is cleared) when its phase has read all its tokens."""
     from tqdm import tqdm
 
