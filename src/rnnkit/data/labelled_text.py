@@ -23,15 +23,14 @@ from __future__ import annotations
 
 import codecs
 import csv
-import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, NamedTuple
 
 from ..errors import InputError
+from .reading import csv_rows, read_text, unbalanced_quote
 from .reading import read_lines as lines_of
-from .reading import read_text
 
 TAB_EXTENSIONS = (".tsv", ".tab")
 
@@ -100,8 +99,8 @@ def read_labelled(path: str | os.PathLike, table: TableFormat) -> list[Example]:
     text = read_text(name, table.encoding, what="labelled texts", fix=_encoding_fix(table.encoding))
     delimiter = delimiter_of(name, table.delimiter)
     quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quoting=quoting, strict=True)
-    rows = _numbered_rows(reader, name)
+    spanning: list[tuple[int, int, list[str]]] = []  # rows whose quoted fields hold line breaks
+    rows = _numbered_rows(csv_rows(text, name, delimiter, quoting), spanning)
     header = None
     if table.header:
         line, header = next(rows, (0, None))
@@ -133,24 +132,33 @@ def read_labelled(path: str | os.PathLike, table: TableFormat) -> list[Example]:
         examples.append(Example(joined, label, line))
     if not examples:
         raise InputError(f"{name} has a header but no rows; give a file with labelled texts")
+    _check_swallowed_rows(spanning, {example.label for example in examples}, label_index, needed, delimiter,
+                          quoting, name)
     return examples
 
 
-def _numbered_rows(reader, name: str) -> Iterable[tuple[int, list[str]]]:
-    """(first line of the row, fields) for every non-blank row; csv errors become InputError with the line."""
-    previous_end = 0
-    while True:
-        try:
-            row = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as error:
-            raise InputError(
-                f"{name}:{reader.line_num}: cannot read the row ({error}); fix its quoting or give --delimiter"
-            ) from None
-        start, previous_end = previous_end + 1, reader.line_num
+def _numbered_rows(rows: Iterable[tuple[int, int, list[str]]], spanning: list
+                   ) -> Iterable[tuple[int, list[str]]]:
+    """(first line of the row, fields) for every non-blank row of :func:`~rnnkit.data.reading.csv_rows`;
+    those that run over several lines are also put in ``spanning``."""
+    for start, end, row in rows:
         if any(cell.strip() for cell in row):
+            if end > start:
+                spanning.append((start, end, row))
             yield start, row
+
+
+def _check_swallowed_rows(spanning: list[tuple[int, int, list[str]]], labels: set[str], label_index: int,
+                          needed: int, delimiter: str, quoting: int, name: str) -> None:
+    """InputError for a row whose quoted field swallowed whole rows: a line inside the field that reads as a
+    row of its own, with a label the file uses. A text may hold line breaks (RFC 4180), but one that holds
+    labelled rows is a quote left open: read as one example, it would train on garbage without a word."""
+    for start, end, row in spanning:
+        for field in row:
+            for line in field.split("\n")[1:]:
+                inner = next(csv.reader([line], delimiter=delimiter, quoting=quoting), [])
+                if len(inner) >= needed and inner[label_index].strip() in labels:
+                    raise unbalanced_quote(name, start, end)
 
 
 def _column_index(spec: str, header: list[str] | None, name: str) -> int:

@@ -5,6 +5,8 @@ that the encoding cannot decode, no text at all) becomes one :class:`~rnnkit.err
 names the file and the fix. A ``.gz`` file is decompressed; a UTF-8 byte-order mark is dropped; line ends
 (``\\r\\n``, ``\\r``) become ``\\n``.
 
+:func:`csv_rows` reads the rows of a CSV strictly, naming the line where a quote opens and never closes.
+
 Example::
 
     text = read_text("input.txt")
@@ -14,9 +16,12 @@ Example::
 from __future__ import annotations
 
 import codecs
+import csv
 import gzip
+import io
 import os
 import zlib
+from collections.abc import Iterator
 
 from ..errors import InputError
 from .catalog import missing_file_hint
@@ -67,6 +72,42 @@ def read_lines(path: str | os.PathLike, encoding: str = "utf-8", *, what: str = 
     text = read_text(path, encoding, what=what, fix=fix)
     lines = text.split("\n")
     return lines[:-1] if text.endswith("\n") else lines
+
+
+def csv_rows(text: str, name: str, delimiter: str = ",", quoting: int = csv.QUOTE_MINIMAL
+             ) -> Iterator[tuple[int, int, list[str]]]:
+    """``(first line, last line, fields)`` of every row of the CSV ``text`` (the file ``name``), blank lines
+    included (as empty rows); a row's lines differ only where a quoted field holds a line break.
+
+    Read strictly: a quote that opens a field and is never closed makes the rest of the file one field, and a
+    lenient reader (csv's default) yields that silently, so a model would train on the garbage. Here it is
+    an InputError naming the line where the quote opened; any other malformed quoting names its line too.
+    """
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quoting=quoting, strict=True)
+    end = 0
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            start = end + 1
+            if reader.line_num > start or "end of data" in str(error):
+                raise InputError(f"{name}:{start}: a quote opened in this row is never closed properly ({error}), "
+                                 "so the lines after it would be read as one field; close the quote, or write a "
+                                 'quote inside a field as two ("")') from None
+            raise InputError(f"{name}:{reader.line_num}: cannot read the row ({error}); fix its quoting "
+                             "(a quote inside a field is written as two: \"\")") from None
+        start, end = end + 1, reader.line_num
+        yield start, end, row
+
+
+def unbalanced_quote(name: str, start: int, end: int) -> InputError:
+    """The error for a row whose quoted field runs from line ``start`` to line ``end`` and swallows what look
+    like rows: a quote that was meant to be closed on its own line."""
+    return InputError(f"{name}:{start}: a quoted field runs from line {start} to line {end}, holding what look "
+                      "like rows of their own; a quote is probably unbalanced: close it on its line, or write a "
+                      'quote inside a field as two ("")')
 
 
 def _read_bytes(name: str) -> bytes:

@@ -33,7 +33,6 @@ Transforms (:class:`SeriesTransform`), all fitted on the training part only:
 
 from __future__ import annotations
 
-import csv
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +43,7 @@ from rnnkit.checks import fraction_for
 from rnnkit.errors import InputError
 
 from .catalog import missing_file_hint
+from .reading import csv_rows, unbalanced_quote
 
 SCALINGS = ("standard", "none")
 # The largest magnitude a value may have: the network computes in float32, whose squares overflow at 1.8e19,
@@ -100,15 +100,18 @@ def read_series(path: str | Path, target: str, features: list[str] | None = None
     path = str(path)
     try:
         with open(path, newline="", encoding="utf-8-sig") as file:
-            rows = [(line_number, row) for line_number, row in _numbered_rows(file)]
+            text = file.read()
     except FileNotFoundError:
         raise InputError(f"{path}: no such file; check the --data path{missing_file_hint(path)}") from None
     except IsADirectoryError:
         raise InputError(f"{path} is a directory; give a CSV file with --data") from None
     except UnicodeDecodeError:
         raise InputError(f"{path} is not UTF-8 text; save the CSV as UTF-8") from None
-    except csv.Error as error:
-        raise InputError(f"{path} is not valid CSV ({error}); check its quoting") from None
+    rows = []
+    for start, end, row in csv_rows(text, path):  # strict: a quote never closed names its line
+        if end > start:  # numbers and dates hold no line break: a quote left open swallowed the rows after it
+            raise unbalanced_quote(path, start, end)
+        rows.append((start, row))
     while rows and not rows[-1][1]:
         rows.pop()
     if not rows:
@@ -137,12 +140,6 @@ def read_series(path: str | Path, target: str, features: list[str] | None = None
         raise InputError(f"{path} has a header but no rows; give one row per time step")
     return Series(path, wanted, np.array(values, dtype=np.float64).reshape(len(values), len(wanted)),
                   dates if date_index is not None else None, lines)
-
-
-def _numbered_rows(file):
-    reader = csv.reader(file)
-    for row in reader:
-        yield reader.line_num, row
 
 
 def _column_index(header: list[str], name: str, path: str, flag: str) -> int:
@@ -302,6 +299,17 @@ def sliding_windows(values: np.ndarray, origins: np.ndarray, window: int, horizo
     ahead = np.arange(horizon)  # (H,)
     targets = values[origins[:, None] + ahead[None, :], 0] if horizon else np.zeros((len(origins), 0))  # (n, H)
     return inputs, targets
+
+
+def check_target_varies(series: Series, steps: int, path: str,
+                        fix: str = "give a --target column that varies") -> None:
+    """InputError naming the column when the target is one value over the first ``steps`` steps (the training
+    part): there is nothing to learn from it, and its seasonal-naive error, which scales MASE, is zero."""
+    part = series.target[:steps]  # (steps,)
+    if len(part) and np.all(part == part[0]):
+        raise InputError(f"{path}: the target column {series.columns[0]!r} holds the same value, {part[0]:g}, on "
+                         f"every row of the training part ({len(part):,} steps): there is nothing to learn or to "
+                         f"score; {fix}")
 
 
 def check_training_lengths(split: Split, window: int, horizon: int, path: str, valid_fraction: float = 0.0) -> None:

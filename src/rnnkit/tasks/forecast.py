@@ -41,9 +41,10 @@ import numpy as np
 import torch
 
 from rnnkit.data.series import SCALINGS, Series, SeriesTransform, Split, check_date_order, check_holdout_length
-from rnnkit.data.series import check_training_lengths, chronological_split, infer_frequency
+from rnnkit.data.series import check_target_varies, check_training_lengths, chronological_split, infer_frequency
 from rnnkit.data.series import future_dates, parse_dates, read_series, sliding_windows, window_origins
 from rnnkit.errors import InputError
+from rnnkit.extras import require
 from rnnkit.files import check_distinct_outputs, write_output
 from rnnkit.metrics import forecast as metrics
 from rnnkit.models import SequenceRegressor
@@ -153,6 +154,7 @@ def load_data(config: ForecastDataConfig, transform: SeriesTransform | None = No
     split = chronological_split(len(series), config.test_fraction, config.valid_fraction)
     if training:
         check_training_lengths(split, config.window, config.horizon, config.data, config.valid_fraction)
+        check_target_varies(series, split.train_end, config.data)
     season, source = season or resolve_season(config, series, split.train_end)
     transform = transform or SeriesTransform.fit(series, split.train_end, config.scale, config.log, config.difference)
     return ForecastData(series, split, season, source, transform, transform.encode(series))
@@ -292,6 +294,8 @@ def series_for(trained: TrainedForecaster, data_path: str, backtest: bool = True
     data = load_data(config, trained.transform, (trained.season, trained.season_source), training=False)
     if backtest:
         check_holdout_length(data.split, config.window, config.horizon, data_path)
+        # the MASE scale is the seasonal-naive error of its training part
+        check_target_varies(data.series, data.split.train_end, data_path, "give a series in which it varies")
     return data, config
 
 
@@ -317,6 +321,7 @@ def predict(trained: TrainedForecaster, data: str, output: str | None = None) ->
             check_output(written, "--output", inputs=[data], create_parent=True, example="forecast.csv")
         # f.csv a link to f.png (or the reverse): the plot would replace the forecast
         check_distinct_outputs((("--output", output), ("its plot", png)))
+        require("matplotlib.figure", "viz")  # the plot beside the CSV: said before the work
     series, config = series_for(trained, data, backtest=False)
     future = forecast_future(trained.model, series, config)
     dates = future_dates(series.series.dates, config.horizon)
