@@ -25,7 +25,9 @@ float rounding; forward only (evaluation mode).
 from __future__ import annotations
 
 import io
+import itertools
 import json
+import types
 from pathlib import Path
 
 import torch
@@ -58,21 +60,33 @@ def scan_layer(layer: RecurrentBase, x: Tensor, h0: Tensor, c0: Tensor | None, l
         for direction in range(D):
             row = k * D + direction
             params = layer._layer_params(k, direction)
-            init = (h0[row],) if c0 is None else (h0[row], c0[row])  # (N, P) [, (N, H)]
+            init = (h0[row].clone(),) if c0 is None else (h0[row].clone(), c0[row].clone())  # (N, P) [, (N, H)]: not views
 
             def step(state, xs, params=params):
                 x_t, m_t = xs if mask is not None else (xs[0], None)
                 new, y_t = masked_step(layer.cell, params, tuple(state), x_t, m_t, layer.zoneout)
-                return list(new), y_t
+                return list(new), y_t.clone()  # scan refuses an output that aliases the state
 
             scanned = [layer_input] if mask is None else [layer_input, mask]
-            final, y = _scan(step, list(init), scanned, reverse=bool(direction))  # y (L, N, P)
+            final, y = _scan(_own_code(step), list(init), scanned, reverse=bool(direction))  # y (L, N, P)
             outputs.append(y)
             h_n.append(final[0])
             if c0 is not None:
                 c_n.append(final[1])
         layer_input = outputs[0] if D == 1 else torch.cat(outputs, 2)  # (L, N, D*P)
     return layer_input, torch.stack(h_n), (torch.stack(c_n) if c0 is not None else None)
+
+
+_BODIES = itertools.count()
+
+
+def _own_code(fn):
+    """``fn`` with a code object of its own. torch.export traces scan's body with dynamo, which caches by code
+    object: the same body function met again with another closure (the next layer, the next export) is a
+    recompilation, whose guard check fails in torch 2.13 (IndexError in the aliasing guard). A fresh code object per
+    scan is compiled fresh."""
+    code = fn.__code__.replace(co_name=f"{fn.__name__}_{next(_BODIES)}")
+    return types.FunctionType(code, fn.__globals__, code.co_name, fn.__defaults__, fn.__closure__)
 
 
 def _scan_call(layer: RecurrentBase, index: int, x, h0, c0, lengths):

@@ -17,12 +17,12 @@ gives. Rows of state are ordered as torch.nn orders them: layer 0 forward, layer
 
 Two routes, both keeping L dynamic (nothing is unrolled):
 
-* A cell with a torch kernel (``fused_mode``: rnn_tanh, rnn_relu, lstm, gru), without zoneout or a projection,
-  becomes ONNX's own ``RNN`` / ``LSTM`` / ``GRU`` operator, one per layer, both directions in one node, with the
+* A cell with a torch kernel (``fused_mode``: rnn_tanh, rnn_relu, lstm, gru), in float32, without zoneout or a
+  projection, becomes ONNX's own ``RNN`` / ``LSTM`` / ``GRU`` operator, one per layer, both directions in one node, with the
   gate blocks reordered (torch's LSTM i, f, g, o -> ONNX i, o, f, c; GRU r, z, n -> z, r, h with
   ``linear_before_reset=1``, which is torch's n_t = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))), biases as
   ``B = [Wb; Rb]`` and ``lengths`` as ``sequence_lens`` (int32).
-* Every other cell (and those: an LSTM with ``proj_size``, zoneout) runs as an ONNX ``Scan`` per layer-direction
+* Every other cell (and those: an LSTM with ``proj_size``, zoneout, float64) runs as an ONNX ``Scan`` per layer-direction
   whose body is the cell's reference step (:mod:`rnnkit.export.onnx_step`), its parameters outer-scope
   initializers. With lengths a mask m[t, n] = t < lengths[n] is scanned beside x: a row keeps its state and outputs
   zeros where the mask is 0. The reverse direction scans the padded time axis backwards with the same mask, which is
@@ -49,8 +49,10 @@ ONNX_OPERATOR = {"LSTM": "LSTM", "GRU": "GRU", "RNN_TANH": "RNN", "RNN_RELU": "R
 
 
 def uses_operator(layer: RecurrentBase) -> bool:
-    """True when ONNX's own RNN/LSTM/GRU operator computes this layer exactly (else the Scan route)."""
-    return layer.cell.fused_mode is not None and not layer.zoneout and not layer.proj_size
+    """True when ONNX's own RNN/LSTM/GRU operator computes this layer exactly (else the Scan route). float32 only:
+    onnxruntime's CPU kernels of those operators take no other type ("LSTM operator does not support double")."""
+    return (layer.cell.fused_mode is not None and not layer.zoneout and not layer.proj_size
+            and layer._first_weight().dtype == torch.float32)
 
 
 @dataclass
