@@ -89,7 +89,7 @@ def test_cp1252_text_reads_with_its_encoding_and_a_bom_is_dropped(tmp_path):
     ("text,label\n  ,pos\n", TableFormat(), ["bad.csv:2: empty text"]),
     ("a,pos\nb\n", TableFormat("1", "2", header=False), ["bad.csv:2:", "too few for column 2"]),
     ("a,pos\n", TableFormat("text", "2", header=False), ["needs a header", "--text-column 2"]),
-    ('text,label\n"open quote,pos\n', TableFormat(), ["bad.csv:", "cannot read the row"]),
+    ('text,label\n"open quote,pos\n', TableFormat(), ["bad.csv:2:", "never closed"]),
 ])
 def test_bad_tables_are_one_line_errors_naming_file_and_line(tmp_path, content, table, words):
     path = write(tmp_path / ("empty.csv" if not content else "bad.csv"), content)
