@@ -262,7 +262,7 @@ def embed_tokens(model: nn.Module, ids: Tensor) -> Tensor:
     return F.one_hot(ids, model.vocab_size).to(model.decoder.weight.dtype)  # (T, V)
 
 
-def language_model_gradient_flow(model: nn.Module, ids: Tensor, loss: str = "last") -> GradientFlow:
+def language_model_gradient_flow(model: nn.Module, ids: Tensor, loss: str = "last", hx=None) -> GradientFlow:
     r"""‖∂L/∂h_t‖ of a trained language model reading a real text, in float64.
 
     The model reads ``ids[:-1]`` and predicts ``ids[1:]``; L is the cross-entropy of its prediction of the last
@@ -272,6 +272,8 @@ def language_model_gradient_flow(model: nn.Module, ids: Tensor, loss: str = "las
     Args:
         model: a :class:`~rnnkit.models.LanguageModel`.
         ids: (T,) token ids, T ≥ 2.
+        hx: the state the model starts from, as its layers return it (the state after the text before ``ids``:
+            the norms of those steps are then exactly those of the whole text's); None: zeros.
 
     Returns:
         A :class:`GradientFlow` over the T − 1 steps; ``hidden[k, t]`` belongs to the state after reading ids[t].
@@ -285,7 +287,9 @@ def language_model_gradient_flow(model: nn.Module, ids: Tensor, loss: str = "las
     def loss_fn(t: int, h: Tensor) -> Tensor:  # h (1, H): the top layer's state after reading inputs[t]
         return F.cross_entropy(model.decoder(h), targets[t : t + 1], reduction="sum")
 
-    return per_step_gradient_norms(model.rnn, x, loss_fn=loss_fn, loss=loss, parameters=model.parameters())
+    if hx is not None:  # the float64 copy starts from the same state, detached from whatever made it
+        hx = tuple(h.detach().double() for h in hx) if isinstance(hx, tuple) else hx.detach().double()
+    return per_step_gradient_norms(model.rnn, x, hx, loss_fn=loss_fn, loss=loss, parameters=model.parameters())
 
 
 def fresh_gradient_flow(cell: str, *, length: int, hidden_size: int, seed: int, loss: str = "last",

@@ -7,6 +7,6 @@ Both take a piece as frames (one list of sounding MIDI pitches per time step, as
 
 from .midi_out import write_midi
 from .notes import Note, notes_of
-from .synth import render, write_wav
+from .synth import check_duration, render, write_wav
 
-__all__ = ["Note", "notes_of", "write_midi", "render", "write_wav"]
+__all__ = ["Note", "notes_of", "write_midi", "render", "write_wav", "check_duration"]

@@ -42,6 +42,7 @@ import base64
 import re
 import sys
 from functools import cache
+from typing import Callable
 
 import numpy as np
 import torch
@@ -54,6 +55,7 @@ from .activations import tokenize_positions
 from .step_program import UnsupportedStep, step_program
 
 LAYER_SUFFIX = re.compile(r"^(?P<name>.+)_l(?P<layer>\d+)$")
+FORWARD_CHUNK = 4096  # tokens per forward call of final_outputs
 
 
 def cell_name(model: LanguageModel) -> str:
@@ -142,25 +144,48 @@ def browser_model(model: LanguageModel, vocab: CharVocab | WordVocab) -> dict:
 
 
 @torch.no_grad()
-def final_outputs(model: LanguageModel, vocab: CharVocab | WordVocab, text: str) -> dict:
+def forward_state(model: LanguageModel, ids: torch.Tensor, progress: Callable[[int], None] | None = None):
+    """(the state after reading ``ids`` (T,) from a zero state, as the model's layers return it; the logits of
+    the last token (V,)): the model's own forward in eval mode, ``FORWARD_CHUNK`` tokens a call with the state
+    carried, so a long text needs little memory; ``progress(n)`` after each call. The model's mode is restored."""
+    was_training = model.training
+    model.eval()
+    try:
+        state, logits = None, None
+        for start in range(0, len(ids), FORWARD_CHUNK):
+            chunk = ids[start : start + FORWARD_CHUNK].unsqueeze(0)  # (1, L)
+            logits, state = model(chunk, state)  # (1, L, V)
+            if progress is not None:
+                progress(chunk.shape[1])
+    finally:
+        model.train(was_training)
+    return state, (logits[0, -1] if logits is not None else None)
+
+
+@torch.no_grad()
+def final_outputs(model: LanguageModel, vocab: CharVocab | WordVocab, text: str,
+                  progress: Callable[[int], None] | None = None) -> dict:
     """``{"hidden": [[h_T of layer k] for k], "next": [p(token | text) in vocabulary order]}`` from the model's
-    own forward pass in eval mode: what ``rnnkitModel.run(text)`` returns in the page.
+    own forward pass in eval mode (:func:`forward_state`: chunked, so a long text needs little memory): what
+    ``rnnkitModel.run(text)`` returns in the page. ``progress(n)``: called with the tokens read, chunk by chunk.
 
     A text with no token the model can read leaves the state at zero; ``next`` is then the prediction
     from the zero state, softmax(b_dec + W_dec · 0).
     """
     _, ids, _ = tokenize_positions(vocab, text)
-    ids = ids[ids >= 0]  # (T,) characters outside the vocabulary are skipped
-    was_training = model.training
-    model.eval()
-    try:
-        if len(ids):
-            logits, state = model(torch.from_numpy(ids).unsqueeze(0))  # (1, T, V)
-            h_n = state[0] if isinstance(state, tuple) else state  # (K, 1, H)
-            hidden, last = h_n[:, 0], logits[0, -1]  # (K, H), (V,)
-        else:
-            hidden = torch.zeros(model.rnn.num_layers, model.rnn.hidden_size)  # (K, H)
-            last = model.decoder(hidden[-1])  # (V,)
-    finally:
-        model.train(was_training)
+    ids = torch.from_numpy(ids[ids >= 0])  # (T,) characters outside the vocabulary are skipped
+    if len(ids):
+        state, last = forward_state(model, ids, progress)
+        h_n = state[0] if isinstance(state, tuple) else state  # (K, 1, H)
+        hidden = h_n[:, 0]  # (K, H)
+    else:
+        hidden = torch.zeros(model.rnn.num_layers, model.rnn.hidden_size)  # (K, H)
+        last = model.decoder(hidden[-1])  # (V,)
     return {"hidden": hidden.double().tolist(), "next": F.softmax(last.double(), dim=-1).tolist()}
+
+
+def labelled_next(probabilities: list[float], symbols: list[str]) -> dict[str, float]:
+    """``final_outputs``'s ``"next"`` (vocabulary order) as {token: probability}, the most likely first: what
+    ``rnnkit explain --json`` prints, so that a reader sees which token each number is for."""
+    order = sorted(range(len(probabilities)), key=lambda i: (-probabilities[i], i))
+    return {symbols[i]: probabilities[i] for i in order}

@@ -206,6 +206,8 @@ function describeModel() {
     " units, " + (data.level === "char" ? "characters" : "words") + "; " + P + " positions" +
     (notFed.size ? ", " + notFed.size + " outside the vocabulary (grey)" : "") +
     (data.level === "word" && unknown.size ? ", " + unknown.size + " read as <unk> (underlined)" : "") +
+    (data.read ? "; the page shows the first " + P + " of the " + data.read.positions + " positions read (" +
+      data.read.characters + " characters), and ranked the units over all of them" : "") +
     ". Hover a " + (data.level === "char" ? "character" : "word") + " for the next-token predictions. " +
     (model ? "The model runs in this page: type your own text in the Type tab."
       : "This page cannot run the model (" + (data.static || "no weights in the page") +

@@ -97,6 +97,79 @@ def rank_units(states: Mapping[tuple[int, str], np.ndarray], features: Mapping[s
     return ranking
 
 
+class RunningCorrelation:
+    r""":func:`rank_units` over a text read chunk by chunk: Pearson r of every unit with every feature from
+    running moments, so that no state of a long text has to be kept.
+
+    Each chunk's centred moments are merged into the running ones (Chan, Golub & LeVeque 1979), which keeps
+    the precision of the two-pass formula: with n = n_a + n_b, δ = (mean_b − mean_a),
+
+    .. math:: M2 = M2_a + M2_b + δ^2 n_a n_b / n, \quad C = C_a + C_b + δ_f δ_a^T n_a n_b / n,
+              \quad r = C / \sqrt{M2_f M2_a^T}
+
+    for the units a (H) and the features f (F) of each (layer, state); a unit that takes one value over the
+    text (min = max) has no correlation (NaN), as in :func:`correlations`.
+
+        >>> import numpy as np
+        >>> running = RunningCorrelation(["f"])
+        >>> states = np.array([[0.9, 0.2], [0.1, 0.6], [0.9, 0.4]])
+        >>> for rows in (slice(0, 1), slice(1, 3)):
+        ...     running.update((0, "hidden"), states[rows], np.array([[1.0], [0.0], [1.0]])[rows])
+        >>> [(m.unit, round(m.correlation, 2)) for m in running.ranking()["f"]]
+        [(0, 1.0), (1, -0.87)]
+    """
+
+    def __init__(self, features: list[str]):
+        self.features = list(features)
+        self._moments: dict[tuple[int, str], list] = {}  # key: [n, mean_a, mean_f, M2_a, M2_f, C, low, high]
+
+    def update(self, key: tuple[int, str], values: np.ndarray, features: np.ndarray) -> None:
+        """Add rows of one (layer, state): ``values`` (L, H) and the features at the same positions (L, F)."""
+        a = np.asarray(values, dtype=np.float64)  # (L, H)
+        f = np.asarray(features, dtype=np.float64).reshape(len(a), len(self.features))  # (L, F)
+        n_b = len(a)
+        if n_b == 0:
+            return
+        mean_a, mean_f = a.mean(axis=0), f.mean(axis=0)  # (H,), (F,)
+        da, df = a - mean_a, f - mean_f  # (L, H), (L, F)
+        chunk = [n_b, mean_a, mean_f, (da * da).sum(axis=0), (df * df).sum(axis=0), df.T @ da,  # C: (F, H)
+                 a.min(axis=0), a.max(axis=0)]
+        if key not in self._moments:
+            self._moments[key] = chunk
+            return
+        n_a, mean_a0, mean_f0, m2a, m2f, c, low, high = self._moments[key]
+        n = n_a + n_b
+        delta_a, delta_f = mean_a - mean_a0, mean_f - mean_f0  # (H,), (F,)
+        weight = n_a * n_b / n
+        self._moments[key] = [n, mean_a0 + delta_a * n_b / n, mean_f0 + delta_f * n_b / n,
+                              m2a + chunk[3] + delta_a**2 * weight, m2f + chunk[4] + delta_f**2 * weight,
+                              c + chunk[5] + np.outer(delta_f, delta_a) * weight,
+                              np.minimum(low, chunk[6]), np.maximum(high, chunk[7])]
+
+    def correlations(self, key: tuple[int, str]) -> np.ndarray:
+        """(F, H): Pearson r of every feature with every unit of ``key`` over the rows added; NaN for a unit or a
+        feature that is constant over them (and everywhere when fewer than 2 rows were added)."""
+        n, _, _, m2a, m2f, c, low, high = self._moments[key]
+        if n < 2:
+            return np.full_like(c, np.nan)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            r = c / np.sqrt(np.outer(m2f, m2a))  # (F, H)
+        r[:, low == high] = np.nan
+        r[m2f == 0, :] = np.nan
+        return r
+
+    def ranking(self, top: int = 5) -> dict[str, list[UnitMatch]]:
+        """What :func:`rank_units` returns for all the rows added: the ``top`` units by |r| per feature."""
+        ranking: dict[str, list[UnitMatch]] = {}
+        by_key = {key: self.correlations(key) for key in self._moments}
+        for i, name in enumerate(self.features):
+            matches = [UnitMatch(int(layer), state, int(unit), float(r[i, unit]))
+                       for (layer, state), r in by_key.items() for unit in np.flatnonzero(~np.isnan(r[i]))]
+            matches.sort(key=lambda m: (-abs(m.correlation), m.layer, m.state, m.unit))
+            ranking[name] = matches[:top]
+        return ranking
+
+
 @dataclass(frozen=True)
 class ExampleMatch(Unit):
     """A unit found by example: how much more it is on inside a selection than outside it. ``score``: mean of v

@@ -64,7 +64,8 @@ from rnnkit.tasks.explain_units import DEFAULT_MAX_CHARS, DEFAULT_PAGE_CHARS, MA
 @checkpoint_option()
 @engine_option("The model's layers run on it: the states are traced on it where it keeps the gates, else on "
                "explicit; ‖∂L/∂h_t‖ and the final outputs run on it.")
-@click.option("--out", type=OutputPath(PAGE_NAME), metavar="PAGE.html", help=f"The page to write. Default: DIR/{PAGE_NAME} (with --json: none).")
+@click.option("--out", type=OutputPath(PAGE_NAME), metavar="PAGE.html",
+              help=f"The page to write. Default: DIR/{PAGE_NAME} (with --json: none).")
 @click.option("--json", "as_json", is_flag=True,
               help="Print one JSON object on stdout: the ranking, and the final hidden states and next-token "
                    "probabilities (by token) after the whole text. Writes a page only with --out.")
