@@ -5,6 +5,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Where torch comes from: empty (default) is pip's own index, as configured; a machine whose pip reaches the public
+# index takes the CPU build with `make test TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu` (added as an
+# extra index: its torch==2.13.0+cpu outranks the CUDA build of the same version, the rest still comes from PyPI).
+TORCH_INDEX_URL ?=
+TORCH_INDEX := $(if $(strip $(TORCH_INDEX_URL)),--extra-index-url $(strip $(TORCH_INDEX_URL)))
 
 .PHONY: run test bench clean native
 
@@ -14,7 +19,7 @@ NATIVE_SOURCES := $(wildcard src/rnnkit/nn/native/*.cpp src/rnnkit/nn/native/*.h
 $(STAMP): pyproject.toml setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet torch==2.13.0 'setuptools>=68' wheel ninja
+	$(BIN)/pip install --quiet $(TORCH_INDEX) torch==2.13.0 'setuptools>=68' wheel ninja
 	@# --no-build-isolation: the native engine (C++, setup.py) compiles against the torch installed above
 	$(BIN)/pip install --quiet --no-build-isolation -e '.[all,test]'
 	@# The explain page is tested in a real headless browser (Debian's chromium); without it those tests skip.

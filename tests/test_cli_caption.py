@@ -100,13 +100,19 @@ def test_training_and_evaluating_on_an_npz_file(tmp_path, capsys):
 # ------------------------------------------------------------------------------------------- bad input
 
 
-def test_images_of_the_wrong_mode_or_size_are_refused(trained, images, capsys):
+def test_images_of_another_mode_or_size_are_converted_and_it_says_what_it_did(trained, images, capsys):
+    """Issue 26: `caption predict` takes any picture; one warning line says what was done to it."""
     run, _ = trained
     code, out, err = run_cli(capsys, "predict", run, "--input", images["rgb"])
-    assert code == 2 and out == "" and err.count("\n") == 1
-    assert "is a mode RGB image; this model reads 8-bit grayscale (mode L) images of exactly 24×8 pixels" in err
-    code, _, err = run_cli(capsys, "predict", run, "--input", images["wide"])
-    assert code == 2 and "is 40×8 pixels (width×height); this model reads" in err
+    assert code == 0 and out.strip() and err.count("\n") == 1, err
+    assert err.startswith("warning: ") and "converted mode RGB to grayscale" in err and "24×8" in err
+    code, out, err = run_cli(capsys, "predict", run, "--input", images["wide"], "--json")
+    assert code == 0, err
+    adjusted = json.loads(out)["adjusted"]
+    assert "scaled it from 40×8 to 24×5 pixels" in adjusted and "padded it to 24×8" in adjusted
+    assert err.count("\n") == 1 and "scaled it from 40×8" in err
+    code, out, err = run_cli(capsys, "predict", run, "--input", images["png"], "--json")
+    assert code == 0 and err == "" and "adjusted" not in json.loads(out)  # the model's own size and mode: as it is
     code, _, err = run_cli(capsys, "predict", run)
     assert code == 2 and "give the image with --input" in err
 

@@ -83,13 +83,21 @@ def train_command_of(command: TaskCommand) -> click.Command:
     for decorator in reversed((config_option, *command.options, click.option(
             "--resume", metavar="DIR", help="Continue the run in this directory exactly where its checkpoint left off."))):
         callback = decorator(callback)
-    return click.command(command.spec.name, help=command.help)(callback)
+    return click.command(command.spec.name, cls=TrainCommand, help=command.help)(callback)
+
+
+class TrainCommand(click.Command):
+    """``rnnkit train NAME``: under torchrun, rank 0 alone prints, from before the flags are parsed (so that a bad
+    flag, too, is one line and not one per rank)."""
+
+    def make_context(self, info_name, args, parent=None, **extra) -> click.Context:
+        speak_on_rank_zero_only()
+        return super().make_context(info_name, args, parent, **extra)
 
 
 def train(command: TaskCommand, ctx: click.Context, options: dict) -> None:
     """The one sequence of every train command: settings, resume, the run, the report, the exit status."""
     spec = command.spec
-    speak_on_rank_zero_only()
     if command.check is not None:
         command.check(options)
     explicit = explicit_options(ctx)

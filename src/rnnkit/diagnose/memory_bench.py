@@ -18,6 +18,7 @@ from typing import Callable
 
 from rnnkit.checks import check_training_memory
 from rnnkit.errors import InputError
+from rnnkit.extras import require
 from rnnkit.models.recurrent import check_runs_on
 
 from . import selective_copy
@@ -50,7 +51,9 @@ def check_fits_in_memory(hidden: int) -> None:
 
 
 def check_engine(cells: list[str], engine: str) -> None:
-    """One line, before any training, when ``engine`` cannot run one of the cells (the layer's own sentence)."""
+    """One line, before any training (and before the command makes its --out), when ``engine`` cannot run one
+    of the cells (the layer's own sentence), or when matplotlib, which draws the benchmark's plot, is missing."""
+    require("matplotlib.figure", "viz")
     for cell in cells:
         check_runs_on(cell, engine)
 
@@ -77,6 +80,7 @@ def run_memory_tasks(tasks: list[str], lengths: list[int], cells: list[str], siz
     Returns:
         ``{"results": [row per configuration, with its learning curve], "plot": path}``.
     """
+    require("matplotlib.figure", "viz")  # the plot comes last: a missing extra is said before any training
     rows = []
     for task, length, cell in ((task, length, cell) for task in tasks for length in lengths for cell in cells):
         rows.append(_train(task, length, cell, sizes[task][cell], settings, log))

@@ -10,6 +10,8 @@ import io
 import textwrap
 from pathlib import Path
 
+import numpy as np
+
 from rnnkit.errors import InputError
 from rnnkit.extras import require
 from rnnkit.files import write_output
@@ -38,7 +40,9 @@ BIAS_STYLES = ("-", "--", "-.", ":")  # one per forget bias of a cell, in the or
 
 
 def check_png_path(path: str | Path) -> Path:
-    """The output path, after checking that a PNG can be written there (InputError otherwise)."""
+    """The output path, after checking that a PNG can be written there (InputError otherwise; MissingExtra without
+    matplotlib, before the work whose plot it is)."""
+    require("matplotlib.figure", "viz")
     path = Path(path)
     if path.is_dir():
         raise InputError(f"--out {path} is a directory; give a file name such as {path / 'plot.png'}")
@@ -64,10 +68,69 @@ def _figure(columns: int, width: float, title: bool = True, wspace: float = 0.28
 def _save(figure, path: str | Path) -> Path:
     path = check_png_path(path)
     require("matplotlib.backends.backend_agg", "viz").FigureCanvasAgg(figure)
+    hide_empty_panels(figure)
+    keep_legends_inside(figure)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110)
     write_output(path, buffer.getvalue())
     return path
+
+
+def _has_data(ax) -> bool:
+    """Whether a panel shows anything: a line with a point it can draw (finite; positive on a log axis), a bar of
+    some height, or an image."""
+    log_y = ax.get_yscale() == "log"
+    for line in ax.get_lines():
+        y = np.asarray(line.get_ydata(), dtype=float)
+        if np.any(np.isfinite(y) & ((y > 0) if log_y else True)):
+            return True
+    return bool(ax.images) or any(getattr(patch, "get_height", lambda: 0)() for patch in ax.patches)
+
+
+def hide_empty_panels(figure) -> None:
+    """Hide the panels with nothing to draw (e.g. every value masked on a log axis), instead of showing an empty
+    frame with a legend of lines that are not there; a figure with no panel left keeps them (and says nothing)."""
+    panels = [ax for ax in figure.axes if ax.get_visible()]
+    empty = [ax for ax in panels if not _has_data(ax)]
+    if len(empty) < len(panels):
+        for ax in empty:
+            ax.set_visible(False)
+
+
+def keep_legends_inside(figure, tries: int = 6) -> None:
+    """Move every legend inside the figure's edges: a legend placed beside its axes (``bbox_to_anchor``) that
+    runs past the right edge narrows the axes by the overflow; one that runs past the top or bottom gets more
+    columns and a smaller font. Measured on the Agg renderer the figure is saved with."""
+    for _ in range(tries):
+        renderer = figure.canvas.get_renderer()
+        box = figure.bbox
+        over = []
+        for legend in [*(ax.get_legend() for ax in figure.axes if ax.get_visible()), *figure.legends]:
+            if legend is None:
+                continue
+            extent = legend.get_window_extent(renderer)
+            right, tall = extent.x1 - box.x1, extent.height > box.height - 4 or extent.y0 < box.y0
+            if right > 0.5 or extent.x0 < box.x0 or tall:
+                over.append((legend, right, tall))
+        if not over:
+            return
+        for legend, right, tall in over:
+            if tall and legend.axes is not None:
+                _relay(legend, legend._ncols + 1, max(5.0, legend.get_texts()[0].get_fontsize() - 0.5))
+            if right > 0.5:
+                shift = (right + 6) / box.width  # the overflow and a small gap, as a fraction of the width
+                params = figure.subplotpars
+                figure.subplots_adjust(right=max(params.left + 0.2, params.right - shift))
+
+
+def _relay(legend, columns: int, fontsize: float) -> None:
+    """Draw ``legend`` again in its place with ``columns`` columns and ``fontsize`` (a legend's columns are set
+    when it is made)."""
+    ax, title = legend.axes, legend.get_title().get_text()
+    anchor = legend.get_bbox_to_anchor().transformed(ax.transAxes.inverted())  # in axes fractions: moves with ax
+    ax.legend(legend.legend_handles, [text.get_text() for text in legend.get_texts()], loc=legend._loc,
+              bbox_to_anchor=anchor, bbox_transform=ax.transAxes, ncols=columns, fontsize=fontsize,
+              title=title or None, title_fontsize=fontsize)
 
 
 def _positive(values: list[float]) -> list[float]:

@@ -39,6 +39,7 @@ from rnnkit.data.labelled_text import Example, TableFormat, read_labelled, read_
 from rnnkit.data.tokens import tokenize
 from rnnkit.data.vocab import UNK_ID, TokenVocab
 from rnnkit.errors import InputError
+from rnnkit.extras import require
 from rnnkit.metrics.classification import accuracy, classification_scores, macro_f1
 from rnnkit.models import SequenceClassifier
 from rnnkit.models.size import parameter_count
@@ -286,6 +287,8 @@ def prepare(settings: RunSettings, checkpoint: Checkpoint | None, dist: DistCont
         data = load_data(config, seed)
     else:
         data = load_data(config, seed, TokenVocab.from_dict(checkpoint.meta["vocab"]), list(checkpoint.meta["labels"]))
+    if data.valid is not None:  # macro F1 of every validation: a missing scikit-learn is said before training
+        require("sklearn.metrics", "classify")
     model = build_within_memory(lambda: build_model(len(data.vocab), len(data.labels), settings.model))
     run_info = {"configs": {"data": asdict(config), "model": model.config}, "vocab": data.vocab.to_dict(),
                 "labels": data.labels}
@@ -321,6 +324,7 @@ def from_checkpoint(checkpoint: Checkpoint) -> TrainedClassifier:
 def evaluate(classifier: TrainedClassifier, data: str | Path) -> dict:
     """:func:`~rnnkit.metrics.classification.classification_scores` of a labelled file read with the run's
     layout; a label the model does not know is an error naming ``file:line``."""
+    require("sklearn.metrics", "classify")  # the scores' package, before the file is read and classified
     examples = read_labelled(data, classifier.config.table)
     encoded = encode_examples(examples, classifier.vocab, classifier.labels, classifier.config, str(data))
     predicted = class_probabilities(classifier.model, encoded.ids).argmax(1).tolist()

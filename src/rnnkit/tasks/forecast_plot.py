@@ -6,6 +6,8 @@ global state (or the backend another module chose)::
     history      the whole series, thin grey; the holdout part of it (the actuals) in black
     backtest     the model's H-step forecasts from holdout origins H apart (paths that do not overlap), orange
     forecast     the H steps after the end of the series, dashed blue
+    horizon      where the forecast starts (a dotted line at the last observation) and the span of its H steps,
+                 shaded blue
     holdout      a shaded span from its first step to the end of the series
 
 The x axis shows the dates when the series has regular ISO dates, else step numbers.
@@ -45,11 +47,14 @@ def forecast_png(path: str | Path, *, x: np.ndarray, actuals: np.ndarray, holdou
         row = int(np.flatnonzero(backtest_origins == origin)[0])
         axes.plot(x[origin:origin + horizon], backtest_forecasts[row], color="tab:orange", linewidth=1.4,
                   marker="." if horizon == 1 else None, label="backtest forecast" if index == 0 else None)
+    # Where the forecast starts and how far it reaches: a line at the last observation, the horizon shaded.
+    axes.axvspan(x[-1], future_x[-1], color="tab:blue", alpha=0.08, label=f"forecast horizon ({len(future)} steps)")
+    axes.axvline(x[-1], color="tab:blue", linewidth=0.9, linestyle=":", label="forecast starts")
     # Join the future forecast to the last observation so that the line continues the series.
     axes.plot(np.concatenate([x[-1:], future_x]), np.concatenate([actuals[-1:], future]), color="tab:blue",
               linestyle="--", linewidth=1.6, label="forecast")
     axes.set_title(title)
-    axes.legend(loc="upper left", fontsize="small")
+    axes.legend(loc="best", fontsize="small")  # inside the axes, where it covers the fewest points
     axes.grid(alpha=0.3)
     figure.autofmt_xdate()
     figure.tight_layout()

@@ -29,6 +29,7 @@ from rnnkit.data.streams import StreamBatcher, tokens_needed
 from rnnkit.data.text import CharVocab, WordVocab, vocab_from_dict
 from rnnkit.errors import InputError
 from rnnkit.models import LanguageModel
+from rnnkit.models.decoding import select_rows
 from rnnkit.models.size import parameter_count
 from rnnkit.train import Checkpoint, DistContext, Task, TaskLoss, seed_everything, summed_token_loss
 from rnnkit.train.task import Baseline, uniform_baseline
@@ -319,16 +320,42 @@ def score_text(trained: TrainedLanguageModel, text: str, batch_size: int | None 
     else:
         ids = vocab.encode(text)  # (T,)
         counted = {"unknown_words": sum(1 for word in vocab.tokenize(text) if word not in vocab)}
-    batcher = validation_batcher(ids, batch_size or saved["batch_size"], seq_len or saved["seq_len"], DistContext())
+    if len(ids) < 2:
+        raise InputError(f"{source} has {len(ids)} token(s) the model knows; scoring needs at least 2 (the first is "
+                         "the context of the second): give a longer text")
     model.eval()
-    loss_sum, tokens, state = 0.0, 0, None
-    for inputs, targets in batcher.iterate():
-        logits, state = model(inputs, state)  # (N, L, V)
+    loss_sum, tokens = 0.0, 0
+    for logits, targets in _every_prediction(model, ids, batch_size or saved["batch_size"], seq_len or saved["seq_len"]):
         batch_loss, batch_tokens = summed_token_loss(logits, targets)
         loss_sum += batch_loss.item()
         tokens += batch_tokens
     loss = loss_sum / tokens
+    # every token but the first (which has no context to be predicted from) is scored: "tokens" is len(ids) - 1
     return {"loss": loss, **language_model_metrics(loss, vocab.level), "tokens": tokens, **counted}
+
+
+def _every_prediction(model, ids: torch.Tensor, batch_size: int, seq_len: int):
+    """(logits, targets) pairs that together predict each of ``ids[1:]`` exactly once, each from all the text
+    before it: ``N = min(batch_size, T - 1)`` parallel streams of S = (T - 1) // N tokens read in windows of
+    ``seq_len`` (the last one shorter), carrying the state; then the r = (T - 1) - N·S tokens after the streams
+    (r < N), read as the continuation of the last stream, from its final state. Training's batcher drops the
+    partial window and the remainder; a score of a text drops nothing."""
+    T = len(ids)
+    N = min(batch_size, T - 1)
+    S = (T - 1) // N
+    inputs = ids[: N * S].reshape(N, S).long()  # (N, S)
+    targets = ids[1 : N * S + 1].reshape(N, S).long()  # (N, S)
+    state = None
+    for start in range(0, S, seq_len):
+        logits, state = model(inputs[:, start : start + seq_len], state)  # (N, L, V)
+        yield logits, targets[:, start : start + seq_len]
+    rest = ids[N * S : T].long()  # (r + 1,): the last stream's final target, then the r tokens left
+    if len(rest) > 1:
+        last = select_rows(state, torch.tensor([N - 1], device=rest.device))  # the state after ids[N*S - 1]
+        for start in range(0, len(rest) - 1, seq_len):
+            window = rest[start : start + seq_len + 1]  # (L + 1,)
+            logits, last = model(window[None, :-1], last)  # (1, L, V)
+            yield logits, window[None, 1:]
 
 
 def generate(trained: TrainedLanguageModel, prime: str = "", length: int = 500, temperature: float = 1.0,

@@ -36,7 +36,7 @@ def train(spec: TaskSpec, settings: RunSettings, *, run_dir: RunDirectory | None
     dist = dist or DistContext()
     prepared = prepared or spec.prepare(settings, checkpoint, dist, warn if dist.is_main else None)
     run_info = {"task": spec.name, **prepared.run_info}
-    if log is not None and checkpoint is None:
+    if log is not None and checkpoint is None and dist.is_main:  # each line once: rank 0 speaks for the group
         log(prepared.summary)
     trainer = Trainer(prepared.model, prepared.task, settings.train, run_dir=run_dir, run_info=run_info, dist=dist,
                       progress_bar=progress_bar, log=log, on_step=on_step)

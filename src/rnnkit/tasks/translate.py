@@ -291,6 +291,8 @@ def prepare(settings: RunSettings, checkpoint: Checkpoint | None, dist: DistCont
         vocabs = (TokenVocab.from_dict(checkpoint.meta["source_vocab"], SEQUENCE_SPECIALS),
                   TokenVocab.from_dict(checkpoint.meta["target_vocab"], SEQUENCE_SPECIALS))
     corpus = load_data(config, vocabs, warn)
+    if corpus.valid is not None:  # BLEU of every validation: a missing sacrebleu is said before training
+        require("sacrebleu", "translate")
     model = build_within_memory(lambda: build_model(corpus.source_vocab, corpus.target_vocab, settings.model))
     options = {key: value for key, value in model.config.items() if key not in DERIVED_MODEL_FIELDS}
     run_info = {"configs": {"data": asdict(config), "model": options, "decode": asdict(decode_config(settings))},
@@ -380,12 +382,12 @@ def evaluate(translator: TrainedTranslator, source: str, target: str, beam: int 
              length_penalty: float | None = None, warn: Callable[[str], None] | None = None) -> dict:
     """BLEU and chrF (sacrebleu) of the translations of the file ``source`` against the file ``target``, decoded
     as the run decodes unless ``beam`` or ``length_penalty`` say otherwise."""
+    sacrebleu = require("sacrebleu", "translate")  # before the decoding it would score
     decode = decoding(translator, beam, length_penalty)
     text = read_parallel(source, target)
     if warn is not None and text.empty_warning():
         warn(text.empty_warning())
     hypotheses = translate_sentences(translator, text.sources, decode, warn)
-    sacrebleu = require("sacrebleu", "translate")
     bleu, chrf = sacrebleu.BLEU(), sacrebleu.CHRF()
     return {"bleu": bleu.corpus_score(hypotheses, [text.targets]).score,
             "chrf": chrf.corpus_score(hypotheses, [text.targets]).score,

@@ -99,6 +99,15 @@ def setup(device: str = "auto") -> DistContext:
     return DistContext(rank, world_size, local_rank, torch.device("cpu"))
 
 
+def launched_rank() -> int:
+    """This process's rank as torchrun's environment gives it before any group is joined (0 without torchrun,
+    or with a ``RANK`` that is not a whole number, which :func:`setup` then refuses)."""
+    if int(os.environ.get("WORLD_SIZE", "1") or 1) <= 1:
+        return 0
+    rank = os.environ.get("RANK", "0").strip()
+    return int(rank) if rank.isdigit() else 0
+
+
 def teardown(context: DistContext) -> None:
     """Leave the process group (a no-op for a single process)."""
     if context.is_distributed and dist.is_initialized():
