@@ -192,6 +192,7 @@ def test_names_stand_for_files_by_role(tiny, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert resolve("tiny", "train") == "tiny"  # an existing path wins over a name
     assert resolve("not-a-dataset", "train") == "not-a-dataset"
+    assert dataset("timeseries").file("airline-passengers").name == "airline-passengers.csv"  # the data file
     assert dataset("ptb").file_for("test").name == "ptb.test.txt"
     assert dataset("jsb_chorales").file_for("test").name == "jsb-chorales-quarter.json"  # one data file: every role
     with pytest.raises(InputError, match="no train file .*ag_news:FILE"):
@@ -265,6 +266,18 @@ def test_a_server_without_ranges_restarts_and_a_part_too_long_is_dropped(tiny, c
     assert {r["file"]: r["status"] for r in records[0]["files"]} == {n: "downloaded" for n in files}
     for name, data in files.items():
         assert (found.folder / name).read_bytes() == data
+
+
+def test_a_part_longer_than_the_servers_file_is_removed(tiny, capsys, monkeypatch):
+    found, files, served = tiny
+    found.folder.mkdir(parents=True)
+    (served / "tiny" / "blob.bin").write_bytes(files["blob.bin"][:1000])  # the mirror's copy is cut short
+    (found.folder / "blob.bin.part").write_bytes(files["blob.bin"][:2000])
+    with mirror(served) as (url, _):
+        monkeypatch.setenv("RNNKIT_DATA_MIRROR", url)
+        code, _, err = get(capsys, "tiny")
+    assert_one_line_error(code, err, "shorter than the 2,000 bytes", "removed")
+    assert not (found.folder / "blob.bin.part").exists() and not (found.folder / "blob.bin").exists()
 
 
 def test_a_wrong_checksum_removes_the_download_and_says_so(tiny, capsys, monkeypatch):

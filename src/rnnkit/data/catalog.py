@@ -92,9 +92,10 @@ class Dataset:
         return data_home() / self.name
 
     def file(self, name: str) -> DataFile:
-        """The file ``name`` (or ``name`` without its extensions, where that is unambiguous); InputError naming
-        the files it has otherwise."""
-        found = [f for f in self.files if f.name == name] or [f for f in self.files if f.name.split(".")[0] == name]
+        """The file ``name``, or the one data file (else the one file) whose name is ``name`` and extensions;
+        InputError naming the files it has otherwise."""
+        stem = [f for f in self.files if f.name.split(".")[0] == name]
+        found = [f for f in self.files if f.name == name] or [f for f in stem if f.data] or stem
         if len(found) != 1:
             raise InputError(f"dataset {self.name!r} has no file {name!r}; its files: "
                              f"{', '.join(f.name for f in self.files)} (give {self.name}:FILE)")

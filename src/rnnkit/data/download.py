@@ -180,8 +180,8 @@ def _download(url: str, handle, data_file: DataFile, progress: bool, again: str)
             handle.seek(0)
             offset = 0
         elif offset and not response.headers.get("Content-Range", "").startswith(f"bytes {offset}-"):
-            raise InputError(f"{url} answered a resumed download with another range "
-                             f"({response.headers.get('Content-Range')!r}); delete {handle.name} and run {again} again")
+            raise WrongFile(f"{url} answered a resumed download with another range "
+                            f"({response.headers.get('Content-Range')!r}); the part was removed: run {again} again")
         announced = response.headers.get("Content-Length")
         if announced is not None and announced.isdigit() and offset + int(announced) != data_file.size:
             raise WrongFile(f"{url} is {offset + int(announced):,} bytes, not the catalog's {data_file.size:,}: not the "
@@ -196,6 +196,9 @@ def _open(url: str, offset: int, again: str):
     try:
         return urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=TIMEOUT_SECONDS)
     except urllib.error.HTTPError as error:
+        if error.code == 416 and offset:  # the server's file ends before the part does: another file
+            raise WrongFile(f"{url} is shorter than the {offset:,} bytes already downloaded: not the catalog's "
+                            f"file, the part was removed (check RNNKIT_DATA_MIRROR)") from None
         where = f" on the mirror {mirror()}" if mirror() else ""
         raise InputError(f"{url}: HTTP {error.code} {error.reason}{where}; check the address (RNNKIT_DATA_MIRROR "
                          f"holds NAME/FILE as `rnnkit data list` names them), then run {again} again") from None
