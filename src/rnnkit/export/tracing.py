@@ -8,8 +8,8 @@ Neither exporter can follow rnnkit's engines (Python loops over time, custom ops
   lengths, a learned initial state) to time-major x (L, N, In), full states h0 (D*layers, N, P) [c0] and lengths
   (N,) int64 or None, and calls ``run(layer, index, x, h0, c0, lengths) -> (y, h_n, c_n)`` (y (L, N, D*P), c_n None
   without a cell state); the result goes back in the caller's layout;
-* ``pack_padded_sequence`` and ``pad_packed_sequence`` (torch's, and the names imported by the modules that define
-  the model's classes) return and take a :class:`PaddedSequence`, the padded batch with its lengths, rows unsorted:
+* ``pack_padded_sequence`` and ``pad_packed_sequence`` (torch's, and the names in the global namespaces of the
+  model's classes' code) return and take a :class:`PaddedSequence`, the padded batch with its lengths, rows unsorted:
   the exported graph takes lengths as an input and needs no sorting;
 * :func:`real_packing` undoes the swap for code that must compute for real inside.
 
@@ -19,7 +19,7 @@ Everything is restored on the way out, also after an error.
 from __future__ import annotations
 
 import contextlib
-import sys
+import types
 
 import torch
 import torch.nn.utils.rnn as rnn_utils
@@ -70,25 +70,42 @@ def _pad(sequence, batch_first: bool = False, padding_value: float = 0.0, total_
 
 _PACKING = {"pack_padded_sequence": (rnn_utils.pack_padded_sequence, _pack),
             "pad_packed_sequence": (rnn_utils.pad_packed_sequence, _pad)}
-_SWAPPED: list = []  # the modules whose packing functions are swapped now
+_SWAPPED: list = []  # the namespaces whose packing functions are swapped now
 
 
-def _swap(modules, to_export: bool) -> None:
-    for module in modules:
+def _swap(namespaces: list[dict], to_export: bool) -> None:
+    for namespace in namespaces:
         for name, (real, placeholder) in _PACKING.items():
-            if module.__dict__.get(name) is (real if to_export else placeholder):
-                setattr(module, name, placeholder if to_export else real)
+            if namespace.get(name) is (real if to_export else placeholder):
+                namespace[name] = placeholder if to_export else real
+
+
+def _namespaces(module: nn.Module) -> list[dict]:
+    """The global namespaces in which the model's code looks the packing functions up: torch's module and those of
+    the functions of every class in the model (a module file, a script's or a notebook's namespace); rnnkit's layers
+    pack for real inside, so theirs are left alone."""
+    found = {id(rnn_utils.__dict__): rnn_utils.__dict__}
+    for m in module.modules():
+        if isinstance(m, RecurrentBase):
+            continue
+        for cls in type(m).__mro__:
+            if cls.__module__.startswith("torch."):
+                continue
+            for value in vars(cls).values():
+                if isinstance(value, types.FunctionType):
+                    found.setdefault(id(value.__globals__), value.__globals__)
+    return list(found.values())
 
 
 @contextlib.contextmanager
 def real_packing():
     """torch's own packing functions within (for a placeholder's real computation during an export)."""
-    modules = list(_SWAPPED)
-    _swap(modules, to_export=False)
+    namespaces = list(_SWAPPED)
+    _swap(namespaces, to_export=False)
     try:
         yield
     finally:
-        _swap(modules, to_export=True)
+        _swap(namespaces, to_export=True)
 
 
 def _swap_time_batch(layer: RecurrentBase, x: Tensor) -> Tensor:
@@ -143,18 +160,15 @@ def layer_calls(module: nn.Module, run):
     layers = find_layers(module)
     for layer in layers:
         check_exportable(layer)
-    # the modules whose code calls the packing functions: torch's own and those defining the model's classes (not
-    # rnnkit's layers, which pack for real inside)
-    modules = {rnn_utils, *(sys.modules[type(m).__module__] for m in module.modules()
-                            if not isinstance(m, RecurrentBase) and type(m).__module__ in sys.modules)}
+    namespaces = _namespaces(module)
     for index, layer in enumerate(layers):
         layer.forward = _bound_forward(layer, index, run)
-    _swap(modules, to_export=True)
-    _SWAPPED[:] = modules
+    _swap(namespaces, to_export=True)
+    _SWAPPED[:] = namespaces
     try:
         yield layers
     finally:
-        _swap(modules, to_export=False)
+        _swap(namespaces, to_export=False)
         _SWAPPED.clear()
         for layer in layers:
             del layer.forward
