@@ -35,6 +35,7 @@ import os
 import re
 import shutil
 import stat
+import time
 from pathlib import Path
 
 from rnnkit.errors import InputError
@@ -89,6 +90,8 @@ def write_atomic(path: Path, data: bytes) -> None:
 
 # Links followed before a chain counts as a loop (Linux's own limit, SYMLOOP_MAX, is 40).
 MAX_LINKS = 40
+# Seconds an output that is a pipe may wait for its reader to open it before it is refused.
+PIPE_READER_WAIT = 1.0
 # Outputs that write_output created (they did not exist before), with their (device, inode): what an
 # interrupted command removes again (remove_created_outputs). Replaced files are complete: they stay.
 _CREATED: list[tuple[Path, tuple[int, int]]] = []
@@ -206,14 +209,20 @@ def _write_in_place(destination: Path, given: Path, data: bytes) -> None:
     """Write ``data`` into ``destination`` itself (a device, a pipe, a descriptor's file), as ``cp`` does."""
     flags = os.O_WRONLY | os.O_CLOEXEC | os.O_TRUNC
     pipe = _kind(destination) == "pipe"
-    try:
-        # A pipe nobody reads would block the open forever: O_NONBLOCK makes that ENXIO instead.
-        descriptor = os.open(destination, flags | (os.O_NONBLOCK if pipe else 0))
-    except OSError as error:
-        if error.errno == errno.ENXIO:
-            raise InputError(f"cannot write {given}: no program reads that pipe; start its reader first, or write "
-                             "to a file") from None
-        raise write_failure(given, error, len(data)) from None
+    deadline = time.monotonic() + PIPE_READER_WAIT
+    while True:
+        try:
+            # A pipe nobody reads would block the open forever: O_NONBLOCK makes that ENXIO instead.
+            descriptor = os.open(destination, flags | (os.O_NONBLOCK if pipe else 0))
+            break
+        except OSError as error:
+            if error.errno == errno.ENXIO and time.monotonic() < deadline:
+                time.sleep(0.02)  # a reader started beside rnnkit may not have opened its end yet
+                continue
+            if error.errno == errno.ENXIO:
+                raise InputError(f"cannot write {given}: no program reads that pipe; start its reader first, or "
+                                 "write to a file") from None
+            raise write_failure(given, error, len(data)) from None
     try:
         if pipe:
             os.set_blocking(descriptor, True)
