@@ -316,3 +316,32 @@ def test_bad_inputs_are_one_line_and_leave_nothing(tmp_path):
     with pytest.raises(InputError, match="opset 13 is too old"):
         to_onnx(layer, tmp_path / "old.onnx", (torch.randn(L, N, IN),), opset=13)
     assert layer.training and layer.forward.__func__ is type(layer).forward  # mode and forward restored
+
+
+def test_unbatched_input_a_learned_state_and_a_layer_called_twice(tmp_path):
+    """Two calls of one layer are two Scans over one copy of its weights; the second starts from the first's h_n."""
+
+    class Twice(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = rn.Recurrent("layernorm_gru", IN, H, init_state="learned")
+
+        def forward(self, x):  # x (L, In), unbatched
+            y1, h = self.rnn(x)
+            y2, h2 = self.rnn(x, h)
+            return y1 + y2, h2
+
+    torch.manual_seed(8)
+    model = Twice().eval()
+    with torch.no_grad():
+        model.rnn.h0.normal_()
+    path = to_onnx(model, tmp_path / "twice.onnx", (torch.randn(5, IN),), input_names=["x"], output_names=["y", "h"],
+                   dynamic_axes={"x": {0: "L"}, "y": {0: "L"}})
+    saved = onnx.load(path)
+    assert [node.op_type for node in saved.graph.node].count("Scan") == 2
+    assert sum(t.name.endswith("weight_ih_l0") for t in saved.graph.initializer) == 1
+    x = torch.randn(9, IN)
+    with torch.no_grad():
+        want = model(x)
+    for got, w in zip(_session(path).run(None, {"x": x.numpy()}), want):
+        np.testing.assert_allclose(got, w.numpy(), atol=TOLERANCE, rtol=0)

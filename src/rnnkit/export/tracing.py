@@ -127,11 +127,12 @@ def _layer_forward(layer: RecurrentBase, index: int, run, input, hx=None, *, res
     else:
         unbatched = input.dim() == 2
         x = input.unsqueeze(1) if unbatched else _swap_time_batch(layer, input)  # (L, N, In)
-    if hx is None and layer.init_state == "learned":
-        hx = layer._initial_state(_swap_time_batch(layer, x))
     states = () if hx is None else ((hx,) if isinstance(hx, Tensor) else tuple(hx))
     if unbatched:
-        states = tuple(s.unsqueeze(1) for s in states)
+        states = tuple(s.unsqueeze(1) for s in states)  # the caller's (D*layers, P) -> (D*layers, 1, P)
+    if not states and layer.init_state == "learned":
+        learned = layer._initial_state(_swap_time_batch(layer, x))  # (D*layers, N, P) from x, batched by now
+        states = (learned,) if isinstance(learned, Tensor) else tuple(learned)
     if not states:
         states = layer._zero_state(x, x.shape[1])
     y, h_n, c_n = run(layer, index, x, states[0], states[1] if len(states) > 1 else None, lengths)
