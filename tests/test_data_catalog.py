@@ -432,6 +432,8 @@ def test_data_name_on_a_train_command_and_evaluate(tiny, capsys, monkeypatch, tm
     assert json.loads(out)["ranking"]
     code, _, err = run_cli(capsys, "explain", run, "--text", "tiny", "--json")
     assert_one_line_error(code, err, "'tiny' has no test file")
+    code, _, err = run_cli(capsys, "explain", run, "--text", tmp_path / "gone" / "input.txt")
+    assert_one_line_error(code, err, "input.txt: no such file", "`rnnkit data get tinyshakespeare`")
 
 
 MISSING_DATASET_FILES = [  # (the command's flags, with GONE a folder that does not exist; the dataset named)

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from rnnkit.checks import check_fits_in_memory, format_bytes
+from rnnkit.data.catalog import missing_file_hint
 from rnnkit.data.reading import decode_text
 from rnnkit.errors import InputError
 from rnnkit.train.outputs import check_output
@@ -139,7 +140,7 @@ def read_prefix(path: str, max_chars: int, check: Callable[[int], None] = lambda
         with open(path, "rb") as file:
             data = file.read(UTF8_MAX_BYTES * max_chars + 1)  # one byte more: is there more than we read?
     except FileNotFoundError:
-        raise InputError(f"{path}: no such file; check the path") from None
+        raise InputError(f"{path}: no such file; check the path{missing_file_hint(path)}") from None
     except IsADirectoryError:
         raise InputError(f"{path} is a folder; give a text file") from None
     except OSError as error:
