@@ -210,8 +210,10 @@ def test_stop_at_ends_the_run_at_the_first_epoch_whose_score_reaches_it():
 
 def test_time_budget_stops_the_run():
     report = Trainer(make_model(), StreamToyTask(n_tokens=4000), TrainConfig(epochs=None, time_budget=0.3)).fit()
-    assert report["stop_reason"] == "time_budget"
-    assert 0.3 <= report["elapsed_seconds"] < 5
+    assert report["stop_reason"] == "time_budget" and report["steps"] >= 1
+    # The budget includes the final validation and checkpoint, so the run ends before it rather than past it
+    # (tests/test_time_budget.py holds it to that with known timings).
+    assert report["elapsed_seconds"] < 5
 
 
 def test_metrics_jsonl_has_one_line_per_epoch(tmp_path):

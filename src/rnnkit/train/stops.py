@@ -1,5 +1,6 @@
 """When a training run stops, other than by diverging: its epochs, its step limit, its time budget (counted over
-every session of a resumed run), or a signal (the first SIGINT or SIGTERM: a clean stop with a checkpoint).
+every session of a resumed run, and paying for the final validation and checkpoint: see
+:mod:`rnnkit.train.budget`), or a signal (the first SIGINT or SIGTERM: a clean stop with a checkpoint).
 
 Every rank must take the same decision, or the others would wait for it forever: what one rank sees alone (its
 clock, a signal sent to it) is summed over the ranks before anyone stops. The Trainer sums :meth:`Stops.wishes`
@@ -11,6 +12,7 @@ import threading
 import time
 from contextlib import contextmanager
 
+from .budget import FinalWork
 from .config import TrainConfig
 from .distributed import DistContext
 from .position import Position
@@ -26,6 +28,7 @@ class Stops:
         self.signal_name: str | None = None
         self.elapsed_before_session = 0.0
         self._session_start = time.monotonic()
+        self.final_work = FinalWork()  # what the end of the run will take; the Trainer keeps it up to date
 
     def start_session(self) -> None:
         """Start this session's clock (each call of the Trainer's fit() is one session)."""
@@ -41,7 +44,7 @@ class Stops:
         config = self.config
         return {
             "max_steps": float(config.max_steps is not None and next_step >= config.max_steps),
-            "time_budget": float(config.time_budget is not None and self.elapsed() >= config.time_budget),
+            "time_budget": float(self._out_of_time()),
             "interrupted": float(self.signal_name is not None),
         }
 
@@ -54,10 +57,17 @@ class Stops:
             return "max_steps"
         if config.time_budget is not None:
             # Clocks differ between ranks: one rank stopping alone would leave the others waiting forever.
-            votes = self.dist.sum([float(self.elapsed() >= config.time_budget)])[0]
+            # A new run trains at least one step, so that it has a checkpoint however short its budget.
+            out_of_time = self._out_of_time() if position.step else self.elapsed() >= config.time_budget
+            votes = self.dist.sum([float(out_of_time)])[0]
             if votes > 0:
                 return "time_budget"
         return None
+
+    def _out_of_time(self) -> bool:
+        """Whether one more step would leave too little of the budget for the end of the run."""
+        budget = self.config.time_budget
+        return budget is not None and self.elapsed() + self.final_work.reserve() >= budget
 
     @contextmanager
     def on_signals(self):

@@ -35,6 +35,7 @@ import torch
 from rnnkit.nn import detach_state
 
 from .best_epoch import BestEpoch
+from .budget import probe_validation
 from .checkpoint import GRADIENTS_FILE, Checkpoint, RunDirectory
 from .config import TrainConfig
 from .distributed import DistContext
@@ -160,6 +161,8 @@ class Trainer:
         """
         self.stops.start_session()
         self._shown_average.close()  # train on from the raw iterate, not from the average shown after a fit()
+        if self.config.time_budget is not None:
+            self._estimate_final_work()
         try:
             with self.stops.on_signals():
                 reason = self.stops.limit_reached(self.position)
@@ -196,6 +199,7 @@ class Trainer:
             position.epoch_seconds += step_end - step_start
             position.total_step_seconds += step_end - step_start
             position.total_tokens += tokens
+            self.stops.final_work.observe_step(step_end - step_start)
             self._progress.update(loss, tokens / max(step_end - step_start, 1e-9))
             if self.on_step is not None:
                 self.on_step(position.step, loss)
@@ -272,8 +276,10 @@ class Trainer:
         """Validate, step the schedule, checkpoint and log; return "stop_at" when the epoch reached the config's
         ``stop_at``, "early_stopping" when patience ran out."""
         position = self.position
+        start = time.perf_counter()
         valid_loss = self.validate()
-        record = self._metrics_record(valid_loss, epoch=position.epoch + 1)
+        record = self._metrics_record(valid_loss, epoch=position.epoch + 1)  # with the task's own scores
+        self.stops.final_work.observe_validation(time.perf_counter() - start)
         improved = self.best_epoch.observe(position, valid_loss, record)
         self.schedule.after_epoch(valid_loss)
         observe_validation(self.optimizer, valid_loss)  # NT-ASGD may start averaging; before the checkpoint keeps it
@@ -398,8 +404,36 @@ class Trainer:
         the weights saved are the averages and the optimizer state holds the raw iterate."""
         if self.run_dir is None:
             return
+        start = time.perf_counter()
         with averaged_weights(self.optimizer):
             self._write_checkpoint(best, valid_loss)
+        self.stops.final_work.observe_checkpoint(time.perf_counter() - start)
+
+    @torch.no_grad()
+    def _estimate_final_work(self) -> None:
+        """Estimate the final validation and checkpoint before the first step, so that a time budget pays for
+        them (:mod:`rnnkit.train.budget`); the model's weights, the RNG streams and the data are untouched."""
+        final = self.stops.final_work
+        # The checkpoint writes the weights and the optimizer's state (at most two moments per weight).
+        final.checkpoint_bytes(3 * sum(p.numel() * p.element_size() for p in self.model.parameters()))
+        state = None
+
+        def run_batch(batch) -> None:
+            nonlocal state
+            out = self.task.loss(self.model, _to_device(batch, self.dist.device), state)
+            out.loss_sum.item()  # waits for the device
+            state = out.state if self.task.carries_state else None
+
+        self.model.eval()
+        try:
+            final.observe_validation(probe_validation(self.task.valid_batches, run_batch))
+        finally:
+            self.model.train()
+        left = self.config.time_budget - self.stops.elapsed()
+        if self.log is not None and final.reserve() >= left:
+            self.log(f"note: the final validation and checkpoint take about {final.reserve():.0f}s, more than the "
+                     f"{max(left, 0):.0f}s of --time-budget left; the run trains one step (a smaller validation "
+                     "set leaves time to train)")
 
     def _write_checkpoint(self, best: bool, valid_loss: float | None) -> None:
         carried = None if self.carried_state is None else _map_state(self.carried_state, self.dist.gather_rows)

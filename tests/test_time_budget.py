@@ -1,0 +1,128 @@
+"""--time-budget pays for the end of the run (issue 26): training stops early enough that the final validation
+and checkpoint end within the budget too (a 150 s `make run` trained for 246 s).
+
+The Trainer-level tests use a task whose steps and validation batches take known wall time (sleeps), so that
+they hold on a busy machine: the validation is most of the budget, as on a CPU with a large validation text.
+"""
+
+import time
+
+import pytest
+import torch
+
+from rnnkit.train import RunDirectory, TrainConfig, Trainer
+from rnnkit.train.budget import FinalWork, probe_validation
+from rnnkit.train.task import Task, TaskLoss
+
+STEP_SECONDS = 0.01
+VALID_BATCH_SECONDS = 0.04
+VALID_BATCHES = 50  # 2 s of validation, 1 s of which the probe runs
+
+
+class SlowValidationTask(Task):
+    """Training steps of about 10 ms and a validation of 50 batches of 40 ms each, on a one-weight model whose
+    own compute is negligible (so the timings hold however busy the machine is)."""
+
+    def __init__(self, batches_per_epoch: int = 10_000):
+        self.batches_per_epoch = batches_per_epoch
+
+    def num_train_batches(self):
+        return self.batches_per_epoch
+
+    def train_batches(self, epoch, start):
+        return (torch.ones(1, 1) for _ in range(start, self.batches_per_epoch))  # (N=1, 1)
+
+    def valid_batches(self):
+        return [torch.ones(1, 1)] * VALID_BATCHES
+
+    def loss(self, model, batch, state):
+        time.sleep(STEP_SECONDS if model.training else VALID_BATCH_SECONDS)
+        return TaskLoss(model(batch).square().sum(), 1, 1, None)
+
+
+def model():
+    torch.manual_seed(0)
+    return torch.nn.Linear(1, 1)
+
+
+def timed_fit(task, config, run_dir=None, log=None) -> tuple[dict, float]:
+    trainer = Trainer(model(), task, config, run_dir=run_dir, log=log)
+    start = time.monotonic()
+    report = trainer.fit()
+    return report, time.monotonic() - start
+
+
+def test_the_whole_run_with_its_final_validation_and_checkpoint_ends_within_the_budget(tmp_path):
+    budget = 4.0
+    report, seconds = timed_fit(SlowValidationTask(), TrainConfig(epochs=None, time_budget=budget),
+                                run_dir=RunDirectory.create(tmp_path / "run"))
+    assert report["stop_reason"] == "time_budget"
+    # Before: training ran to 4.0 s, then 2 s of validation followed. Now the run ends within the budget,
+    # and it does not give away more than a little of it (two steps, the margin on 2 s, scheduling noise).
+    assert budget - 0.6 <= seconds <= budget + 0.15, seconds
+    assert report["steps"] > 10 and "valid_loss" in report
+    assert RunDirectory.open(tmp_path / "run").load().meta["trainer"]["position"]["step"] == report["steps"]
+
+
+def test_a_budget_shorter_than_the_final_work_trains_one_step_and_says_so(tmp_path):
+    lines = []
+    report, _ = timed_fit(SlowValidationTask(), TrainConfig(epochs=None, time_budget=1.5),
+                          run_dir=RunDirectory.create(tmp_path / "run"), log=lines.append)
+    assert report["steps"] == 1 and report["stop_reason"] == "time_budget"
+    assert RunDirectory.open(tmp_path / "run").holds_run()
+    assert any(line.startswith("note: the final validation and checkpoint take about") and "--time-budget" in line
+               for line in lines), lines
+
+
+def test_an_epoch_end_measures_the_validation_and_the_budget_uses_it():
+    trainer = Trainer(model(), SlowValidationTask(batches_per_epoch=5), TrainConfig(epochs=1))
+    trainer.fit()
+    measured = trainer.stops.final_work.validation
+    assert VALID_BATCHES * VALID_BATCH_SECONDS <= measured <= VALID_BATCHES * VALID_BATCH_SECONDS + 0.5
+
+
+def test_without_a_budget_nothing_is_probed():
+    class Counting(SlowValidationTask):
+        probes = 0
+
+        def valid_batches(self):
+            Counting.probes += 1
+            return super().valid_batches()
+
+    Trainer(model(), Counting(), TrainConfig(max_steps=2)).fit()
+    assert Counting.probes == 1  # the final report's validation only
+
+
+def test_the_reserve_is_two_steps_and_the_final_work_with_a_margin():
+    final = FinalWork()
+    final.checkpoint_bytes(4_000_000)
+    final.observe_step(0.2)
+    final.observe_validation(30.0)
+    assert final.reserve() == pytest.approx(2 * 0.2 + 1.1 * (30.0 + 0.25 + 0.08))
+    final.observe_step(1.0)  # a slow step counts at once
+    assert final.step == 1.0
+    final.observe_step(0.0)  # a fast one slowly
+    assert final.step == pytest.approx(0.9)
+    final.observe_checkpoint(0.5)
+    assert final.checkpoint == 0.5
+
+
+@pytest.mark.parametrize("sized", [True, False])
+def test_the_probe_scales_the_first_batches_to_all_of_them(sized):
+    ran = []
+
+    def run_batch(batch):
+        ran.append(batch)
+        time.sleep(0.3 if batch == 0 else 0.03)  # the first batch warms up: not counted
+
+    batches = (lambda: list(range(100))) if sized else (lambda: iter(range(100)))
+    estimate = probe_validation(batches, run_batch)
+    assert 100 * 0.03 <= estimate <= 100 * 0.03 * 1.5, estimate
+    assert 6 <= len(ran) < 100  # a probe, not a validation
+
+
+def test_the_probe_of_a_short_validation_is_the_validation():
+    assert probe_validation(lambda: None, lambda batch: None) == 0.0
+    assert probe_validation(lambda: [], lambda batch: None) == 0.0
+    estimate = probe_validation(lambda: [1, 2], lambda batch: time.sleep(0.05))
+    assert 0.1 <= estimate <= 0.2
