@@ -24,8 +24,9 @@ class TrainConfig:
 
     Args:
         epochs: passes over the training batches; None = until the time budget (or max_steps) ends the run.
-        time_budget: seconds of wall time for the whole run (across resumes); training stops at the first
-            step boundary past it, then validates once more.
+        time_budget: seconds of wall time for the whole run (across resumes), its final validation and
+            checkpoint included: training stops early enough for them to end within it (see
+            :mod:`rnnkit.train.budget`).
         max_steps: stop after this many optimizer steps in total (a hook for tests and short trials).
         lr: learning rate. optimizer: ``adam``, ``adamw``, ``sgd`` or ``ntasgd`` (AWD-LSTM's non-monotonically
             triggered averaged SGD). momentum: SGD's momentum. nonmono: NT-ASGD's n, the epochs the validation
