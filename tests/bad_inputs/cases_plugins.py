@@ -25,5 +25,5 @@ for name, reference, words in _REFERENCES:
 for task in ("classify", "tag", "forecast", "translate", "caption", "music"):
     case(f"plugin-train-{task}--cell-no-module", train(task, "--cell rnnkit_no_such_package:Cell"), "--cell",
          "'rnnkit_no_such_package'")
-case("plugin-train-lm-config-cell-not-a-cell", train("lm", "--config {tmp}/c.toml"), "--cell", "not a cell class",
+case("plugin-train-lm-config-cell-not-a-cell", train("lm", "--config {tmp}/c.toml"), "'cell'", "not a cell class",
      setup=d.write("c.toml", b'cell = "json:dumps"\n'))

@@ -91,6 +91,20 @@ class CellName(click.ParamType):
         except ValueError as error:
             self.fail(str(error), param, ctx)
 
+    def problem(self, setting) -> str | None:
+        """What a --config value of --cell must be instead (as :func:`config_value_problem` says it), or None."""
+        from rnnkit.nn.cells.plugins import SPELLING, is_reference
+        from rnnkit.nn.cells.registry import cell_choices as every_cell, cell_reference
+
+        names = f"give one of {', '.join(repr(name) for name in every_cell())} (a quoted string), or {SPELLING}"
+        if not isinstance(setting, str):
+            return names
+        try:
+            cell_reference(setting)
+        except ValueError as error:
+            return str(error) if is_reference(setting) else names
+        return None
+
 
 class CommaList(click.ParamType):
     """A comma-separated list of names from ``choices``, in the order given, repeats dropped."""
@@ -220,6 +234,8 @@ def config_value_problem(option: click.Option, setting) -> str | None:
     if option.is_flag:
         return None if isinstance(setting, bool) else "give true or false"
     kind = option.type
+    if isinstance(kind, CellName):
+        return kind.problem(setting)
     if isinstance(kind, click.Choice):
         fits = isinstance(setting, str) and setting in kind.choices
         return None if fits else f"give one of {', '.join(repr(choice) for choice in kind.choices)} (a quoted string)"

@@ -80,8 +80,8 @@ def load_reference(reference: str, register) -> type[Cell]:
                              f"(the cell class)")
         found = getattr(found, part)
     if not (isinstance(found, type) and issubclass(found, Cell)):
-        raise ValueError(f"cell {reference!r} names {type(found).__name__} {found!r}, not a cell class; name a "
-                         "subclass of rnnkit.nn.Cell")
+        what = f"the class {found.__name__}" if isinstance(found, type) else f"a {type(found).__name__}"
+        raise ValueError(f"cell {reference!r} names {what}, not a cell class; name a subclass of rnnkit.nn.Cell")
     if inspect.isabstract(found):
         missing = ", ".join(sorted(found.__abstractmethods__))
         raise ValueError(f"cell {reference!r}: {found.__name__} does not define {missing}; a cell class defines "
