@@ -632,3 +632,4 @@ case("bench-out-in-sys", f"{_BENCH} --out /sys/rnnkit-bench", "/sys/rnnkit-bench
 from . import cases_music  # noqa: E402,F401
 from . import cases_rundirs  # noqa: E402,F401
 from . import cases_plugins  # noqa: E402,F401
+from . import cases_values  # noqa: E402,F401
