@@ -186,14 +186,17 @@ def test_gemm_rewritten_as_matmul_computes_the_same(tmp_path):
     np.testing.assert_allclose(session(tmp_path / "m.onnx").run(None, {"x": x})[0], want, rtol=1e-5, atol=1e-6)
 
 
-def test_language_model_as_exported_programs_equals_pytorch(exported, tmp_path):
+@pytest.mark.parametrize("task", TASKS)
+def test_every_task_as_exported_programs_equals_pytorch(exported, task, tmp_path):
     from rnnkit.export.exported_program import load_exported_program
     from rnnkit.tasks.exporting import task_graphs
 
-    run, _ = exported["lm"]
-    report = run.export(format="exported-program", out=tmp_path / "lm.pt2")
-    assert [path.split("/")[-1] for path in report["files"]] == ["lm.pt2", "lm.step.pt2"]
-    for graph, path in zip(task_graphs("lm", run.trained), report["files"]):
+    run, _ = exported[task]
+    report = run.export(format="exported-program", out=tmp_path / f"{task}.pt2")
+    programs = [path for path in report["files"] if path.endswith(".pt2")]  # the tagger's viterbi.py beside them
+    assert [path.split("/")[-1] for path in programs] == [
+        f"{task}.pt2" if i == 0 else f"{task}.{role}.pt2" for i, role in enumerate(ROLES[task])]
+    for graph, path in zip(task_graphs(task, run.trained), programs):
         loaded = load_exported_program(path)
         program = loaded[0] if isinstance(loaded, tuple) else loaded
         for inputs in (graph.example_inputs, _resized(graph.inputs, graph.example_inputs)):

@@ -32,6 +32,8 @@ def check_lengths(lengths: Tensor | None, batch: int, steps: int) -> None:
         raise InputError(
             f"lengths has {lengths.numel()} entries for a batch of {batch} sequences; give one per sequence"
         )
+    if torch.compiler.is_exporting():
+        return  # the values of a traced graph's input are unknown here; the exported contract states the range
     if batch and (int(lengths.min()) < 1 or int(lengths.max()) > steps):
         raise InputError(
             f"lengths must lie in [1, {steps}] (the padded length), got values from {int(lengths.min())} "

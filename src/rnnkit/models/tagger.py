@@ -82,20 +82,28 @@ class CharacterWordEncoder(nn.Module):
         flat = chars.reshape(N * L, W)  # (N*L, W)
         lengths = (flat != self.padding_idx).sum(1)  # (N*L,)
         words = lengths > 0  # padded word positions have no characters and stay 0
+        if torch.compiler.is_exporting():
+            # a graph has no shapes that depend on data: every position is encoded, those without characters zeroed
+            encoded = self._encode(flat, lengths.clamp(min=1))  # (N*L, out)
+            return encoded.masked_fill(~words.unsqueeze(1), 0.0).view(N, L, self.output_size)
         real_chars, real_lengths = flat[words], lengths[words]  # (M, W), (M,)
         features = chars.new_zeros(N * L, self.output_size, dtype=self.embedding.weight.dtype)  # (N*L, out)
         if real_chars.size(0) == 0:
             return features.view(N, L, self.output_size)
-        # the padding row of the embedding is 0, but the explicit mask keeps that true whatever the weights
-        valid = step_mask(real_lengths, real_chars.size(0), W, chars.device)  # (M, W)
-        embedded = self.embedding(real_chars) * valid.unsqueeze(2)  # (M, W, E_char)
-        if self.kind == "lstm":
-            _, encoded = self.bilstm(embedded, real_lengths)  # (M, 2*H_char)
-        else:
-            convolved = self.conv(embedded.transpose(1, 2)).transpose(1, 2)  # (M, W, H_char)
-            encoded = convolved.masked_fill(~valid.unsqueeze(2), float("-inf")).amax(1)  # (M, H_char)
-        features[words] = encoded
+        features[words] = self._encode(real_chars, real_lengths)
         return features.view(N, L, self.output_size)
+
+    def _encode(self, chars: Tensor, lengths: Tensor) -> Tensor:
+        """(M, W) character ids of M words with (M,) lengths ≥ 1 -> (M, out) their features."""
+        W = chars.size(1)
+        # the padding row of the embedding is 0, but the explicit mask keeps that true whatever the weights
+        valid = step_mask(lengths, chars.size(0), W, chars.device)  # (M, W)
+        embedded = self.embedding(chars) * valid.unsqueeze(2)  # (M, W, E_char)
+        if self.kind == "lstm":
+            _, encoded = self.bilstm(embedded, lengths)  # (M, 2*H_char)
+            return encoded
+        convolved = self.conv(embedded.transpose(1, 2)).transpose(1, 2)  # (M, W, H_char)
+        return convolved.masked_fill(~valid.unsqueeze(2), float("-inf")).amax(1)  # (M, H_char)
 
 
 class SequenceTagger(nn.Module):
