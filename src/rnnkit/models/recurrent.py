@@ -89,8 +89,9 @@ def engine_or_auto(cell: str, engine: str, **options) -> str:
 
 
 def has_cell_state(cell: str) -> bool:
-    """Whether the named cell carries a cell state c beside h (its state is then the pair (h, c))."""
-    return get_cell(cell).has_cell_state
+    """Whether the named cell carries a cell state c beside h (its state is then the pair (h, c)); InputError as
+    :func:`registered_cell` for a name that is no cell."""
+    return registered_cell(cell).has_cell_state
 
 
 def sequence_dropout(p: float, locked: bool) -> nn.Module:
