@@ -65,7 +65,9 @@ def write_atomic(path: Path, data: bytes) -> None:
         raise InputError(f"{path} is a directory; give a file name, e.g. {path / 'output.txt'}")
     # os.replace would put a regular file in the place of a link or a device (as root, of /dev/null itself):
     # write_output writes through those; here, where rnnkit names the file, they are refused.
-    refuse_link(path, "file")
+    if os.path.islink(path):
+        raise InputError(f"{path} is a symbolic link (to {os.readlink(path)}), which this write would replace; "
+                         "write to the file it points to, or remove the link")
     if _kind(path) not in (None, "file"):
         raise InputError(f"{path} is a {_kind(path)}, not a file; rnnkit replaces only regular files here: "
                          "move it away or write elsewhere")
