@@ -233,7 +233,7 @@ def test_a_cell_whose_name_is_taken_is_refused(plugin_path, tmp_path, capsys):
 
 
 def test_the_library_models_take_a_reference(plugin_path):
-    from rnnkit.models import LanguageModel, SequenceClassifier
+    from rnnkit.models import Captioner, LanguageModel, Seq2Seq, SequenceClassifier
 
     model = LanguageModel(vocab_size=11, cell=REFERENCE, hidden_size=6, num_layers=2)
     logits, _ = model(torch.randint(0, 11, (2, 5)))  # (N=2, L=5, V=11)
@@ -245,6 +245,11 @@ def test_the_library_models_take_a_reference(plugin_path):
         LanguageModel(vocab_size=11, cell="nosuchpackage_xyz:Cell")
     with pytest.raises(InputError, match="not a cell class"):
         LanguageModel(vocab_size=11, cell="userpkg.cells:NotACell")
+    for build in (lambda cell: Seq2Seq(7, 9, cell=cell, hidden_size=4, embedding_dim=4),
+                  lambda cell: Captioner(9, 8, 24, cell=cell, hidden_size=4)):
+        assert build(REFERENCE).config["cell"] == REFERENCE
+        with pytest.raises(InputError, match="no module named 'nosuchpackage_xyz'"):
+            build("nosuchpackage_xyz:Cell")
 
 
 # ------------------------------------------------------------------------------------------- entry points
