@@ -40,7 +40,7 @@ from rnnkit.tasks.run import run_in_process_group
 from rnnkit.tasks.spec import CHANGEABLE_ON_RESUME, RunSettings, TaskSpec, tasks_with
 from rnnkit.tasks.trained import TrainedRun
 from rnnkit.train import Checkpoint, RunDirectory, TrainConfig, distributed
-from rnnkit.train.progress import log_line, warn_line
+from rnnkit.train.progress import log_line, progress_shown, warn_line
 
 # A step limit belongs to one invocation (a hook for trials and tests): a resumed run does not inherit it.
 SESSION_ONLY = {"max_steps"}
@@ -277,7 +277,8 @@ def apply(ctx: click.Context, command: TaskCommand, name: str, run_dir: str, whi
             if sys.stdin.isatty():
                 click.echo(f"reading {option.kind.what}, from stdin (end with Ctrl-D)", err=True)
             options[option.name] = sys.stdin
-    result = run.apply(name, options, FLAGS, {"warn": warn_line, "stream": None if as_json else _write_now})
+    with progress_shown(not as_json):  # a bar with the rate and time left, on a terminal only
+        result = run.apply(name, options, FLAGS, {"warn": warn_line, "stream": None if as_json else _write_now})
     if as_json:
         for item in result if isinstance(result, list) else [result]:
             click.echo(to_json(item))

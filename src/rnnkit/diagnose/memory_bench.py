@@ -20,6 +20,7 @@ from rnnkit.checks import check_training_memory
 from rnnkit.errors import InputError
 from rnnkit.extras import require
 from rnnkit.models.recurrent import check_runs_on
+from rnnkit.train.progress import tracked
 
 from . import selective_copy
 from .memory_tasks import REFERENCE_CELL, TASKS, MemoryTaskConfig, matched_hidden_sizes, memory_model_parameter_count
@@ -82,7 +83,8 @@ def run_memory_tasks(tasks: list[str], lengths: list[int], cells: list[str], siz
     """
     require("matplotlib.figure", "viz")  # the plot comes last: a missing extra is said before any training
     rows = []
-    for task, length, cell in ((task, length, cell) for task in tasks for length in lengths for cell in cells):
+    configurations = [(task, length, cell) for task in tasks for length in lengths for cell in cells]
+    for task, length, cell in tracked(configurations, "configurations", unit="config"):  # a bar on a terminal
         rows.append(_train(task, length, cell, sizes[task][cell], settings, log))
         if rows[-1]["stop_reason"] == "interrupted":
             break

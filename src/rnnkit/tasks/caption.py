@@ -39,6 +39,7 @@ from rnnkit.errors import InputError
 from rnnkit.models import Captioner
 from rnnkit.models.size import parameter_count
 from rnnkit.train import Checkpoint, DistContext, Task, TaskLoss, seed_everything, summed_token_loss
+from rnnkit.train.progress import tracked
 from rnnkit.train.task import Baseline, uniform_baseline
 
 from .caption_image import fit_image, gray_array, read_image, write_png  # noqa: F401  (write_png: tests, docs)
@@ -323,7 +324,9 @@ def caption_images(model: Captioner, vocab: TokenVocab, images: np.ndarray, beam
                    batch_size: int = 256) -> list[str]:
     """Captions of (N, H, W) images in [0, 1], generated greedily or by beam search."""
     captions = []
-    for start in range(0, len(images), batch_size):
+    starts = range(0, len(images), batch_size)
+    for start in tracked(starts, "caption", total=len(images), unit="image",  # a bar on a terminal
+                         size=lambda start: len(images[start : start + batch_size])):
         batch = torch.from_numpy(np.ascontiguousarray(images[start : start + batch_size]))
         result = model.generate(batch, beam_size=beam_size, max_length=MAX_CAPTION_LENGTH)
         captions += [detokenize(vocab.decode(tokens)) for tokens in result.tokens]

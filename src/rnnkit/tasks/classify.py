@@ -44,6 +44,7 @@ from rnnkit.metrics.classification import accuracy, classification_scores, macro
 from rnnkit.models import SequenceClassifier
 from rnnkit.models.size import parameter_count
 from rnnkit.train import Checkpoint, DistContext, Task, TaskLoss, seed_everything
+from rnnkit.train.progress import tracked
 from rnnkit.train.task import Baseline, uniform_baseline
 
 from .operations import File, Inputs, Operation, Option, input_lines
@@ -264,7 +265,8 @@ def class_probabilities(model: SequenceClassifier, ids: list[list[int]], batch_s
     """(n, C) class probabilities of each text (given as token ids), in the order given; ``model`` in eval mode."""
     device = next(model.parameters()).device
     probabilities = torch.empty(len(ids), model.num_outputs)  # (n, C)
-    for indices in sorted_batches([len(x) for x in ids], batch_size):
+    batches = sorted_batches([len(x) for x in ids], batch_size)
+    for indices in tracked(batches, "classify", total=len(ids), unit="text", size=len):  # a bar on a terminal
         tokens, lengths = pad_sequences([ids[i] for i in indices])  # (N, L), (N,)
         logits = model(tokens.to(device), lengths)  # (N, C)
         probabilities[indices] = model.output_activation(logits).float().cpu()

@@ -32,6 +32,7 @@ from rnnkit.models import LanguageModel
 from rnnkit.models.decoding import select_rows
 from rnnkit.models.size import parameter_count
 from rnnkit.train import Checkpoint, DistContext, Task, TaskLoss, seed_everything, summed_token_loss
+from rnnkit.train.progress import tracked
 from rnnkit.train.task import Baseline, uniform_baseline
 
 from .operations import SEED, Choice, File, Flag, Float, Int, Operation, Option, Text
@@ -325,7 +326,9 @@ def score_text(trained: TrainedLanguageModel, text: str, batch_size: int | None 
                          "the context of the second): give a longer text")
     model.eval()
     loss_sum, tokens = 0.0, 0
-    for logits, targets in _every_prediction(model, ids, batch_size or saved["batch_size"], seq_len or saved["seq_len"]):
+    predictions = _every_prediction(model, ids, batch_size or saved["batch_size"], seq_len or saved["seq_len"])
+    for logits, targets in tracked(predictions, "evaluate", total=len(ids) - 1, unit="tok",
+                                   size=lambda pair: pair[1].numel()):  # a bar on a terminal (rnnkit evaluate)
         batch_loss, batch_tokens = summed_token_loss(logits, targets)
         loss_sum += batch_loss.item()
         tokens += batch_tokens

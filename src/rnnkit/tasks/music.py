@@ -52,6 +52,7 @@ from rnnkit.models.music import PianoRollModel
 from rnnkit.models.size import parameter_count
 from rnnkit.train import Checkpoint, DistContext, Task, TaskLoss, seed_everything
 from rnnkit.train.outputs import check_output
+from rnnkit.train.progress import tracked
 from rnnkit.train.task import Baseline
 
 from .music_pieces import MusicData, load_data, piece_ref, split_pieces
@@ -120,7 +121,8 @@ def score_rolls(model: PianoRollModel, rolls: list[np.ndarray], batch_size: int 
     device = next(model.parameters()).device
     nll, steps, tp, fp, fn = 0.0, 0, 0.0, 0.0, 0.0
     try:
-        for rows in _frame_bounded(by_length(rolls, batch_size), rolls):
+        batches = _frame_bounded(by_length(rolls, batch_size), rolls)
+        for rows in tracked(batches, "score", total=len(rolls), unit="piece", size=len):  # a bar on a terminal
             batch, lengths = padded([rolls[i] for i in rows])
             batch, lengths = batch.to(device), lengths.to(device)  # (N, L, P), (N,)
             mask = frame_mask(lengths, batch.size(1))  # (N, L)

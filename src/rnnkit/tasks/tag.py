@@ -49,6 +49,7 @@ from rnnkit.metrics.spans import span_scores
 from rnnkit.models import SequenceTagger
 from rnnkit.models.size import parameter_count
 from rnnkit.train import Checkpoint, DistContext, Task, TaskLoss, seed_everything
+from rnnkit.train.progress import tracked
 from rnnkit.train.task import Baseline, uniform_baseline
 
 from .operations import File, Inputs, Int, Operation, Option, input_lines
@@ -232,7 +233,8 @@ def predict_ids(model: SequenceTagger, data: EncodedSentences, batch_size: int =
     """The predicted tag ids of every sentence, in the order given; ``model`` in eval mode."""
     device = next(model.parameters()).device
     predicted: list[list[int]] = [[] for _ in range(len(data))]
-    for indices in sorted_batches(data.lengths, batch_size):
+    batches = sorted_batches(data.lengths, batch_size)
+    for indices in tracked(batches, "tag", total=len(data), unit="sent", size=len):  # a bar on a terminal
         batch = make_batch(data, indices)
         chars = batch["chars"].to(device) if "chars" in batch else None
         emissions = model(batch["words"].to(device), batch["lengths"], chars)  # (N, L, C)

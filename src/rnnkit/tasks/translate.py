@@ -43,6 +43,7 @@ from rnnkit.models import Seq2Seq
 from rnnkit.models.size import parameter_count
 from rnnkit.train import Checkpoint, DistContext, Task, TaskLoss, seed_everything, summed_token_loss
 from rnnkit.train.outputs import check_output
+from rnnkit.train.progress import tracked
 from rnnkit.train.task import Baseline, uniform_baseline
 
 from .operations import File, Float, Inputs, Int, Operation, Option, input_lines
@@ -335,7 +336,10 @@ def translate_ids(model: Seq2Seq, target_vocab: TokenVocab, sources: list[list[i
     """Detokenized translations of encoded sentences (in their order), batched by length."""
     order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
     translations = [""] * len(sources)
-    for start in range(0, len(order), batch_size):
+    starts = range(0, len(order), batch_size)
+    what = "greedy search" if decode.beam_size == 1 else f"beam search ({decode.beam_size})"
+    for start in tracked(starts, what, total=len(order), unit="sent",  # a bar on a terminal
+                         size=lambda start: len(order[start : start + batch_size])):
         rows = [i for i in order[start : start + batch_size] if sources[i]]
         if not rows:
             continue

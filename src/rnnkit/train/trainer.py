@@ -43,7 +43,7 @@ from .divergence import Diverged, SavedRun, remedy, runaway, runaway_due, span_n
 from .ntasgd import averaged_weights, observe_validation
 from .optim import Schedule, ScheduleSettings, build_optimizer
 from .position import Position
-from .progress import ProgressBar, format_record
+from .progress import ProgressBar, format_record, progress_shown, tracked
 from .rng import capture_rng, restore_rng
 from .stops import Stops
 from .task import Task, as_task
@@ -110,6 +110,7 @@ class Trainer:
         self.position = Position()
         self.carried_state = None
         self._progress = ProgressBar(progress_bar and self.dist.is_main, task.target_unit)
+        self._valid_count: int | None = None
         self.stops = Stops(config, self.dist)
         self.best_epoch = BestEpoch(task.selection)
         self._baseline = task.baseline_loss()
@@ -305,8 +306,9 @@ class Trainer:
             return None
         self.model.eval()
         loss_sum, tokens, state = 0.0, 0, None
-        with averaged_weights(self.optimizer):
-            for batch in batches:
+        total = self._valid_batch_count() if self._progress.enabled else None
+        with averaged_weights(self.optimizer), progress_shown(self._progress.enabled):
+            for batch in tracked(batches, "validation", total=total):
                 out = self.task.loss(self.model, _to_device(batch, self.dist.device), state)
                 loss_sum += out.loss_sum.item()
                 tokens += out.n_tokens
@@ -319,6 +321,14 @@ class Trainer:
         if not math.isfinite(valid_loss):
             raise self._diverged(f"the validation loss became {valid_loss}", self.position.step)
         return valid_loss
+
+    def _valid_batch_count(self) -> int | None:
+        """How many validation batches there are (counted once, by iterating them when they have no len)."""
+        if self._valid_count is None:
+            batches = self.task.valid_batches()
+            if batches is not None:
+                self._valid_count = len(batches) if hasattr(batches, "__len__") else sum(1 for _ in batches)
+        return self._valid_count
 
     # ----------------------------------------------------------------------------------------- reporting
 
@@ -342,8 +352,8 @@ class Trainer:
     def _validation_scores(self) -> dict[str, float]:
         """The task's own validation scores; every rank scores the whole validation set, so all decide alike."""
         self.model.eval()
-        try:
-            with averaged_weights(self.optimizer):
+        try:  # the task's decoding (BLEU, exact match) shows a bar where its loop is tracked
+            with averaged_weights(self.optimizer), progress_shown(self._progress.enabled):
                 return self.task.score_validation(self.model)
         finally:
             self.model.train()

@@ -81,7 +81,7 @@ def memory_tasks(tasks: list[str], lengths: list[int], cells: list[str], hidden:
         run_memory_tasks,
     )
     from rnnkit.files import check_distinct_outputs, forget_created_outputs, make_directory, write_output
-    from rnnkit.train.progress import log_line
+    from rnnkit.train.progress import log_line, progress_shown
 
     check_lengths(tasks, lengths)
     out_dir = check_output_directory(out or time.strftime("runs/memory-tasks-%Y%m%d-%H%M%S"), "--out")
@@ -98,8 +98,9 @@ def memory_tasks(tasks: list[str], lengths: list[int], cells: list[str], hidden:
         for task in tasks:
             shown = ", ".join(f"{cell} H={size}" for cell, size in sizes[task].items())
             log(f"{task}: equal parameter budgets (the LSTM's at H={hidden}): {shown}")
-    report = run_memory_tasks(tasks, lengths, cells, sizes, out_dir, {**options, "clip": options["clip"] or None},
-                              log=log)
+    with progress_shown(not (as_json or quiet)):  # bars (configurations, each training's steps) on a terminal only
+        report = run_memory_tasks(tasks, lengths, cells, sizes, out_dir, {**options, "clip": options["clip"] or None},
+                                  log=log)
     results_file = out_dir / "results.json"
     report["results_file"] = str(results_file)
     write_output(results_file, (to_json(report, indent=1) + "\n").encode())
