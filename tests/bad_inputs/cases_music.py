@@ -98,3 +98,10 @@ case("evaluate-music-data-folder-with-two-bad-files", "evaluate {music} --data {
      setup=folder("songs", **{"bad1.mid": ZERO_RESOLUTION, "bad2.mid": SMPTE, "good.mid": GOOD}))
 case("evaluate-music-data-pitch-outside-the-model", "evaluate {music} --data {tmp}/low.mid", "low.mid", "pitch 10",
      "--pitch-range", setup=d.write("low.mid", LOW_PITCH))
+
+# sizes that other inputs inflate: generated lengths, beams, the explain page (evaluate's --batch-size and
+# --seq-len beyond the text are cut to it: not mistakes)
+case("generate-lm--length=10^12", "generate {lm} --length 1000000000000", "--length")
+case("translate--beam=10^9", "translate {translate} --input {src} --beam 1000000000", "--beam")
+case("explain--page-chars=10^9", "explain {lm} --text {text} --page-chars 1000000000 --out {tmp}/p.html",
+     "--page-chars", "100,000")

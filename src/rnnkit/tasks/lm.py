@@ -112,6 +112,7 @@ def load_data(config: LMDataConfig, vocab: CharVocab | WordVocab | None = None) 
 UNKNOWN_CHARACTERS = ("error", "skip")
 # Scoring needs one window of one input token and its target.
 MIN_VALID_TOKENS = 2
+MAX_GENERATED = 10_000_000  # tokens `generate` draws (one at a time: 10^12 would run for years)
 
 
 def _check_held_out(text: str, valid_text: str, config: LMDataConfig, description: str) -> None:
@@ -390,7 +391,7 @@ EVALUATE = Operation(evaluate, """Loss (nats/token), perplexity and, for charact
 ))
 GENERATE = Operation(generate, "Text from the language model: the prime, then each sampled token as it is drawn.", (
     Option("prime", Text(), "Text the sample starts from (default: the model picks the first token)."),
-    Option("length", Int(1), "Tokens to generate."),
+    Option("length", Int(1, MAX_GENERATED), "Tokens to generate."),
     Option("temperature", Float(0, low_open=True), "Sharpen (<1) or flatten (>1) the model's distribution."),
     Option("top_k", Int(1), "Sample only among the K most likely tokens."),
     Option("top_p", Float(0, 1, low_open=True), "Sample only from the smallest set of tokens holding probability P."),

@@ -98,6 +98,9 @@ class TranslateDataConfig:
             raise InputError(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
 
 
+MAX_BEAM = 1000  # hypotheses kept a sentence; 10^9 would ask for hundreds of GB before the first step
+
+
 @dataclass
 class DecodeConfig:
     """How a trained model translates by default (``rnnkit translate`` and ``rnnkit evaluate``).
@@ -111,8 +114,8 @@ class DecodeConfig:
     replace_unknown: bool = True
 
     def __post_init__(self):
-        if self.beam_size < 1:
-            raise InputError(f"--beam must be at least 1, got {self.beam_size}")
+        if not 1 <= self.beam_size <= MAX_BEAM:  # every beam keeps its hypotheses' states and scores a step
+            raise InputError(f"--beam must be from 1 to {MAX_BEAM:,}, got {self.beam_size}; 5 to 10 is usual")
         if self.length_penalty < 0:
             raise InputError(f"--length-penalty must be >= 0, got {self.length_penalty}")
 
