@@ -4,6 +4,8 @@ the time left on a terminal, and nothing under --json, when stderr is not a term
 A terminal is simulated by making ``sys.stderr.isatty()`` true (pytest captures stderr into a file).
 """
 
+import importlib
+import json
 import re
 import sys
 import time
@@ -12,6 +14,9 @@ import pytest
 from cli_helpers import run_cli
 
 from bad_inputs import data
+from rnnkit.tasks.spec import spec, task_names
+from rnnkit.tasks.trained import SELECTION, best_by
+from rnnkit.train import Task
 from rnnkit.train.progress import ProgressBar, progress_shown, tracked
 
 # tqdm's "[elapsed<left, rate unit/s]" once it has a rate: the time left and the rate are numbers
@@ -133,3 +138,52 @@ def test_bench_shows_its_configurations_on_a_terminal_and_nothing_under_json(cap
     assert re.search(r"configurations: +\d+%.*\d/2 \[", err), err
     code, _, err = run_cli(capsys, *bench, "--out", tmp_path / "b2", "--json")
     assert code == 0 and "configurations" not in err and not BAR.search(err), err
+
+
+# ------------------------------------------------------------------------------------------- which checkpoint
+
+
+def test_evaluate_says_it_scores_the_best_checkpoint_and_by_what(capsys, runs, inputs):
+    code, out, err = run_cli(capsys, "evaluate", runs["classify"], "--data", inputs["csv"], "--json")
+    assert code == 0, err
+    best = json.loads((runs["classify"] / "best.json").read_text())["checkpoint"]
+    assert re.fullmatch(rf"scoring checkpoint {best} \(epoch 1, step \d+\): the best, by the highest validation "
+                        r"accuracy \([\d.]+\); --checkpoint latest scores the last one\n", err), err
+    json.loads(out)  # stdout stays one JSON object
+    code, _, err = run_cli(capsys, "evaluate", runs["lm"], "--data", inputs["text"], "--checkpoint", "latest")
+    assert code == 0 and err.endswith(": the latest, as --checkpoint latest asks\n"), err
+    code, _, err = run_cli(capsys, "evaluate", runs["lm"], "--data", inputs["text"], "--checkpoint", "best")
+    assert code == 0 and "the best, by the lowest validation loss (" in err and "as --checkpoint best asks" in err
+
+
+@pytest.mark.parametrize("flags, why", [
+    (["--valid-fraction", "0", "--epochs", "1"], "it was trained without validation data"),
+    (["--max-steps", "2"], "no epoch with a validation score has finished"),
+])
+def test_evaluate_says_why_it_scores_the_latest(capsys, inputs, tmp_path, flags, why):
+    code, _, err = run_cli(capsys, "train", "lm", "--data", inputs["text"], "--layers", "1", "--hidden", "8",
+                           "--seq-len", "10", "--batch-size", "4", "--quiet", "--out", tmp_path / "run", *flags)
+    assert code == 0, err
+    code, _, err = run_cli(capsys, "evaluate", tmp_path / "run", "--data", inputs["text"])
+    assert code == 0 and f": the latest, because the run has no best checkpoint ({why})\n" in err, err
+
+
+@pytest.mark.parametrize("task, words", [
+    ("classify", "the highest validation accuracy"), ("translate", "the highest validation BLEU"),
+    ("lm", "the lowest validation loss"),
+])
+def test_the_checkpoint_help_names_the_tasks_own_metric(capsys, runs, task, words):
+    code, out, _ = run_cli(capsys, "evaluate", runs[task], "--help")
+    assert code == 0 and words in " ".join(out.split()), out
+
+
+def test_the_table_of_what_best_is_by_agrees_with_the_tasks():
+    """SELECTION names what each task's Task.selection declares (tag chooses per run: F1 or accuracy)."""
+    for name in task_names():
+        module = importlib.import_module(spec(name).prepare.__module__)
+        declared = {cls.selection for cls in vars(module).values()
+                    if isinstance(cls, type) and issubclass(cls, Task) and cls is not Task}
+        if name == "tag":
+            assert SELECTION["tag"] == ("f1", "max") and "accuracy" in best_by("tag")
+            continue
+        assert declared == {SELECTION.get(name)}, (name, declared)

@@ -38,7 +38,7 @@ from rnnkit.errors import InputError
 from rnnkit.tasks.operations import FLAGS, Choice, Flag, Float, Inputs, Int, Option
 from rnnkit.tasks.run import run_in_process_group
 from rnnkit.tasks.spec import CHANGEABLE_ON_RESUME, RunSettings, TaskSpec, tasks_with
-from rnnkit.tasks.trained import TrainedRun
+from rnnkit.tasks.trained import TrainedRun, best_by, best_by_every_task, checkpoint_choice
 from rnnkit.train import Checkpoint, RunDirectory, TrainConfig, distributed
 from rnnkit.train.progress import log_line, progress_shown, warn_line
 
@@ -220,7 +220,7 @@ def _inverse(option_to_field) -> dict[str, str]:
 # ------------------------------------------------------------------------------------------- evaluate, predict, generate
 
 LOADED = "rnnkit.checkpoint"  # ctx.meta: (which, the checkpoint) RunCommand loaded to read the run's task
-BEST = "the best validation score of its task"  # what --checkpoint best is, whichever the task
+BEST = best_by_every_task()  # what --checkpoint best is, before the run (and so its task) is known
 
 
 def operation_option(option: Option, default) -> Callable:
@@ -254,7 +254,7 @@ def operation_command(command: TaskCommand, name: str, *, title: str | None = No
     as_json = "one JSON object per input line" if name == "predict" else "the result as one JSON object"
     decorators = (click.argument("run_dir", metavar="RUN"),
                   *(operation_option(option, operation.defaults[option.name]) for option in operation.options),
-                  checkpoint_option(best=BEST),
+                  checkpoint_option(best=best_by(command.spec.name)),
                   click.option("--json", "as_json", is_flag=True, help=f"Print {as_json}."))
     for decorator in reversed(decorators):
         callback = decorator(callback)
@@ -290,6 +290,8 @@ def apply(ctx: click.Context, command: TaskCommand, name: str, run_dir: str, whi
         click.echo(to_json(result))
     refuse_not_finite(result, "the result", "the model or the data overflows: check the data's scale, or "
                                             "use another checkpoint (--checkpoint)")
+    if name == "evaluate":  # which checkpoint the scores are of, and why that one (stderr: --json stays JSON)
+        click.echo(checkpoint_choice(checkpoint, run_dir, which, command.spec.name), err=True)
 
 
 def _write_now(text: str) -> None:

@@ -137,5 +137,67 @@ class TrainedRun:
         return operation
 
 
+# What --checkpoint best picks in each task's runs: its Task.selection (score name, "max" | "min"); the tasks not
+# listed select by the validation loss. tests/test_progress.py checks it against the tasks' own declarations.
+SELECTION = {"classify": ("accuracy", "max"), "tag": ("f1", "max"), "forecast": ("mae", "min"),
+             "translate": ("bleu", "max"), "caption": ("exact_match", "max")}
+_SCORE_NAMES = {"accuracy": "accuracy", "f1": "F1", "mae": "MAE", "bleu": "BLEU", "exact_match": "exact match",
+                "macro_f1": "macro F1", "loss": "loss"}
+
+
+def best_by(task: str) -> str:
+    """What the best checkpoint of a run of ``task`` is best by: "the highest validation accuracy"."""
+    if task == "tag":  # its selection depends on the tags: spans when they are entity tags (BIO), else tokens
+        return "the highest validation F1 of entity spans (token accuracy for tags that are not entity tags)"
+    return _best_by(SELECTION.get(task))
+
+
+def best_by_every_task() -> str:
+    """What the best checkpoint is best by, for every task at once (for help that knows no task yet)."""
+    by_score: dict[str, list[str]] = {}
+    for task in task_names():
+        name = SELECTION.get(task, ("loss",))[0]
+        score = "F1 or accuracy" if task == "tag" else _SCORE_NAMES.get(name, name)
+        by_score.setdefault(score, []).append(task)
+    shown = ", ".join(f"{score} ({', '.join(tasks)})" for score, tasks in by_score.items())
+    return f"the best validation score of its task: {shown}"
+
+
+def _best_by(selection) -> str:
+    if not selection:
+        return "the lowest validation loss"
+    name, direction = selection
+    return f"the {'highest' if direction == 'max' else 'lowest'} validation {_SCORE_NAMES.get(name, name)}"
+
+
+def checkpoint_choice(checkpoint: Checkpoint, run_dir: str | Path, which: str, task: str) -> str:
+    """One line: which checkpoint of the run is applied (``which`` as asked: auto, best, latest) and why, e.g.
+    "scoring checkpoint ckpt-000003 (epoch 2, step 90): the best, by the highest validation accuracy (0.9125);
+    --checkpoint latest scores the last one". The score is the one in the checkpoint's own epoch record (a best
+    checkpoint is written at the end of the epoch that was best)."""
+    state = checkpoint.meta.get("trainer", {})
+    position = state.get("position", {}) if isinstance(state, dict) else {}
+    history = [record for record in position.get("history", []) if isinstance(record, dict)]
+    step = position.get("step")
+    own = next((record for record in history if record.get("step") == step), {})
+    epoch = own.get("epoch")
+    where = f"epoch {epoch}, step {step}" if epoch is not None else f"step {step}"
+    head = f"scoring checkpoint {checkpoint.path.name} ({where})"
+    is_best = which == "best" or (which == "auto" and (Path(run_dir) / "best.json").is_file())
+    if is_best:
+        selection = state.get("selection") if "selection" in state else SELECTION.get(task)
+        if task == "tag" and "selection" not in state:  # a run saved before the selection was recorded
+            selection = ("f1", "max") if any("valid_f1" in record for record in history) else ("accuracy", "max")
+        key = f"valid_{selection[0]}" if selection else "valid_loss"
+        value = f" ({own[key]:.4g})" if isinstance(own.get(key), (int, float)) else ""
+        asked = "as --checkpoint best asks" if which == "best" else "--checkpoint latest scores the last one"
+        return f"{head}: the best, by {_best_by(selection)}{value}; {asked}"
+    if which == "latest":
+        return f"{head}: the latest, as --checkpoint latest asks"
+    why = ("it was trained without validation data" if history and all("valid_loss" not in r for r in history)
+           else "no epoch with a validation score has finished")
+    return f"{head}: the latest, because the run has no best checkpoint ({why})"
+
+
 def _python_warning(line: str) -> None:
     warnings.warn(line, UserWarning, stacklevel=4)

@@ -464,6 +464,7 @@ class Trainer:
             "carry": carry_json,
             "rng": rng_json,
             "world_size": self.dist.world_size,
+            "selection": self.best_epoch.selection,  # what best.json is best by: evaluate says it
         }
         # An end-of-epoch checkpoint (validated, when there is validation data) may replace the old run of an
         # --overwrite; a mid-epoch one may not.
