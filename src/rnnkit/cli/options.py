@@ -328,6 +328,14 @@ def engine_option(note: str = "") -> Callable:
                              f"`rnnkit doctor` says which this machine runs.{' ' + note if note else ''}")
 
 
+def block_option() -> Callable:
+    """``--block plain|residual``: how the recurrent layers stack (:mod:`rnnkit.models.blocks`)."""
+    return click.option("--block", type=click.Choice(("plain", "residual")), default="plain", show_default=True,
+                        help="How the --layers stack: plain (each layer reads the one below) or residual (pre-norm "
+                             "blocks: LayerNorm, layer, residual add, LayerNorm, gated MLP, residual add; as the "
+                             "minGRU paper and Griffin stack their recurrences).")
+
+
 def regulariser_options(embedding: bool = False) -> Callable:
     """--recurrent-dropout --zoneout --weight-drop --forget-bias (every recurrent model), and
     --embedding-dropout and --locked-dropout where the model has an embedding (lm, classify, tag)."""
@@ -352,7 +360,7 @@ def regulariser_options(embedding: bool = False) -> Callable:
 
 def recurrent_options(*, hidden: int = 256, layers: int = 1, bidirectional: bool = False, dropout: float = 0.0,
                       cell: str = "lstm") -> Callable:
-    """--cell --layers --hidden --bidirectional --dropout --engine, with the task's defaults."""
+    """--cell --layers --hidden --bidirectional --dropout --engine --block, with the task's defaults."""
     return _stack(
         cell_option(cell),
         click.option("--layers", type=Layers, default=layers, show_default=True, help="Stacked recurrent layers."),
@@ -363,6 +371,7 @@ def recurrent_options(*, hidden: int = 256, layers: int = 1, bidirectional: bool
         click.option("--dropout", type=Probability, default=dropout, show_default=True,
                      help="Dropout probability on embeddings and between layers, in [0, 1)."),
         engine_option(),
+        block_option(),
     )
 
 

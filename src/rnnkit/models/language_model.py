@@ -1,7 +1,8 @@
 r"""A recurrent language model: predict the next token from the tokens so far.
 
     x_t        = E[w_t]   (embedding_dim > 0)   or   one_hot(w_t)   (embedding_dim = 0)
-    h_t^(1..K) = recurrent layers of any registered cell (K = num_layers) over x_1..x_t
+    h_t^(1..K) = recurrent layers of any registered cell (K = num_layers) over x_1..x_t, plain or in
+                 pre-norm residual blocks (block = "residual", rnnkit.models.blocks)
     logits_t   = W dropout(h_t^(K)) + b
     p(w_{t+1} | w_1..w_t) = softmax(logits_t)
 
@@ -19,7 +20,7 @@ from torch import Tensor, nn
 from ..checks import check_dropout
 from ..errors import InputError
 from ..nn import embedding_dropout
-from .recurrent import check_engine, recurrent_layer, registered_cell, sequence_dropout
+from .recurrent import check_block, check_engine, recurrent_layer, registered_cell, sequence_dropout
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ class LanguageModelConfig:
     forget_bias: float | None = None
     embedding_dropout: float = 0.0
     locked_dropout: bool = False
+    block: str = "plain"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -75,6 +77,7 @@ def _check(config: LanguageModelConfig) -> None:
     positive_int("embedding_dim", minimum=0)
     registered_cell(config.cell)
     check_engine(config.engine)
+    check_block(config.block)
     for name in ("dropout", "embedding_dropout"):
         check_dropout(getattr(config, name), name)
     if config.embedding_dropout and not config.embedding_dim:
@@ -123,6 +126,9 @@ class LanguageModel(nn.Module):
         embedding_dropout: drop whole words (rows of the embedding) per forward call. Default 0.
         locked_dropout: the dropout masks on the input, between layers and on the output stay the same
             at every step of a sequence (variational dropout). Default False.
+        block: ``"plain"`` (default) stacks the layers; ``"residual"`` stacks pre-norm residual blocks
+            (LayerNorm → layer → add → LayerNorm → gated MLP → add; :mod:`rnnkit.models.blocks`), the
+            embedding projected to ``hidden_size`` where it is narrower or wider.
 
     Inputs: tokens, state
         tokens: (N, L) integer ids.
@@ -145,11 +151,11 @@ class LanguageModel(nn.Module):
                  embedding_dim: int = 0, dropout: float = 0.0, tie_weights: bool = False,
                  engine: str = "auto", init_range: float | None = None, recurrent_dropout: float = 0.0,
                  zoneout: float = 0.0, weight_drop: float = 0.0, forget_bias: float | None = None,
-                 embedding_dropout: float = 0.0, locked_dropout: bool = False):
+                 embedding_dropout: float = 0.0, locked_dropout: bool = False, block: str = "plain"):
         super().__init__()
         config = LanguageModelConfig(vocab_size, cell, hidden_size, num_layers, embedding_dim, dropout,
                                      tie_weights, engine, init_range, recurrent_dropout, zoneout, weight_drop,
-                                     forget_bias, embedding_dropout, locked_dropout)
+                                     forget_bias, embedding_dropout, locked_dropout, block)
         _check(config)
         self._config = config
         self.vocab_size = vocab_size
@@ -157,12 +163,14 @@ class LanguageModel(nn.Module):
         self.input_dropout = sequence_dropout(dropout, locked_dropout)
         self.rnn = recurrent_layer(cell, embedding_dim or vocab_size, hidden_size, num_layers, dropout=dropout,
                                    engine=engine, locked_dropout=locked_dropout, recurrent_dropout=recurrent_dropout,
-                                   zoneout=zoneout, weight_drop=weight_drop, forget_bias=forget_bias)
+                                   zoneout=zoneout, weight_drop=weight_drop, forget_bias=forget_bias, block=block)
         self.output_dropout = sequence_dropout(dropout, locked_dropout)
         self.decoder = nn.Linear(hidden_size, vocab_size)
         if init_range is not None:
             for parameter in self.parameters():
                 nn.init.uniform_(parameter, -init_range, init_range)
+            if block == "residual":
+                self.rnn.reset_norms()  # the range is for weights and biases, not the norms' gains
             if forget_bias:
                 self.rnn._add_forget_bias()  # on top of the uniform start, as it is on top of the default one
         if tie_weights:

@@ -36,8 +36,7 @@ from torch import Tensor, nn
 
 from ..checks import check_dropout, check_whole_number
 from ..errors import InputError
-from ..nn import Recurrent
-from .recurrent import check_engine, registered_cell
+from .recurrent import check_block, check_engine, recurrent_layer, registered_cell
 
 OUTPUTS = ("bernoulli", "nade")
 
@@ -59,6 +58,7 @@ class PianoRollConfig:
     zoneout: float = 0.0
     weight_drop: float = 0.0
     forget_bias: float | None = None
+    block: str = "plain"
 
     def __post_init__(self):
         for name in ("num_pitches", "hidden_size", "num_layers", "nade_hidden"):
@@ -67,6 +67,7 @@ class PianoRollConfig:
             raise InputError(f"unknown output {self.output!r}; choose one of {', '.join(OUTPUTS)}")
         registered_cell(self.cell)
         check_engine(self.engine)
+        check_block(self.block)
         for name in ("dropout", "input_dropout"):
             check_dropout(getattr(self, name), name)
 
@@ -223,20 +224,16 @@ class PianoRollModel(nn.Module):
     def __init__(self, num_pitches: int, output: str = "bernoulli", cell: str = "lstm", hidden_size: int = 256,
                  num_layers: int = 1, dropout: float = 0.0, nade_hidden: int = 128, engine: str = "auto",
                  input_dropout: float = 0.0, recurrent_dropout: float = 0.0, zoneout: float = 0.0,
-                 weight_drop: float = 0.0, forget_bias: float | None = None):
+                 weight_drop: float = 0.0, forget_bias: float | None = None, block: str = "plain"):
         super().__init__()
         self.config = PianoRollConfig(num_pitches, output, cell, hidden_size, num_layers, dropout, nade_hidden, engine,
-                                      input_dropout, recurrent_dropout, zoneout, weight_drop, forget_bias)
+                                      input_dropout, recurrent_dropout, zoneout, weight_drop, forget_bias, block)
         self.num_pitches = num_pitches
         self.input_dropout = nn.Dropout(input_dropout)
-        try:
-            # torch.nn warns about inter-layer dropout on a single layer, where it does nothing
-            self.rnn = Recurrent(cell, num_pitches + 1, hidden_size, num_layers, batch_first=True,
-                                 dropout=dropout if num_layers > 1 else 0.0, engine=engine,
-                                 recurrent_dropout=recurrent_dropout, zoneout=zoneout, weight_drop=weight_drop,
-                                 forget_bias=forget_bias)
-        except ValueError as error:  # a cell and an engine that do not go together
-            raise InputError(str(error)) from None
+        # plain or residual (rnnkit.models.blocks); one InputError for a cell and an engine that do not go together
+        self.rnn = recurrent_layer(cell, num_pitches + 1, hidden_size, num_layers, dropout=dropout, engine=engine,
+                                   recurrent_dropout=recurrent_dropout, zoneout=zoneout, weight_drop=weight_drop,
+                                   forget_bias=forget_bias, block=block)
         self.output_dropout = nn.Dropout(dropout)
         if output == "bernoulli":
             self.frame = BernoulliFrame(hidden_size, num_pitches)

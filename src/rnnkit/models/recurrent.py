@@ -11,7 +11,9 @@ The options every model takes, beside its own:
   layers onto another;
 * the regularisers inside the recurrence, :data:`RECURRENT_OPTIONS`: ``recurrent_dropout``, ``zoneout``,
   ``weight_drop`` and ``forget_bias`` (see :mod:`rnnkit.nn.regularisers`), and ``locked_dropout``: the dropout
-  between layers with one mask per sequence.
+  between layers with one mask per sequence;
+* ``block``: how the layers stack (:mod:`rnnkit.models.blocks`): ``"plain"`` (default: on top of each other, as
+  torch.nn.LSTM) or ``"residual"`` (pre-norm residual blocks with a gated MLP, as minGRU's and Griffin's stacks).
 
 Models ask the cell what they need to know about it (:func:`has_cell_state`), never its name.
 """
@@ -24,10 +26,12 @@ from torch import nn
 from ..errors import InputError
 from ..nn import Cell, LockedDropout, Recurrent, engine_names, get_cell
 from ..nn.layer import RecurrentBase
+from .blocks import BLOCKS, ResidualRecurrent
 
-# The regularisers inside the recurrence and their "off" values; every model takes them as keywords.
+# The regularisers inside the recurrence and how the layers stack, with their "off" values; every model takes
+# them as keywords. A run saved before ``block`` existed loads as "plain", what it was.
 RECURRENT_OPTIONS = {"recurrent_dropout": 0.0, "zoneout": 0.0, "weight_drop": 0.0, "forget_bias": None,
-                     "locked_dropout": False}
+                     "locked_dropout": False, "block": "plain"}
 
 
 def registered_cell(cell) -> type[Cell]:
@@ -44,6 +48,12 @@ def registered_cell(cell) -> type[Cell]:
 def engine_choices() -> tuple[str, ...]:
     """The names ``engine`` takes: ``"auto"`` and every registered engine (:func:`rnnkit.nn.engine_names`)."""
     return ("auto", *engine_names())
+
+
+def check_block(block) -> None:
+    """One InputError naming the choices for a ``block`` that is not one of :data:`rnnkit.models.blocks.BLOCKS`."""
+    if block not in BLOCKS:
+        raise InputError(f"unknown block {block!r}; choose one of {', '.join(BLOCKS)}")
 
 
 def check_engine(engine) -> None:
@@ -106,18 +116,26 @@ def recurrent_options(options: dict) -> dict:
 
 
 def recurrent_layer(cell: str, input_size: int, hidden_size: int, num_layers: int = 1, *,
-                    bidirectional: bool = False, dropout: float = 0.0, engine: str = "auto", **options) -> Recurrent:
-    """A batch-first :class:`rnnkit.nn.Recurrent` for a model, InputError for a bad cell, engine or option.
+                    bidirectional: bool = False, dropout: float = 0.0, engine: str = "auto", block: str = "plain",
+                    **options) -> Recurrent | ResidualRecurrent:
+    """A model's recurrent layers, batch first, InputError for a bad cell, engine, block or option.
 
-    ``options`` are :data:`RECURRENT_OPTIONS`. The dropout between layers is dropped for one layer, where it
-    would do nothing.
+    ``block="plain"``: a :class:`rnnkit.nn.Recurrent` of ``num_layers`` layers (the dropout between layers is
+    dropped for one layer, where it would do nothing); ``"residual"``: a
+    :class:`~rnnkit.models.blocks.ResidualRecurrent` of ``num_layers`` pre-norm blocks, ``dropout`` on each
+    block's branches. Both take and return the same input, output and state shapes. ``options`` are the rest of
+    :data:`RECURRENT_OPTIONS`.
     """
     registered_cell(cell)
     check_engine(engine)
+    check_block(block)
     unknown = sorted(set(options) - set(RECURRENT_OPTIONS))
     if unknown:
         raise InputError(f"unknown recurrent options {unknown}; the options are {', '.join(RECURRENT_OPTIONS)}")
     try:
+        if block == "residual":
+            return ResidualRecurrent(cell, input_size, hidden_size, num_layers, bidirectional=bidirectional,
+                                     dropout=dropout, engine=engine, **options)
         return Recurrent(cell, input_size, hidden_size, num_layers, batch_first=True, bidirectional=bidirectional,
                          dropout=dropout if num_layers > 1 else 0.0, engine=engine, **options)
     except ValueError as error:

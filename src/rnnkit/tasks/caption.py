@@ -387,7 +387,7 @@ SPEC = TaskSpec(
     name=NAME, noun="captioner", data_config=CaptionDataConfig, prepare=prepare, from_checkpoint=from_checkpoint,
     model_options={"channels": "channels", "features": "feature_size", "embedding": "embedding_dim", "cell": "cell",
                    "hidden": "hidden_size", "layers": "num_layers", "condition": "condition", "dropout": "dropout",
-                   "engine": "engine", **REGULARISER_OPTIONS},
+                   "engine": "engine", "block": "block", **REGULARISER_OPTIONS},
     changeable=frozenset({"data", "valid_data", "test_size"}), derived_model_fields=DERIVED_MODEL_FIELDS,
     evaluate=EVALUATE, predict=PREDICT,
 )

@@ -405,7 +405,7 @@ SPEC = TaskSpec(
     from_checkpoint=from_checkpoint,
     model_options={"cell": "cell", "layers": "num_layers", "hidden": "hidden_size", "embedding": "embedding_dim",
                    "dropout": "dropout", "tie_weights": "tie_weights", "engine": "engine", "init_range": "init_range",
-                   "locked_dropout": "locked_dropout", **EMBEDDING_REGULARISER_OPTIONS},
+                   "locked_dropout": "locked_dropout", "block": "block", **EMBEDDING_REGULARISER_OPTIONS},
     changeable=frozenset({"data", "valid_data", "log_gradients"}), derived_model_fields=("vocab_size",),
     evaluate=EVALUATE, generate=GENERATE,
 )

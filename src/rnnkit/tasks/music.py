@@ -446,7 +446,7 @@ SPEC = TaskSpec(
     name=NAME, noun="music model", data_config=MusicDataConfig, prepare=prepare, from_checkpoint=from_checkpoint,
     model_options={"output": "output", "cell": "cell", "hidden": "hidden_size", "layers": "num_layers",
                    "dropout": "dropout", "input_dropout": "input_dropout", "nade_hidden": "nade_hidden",
-                   "engine": "engine", **REGULARISER_OPTIONS},
+                   "engine": "engine", "block": "block", **REGULARISER_OPTIONS},
     path_fields=("data",), changeable=frozenset({"data"}),
     required={"data": "the music with --data FILE.json or --data FOLDER_OF_MIDI"},
     derived_model_fields=DERIVED_MODEL_FIELDS, default_epochs=DEFAULT_EPOCHS, evaluate=EVALUATE, generate=GENERATE,

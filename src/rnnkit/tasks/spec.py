@@ -40,7 +40,7 @@ CHANGEABLE_ON_RESUME = frozenset({"epochs", "time_budget", "max_steps", "patienc
 # The network every recurrent task builds (option name -> model argument): the flags of
 # rnnkit.cli.options.recurrent_options.
 NETWORK_OPTIONS = {"cell": "cell", "layers": "num_layers", "hidden": "hidden_size", "bidirectional": "bidirectional",
-                   "dropout": "dropout", "engine": "engine"}
+                   "dropout": "dropout", "engine": "engine", "block": "block"}
 
 # The regularisers every recurrent model takes (option name -> model argument); saved with the model's
 # other settings. A run saved before they existed loads with the models' defaults (0.0 / None).

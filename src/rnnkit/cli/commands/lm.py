@@ -10,7 +10,7 @@
 import click
 
 from rnnkit.checks import MAX_INIT_RANGE
-from rnnkit.cli.options import FiniteFloat, Fraction, Layers, Positive, cell_option, engine_option
+from rnnkit.cli.options import FiniteFloat, Fraction, Layers, Positive, block_option, cell_option, engine_option
 from rnnkit.cli.options import regulariser_options, training_options
 from rnnkit.cli.task_command import TaskCommand, lines, saved_line, stopped_line, train_command_of
 from rnnkit.tasks.lm import SPEC
@@ -66,6 +66,7 @@ COMMAND = TaskCommand(
         click.option("--tie-weights/--no-tie-weights", default=False, show_default=True,
                      help="Share the embedding and output weights (needs --embedding equal to --hidden)."),
         engine_option(),
+        block_option(),
         regulariser_options(embedding=True),
         click.option("--init-range", type=FiniteFloat(0, MAX_INIT_RANGE, min_open=True), help="Initialise every weight uniformly in ±X (Zaremba: 0.1). Default: PyTorch's."),
         click.option("--seq-len", type=Positive, default=64, show_default=True, help="Tokens per window: the truncated BPTT length."),
