@@ -105,3 +105,10 @@ case("generate-lm--length=10^12", "generate {lm} --length 1000000000000", "--len
 case("translate--beam=10^9", "translate {translate} --input {src} --beam 1000000000", "--beam")
 case("explain--page-chars=10^9", "explain {lm} --text {text} --page-chars 1000000000 --out {tmp}/p.html",
      "--page-chars", "100,000")
+case("diagnose-gradients--length=10^9", "diagnose gradients --length 1000000000 --hidden 4 --cells rnn --out {tmp}/g.png",
+     "--length")
+case("diagnose-memory--length=10^9", "diagnose memory --length 1000000000 --hidden 4 --cells rnn --out {tmp}/m.png",
+     "--length")
+case("diagnose-memory-run--length=10^9", "diagnose memory {lm} --length 1000000000 --out {tmp}/m.png", "--length")
+case("bench--lengths=10^9", "bench memory-tasks --tasks adding --lengths 1000000000 --cells rnn --hidden 4 --steps 2 "
+     "--eval-size 8 --quiet --out {tmp}/b", "--lengths")

@@ -16,6 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
+from rnnkit.checks import check_fits_in_memory as check_memory
 from rnnkit.checks import check_training_memory
 from rnnkit.errors import InputError
 from rnnkit.extras import require
@@ -49,6 +50,21 @@ def check_fits_in_memory(hidden: int) -> None:
     (its recurrent weights dominate every cell's count)."""
     check_training_memory(memory_model_parameter_count(REFERENCE_CELL, hidden, 1, 1), 4, "lower --hidden",
                           what="training each cell")
+
+
+# What one step of one sequence costs, in floats of 4 bytes: its inputs, targets and outputs, and the hidden
+# units: H a step for a held-out sequence (its outputs), about 12 H for a training one (gates, states, gradients).
+STEP_FLOATS = 16
+
+
+def check_lengths_fit(lengths: list[int], hidden: int, batch_size: int, eval_size: int) -> None:
+    """One line, before any sequence is drawn, when the held-out set and a training batch of the longest T
+    cannot fit in this machine's memory (--lengths 1000000000 would ask for tens of GB)."""
+    longest = max(lengths)
+    needed = 4 * longest * (eval_size * (STEP_FLOATS + hidden) + batch_size * (STEP_FLOATS + 12 * hidden))
+    check_memory(needed, f"--lengths {longest:,} (--eval-size {eval_size:,} held-out and --batch-size {batch_size:,} "
+                         f"training sequences of --hidden {hidden:,})", "give shorter --lengths or a smaller "
+                         "--eval-size")
 
 
 def check_engine(cells: list[str], engine: str) -> None:

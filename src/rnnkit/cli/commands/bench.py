@@ -77,6 +77,7 @@ def memory_tasks(tasks: list[str], lengths: list[int], cells: list[str], hidden:
         check_engine,
         check_fits_in_memory,
         check_lengths,
+        check_lengths_fit,
         equal_budget_sizes,
         run_memory_tasks,
     )
@@ -86,6 +87,7 @@ def memory_tasks(tasks: list[str], lengths: list[int], cells: list[str], hidden:
     check_lengths(tasks, lengths)
     out_dir = check_output_directory(out or time.strftime("runs/memory-tasks-%Y%m%d-%H%M%S"), "--out")
     check_fits_in_memory(hidden)
+    check_lengths_fit(lengths, hidden, options["batch_size"], options["eval_size"])
     check_engine(cells, options["engine"])
     make_directory(out_dir, "--out")  # now, so that a path the system refuses costs no training
     files = {"memory_tasks.png": out_dir / "memory_tasks.png", "results.json": out_dir / "results.json"}
