@@ -204,35 +204,100 @@ def test_two_runs_of_one_name_are_refused_naming_the_fix(runs, tmp_path):
         create_app([runs["lm"]], runtime="tensorflow")
 
 
-def test_onnx_files_of_rnnkit_export_answer_as_the_runs_do(runs, tmp_path):
+@pytest.fixture(scope="module")
+def exported(runs, tmp_path_factory) -> dict[str, Path]:
+    """Each tiny run exported once to ONNX (``TASK.onnx`` and its siblings), and a tagger with a CRF
+    (``tag_crf.onnx``, its Viterbi in numpy beside it), with the CRF run itself under ``runs["tag_crf"]``."""
+    folder = tmp_path_factory.mktemp("serve-onnx")
+    _, arguments = RUNS["tag"]
+    argv = ["train", "tag", *Workspace(folder / "data", runs={}).format(arguments), "--crf", "--seed", "0", "--quiet",
+            "--out", str(folder / "tag_crf_run")]
+    code, _, stderr = run_quietly(argv)
+    assert code == 0, f"training the tiny CRF tagger failed: {stderr}"
+    runs["tag_crf"] = folder / "tag_crf_run"
     files = {}
-    for task in ("lm", "classify", "tag"):
-        rnnkit.load(runs[task]).export(format="onnx", out=tmp_path / f"{task}.onnx")
-        files[task] = tmp_path / f"{task}.onnx"
-    with pytest.raises(InputError, match="--runtime torch"):
-        create_app([files["tag"]], runtime="onnx")
+    for task in (*TASKS, "tag_crf"):
+        rnnkit.load(runs[task]).export(format="onnx", out=folder / f"{task}.onnx")
+        files[task] = folder / f"{task}.onnx"
+    assert (folder / "tag_crf.viterbi.py").is_file() and not (folder / "tag.viterbi.py").exists()
+    return files
+
+
+def test_onnx_refuses_what_is_not_the_first_file_of_an_export(runs, exported, tmp_path):
     (tmp_path / "junk.onnx").write_bytes(b"not a model")
     with pytest.raises(InputError, match="not an ONNX model"):
         create_app([tmp_path / "junk.onnx"], runtime="onnx")
     with pytest.raises(InputError, match="export it first"):
         create_app([rnnkit.load(runs["lm"])], runtime="onnx")
-    app = create_app([files["lm"], files["classify"]], runtime="onnx", limits=LIMITS)
-    with LiveServer(app) as address, httpx.Client(base_url=address) as http:
-        assert {model["name"]: model["runtime"] for model in http.get("/models").json()["models"]} == {
-            "lm": "onnx", "classify": "onnx"}
+    with pytest.raises(InputError, match=r"step graph of an export; serve the file given to --out \(the sequence"):
+        create_app([exported["lm"].with_name("lm.step.onnx")], runtime="onnx")
+    alone = tmp_path / "translate.onnx"
+    alone.write_bytes(exported["translate"].read_bytes())  # its decoder_step sibling left behind
+    with pytest.raises(InputError, match="needs its decoder_step graph .* which is missing"):
+        create_app([alone], runtime="onnx")
+
+
+def test_onnx_files_of_rnnkit_export_answer_as_the_runs_do(runs, exported):
+    """Every task's exported file, served on ONNX Runtime, answers what its run answers on PyTorch (the same
+    seeded samples, the same beams): the torch runtime's answers up to float32 rounding in scores."""
+    app = create_app(exported, runtime="onnx", limits=LIMITS)
+    with LiveServer(app) as address, httpx.Client(base_url=address, timeout=30) as http:
+        models = {model["name"]: model for model in http.get("/models").json()["models"]}
+        assert {name: (model["runtime"], model["endpoint"]) for name, model in models.items()} == {
+            "lm": ("onnx", "/generate"), "classify": ("onnx", "/classify"), "tag": ("onnx", "/tag"),
+            "tag_crf": ("onnx", "/tag"), "forecast": ("onnx", "/forecast"), "translate": ("onnx", "/translate"),
+            "music": ("onnx", "/music"), "caption": ("onnx", "/caption")}
+        assert models["forecast"]["window"] == 12
+        assert models["tag"]["tags"] == rnnkit.load(runs["tag"]).trained.vocabs.tags
+
         texts = ["the film was great", "awful and boring", "zzz unknown words"]
         served = http.post("/classify", json={"texts": texts}).json()["predictions"]
         expected = rnnkit.load(runs["classify"]).predict(texts)
         assert [item["label"] for item in served] == [item["label"] for item in expected]
         for got, want in zip(served, expected):
             assert all(abs(got["probabilities"][label] - p) < 1e-5 for label, p in want["probabilities"].items())
+
+        sentences = [["the", "cat", "sees", "a", "dog", "."], ["Anna", "likes", "the", "dog", "."], ["zzz"]]
+        for name in ("tag", "tag_crf"):
+            answer = http.post("/tag", json={"sentences": sentences, "model": name})
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["predictions"] == rnnkit.load(runs[name]).predict(sentences), name
+
+        sources = ["ein hund", "die katze", "eine Frau singt im Park"]
+        for options in ({"beam": 1, "length_penalty": 0.0}, {"beam": 3, "length_penalty": 0.6}):
+            answer = http.post("/translate", json={"texts": sources, **options})
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["predictions"] == rnnkit.load(runs["translate"]).predict(sources, **options)
+
+        columns, dates, path = series(runs)
+        served = http.post("/forecast", json={"series": columns, "dates": dates}).json()["forecast"]
+        expected = rnnkit.load(runs["forecast"]).predict(str(path))["forecast"]
+        assert [item["date"] for item in served] == [item["date"] for item in expected]
+        assert all(abs(got["forecast"] - want["forecast"]) < 1e-5 * abs(want["forecast"])
+                   for got, want in zip(served, expected))
+
+        for options in ({"steps": 6, "seed": 1}, {"steps": 5, "seed": 7, "temperature": 0.6}):
+            answer = http.post("/music", json=options).json()
+            assert answer == {"model": "music", **rnnkit.load(runs["music"]).generate(**options)}
+
+        captioner = rnnkit.load(runs["caption"])
+        image = [[(row * 3 + column) % 5 / 4 for column in range(captioner.trained.image_shape[1])]
+                 for row in range(captioner.trained.image_shape[0])]
+        import numpy as np
+
+        answer = http.post("/caption", json={"images": [image]}).json()
+        assert answer == {"model": "caption", "predictions": [captioner.predict(np.array(image, dtype=np.float32))]}
+
         options = {"prime": "def", "length": 50, "temperature": 0.8, "seed": 11}
         assert http.post("/generate", json=options).json() == {"model": "lm",
                                                                **rnnkit.load(runs["lm"]).generate(**options)}
         with http.stream("POST", "/generate", json={**options, "stream": True}) as response:
             received = events(response.iter_lines())
         assert "".join(data["text"] for name, data in received if name == "token") == received[-1][1]["text"]
+        # bad requests are refused by the task's own checks, as on PyTorch
         assert http.post("/generate", json={"prime": "∑"}).status_code == 400
+        assert http.post("/music", json={"steps": 3, "temperature": 0.0}).status_code == 400
+        assert http.post("/translate", json={"text": "ein hund", "beam": 0}).status_code == 400
 
 
 # ------------------------------------------------------------------------------------------- bad requests

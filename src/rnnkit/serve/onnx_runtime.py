@@ -1,41 +1,53 @@
-"""A file of ``rnnkit export --format onnx`` served on ONNX Runtime: :class:`OnnxRuntime`.
+"""A file of ``rnnkit export --format onnx`` served on ONNX Runtime: :class:`OnnxRuntime`, for every task.
 
-Everything the server needs is in the file: its task, vocabulary, labels and data settings are its metadata
-(:mod:`rnnkit.export.writing`), its graphs the roles named in ``rnnkit.files``. Text is encoded and answers are
-shaped by the same rnnkit code as on PyTorch, so the two runtimes answer alike:
+Everything the server needs is in the file: its task, vocabularies, labels and data settings are its metadata
+(:mod:`rnnkit.export.writing`), its graphs the roles named in ``rnnkit.files`` (siblings in its folder). The file
+becomes an :class:`ExportedRun`: the task's own trained object (``TrainedTagger``, ``TrainedTranslator``, ...)
+holding the graphs in place of the PyTorch model (:mod:`rnnkit.serve.onnx_models`,
+:mod:`rnnkit.serve.onnx_decoders`). Every request then runs the task's own operation, as on PyTorch
+(:class:`~rnnkit.serve.torch_runtime.TorchRuntime`), so both runtimes check, encode, decode and answer alike:
 
-    lm        the ``sequence`` graph (ids, lengths, h0[, c0] -> logits, h_n[, c_n]) behind
-              :func:`rnnkit.generate.sample`, the state carried from call to call: the same checks, filters and
-              seeded draws as ``rnnkit generate`` (equal logits give the same text)
-    classify  the ``classifier`` graph (ids, lengths -> logits, probabilities), texts tokenized by the run's
-              data settings
+    lm        sequence graph       rnnkit.generate.sample: the same filters and seeded draws
+    classify  classifier graph     the run's tokenizing; softmax (or the sigmoid of one output) of the logits
+    tag       tagger graph         emissions; the CRF's Viterbi in numpy (the file's viterbi.py), else argmax
+    forecast  forecaster graph     the series read and transformed by the metadata's transform, and undone
+    translate encoder + decoder_step   rnnkit's greedy and beam search (GNMT length penalty, <unk> alignment)
+    caption   encoder + decoder_step   rnnkit's greedy search
+    music     step graph           each frame drawn as PianoRollModel.sample draws it (same seed, same piece)
 
-The other tasks' files (tag, translate, forecast, music, caption) are refused in one line naming
-``--runtime torch``: their decoding (CRF Viterbi, beam search, series transforms, NADE sampling) is not wired to
-ONNX Runtime here yet.
+What the file does not hold is the run's default decoding for translation (``--beam``, ``--length-penalty`` of
+training): it is read from the metadata ``rnnkit.decode`` where an export wrote one, else the defaults of
+:class:`~rnnkit.tasks.translate.DecodeConfig`; a request's ``beam`` and ``length_penalty`` override it.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Callable
 
-import numpy as np
-import torch
-
+from rnnkit.data.music import PitchRange
+from rnnkit.data.series import SeriesTransform
 from rnnkit.data.text import vocab_from_dict
-from rnnkit.data.vocab import TokenVocab
+from rnnkit.data.vocab import SEQUENCE_SPECIALS, TokenVocab
 from rnnkit.errors import InputError
 from rnnkit.extras import require
-from rnnkit.generate import sample
-from rnnkit.tasks.classify import ClassifyDataConfig
+from rnnkit.tasks import caption, classify, forecast, lm, music, tag, translate
+from rnnkit.tasks.spec import spec
+from rnnkit.tasks.tag_encoding import Vocabularies
+from rnnkit.tasks.trained import TrainedRun
 
-SERVED = ("lm", "classify")
+from .onnx_decoders import CaptionerGraphs, Seq2SeqGraphs
+from .onnx_models import ClassifierGraph, ForecasterGraph, LanguageModelGraph, MusicGraph, TaggerGraph
+from .torch_runtime import TorchRuntime
+
+# task -> the graph role of the file asked for that the model's stand-in reads first
+FIRST_ROLE = {"lm": "sequence", "classify": "classifier", "tag": "tagger", "forecast": "forecaster",
+              "translate": "encoder", "caption": "encoder", "music": "step"}
 
 
-class OnnxRuntime:
-    """The runtime of an exported ONNX file (see the module's docstring).
+class OnnxRuntime(TorchRuntime):
+    """The runtime of an exported ONNX file (see the module's docstring): the torch runtime's operations on an
+    :class:`ExportedRun`.
 
     Args:
         path: the file ``rnnkit export RUN --format onnx --out FILE`` wrote (FILE; its siblings beside it).
@@ -45,93 +57,118 @@ class OnnxRuntime:
     kind = "onnx"
 
     def __init__(self, path: str | Path, threads: int = 1):
+        self.run = ExportedRun(path, threads)
+        self.task, self.source = self.run.task, str(self.run.path)
+
+
+class ExportedRun(TrainedRun):
+    """An exported ONNX file as a :class:`~rnnkit.tasks.trained.TrainedRun`: its task's spec and trained object
+    (the graphs standing in for the model), without a checkpoint. ``path`` is the file."""
+
+    def __init__(self, path: str | Path, threads: int = 1):
         ort = require("onnxruntime", "export")
-        self.path = Path(path)
+        self.path, self.checkpoint = Path(path), None
         if not self.path.is_file():
             raise InputError(f"{path}: no such file; give a file of `rnnkit export RUN --format onnx --out FILE`")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        try:
-            first = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
-        except Exception as error:  # onnxruntime raises its own types for a file that is not a model
-            raise InputError(f"{path} is not an ONNX model onnxruntime can load ({type(error).__name__}); give a "
-                             "file of `rnnkit export RUN --format onnx`") from None
+        self.options = ort.SessionOptions()
+        self.options.intra_op_num_threads = threads
+        first = self._session(self.path, "is not an ONNX model onnxruntime can load")
         meta = first.get_modelmeta().custom_metadata_map
-        if "rnnkit.task" not in meta:
+        if "rnnkit.task" not in meta or meta["rnnkit.task"] not in FIRST_ROLE:
             raise InputError(f"{path} is an ONNX model without rnnkit's metadata; serve a file of `rnnkit export`")
-        self.task, self.source = meta["rnnkit.task"], str(self.path)
-        if self.task not in SERVED:
-            raise InputError(f"{path} holds a {self.task} model; --runtime onnx serves {', '.join(SERVED)} files, "
-                             f"serve its run directory with --runtime torch")
-        self.vocabulary = json.loads(meta.get("rnnkit.vocabulary") or
-                                     (self.path.parent / meta["rnnkit.vocabulary_file"]).read_text())
-        self.data = json.loads(meta.get("rnnkit.data", "{}"))
-        files = json.loads(meta["rnnkit.files"])
-        role = {"lm": "sequence", "classify": "classifier"}[self.task]
-        self.session = first if files[role] == self.path.name else ort.InferenceSession(
-            str(self.path.parent / files[role]), options, providers=["CPUExecutionProvider"])
-        if self.task == "lm":
-            self.vocab = vocab_from_dict(self.vocabulary["vocab"])
-        else:
-            self.vocab = TokenVocab.from_dict(self.vocabulary["vocab"])
-            self.labels = list(self.vocabulary["labels"])
-            self.config = ClassifyDataConfig(data="", **self.data)
+        if meta.get("rnnkit.graph") != FIRST_ROLE[meta["rnnkit.task"]]:
+            raise InputError(f"{path} is the {meta.get('rnnkit.graph')} graph of an export; serve the file given to "
+                             f"--out (the {FIRST_ROLE[meta['rnnkit.task']]} graph), which names its siblings")
+        self.meta = meta
+        self.spec = spec(meta["rnnkit.task"])
+        self.sessions = {FIRST_ROLE[self.task]: first}
+        for role, name in json.loads(meta["rnnkit.files"]).items():
+            if role not in self.sessions:
+                sibling = self.path.parent / name
+                if not sibling.is_file():
+                    raise InputError(f"{path} needs its {role} graph {sibling}, which is missing; keep the files of "
+                                     "one export together")
+                self.sessions[role] = self._session(sibling, "is not an ONNX model onnxruntime can load")
+        self.trained = BUILD[self.task](self)
 
-    def describe(self) -> dict:
-        if self.task == "lm":
-            return {"level": self.vocab.level, "vocab_size": len(self.vocab)}
-        return {"labels": self.labels}
+    def _session(self, path: Path, problem: str):
+        import onnxruntime as ort
 
-    def predict(self, inputs: list, options: dict[str, Any]) -> list[dict]:
-        ids = [self.config.token_ids(self.vocab, text) for text in inputs]
-        padded = np.zeros((len(ids), max(map(len, ids))), dtype=np.int64)  # (N, L), 0 = <pad>
-        for row, tokens in enumerate(ids):
-            padded[row, :len(tokens)] = tokens
-        lengths = np.array([len(tokens) for tokens in ids], dtype=np.int64)  # (N,)
-        _, probabilities = self.session.run(None, {"ids": padded, "lengths": lengths})  # (N, C)
-        if probabilities.shape[1] == 1:  # one sigmoid output: p(the second label)
-            probabilities = np.concatenate([1 - probabilities, probabilities], axis=1)  # (N, 2)
-        answers = []
-        for text, row in zip(inputs, probabilities.astype(float).tolist()):
-            best = max(range(len(row)), key=row.__getitem__)
-            answers.append({"label": self.labels[best], "probability": row[best],
-                            "probabilities": dict(zip(self.labels, row)), "text": text})
-        return answers
+        try:
+            return ort.InferenceSession(str(path), self.options, providers=["CPUExecutionProvider"])
+        except Exception as error:  # onnxruntime raises its own types for a file that is not a model
+            raise InputError(f"{path} {problem} ({type(error).__name__}); give a file of `rnnkit export RUN "
+                             "--format onnx`") from None
 
-    def forecast(self, columns: dict[str, list[float]], dates: list[str] | None) -> dict:
-        raise InputError("--runtime onnx does not serve forecasters; serve the run with --runtime torch")
+    def __repr__(self) -> str:
+        return f"ExportedRun({str(self.path)!r}, task={self.task!r})"
 
-    def generate(self, options: dict[str, Any], piece: Callable[[str], None]) -> dict:
-        model = _SequenceGraph(self.session)
-        pieces = sample(model, self.vocab, **options)
-        text = []
-        for token in pieces:
-            piece(token)
-            text.append(token)
-        return {"prime": options.get("prime", ""), "text": "".join(text)}
+    def setting(self, key: str, default=None):
+        """The metadata's ``rnnkit.<key>`` (JSON), or ``default`` where the file has none."""
+        value = self.meta.get(f"rnnkit.{key}")
+        return default if value is None else json.loads(value)
+
+    @property
+    def vocabulary(self) -> dict:
+        if "rnnkit.vocabulary" in self.meta:
+            return json.loads(self.meta["rnnkit.vocabulary"])
+        return json.loads((self.path.parent / self.meta["rnnkit.vocabulary_file"]).read_text(encoding="utf-8"))
+
+    @property
+    def data(self) -> dict:
+        """The run's data settings, without the training files' paths (the export leaves them out)."""
+        return self.setting("data", {})
 
 
-class _SequenceGraph:
-    """A language model's sequence graph behind the call :func:`rnnkit.generate.sample` makes:
-    ``model(tokens (N, L), state) -> (logits (N, L, V), state)``, the state a tuple of arrays."""
+def _lm(run: ExportedRun):
+    vocab = vocab_from_dict(run.vocabulary["vocab"])
+    return lm.TrainedLanguageModel(LanguageModelGraph(run.sessions["sequence"], len(vocab)), vocab, None)
 
-    training = False
 
-    def __init__(self, session):
-        self.session = session
-        self.states = session.get_inputs()[2:]  # h0[, c0]: (layers × directions, N, H)
+def _classify(run: ExportedRun):
+    vocabulary = run.vocabulary
+    labels = list(vocabulary["labels"])
+    session = run.sessions["classifier"]
+    model = ClassifierGraph(session, session.get_outputs()[0].shape[1])  # C; 1 for two labels and a sigmoid
+    return classify.TrainedClassifier(model, TokenVocab.from_dict(vocabulary["vocab"]), labels,
+                                      classify.ClassifyDataConfig(**{"data": "", **run.data}))
 
-    def __call__(self, tokens: torch.Tensor, state=None):
-        N, L = tokens.shape
-        if state is None:
-            state = [np.zeros((spec.shape[0], N, spec.shape[2]), dtype=np.float32) for spec in self.states]
-        feed = {"ids": tokens.numpy().astype(np.int64), "lengths": np.full((N,), L, dtype=np.int64),
-                **{spec.name: value for spec, value in zip(self.states, state)}}
-        logits, *final = self.session.run(None, feed)  # (N, L, V), h_n[, c_n]
-        return torch.from_numpy(logits), final
 
-    def eval(self):
-        return self
+def _tag(run: ExportedRun):
+    return tag.TrainedTagger(TaggerGraph(run.sessions["tagger"]), Vocabularies.from_dict(run.vocabulary["vocab"]),
+                             tag.TagDataConfig(**run.data))
 
-    def train(self, mode: bool = True):
-        return self
+
+def _forecast(run: ExportedRun):
+    config = forecast.ForecastDataConfig(**{"data": "", **run.data})
+    return forecast.TrainedForecaster(ForecasterGraph(run.sessions["forecaster"]), config,
+                                      SeriesTransform.from_dict(run.setting("transform")), int(run.setting("season")),
+                                      "as trained (the exported file's season)")
+
+
+def _translate(run: ExportedRun):
+    vocabulary = run.vocabulary
+    source = TokenVocab.from_dict(vocabulary["source_vocab"], SEQUENCE_SPECIALS)
+    target = TokenVocab.from_dict(vocabulary["target_vocab"], SEQUENCE_SPECIALS)
+    model = Seq2SeqGraphs(run.sessions["encoder"], run.sessions["decoder_step"], run.setting("model"))
+    return translate.TrainedTranslator(model, source, target, run.data,
+                                       translate.DecodeConfig(**run.setting("decode", {})))
+
+
+def _caption(run: ExportedRun):
+    vocab = TokenVocab.from_dict(run.vocabulary["vocab"], SEQUENCE_SPECIALS)
+    model = CaptionerGraphs(run.sessions["encoder"], run.sessions["decoder_step"], run.setting("model"))
+    return caption.TrainedCaptioner(model, vocab, tuple(run.setting("image_shape")),
+                                    caption.CaptionDataConfig(**run.data))
+
+
+def _music(run: ExportedRun):
+    config = run.setting("model")
+    pitches = PitchRange(*run.setting("pitch_range"))
+    model = MusicGraph(run.sessions["step"], pitches.size, config["output"])
+    return music.TrainedMusicModel(model, pitches, music.MusicDataConfig(**{"data": "", **run.data}), str(run.path))
+
+
+# task -> the task's trained object made of the file's graphs
+BUILD = {"lm": _lm, "classify": _classify, "tag": _tag, "forecast": _forecast, "translate": _translate,
+         "caption": _caption, "music": _music}
