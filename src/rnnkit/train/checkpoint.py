@@ -28,13 +28,9 @@ A directory without ``latest.json`` holds the leftovers of a start killed before
 a new training clears, or the remains of a run whose ``latest.json`` was deleted, which nothing clears
 without ``--overwrite`` (:mod:`rnnkit.train.run_layout`).
 
-Replacing a run (``--overwrite``) keeps the old run whole, untouched and usable until the new run has a
-checkpoint worth more: one written at the end of an epoch (validated, when there is validation data) or the
-last one of a training that ended normally. Until then the new run's checkpoints are unreferenced siblings in
-``checkpoints/`` and its record lines go to staged files (``.new-metrics.jsonl``); a failure (a divergence in
-its first steps, bad data found late, a kill) removes them and the old run is as it was. The switch writes the
-new pointer as ``.new-latest.json`` first, so that a kill in its middle leaves a state rnnkit recognises as
-its own.
+Replacing a run (``--overwrite``) keeps the old run whole and usable until the new run has an end-of-epoch
+checkpoint or ends normally; meanwhile the new checkpoints are unreferenced siblings and its records staged
+(``.new-metrics.jsonl``), and a failure removes them (:meth:`RunDirectory.create`, ``run_layout.switch``).
 
 Format versions: see :mod:`rnnkit.train.checkpoint_files` (format 1 is read unverified, and a format-2
 checkpoint cannot pass itself off as one).
@@ -66,7 +62,7 @@ from rnnkit.files import refuse_link, remove_tree, write_atomic, write_failure
 from rnnkit.files import write_synced as _write_synced
 
 from .checkpoint_files import FORMAT, FORMAT_MARK, META_FILE, READABLE_VERSIONS, STATE_FILE, VERSION, WEIGHTS_FILE
-from .checkpoint_files import is_checkpoint_name, read_meta, remove_checkpoint
+from .checkpoint_files import is_checkpoint_name, read_meta, remove_checkpoint, verify_files
 from .checkpoint_files import sequence_number, written_entries
 from .lock import RunLock, refuse_if_held
 from .run_layout import BEST_POINTER, CHECKPOINTS_DIR, GRADIENTS_FILE, LATEST_POINTER, METRICS_FILE, RUN_ENTRIES
@@ -348,20 +344,7 @@ class RunDirectory:
         if which == "auto":
             which = "best" if (self.path / BEST_POINTER).is_file() else "latest"
         directory, meta = self._resolve(_pointer_name(which))
-        files = meta.get("files")
-        if not isinstance(files, dict):
-            raise edited(META_FILE, directory, "it lists no file digests")
-        for file_name in (WEIGHTS_FILE, STATE_FILE):
-            path = directory / file_name
-            if not path.is_file():
-                raise InputError(f"checkpoint file {path} is missing; restore the run directory from a copy")
-            try:
-                digest = file_sha256(path)
-            except OSError as error:
-                raise InputError(f"cannot read checkpoint file {path} ({(error.strerror or 'unreadable').lower()}); "
-                                 "restore the run directory from a copy or give another one") from None
-            if digest != files.get(file_name):
-                raise InputError(f"checkpoint file {path} is corrupt or truncated (checksum mismatch); restore it from a copy")
+        verify_files(directory, meta)
         try:
             tensors = load_tensors_from_bytes((directory / STATE_FILE).read_bytes())
         except SafetensorError as error:

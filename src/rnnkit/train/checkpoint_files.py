@@ -28,7 +28,7 @@ from pathlib import Path
 from rnnkit.errors import InputError
 from rnnkit.files import TEMP_PREFIX, refuse_link
 
-from .strict_json import CHECKSUM, decode_floats, edited, read_json, verify_checksum
+from .strict_json import CHECKSUM, decode_floats, edited, file_sha256, read_json, verify_checksum
 
 FORMAT = "rnnkit-checkpoint"
 VERSION = 2
@@ -115,6 +115,25 @@ def read_meta(directory: Path) -> dict:
         return meta
     verify_checksum(meta, META_FILE, directory)
     return decode_floats({key: value for key, value in meta.items() if key != CHECKSUM})
+
+
+def verify_files(directory: Path, meta: dict) -> None:
+    """InputError (one line) unless both tensor files of the checkpoint ``directory`` are there, readable, and
+    have the digests its verified ``meta`` lists."""
+    files = meta.get("files")
+    if not isinstance(files, dict):
+        raise edited(META_FILE, directory, "it lists no file digests")
+    for file_name in (WEIGHTS_FILE, STATE_FILE):
+        path = directory / file_name
+        if not path.is_file():
+            raise InputError(f"checkpoint file {path} is missing; restore the run directory from a copy")
+        try:
+            digest = file_sha256(path)
+        except OSError as error:
+            raise InputError(f"cannot read checkpoint file {path} ({(error.strerror or 'unreadable').lower()}); "
+                             "restore the run directory from a copy or give another one") from None
+        if digest != files.get(file_name):
+            raise InputError(f"checkpoint file {path} is corrupt or truncated (checksum mismatch); restore it from a copy")
 
 
 def header_metadata(path: Path) -> dict:
