@@ -112,3 +112,9 @@ case("diagnose-memory--length=10^9", "diagnose memory --length 1000000000 --hidd
 case("diagnose-memory-run--length=10^9", "diagnose memory {lm} --length 1000000000 --out {tmp}/m.png", "--length")
 case("bench--lengths=10^9", "bench memory-tasks --tasks adding --lengths 1000000000 --cells rnn --hidden 4 --steps 2 "
      "--eval-size 8 --quiet --out {tmp}/b", "--lengths")
+case("train-caption--train-size=10^12", train("caption", "--train-size 1000000000000"), "--train-size")
+case("train-caption--max-digits=10^9", train("caption", "--max-digits 1000000000"), "--max-digits")
+case("train-forecast--window=10^9", train("forecast", "--window 1000000000"), "--window")
+case("train-lm--seq-len=10^12", train("lm", "--seq-len 1000000000000"), "--seq-len")
+case("train-lm--batch-size=10^12", train("lm", "--batch-size 1000000000000"), "--batch-size")
+# (translate's --max-length and classify's --max-vocab beyond the data are upper bounds that bind nothing: fine)

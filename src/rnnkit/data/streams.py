@@ -66,8 +66,8 @@ class StreamBatcher:
         needed = tokens_needed(batch_size, seq_len)
         if ids.numel() < needed:
             raise InputError(
-                f"{source} has {ids.numel()} tokens but one batch needs batch_size*seq_len+1 = {needed}; "
-                f"use a longer text or a smaller batch size or sequence length"
+                f"{source} has {ids.numel():,} tokens but one batch needs --batch-size × --seq-len + 1 = "
+                f"{batch_size:,} × {seq_len:,} + 1 = {needed:,}; use a longer text or a smaller --batch-size or --seq-len"
             )
         windows = (ids.numel() - 1) // (batch_size * seq_len)
         S = windows * seq_len  # tokens per stream

@@ -31,7 +31,8 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from rnnkit.data.digits import digit_compositions
+from rnnkit.checks import check_fits_in_memory
+from rnnkit.data.digits import DIGIT_SIZE, digit_compositions
 from rnnkit.data.parallel import encode_sentences, target_pair
 from rnnkit.data.tokens import detokenize, tokenize
 from rnnkit.data.vocab import BOS_ID, EOS_ID, PAD_ID, SEQUENCE_SPECIALS, TokenVocab
@@ -90,6 +91,11 @@ class CaptionDataConfig:
             raise InputError(f"--teacher-forcing must be in [0, 1], got {self.teacher_forcing}")
         if self.data is None and self.valid_data is not None:
             raise InputError("--valid-data needs --data; the embedded digits bring their own validation images")
+        if self.data is None:  # the compositions are drawn here: their images must fit before they are allocated
+            images = (self.train_size + self.valid_size + self.test_size) * DIGIT_SIZE * DIGIT_SIZE * self.max_digits
+            check_fits_in_memory(4 * images, f"composing {self.train_size + self.valid_size + self.test_size:,} images "
+                                             f"of up to {self.max_digits:,} digits", "give smaller --train-size, "
+                                             "--valid-size, --test-size or --max-digits")
 
 
 # ------------------------------------------------------------------------------------------- data
