@@ -165,6 +165,57 @@ def test_int8_is_at_most_0_3_of_float32_and_close(tmp_path):
         assert meta == {"rnnkit.task": "lm", "rnnkit.quantized": "int8"}
 
 
+@pytest.mark.parametrize("cell", ["layernorm_lstm", "mingru", "rglru"])
+def test_int8_computes_the_scan_bodies_matmuls_in_int8(tmp_path, cell):
+    """The Scan route's x W^T and h U^T (MatMul of a Transpose of an outer weight) become MatMulInteger in the
+    body, the file stays <= 0.3x, and the int8 layer stays close to the float32 one."""
+    import rnnkit.nn as rn
+    from rnnkit.export import layer_to_onnx
+    from rnnkit.export.quantize import _all_nodes, quantize_int8
+
+    torch.manual_seed(0)
+    layer = rn.Recurrent(cell, 128, 128).eval()  # big enough that the weights, not the graph, make the file
+    full, small = tmp_path / "f.onnx", tmp_path / "q.onnx"
+    layer_to_onnx(layer, full)
+    quantize_int8(full, small)
+    model = onnx.load(str(small))
+    (scan,) = [node for node in model.graph.node if node.op_type == "Scan"]
+    body = [node.op_type for node in _all_nodes(next(a.g for a in scan.attribute if a.name == "body"))]
+    float_matmuls = sum(node.op_type == "MatMul" for node in _all_nodes(onnx.load(str(full)).graph))
+    assert "MatMul" not in body and body.count("MatMulInteger") == float_matmuls > 0, body
+    assert "Transpose" not in body
+    assert small.stat().st_size <= 0.3 * full.stat().st_size
+    feed = {spec.name: np.random.default_rng(0).normal(size=[5 if d == "L" else 2 if isinstance(d, str) else d
+                                                              for d in spec.shape]).astype(np.float32)
+            for spec in session(full).get_inputs()}
+    want, got = session(full).run(None, feed)[0], session(small).run(None, feed)[0]
+    assert np.abs(want - got).max() < 0.05 * np.abs(want).max()
+
+
+def test_quantizing_logs_no_preprocessing_advice_and_leaves_the_root_logger_as_it_was(tmp_path, capfd):
+    import logging
+
+    import rnnkit.nn as rn
+    from rnnkit.export import layer_to_onnx
+    from rnnkit.export.quantize import quantize_int8
+
+    layer_to_onnx(rn.Recurrent("mingru", 8, 8).eval(), tmp_path / "f.onnx")
+    root = logging.getLogger()
+    before = (root.level, list(root.handlers), list(root.filters))
+    records = []
+    catcher = logging.Handler()
+    catcher.emit = records.append
+    root.addHandler(catcher)
+    try:
+        quantize_int8(tmp_path / "f.onnx", tmp_path / "q.onnx")
+        logging.warning("an unrelated warning still gets through")
+    finally:
+        root.removeHandler(catcher)
+    assert [record.getMessage() for record in records] == ["an unrelated warning still gets through"]
+    assert "pre-processing" not in capfd.readouterr().err
+    assert (root.level, list(root.handlers), list(root.filters)) == before
+
+
 def test_gemm_rewritten_as_matmul_computes_the_same(tmp_path):
     from onnx import TensorProto, helper, numpy_helper
 

@@ -6,9 +6,13 @@ with one scale (and zero point) per tensor, and quantizes the activations on the
     W_int8 = round(W / s) + z,   s = (max W - min W) / 255      y = (x_q W_int8) dequantized
 
 It rewrites ``MatMul`` (→ ``MatMulInteger``), ``LSTM`` (→ ``DynamicQuantizeLSTM``), ``Gather`` of an embedding, and
-the ``MatMul`` nodes inside ``Scan`` bodies (``EnableSubgraph``). It does not rewrite ``Gemm`` (what a linear layer
-on (N, F) becomes) nor ONNX's ``GRU`` and ``RNN`` operators, so before quantizing every ``Gemm`` with a constant
-weight is rewritten as the equal ``MatMul`` + ``Add`` (:func:`gemm_to_matmul`), and afterwards every weight still
+the ``MatMul`` nodes inside ``Scan`` bodies (``EnableSubgraph``) whose B is a constant. It does not rewrite ``Gemm``
+(what a linear layer on (N, F) becomes) nor ONNX's ``GRU`` and ``RNN`` operators, nor a ``MatMul`` whose B is
+computed, which is what a Scan body's ``x W^T`` is (``MatMul(x, Transpose(W))``, W read from the outer graph). So
+before quantizing every ``Gemm`` with a constant weight is rewritten as the equal ``MatMul`` + ``Add``
+(:func:`gemm_to_matmul`), every such ``Transpose(W)`` in a subgraph becomes an outer initializer holding W^T
+(:func:`pretranspose_subgraph_weights`, so that the cells of the Scan route compute in int8 too), and afterwards
+every weight still
 in float32 (a GRU's W and R, say) is stored as int8 and dequantized when the session loads it
 (:func:`store_int8`: ``W = s · W_int8``, symmetric, one scale per tensor), which shrinks the file as much but
 leaves that operator computing in float32.
@@ -20,6 +24,8 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import shutil
 import tempfile
 from pathlib import Path
@@ -73,6 +79,46 @@ def gemm_to_matmul(model) -> int:
     return rewritten
 
 
+def pretranspose_subgraph_weights(model) -> int:
+    """In every subgraph (Scan and Loop bodies, at any depth), replace each ``Transpose`` of a 2-D float initializer
+    of the main graph (read from the outer scope) by a main-graph initializer holding the transposed matrix, in
+    place; returns how many. The MatMuls that read it then have a constant B, which the quantizer quantizes."""
+    initializers = {tensor.name: tensor for tensor in model.graph.initializer}
+    made: dict[str, str] = {}  # weight name -> its transposed initializer
+    count = 0
+    for subgraph in _subgraphs(model.graph):
+        local = {value.name for value in subgraph.input} | {tensor.name for tensor in subgraph.initializer}
+        kept = []
+        renamed: dict[str, str] = {}
+        for node in subgraph.node:
+            source = node.input[0] if node.op_type == "Transpose" else None
+            perm = [helper.get_attribute_value(a) for a in node.attribute if a.name == "perm"]
+            if (source is None or source in local or source not in initializers
+                    or len(initializers[source].dims) != 2 or initializers[source].data_type != onnx.TensorProto.FLOAT
+                    or (perm and list(perm[0]) != [1, 0])):
+                kept.append(node)
+                continue
+            if source not in made:
+                made[source] = f"{source}_transposed"
+                weight = numpy_helper.to_array(initializers[source])
+                model.graph.initializer.append(numpy_helper.from_array(np.ascontiguousarray(weight.T), made[source]))
+            renamed[node.output[0]] = made[source]
+            count += 1
+        for node in kept:
+            node.input[:] = [renamed.get(name, name) for name in node.input]
+        for value in subgraph.output:
+            if value.name in renamed:  # a transposed weight returned as it is: keep a node that names it
+                kept.append(helper.make_node("Identity", [renamed[value.name]], [value.name]))
+        del subgraph.node[:]
+        subgraph.node.extend(kept)
+    # the originals no node reads any more (their subgraphs read the transposed copies) are dropped
+    used = {name for node in _all_nodes(model.graph) for name in node.input} | {o.name for o in model.graph.output}
+    kept_initializers = [tensor for tensor in model.graph.initializer if tensor.name in used]
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(kept_initializers)
+    return count
+
+
 def quantize_int8(source: str | Path, target: str | Path) -> None:
     """Write ``target``: the ONNX file ``source`` with dynamic int8 weights, its metadata kept and
     ``rnnkit.quantized = int8`` added."""
@@ -80,12 +126,15 @@ def quantize_int8(source: str | Path, target: str | Path) -> None:
     model = onnx.load(str(source))
     metadata = {entry.key: entry.value for entry in model.metadata_props}
     gemm_to_matmul(model)
+    pretranspose_subgraph_weights(model)
     with tempfile.TemporaryDirectory() as folder:
         prepared, quantized = Path(folder) / "float.onnx", Path(folder) / "int8.onnx"
         onnx.save(model, str(prepared))
         try:
-            quantization.quantize_dynamic(str(prepared), str(quantized), weight_type=quantization.QuantType.QInt8,
-                                          extra_options={"EnableSubgraph": True})
+            with _without_preprocessing_advice():
+                quantization.quantize_dynamic(str(prepared), str(quantized),
+                                              weight_type=quantization.QuantType.QInt8,
+                                              extra_options={"EnableSubgraph": True})
         except Exception as error:  # the quantizer's own failure on a graph it cannot read: one line
             raise InputError(f"onnxruntime could not quantize {Path(source).name}: {error}; export without "
                              f"--quantize") from None
@@ -95,6 +144,33 @@ def quantize_int8(source: str | Path, target: str | Path) -> None:
     for key, value in {**metadata, "rnnkit.quantized": "int8"}.items():
         result.metadata_props.add(key=key, value=value)
     write_atomic(Path(target), result.SerializeToString())
+
+
+class _PreprocessingAdvice(logging.Filter):
+    """Drops the quantizer's advice to run its shape pre-processing (rnnkit's graphs carry their shapes)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "pre-processing before quantization" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _without_preprocessing_advice():
+    """While quantizing: the advice that onnxruntime's quantizer logs on the root logger at every call
+    ("Please consider to run pre-processing before quantization") is dropped, and nothing else. The quantizer
+    calls ``logging.warning``, which configures a root handler for good when the root has none; a NullHandler
+    stands in meanwhile so that it does not. The root logger's filters, handlers and level are as before after."""
+    root = logging.getLogger()
+    advice = _PreprocessingAdvice()
+    placeholder = logging.NullHandler() if not root.handlers else None
+    root.addFilter(advice)
+    if placeholder is not None:
+        root.addHandler(placeholder)
+    try:
+        yield
+    finally:
+        root.removeFilter(advice)
+        if placeholder is not None:
+            root.removeHandler(placeholder)
 
 
 def store_int8(model, minimum: int = 1024) -> int:
@@ -144,6 +220,16 @@ class QuantizedExport:
 
     def __exit__(self, *exc) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _subgraphs(graph):
+    """Every subgraph of ``graph``'s nodes (Scan and Loop bodies), nested ones included."""
+    for node in graph.node:
+        for attribute in node.attribute:
+            nested = ([attribute.g] if attribute.type == onnx.AttributeProto.GRAPH else []) + list(attribute.graphs)
+            for sub in nested:
+                yield sub
+                yield from _subgraphs(sub)
 
 
 def _all_nodes(graph):
