@@ -225,6 +225,37 @@ def _load_config_file(ctx: click.Context, param: click.Parameter, value: str | N
     ctx.default_map = {**(ctx.default_map or {}), **{by_flag[key].name: setting for key, setting in table.items()}}
 
 
+def _load_recipe(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Eager callback of --recipe: the recipe's settings become defaults beneath --config's and the flags given, so
+    that any flag given (or a --config key) overrides the recipe. A recipe of another task is one line."""
+    if value is None:
+        return None
+    from rnnkit.errors import InputError
+    from rnnkit.tasks.recipe import recipe_for_task
+
+    try:
+        recipe = recipe_for_task(value, ctx.command.name)
+    except InputError as error:
+        raise click.BadParameter(str(error), param=param) from None
+    by_flag = {option.opts[0].lstrip("-"): option for option in ctx.command.params
+               if isinstance(option, click.Option) and option.opts[0].startswith("--")}
+    for key, setting in recipe.settings.items():
+        problem = ("not a flag of this command" if key not in by_flag or key in ("recipe", "config")
+                   else config_value_problem(by_flag[key], setting))
+        if problem:  # a shipped recipe that no longer fits its command: rnnkit's own mistake, said plainly
+            raise click.BadParameter(f"recipe {value!r} sets {key} = {_toml(setting)}: {problem}; the recipe file "
+                                     f"{recipe.path} needs updating", param=param)
+    # --config (eager too) may come first or after: its keys win either way
+    ctx.default_map = {**{by_flag[key].name: setting for key, setting in recipe.settings.items()},
+                       **(ctx.default_map or {})}
+    return value
+
+
+recipe_option = click.option(
+    "--recipe", metavar="NAME", is_eager=True, callback=_load_recipe,
+    help="Start from a named recipe's settings (`rnnkit recipes` lists them); --config keys and flags given win.")
+
+
 def config_value_problem(option: click.Option, setting) -> str | None:
     """What the TOML ``setting`` of ``option`` must be instead, or None when its type fits the flag's.
 

@@ -31,7 +31,7 @@ import click
 
 from rnnkit.cli.json_output import not_finite, to_json
 from rnnkit.cli.interrupts import exit_status, last_signal
-from rnnkit.cli.options import FiniteFloat, absolute, checkpoint_option, config_option
+from rnnkit.cli.options import FiniteFloat, absolute, checkpoint_option, config_option, recipe_option
 from rnnkit.cli.options import explicit_options, new_run_path, train_config_from
 from rnnkit.data.catalog import resolve, role_of
 from rnnkit.errors import InputError
@@ -80,7 +80,7 @@ def train_command_of(command: TaskCommand) -> click.Command:
     def callback(ctx: click.Context, **options) -> None:
         train(command, ctx, options)
 
-    for decorator in reversed((config_option, *command.options, click.option(
+    for decorator in reversed((config_option, recipe_option, *command.options, click.option(
             "--resume", metavar="DIR", help="Continue the run in this directory exactly where its checkpoint left off."))):
         callback = decorator(callback)
     return click.command(command.spec.name, cls=TrainCommand, help=command.help)(callback)
@@ -100,11 +100,16 @@ def train(command: TaskCommand, ctx: click.Context, options: dict) -> None:
     spec = command.spec
     if command.check is not None:
         command.check(options)
+    recipe = options.pop("recipe", None)
+    if options["resume"] and recipe is not None:  # before the recipe's data is looked for
+        raise InputError("--recipe and --resume: a resumed run keeps the settings it started with (its recipe "
+                         "included); drop --recipe")
     explicit = explicit_options(ctx)
     given = given_settings(spec, options, explicit)
     checkpoint = None
     if options["resume"]:
         run_path, checkpoint = open_for_resume(spec, options)
+        recipe = checkpoint.meta["configs"].get("recipe")
         given = resumed_settings(spec, checkpoint.meta["configs"], given, explicit)
         if not options["quiet"]:
             announce_recorded_files(spec, given[0], explicit, run_path)
@@ -114,7 +119,7 @@ def train(command: TaskCommand, ctx: click.Context, options: dict) -> None:
             raise InputError(f"give {', '.join(missing)}; or continue a run with --resume DIR")
         run_path = new_run_path(options, spec.name)
     data, model, sections, train_config = given
-    settings = RunSettings(spec.data_config(**data), model, train_config, sections)
+    settings = RunSettings(spec.data_config(**data), model, train_config, sections, recipe=recipe)
     quiet = options["quiet"]
     report = run_in_process_group(
         spec, settings, run_path, device=options["device"], checkpoint=checkpoint, overwrite=options["overwrite"],
@@ -122,6 +127,8 @@ def train(command: TaskCommand, ctx: click.Context, options: dict) -> None:
         log=None if quiet else log_line, warn=warn_line)
     if report is None:  # not rank 0
         return
+    if recipe is not None:
+        report = {"recipe": recipe, **report}
     click.echo(to_json(report) if options["as_json"] else command.report(report, run_path, settings))
     if report["stop_reason"] == "interrupted":
         click.echo(f"interrupted; continue with: rnnkit {spec.train_command} --resume {run_path}", err=True)

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnkit.errors import InputError
-from rnnkit.models.recurrent import recurrent_layer, registered_cell
+from rnnkit.models.recurrent import check_block, recurrent_layer, registered_cell
 from rnnkit.models.size import cell_parameter_count, size_for_budget
 from rnnkit.train.task import Baseline, uniform_baseline
 
@@ -106,12 +106,13 @@ class SelectiveCopyModel(nn.Module):
     """
 
     def __init__(self, cell: str, vocab: int, hidden_size: int, num_layers: int, tokens: int,
-                 engine: str = "auto"):
+                 engine: str = "auto", block: str = "plain"):
         super().__init__()
         registered_cell(cell)
         self.tokens = tokens
         self.embedding = nn.Embedding(vocab, hidden_size)
-        self.rnn = recurrent_layer(cell, hidden_size, hidden_size, num_layers, engine=engine)
+        # block: plain layers, or pre-norm residual blocks (rnnkit.models.blocks), as Feng et al. stack minGRU
+        self.rnn = recurrent_layer(cell, hidden_size, hidden_size, num_layers, engine=engine, block=block)
         self.readout = nn.Linear(hidden_size, vocab)
 
     def forward(self, ids: Tensor) -> Tensor:
@@ -144,6 +145,7 @@ class SelectiveCopyConfig(FreshSettings):
         cell: any registered cell. length: L, the scattered part (the sequence has L + K steps).
         tokens: K. vocab: V (noise, marker and V − 2 data symbols).
         hidden_size, num_layers: the model's width and depth.
+        block: ``"plain"`` (stacked layers) or ``"residual"`` (pre-norm residual blocks, rnnkit.models.blocks).
         stop_above: stop once the held-out token accuracy is at or above this (None: never early).
     """
 
@@ -153,6 +155,7 @@ class SelectiveCopyConfig(FreshSettings):
     vocab: int = 16
     hidden_size: int = 128
     num_layers: int = 2
+    block: str = "plain"
     batch_size: int = 64
     lr: float = 3e-3
     steps: int = 10_000
@@ -161,6 +164,7 @@ class SelectiveCopyConfig(FreshSettings):
 
     def __post_init__(self):
         registered_cell(self.cell)
+        check_block(self.block)
         positive_integers(self, ("length", "tokens", "hidden_size", "num_layers"))
         super().__post_init__()
         if self.tokens > self.length:
@@ -189,7 +193,7 @@ def train_selective_copy(config: SelectiveCopyConfig, log: Callable[[str], None]
     task = SelectiveCopy(tokens=config.tokens, vocab=config.vocab)
     torch.manual_seed(config.seed)
     model = SelectiveCopyModel(config.cell, config.vocab, config.hidden_size, config.num_layers, config.tokens,
-                               engine=config.engine)
+                               engine=config.engine, block=config.block)
     name = (f"selective copy L={config.length} K={config.tokens} {config.cell} "
             f"(H={config.hidden_size}, {config.num_layers} layers)")
     return train_on_fresh_batches(model, task, config, target=config.stop_above, name=name, log=log,

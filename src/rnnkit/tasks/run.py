@@ -36,6 +36,8 @@ def train(spec: TaskSpec, settings: RunSettings, *, run_dir: RunDirectory | None
     dist = dist or DistContext()
     prepared = prepared or spec.prepare(settings, checkpoint, dist, warn if dist.is_main else None)
     run_info = {"task": spec.name, **prepared.run_info}
+    if settings.recipe is not None:  # every checkpoint says which named recipe the run started from
+        run_info["configs"] = {**run_info.get("configs", {}), "recipe": settings.recipe}
     if log is not None and checkpoint is None and dist.is_main:  # each line once: rank 0 speaks for the group
         log(prepared.summary)
     trainer = Trainer(prepared.model, prepared.task, settings.train, run_dir=run_dir, run_info=run_info, dist=dist,

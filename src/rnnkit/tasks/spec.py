@@ -55,12 +55,14 @@ EMBEDDING_REGULARISER_OPTIONS = {**REGULARISER_OPTIONS, "embedding_dropout": "em
 class RunSettings:
     """Everything a training run is configured by: ``data`` (the task's data config), ``model`` (keyword
     arguments of its model builder), ``train`` and ``sections``: further saved settings by name (translate's
-    ``decode``)."""
+    ``decode``); ``recipe``: the named recipe it started from (:mod:`rnnkit.tasks.recipe`), saved as
+    ``configs["recipe"]``, or None."""
 
     data: Any
     model: dict
     train: TrainConfig
     sections: dict[str, dict] = field(default_factory=dict)
+    recipe: str | None = None
 
 
 @dataclass

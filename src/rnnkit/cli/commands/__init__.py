@@ -24,6 +24,7 @@ TOP_LEVEL_COMMANDS = {
     "data": ("data", "command"),
     "serve": ("serve", "command"),
     "export": ("export", "command"),
+    "recipes": ("recipes", "command"),
 }
 
 

@@ -1,0 +1,153 @@
+"""Named recipes (rnnkit.tasks.recipe, `rnnkit recipes`, `rnnkit train TASK --recipe NAME`): every shipped recipe's
+settings are flags its command takes, flags and --config override a recipe, a recipe of another task is one line,
+the run records its recipe, and record_measurement rewrites the [measured] table only."""
+
+import json
+import shutil
+import tomllib
+
+import pytest
+
+import rnnkit
+from bad_inputs.workspace import RUNS, Workspace, run_quietly
+from rnnkit.cli import commands
+from rnnkit.errors import InputError
+from rnnkit.tasks.recipe import MEMORY, RECIPES, all_recipes, load_recipe, record_measurement, recipe_names
+
+ISSUE_27 = {"shakespeare-char", "ptb-word", "sst2", "mr", "ud-upos", "conll-ner", "multi30k", "jsb-bernoulli",
+            "jsb-nade", "selective-copy", "adding", "shakespeare-mingru", "shakespeare-minlstm", "shakespeare-rglru"}
+
+
+def _train_command(task):
+    import importlib
+
+    return importlib.import_module(f"rnnkit.cli.commands.{task}").train_command
+
+
+def test_every_recipe_of_the_issue_ships_with_an_anchor_and_no_hand_typed_score():
+    recipes = {recipe.name: recipe for recipe in all_recipes()}
+    assert ISSUE_27 <= set(recipes)
+    for recipe in recipes.values():
+        assert isinstance(recipe.anchor["score"], (int, float)) and recipe.anchor["citation"]
+        assert recipe.settings and recipe.budget_minutes > 0 and recipe.benchmark.startswith("benchmarks/")
+        assert recipe.measured is None  # only a benchmark script writes it
+
+
+@pytest.mark.parametrize("name", sorted(r.name for r in all_recipes() if r.task != MEMORY))
+def test_a_train_recipe_sets_exactly_its_flags(name):
+    recipe = load_recipe(name)
+    command = _train_command(recipe.task)
+    ctx = command.make_context(f"train {recipe.task}", ["--recipe", name])
+    flags = {option.opts[0].lstrip("-"): option.name for option in command.params if option.opts[0].startswith("--")}
+    for key, value in recipe.settings.items():
+        assert ctx.params[flags[key]] == value, key
+    assert ctx.params["recipe"] == name
+
+
+def test_the_new_cells_run_in_residual_blocks():
+    for cell in ("mingru", "minlstm", "rglru"):
+        settings = load_recipe(f"shakespeare-{cell}").settings
+        assert settings["cell"] == cell and settings["block"] == "residual"
+
+
+def test_memory_recipes_are_their_benchmarks_settings():
+    from rnnkit.cli.commands.bench import command as bench
+    from rnnkit.diagnose.selective_copy import SelectiveCopyConfig
+
+    config = SelectiveCopyConfig(**load_recipe("selective-copy").settings)
+    assert config.block == "residual" and config.length == 512 and config.tokens == 16
+    adding = load_recipe("adding").settings
+    memory = bench.commands["memory-tasks"]
+    args = [part for key, value in adding.items() for part in (f"--{key}", str(value))]
+    assert memory.make_context("memory-tasks", args).params["tasks"]
+
+
+def test_flags_and_config_override_a_recipe(tmp_path):
+    command = _train_command("lm")
+    ctx = command.make_context("train lm", ["--recipe", "shakespeare-char", "--hidden", "64"])
+    assert ctx.params["hidden"] == 64 and ctx.params["layers"] == 2 and ctx.params["seq_len"] == 128
+    config = tmp_path / "c.toml"
+    config.write_text("layers = 1\n")
+    for order in (["--config", str(config), "--recipe", "shakespeare-char"],
+                  ["--recipe", "shakespeare-char", "--config", str(config)]):
+        ctx = command.make_context("train lm", order)
+        assert ctx.params["layers"] == 1 and ctx.params["hidden"] == 512
+
+
+@pytest.mark.parametrize("name, says", [("sst2", "recipe 'sst2' is for task 'classify', not 'lm'"),
+                                        ("adding", "recipe 'adding' is a memory task"),
+                                        ("nope", "no recipe 'nope'; the recipes are adding")])
+def test_a_recipe_of_another_task_is_one_line(name, says):
+    code, _, stderr = run_quietly(["train", "lm", "--recipe", name])
+    assert code != 0 and says in stderr
+    assert "Traceback" not in stderr and len(stderr.strip().splitlines()) == 1
+
+
+def test_a_run_records_its_recipe_and_a_resume_keeps_it(tmp_path):
+    workspace = Workspace(tmp_path / "data", runs={})
+    run = tmp_path / "run"
+    # the recipe's data is the catalog's tinyshakespeare; a flag overrides it, and the sizes, for a fast test
+    argv = ["train", "lm", "--recipe", "shakespeare-char", *workspace.format(RUNS["lm"][1]), "--hidden", "8",
+            "--layers", "1", "--embedding", "8", "--batch-size", "4", "--max-steps", "2", "--quiet", "--json",
+            "--out", str(run)]
+    code, stdout, stderr = run_quietly(argv)
+    assert code == 0, stderr
+    report = json.loads(stdout)
+    assert report["recipe"] == "shakespeare-char"
+    loaded = rnnkit.load(run)
+    configs = loaded.checkpoint.meta["configs"]
+    assert configs["recipe"] == "shakespeare-char"
+    assert configs["model"]["hidden_size"] == 8 and configs["model"]["embedding_dim"] == 8  # the flags won
+    assert configs["train"]["lr"] == 0.002 and configs["train"]["schedule"] == "plateau"  # the recipe's
+    code, _, stderr = run_quietly(["train", "lm", "--resume", str(run), "--recipe", "shakespeare-char", "--quiet"])
+    assert code != 0 and "drop --recipe" in stderr
+    code, stdout, stderr = run_quietly(["train", "lm", "--resume", str(run), "--max-steps", "3", "--quiet", "--json"])
+    assert code == 0, stderr
+    assert json.loads(stdout)["recipe"] == "shakespeare-char"
+    assert rnnkit.load(run).checkpoint.meta["configs"]["recipe"] == "shakespeare-char"
+
+
+@pytest.fixture
+def folder(tmp_path):
+    copy = tmp_path / "recipes"
+    shutil.copytree(RECIPES, copy)
+    return copy
+
+
+def test_record_measurement_writes_the_measured_table_only(folder):
+    before = (folder / "ptb-word.toml").read_text()
+    record_measurement("ptb-word", 99.5, split="test", command="rnnkit train lm --recipe ptb-word", cpu="Test CPU",
+                       date="2026-12-07", folder=folder, minutes=59.5)
+    recipe = load_recipe("ptb-word", folder)
+    assert recipe.measured == {"score": 99.5, "split": "test", "command": "rnnkit train lm --recipe ptb-word",
+                               "cpu": "Test CPU", "date": "2026-12-07", "minutes": 59.5}
+    assert recipe.settings == load_recipe("ptb-word").settings and recipe.anchor == load_recipe("ptb-word").anchor
+    record_measurement("ptb-word", 98.25, split="test", command='say "it"', cpu="Other CPU ©", folder=folder)
+    text = (folder / "ptb-word.toml").read_text()
+    assert text.startswith(before.rstrip("\n")) and text.count("[measured]") == 1
+    again = tomllib.loads(text)["measured"]
+    assert again["score"] == 98.25 and again["command"] == 'say "it"' and again["cpu"] == "Other CPU ©"
+    assert "minutes" not in again and len(again["date"]) == 10
+    assert recipe_names(folder) == recipe_names()
+
+
+def test_record_measurement_refuses_what_is_no_score(folder):
+    before = (folder / "sst2.toml").read_text()
+    for score in (float("nan"), float("inf"), True, "84"):
+        with pytest.raises(InputError):
+            record_measurement("sst2", score, split="dev", command="c", cpu="x", folder=folder)
+    with pytest.raises(InputError, match="no recipe 'sst-2'"):
+        record_measurement("sst-2", 1.0, split="dev", command="c", cpu="x", folder=folder)
+    assert (folder / "sst2.toml").read_text() == before
+
+
+def test_rnnkit_recipes_lists_every_recipe():
+    code, stdout, stderr = run_quietly(["recipes", "--json"])
+    assert code == 0, stderr
+    rows = json.loads(stdout)
+    assert {row["name"] for row in rows} == set(recipe_names())
+    ptb = next(row for row in rows if row["name"] == "ptb-word")
+    assert ptb["anchor"]["score"] == 114.5 and ptb["score"] is None and ptb["command"] == "rnnkit train lm --recipe ptb-word"
+    text = run_quietly(["recipes"])[1]
+    assert "ptb-word  [lm]" in text and "not yet measured" in text and "Zaremba" in text
+    assert "recipes" in commands.TOP_LEVEL_COMMANDS and "recipes" not in commands.task_names()
