@@ -90,8 +90,8 @@ case("generate-music--prime-midi-2^28-ticks-apart", "generate {music} --prime-mi
 case("generate-music--prime-midi-pitch-outside-the-model", "generate {music} --prime-midi {tmp}/low.mid "
      "--midi {tmp}/x.mid", "low.mid", "pitch 10", "prime", setup=d.write("low.mid", LOW_PITCH))
 case("generate-music--steps=10^12", "generate {music} --steps 1000000000000 --midi {tmp}/x.mid", "--steps", "100000")
-case("generate-music--bpm=1e-6-wav-of-years", "generate {music} --steps 64 --bpm 1e-6 --midi {tmp}/x.mid "
-     "--wav {tmp}/x.wav", "--bpm", "hours")
+case("generate-music-wav-of-weeks", "generate {music} --steps 100000 --bpm 4 --midi {tmp}/x.mid --wav {tmp}/x.wav",
+     "--bpm", "--steps", "hours")
 
 # evaluate: other music with bad files or pitches the model does not know
 case("evaluate-music-data-folder-with-two-bad-files", "evaluate {music} --data {tmp}/songs", "2 of the 3", "bad1.mid",
