@@ -216,6 +216,31 @@ def test_quantizing_logs_no_preprocessing_advice_and_leaves_the_root_logger_as_i
     assert (root.level, list(root.handlers), list(root.filters)) == before
 
 
+def test_int8_exported_program_is_refused_for_the_reason_torch_export_fails(exported, tmp_path):
+    """PyTorch's dynamic int8 of the classifier runs in eager mode, and torch.export fails on its packed
+    weights exactly as the refusal says; when a torch exports it, this test fails: support it then."""
+    import warnings
+
+    from rnnkit.errors import InputError
+    from rnnkit.export.graphs import classifier_graphs
+    from rnnkit.export.writing import exported_program_shapes
+
+    run, _ = exported["classify"]
+    graph = classifier_graphs(run.model.eval())[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao.quantization's deprecation notice
+        quantized = torch.ao.quantization.quantize_dynamic(graph.module, {torch.nn.Linear}, dtype=torch.qint8)
+    assert any("quantized" in type(module).__module__ for module in quantized.modules())
+    logits, _ = quantized(*graph.example_inputs)
+    want, _ = graph.module(*graph.example_inputs)
+    assert torch.allclose(logits, want, atol=0.05)  # eager int8 runs and stays close
+    with pytest.raises(Exception, match="LinearPackedParamsBase.*__obj_flatten__"):
+        torch.export.export(quantized, graph.example_inputs, dynamic_shapes=exported_program_shapes(graph))
+    with pytest.raises(InputError, match="torch.export cannot trace its packed weights .LinearPackedParamsBase"):
+        run.export(format="exported-program", out=tmp_path / "q.pt2", quantize="int8")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_gemm_rewritten_as_matmul_computes_the_same(tmp_path):
     from onnx import TensorProto, helper, numpy_helper
 

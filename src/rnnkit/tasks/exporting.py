@@ -99,8 +99,9 @@ def export_run(run, format: str = "onnx", out: str | Path | None = None, quantiz
     if quantize is not None and quantize not in QUANTIZATIONS:
         raise InputError(f"unknown quantization {quantize!r}; choose one of {', '.join(QUANTIZATIONS)}")
     if quantize is not None and format != "onnx":
-        raise InputError("--quantize int8 quantizes ONNX files (onnxruntime's dynamic int8 weights); PyTorch's "
-                         "dynamic quantization does not survive torch.export: use --format onnx")
+        raise InputError("--quantize int8 needs --format onnx: PyTorch's dynamic int8 (quantize_dynamic on the "
+                         "nn.Linear layers) runs, but torch.export cannot trace its packed weights "
+                         "(LinearPackedParamsBase has no __obj_flatten__); use --format onnx --quantize int8")
     if out is None:
         raise InputError("give the file to write with --out FILE (e.g. model.onnx)")
     out = Path(out)
