@@ -33,6 +33,9 @@ MAX_WEIGHT_DECAY = 10.0
 # The tempo of a MIDI file is stored as microseconds per quarter note in 24 bits (at most 16,777,215 µs: about
 # 3.58 bpm); past 1000 bpm a quarter note lasts 60 ms, faster than any notated music.
 MIN_BPM, MAX_BPM = 4.0, 1000.0
+# GNMT's length normalisation divides a hypothesis's log-probability by ((5 + |Y|) / 6)^α; Wu et al. tune α in
+# [0.6, 1]. Past 10 the longest hypothesis wins whatever its words (and past ~250 the divisor overflows).
+MAX_LENGTH_PENALTY = 10.0
 
 
 def check_whole_number(name: str, value, minimum: int = 1) -> None:

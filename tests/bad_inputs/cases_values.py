@@ -65,6 +65,9 @@ case("values-diagnose-memory--forget-bias=1e308", f"{_MEMORY} --cells lstm --for
 case("values-diagnose-gradients--recurrent-scale=1e308", f"{_GRADIENTS} --recurrent-scale 1e308",
      "--recurrent-scale")
 case("values-bench--forget-bias=1e308", f"{_BENCH} --cells lstm --forget-bias 1e308", "--forget-bias")
+case("values-train-translate--length-penalty=1e308", train("translate", "--length-penalty 1e308"), "--length-penalty")
+case("values-translate--length-penalty=1e308", "translate {translate} --input {src} --length-penalty 1e308",
+     "--length-penalty")
 for value in ("1e-300", "0.5", "1e308", "5e-324"):
     case(f"values-generate-music--bpm={value}", f"generate {{music}} --steps 4 --midi {{tmp}}/x.mid --bpm {value}",
          "--bpm")

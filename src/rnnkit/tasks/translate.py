@@ -32,6 +32,7 @@ from typing import Callable, Iterator
 import torch
 import torch.nn.functional as F
 
+from rnnkit.checks import MAX_LENGTH_PENALTY
 from rnnkit.data.batching import bucketed_batches, pad_sequences
 from rnnkit.data.parallel import EncodedSide, ParallelText, encode_sentences, read_parallel, target_pair
 from rnnkit.data.tokens import detokenize, tokenize
@@ -421,7 +422,8 @@ def predict(translator: TrainedTranslator, input=None, output: str | None = None
 
 
 BEAM = Option("beam", Int(1), "Beam size; 1 = greedy search. Default: the run's (--beam of training).")
-LENGTH_PENALTY = Option("length_penalty", Float(0), "GNMT length normalisation alpha (0: none). Default: the run's.")
+LENGTH_PENALTY = Option("length_penalty", Float(0, MAX_LENGTH_PENALTY),
+                        "GNMT length normalisation alpha (0: none). Default: the run's.")
 EVALUATE = Operation(evaluate, "BLEU and chrF (sacrebleu) of the run's translations against reference translations.", (
     Option("source", File(), "Source sentences, one per line.", required="the source sentences"),
     Option("target", File(), "Their reference translations, line by line with --source.",

@@ -13,6 +13,7 @@ Warnings (pairs skipped for an empty side, sentences truncated, unknown tokens) 
 
 import click
 
+from rnnkit.checks import MAX_LENGTH_PENALTY
 from rnnkit.cli.options import FiniteFloat, Fraction, Positive, recurrent_options, regulariser_options
 from rnnkit.cli.options import training_options
 from rnnkit.cli.task_command import TaskCommand, lines, operation_command, saved_line, stopped_line
@@ -77,7 +78,7 @@ COMMAND = TaskCommand(
                      help="Label smoothing of the training loss."),
         click.option("--beam", type=Positive, default=5, show_default=True,
                      help="Beam size this run translates with by default (`rnnkit translate`, `rnnkit evaluate`); 1 = greedy."),
-        click.option("--length-penalty", type=FiniteFloat(min=0), default=0.6, show_default=True,
+        click.option("--length-penalty", type=FiniteFloat(0, MAX_LENGTH_PENALTY), default=0.6, show_default=True,
                      help="GNMT length normalisation alpha of beam search (0: none)."),
         training_options(lr=1e-3, epochs=10, batch_size=64),
     ),
