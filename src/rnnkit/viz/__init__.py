@@ -13,6 +13,10 @@ interpretable features of the text, and write a self-contained page that colours
     ranking["in_string"][0]        # UnitMatch(layer=1, state='cell', unit=17, correlation=0.83)
     write_page("units.html", activations, ranking, title="runs/main", model=browser_model(model, vocab))
 
+A long text streams (:mod:`rnnkit.viz.streaming`): ``stream_text(model, vocab, text, window_chars=5000)`` ranks
+the units over all of it from running moments (:class:`RunningCorrelation`) and keeps the states of its first
+characters only, the page's window.
+
 The page runs the model in the browser (:mod:`rnnkit.viz.live_model` and ``model.js``);
 :func:`final_outputs` gives the numbers its ``rnnkitModel.run(text)`` returns, computed by PyTorch.
 """
@@ -21,11 +25,12 @@ from .activations import Activations, collect_activations, recorded_states, toke
 from .features import FEATURES, literal_masks, text_features, varying
 from .html_page import write_page
 from .live_model import browser_model, final_outputs
-from .units import ExampleMatch, UnitMatch, correlations, rank_units, units_by_example
+from .streaming import Explained, stream_text
+from .units import ExampleMatch, RunningCorrelation, UnitMatch, correlations, rank_units, units_by_example
 
 __all__ = [
     "Activations", "collect_activations", "recorded_states", "tokenize_positions",
     "FEATURES", "UnitMatch", "ExampleMatch", "correlations", "literal_masks", "rank_units", "text_features",
-    "units_by_example", "varying",
+    "units_by_example", "varying", "RunningCorrelation", "Explained", "stream_text",
     "write_page", "browser_model", "final_outputs",
 ]
