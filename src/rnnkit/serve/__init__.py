@@ -4,6 +4,7 @@
     app.py            create_app(runs, runtime=..., limits=...): the endpoints, the pages, the run of each request
     runtime.py        the Runtime protocol the server calls, and which endpoint serves which task
     torch_runtime.py  a trained run on PyTorch           onnx_runtime.py  a file of `rnnkit export` on ONNX Runtime
+    onnx_models.py, onnx_decoders.py  an exported file's graphs standing in for the model behind the task's code
     workers.py        the worker threads and the bounded queue in front of them (503 when full, 504 past the timeout)
     streaming.py      /generate's tokens as server-sent events
     schemas.py        the request bodies          errors.py  every refusal as {"error": "one line"}
