@@ -485,3 +485,18 @@ def test_rnnkit_serve_listens_on_127_0_0_1_and_answers(runs):
         process.terminate()
         _, stderr = process.communicate(timeout=20)
     assert f"http://127.0.0.1:{port}" in stderr and "Traceback" not in stderr
+
+
+def test_an_exported_taggers_crf_decodes_by_viterbi_not_argmax():
+    """The tiny CRF run's paths equal its argmax, so the decode is checked here on scores where they differ:
+    a transition that forbids tag 1 after tag 0 turns the second word's argmax (1) into tag 0."""
+    import torch
+
+    from rnnkit.serve.onnx_models import TaggerGraph
+
+    tagger = TaggerGraph.__new__(TaggerGraph)
+    emissions = torch.tensor([[[2.0, 0.0], [0.0, 1.0], [5.0, 5.0]]])  # (N=1, L=3, T=2), the last step padding
+    tagger.crf = None
+    assert tagger.decode(emissions, torch.tensor([2])).tolist() == [[0, 1, -1]]
+    tagger.crf = (torch.tensor([[0.0, -10.0], [0.0, 0.0]]).numpy(), torch.zeros(2).numpy(), torch.zeros(2).numpy())
+    assert tagger.decode(emissions, torch.tensor([2])).tolist() == [[0, 0, -1]]
