@@ -242,3 +242,23 @@ def test_a_failed_command_leaves_none_of_the_outputs_it_began(music_run, tmp_pat
                            "--wav", fifo)  # the MIDI is written, then the WAV fails: no reader
     assert_one_line_error(code, err, "no program reads that pipe")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["nobody-reads"]
+
+
+def test_a_forecast_into_a_pipe_is_the_csv_alone(tmp_path, capsys):
+    """A device or a pipe takes the CSV; "beside" it a plot would be a new file among the devices."""
+    from bad_inputs import data
+    from bad_inputs.workspace import run_quietly
+
+    series = data.series_csv(tmp_path / "monthly.csv")
+    code, _, stderr = run_quietly(["train", "forecast", "--data", str(series), "--target", "value", "--date-column",
+                                   "month", "--window", "12", "--horizon", "2", "--hidden", "8", "--batch-size", "16",
+                                   "--epochs", "1", "--quiet", "--out", str(tmp_path / "run")])
+    assert code == 0, stderr
+    fifo = tmp_path / "forecast.csv"
+    os.mkfifo(fifo)
+    thread, received = _fifo_reader(fifo)
+    code, out, err = run_cli(capsys, "predict", tmp_path / "run", "--data", series, "--output", fifo)
+    thread.join(10)
+    assert code == 0, err
+    assert received and received[0].startswith(b"date,forecast\n") and len(received[0].splitlines()) == 3
+    assert "plot" not in out and not (tmp_path / "forecast.png").exists()

@@ -45,7 +45,7 @@ from rnnkit.data.series import check_target_varies, check_training_lengths, chro
 from rnnkit.data.series import future_dates, parse_dates, read_series, sliding_windows, window_origins
 from rnnkit.errors import InputError
 from rnnkit.extras import require
-from rnnkit.files import check_distinct_outputs, write_output
+from rnnkit.files import check_distinct_outputs, output_destination, write_output
 from rnnkit.metrics import forecast as metrics
 from rnnkit.models import SequenceRegressor
 from rnnkit.models.size import parameter_count
@@ -310,15 +310,19 @@ def predict(trained: TrainedForecaster, data: str, output: str | None = None) ->
     """The ``--horizon`` values after the end of the series in the CSV ``data``:
     ``{"forecast": [{"date" (or "step"): ..., "forecast": value}, ...]}``; with ``output``, also written there as a
     CSV (``date,forecast``, or ``step,forecast`` without dates) with a PNG beside it (the same name, ``.png``):
-    history, backtest, actuals and forecast; their paths are added as ``"csv"`` and ``"png"``."""
+    history, backtest, actuals and forecast; their paths are added as ``"csv"`` and ``"png"`` (None: ``output``
+    is a device or a pipe, which takes the CSV alone)."""
     png = None
     if output is not None:
         if Path(output).suffix.lower() == ".png":
             raise InputError(f"--output {output} ends in .png, the name of the plot written beside the CSV; "
                              "give a .csv name")
-        png = Path(output).with_suffix(".png")
-        for written in (Path(output), png):
-            check_output(written, "--output", inputs=[data], create_parent=True, example="forecast.csv")
+        check_output(output, "--output", inputs=[data], create_parent=True, example="forecast.csv")
+        # A device or a pipe (/dev/null, /dev/stdout, a FIFO) takes the CSV alone: "beside" it a plot would be a
+        # new file among the devices (/dev/null.png).
+        png = None if output_destination(output)[1] else Path(output).with_suffix(".png")
+    if png is not None:
+        check_output(png, "--output", inputs=[data], create_parent=True, example="forecast.csv")
         # f.csv a link to f.png (or the reverse): the plot would replace the forecast
         check_distinct_outputs((("--output", output), ("its plot", png)))
         require("matplotlib.figure", "viz")  # the plot beside the CSV: said before the work
@@ -330,9 +334,10 @@ def predict(trained: TrainedForecaster, data: str, output: str | None = None) ->
     result = {"forecast": [{key: label, "forecast": float(value)} for label, value in zip(labels, future)]}
     if output is not None:
         Path(output).parent.mkdir(parents=True, exist_ok=True)
-        _forecast_png(trained, series, config, dates, future, png, data)
+        if png is not None:
+            _forecast_png(trained, series, config, dates, future, png, data)
         write_output(Path(output), _forecast_csv(key, labels, future))
-        result.update(csv=str(output), png=str(png))
+        result.update(csv=str(output), png=None if png is None else str(png))
     return result
 
 

@@ -30,8 +30,8 @@ def backtest(report: dict, options: dict, run) -> str:
 def forecast(result: dict, options: dict, run) -> str:
     """``rnnkit predict``: where the CSV and the plot were written, or the forecast itself."""
     if "csv" in result:
-        return (f"forecast of {len(result['forecast'])} steps after the end of {options['data']}: {result['csv']}\n"
-                f"plot: {result['png']}")
+        plot = f"\nplot: {result['png']}" if result["png"] else ""  # none beside a device or a pipe
+        return f"forecast of {len(result['forecast'])} steps after the end of {options['data']}: {result['csv']}{plot}"
     return "\n".join(f"{next(iter(row.values()))}\t{row['forecast']:.6g}" for row in result["forecast"])
 
 
