@@ -9,12 +9,13 @@ source by ``MIRROR/NAME/FILE``. Once there, a dataset's name stands for its file
 :mod:`rnnkit.data.download`; this module parses and prints.
 """
 
+import signal
 import sys
 
 import click
 
+from rnnkit.cli.interrupts import Interrupted, exit_status, message
 from rnnkit.cli.json_output import to_json
-from rnnkit.cli.options import EXIT_INTERRUPTED
 from rnnkit.data.catalog import DATASETS, data_home, dataset
 from rnnkit.data.download import get as download, mirror
 
@@ -59,9 +60,10 @@ def get_command(names: tuple[str, ...], as_json: bool) -> None:
                        f"{_megabytes(each.size)} -> {each.folder}")
         try:
             results = download(each, progress=progress, log=log)
-        except KeyboardInterrupt:
-            click.echo(f"error: interrupted; `rnnkit data get {each.name}` resumes the download", err=True)
-            sys.exit(EXIT_INTERRUPTED)
+        except (Interrupted, KeyboardInterrupt) as interruption:  # SIGINT or SIGTERM (rnnkit.cli.interrupts)
+            number = interruption.number if isinstance(interruption, Interrupted) else signal.SIGINT
+            click.echo(f"error: {message(number)}; `rnnkit data get {each.name}` resumes the download", err=True)
+            sys.exit(exit_status(number))
         if as_json:
             click.echo(to_json({"name": each.name, "folder": str(each.folder), "files": results}))
 
