@@ -19,7 +19,8 @@ The metadata of an ONNX file (``metadata_props``, strings; structured values as 
 ``rnnkit.model``            JSON: the model's configuration
 ``rnnkit.vocabulary``       JSON: the vocabularies (tokens, labels, tags) when small; else
 ``rnnkit.vocabulary_file``  the name of the JSON file beside this one that holds them
-``rnnkit.<key>``            task settings a deployer needs (JSON): ``labels``, ``transform``, ``pitch_range``, ...
+``rnnkit.<key>``            task settings a deployer needs (JSON): ``labels``, ``transform``, ``pitch_range``,
+                           ``decode`` (a translator's beam size and length penalty), ...
 ``rnnkit.quantized``        ``int8`` for a file of int8 weights (absent for float32)
 =========================  =====================================================================================
 """

@@ -36,7 +36,8 @@ QUANTIZATIONS = ("int8",)
 VOCABULARY_KEYS = ("vocab", "source_vocab", "target_vocab", "labels")
 SETTING_KEYS = ("transform", "season", "pitch_range", "image_shape")
 # data-config fields that are where the training data lay on the training machine: not the deployer's business
-PATH_FIELDS = ("data", "valid_data")
+PATH_FIELDS = {"data", "valid_data"}
+TASK_PATH_FIELDS = {"translate": {"source", "target", "valid_source", "valid_target"}}  # forecast's target is a column
 
 # task -> the graphs of its trained object (what the task's from_checkpoint gives)
 GRAPHS: dict[str, Callable[[object], list[Graph]]] = {
@@ -65,12 +66,16 @@ def common_metadata(task: str, model, checkpoint: Checkpoint) -> dict[str, objec
     config = model.config
     config = asdict(config) if is_dataclass(config) else dict(config)
     common = {"version": rnnkit.__version__, "task": task, "cell": config.get("cell", ""), "model": config}
-    data = {key: value for key, value in meta.get("configs", {}).get("data", {}).items() if key not in PATH_FIELDS}
+    paths = PATH_FIELDS | TASK_PATH_FIELDS.get(task, set())
+    data = {key: value for key, value in meta.get("configs", {}).get("data", {}).items() if key not in paths}
     if data:
         common["data"] = data
     for key in SETTING_KEYS:
         if key in meta:
             common[key] = meta[key]
+    decode = meta.get("configs", {}).get("decode")
+    if decode:  # a translator's beam search as trained (beam size, length penalty): the serving default
+        common["decode"] = decode
     return common
 
 
