@@ -21,8 +21,6 @@ from click.core import ParameterSource
 from rnnkit.checks import FORGET_BIAS_LIMIT, MAX_SEED, MAX_WEIGHT_DECAY
 from rnnkit.train import OPTIMIZERS, SCHEDULES, RunDirectory, TrainConfig
 
-EXIT_INTERRUPTED = 130
-
 
 class FiniteFloat(click.FloatRange):
     """A float flag that refuses nan and ±inf, optionally within a range (click.FloatRange's arguments).
