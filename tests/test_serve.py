@@ -372,6 +372,14 @@ def test_more_tokens_than_max_tokens_are_refused(http):
     assert http.post("/music", json={"steps": 401}).status_code == 400
 
 
+def wait_until_idle(http, seconds: float = 5.0) -> None:
+    """Wait until no worker is running (a timed-out generation stops at its next token); fail after ``seconds``."""
+    end = time.monotonic() + seconds
+    while http.get("/health").json()["running"] and time.monotonic() < end:
+        time.sleep(0.02)
+    assert http.get("/health").json()["running"] == 0
+
+
 def test_a_request_past_the_timeout_is_answered_504_and_its_generation_stops(runs, caplog):
     limits = Limits(max_tokens=1_000_000, timeout=0.2, max_concurrent=1, queue=0, threads=1)
     with LiveServer(create_app([runs["lm"]], limits=limits)) as address, httpx.Client(base_url=address) as http:
@@ -379,17 +387,15 @@ def test_a_request_past_the_timeout_is_answered_504_and_its_generation_stops(run
         answer = http.post("/generate", json={"length": 1_000_000, "seed": 0})
         assert answer.status_code == 504 and "timeout of 0.2 s" in answer.json()["error"]
         assert time.monotonic() - started < 5
+        wait_until_idle(http)  # the one worker stops at its next token and gives its slot back
         with http.stream("POST", "/generate", json={"length": 1_000_000, "stream": True}) as response:
             if response.status_code == 504:  # a busy machine: the timeout came before the first token, so no stream
                 assert "timeout of 0.2 s" in json.loads(response.read())["error"]
             else:
+                assert response.status_code == 200
                 received = events(response.iter_lines())
                 assert received[0][0] == "token" and received[-1][0] == "error" and "timeout" in received[-1][1]["error"]
-        for _ in range(100):  # the worker stops at its next token and gives its slot back
-            if http.get("/health").json()["running"] == 0:
-                break
-            time.sleep(0.02)
-        assert http.get("/health").json()["running"] == 0
+        wait_until_idle(http)
         assert http.post("/generate", json={"length": 5}).status_code == 200
     assert "Traceback" not in caplog.text
 
