@@ -126,3 +126,20 @@ def test_the_probe_of_a_short_validation_is_the_validation():
     assert probe_validation(lambda: [], lambda batch: None) == 0.0
     estimate = probe_validation(lambda: [1, 2], lambda batch: time.sleep(0.05))
     assert 0.1 <= estimate <= 0.2
+
+
+def test_a_probed_validation_slows_down_as_the_steps_do():
+    """A machine that gets busier after the probe: the estimate follows the steps (at most 4 times either way)."""
+    final = FinalWork()
+    final.observe_validation(10.0, probed=True)
+    for seconds in (1.0, 0.1, 0.1, 0.1, 0.1, 0.1):  # the first step warms up: not part of the base
+        final.observe_step(seconds)
+    assert final.validation == pytest.approx(10.0, rel=0.05)
+    for _ in range(30):  # three times slower
+        final.observe_step(0.3)
+    assert final.validation == pytest.approx(30.0, rel=0.05)
+    for _ in range(30):
+        final.observe_step(10.0)
+    assert final.validation == pytest.approx(40.0)  # capped
+    final.observe_validation(12.0)  # measured now: now is its base
+    assert final.validation == pytest.approx(12.0)

@@ -12,7 +12,8 @@ step and, when the run goes on, one more step both happen before the next decisi
 ``checkpoint`` are the durations measured last (each epoch's end measures both), and before the first
 measurement an estimate: the validation is timed on its first few batches (:func:`probe_validation`) and
 scaled to all of them, the checkpoint from the bytes it writes at a conservative 50 MB/s plus a quarter second.
-Every estimate is taken with a 10% margin. A task whose own validation score decodes (BLEU with beam search)
+A machine that gets busier slows the validation as it slows the steps: the validation's estimate follows the
+steps' duration (:class:`FinalWork`). Every estimate is taken with a 10% margin. A task whose own validation score decodes (BLEU with beam search)
 is underestimated until its first epoch ends; a budget shorter than the final work itself stops after the
 first step (and the run says so).
 
@@ -34,25 +35,56 @@ import torch
 MARGIN = 1.1
 _DISK_BYTES_PER_SECOND = 50e6
 _CHECKPOINT_FLOOR = 0.25  # seconds: three fsync'ed files and two renames, on a slow disk
+_BASE_STEPS = 5  # steps whose mean duration is the base of a probed validation's scaling
 PROBE_BATCHES = 5
 PROBE_SECONDS = 1.0
 
 
 class FinalWork:
-    """Running estimates of one step and of the work after the last step, in seconds."""
+    """Running estimates of one step and of the work after the last step, in seconds.
+
+    The validation was timed at one moment; the machine may be busier (or idler) when the run ends. Steps are
+    timed all along, and a validation slows down as they do: so the validation's estimate is scaled by how much
+    slower the recent steps are than the steps around the moment it was timed (by at most 4 times either way:
+    one odd step must not swing the budget)."""
 
     def __init__(self):
         self.step: float = 0.0
-        self.validation: float = 0.0
         self.checkpoint: float = _CHECKPOINT_FLOOR
+        self._validation: float = 0.0
+        self._base_step: float | None = None  # the step duration when the validation was timed
+        self._base_steps = 0  # steps averaged into it (the first few after a probe)
+        self._seen = 0
+        self._recent: float | None = None  # the recent steps' duration (a moving average), warm-up left out
 
     def observe_step(self, seconds: float) -> None:
         """One step's duration: a slow step counts at once, a fast one slowly (steps vary; overrunning costs
         the promise, stopping a step early costs a step)."""
         self.step = seconds if seconds > self.step else 0.9 * self.step + 0.1 * seconds
+        self._seen += 1
+        if self._seen == 1:
+            return  # the first step of a session warms up (allocations, kernels): it says nothing of the load
+        self._recent = seconds if self._recent is None else 0.8 * self._recent + 0.2 * seconds
+        if self._base_steps < _BASE_STEPS:  # the steps right after the validation was timed set its base
+            total = (self._base_step or 0.0) * self._base_steps + seconds
+            self._base_steps += 1
+            self._base_step = total / self._base_steps
 
-    def observe_validation(self, seconds: float) -> None:
-        self.validation = seconds
+    def observe_validation(self, seconds: float, probed: bool = False) -> None:
+        """A validation's duration: measured whole, or ``probed`` (estimated before any step, see
+        :func:`probe_validation`); the steps' duration now becomes the base it is scaled by."""
+        self._validation = seconds
+        if probed or self._recent is None:
+            self._base_step, self._base_steps = None, 0
+        else:
+            self._base_step, self._base_steps = self._recent, _BASE_STEPS
+
+    @property
+    def validation(self) -> float:
+        """The final validation's estimate: the last one timed, scaled by the steps' slowdown since."""
+        if not self._base_step or not self._recent:
+            return self._validation
+        return self._validation * min(max(self._recent / self._base_step, 0.25), 4.0)
 
     def observe_checkpoint(self, seconds: float) -> None:
         self.checkpoint = seconds

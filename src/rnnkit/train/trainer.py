@@ -436,7 +436,7 @@ class Trainer:
 
         self.model.eval()
         try:
-            final.observe_validation(probe_validation(self.task.valid_batches, run_batch))
+            final.observe_validation(probe_validation(self.task.valid_batches, run_batch), probed=True)
         finally:
             self.model.train()
         left = self.config.time_budget - self.stops.elapsed()
