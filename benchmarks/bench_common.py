@@ -70,3 +70,79 @@ def dataset_path(given: str | None, name: str, file: str | None = None) -> Path:
             sys.exit(f"error: dataset {name} is not downloaded ({found.folder}); run `rnnkit data get {name}`")
         folder = found.folder
     return folder / file if file else folder
+
+
+# ------------------------------------------------------------------------------------------------ named recipes
+# A benchmark script measures the named recipes of rnnkit (`rnnkit recipes`) that name it as their benchmark: with
+# --recipe NAME it trains with `rnnkit train TASK --recipe NAME` (adding only the data paths, --out and, where the
+# recipe's settings hold no --time-budget, the recipe's budget), chooses every epoch and checkpoint on validation
+# data, scores the split the recipe is measured on, and (not in smoke mode) writes the score into the recipe.
+
+
+def recipes_of(script: str) -> list[str]:
+    """The recipes whose benchmark is ``script`` (a file name such as "lm_ptb.py"), sorted."""
+    from rnnkit.tasks.recipe import all_recipes
+
+    return [recipe.name for recipe in all_recipes() if recipe.benchmark.split()[0] == f"benchmarks/{script}"]
+
+
+def add_recipe_argument(parser, script: str, own: tuple[str, ...] = (), default: str | None = None) -> None:
+    """``--recipe NAME``: one of the named recipes that ``script`` measures, or one of the script's ``own`` older
+    recipes. Any other name ends the parse with one line (exit status 1) saying whose recipe it is and which
+    script measures it, so a recipe of another task never starts a run here."""
+    import argparse
+
+    named = recipes_of(script)
+
+    class Recipe(argparse.Action):
+        def __call__(self, parser, namespace, value, option_string=None):
+            if value not in named and value not in own:
+                sys.exit(f"error: --recipe {value}: {_whose(value)}; {script} measures "
+                         f"{', '.join(named + list(own))}")
+            setattr(namespace, self.dest, value)
+
+    listed = ", ".join(named) + (f"; or this script's own {', '.join(own)}" if own else "")
+    parser.add_argument("--recipe", metavar="NAME", action=Recipe, default=default,
+                        help=f"a named recipe (`rnnkit recipes`): {listed}"
+                             + (f" (default {default})" if default else "")
+                             + ". A named recipe's full run (not --smoke) records its score in the recipe")
+
+
+def _whose(name: str) -> str:
+    """Where recipe ``name`` belongs, in words: another script's recipe, or no recipe at all."""
+    from rnnkit.errors import InputError
+    from rnnkit.tasks.recipe import load_recipe, recipe_names
+
+    try:
+        recipe = load_recipe(name)
+    except InputError:
+        return f"no such recipe (the recipes are {', '.join(recipe_names())})"
+    return f"a recipe of task {recipe.task}, measured by `python {recipe.benchmark}`"
+
+
+def recipe_budget(name: str, minutes: float | None = None, share: int = 1) -> list[str]:
+    """The --time-budget flag a recipe run is given: none when the recipe's settings hold their own and --minutes
+    was not given, else ``minutes`` (default: the recipe's budget_minutes) over ``share`` runs (the folds of a
+    cross-validation share the budget)."""
+    from rnnkit.tasks.recipe import load_recipe
+
+    recipe = load_recipe(name)
+    if minutes is None and "time-budget" in recipe.settings:
+        return []
+    total = recipe.budget_minutes if minutes is None else minutes
+    return ["--time-budget", f"{total * 60 / share:g}"]
+
+
+def record_recipe(name: str, score: float, *, split: str, chosen_on: str, command: str, smoke: bool,
+                  **extra) -> str | None:
+    """Write ``score`` (measured on ``split``, every choice made on ``chosen_on``) into recipe ``name``'s
+    [measured] table with the command and this CPU; a smoke run records nothing. Returns the file written."""
+    if smoke:
+        print(f"smoke run: nothing recorded in recipe {name}", flush=True)
+        return None
+    from rnnkit.tasks.recipe import record_measurement
+
+    path = record_measurement(name, score, split=split, command=command, cpu=cpu_model(), chosen_on=chosen_on,
+                              **extra)
+    print(f"recorded in {path}", flush=True)
+    return str(path)

@@ -33,6 +33,13 @@ The last line of stdout is one JSON object: the scores, every fold, the budget, 
     PYTHONPATH=src .venv/bin/python benchmarks/classify_mr.py --search --minutes 60  # 5 configs + 10 folds, 4 min each
     PYTHONPATH=src .venv/bin/python benchmarks/classify_mr.py --smoke              # 2 tiny folds, one short epoch each
     PYTHONPATH=src .venv/bin/python benchmarks/classify_mr.py --search --smoke     # 2 configs, then 2 tiny folds
+
+``--recipe mr`` (rnnkit's named recipe, ``rnnkit recipes``) runs the same 10-fold CV with ``rnnkit train classify
+--recipe mr`` on each fold (the recipe's settings, its stratified 10% held out choosing the epoch; the script adds
+the fold's file, --out and a tenth of the recipe's 45-minute budget, or of --minutes), and a full run (not --smoke)
+writes the mean fold accuracy into the recipe's [measured] table:
+
+    PYTHONPATH=src .venv/bin/python benchmarks/classify_mr.py --recipe mr
 """
 
 import argparse
@@ -43,7 +50,7 @@ import statistics
 import time
 from pathlib import Path
 
-from bench_common import add_data_argument, dataset_path
+from bench_common import add_data_argument, add_recipe_argument, dataset_path, record_recipe, recipe_budget
 from classify_sst2 import CONFIGS, cpu_model, pick_configs, rnnkit, run_search, selection
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -89,12 +96,15 @@ def write_folds(examples: list[tuple[str, str]], out: Path) -> list[tuple[Path, 
     return files
 
 
-def run_folds(folds, settings: list[str], out: Path, seconds: float, length: list[str]) -> tuple[list[dict], list[str]]:
-    """Train and test each fold in turn with ``settings``; (per-fold records, the first fold's commands)."""
+def run_folds(folds, settings: list[str], out: Path, seconds: float, length: list[str],
+              recipe: list[str] | None = None) -> tuple[list[dict], list[str]]:
+    """Train and test each fold in turn with ``settings`` (or, given ``recipe``, ``--recipe NAME`` and those flags
+    in front of the fold's file); (per-fold records, the first fold's commands)."""
     records, commands = [], []
+    budget = ["--time-budget", f"{seconds:g}"] if recipe is None else []
     for fold, (train_file, test_file) in enumerate(folds, start=1):
         run = out / f"fold-{fold:02d}" / "run"
-        command = ["train", "classify", "--data", str(train_file), *settings, "--time-budget", f"{seconds:g}",
+        command = ["train", "classify", *(recipe or []), "--data", str(train_file), *settings, *budget,
                    *length, "--out", str(run), "--overwrite", "--json", "--quiet"]
         if fold == 1:
             print("rnnkit " + " ".join(command), flush=True)
@@ -113,19 +123,32 @@ def run_folds(folds, settings: list[str], out: Path, seconds: float, length: lis
     return records, commands
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
+    """The script's flags (parsing them touches no data: a wrong --recipe is one line)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--minutes", type=float, default=45.0,
+    parser.add_argument("--minutes", type=float, default=None,
                         help="training budget of the whole run in minutes, shared equally by the folds (and, with "
-                             "--search, the configurations); default 45")
+                             "--search, the configurations); default 45 (with --recipe: the recipe's budget)")
     parser.add_argument("--search", action="store_true", help="choose a configuration on fold 1's held-out part first")
     parser.add_argument("--configs", default=None, help=f"with --search: a comma-separated subset of {', '.join(CONFIGS)}")
     parser.add_argument("--smoke", action="store_true", help="300 snippets, 2 folds, one short epoch each")
     parser.add_argument("--out", default=str(ROOT / "runs" / "bench-mr"))
     add_data_argument(parser, "mr_polarity")
+    add_recipe_argument(parser, "classify_mr.py")
+    return parser
+
+
+def main() -> None:
+    parser = build_parser()
     args = parser.parse_args()
     global MR
     MR = dataset_path(args.data, "mr_polarity")
+    if args.recipe and args.search:
+        parser.error("--recipe runs the recipe's one configuration; drop --search")
+    if args.minutes is None:
+        from rnnkit.tasks.recipe import load_recipe
+
+        args.minutes = load_recipe(args.recipe).budget_minutes if args.recipe else 45.0
     if args.minutes <= 0:
         parser.error(f"--minutes must be positive, got {args.minutes:g}")
     if args.configs is not None and not args.search:
@@ -165,7 +188,11 @@ def main() -> None:
                       selection="fold 1's training part, its stratified 10% held out (--valid-fraction 0.1); fold 1's "
                                 "test part unseen, but the held-out texts are test texts of other folds")
 
-    records, commands = run_folds(folds[:folds_to_run], settings, out, seconds, length)
+    if args.recipe:  # the recipe's settings and a tenth of its budget per fold; the fold's held-out 10% chooses
+        settings = recipe_budget(args.recipe, args.minutes, share=FOLDS)
+        result.update(mode="recipe", recipe=args.recipe)
+    records, commands = run_folds(folds[:folds_to_run], settings, out, seconds, length,
+                                  recipe=["--recipe", args.recipe] if args.recipe else None)
     accuracies = [record["accuracy"] for record in records]
     mean = statistics.mean(accuracies)
     spread = statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0
@@ -182,8 +209,16 @@ def main() -> None:
                   budget_minutes=args.minutes, seconds_per_run=round(seconds, 1),
                   training_minutes=round(training_minutes, 2), minutes=round(minutes, 2),
                   commands=search_commands + commands, commands_note="each fold K runs the fold-1 commands with "
-                  "fold-K paths", cpu=cpu_model(), smoke=args.smoke)
+                  "fold-K paths", cpu=cpu_model(), smoke=args.smoke,
+                  chosen_on="valid: each fold's stratified 10% of its training part (--valid-fraction 0.1) chose "
+                            "its epoch", scored_on=f"{len(accuracies)}-fold cross-validation: each fold's test part, once")
     print(json.dumps(result))
+    if args.recipe:
+        record_recipe(args.recipe, round(100 * mean, 2), split=f"{FOLDS}-fold cross-validation (mean of the folds' "
+                      f"test parts; stratified, seed {SEED})", chosen_on="valid: each fold's stratified 10% held out "
+                      "of its training part chose the epoch", command=" && ".join(commands) + " (and so for folds "
+                      f"2-{FOLDS})", smoke=args.smoke, std=round(100 * spread, 2),
+                      training_minutes=round(training_minutes, 2))
 
 
 if __name__ == "__main__":

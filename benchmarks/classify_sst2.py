@@ -31,6 +31,13 @@ The last line of stdout is one JSON object: the scores, the budget, the commands
     PYTHONPATH=src .venv/bin/python benchmarks/classify_sst2.py                      # round one's model, 40 min
     PYTHONPATH=src .venv/bin/python benchmarks/classify_sst2.py --search             # 5 configs x 9 min
     PYTHONPATH=src .venv/bin/python benchmarks/classify_sst2.py --search --smoke     # 2 configs on slices
+
+``--recipe sst2`` (rnnkit's named recipe, ``rnnkit recipes``) trains with ``rnnkit train classify --recipe sst2``
+(its own settings and time budget; the script adds the files and --out). As in the search, dev is split: dev-select
+chooses the epoch (the run's --valid), dev-report is scored once and is the number a full run (not --smoke) writes
+into the recipe's [measured] table; the full dev's accuracy stands beside it in the JSON line.
+
+    PYTHONPATH=src .venv/bin/python benchmarks/classify_sst2.py --recipe sst2
 """
 
 import argparse
@@ -39,7 +46,8 @@ import random
 import time
 from pathlib import Path
 
-from bench_common import CONFIGS, SMOKE_CONFIGS, add_data_argument, cpu_model, dataset_path, rnnkit
+from bench_common import (CONFIGS, SMOKE_CONFIGS, add_data_argument, add_recipe_argument, cpu_model, dataset_path,
+                          record_recipe, recipe_budget, rnnkit)
 
 ROOT = Path(__file__).resolve().parents[1]
 SST2 = ROOT.parent / "shared" / "data" / "sst2"
@@ -115,7 +123,8 @@ def pick_configs(parser: argparse.ArgumentParser, requested: str | None, smoke: 
     return names
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
+    """The script's flags (parsing them touches no data: a wrong --recipe is one line)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=None,
                         help="training budget in minutes: the run's (default 40), or the whole search's, shared "
@@ -125,9 +134,17 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="train a few steps on a slice and score a slice of dev")
     parser.add_argument("--out", default=str(ROOT / "runs" / "bench-sst2"))
     add_data_argument(parser, "sst2")
+    add_recipe_argument(parser, "classify_sst2.py")
+    return parser
+
+
+def main() -> None:
+    parser = build_parser()
     args = parser.parse_args()
     global SST2
     SST2 = dataset_path(args.data, "sst2")
+    if args.recipe and args.search:
+        parser.error("--recipe runs the recipe's one configuration; drop --search")
     minutes = args.minutes if args.minutes is not None else (45.0 if args.search else 40.0)
     if minutes <= 0:
         parser.error(f"--minutes must be positive, got {minutes:g}")
@@ -141,13 +158,59 @@ def main() -> None:
         dev_file = head(dev_file, Path(args.out + "-dev.tsv"), 100)
     length = ["--epochs", "1"] if args.smoke else []  # one short epoch, so that a best checkpoint exists
     start = time.monotonic()
-    if args.search:
+    if args.recipe:
+        result = named_recipe(args, train_file, dev_file, length)
+    elif args.search:
         result = search(parser, args, minutes, train_file, dev_file, length)
     else:
         result = single(args, minutes, train_file, dev_file, length)
     result.update(benchmark="sst2", budget_minutes=minutes, minutes=round((time.monotonic() - start) / 60, 2),
                   cpu=cpu_model(), smoke=args.smoke)
+    if args.recipe:
+        result["budget_minutes"] = result.pop("recipe_budget_minutes")
     print(json.dumps(result))
+    if args.recipe:
+        record_recipe(args.recipe, round(100 * result["dev_report_accuracy"], 2),
+                      split=f"dev-report (half of GLUE SST-2 dev, {result['dev_report_examples']} sentences, "
+                            "stratified, seed 1)", chosen_on="valid: dev-select (the other half of dev chose the epoch)",
+                      command=" && ".join(result["commands"]), smoke=args.smoke,
+                      full_dev_accuracy=round(100 * result["full_dev_accuracy"], 2),
+                      training_minutes=result["training_minutes"])
+
+
+def named_recipe(args, train_file: Path, dev_file: Path, length: list[str]) -> dict:
+    """The named recipe: dev-select (half of dev) chooses the epoch, dev-report (the other half) is scored once."""
+    from rnnkit.tasks.recipe import load_recipe
+
+    select_file, report_file = split_dev(dev_file, Path(args.out + "-recipe"))
+    budget = recipe_budget(args.recipe, args.minutes)
+    command = ["train", "classify", "--recipe", args.recipe, "--data", str(train_file), "--valid", str(select_file),
+               *budget, *length, "--out", args.out, "--overwrite", "--json"]
+    print("rnnkit " + " ".join(command), flush=True)
+    report = json.loads(rnnkit(*command))
+    dev, checkpoint = selection(report, "accuracy")
+    evaluate = ["evaluate", args.out, "--data", str(report_file), "--checkpoint", checkpoint, "--json"]
+    print("rnnkit " + " ".join(evaluate), flush=True)
+    held_out = json.loads(rnnkit(*evaluate))
+    full = json.loads(rnnkit("evaluate", args.out, "--data", str(dev_file), "--checkpoint", checkpoint, "--json"))
+    training_minutes = report["elapsed_seconds"] / 60
+    met = held_out["accuracy"] >= TARGET
+    print(f"recipe {args.recipe}: dev-select accuracy {dev:.2%} chose the {checkpoint} checkpoint (epoch "
+          f"{report.get('best_epoch')}); dev-report accuracy {held_out['accuracy']:.2%} ({held_out['examples']} "
+          f"sentences, scored once), full dev {full['accuracy']:.2%}; target >= {TARGET:.0%}: "
+          f"{'met' if met else 'NOT met'}; training {training_minutes:.1f} min"
+          + ("  [SMOKE: not a result]" if args.smoke else ""), flush=True)
+    recipe = load_recipe(args.recipe)
+    return {"mode": "recipe", "recipe": args.recipe, "settings": recipe.settings,
+            "chosen_on": "valid: dev-select (half of dev) chose the epoch",
+            "scored_on": "dev-report (the other half of dev, scored once)",
+            "dev_select_accuracy": dev, "dev_report_accuracy": held_out["accuracy"],
+            "dev_report_examples": held_out["examples"], "full_dev_accuracy": full["accuracy"],
+            "checkpoint": checkpoint, "best_epoch": report.get("best_epoch"), "epochs": report["epoch"],
+            "stop_reason": report["stop_reason"], "target": TARGET, "met": met,
+            "training_minutes": round(training_minutes, 2),
+            "recipe_budget_minutes": (float(budget[1]) / 60 if budget else recipe.settings["time-budget"] / 60),
+            "commands": ["rnnkit " + " ".join(command), "rnnkit " + " ".join(evaluate)]}
 
 
 def single(args, minutes: float, train_file: Path, dev_file: Path, length: list[str]) -> dict:

@@ -38,6 +38,13 @@ The last line of stdout is one JSON object: the scores, the budget, the commands
     PYTHONPATH=src .venv/bin/python benchmarks/lm_ptb.py                        # Zaremba small (about 45-65 min)
     PYTHONPATH=src .venv/bin/python benchmarks/lm_ptb.py --recipe awd           # AWD toolbox, 1 + 55 min + test
     PYTHONPATH=src .venv/bin/python benchmarks/lm_ptb.py --recipe awd --smoke   # a few steps: does it start?
+
+``--recipe ptb-word`` (rnnkit's named recipe, ``rnnkit recipes``) trains with ``rnnkit train lm --recipe ptb-word``
+on the same files (its settings hold no time budget: --minutes, default the recipe's 60, is the safety net), the
+validation loss chooses the checkpoint, the test set is scored once as above, and a full run (not --smoke) writes
+the test perplexity into the recipe's [measured] table (rnnkit.tasks.recipe.record_measurement):
+
+    PYTHONPATH=src .venv/bin/python benchmarks/lm_ptb.py --recipe ptb-word
 """
 
 import argparse
@@ -45,7 +52,7 @@ import json
 import time
 from pathlib import Path
 
-from bench_common import add_data_argument, cpu_model, dataset_path, rnnkit
+from bench_common import add_data_argument, add_recipe_argument, cpu_model, dataset_path, record_recipe, rnnkit, recipe_budget
 
 ROOT = Path(__file__).resolve().parents[1]
 PTB = ROOT.parent / "shared" / "data" / "ptb"
@@ -106,9 +113,10 @@ def calibrated_epochs(settings: list[str], seconds: float, out: str, smoke: bool
                     "command": "rnnkit " + " ".join(command)}
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
+    """The script's flags (parsing them touches no data: a wrong --recipe is one line)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--recipe", choices=sorted(RECIPES), default="zaremba", help="default: zaremba (round one)")
+    add_recipe_argument(parser, "lm_ptb.py", own=tuple(sorted(RECIPES)), default="zaremba")
     parser.add_argument("--minutes", type=float, default=None,
                         help="training budget in minutes (--time-budget). Default: 75 for zaremba (a safety net "
                              "above its 13 epochs), 55 for awd")
@@ -123,14 +131,31 @@ def main() -> None:
     parser.add_argument("--out", default=None, help="run directory. Default: runs/bench-ptb (zaremba), "
                                                      "runs/bench-ptb-awd (awd)")
     add_data_argument(parser, "ptb")
+    return parser
+
+
+def main() -> None:
+    parser = build_parser()
     args = parser.parse_args()
     global PTB
     PTB = dataset_path(args.data, "ptb")
-    recipe = RECIPES[args.recipe]
+    named = args.recipe not in RECIPES  # a named recipe of rnnkit (ptb-word)
+    if named:
+        from rnnkit.tasks.recipe import load_recipe
+
+        found = load_recipe(args.recipe)
+        recipe = {"target": float(found.target.split()[1]), "minutes": found.budget_minutes,
+                  "settings": ["--recipe", args.recipe]}
+        if args.optimizer != "sgd" or args.epochs is not None or args.schedule is not None:
+            parser.error(f"--optimizer, --schedule and --epochs apply to --recipe awd only; {args.recipe} is "
+                         "fixed by its recipe file")
+    else:
+        recipe = RECIPES[args.recipe]
     minutes = recipe["minutes"] if args.minutes is None else args.minutes
     if minutes <= 0:
         parser.error(f"--minutes must be positive, got {minutes:g}")
-    out = args.out or str(ROOT / "runs" / ("bench-ptb" if args.recipe == "zaremba" else "bench-ptb-awd"))
+    out = args.out or str(ROOT / "runs" / {"zaremba": "bench-ptb", "awd": "bench-ptb-awd"}.get(
+        args.recipe, f"bench-{args.recipe}"))
     settings = list(recipe["settings"])
     if args.epochs is not None and args.epochs < 1:
         parser.error(f"--epochs must be at least 1, got {args.epochs}")
@@ -161,8 +186,11 @@ def main() -> None:
                     epochs, calibration = calibrated_epochs(settings, minutes * 60, out, args.smoke)
                 settings += ["--epochs", str(epochs)]
     length = ["--max-steps", "5"] if args.smoke else []
-    train = ["train", "lm", "--data", str(PTB / "ptb.train.txt"), "--valid-data", str(PTB / "ptb.valid.txt"),
-             *settings, "--time-budget", f"{minutes * 60:g}", *length, "--out", out, "--overwrite", "--json"]
+    budget = recipe_budget(args.recipe, minutes) if named else ["--time-budget", f"{minutes * 60:g}"]
+    # a named recipe's settings come first: the flags after it are the data paths, the budget and the run's place
+    train = ["train", "lm", *(settings if named else []), "--data", str(PTB / "ptb.train.txt"), "--valid-data",
+             str(PTB / "ptb.valid.txt"), *([] if named else settings), *budget, *length, "--out", out, "--overwrite",
+             "--json"]
     print("rnnkit " + " ".join(train), flush=True)
     start = time.monotonic()
     report = json.loads(rnnkit(*train))
@@ -191,8 +219,14 @@ def main() -> None:
         "tokens_per_second": round(report["tokens_per_second"]), "target": recipe["target"], "met": met,
         "budget_minutes": minutes, "training_minutes": round(report["elapsed_seconds"] / 60, 2),
         "minutes": round(total_minutes, 2), "commands": ["rnnkit " + " ".join(train), "rnnkit " + " ".join(evaluate)],
-        "cpu": cpu_model(), "smoke": args.smoke,
+        "chosen_on": "valid (ptb.valid.txt: the checkpoint)", "scored_on": "test (ptb.test.txt, one stream)"
+        + (" [smoke: a 200-line slice]" if args.smoke else ""), "cpu": cpu_model(), "smoke": args.smoke,
     }))
+    if named:
+        record_recipe(args.recipe, round(test["perplexity"], 2), split="test (ptb.test.txt, one stream, batch 1)",
+                      chosen_on="valid (ptb.valid.txt chose the checkpoint)",
+                      command="rnnkit " + " ".join(train) + " && rnnkit " + " ".join(evaluate), smoke=args.smoke,
+                      training_minutes=round(report["elapsed_seconds"] / 60, 2), epochs=report["epoch"])
 
 
 if __name__ == "__main__":

@@ -33,6 +33,15 @@ sample.mid and sample.wav. The same as commands:
         --recurrent-dropout 0.25 --lr 2e-3 --schedule plateau --plateau-patience 5 --patience 25 --seed 1 --time-budget 1800 --out RUN
     rnnkit evaluate RUN --split test --json
     rnnkit generate RUN --steps 64 --seed 0 --prime-piece test:0 --prime-steps 8 --midi s.mid --wav s.wav --plot s.png
+
+``--recipe jsb-bernoulli`` or ``--recipe jsb-nade`` (rnnkit's named recipes, ``rnnkit recipes``) trains that output
+alone with ``rnnkit train music --recipe NAME`` (its own settings and 30-minute budget; the script adds the data
+file and --out; --minutes, if given, replaces the budget), the validation NLL chooses the checkpoint, the test split
+is scored once with it, and a full run (not --smoke) writes the test NLL per step into the recipe's [measured]
+table. ``--smoke`` trains 3 steps (with a recipe) or 0.2 minutes, and records nothing:
+
+    PYTHONPATH=src .venv/bin/python benchmarks/music_jsb.py --recipe jsb-nade
+    PYTHONPATH=src .venv/bin/python benchmarks/music_jsb.py --recipe jsb-nade --smoke
 """
 
 import argparse
@@ -43,7 +52,7 @@ from pathlib import Path
 
 import torch
 
-from bench_common import add_data_argument, dataset_path
+from bench_common import add_data_argument, add_recipe_argument, cpu_model, dataset_path, record_recipe, recipe_budget, rnnkit
 from rnnkit.music import write_midi, write_wav
 from rnnkit.tasks import music
 from rnnkit.tasks.music import SPEC, MusicDataConfig, from_run, generate_music, real_piece
@@ -99,14 +108,30 @@ def run(output: str, minutes: float, data: Path, out: Path) -> dict:
     return result
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
+    """The script's flags (parsing them touches no data: a wrong --recipe is one line)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--minutes", type=float, default=30.0, help="training budget of each output layer")
+    parser.add_argument("--minutes", type=float, default=None,
+                        help="training budget of each output layer (default 30; with --recipe the recipe's own)")
     parser.add_argument("--outputs", default="bernoulli,nade", help="comma-separated: bernoulli, nade")
     add_data_argument(parser, "jsb_chorales")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench-music-jsb")
+    add_recipe_argument(parser, "music_jsb.py")
+    parser.add_argument("--smoke", action="store_true",
+                        help="does it start? 3 steps with --recipe (nothing recorded), else 0.2 minutes per output")
+    return parser
+
+
+def main() -> None:
+    parser = build_parser()
     args = parser.parse_args()
     args.data = dataset_path(args.data, "jsb_chorales", DATA.name)
+    if args.minutes is not None and args.minutes <= 0:
+        parser.error(f"--minutes must be positive, got {args.minutes:g}")
+    if args.recipe:
+        named_recipe(args)
+        return
+    args.minutes = 0.2 if args.smoke else 30.0 if args.minutes is None else args.minutes
     outputs = [name.strip() for name in args.outputs.split(",")]
     unknown = [name for name in outputs if name not in TARGETS]
     if unknown:
@@ -115,6 +140,43 @@ def main() -> None:
     for output in outputs:
         results[output] = run(output, args.minutes, args.data, args.out / output)
     print(json.dumps(results), flush=True)
+
+
+def named_recipe(args) -> None:
+    """The named recipe's output alone: trained with ``rnnkit train music --recipe``, the checkpoint of the lowest
+    validation NLL scored once on the test split, the score recorded in the recipe (not in a smoke run)."""
+    from rnnkit.tasks.recipe import load_recipe
+
+    recipe = load_recipe(args.recipe)
+    output = recipe.settings["output"]
+    out = args.out / (args.recipe + ("-smoke" if args.smoke else ""))
+    length = ["--max-steps", "3"] if args.smoke else recipe_budget(args.recipe, args.minutes)
+    command = ["train", "music", "--recipe", args.recipe, "--data", str(args.data), *length, "--out", str(out),
+               "--overwrite", "--json"]
+    log("rnnkit " + " ".join(command))
+    report = json.loads(rnnkit(*command))
+    evaluate = ["evaluate", str(out), "--split", "test", "--checkpoint", "best", "--json"]
+    log("rnnkit " + " ".join(evaluate))
+    test = json.loads(rnnkit(*evaluate))
+    target = float(recipe.target.split()[1])
+    met = test["nll_per_step"] <= target
+    log(f"recipe {args.recipe}: test NLL {test['nll_per_step']:.4f} nats/step (target <= {target}: "
+        f"{'met' if met else 'NOT met'}), frame accuracy {test['frame_accuracy']:.2%}, after {report['epoch']:.3g} "
+        f"epochs in {report['elapsed_seconds'] / 60:.1f} min" + ("  [SMOKE: not a result]" if args.smoke else ""))
+    print(json.dumps({
+        "benchmark": "jsb-chorales", "mode": "recipe", "recipe": args.recipe, "output": output,
+        "settings": recipe.settings, "nll_per_step": test["nll_per_step"], "frame_accuracy": test["frame_accuracy"],
+        "steps": test["steps"], "best_valid_nll": report.get("best_valid_loss"), "target_nll": target, "met": met,
+        "epochs": report["epoch"], "stop_reason": report["stop_reason"],
+        "training_minutes": round(report["elapsed_seconds"] / 60, 2),
+        "chosen_on": "valid (the checkpoint of the lowest validation NLL)", "scored_on": "test (77 pieces)",
+        "commands": ["rnnkit " + " ".join(command), "rnnkit " + " ".join(evaluate)], "cpu": cpu_model(),
+        "threads": torch.get_num_threads(), "smoke": args.smoke,
+    }), flush=True)
+    record_recipe(args.recipe, round(test["nll_per_step"], 4), split="test (Boulanger-Lewandowski's 77 pieces, NLL "
+                  "per time step)", chosen_on="valid (the checkpoint of the lowest validation NLL)",
+                  command=f"rnnkit {' '.join(command)} && rnnkit {' '.join(evaluate)}", smoke=args.smoke,
+                  training_minutes=round(report["elapsed_seconds"] / 60, 2), epochs=report["epoch"])
 
 
 if __name__ == "__main__":

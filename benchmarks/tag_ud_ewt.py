@@ -42,7 +42,8 @@ the output (with the scores, the budget, the commands and the CPU model).
     PYTHONPATH=src .venv/bin/python benchmarks/tag_ud_ewt.py --smoke              # a slice and a few steps
 """
 
-from tagging_run import ROOT, json_line, parse_arguments, train_and_test, verdict_line
+import tagging_run
+from tagging_run import ROOT, json_line, parse_arguments, record_test_score, train_and_test, verdict_line
 
 TARGET = 0.955
 MINUTES = 45
@@ -58,8 +59,13 @@ SETTINGS = [
 ]
 
 
+def build_parser():
+    """The script's flags (parsing them touches no data: a wrong --recipe is one line)."""
+    return tagging_run.build_parser(__doc__.split("\n\n")[0], "bench-ewt", "ud_english_ewt", "tag_ud_ewt.py")
+
+
 def main() -> None:
-    args = parse_arguments(__doc__.split("\n\n")[0], "bench-ewt", "ud_english_ewt")
+    args = parse_arguments(__doc__.split("\n\n")[0], "bench-ewt", "ud_english_ewt", "tag_ud_ewt.py")
     files = tuple(args.data / f"en_ewt-ud-{split}.conllu" for split in ("train", "dev", "test"))
     run = train_and_test(files, SETTINGS, args, (200, 60), (TRAIN_TOKENS, DEV_TOKENS), "accuracy")
     report, test = run["report"], run["test"]
@@ -71,6 +77,7 @@ def main() -> None:
                        args.smoke), flush=True)
     print(json_line("ud-ewt-upos", {"test_accuracy": test["accuracy"], "test_words": test["tokens"]}, run, args,
                     TARGET, met))
+    record_test_score(args, run, round(100 * test["accuracy"], 2), "test (en_ewt-ud-test.conllu, UPOS accuracy %)")
 
 
 if __name__ == "__main__":

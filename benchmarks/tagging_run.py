@@ -1,14 +1,17 @@
 """What the two tagging benchmarks (tag_ud_ewt.py, tag_conll2003.py) share: train a tagger on the training
 file (or, with --smoke, on a slice), pick the best epoch on dev, score the test file once with that checkpoint;
 with --search, first train every configuration of CONFIGS for an equal share of the budget and keep the one with
-the best dev score. Every run ends with one JSON line on stdout."""
+the best dev score; with --recipe NAME (rnnkit's named recipe), train with `rnnkit train tag --recipe NAME` (its own
+settings, epochs and budget: no timing run) and, in a full run, write the test score into the recipe. Every run
+ends with one JSON line on stdout."""
 
 import argparse
 import json
 import time
 from pathlib import Path
 
-from bench_common import CONFIGS, SMOKE_CONFIGS, add_data_argument, cpu_model, dataset_path, rnnkit
+from bench_common import (CONFIGS, SMOKE_CONFIGS, add_data_argument, add_recipe_argument, cpu_model, dataset_path,
+                          record_recipe, recipe_budget, rnnkit)
 
 ROOT = Path(__file__).resolve().parents[1]
 # The cosine schedule needs its length in advance. Each run first times CALIBRATION_STEPS steps of its own
@@ -27,19 +30,31 @@ def head_sentences(source: Path, target: Path, sentences: int) -> Path:
     return target
 
 
-def parse_arguments(description: str, default_out: str, dataset: str) -> argparse.Namespace:
-    """The flags of a tagging benchmark; ``args.data`` becomes the folder of ``dataset``'s files."""
+def build_parser(description: str, default_out: str, dataset: str, script: str) -> argparse.ArgumentParser:
+    """The flags of the tagging benchmark ``script`` (parsing them touches no data: a wrong --recipe is one line)."""
     parser = argparse.ArgumentParser(description=description)
     add_data_argument(parser, dataset)
     parser.add_argument("--minutes", type=float, default=None,
-                        help="training budget in minutes: the run's (default 41, round one's), or the whole "
-                             "search's, shared equally by its configurations (default 45)")
+                        help="training budget in minutes: the run's (default 41, round one's; with --recipe the "
+                             "recipe's own), or the whole search's, shared equally by its configurations (default 45)")
     parser.add_argument("--search", action="store_true", help="try CONFIGS, choose on dev, score test once")
     parser.add_argument("--configs", default=None, help=f"with --search: a comma-separated subset of {', '.join(CONFIGS)}")
     parser.add_argument("--smoke", action="store_true", help="train one short epoch on a slice and score a slice of it")
     parser.add_argument("--out", default=str(ROOT / "runs" / default_out))
+    add_recipe_argument(parser, script)
+    return parser
+
+
+def parse_arguments(description: str, default_out: str, dataset: str, script: str) -> argparse.Namespace:
+    """The flags of a tagging benchmark; ``args.data`` becomes the folder of ``dataset``'s files."""
+    parser = build_parser(description, default_out, dataset, script)
     args = parser.parse_args()
     args.data = dataset_path(args.data, dataset)
+    if args.recipe and args.search:
+        parser.error("--recipe runs the recipe's one configuration; drop --search")
+    args.minutes_given = args.minutes  # a recipe keeps its own budget unless --minutes was given
+    if args.recipe and args.minutes is None:
+        args.minutes = _recipe_seconds(args.recipe) / 60
     if args.minutes is None:
         args.minutes = 45.0 if args.search else 41.0
     if args.minutes <= 0:
@@ -115,11 +130,17 @@ def train_and_test(files: tuple[Path, Path, Path], settings: list[str], args: ar
     for name in names:
         run = out if name is None else f"{out}-search/{name}"
         flags = [] if name is None else CONFIGS[name]
-        base = ["train", "tag", "--data", str(train_file), "--valid", str(dev_file), *settings, *flags,
-                "--time-budget", f"{share:g}", "--out", run, "--overwrite", "--json"]
-        epochs, calibration = calibrated_epochs(base, share, train_tokens, dev_tokens, dev_slice, args.smoke)
-        # the smoke run: one short epoch; the last of a repeated flag counts
-        command = base + ["--epochs", "1" if args.smoke else str(epochs)] + (["--quiet"] if args.search else [])
+        if args.recipe:  # the recipe's settings, epochs and schedule as they are: no timing run, no search
+            budget = recipe_budget(args.recipe, args.minutes_given)
+            command = ["train", "tag", "--recipe", args.recipe, "--data", str(train_file), "--valid", str(dev_file),
+                       *budget, *(["--epochs", "1"] if args.smoke else []), "--out", run, "--overwrite", "--json"]
+            calibration = None
+        else:
+            base = ["train", "tag", "--data", str(train_file), "--valid", str(dev_file), *settings, *flags,
+                    "--time-budget", f"{share:g}", "--out", run, "--overwrite", "--json"]
+            epochs, calibration = calibrated_epochs(base, share, train_tokens, dev_tokens, dev_slice, args.smoke)
+            # the smoke run: one short epoch; the last of a repeated flag counts
+            command = base + ["--epochs", "1" if args.smoke else str(epochs)] + (["--quiet"] if args.search else [])
         print("rnnkit " + " ".join(command), flush=True)
         commands.append("rnnkit " + " ".join(command))
         report = json.loads(rnnkit(*command))
@@ -145,6 +166,22 @@ def train_and_test(files: tuple[Path, Path, Path], settings: list[str], args: ar
             "minutes": (time.monotonic() - start) / 60}
 
 
+def _recipe_seconds(name: str) -> float:
+    """The time budget recipe ``name`` trains for: its settings' --time-budget, else its budget_minutes."""
+    from rnnkit.tasks.recipe import load_recipe
+
+    recipe = load_recipe(name)
+    return recipe.settings.get("time-budget", recipe.budget_minutes * 60)
+
+
+def record_test_score(args: argparse.Namespace, run: dict, score: float, split: str) -> None:
+    """A named recipe's full run: write its test ``score`` (in the recipe's unit) into the recipe."""
+    if args.recipe:
+        record_recipe(args.recipe, score, split=split, chosen_on="valid (the dev file chose the checkpoint)",
+                      command=" && ".join(run["commands"]), smoke=args.smoke,
+                      training_minutes=round(run["training_minutes"], 2), epochs=run["report"]["epoch"])
+
+
 def verdict_line(target: str, met: bool, training_minutes: float, limit_minutes: float, minutes: float,
                  smoke: bool) -> str:
     time_verdict = "met" if training_minutes <= limit_minutes else "NOT met"
@@ -157,7 +194,10 @@ def json_line(benchmark: str, scores: dict, run: dict, args: argparse.Namespace,
     """The one JSON line a tagging benchmark ends with."""
     report = run["report"]
     return json.dumps({
-        "benchmark": benchmark, "mode": "search" if args.search else "single", **scores,
+        "benchmark": benchmark, "mode": "recipe" if args.recipe else "search" if args.search else "single",
+        "recipe": args.recipe, **scores, "chosen_on": "valid (dev: the epoch" + (", the configuration)" if args.search
+                                                                               else ")"),
+        "scored_on": "test" + (" [smoke: a slice of the training file]" if args.smoke else ""),
         "configs": run["configs"], "chosen": run["chosen"], "checkpoint": run["checkpoint"],
         "best_epoch": report.get("best_epoch"), "epochs": report["epoch"], "stop_reason": report["stop_reason"],
         "target": target, "met": met, "budget_minutes": args.minutes,

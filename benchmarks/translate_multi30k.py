@@ -31,6 +31,13 @@ with --context-minutes): the whole source sentence has to pass through the decod
 
 --minutes (default 50) is the attention model's training budget, --context-minutes (default 20) the context-only
 model's; the last line of stdout is one JSON object with both models' scores, the budgets, the commands and the CPU.
+
+``--recipe multi30k`` (rnnkit's named recipe, ``rnnkit recipes``) trains the attention model alone with ``rnnkit
+train translate --recipe multi30k`` (its own settings and 50-minute budget; the script adds the files and --out):
+validation BLEU chooses the checkpoint, the test set is scored once with it, and a full run (not --smoke) writes
+the test BLEU into the recipe's [measured] table:
+
+    PYTHONPATH=src .venv/bin/python benchmarks/translate_multi30k.py --recipe multi30k
 """
 
 import argparse
@@ -41,7 +48,7 @@ from pathlib import Path
 
 import sacrebleu
 
-from bench_common import add_data_argument, cpu_model, dataset_path, rnnkit
+from bench_common import add_data_argument, add_recipe_argument, cpu_model, dataset_path, record_recipe, recipe_budget, rnnkit
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "multi30k"
@@ -67,11 +74,21 @@ def smoke_slices(out: Path) -> dict[str, Path]:
     return files
 
 
-def train_and_test(name: str, attention: str, minutes: float, files: dict, out: str, smoke: bool) -> dict:
-    length = ["--max-steps", "3"] if smoke else ["--time-budget", str(minutes * 60)]
-    command = ["train", "translate", "--source", str(files["train.de"]), "--target", str(files["train.en"]),
-               "--valid-source", str(files["val.de"]), "--valid-target", str(files["val.en"]),
-               "--attention", attention, *SETTINGS, *length, "--out", out, "--overwrite", "--quiet", "--json"]
+def train_and_test(name: str, attention: str, minutes: float, files: dict, out: str, smoke: bool,
+                   recipe: str | None = None, minutes_given: bool = False) -> dict:
+    """Train one model and score the test set once with the checkpoint of the best validation BLEU. With
+    ``recipe``, the named recipe's settings (``attention`` and SETTINGS unused) and its own budget unless
+    ``minutes_given``."""
+    if recipe:
+        settings = ["--recipe", recipe]
+        length = ["--max-steps", "3"] if smoke else recipe_budget(recipe, minutes if minutes_given else None)
+    else:
+        settings = ["--attention", attention, *SETTINGS]
+        length = ["--max-steps", "3"] if smoke else ["--time-budget", str(minutes * 60)]
+    # a named recipe's settings come first: the files after it override its catalog names
+    command = ["train", "translate", *settings[:2 if recipe else 0], "--source", str(files["train.de"]), "--target",
+               str(files["train.en"]), "--valid-source", str(files["val.de"]), "--valid-target", str(files["val.en"]),
+               *settings[2 if recipe else 0:], *length, "--out", out, "--overwrite", "--quiet", "--json"]
     print("rnnkit " + " ".join(command), flush=True)
     start = time.monotonic()
     report = json.loads(rnnkit(*command))
@@ -98,16 +115,27 @@ def max_valid_bleu(run: str) -> float:
     return max((r.get("valid_bleu", 0.0) for r in records), default=0.0)
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
+    """The script's flags (parsing them touches no data: a wrong --recipe is one line)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--smoke", action="store_true", help="train a few steps on slices of the data")
-    parser.add_argument("--minutes", type=float, default=50, help="training budget of the attention model")
+    parser.add_argument("--minutes", type=float, default=None,
+                        help="training budget of the attention model (default 50; with --recipe the recipe's own)")
     parser.add_argument("--context-minutes", type=float, default=20, help="training budget of the context-only model")
     parser.add_argument("--out", default=str(ROOT / "runs" / "bench-multi30k"))
     add_data_argument(parser, "multi30k")
+    add_recipe_argument(parser, "translate_multi30k.py")
+    return parser
+
+
+def main() -> None:
+    parser = build_parser()
     args = parser.parse_args()
     global DATA
     DATA = dataset_path(args.data, "multi30k")
+    minutes_given = args.minutes is not None
+    if args.minutes is None:
+        args.minutes = 50.0
     if args.minutes <= 0 or args.context_minutes <= 0:
         parser.error("--minutes and --context-minutes must be positive")
 
@@ -116,6 +144,9 @@ def main() -> None:
     else:
         files = {f"{split}.{language}": DATA / f"{split}.{language}.gz"
                  for split in ("train", "val", "test_2016_flickr") for language in ("de", "en")}
+    if args.recipe:
+        named_recipe(args, files, minutes_given)
+        return
     attention = train_and_test("attention (additive)", "additive", args.minutes, files, args.out + "-attention",
                                args.smoke)
     context = train_and_test("context vector only", "none", args.context_minutes, files, args.out + "-context",
@@ -138,6 +169,31 @@ def main() -> None:
         "context_budget_minutes": args.context_minutes, "commands": attention["commands"] + context["commands"],
         "cpu": cpu_model(), "smoke": args.smoke,
     }))
+
+
+def named_recipe(args, files: dict, minutes_given: bool) -> None:
+    """The named recipe's model alone: trained, chosen on validation BLEU, scored once on test, recorded."""
+    from rnnkit.tasks.recipe import load_recipe
+
+    run = train_and_test(f"recipe {args.recipe}", "", args.minutes, files, f"{args.out}-{args.recipe}", args.smoke,
+                         recipe=args.recipe, minutes_given=minutes_given)
+    test = run["test"]
+    met = test["bleu"] >= TARGET
+    print(f"recipe {args.recipe}: test BLEU {test['bleu']:.2f} (target >= {TARGET}: {'met' if met else 'NOT met'})"
+          + ("  [SMOKE: not a result]" if args.smoke else ""), flush=True)
+    recipe = load_recipe(args.recipe)
+    print(json.dumps({
+        "benchmark": "multi30k-de-en", "mode": "recipe", "recipe": args.recipe, "settings": recipe.settings,
+        "test_bleu": test["bleu"], "test_chrf": test["chrf"], "beam": test["beam_size"],
+        "test_bleu_greedy": run["greedy_bleu"], "epochs": run["epochs"], "stop_reason": run["stop_reason"],
+        "training_minutes": round(run["train_minutes"], 2), "target": TARGET, "met": met,
+        "chosen_on": "valid (val.de/en: BLEU chose the checkpoint)",
+        "scored_on": "test (test_2016_flickr, sacrebleu)" + (" [smoke: 40 lines]" if args.smoke else ""),
+        "commands": run["commands"], "cpu": cpu_model(), "smoke": args.smoke,
+    }))
+    record_recipe(args.recipe, round(test["bleu"], 2), split="test (test_2016_flickr, sacrebleu 13a, cased)",
+                  chosen_on="valid (val: greedy BLEU chose the checkpoint)", command=" && ".join(run["commands"]),
+                  smoke=args.smoke, training_minutes=round(run["train_minutes"], 2), epochs=run["epochs"])
 
 
 if __name__ == "__main__":
