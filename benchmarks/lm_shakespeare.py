@@ -43,7 +43,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench_common import add_data_argument, cpu_model, dataset_path
+from bench_common import add_data_argument, add_recipe_argument, cpu_model, dataset_path, record_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "tinyshakespeare" / "input.txt"
@@ -77,28 +77,33 @@ def recipe_settings(recipe: str, cell: str, layers: int = 2, hidden: int = 512) 
     return settings
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
+    """The script's flags (parsing them touches no data: a wrong --recipe is one line)."""
     from rnnkit.nn import cell_names
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    from rnnkit.tasks.recipe import recipe_names
-
-    named = [name for name in recipe_names() if name.startswith("shakespeare-")]
-    parser.add_argument("--recipe", choices=sorted(TARGETS) + named, default="round1",
-                        help="default: round1; a named recipe (rnnkit recipes) records its score in the recipe")
+    add_recipe_argument(parser, "lm_shakespeare.py", own=tuple(sorted(TARGETS)), default="round1")
     parser.add_argument("--cell", choices=cell_names(), default="lstm", help="recurrent cell (default: lstm)")
-    parser.add_argument("--layers", type=int, default=2, help="recurrent layers (default 2)")
-    parser.add_argument("--hidden", type=int, default=512, help="units per layer (default 512)")
+    parser.add_argument("--layers", type=int, default=2, help="recurrent layers (default 2; a named recipe: its own)")
+    parser.add_argument("--hidden", type=int, default=512, help="units per layer (default 512; a named recipe: its own)")
     parser.add_argument("--minutes", type=float, default=55.0, help="training budget in minutes (default 55)")
     parser.add_argument("--smoke", action="store_true", help="train a few steps only")
     parser.add_argument("--out", default=None,
                         help="run directory. Default: runs/bench-shakespeare[-RECIPE][-CELL]")
     add_data_argument(parser, "tinyshakespeare")
+    return parser
+
+
+def main() -> None:
+    parser = build_parser()
     args = parser.parse_args()
     global DATA
     DATA = dataset_path(args.data, "tinyshakespeare", "input.txt")
     if args.minutes <= 0:
         parser.error(f"--minutes must be positive, got {args.minutes:g}")
+    if args.recipe not in TARGETS and (args.cell, args.layers, args.hidden) != ("lstm", 2, 512):
+        parser.error(f"--cell, --layers and --hidden shape this script's own recipes; {args.recipe} has its own model "
+                     "(`rnnkit recipes`)")
     name = "bench-shakespeare" + ("" if args.recipe == "round1" else f"-{args.recipe}") \
         + ("" if args.cell == "lstm" else f"-{args.cell}") \
         + ("" if (args.layers, args.hidden) == (2, 512) else f"-{args.layers}x{args.hidden}")
@@ -130,7 +135,9 @@ def main() -> None:
     from rnnkit.nn import get_cell
 
     # The linear cells (no W_hh: their gates read x_t only) have issue 13's own bar.
-    cell = report.get("recipe") and _recipe_cell(args.recipe) or args.cell
+    # a named recipe's model is the recipe's own (its cell, layers, width), not this script's --cell/--layers/--hidden
+    cell, layers, hidden = _recipe_model(args.recipe) if args.recipe not in TARGETS else \
+        (args.cell, args.layers, args.hidden)
     target = TARGETS.get(args.recipe, 1.40) if get_cell(cell).recurrent_weight else LINEAR_CELL_TARGET
     met = best <= target
     print(f"validation loss: final {report['valid_loss']:.4f}, best {best:.4f} nats/char after "
@@ -144,7 +151,10 @@ def main() -> None:
     print(sample, flush=True)
     print(json.dumps({
         "benchmark": "tinyshakespeare-char", "recipe": args.recipe, "cell": cell,
-        "layers": args.layers, "hidden": args.hidden,
+        "layers": layers, "hidden": hidden,
+        **({"settings": _recipe_settings(args.recipe)} if args.recipe not in TARGETS else {}),
+        "chosen_on": "valid (the last 10% of input.txt: the checkpoint)", "scored_on": "valid (the same split: the "
+        "benchmark's metric is nanoGPT's validation loss)",
         "best_valid_loss": round(best, 4), "final_valid_loss": round(report["valid_loss"], 4),
         "best_finished_epoch_loss": None if finished is None else round(finished, 4),
         "epochs": report["epoch"], "steps": report["steps"], "stop_reason": report["stop_reason"],
@@ -153,19 +163,23 @@ def main() -> None:
         "commands": ["rnnkit " + " ".join(command), "rnnkit " + " ".join(generate)],
         "cpu": cpu_model(), "smoke": args.smoke,
     }))
-    if args.recipe not in TARGETS and not args.smoke:
-        from rnnkit.tasks.recipe import record_measurement
-
-        path = record_measurement(args.recipe, round(best, 4), split="validation (last 10% of input.txt)",
-                                  command="rnnkit " + " ".join(command), cpu=cpu_model(),
-                                  training_minutes=round(report["elapsed_seconds"] / 60, 2), steps=report["steps"])
-        print(f"recorded in {path}", flush=True)
+    if args.recipe not in TARGETS:
+        record_recipe(args.recipe, round(best, 4), split="validation (last 10% of input.txt)",
+                      chosen_on="valid (the same split chose the checkpoint: the metric is a validation loss)",
+                      command="rnnkit " + " ".join(command), smoke=args.smoke,
+                      training_minutes=round(report["elapsed_seconds"] / 60, 2), steps=report["steps"])
 
 
-def _recipe_cell(name: str) -> str:
+def _recipe_settings(name: str) -> dict:
     from rnnkit.tasks.recipe import load_recipe
 
-    return load_recipe(name).settings.get("cell", "lstm")
+    return load_recipe(name).settings
+
+
+def _recipe_model(name: str) -> tuple[str, int, int]:
+    """(cell, layers, hidden) of named recipe ``name``: its settings, else `rnnkit train lm`'s defaults."""
+    settings = _recipe_settings(name)
+    return settings.get("cell", "lstm"), settings.get("layers"), settings.get("hidden")
 
 
 if __name__ == "__main__":

@@ -24,6 +24,15 @@ Arjovsky et al.'s figure left the baseline after a few thousand steps of batch 2
 
     PYTHONPATH=src .venv/bin/python benchmarks/memory_tasks.py            # the full run (35-60 minutes on 2 cores)
     PYTHONPATH=src .venv/bin/python benchmarks/memory_tasks.py --smoke    # T = 10, 20 and 5 steps: does it start?
+
+``--recipe adding`` (rnnkit's named recipe, ``rnnkit recipes``) runs ``rnnkit bench memory-tasks`` with the recipe's
+settings as its flags (the LSTM at T = 200, 570 s), and a full run (not --smoke) writes the LSTM's test MSE at the
+recipe's length into the recipe's [measured] table. The held-out set is the one ``memory-tasks`` measures: 1,000
+fixed sequences of their own seed, read by the early stop at MSE 0.001 too; no checkpoint is chosen (the model as
+it stopped is scored).
+
+    PYTHONPATH=src .venv/bin/python benchmarks/memory_tasks.py --recipe adding
+    PYTHONPATH=src .venv/bin/python benchmarks/memory_tasks.py --recipe adding --smoke   # T = 10, 5 steps
 """
 
 import argparse
@@ -32,6 +41,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from bench_common import add_recipe_argument, cpu_model, record_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLVED = 0.01  # LSTM and GRU must reach this test MSE
@@ -44,11 +55,30 @@ SETTINGS = [
 ]
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
+    """The script's flags (parsing them touches no data: a wrong --recipe is one line)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--smoke", action="store_true", help="T = 10, 20, five steps per configuration")
-    parser.add_argument("--out", default=str(ROOT / "runs" / "bench-memory-tasks"))
-    args = parser.parse_args()
+    parser.add_argument("--out", default=None, help="results folder. Default: runs/bench-memory-tasks[-RECIPE]")
+    add_recipe_argument(parser, "memory_tasks.py")
+    return parser
+
+
+def recipe_flags(settings: dict) -> list[str]:
+    """A memory-task recipe's settings as the flags of `rnnkit bench memory-tasks` (its keys are those flags)."""
+    flags = []
+    for key, value in settings.items():
+        flags += [f"--{key}"] if value is True else [f"--{key}", f"{value:g}" if isinstance(value, float) else str(value)]
+    return flags
+
+
+def main() -> None:
+    args = build_parser().parse_args()
+    if args.out is None:
+        args.out = str(ROOT / "runs" / ("bench-memory-tasks" + (f"-{args.recipe}" if args.recipe else "")))
+    if args.recipe:
+        named_recipe(args)
+        return
 
     length = (["--lengths", "10,20", "--steps", "5", "--time-budget", "60", "--eval-every", "5", "--eval-size", "64"]
               if args.smoke else ["--lengths", "100,200", "--steps", "100000", "--time-budget", "570"])
@@ -72,6 +102,42 @@ def main() -> None:
               f"{'met' if good and in_time else 'NOT met'}", flush=True)
     print(f"plot: {report['plot']}; results: {report['results_file']}")
     print(f"adding problem target: {'met' if all(verdicts) else 'NOT met'} ({minutes:.1f} min in all)")
+
+
+def named_recipe(args) -> None:
+    """The recipe's run of `rnnkit bench memory-tasks`; its cell's test MSE at the recipe's length recorded."""
+    from rnnkit.tasks.recipe import load_recipe
+
+    recipe = load_recipe(args.recipe)
+    smoke = ["--lengths", "10", "--steps", "5", "--time-budget", "60", "--eval-every", "5", "--eval-size", "64"] \
+        if args.smoke else []  # the last of a repeated flag counts
+    out = args.out + ("-smoke" if args.smoke else "")
+    command = ["bench", "memory-tasks", *recipe_flags(recipe.settings), *smoke, "--out", out, "--json"]
+    print("rnnkit " + " ".join(command), flush=True)
+    done = subprocess.run([sys.executable, "-m", "rnnkit", *command], text=True, stdout=subprocess.PIPE)
+    if done.returncode:  # rnnkit has printed its one-line error on stderr
+        sys.exit(f"error: `rnnkit bench memory-tasks` exited with status {done.returncode}")
+    rows = json.loads(done.stdout)["results"]
+    length = 10 if args.smoke else int(str(recipe.settings["lengths"]).split(",")[-1])
+    cell = str(recipe.settings["cells"]).split(",")[0]
+    row = next(row for row in rows if row["cell"] == cell and row["length"] == length)
+    target = SOLVED
+    met = row["metric"] < target and row["seconds"] <= TIME_LIMIT
+    print(f"recipe {args.recipe}: {cell} T={length} test MSE {row['metric']:.4g} (baseline {row['baseline']:.3f}) "
+          f"after {row['steps']:,} steps, {row['seconds']:.0f}s ({row['stop_reason']}); target < {target}: "
+          f"{'met' if met else 'NOT met'}" + ("  [SMOKE: not a result]" if args.smoke else ""), flush=True)
+    held_out = f"the {row.get('config', {}).get('eval_size', 'fixed')} held-out sequences of memory-tasks' own seed"
+    print(json.dumps({
+        "benchmark": "adding", "mode": "recipe", "recipe": args.recipe, "settings": recipe.settings, "cell": cell,
+        "length": length, "test_mse": row["metric"], "baseline": row["baseline"], "steps": row["steps"],
+        "seconds": row["seconds"], "stop_reason": row["stop_reason"], "target": target, "met": met,
+        "chosen_on": f"no checkpoint chosen: the model as it stopped ({held_out} also read by the stop rule)",
+        "scored_on": held_out, "command": "rnnkit " + " ".join(command), "cpu": cpu_model(), "smoke": args.smoke,
+    }), flush=True)
+    record_recipe(args.recipe, row["metric"], split=f"held-out ({held_out}), MSE at T = {length}",
+                  chosen_on="nothing chosen: the model as it stopped (the stop rule reads the same set)",
+                  command="rnnkit " + " ".join(command), smoke=args.smoke, steps=row["steps"],
+                  training_seconds=row["seconds"])
 
 
 if __name__ == "__main__":

@@ -17,6 +17,14 @@ for the torch cells). Settings and why:
     PYTHONPATH=src .venv/bin/python benchmarks/selective_copy.py                        # 6 cells x 20 min at most
     PYTHONPATH=src .venv/bin/python benchmarks/selective_copy.py --cells mingru,lstm --minutes 10 --hidden 64
     PYTHONPATH=src .venv/bin/python benchmarks/selective_copy.py --smoke               # L = 16, K = 2, a few steps
+
+``--recipe selective-copy`` (rnnkit's named recipe, ``rnnkit recipes``) trains the recipe's one model (its
+settings are SelectiveCopyConfig's fields: a residual minGRU stack, 20 minutes). The held-out set that the early
+stop at 99% reads is the validation set; the score is the token accuracy of the model as it stopped on a separate
+test set of TEST_SIZE fresh sequences from their own seed, and a full run (not --smoke) writes it into the recipe's
+[measured] table (--smoke: L = 16, K = 2, a few steps, nothing recorded):
+
+    PYTHONPATH=src .venv/bin/python benchmarks/selective_copy.py --recipe selective-copy
 """
 
 import argparse
@@ -25,15 +33,22 @@ import time
 
 import torch
 
-from rnnkit.diagnose.selective_copy import SelectiveCopyConfig, matched_hidden_sizes, train_selective_copy
+from bench_common import add_recipe_argument, cpu_model, record_recipe
+from rnnkit.diagnose.fresh_training import train_on_fresh_batches
+from rnnkit.diagnose.selective_copy import (SelectiveCopy, SelectiveCopyConfig, SelectiveCopyModel, matched_hidden_sizes,
+                                            token_accuracy, train_selective_copy)
 
 CELLS = "rnn_tanh,lstm,gru,mingru,minlstm,rglru"
 NEW_CELLS = ("mingru", "minlstm", "rglru")
 TARGET_ACCURACY, TARGET_MINUTES = 0.95, 20
 LENGTH, TOKENS, VOCAB, LAYERS, REFERENCE_HIDDEN = 512, 16, 16, 2, 128
+# A recipe's test set: fresh sequences from a seed of their own, neither the training stream's nor the held-out
+# (validation) set's that the early stop reads.
+TEST_SIZE, TEST_SEED = 2048, 20261207
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
+    """The script's flags (parsing them touches no data: a wrong --recipe is one line)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cells", default=CELLS, help=f"comma-separated registered cells (default {CELLS})")
     parser.add_argument("--minutes", type=float, default=TARGET_MINUTES, help="training budget per cell")
@@ -45,7 +60,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--smoke", action="store_true", help="L = 16, K = 2, 6 steps per cell: does it start?")
     parser.add_argument("--json", action="store_true", help="print one JSON line with every row at the end")
-    args = parser.parse_args()
+    add_recipe_argument(parser, "selective_copy.py")
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
+    if args.recipe:
+        named_recipe(args)
+        return
     cells = [c for c in args.cells.split(",") if c]
 
     length, tokens, hidden = (16, 2, 8) if args.smoke else (LENGTH, TOKENS, args.hidden)
@@ -73,6 +96,50 @@ def main() -> None:
           f"({(time.monotonic() - start) / 60:.1f} min in all)")
     if args.json:
         print(json.dumps({"benchmark": "selective_copy", "rows": rows}))
+
+
+def named_recipe(args) -> None:
+    """The recipe's model: trained on fresh batches until its stop rule (the held-out set: validation), then
+    scored once on TEST_SIZE test sequences; the score recorded in the recipe (not in a smoke run)."""
+    from rnnkit.tasks.recipe import load_recipe
+
+    recipe = load_recipe(args.recipe)
+    settings = dict(recipe.settings)
+    if args.smoke:  # does it start? the recipe's model at toy size
+        settings.update(length=16, tokens=2, hidden_size=8, steps=6, eval_every=3, eval_size=32)
+    config = SelectiveCopyConfig(**settings)
+    task = SelectiveCopy(tokens=config.tokens, vocab=config.vocab)
+    torch.manual_seed(config.seed)  # as train_selective_copy does, so that the model is the library's run
+    model = SelectiveCopyModel(config.cell, config.vocab, config.hidden_size, config.num_layers, config.tokens,
+                               engine=config.engine, block=config.block)
+    name = f"selective copy L={config.length} K={config.tokens} {config.cell} ({config.block}, recipe {args.recipe})"
+    print(f"{name}: {torch.get_num_threads()} threads", flush=True)
+    row = train_on_fresh_batches(model, task, config, target=config.stop_above, name=name,
+                                 log=lambda line: print(line, flush=True), log_every_seconds=60)
+    test_size = 64 if args.smoke else TEST_SIZE
+    inputs, targets = task.batch(test_size, config.length, torch.Generator().manual_seed(TEST_SEED))
+    model.eval()
+    with torch.no_grad():
+        test = token_accuracy(model, inputs, targets)
+    target = float(recipe.target.split()[1].rstrip("%")) / 100
+    met = test >= target
+    command = f"python benchmarks/selective_copy.py --recipe {args.recipe}"
+    print(f"recipe {args.recipe}: test token accuracy {test:.2%} on {test_size} sequences (held-out {row['metric']:.2%}"
+          f" at the stop: {row['stop_reason']}, {row['steps']:,} steps, {row['seconds'] / 60:.1f} min); target >= "
+          f"{target:.0%}: {'met' if met else 'NOT met'}" + ("  [SMOKE: not a result]" if args.smoke else ""), flush=True)
+    print(json.dumps({
+        "benchmark": "selective_copy", "mode": "recipe", "recipe": args.recipe, "settings": settings,
+        "test_token_accuracy": test, "test_sequences": test_size, "valid_token_accuracy": row["metric"],
+        "steps": row["steps"], "training_minutes": round(row["seconds"] / 60, 2), "stop_reason": row["stop_reason"],
+        "parameters": row["parameters"], "target": target, "met": met,
+        "chosen_on": f"valid (the held-out {config.eval_size} sequences: the stop at {config.stop_above})",
+        "scored_on": f"test ({test_size} fresh sequences, seed {TEST_SEED}; the model as it stopped)",
+        "command": command, "cpu": cpu_model(), "threads": torch.get_num_threads(), "smoke": args.smoke,
+    }), flush=True)
+    record_recipe(args.recipe, round(100 * test, 2), split=f"test ({test_size} fresh sequences of their own seed "
+                  f"{TEST_SEED}, token accuracy %)", chosen_on=f"valid (the held-out {config.eval_size} sequences: "
+                  f"the early stop at {config.stop_above})", command=command, smoke=args.smoke,
+                  training_minutes=round(row["seconds"] / 60, 2), steps=row["steps"])
 
 
 def _minutes_to(row: dict, accuracy: float) -> float:

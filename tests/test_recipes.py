@@ -2,9 +2,12 @@
 settings are flags its command takes, flags and --config override a recipe, a recipe of another task is one line,
 the run records its recipe, and record_measurement rewrites the [measured] table only."""
 
+import importlib
+import importlib.util
 import json
 import shutil
 import tomllib
+from pathlib import Path
 
 import pytest
 
@@ -151,3 +154,68 @@ def test_rnnkit_recipes_lists_every_recipe():
     text = run_quietly(["recipes"])[1]
     assert "ptb-word  [lm]" in text and "not yet measured" in text and "Zaremba" in text
     assert "recipes" in commands.TOP_LEVEL_COMMANDS and "recipes" not in commands.task_names()
+
+
+# ------------------------------------------------------------------------------- the benchmark scripts' --recipe
+# Each script that measures a recipe takes --recipe NAME for its own recipes (parse only here: no data, no training),
+# and another script's recipe is one line (exit status 1) naming the script that measures it.
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+SCRIPT_RECIPES = {
+    "lm_shakespeare": ["shakespeare-char", "shakespeare-mingru", "shakespeare-minlstm", "shakespeare-rglru"],
+    "lm_ptb": ["ptb-word"], "classify_sst2": ["sst2"], "classify_mr": ["mr"], "tag_ud_ewt": ["ud-upos"],
+    "tag_conll2003": ["conll-ner"], "translate_multi30k": ["multi30k"], "music_jsb": ["jsb-bernoulli", "jsb-nade"],
+    "selective_copy": ["selective-copy"], "memory_tasks": ["adding"],
+}
+
+
+@pytest.fixture
+def scripts(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    return importlib.import_module
+
+
+def test_every_recipe_names_a_benchmark_script_that_takes_it(scripts):
+    from bench_common import recipes_of
+
+    assert sorted(name for names in SCRIPT_RECIPES.values() for name in names) == list(recipe_names())
+    for script, names in SCRIPT_RECIPES.items():
+        assert recipes_of(f"{script}.py") == names, script
+        assert (BENCHMARKS / f"{script}.py").is_file()
+
+
+@pytest.mark.parametrize("script", sorted(SCRIPT_RECIPES))
+def test_a_benchmark_parses_its_recipes_and_refuses_another_tasks_in_one_line(scripts, script, capsys):
+    if script == "translate_multi30k" and importlib.util.find_spec("sacrebleu") is None:
+        pytest.skip("translate_multi30k imports sacrebleu (the translate extra)")
+    module = scripts(script)
+    for name in SCRIPT_RECIPES[script]:
+        assert module.build_parser().parse_args(["--recipe", name]).recipe == name
+    task = load_recipe(SCRIPT_RECIPES[script][0]).task
+    other = next(name for name in recipe_names() if load_recipe(name).task != task)  # another task's recipe
+    for wrong, says in ((other, f"a recipe of task {load_recipe(other).task}, measured by `python benchmarks/"),
+                        ("ptb", "no such recipe")):
+        with pytest.raises(SystemExit) as stop:
+            module.build_parser().parse_args(["--recipe", wrong])
+        message = stop.value.code
+        assert isinstance(message, str) and "\n" not in message, message
+        assert message.startswith(f"error: --recipe {wrong}: {says}") and f"{script}.py measures " in message, message
+        assert SCRIPT_RECIPES[script][0] in message
+    assert capsys.readouterr().err == ""  # no usage block: the one line is all
+
+
+def test_a_smoke_run_records_nothing(scripts):
+    from bench_common import record_recipe
+
+    before = {path.name: path.read_text() for path in RECIPES.glob("*.toml")}
+    assert record_recipe("ptb-word", 99.0, split="test", chosen_on="valid", command="c", smoke=True) is None
+    assert {path.name: path.read_text() for path in RECIPES.glob("*.toml")} == before
+
+
+def test_a_recipes_budget_flag(scripts):
+    from bench_common import recipe_budget
+
+    assert recipe_budget("sst2") == []  # its settings hold --time-budget 2700
+    assert recipe_budget("sst2", 10) == ["--time-budget", "600"]
+    assert recipe_budget("ptb-word") == ["--time-budget", "3600"]  # none in its settings: its 60 budget minutes
+    assert recipe_budget("mr", share=10) == ["--time-budget", "270"]  # 45 minutes over ten folds
