@@ -172,7 +172,9 @@ def main() -> None:
         test_file = Path(out + "-test-slice.txt")
         test_file.parent.mkdir(parents=True, exist_ok=True)
         test_file.write_text("".join((PTB / "ptb.test.txt").read_text().splitlines(keepends=True)[:200]))
-    calibration, schedule = None, "step"  # zaremba: the paper's step schedule
+    calibration, schedule, optimizer = None, "step", args.optimizer  # zaremba: the paper's step schedule
+    if named:  # the JSON reports the recipe's own optimiser and schedule
+        schedule, optimizer = found.settings.get("schedule"), found.settings.get("optimizer")
     if args.recipe == "awd":
         if args.optimizer == "ntasgd":
             settings += NTASGD
@@ -211,7 +213,8 @@ def main() -> None:
           + ("  [SMOKE: not a result]" if args.smoke else ""), flush=True)
     valid_loss = min(report["valid_loss"], best_loss if best_loss is not None else float("inf"))
     print(json.dumps({
-        "benchmark": "ptb-word", "recipe": args.recipe, "optimizer": args.optimizer, "schedule": schedule,
+        "benchmark": "ptb-word", "recipe": args.recipe, "optimizer": optimizer, "schedule": schedule,
+        **({"settings": found.settings} if named else {}),
         "calibration": calibration,
         "test_perplexity": round(test["perplexity"], 3), "test_tokens": test["tokens"],
         "valid_perplexity": round(2.718281828459045 ** valid_loss, 3), "checkpoint": checkpoint,

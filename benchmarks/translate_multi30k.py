@@ -175,8 +175,9 @@ def named_recipe(args, files: dict, minutes_given: bool) -> None:
     """The named recipe's model alone: trained, chosen on validation BLEU, scored once on test, recorded."""
     from rnnkit.tasks.recipe import load_recipe
 
-    run = train_and_test(f"recipe {args.recipe}", "", args.minutes, files, f"{args.out}-{args.recipe}", args.smoke,
-                         recipe=args.recipe, minutes_given=minutes_given)
+    out = f"{args.out}-{args.recipe}" + ("-smoke" if args.smoke else "")  # a smoke run never replaces a full one
+    run = train_and_test(f"recipe {args.recipe}", "", args.minutes, files, out, args.smoke, recipe=args.recipe,
+                         minutes_given=minutes_given)
     test = run["test"]
     met = test["bleu"] >= TARGET
     print(f"recipe {args.recipe}: test BLEU {test['bleu']:.2f} (target >= {TARGET}: {'met' if met else 'NOT met'})"
