@@ -208,7 +208,7 @@ def test_a_terminal_gets_a_progress_bar_with_rate_and_time_left(capsys, run, tex
     (["--max-chars", str(10**12)], ["--max-chars", "memory"]),
 ])
 def test_limits_are_one_line_before_any_work(capsys, run, text_file, tmp_path, monkeypatch, flags, words):
-    monkeypatch.setattr("rnnkit.checks.machine_memory", lambda: 10**6)  # 1 MB: 2,401 characters do not fit
+    monkeypatch.setattr("rnnkit.checks.machine_memory", lambda: 10**5)  # 100 kB: 1,501 characters do not fit
     monkeypatch.setattr(activations_module, "tokenize_positions", lambda *args: pytest.fail("work was done"))
     code, stdout, stderr = run_cli(capsys, "explain", run, "--text", text_file, "--out", tmp_path / "p.html", *flags)
     assert_one_line_error(code, stderr, *words)
