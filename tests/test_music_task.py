@@ -110,7 +110,7 @@ def test_a_midi_prime(tmp_path, data_file, capsys):
     trained = rnnkit.load(out)
     assert trained.generate(steps=2, seed=0, prime_midi=tmp_path / "p.mid")["frames"][:2] == [[60, 64, 67], [62]]
     write_midi([[30]], tmp_path / "low.mid")
-    with pytest.raises(InputError, match="low.mid: pitch 30 outside the range 60-72"):
+    with pytest.raises(InputError, match="low.mid holds pitch 30, outside the pitch range 60-72"):
         trained.generate(prime_midi=tmp_path / "low.mid")
 
 
@@ -132,17 +132,17 @@ def test_user_mistakes_fail_with_one_line(tmp_path, data_file, capsys):
         (["--data", data_file, "--bidirectional"], ["--bidirectional does not apply"]),
         (["--out", tmp_path / "x"], ["give the music with --data FILE.json or --data FOLDER_OF_MIDI"]),
         (["--data", tmp_path / "nothing.json"], ["nothing.json: no such file or folder"]),
-        (["--data", data_file, "--pitch-range", "60"], ["pitch range '60' is not LOW-HIGH"]),
+        (["--data", data_file, "--pitch-range", "60"], ["--pitch-range '60' is not LOW-HIGH"]),
         (["--data", data_file, "--cell", "lstm", "--engine", "explicit", "--seq-len", "0"], ["--seq-len"]),
     ]:
         code, _, err = run_cli(capsys, "train", "music", *args)
         assert_one_line_error(code, err, *words)
     code, _, err = run_cli(capsys, "predict", out)
     assert_one_line_error(code, err, "holds a music model", "rnnkit generate")
-    # pitches outside a given range: one line per piece, each naming it
+    # pitches outside a given range: one line naming the first piece (and its file), the flag and the range needed
     code, _, err = run_cli(capsys, "train", "music", "--data", data_file, "--pitch-range", "64-70", "--out", tmp_path / "y")
-    assert code == 2 and all("outside the range 64-70; give a --pitch-range covering it" in line
-                             for line in err.strip().splitlines())
+    assert_one_line_error(code, err, f"{data_file}, piece train:0 holds", "outside the pitch range 64-70",
+                          "more pieces hold pitches outside it too", "give --pitch-range")
     assert not (tmp_path / "y").exists()  # a mistake is caught before the run directory is made
     (tmp_path / "empty.json").write_text(json.dumps({"test": tiny_pieces(2, 0)}))
     with pytest.raises(InputError, match="has no training pieces"):
