@@ -465,9 +465,9 @@ def test_pitches_outside_the_range_are_one_line():
 
     pieces = [Piece("a.mid", ((59,), (60,))), Piece("b.mid", ((61,),)), Piece("c.mid", ((80, 81),))]
     with pytest.raises(InputError) as refusal:
-        PitchRange(60, 72).check(pieces, "widen --pitch-range")
-    assert str(refusal.value) == ("a.mid: pitch 59 outside the range 60-72; widen --pitch-range; 1 more pieces hold "
-                                  "pitches outside it (59-81 in all)")
+        PitchRange(60, 72).check(pieces, "widen --pitch-range to {needed}")
+    assert str(refusal.value) == ("a.mid holds pitch 59, outside the pitch range 60-72 (1 more pieces hold pitches "
+                                  "outside it too); widen --pitch-range to 59-81")
 
 
 def test_stdin_that_is_not_utf8_is_one_line(capsys, runs, monkeypatch):
