@@ -261,7 +261,7 @@ def prepare(settings: RunSettings, checkpoint: Checkpoint | None, dist: DistCont
     model = build_within_memory(lambda: PianoRollModel(data.pitches.size, **settings.model),
                                 "lower the model's sizes (--hidden, --layers, --nade-hidden)")
     cut = config.seq_len or MAX_PIECE_STEPS
-    check_training_batch_memory(config, model, [piece.frames[:cut] for piece in data.train])
+    check_training_batch_memory(config, model, [range(min(len(piece), cut)) for piece in data.train])
     options = {key: value for key, value in model.config.to_dict().items() if key not in DERIVED_MODEL_FIELDS}
     run_info = {"configs": {"data": asdict(config), "model": options},
                 "pitch_range": [data.pitches.low, data.pitches.high], "data": data.description}
