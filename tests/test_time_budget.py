@@ -113,7 +113,7 @@ def test_the_probe_scales_the_first_batches_to_all_of_them(sized):
 
     def run_batch(batch):
         ran.append(batch)
-        time.sleep(0.3 if batch == 0 else 0.03)  # the first batch warms up: not counted
+        time.sleep(0.3 if batch in (0, 3) else 0.03)  # the first batch warms up; the fourth stalls: neither counts
 
     batches = (lambda: list(range(100))) if sized else (lambda: iter(range(100)))
     estimate = probe_validation(batches, run_batch)
@@ -129,7 +129,7 @@ def test_the_probe_of_a_short_validation_is_the_validation():
 
 
 def test_a_probed_validation_slows_down_as_the_steps_do():
-    """A machine that gets busier after the probe: the estimate follows the steps (at most 4 times either way)."""
+    """A machine that gets busier after the probe: the estimate follows the steps (but never below half)."""
     final = FinalWork()
     final.observe_validation(10.0, probed=True)
     for seconds in (1.0, 0.1, 0.1, 0.1, 0.1, 0.1):  # the first step warms up: not part of the base
@@ -138,8 +138,8 @@ def test_a_probed_validation_slows_down_as_the_steps_do():
     for _ in range(30):  # three times slower
         final.observe_step(0.3)
     assert final.validation == pytest.approx(30.0, rel=0.05)
-    for _ in range(30):
-        final.observe_step(10.0)
-    assert final.validation == pytest.approx(40.0)  # capped
+    for _ in range(30):  # much faster: never below half the timed one
+        final.observe_step(0.001)
+    assert final.validation == pytest.approx(5.0)
     final.observe_validation(12.0)  # measured now: now is its base
     assert final.validation == pytest.approx(12.0)

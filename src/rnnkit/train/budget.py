@@ -37,16 +37,18 @@ _DISK_BYTES_PER_SECOND = 50e6
 _CHECKPOINT_FLOOR = 0.25  # seconds: three fsync'ed files and two renames, on a slow disk
 _BASE_STEPS = 5  # steps whose mean duration is the base of a probed validation's scaling
 PROBE_BATCHES = 5
+PROBE_MAX_BATCHES = 50
 PROBE_SECONDS = 1.0
 
 
 class FinalWork:
     """Running estimates of one step and of the work after the last step, in seconds.
 
-    The validation was timed at one moment; the machine may be busier (or idler) when the run ends. Steps are
-    timed all along, and a validation slows down as they do: so the validation's estimate is scaled by how much
-    slower the recent steps are than the steps around the moment it was timed (by at most 4 times either way:
-    one odd step must not swing the budget)."""
+    The validation was timed at one moment; the machine may be busier (or idler) when the run ends: on a
+    shared machine its speed changed tenfold within a minute. Steps are timed all along, and a validation slows
+    down as they do: so the validation's estimate is scaled by how much slower the recent steps (a moving
+    average, so that one odd step does not swing it) are than the steps around the moment it was timed; it is
+    never taken below half of what was timed (a machine that got idler may get busy again)."""
 
     def __init__(self):
         self.step: float = 0.0
@@ -84,7 +86,7 @@ class FinalWork:
         """The final validation's estimate: the last one timed, scaled by the steps' slowdown since."""
         if not self._base_step or not self._recent:
             return self._validation
-        return self._validation * min(max(self._recent / self._base_step, 0.25), 4.0)
+        return self._validation * max(self._recent / self._base_step, 0.5)
 
     def observe_checkpoint(self, seconds: float) -> None:
         self.checkpoint = seconds
@@ -103,9 +105,10 @@ def probe_validation(batches: Callable[[], Any], run_batch: Callable[[Any], None
 
     ``batches()`` gives a fresh iterable of the validation batches (None: no validation data, 0 seconds);
     ``run_batch(batch)`` runs one as the validation does. The first batch warms up (allocations, kernels) and
-    is timed only when it is the one batch there is; then batches are timed until :data:`PROBE_SECONDS` have
-    passed over at least :data:`PROBE_BATCHES` of them (a few batches alone vary too much on a busy machine),
-    or the validation ends (then the probe *is* a validation)."""
+    is timed only when it is the one batch there is; then batches are timed until at least
+    :data:`PROBE_BATCHES` of them took :data:`PROBE_SECONDS` (or :data:`PROBE_MAX_BATCHES` ran, or the
+    validation ended: then the probe *is* a validation). Their median is scaled to all the batches: a busy
+    machine stalls a batch now and then, which a mean would spread over the whole validation."""
     first = batches()
     if first is None:
         return 0.0
@@ -119,8 +122,9 @@ def probe_validation(batches: Callable[[], Any], run_batch: Callable[[Any], None
             run_batch(batch)
             timings.append(time.perf_counter() - start)
             timed = timings[1:]
-            if len(timed) >= PROBE_BATCHES and sum(timed) >= PROBE_SECONDS:
+            if len(timed) >= PROBE_MAX_BATCHES or (len(timed) >= PROBE_BATCHES and sum(timed) >= PROBE_SECONDS):
                 break
     if len(timings) == count:
         return sum(timings)
-    return sum(timings[1:]) / len(timings[1:]) * count if len(timings) > 1 else timings[0] * count
+    timed = sorted(timings[1:]) or timings
+    return timed[len(timed) // 2] * count
