@@ -151,3 +151,82 @@ class StreamBatcher:
 
     def __repr__(self) -> str:
         return f"StreamBatcher(batch_size={self.batch_size}, seq_len={self.seq_len}, windows={len(self)})"
+
+
+# AWD-LSTM's variable BPTT (Merity et al. 2017, §4.1): the full length with this probability, else half of it ...
+FULL_WINDOW_PROBABILITY = 0.95
+# ... then a length drawn from N(that, 5²), never below this (a window of a few tokens carries little signal).
+WINDOW_LENGTH_STD = 5.0
+MIN_VARIABLE_WINDOW = 5
+
+
+def variable_window_lengths(total: int, bptt: int, count: int, generator: torch.Generator) -> list[int]:
+    r"""``count`` window lengths of AWD-LSTM's distribution (Merity et al. 2017, §4.1) that fit in ``total``:
+
+    .. math::
+
+        b = \begin{cases} \mathrm{bptt} & \text{with probability } 0.95 \\ \mathrm{bptt}/2 & \text{else}
+            \end{cases}, \qquad \ell = \max(5, \lfloor \mathcal{N}(b, 5^2) \rfloor)
+
+    (never longer than ``total``). A draw whose lengths add up to more than ``total`` is drawn again (the mean,
+    about 0.975·bptt, makes that rare); after 100 such draws the windows are all ``bptt`` long. Each step's
+    learning rate is meant to be scaled by ``ℓ / bptt`` so that a short window does not weigh as much as a long one.
+    """
+    for _ in range(100):
+        full = torch.rand(count, generator=generator) < FULL_WINDOW_PROBABILITY  # (W,)
+        base = torch.where(full, float(bptt), bptt / 2)  # (W,)
+        drawn = (base + WINDOW_LENGTH_STD * torch.randn(count, generator=generator)).floor()  # (W,)
+        lengths = drawn.clamp(min=min(MIN_VARIABLE_WINDOW, total), max=total).long()  # (W,)
+        if int(lengths.sum()) <= total:
+            return lengths.tolist()
+    return [bptt] * count
+
+
+class VariableStreamBatcher(StreamBatcher):
+    """A :class:`StreamBatcher` whose windows have AWD-LSTM's variable lengths (:func:`variable_window_lengths`).
+
+    The lengths of epoch e are drawn from a generator seeded with ``(seed, e)``, so a resumed epoch reads the
+    same windows as the interrupted one; ``seq_len`` is the bptt asked for. Every window is (N, ℓ) with its own
+    ℓ, read one after another from the streams' start. An epoch has as many windows as fixed ones of ``seq_len``
+    would make (the Trainer counts an epoch in steps), so with a mean ℓ of about 0.975·bptt the last few
+    percent of the streams go unread in an epoch, a different few each epoch.
+    """
+
+    def __init__(self, ids: Tensor, batch_size: int, seq_len: int, source: str = "the corpus", seed: int = 0):
+        super().__init__(ids, batch_size, seq_len, source)
+        self.seed = seed
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw epoch ``epoch``'s window lengths (the same for the same seed and epoch)."""
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        self.epoch = epoch
+        windows = self.inputs.shape[1] // self.seq_len
+        self.lengths = variable_window_lengths(self.inputs.shape[1], self.seq_len, windows, generator)
+        self.starts = [0]
+        for length in self.lengths[:-1]:
+            self.starts.append(self.starts[-1] + length)
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def window(self, index: int) -> tuple[Tensor, Tensor]:
+        columns = slice(self.starts[index], self.starts[index] + self.lengths[index])
+        return self.inputs[:, columns].contiguous(), self.targets[:, columns].contiguous()  # (N, ℓ), (N, ℓ)
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "epoch": self.epoch}
+
+    def load_state_dict(self, state: dict) -> None:
+        if isinstance(state, dict) and isinstance(state.get("epoch"), int):
+            self.set_epoch(state["epoch"])
+        super().load_state_dict(state)
+
+    def shard(self, rank: int, world_size: int) -> VariableStreamBatcher:
+        """This rank's streams, with the same window lengths as every other rank (ranks stay in step)."""
+        plain = super().shard(rank, world_size)
+        shard = object.__new__(VariableStreamBatcher)
+        shard._setup(plain.inputs, plain.targets, self.seq_len, self.position)
+        shard.seed = self.seed
+        shard.set_epoch(self.epoch)
+        return shard

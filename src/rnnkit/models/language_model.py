@@ -4,6 +4,7 @@ r"""A recurrent language model: predict the next token from the tokens so far.
     h_t^(1..K) = recurrent layers of any registered cell (K = num_layers) over x_1..x_t, plain or in
                  pre-norm residual blocks (block = "residual", rnnkit.models.blocks)
     logits_t   = W dropout(h_t^(K)) + b
+    (AWD-LSTM's rates, when given: dropouti on x_t, dropouth between layers, dropout on h_t^(K), each locked)
     p(w_{t+1} | w_1..w_t) = softmax(logits_t)
 
 Trained with the cross-entropy of ``logits_t`` against ``w_{t+1}``, summed or averaged over time.
@@ -43,6 +44,10 @@ class LanguageModelConfig:
     embedding_dropout: float = 0.0
     locked_dropout: bool = False
     block: str = "plain"
+    # AWD-LSTM's separate rates (None: ``dropout`` at that place, as before they existed; old runs load so)
+    input_dropout: float | None = None
+    hidden_dropout: float | None = None
+    output_dropout: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -80,6 +85,12 @@ def _check(config: LanguageModelConfig) -> None:
     check_block(config.block)
     for name in ("dropout", "embedding_dropout"):
         check_dropout(getattr(config, name), name)
+    for name in ("input_dropout", "hidden_dropout", "output_dropout"):
+        if getattr(config, name) is not None:
+            check_dropout(getattr(config, name), name)
+    if config.input_dropout and not config.embedding_dim:
+        raise InputError("input_dropout drops features of a learned embedding; one-hot inputs are never dropped: "
+                         "set embedding_dim > 0 or turn it off")
     if config.embedding_dropout and not config.embedding_dim:
         raise InputError("embedding_dropout drops rows of a learned embedding; set embedding_dim > 0 or turn it off")
     if not isinstance(config.locked_dropout, bool):
@@ -126,6 +137,10 @@ class LanguageModel(nn.Module):
         embedding_dropout: drop whole words (rows of the embedding) per forward call. Default 0.
         locked_dropout: the dropout masks on the input, between layers and on the output stay the same
             at every step of a sequence (variational dropout). Default False.
+        input_dropout, hidden_dropout, output_dropout: AWD-LSTM's separate rates (Merity et al. 2017:
+            dropouti, dropouth, dropout), each locked (one mask per sequence, the same at every step): on the
+            embedding output, between recurrent layers, on the last layer's output. None (default) keeps
+            ``dropout`` (locked or not as ``locked_dropout`` says) at that place, so ``dropout`` keeps its meaning.
         block: ``"plain"`` (default) stacks the layers; ``"residual"`` stacks pre-norm residual blocks
             (LayerNorm → layer → add → LayerNorm → gated MLP → add; :mod:`rnnkit.models.blocks`), the
             embedding projected to ``hidden_size`` where it is narrower or wider.
@@ -151,20 +166,24 @@ class LanguageModel(nn.Module):
                  embedding_dim: int = 0, dropout: float = 0.0, tie_weights: bool = False,
                  engine: str = "auto", init_range: float | None = None, recurrent_dropout: float = 0.0,
                  zoneout: float = 0.0, weight_drop: float = 0.0, forget_bias: float | None = None,
-                 embedding_dropout: float = 0.0, locked_dropout: bool = False, block: str = "plain"):
+                 embedding_dropout: float = 0.0, locked_dropout: bool = False, block: str = "plain",
+                 input_dropout: float | None = None, hidden_dropout: float | None = None,
+                 output_dropout: float | None = None):
         super().__init__()
         config = LanguageModelConfig(vocab_size, cell, hidden_size, num_layers, embedding_dim, dropout,
                                      tie_weights, engine, init_range, recurrent_dropout, zoneout, weight_drop,
-                                     forget_bias, embedding_dropout, locked_dropout, block)
+                                     forget_bias, embedding_dropout, locked_dropout, block, input_dropout,
+                                     hidden_dropout, output_dropout)
         _check(config)
         self._config = config
         self.vocab_size = vocab_size
         self.embedding = nn.Embedding(vocab_size, embedding_dim) if embedding_dim > 0 else None
-        self.input_dropout = sequence_dropout(dropout, locked_dropout)
-        self.rnn = recurrent_layer(cell, embedding_dim or vocab_size, hidden_size, num_layers, dropout=dropout,
-                                   engine=engine, locked_dropout=locked_dropout, recurrent_dropout=recurrent_dropout,
+        self.input_dropout = _dropout_at(input_dropout, dropout, locked_dropout)
+        between, between_locked = (dropout, locked_dropout) if hidden_dropout is None else (hidden_dropout, True)
+        self.rnn = recurrent_layer(cell, embedding_dim or vocab_size, hidden_size, num_layers, dropout=between,
+                                   engine=engine, locked_dropout=between_locked, recurrent_dropout=recurrent_dropout,
                                    zoneout=zoneout, weight_drop=weight_drop, forget_bias=forget_bias, block=block)
-        self.output_dropout = sequence_dropout(dropout, locked_dropout)
+        self.output_dropout = _dropout_at(output_dropout, dropout, locked_dropout)
         self.decoder = nn.Linear(hidden_size, vocab_size)
         if init_range is not None:
             for parameter in self.parameters():
@@ -187,7 +206,10 @@ class LanguageModel(nn.Module):
             config = LanguageModelConfig.from_dict(config)
         return cls(**config.to_dict())
 
-    def forward(self, tokens: Tensor, state=None):
+    def forward(self, tokens: Tensor, state=None, outputs: bool = False):
+        """``(logits, state)``; with ``outputs`` also the last recurrent layer's output before and after the
+        output dropout, each (N, L, H): what activation regularisation penalises (AR the dropped one, TAR the
+        other; :func:`activation_regularisation`). A keyword, so that it passes through DistributedDataParallel."""
         if tokens.dim() != 2 or tokens.dtype not in (torch.long, torch.int32, torch.int64):
             raise ValueError(f"tokens must be (N, L) integer ids, got {tokens.dtype} of shape {tuple(tokens.shape)}")
         if self.embedding is not None:
@@ -196,8 +218,33 @@ class LanguageModel(nn.Module):
         else:
             x = F.one_hot(tokens.long(), self.vocab_size).to(self.decoder.weight.dtype)  # (N, L, V)
         output, state = self.rnn(x, state)  # (N, L, H)
-        logits = self.decoder(self.output_dropout(output))  # (N, L, V)
-        return logits, state
+        dropped = self.output_dropout(output)  # (N, L, H)
+        logits = self.decoder(dropped)  # (N, L, V)
+        return (logits, state, output, dropped) if outputs else (logits, state)
 
     def extra_repr(self) -> str:
         return f"vocab_size={self.vocab_size}, cell={self.config.cell!r}, engine={self.config.engine!r}"
+
+
+def _dropout_at(rate: float | None, dropout: float, locked: bool) -> nn.Module:
+    """The dropout at one place: AWD's own ``rate``, locked, where given; else the shared ``dropout``."""
+    return sequence_dropout(dropout, locked) if rate is None else sequence_dropout(rate, True)
+
+
+def activation_regularisation(output: Tensor, dropped: Tensor, ar: float = 0.0, tar: float = 0.0) -> Tensor:
+    r"""AWD-LSTM's activation regularisers (Merity et al. 2017, §4.6) of one window, a scalar:
+
+    .. math::
+
+        \mathrm{AR} = \alpha \cdot \mathrm{mean}_{n,t,j}\big(\tilde h_{n,t,j}^2\big), \qquad
+        \mathrm{TAR} = \beta \cdot \mathrm{mean}_{n,t,j}\big((h_{n,t,j} - h_{n,t-1,j})^2\big)
+
+    with :math:`\tilde h` the last layer's output after dropout (``dropped``) and :math:`h` before it
+    (``output``), both (N, L, H); TAR's mean runs over the L − 1 differences inside the window (0 for L = 1).
+    """
+    total = output.new_zeros(())
+    if ar:
+        total = total + ar * dropped.pow(2).mean()
+    if tar and output.size(1) > 1:
+        total = total + tar * (output[:, 1:] - output[:, :-1]).pow(2).mean()  # (N, L-1, H) differences
+    return total

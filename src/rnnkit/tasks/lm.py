@@ -25,10 +25,11 @@ import torch.nn.functional as F
 from rnnkit.checks import check_positive, fraction_for
 from rnnkit.data.corpus import default_corpus, split_train_valid
 from rnnkit.data.reading import read_text
-from rnnkit.data.streams import StreamBatcher, tokens_needed
+from rnnkit.data.streams import StreamBatcher, VariableStreamBatcher, tokens_needed
 from rnnkit.data.text import CharVocab, WordVocab, vocab_from_dict
 from rnnkit.errors import InputError
 from rnnkit.models import LanguageModel
+from rnnkit.models.language_model import activation_regularisation
 from rnnkit.models.decoding import select_rows
 from rnnkit.models.size import parameter_count
 from rnnkit.train import Checkpoint, DistContext, Task, TaskLoss, seed_everything, summed_token_loss
@@ -56,6 +57,11 @@ class LMDataConfig:
         valid_fraction: the share of ``data`` held out for validation when there is no ``valid_data``.
         level: ``char`` (one token per character) or ``word`` (whitespace words, ``<eos>`` per line).
         seq_len: tokens per window: the truncated BPTT length. batch_size: parallel streams (all ranks).
+        variable_bptt: training windows of AWD-LSTM's random lengths around ``seq_len``
+            (:class:`~rnnkit.data.streams.VariableStreamBatcher`), each step's gradient scaled by ℓ / seq_len.
+        ar, tar: AWD-LSTM's activation regularisers α and β added to the training loss
+            (:func:`rnnkit.models.language_model.activation_regularisation`). Kept here, beside the windows,
+            because they shape how the task trains on its text, not the model (a run's evaluation ignores them).
     """
 
     data: str | None = None
@@ -64,6 +70,9 @@ class LMDataConfig:
     level: str = "char"
     seq_len: int = 64
     batch_size: int = 16
+    variable_bptt: bool = False
+    ar: float = 0.0
+    tar: float = 0.0
 
     def __post_init__(self):
         if self.level not in LEVELS:
@@ -72,6 +81,10 @@ class LMDataConfig:
         check_positive("batch-size", self.batch_size, integer=True)
         if not 0 <= self.valid_fraction < 1:
             raise InputError(f"--valid-fraction must be in [0, 1), got {self.valid_fraction}")
+        for name in ("ar", "tar"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
+                raise InputError(f"--{name} must be a finite number of at least 0 (AWD-LSTM: 2 and 1), got {value!r}")
 
 
 @dataclass
@@ -148,12 +161,14 @@ def build_vocab(level: str, train_text: str, valid_text: str | None) -> CharVoca
 class LanguageModelTask(Task):
     """Next-token prediction over streams, for the :class:`~rnnkit.train.Trainer` (truncated BPTT).
 
-    In a distributed run each rank reads its own block of the ``batch_size`` streams.
+    In a distributed run each rank reads its own block of the ``batch_size`` streams. With
+    ``config.variable_bptt`` the training windows have AWD-LSTM's random lengths (drawn from ``seed`` and the
+    epoch) and with ``config.ar`` / ``config.tar`` the training loss carries the activation regularisers.
     """
 
     carries_state = True
 
-    def __init__(self, corpus: Corpus, config: LMDataConfig, dist: DistContext | None = None):
+    def __init__(self, corpus: Corpus, config: LMDataConfig, dist: DistContext | None = None, seed: int = 0):
         dist = dist or DistContext()
         if config.batch_size % dist.world_size:
             raise InputError(
@@ -162,8 +177,11 @@ class LanguageModelTask(Task):
             )
         self.level = config.level
         self.baseline = uniform_baseline(len(corpus.vocab), "characters" if config.level == "char" else "words")
-        self.train = StreamBatcher(corpus.train_ids, config.batch_size, config.seq_len,
-                                   source=f"the training part of {corpus.description}").shard(dist.rank, dist.world_size)
+        source = f"the training part of {corpus.description}"
+        batcher = (VariableStreamBatcher(corpus.train_ids, config.batch_size, config.seq_len, source, seed=seed)
+                   if config.variable_bptt else StreamBatcher(corpus.train_ids, config.batch_size, config.seq_len, source))
+        self.train = batcher.shard(dist.rank, dist.world_size)
+        self.bptt, self.variable_bptt, self.ar, self.tar = config.seq_len, config.variable_bptt, config.ar, config.tar
         self.valid = None
         if corpus.valid_ids is not None:
             self.valid = validation_batcher(corpus.valid_ids, config.batch_size, config.seq_len, dist)
@@ -172,16 +190,38 @@ class LanguageModelTask(Task):
         return len(self.train)
 
     def train_batches(self, epoch: int, start: int) -> Iterator:
-        # Every epoch reads the same streams from the start; only the position within the epoch varies.
+        # Every epoch reads the same streams from the start; only the position within the epoch varies (and,
+        # with variable windows, their lengths: drawn anew for each epoch, the same again for a resumed one).
+        if self.variable_bptt and self.train.epoch != epoch:
+            self.train.set_epoch(epoch)
         return self.train.iterate(start)
 
     def valid_batches(self):
         return None if self.valid is None else self.valid.iterate()
 
     def loss(self, model: torch.nn.Module, batch, state) -> TaskLoss:
+        r"""The cross-entropy summed over the window's tokens. In training, the gradient is that of
+
+        .. math:: \frac{\ell}{\mathrm{bptt}} \Big(\mathrm{CE} + n_\text{tokens}\,(\mathrm{AR} + \mathrm{TAR})\Big)
+
+        (:func:`~rnnkit.models.language_model.activation_regularisation`; ℓ / bptt only with variable windows),
+        while the value returned, which the Trainer logs and sums, stays the plain cross-entropy. Divided by the
+        tokens (``--loss-over-time mean``) this is AWD-LSTM's ``loss + AR + TAR`` with its learning rate scaled
+        by ℓ / bptt, exactly so for SGD while the gradient is not clipped (the Trainer clips the scaled gradient;
+        AWD clips first and scales the step).
+        """
         inputs, targets = batch  # (N, L), (N, L)
-        logits, state = model(inputs, state)  # (N, L, V)
+        regularised = model.training and (self.ar or self.tar)
+        if regularised:
+            logits, state, output, dropped = model(inputs, state, outputs=True)  # (N, L, V), ..., (N, L, H) x2
+        else:
+            logits, state = model(inputs, state)  # (N, L, V)
         loss_sum, n_tokens = summed_token_loss(logits, targets)
+        if model.training and (regularised or self.variable_bptt):
+            scale = inputs.size(1) / self.bptt if self.variable_bptt else 1.0
+            penalty = activation_regularisation(output, dropped, self.ar, self.tar) if regularised else 0.0
+            trained = scale * (loss_sum + n_tokens * penalty)
+            loss_sum = trained - (trained - loss_sum).detach()  # the value of loss_sum, the gradient of trained
         return TaskLoss(loss_sum, n_tokens, inputs.size(0), state)
 
     def metrics(self, loss: float) -> dict[str, float]:
@@ -259,7 +299,7 @@ def prepare(settings: RunSettings, checkpoint: Checkpoint | None, dist: DistCont
                 "corpus": corpus.description}
     summary = (f"corpus: {corpus.description}: {len(corpus.train_ids):,} training {config.level} tokens, "
                f"vocabulary {len(corpus.vocab):,}, model {parameter_count(model):,} parameters")
-    return Prepared(model, LanguageModelTask(corpus, config, dist), run_info, summary)
+    return Prepared(model, LanguageModelTask(corpus, config, dist, seed=settings.train.seed or 0), run_info, summary)
 
 
 class TrainedLanguageModel(NamedTuple):
@@ -405,7 +445,9 @@ SPEC = TaskSpec(
     from_checkpoint=from_checkpoint,
     model_options={"cell": "cell", "layers": "num_layers", "hidden": "hidden_size", "embedding": "embedding_dim",
                    "dropout": "dropout", "tie_weights": "tie_weights", "engine": "engine", "init_range": "init_range",
-                   "locked_dropout": "locked_dropout", "block": "block", **EMBEDDING_REGULARISER_OPTIONS},
+                   "locked_dropout": "locked_dropout", "block": "block", "input_dropout": "input_dropout",
+                   "hidden_dropout": "hidden_dropout", "output_dropout": "output_dropout",
+                   **EMBEDDING_REGULARISER_OPTIONS},
     changeable=frozenset({"data", "valid_data", "log_gradients"}), derived_model_fields=("vocab_size",),
     evaluate=EVALUATE, generate=GENERATE,
 )

@@ -10,7 +10,8 @@
 import click
 
 from rnnkit.checks import MAX_INIT_RANGE
-from rnnkit.cli.options import FiniteFloat, Fraction, Layers, Positive, block_option, cell_option, engine_option
+from rnnkit.cli.options import FiniteFloat, Fraction, Layers, Positive, Probability, block_option, cell_option
+from rnnkit.cli.options import engine_option
 from rnnkit.cli.options import regulariser_options, training_options
 from rnnkit.cli.task_command import TaskCommand, lines, saved_line, stopped_line, train_command_of
 from rnnkit.tasks.lm import SPEC
@@ -68,6 +69,21 @@ COMMAND = TaskCommand(
         engine_option(),
         block_option(),
         regulariser_options(embedding=True),
+        click.option("--input-dropout", type=Probability,
+                     help="AWD-LSTM's dropouti: locked dropout on the embedding output. Default: --dropout."),
+        click.option("--hidden-dropout", type=Probability,
+                     help="AWD-LSTM's dropouth: locked dropout between the layers. Default: --dropout."),
+        click.option("--output-dropout", type=Probability,
+                     help="AWD-LSTM's dropout: locked dropout on the last layer's output. Default: --dropout."),
+        click.option("--variable-bptt/--fixed-bptt", default=False, show_default=True,
+                     help="AWD-LSTM's windows: length ~ N(--seq-len, 5) (half --seq-len 5%% of the time), each "
+                          "step's gradient scaled by length / --seq-len."),
+        click.option("--ar", type=FiniteFloat(0), default=0.0, show_default=True, metavar="ALPHA",
+                     help="Activation regularisation: ALPHA * mean(h^2) of the last layer's dropped output "
+                          "(AWD-LSTM: 2)."),
+        click.option("--tar", type=FiniteFloat(0), default=0.0, show_default=True, metavar="BETA",
+                     help="Temporal activation regularisation: BETA * mean((h_t - h_{t-1})^2) of the last layer's "
+                          "output before dropout (AWD-LSTM: 1)."),
         click.option("--init-range", type=FiniteFloat(0, MAX_INIT_RANGE, min_open=True), help="Initialise every weight uniformly in ±X (Zaremba: 0.1). Default: PyTorch's."),
         click.option("--seq-len", type=Positive, default=64, show_default=True, help="Tokens per window: the truncated BPTT length."),
         click.option("--batch-size", type=Positive, default=16, show_default=True, help="Parallel streams per step (over all processes)."),
