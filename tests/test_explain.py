@@ -65,7 +65,8 @@ def page_data(page: Path) -> dict:
 def test_activations_match_the_models_forward_pass(runs):
     model, vocab, _ = from_run(runs["lstm"])
     activations = collect_activations(model, vocab, PROBE)
-    assert activations.fed.all() and activations.states.keys() == {(0, "hidden"), (0, "cell"), (1, "hidden"), (1, "cell")}
+    assert activations.fed.all() and activations.states.keys() == {
+        (layer, state) for layer in (0, 1) for state in ("hidden", "cell", "tanh_cell")}
     with torch.no_grad():
         logits, (h_n, c_n) = model(vocab.encode(PROBE).unsqueeze(0))  # (1, P, V)
     probs = torch.softmax(logits[0], -1)  # (P, V)
@@ -97,7 +98,7 @@ def test_word_model_positions_are_words_and_newlines(runs):
     assert pieces == ["def", "f(x):", "\n", "zebra", "return", "\n"]
     assert activations.unknown.tolist() == [False, True, False, True, False, False]  # read as <unk>
     assert activations.fed.all() and activations.states[(0, "hidden")].shape == (6, 8)
-    assert activations.state_names == ["hidden", "cell"]
+    assert activations.state_names == ["hidden", "cell", "tanh_cell"]
 
 
 def test_page_holds_the_text_and_quantised_activations(runs, tmp_path):
@@ -168,7 +169,7 @@ def test_final_outputs_are_the_forward_pass_after_the_whole_text(runs):
 
 
 def test_recorded_states_ask_the_layer(runs):
-    assert recorded_states(from_run(runs["lstm"])[0]) == ["hidden", "cell"]
+    assert recorded_states(from_run(runs["lstm"])[0]) == ["hidden", "cell", "tanh_cell"]
     assert recorded_states(from_run(runs["gru"])[0]) == ["hidden"]
 
 
@@ -199,7 +200,7 @@ def test_explain_writes_the_page_and_prints_the_ranking(capsys, runs, probe, tmp
         assert 1 <= len(matches) <= 3
         assert [abs(m["correlation"]) for m in matches] == sorted((abs(m["correlation"]) for m in matches), reverse=True)
         for m in matches:
-            assert 0 <= m["layer"] < 2 and m["state"] in ("hidden", "cell") and 0 <= m["unit"] < 8
+            assert 0 <= m["layer"] < 2 and m["state"] in ("hidden", "cell", "tanh_cell") and 0 <= m["unit"] < 8
     model, vocab, _ = from_run(runs["lstm"])
     final = final_outputs(model, vocab, PROBE)
     assert report["hidden"] == final["hidden"]
@@ -268,7 +269,7 @@ def test_a_cell_whose_step_uses_an_operation_the_page_lacks_gets_the_static_page
     data = page_data(tmp_path / "p.html")
     assert data["model"] is None
     assert data["static"] == "the page has no JavaScript for aten.tanh.default, which the 'lstm' cell's step uses"
-    assert set(data["activations"]) == {"0/hidden", "0/cell", "1/hidden", "1/cell"}
+    assert set(data["activations"]) == {f"{k}/{s}" for k in (0, 1) for s in ("hidden", "cell", "tanh_cell")}
 
 
 def test_unknown_characters_are_counted_and_shown(capsys, runs, tmp_path):

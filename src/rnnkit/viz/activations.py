@@ -1,8 +1,8 @@
 r"""Run a language model over a text and keep what every recurrent unit did at every position.
 
 :func:`collect_activations` feeds the text to a :class:`~rnnkit.models.LanguageModel` from a zero
-state and records, after each token, the hidden state h_t (and, for a cell that has one, as the LSTM, the cell state c_t) of
-every layer, through the layers' :meth:`~rnnkit.nn.layer.RecurrentBase.trace`, together with the
+state and records, after each token, the hidden state h_t (and, for a cell that has one, as the LSTM, the cell state c_t
+and tanh(c_t) beside it) of every layer, through the layers' :meth:`~rnnkit.nn.layer.RecurrentBase.trace`, together with the
 model's top-k predictions of the next token, softmax(logits_t).
 
 Positions: a character model has one position per character of the text; a word model one per word
@@ -32,7 +32,11 @@ import torch.nn.functional as F
 from ..data.text import CharVocab, WordVocab
 from ..models import LanguageModel
 
-STATES = ("hidden", "cell")
+# tanh(c_t) beside c_t: c_t is unbounded (a counting cell grows without limit) while tanh(c_t), what the LSTM's
+# output gate reads, lies in (-1, 1) and saturates; Karpathy, Johnson & Fei-Fei (2015) colour tanh(c). Recorded for
+# that reason, decided before looking at any of their figures, not to match one.
+STATES = ("hidden", "cell", "tanh_cell")
+STATE_LABELS = {"hidden": "h", "cell": "c", "tanh_cell": "tanh(c)"}
 CHUNK = 1000  # positions per trace call: bounds the memory of the recorded gates on long texts
 
 
@@ -47,8 +51,9 @@ class Activations:
         spans: (P, 2) int64: the [start, end) offsets of each position's token in ``text``.
         fed: (P,) bool: the position's token went into the model (False: a character outside the vocabulary).
         unknown: (P,) bool: the token is outside the vocabulary (a character not fed, or a word fed as ``<unk>``).
-        states: (layer, ``"hidden"`` | ``"cell"``) → (P, H) float32: the state after reading each position,
-            NaN where not fed. Layers count from 0; ``"cell"`` only for a cell with a cell state (LSTM).
+        states: (layer, ``"hidden"`` | ``"cell"`` | ``"tanh_cell"``) → (P, H) float32: the state after reading
+            each position, NaN where not fed. Layers count from 0; ``"cell"`` (c_t) and ``"tanh_cell"``
+            (tanh(c_t), computed from the recorded c_t) only for a cell with a cell state (LSTM).
         top_ids: (P, k) int64: the k most likely next tokens after each position, best first; -1 where not fed.
         top_probs: (P, k) float32: their probabilities; 0 where not fed.
         symbols: the vocabulary's symbols (index = token id).
@@ -142,7 +147,7 @@ def collect_activations(model: LanguageModel, vocab: CharVocab | WordVocab, text
             trace = model.rnn.trace(_inputs(model, chunk), state)
             state = trace.state
             # The layer says whether it carries a cell state (trace.cell), not the cell's name.
-            states_of = {"hidden": trace.hidden, "cell": trace.cell}  # each (K, 1, L, H) or None, batch first
+            states_of = traced_states(trace)  # each (K, 1, L, H) or None, batch first
             if not states:
                 states = {(layer, name): np.full((P, H), np.nan, dtype=np.float32)
                           for layer in range(K) for name in STATES if states_of[name] is not None}
@@ -164,7 +169,13 @@ def recorded_states(model: LanguageModel) -> list[str]:
     and ``"cell"`` when the model's layers carry a cell state. The layer is asked (one step of its trace), not
     the cell's name."""
     trace = model.rnn.trace(_inputs(model, torch.zeros(1, 1, dtype=torch.long)))
-    return ["hidden", "cell"] if trace.cell is not None else ["hidden"]
+    return list(STATES) if trace.cell is not None else ["hidden"]
+
+
+def traced_states(trace) -> dict[str, torch.Tensor | None]:
+    """The states of :data:`STATES` in a layer's trace, each (K, N, L, H) or None: h_t, c_t and tanh(c_t)."""
+    cell = trace.cell
+    return {"hidden": trace.hidden, "cell": cell, "tanh_cell": None if cell is None else torch.tanh(cell)}
 
 
 def _inputs(model: LanguageModel, tokens: torch.Tensor) -> torch.Tensor:

@@ -108,7 +108,7 @@ def _static_activations(a: Activations) -> dict:
     for (layer, state), values in a.states.items():
         values = np.where(fed[:, None], values, 0.0)  # (P, H) no NaN
         largest = np.abs(values).max(axis=0) if len(values) else np.zeros(values.shape[1])  # (H,)
-        scale = np.maximum(largest, 1.0) if state == "hidden" else np.where(largest > 0, largest, 1.0)  # (H,)
+        scale = np.maximum(largest, 1.0) if state in ("hidden", "tanh_cell") else np.where(largest > 0, largest, 1.0)  # (H,)
         q = np.rint(values / scale * QUANTUM).clip(-QUANTUM, QUANTUM).astype(np.int8)  # (P, H)
         encoded[f"{layer}/{state}"] = {
             "scale": [float(f"{s:.4g}") for s in scale],

@@ -63,9 +63,9 @@ function decodeStatic() {
 function storeState(values, offset, state) {
   for (let k = 0; k < data.layers; k++) {
     for (const name of data.states) {
-      const source = name === "cell" ? state[k].c : state[k].h;
+      const source = name === "hidden" ? state[k].h : state[k].c;
       const target = values[k + "/" + name];
-      for (let u = 0; u < H; u++) target[offset + u] = source[u];
+      for (let u = 0; u < H; u++) target[offset + u] = name === "tanh_cell" ? Math.tanh(source[u]) : source[u];
     }
   }
 }
@@ -217,7 +217,8 @@ function describeModel() {
 
 function setUpPicker() {
   for (let k = 0; k < data.layers; k++) layerSelect.add(new Option(String(k), String(k)));
-  for (const state of data.states) stateSelect.add(new Option(state === "cell" ? "cell c" : "hidden h", state));
+  const labels = {hidden: "hidden h", cell: "cell c", tanh_cell: "tanh(c)"};
+  for (const state of data.states) stateSelect.add(new Option(labels[state] || state, state));
   unitInput.max = String(H - 1);
   layerSelect.addEventListener("change", recolour);
   stateSelect.addEventListener("change", recolour);
@@ -425,7 +426,8 @@ function sameToken(a, b, oldText, newText) {
 function liveValue(index) {
   const s = selection();
   const state = live.states[index][s.layer];
-  const raw = s.state === "cell" ? state.c[s.unit] : state.h[s.unit];
+  const raw = s.state === "hidden" ? state.h[s.unit] :
+    s.state === "tanh_cell" ? Math.tanh(state.c[s.unit]) : state.c[s.unit];
   const scale = shown.scale[s.layer + "/" + s.state];
   return raw / (scale ? scale[s.unit] : 1);
 }

@@ -18,6 +18,7 @@ copies, whatever the model: :func:`memory_bound`.
     explained = stream_text(model, vocab, text, window_chars=5000, progress=bar.update)
     explained.ranking["in_quotes"][0]      # UnitMatch(layer=1, state='cell', unit=17, correlation=0.83): all text
     explained.window.states[(1, "cell")]   # (P_w, H): the first 5,000 characters' positions only
+    explained.window.states[(1, "tanh_cell")]  # (P_w, H): tanh of those, ranked beside them
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import torch.nn.functional as F
 
 from ..data.text import CharVocab, WordVocab
 from ..models import LanguageModel
-from .activations import CHUNK, STATES, Activations, _inputs, tokenize_positions
+from .activations import CHUNK, STATES, Activations, _inputs, tokenize_positions, traced_states
 from .features import text_features, varying
 from .units import RunningCorrelation, UnitMatch
 
@@ -44,8 +45,9 @@ CHUNK_COPIES = 8  # float64 (L, H) arrays alive at once while a chunk's moments 
 
 def memory_bound(characters: int, window_chars: int, num_layers: int, hidden_size: int) -> int:
     """Bytes :func:`stream_text` holds at most (beside the model and PyTorch's own buffers): the text's arrays,
-    the window's float32 states (h and, at most, c of every layer) and one chunk's float64 working copies."""
-    window = min(window_chars, characters) * num_layers * 2 * hidden_size * 4
+    the window's float32 states (h and, at most, c and tanh(c) of every layer) and one chunk's float64 working
+    copies."""
+    window = min(window_chars, characters) * num_layers * len(STATES) * hidden_size * 4
     return BYTES_PER_CHAR * characters + window + CHUNK_COPIES * CHUNK * hidden_size * 8
 
 
@@ -113,7 +115,7 @@ def stream_text(model: LanguageModel, vocab: CharVocab | WordVocab, text: str, *
                 chunk, where = torch.zeros(1, 1, dtype=torch.long), where[:0]
             trace = model.rnn.trace(_inputs(model, chunk), state)
             state = trace.state
-            states_of = {"hidden": trace.hidden, "cell": trace.cell}  # each (K, 1, L, H) or None
+            states_of = traced_states(trace)  # each (K, 1, L, H) or None: h, c, tanh(c)
             if not window_states:
                 window_states = {(layer, name): np.full((shown, H), np.nan, dtype=np.float32)
                                  for layer in range(K) for name in STATES if states_of[name] is not None}

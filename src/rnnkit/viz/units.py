@@ -25,7 +25,8 @@ class Unit:
     """One unit of the network.
 
     Attributes:
-        layer: 0 for the first recurrent layer. state: ``"hidden"`` (h_t) or ``"cell"`` (c_t, LSTM).
+        layer: 0 for the first recurrent layer. state: ``"hidden"`` (h_t), ``"cell"`` (c_t, LSTM) or
+            ``"tanh_cell"`` (tanh(c_t): bounded, what the output gate reads, what Karpathy et al. colour).
         unit: index within the layer, 0 to H - 1.
     """
 
@@ -186,7 +187,7 @@ def units_by_example(states: Mapping[tuple[int, str], np.ndarray], inside: np.nd
 
     .. math:: v_{pu} = a_{pu} / s_u, \quad \mathrm{score}_u = \overline{v_{\cdot u}}^{\,p \in S} - \overline{v_{\cdot u}}^{\,p \notin S}
 
-    with s_u = max(1, max_p |a_pu|) for a hidden state and max_p |a_pu| for a cell state (the page's colour
+    with s_u = max(1, max_p |a_pu|) for h and tanh(c) and max_p |a_pu| for a cell state c (the page's colour
     scale), S the selected positions, both means over the positions in ``mask`` (default: rows without NaN).
 
     Args:
@@ -202,7 +203,9 @@ def units_by_example(states: Mapping[tuple[int, str], np.ndarray], inside: np.nd
         if not selected.any() or not rest.any():
             continue
         largest = np.abs(values[keep]).max(axis=0)  # (H,)
-        scale = np.maximum(largest, 1.0) if state == "hidden" else np.where(largest > 0, largest, 1.0)  # (H,)
+        # a bounded state (h, tanh(c)) keeps its own scale; an unbounded c is scaled to its largest value
+        bounded = state in ("hidden", "tanh_cell")
+        scale = np.maximum(largest, 1.0) if bounded else np.where(largest > 0, largest, 1.0)  # (H,)
         v = values / scale  # (P, H)
         score = v[selected].mean(axis=0) - v[rest].mean(axis=0)  # (H,)
         matches += [ExampleMatch(int(layer), state, int(u), float(score[u])) for u in range(len(score))]

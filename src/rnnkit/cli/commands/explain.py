@@ -53,8 +53,9 @@ from rnnkit.tasks.explain_units import DEFAULT_MAX_CHARS, DEFAULT_PAGE_CHARS, MA
 @click.argument("run_dir", metavar="DIR")
 @click.option("--text", "text_path", metavar="FILE", required=True, help="The text the model reads (UTF-8).")
 @click.option("--layer", type=click.IntRange(min=0), help="Layer shown first, from 0. Default: the best-ranked unit's.")
-@click.option("--state", type=click.Choice(["hidden", "cell"]),
-              help="State shown first: hidden h_t, or the cell state c_t (LSTM). Default: the best-ranked unit's.")
+@click.option("--state", type=click.Choice(["hidden", "cell", "tanh_cell"]),
+              help="State shown first: hidden h_t, the cell state c_t or tanh(c_t) (LSTM). Default: the "
+                   "best-ranked unit's.")
 @click.option("--unit", type=click.IntRange(min=0), help="Unit shown first, from 0. Default: the best-ranked unit.")
 @click.option("--max-chars", type=Positive, default=DEFAULT_MAX_CHARS, show_default=True,
               help="Read only the first N characters of the text; the units are ranked over all of them.")
