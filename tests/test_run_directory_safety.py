@@ -244,7 +244,8 @@ def refuse(number: int, only: str | None = None):
 
 
 @pytest.mark.parametrize("number, words", [
-    (errno.ENOSPC, ["no space left", "needs about 14.3 kB", "free some space", "previous checkpoint is intact"]),
+    # 14.3 or 14.4 kB: the tensor files' headers (format mark, safetensors' own metadata) vary by a few bytes
+    (errno.ENOSPC, ["no space left", "needs about 14.", "kB", "free some space", "previous checkpoint is intact"]),
     (errno.EDQUOT, ["quota", "needs about"]),
     (errno.EROFS, ["read-only file system", "previous checkpoint is intact"]),
     (errno.EACCES, ["permission denied"]),
