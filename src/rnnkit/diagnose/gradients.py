@@ -45,7 +45,7 @@ from torch import Tensor, nn
 
 from rnnkit.errors import InputError
 from rnnkit.models.recurrent import check_engine, registered_cell
-from rnnkit.nn import Recurrent
+from rnnkit.nn import LockedDropout, Recurrent
 
 LOSSES = ("last", "sum")
 CLIP_EPSILON = 1e-6  # as torch.nn.utils.clip_grad_norm_: scale = max_norm / (norm + 1e-6)
@@ -102,11 +102,15 @@ def per_step_gradient_norms(
 
     Args:
         layer: a unidirectional recurrent layer with torch.nn's interface (``rnnkit.nn.Recurrent``, ``RNN`` / ``LSTM`` /
-            ``GRU`` or torch.nn's own), any number of layers, either engine.
+            ``GRU`` or torch.nn's own), any number of layers, either engine; or a residual stack
+            (:class:`~rnnkit.models.blocks.ResidualRecurrent`, ``--block residual``): then h_t of layer k is the
+            state of block k's recurrent layer, and each step runs the blocks' norms, residual adds and MLPs
+            (position-wise, so stepping them is exact) between the layers.
         input: (L, N, H_in), (N, L, H_in) if ``layer.batch_first``, or unbatched (L, H_in).
         hx: the initial state as ``layer`` takes it (batched), or None.
-        loss_fn: ``loss_fn(t, h_t) -> scalar``, the loss at step t (0-based) given the top layer's hidden
-            state h_t of shape (N, H_out). Default: the sum of h_t's entries (a readout of ones).
+        loss_fn: ``loss_fn(t, y_t) -> scalar``, the loss at step t (0-based) given what the layer outputs at
+            step t, (N, H_out): the top layer's hidden state h_t, or a residual stack's output (its final
+            LayerNorm of the residual stream, what a model's head reads). Default: the sum of y_t's entries.
         loss: ``"last"``: L = loss_fn at the last step only (what shows vanishing: every earlier h_t
             reaches L only through the recurrence); ``"sum"``: L = the sum of loss_fn over all steps.
         parameters: the parameters whose gradient norm clipping would see (default: the layer's).
@@ -128,9 +132,11 @@ def per_step_gradient_norms(
     x, hx = _time_major(layer, input, hx)  # (L, N, H_in)
     steps = x.shape[0]
     params = [p for p in (layer.parameters() if parameters is None else parameters) if p.requires_grad]
-    singles = _single_layers(layer)
+    residual = hasattr(layer, "blocks")
+    singles = [_single_layers(block.rnn)[0] for block in layer.blocks] if residual else _single_layers(layer)
+    unrolled = _unrolled_residual if residual else _unrolled
     with torch.enable_grad():
-        hiddens, cells, total = _unrolled(layer, singles, x, hx, loss_fn or (lambda t, h: h.sum()), loss)
+        hiddens, cells, total = unrolled(layer, singles, x, hx, loss_fn or (lambda t, h: h.sum()), loss)
         nodes = [node for per_layer in hiddens + cells for node in per_layer]
         grads = torch.autograd.grad(total, [*nodes, *params], allow_unused=True)
 
@@ -188,6 +194,51 @@ def _unrolled(layer: nn.Module, singles: list[nn.Module], x: Tensor, hx, loss_fn
             below = h  # h_t feeds both the layer above and the next step: its gradient is the total one
         if loss == "sum" or t == steps - 1:
             step_loss = loss_fn(t, below[0])  # top layer (N, H_out)
+            total = step_loss if total is None else total + step_loss
+    return hiddens, cells, total
+
+
+def _unrolled_residual(stack: nn.Module, singles: list[nn.Module], x: Tensor, hx,
+                       loss_fn: Callable[[int, Tensor], Tensor], loss: str):
+    """As :func:`_unrolled`, through a residual stack's blocks (:mod:`rnnkit.models.blocks`): per step t,
+
+        s = x_t P;  for each block k:  h_t^(k) = RNN_k(LN_k(s), h_{t-1}^(k));  u = s + drop(h_t^(k));
+        s = u + drop(MLP_k(LN'_k(u)));  y_t = LN_out(s)
+
+    every h_t^(k) (and c_t^(k)) a graph node, the loss read from y_t. In training the branch dropout is applied
+    as the block does: a fresh mask per element, or with locked dropout one mask per sequence over all steps."""
+    states = [None if hx is None else (tuple(s[k : k + 1] for s in hx) if isinstance(hx, tuple) else hx[k : k + 1])
+              for k in range(len(singles))]
+    masks: dict[tuple[int, int], Tensor] = {}
+
+    def drop(k: int, branch: int, v: Tensor) -> Tensor:  # v (1, N, W)
+        dropout = stack.blocks[k].drop
+        if not stack.training or dropout.p == 0:
+            return v
+        if isinstance(dropout, LockedDropout):  # the same mask at every step of the sequence
+            if (k, branch) not in masks:
+                masks[(k, branch)] = v.new_empty(v.shape).bernoulli_(1 - dropout.p).div_(1 - dropout.p)
+            return v * masks[(k, branch)]
+        return dropout(v)
+
+    hiddens: list[list[Tensor]] = [[] for _ in singles]  # [k][t] (1, N, H): h_t of block k's layer
+    cells: list[list[Tensor]] = [[] for _ in singles]
+    total = None
+    steps = x.shape[0]
+    for t in range(steps):
+        stream = x[t : t + 1]  # (1, N, F)
+        if stack.project is not None:
+            stream = stack.project(stream)  # (1, N, W)
+        for k, (block, single) in enumerate(zip(stack.blocks, singles)):
+            _, states[k] = single(block.norm_rnn(stream), states[k])
+            h = states[k][0] if isinstance(states[k], tuple) else states[k]  # (1, N, H)
+            hiddens[k].append(h)
+            if isinstance(states[k], tuple):
+                cells[k].append(states[k][1])
+            u = stream + drop(k, 0, h)  # (1, N, W)
+            stream = u + drop(k, 1, block.mlp(block.norm_mlp(u)))  # (1, N, W)
+        if loss == "sum" or t == steps - 1:
+            step_loss = loss_fn(t, stack.norm(stream)[0])  # the stack's output (N, W)
             total = step_loss if total is None else total + step_loss
     return hiddens, cells, total
 

@@ -144,7 +144,7 @@ def collect_activations(model: LanguageModel, vocab: CharVocab | WordVocab, text
             if chunk.shape[1] == 0:  # nothing to read: still ask the layer which states it has
                 chunk = torch.zeros(1, 1, dtype=torch.long)
                 where = where[:0]
-            trace = model.rnn.trace(_inputs(model, chunk), state)
+            trace = trace_stack(model.rnn, _inputs(model, chunk), state)
             state = trace.state
             # The layer says whether it carries a cell state (trace.cell), not the cell's name.
             states_of = traced_states(trace)  # each (K, 1, L, H) or None, batch first
@@ -168,8 +168,43 @@ def recorded_states(model: LanguageModel) -> list[str]:
     """The states :func:`collect_activations` records for ``model``, in the order of :data:`STATES`: ``"hidden"``,
     and ``"cell"`` when the model's layers carry a cell state. The layer is asked (one step of its trace), not
     the cell's name."""
-    trace = model.rnn.trace(_inputs(model, torch.zeros(1, 1, dtype=torch.long)))
+    trace = trace_stack(model.rnn, _inputs(model, torch.zeros(1, 1, dtype=torch.long)))
     return list(STATES) if trace.cell is not None else ["hidden"]
+
+
+@dataclass
+class StackTrace:
+    """What :func:`trace_stack` records: ``output`` (N, L, W) what the model's head reads, ``state`` the final
+    state (as the stack returns it), ``hidden`` (K, N, L, H) h_t of each recurrent layer, ``cell`` c_t likewise
+    or None."""
+
+    output: torch.Tensor
+    state: object
+    hidden: torch.Tensor
+    cell: torch.Tensor | None
+
+
+@torch.no_grad()
+def trace_stack(rnn: torch.nn.Module, x: torch.Tensor, state=None):
+    r"""Every step's states of a model's recurrent layers over x (N, L, F), batch first, in eval mode.
+
+    A plain stack is its layers' own ``trace``. A residual stack (``--block residual``,
+    :mod:`rnnkit.models.blocks`) is traced block by block: each block's recurrent layer is traced on its
+    LayerNorm of the residual stream s, then s ← u + MLP(LN'(u)) with u = s + h (no dropout: eval), so that
+    ``hidden[k]`` is block k's recurrent state h_t^(k) and ``output`` = LN_out(s) is what the model's head reads.
+    """
+    if not hasattr(rnn, "blocks"):
+        return rnn.trace(x, state)
+    stream = rnn.project(x) if rnn.project is not None else x  # (N, L, W)
+    traces = []
+    for k, block in enumerate(rnn.blocks):
+        trace = block.rnn.trace(block.norm_rnn(stream), rnn._layer_state(state, k))
+        u = stream + trace.output  # (N, L, W)
+        stream = u + block.mlp(block.norm_mlp(u))  # (N, L, W)
+        traces.append(trace)
+    cell = None if traces[0].cell is None else torch.cat([t.cell for t in traces])  # (K, N, L, H)
+    return StackTrace(rnn.norm(stream), rnn._stacked([t.state for t in traces]),
+                      torch.cat([t.hidden for t in traces]), cell)  # hidden (K, N, L, H)
 
 
 def traced_states(trace) -> dict[str, torch.Tensor | None]:

@@ -74,6 +74,8 @@ def unsupported_reason(model: LanguageModel) -> str | None:
         return "the LSTM has projections (proj_size)"
     if getattr(rnn, "init_state", "zeros") != "zeros":
         return f"its initial state is {rnn.init_state!r}, not zeros"
+    if hasattr(rnn, "blocks"):
+        return "its layers are residual blocks (--block residual), which the page's model does not run"
     if getattr(rnn, "cell", None) is None:
         return f"its layers are not rnnkit's, whose cells declare their step ({type(rnn).__name__})"
     try:

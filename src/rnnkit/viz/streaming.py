@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 from ..data.text import CharVocab, WordVocab
 from ..models import LanguageModel
-from .activations import CHUNK, STATES, Activations, _inputs, tokenize_positions, traced_states
+from .activations import CHUNK, STATES, Activations, _inputs, tokenize_positions, trace_stack, traced_states
 from .features import text_features, varying
 from .units import RunningCorrelation, UnitMatch
 
@@ -113,7 +113,7 @@ def stream_text(model: LanguageModel, vocab: CharVocab | WordVocab, text: str, *
             where = positions[start : start + CHUNK]  # (L,)
             if chunk.shape[1] == 0:  # nothing to read: still ask the layer which states it has
                 chunk, where = torch.zeros(1, 1, dtype=torch.long), where[:0]
-            trace = model.rnn.trace(_inputs(model, chunk), state)
+            trace = trace_stack(model.rnn, _inputs(model, chunk), state)
             state = trace.state
             states_of = traced_states(trace)  # each (K, 1, L, H) or None: h, c, tanh(c)
             if not window_states:
