@@ -143,3 +143,27 @@ def test_a_probed_validation_slows_down_as_the_steps_do():
     assert final.validation == pytest.approx(5.0)
     final.observe_validation(12.0)  # measured now: now is its base
     assert final.validation == pytest.approx(12.0)
+
+
+class StallingTask(SlowValidationTask):
+    """Steps stall (ten times slower) for a while after the first 50: the validation itself does not slow."""
+
+    def __init__(self):
+        super().__init__()
+        self.steps = 0
+
+    def loss(self, model, batch, state):
+        if model.training:
+            self.steps += 1
+            time.sleep(STEP_SECONDS * (10 if 50 < self.steps <= 80 else 1))
+            return TaskLoss(model(batch).square().sum(), 1, 1, None)
+        return super().loss(model, batch, state)
+
+
+def test_a_stall_of_the_steps_does_not_end_the_run_early_when_the_validation_is_as_fast_as_ever(monkeypatch):
+    """Scaled by the stalled steps, the 2 s validation looks like 20 s; timed again, it is 2 s: the run goes on."""
+    monkeypatch.setattr("rnnkit.train.trainer.RECHECK_SCALE", 1.5)
+    budget = 8.0
+    report, seconds = timed_fit(StallingTask(), TrainConfig(epochs=None, time_budget=budget))
+    assert report["stop_reason"] == "time_budget"
+    assert budget - 1.5 <= seconds <= budget + 0.3, seconds  # without the second timing: 4 s

@@ -13,7 +13,9 @@ step and, when the run goes on, one more step both happen before the next decisi
 measurement an estimate: the validation is timed on its first few batches (:func:`probe_validation`) and
 scaled to all of them, the checkpoint from the bytes it writes at a conservative 50 MB/s plus a quarter second.
 A machine that gets busier slows the validation as it slows the steps: the validation's estimate follows the
-steps' duration (:class:`FinalWork`). Every estimate is taken with a 10% margin. A task whose own validation score decodes (BLEU with beam search)
+steps' duration (:class:`FinalWork`), and before the run stops on an estimate scaled up that way, the Trainer
+times the validation again (a stall slows the steps for a while but may be over). Every estimate is taken with
+a 10% margin. A task whose own validation score decodes (BLEU with beam search)
 is underestimated until its first epoch ends; a budget shorter than the final work itself stops after the
 first step (and the run says so).
 
@@ -36,6 +38,7 @@ MARGIN = 1.1
 _DISK_BYTES_PER_SECOND = 50e6
 _CHECKPOINT_FLOOR = 0.25  # seconds: three fsync'ed files and two renames, on a slow disk
 _BASE_STEPS = 5  # steps whose mean duration is the base of a probed validation's scaling
+RECHECK_SCALE = 1.5  # a validation estimate scaled up more than this is timed again before the run stops for it
 PROBE_BATCHES = 5
 PROBE_MAX_BATCHES = 50
 PROBE_SECONDS = 1.0
@@ -81,12 +84,16 @@ class FinalWork:
         else:
             self._base_step, self._base_steps = self._recent, _BASE_STEPS
 
+    def scale(self) -> float:
+        """How many times slower the recent steps are than those the validation's estimate was timed beside."""
+        if not self._base_step or not self._recent or self._base_steps < _BASE_STEPS:
+            return 1.0  # no base yet (a validation just timed): the estimate stands as timed
+        return self._recent / self._base_step
+
     @property
     def validation(self) -> float:
         """The final validation's estimate: the last one timed, scaled by the steps' slowdown since."""
-        if not self._base_step or not self._recent:
-            return self._validation
-        return self._validation * max(self._recent / self._base_step, 0.5)
+        return self._validation * max(self.scale(), 0.5)
 
     def observe_checkpoint(self, seconds: float) -> None:
         self.checkpoint = seconds

@@ -44,7 +44,7 @@ class Stops:
         config = self.config
         return {
             "max_steps": float(config.max_steps is not None and next_step >= config.max_steps),
-            "time_budget": float(self._out_of_time()),
+            "time_budget": float(self.out_of_time()),
             "interrupted": float(self.signal_name is not None),
         }
 
@@ -58,16 +58,17 @@ class Stops:
         if config.time_budget is not None:
             # Clocks differ between ranks: one rank stopping alone would leave the others waiting forever.
             # A new run trains at least one step, so that it has a checkpoint however short its budget.
-            out_of_time = self._out_of_time() if position.step else self.elapsed() >= config.time_budget
+            out_of_time = self.out_of_time() if position.step else self.elapsed() >= config.time_budget
             votes = self.dist.sum([float(out_of_time)])[0]
             if votes > 0:
                 return "time_budget"
         return None
 
-    def _out_of_time(self) -> bool:
-        """Whether one more step would leave too little of the budget for the end of the run."""
+    def out_of_time(self, ahead: float = 0.0) -> bool:
+        """Whether one more step would leave too little of the budget for the end of the run (``ahead``
+        seconds from now)."""
         budget = self.config.time_budget
-        return budget is not None and self.elapsed() + self.final_work.reserve() >= budget
+        return budget is not None and self.elapsed() + ahead + self.final_work.reserve() >= budget
 
     @contextmanager
     def on_signals(self):

@@ -35,7 +35,7 @@ import torch
 from rnnkit.nn import detach_state
 
 from .best_epoch import BestEpoch
-from .budget import probe_validation
+from .budget import RECHECK_SCALE, probe_validation
 from .checkpoint import GRADIENTS_FILE, Checkpoint, RunDirectory
 from .config import TrainConfig
 from .distributed import DistContext
@@ -195,6 +195,8 @@ class Trainer:
         self._progress.start_epoch(position.epoch + 1, self.batches_per_epoch, position.batch_index)
         step_start = time.perf_counter()
         for batch in self.task.train_batches(position.epoch, position.batch_index):
+            if self._recheck_final_work():
+                step_start = time.perf_counter()  # the probe's time is no step's
             loss, tokens, stop_reason = self._train_step(batch)
             step_end = time.perf_counter()
             position.epoch_seconds += step_end - step_start
@@ -419,13 +421,22 @@ class Trainer:
             self._write_checkpoint(best, valid_loss)
         self.stops.final_work.observe_checkpoint(time.perf_counter() - start)
 
-    @torch.no_grad()
     def _estimate_final_work(self) -> None:
         """Estimate the final validation and checkpoint before the first step, so that a time budget pays for
         them (:mod:`rnnkit.train.budget`); the model's weights, the RNG streams and the data are untouched."""
         final = self.stops.final_work
         # The checkpoint writes the weights and the optimizer's state (at most two moments per weight).
         final.checkpoint_bytes(3 * sum(p.numel() * p.element_size() for p in self.model.parameters()))
+        self._probe_validation()
+        left = self.config.time_budget - self.stops.elapsed()
+        if self.log is not None and final.reserve() >= left:
+            self.log(f"note: the final validation and checkpoint take about {final.reserve():.0f}s, more than the "
+                     f"{max(left, 0):.0f}s of --time-budget left; the run trains one step (a smaller validation "
+                     "set leaves time to train)")
+
+    @torch.no_grad()
+    def _probe_validation(self) -> None:
+        """Time the validation on its first batches (budget.probe_validation), in eval mode, carrying the state."""
         state = None
 
         def run_batch(batch) -> None:
@@ -436,14 +447,21 @@ class Trainer:
 
         self.model.eval()
         try:
-            final.observe_validation(probe_validation(self.task.valid_batches, run_batch), probed=True)
+            self.stops.final_work.observe_validation(probe_validation(self.task.valid_batches, run_batch), probed=True)
         finally:
             self.model.train()
-        left = self.config.time_budget - self.stops.elapsed()
-        if self.log is not None and final.reserve() >= left:
-            self.log(f"note: the final validation and checkpoint take about {final.reserve():.0f}s, more than the "
-                     f"{max(left, 0):.0f}s of --time-budget left; the run trains one step (a smaller validation "
-                     "set leaves time to train)")
+
+    def _recheck_final_work(self) -> bool:
+        """Before a time budget stops the run on a validation estimate scaled up by slower steps, time the
+        validation again (a stall of the machine slows the steps for a while: the validation it stops for may
+        be as fast as ever). Whether it probed. The steps after a probe are its new base, so a probe comes
+        again only after a further slowdown (each costs about budget.PROBE_SECONDS)."""
+        final = self.stops.final_work
+        # Looking a step ahead: the stop is decided in the middle of the coming step.
+        if self.config.time_budget is None or final.scale() <= RECHECK_SCALE or not self.stops.out_of_time(final.step):
+            return False
+        self._probe_validation()
+        return True
 
     def _write_checkpoint(self, best: bool, valid_loss: float | None) -> None:
         carried = None if self.carried_state is None else _map_state(self.carried_state, self.dist.gather_rows)
