@@ -77,3 +77,36 @@ def test_untrained_model_is_near_chance():
     inputs, targets = task.batch(512, 20, torch.Generator().manual_seed(1))
     model = SelectiveCopyModel("gru", 10, 16, 1, tokens=4)
     assert token_accuracy(model, inputs, targets) < 0.3  # 1/8 by chance; a model that knew would be near 1
+
+
+SUBNORMAL = 1e-40  # below float32's smallest normal number, 1.18e-38
+
+
+def flushed() -> bool:
+    """Whether this thread reads float32 subnormals as 0 now."""
+    return (torch.tensor([SUBNORMAL]) * 1.0).item() == 0.0
+
+
+def test_flush_denormals_reads_subnormals_as_zero_inside_only():
+    from rnnkit.diagnose.selective_copy import flush_denormals
+
+    if not torch.set_flush_denormal(False):
+        pytest.skip("this CPU has no flush-to-zero mode")
+    assert not flushed()
+    with flush_denormals():
+        assert flushed()
+    assert not flushed()
+    with pytest.raises(RuntimeError), flush_denormals():
+        raise RuntimeError("a failed run")
+    assert not flushed()  # restored after a failure too
+
+
+def test_training_runs_with_subnormals_flushed(monkeypatch):
+    import rnnkit.diagnose.selective_copy as selective_copy
+
+    if not torch.set_flush_denormal(False):
+        pytest.skip("this CPU has no flush-to-zero mode")
+    seen = []
+    monkeypatch.setattr(selective_copy, "train_on_fresh_batches", lambda *args, **kwargs: seen.append(flushed()) or {})
+    selective_copy.train_selective_copy(SelectiveCopyConfig(cell="gru", length=8, tokens=2, hidden_size=4, steps=1))
+    assert seen == [True] and not flushed()

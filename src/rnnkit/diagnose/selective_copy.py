@@ -27,6 +27,8 @@ each cell the width whose parameter count is closest to an LSTM's at a reference
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable
 
@@ -184,6 +186,25 @@ def token_accuracy(model: SelectiveCopyModel, inputs: Tensor, targets: Tensor) -
     return right / targets.numel()
 
 
+@contextmanager
+def flush_denormals() -> Iterator[None]:
+    r"""Subnormal floats (|x| < 1.2·10⁻³⁸ in float32) read as 0 inside the block (the CPU's flush-to-zero and
+    denormals-are-zero modes, :func:`torch.set_flush_denormal`); PyTorch's default, off, afterwards.
+
+    Why: only the last K positions are read out, so the gradient reaching the L noise positions comes back
+    through the recurrence alone and shrinks geometrically into the subnormal range, where each CPU
+    multiplication takes a slow microcode path. Profiled on the recipe's model (residual minGRU, H = 128, 3
+    blocks, batch 64, L = 512, K = 16, 2 threads): 20x slower matrix products in the blocks' MLP backward,
+    8.6 s a step, against 1.1 s with them flushed. A value that small moves no weight (Adam's ε is 10⁻⁸), so
+    flushing it changes nothing the model learns. A no-op where the CPU has no such mode.
+    """
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)
+
+
 def train_selective_copy(config: SelectiveCopyConfig, log: Callable[[str], None] | None = None,
                          log_every_seconds: float = 30.0) -> dict:
     """Train one model on selective copying with the Trainer; returns its result row, the row of
@@ -196,5 +217,6 @@ def train_selective_copy(config: SelectiveCopyConfig, log: Callable[[str], None]
                                engine=config.engine, block=config.block)
     name = (f"selective copy L={config.length} K={config.tokens} {config.cell} "
             f"(H={config.hidden_size}, {config.num_layers} layers)")
-    return train_on_fresh_batches(model, task, config, target=config.stop_above, name=name, log=log,
-                                  log_every_seconds=log_every_seconds)
+    with flush_denormals():  # the gradient on the noise positions is subnormal: 8x faster steps (flush_denormals)
+        return train_on_fresh_batches(model, task, config, target=config.stop_above, name=name, log=log,
+                                      log_every_seconds=log_every_seconds)
