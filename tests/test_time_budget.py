@@ -59,16 +59,17 @@ def test_the_whole_run_with_its_final_validation_and_checkpoint_ends_within_the_
     assert report["stop_reason"] == "time_budget"
     # Before: training ran to 4.0 s, then 2 s of validation followed. Now the run ends within the budget,
     # and it does not give away more than a little of it (two steps, the margin on 2 s, scheduling noise).
-    assert budget - 0.6 <= seconds <= budget + 0.15, seconds
+    assert budget - 0.6 <= seconds <= budget + 0.3, seconds  # before: budget + 2 s
     assert report["steps"] > 10 and "valid_loss" in report
     assert RunDirectory.open(tmp_path / "run").load().meta["trainer"]["position"]["step"] == report["steps"]
 
 
-def test_a_budget_shorter_than_the_final_work_trains_one_step_and_says_so(tmp_path):
+def test_a_budget_shorter_than_the_final_work_trains_a_few_steps_and_says_so(tmp_path):
+    """The steps that show the machine's speed (6), then the validation timed again, then the stop."""
     lines = []
     report, _ = timed_fit(SlowValidationTask(), TrainConfig(epochs=None, time_budget=1.5),
                           run_dir=RunDirectory.create(tmp_path / "run"), log=lines.append)
-    assert report["steps"] == 1 and report["stop_reason"] == "time_budget"
+    assert 1 <= report["steps"] <= 8 and report["stop_reason"] == "time_budget"
     assert RunDirectory.open(tmp_path / "run").holds_run()
     assert any(line.startswith("note: the final validation and checkpoint take about") and "--time-budget" in line
                for line in lines), lines
@@ -167,3 +168,39 @@ def test_a_stall_of_the_steps_does_not_end_the_run_early_when_the_validation_is_
     report, seconds = timed_fit(StallingTask(), TrainConfig(epochs=None, time_budget=budget))
     assert report["stop_reason"] == "time_budget"
     assert budget - 1.5 <= seconds <= budget + 0.3, seconds  # without the second timing: 4 s
+
+
+class BusyAtTheStartTask(SlowValidationTask):
+    """The validation is five times slower while the probe before the first step times it (another process
+    held the machine for those seconds), as fast as ever afterwards."""
+
+    def __init__(self):
+        super().__init__()
+        self.validation_batches = 0
+
+    def loss(self, model, batch, state):
+        if not model.training:
+            self.validation_batches += 1
+            if self.validation_batches <= 6:  # the first probe: its warm-up batch and five timed ones
+                time.sleep(4 * VALID_BATCH_SECONDS)
+        return super().loss(model, batch, state)
+
+
+def test_a_machine_busy_while_the_first_probe_ran_does_not_end_the_run_after_one_step():
+    """The first probe says 10 s of validation (more than the budget); the steps show the machine is fast,
+    the validation is timed again (2 s), and the run uses its budget."""
+    budget = 7.0
+    report, seconds = timed_fit(BusyAtTheStartTask(), TrainConfig(epochs=None, time_budget=budget))
+    assert report["stop_reason"] == "time_budget" and report["steps"] > 20
+    assert budget - 1.5 <= seconds <= budget + 0.3, seconds
+
+
+def test_a_provisional_estimate_counts_once_its_base_is_known():
+    final = FinalWork()
+    final.observe_validation(100.0, probed=True, provisional=True)
+    assert final.reserve() < 1 and not final.unconfirmed  # no step has shown the machine's speed yet
+    for _ in range(6):
+        final.observe_step(0.01)
+    assert final.unconfirmed and final.reserve() < 1
+    final.confirm()
+    assert final.reserve() > 100

@@ -60,6 +60,7 @@ class FinalWork:
         self._base_step: float | None = None  # the step duration when the validation was timed
         self._base_steps = 0  # steps averaged into it (the first few after a probe)
         self._seen = 0
+        self._provisional = False
         self._recent: float | None = None  # the recent steps' duration (a moving average), warm-up left out
 
     def observe_step(self, seconds: float) -> None:
@@ -75,14 +76,28 @@ class FinalWork:
             self._base_steps += 1
             self._base_step = total / self._base_steps
 
-    def observe_validation(self, seconds: float, probed: bool = False) -> None:
-        """A validation's duration: measured whole, or ``probed`` (estimated before any step, see
-        :func:`probe_validation`); the steps' duration now becomes the base it is scaled by."""
+    def observe_validation(self, seconds: float, probed: bool = False, provisional: bool = False) -> None:
+        """A validation's duration: measured whole, or ``probed`` (estimated from its first batches, see
+        :func:`probe_validation`); the steps' duration now becomes the base it is scaled by. ``provisional``:
+        probed before any step, on a machine whose speed no step has shown yet (another process may have held
+        it for those seconds): it stops no run until its base is known and the Trainer has timed it again
+        (:attr:`unconfirmed`)."""
         self._validation = seconds
+        self._provisional = provisional
         if probed or self._recent is None:
             self._base_step, self._base_steps = None, 0
         else:
             self._base_step, self._base_steps = self._recent, _BASE_STEPS
+
+    @property
+    def unconfirmed(self) -> bool:
+        """Whether the validation's estimate is a provisional probe whose base is now known: time it again
+        before it stops the run."""
+        return self._provisional and self._base_steps >= _BASE_STEPS
+
+    def confirm(self) -> None:
+        """Keep the provisional estimate as it stands (it would not stop the run anyway)."""
+        self._provisional = False
 
     def scale(self) -> float:
         """How many times slower the recent steps are than those the validation's estimate was timed beside."""
@@ -103,8 +118,10 @@ class FinalWork:
         self.checkpoint = _CHECKPOINT_FLOOR + size / _DISK_BYTES_PER_SECOND
 
     def reserve(self) -> float:
-        """Seconds to keep free of training: two steps and the final validation and checkpoint."""
-        return 2 * self.step + MARGIN * (self.validation + self.checkpoint)
+        """Seconds to keep free of training: two steps and the final validation and checkpoint (a provisional
+        validation estimate counts once it is confirmed)."""
+        validation = 0.0 if self._provisional else self.validation
+        return 2 * self.step + MARGIN * (validation + self.checkpoint)
 
 
 def probe_validation(batches: Callable[[], Any], run_batch: Callable[[Any], None]) -> float:

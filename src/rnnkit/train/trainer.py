@@ -35,7 +35,7 @@ import torch
 from rnnkit.nn import detach_state
 
 from .best_epoch import BestEpoch
-from .budget import RECHECK_SCALE, probe_validation
+from .budget import MARGIN, RECHECK_SCALE, probe_validation
 from .checkpoint import GRADIENTS_FILE, Checkpoint, RunDirectory
 from .config import TrainConfig
 from .distributed import DistContext
@@ -427,16 +427,18 @@ class Trainer:
         final = self.stops.final_work
         # The checkpoint writes the weights and the optimizer's state (at most two moments per weight).
         final.checkpoint_bytes(3 * sum(p.numel() * p.element_size() for p in self.model.parameters()))
-        self._probe_validation()
+        self._probe_validation(provisional=True)
         left = self.config.time_budget - self.stops.elapsed()
-        if self.log is not None and final.reserve() >= left:
-            self.log(f"note: the final validation and checkpoint take about {final.reserve():.0f}s, more than the "
-                     f"{max(left, 0):.0f}s of --time-budget left; the run trains one step (a smaller validation "
+        needed = 2 * final.step + MARGIN * (final.validation + final.checkpoint)
+        if self.log is not None and needed >= left:
+            self.log(f"note: the final validation and checkpoint take about {needed:.0f}s, more than the "
+                     f"{max(left, 0):.0f}s of --time-budget left; the run trains a few steps (a smaller validation "
                      "set leaves time to train)")
 
     @torch.no_grad()
-    def _probe_validation(self) -> None:
-        """Time the validation on its first batches (budget.probe_validation), in eval mode, carrying the state."""
+    def _probe_validation(self, provisional: bool = False) -> None:
+        """Time the validation on its first batches (budget.probe_validation), in eval mode, carrying the state;
+        ``provisional``: before the first step (see budget.FinalWork.observe_validation)."""
         state = None
 
         def run_batch(batch) -> None:
@@ -447,7 +449,8 @@ class Trainer:
 
         self.model.eval()
         try:
-            self.stops.final_work.observe_validation(probe_validation(self.task.valid_batches, run_batch), probed=True)
+            seconds = probe_validation(self.task.valid_batches, run_batch)
+            self.stops.final_work.observe_validation(seconds, probed=True, provisional=provisional)
         finally:
             self.model.train()
 
@@ -457,8 +460,14 @@ class Trainer:
         be as fast as ever). Whether it probed. The steps after a probe are its new base, so a probe comes
         again only after a further slowdown (each costs about budget.PROBE_SECONDS)."""
         final = self.stops.final_work
+        if self.config.time_budget is None:
+            return False
+        if final.unconfirmed:  # the probe before the first step: would it stop the run, as the steps go now?
+            final.confirm()
+            if not self.stops.out_of_time(final.step):
+                return False
         # Looking a step ahead: the stop is decided in the middle of the coming step.
-        if self.config.time_budget is None or final.scale() <= RECHECK_SCALE or not self.stops.out_of_time(final.step):
+        elif final.scale() <= RECHECK_SCALE or not self.stops.out_of_time(final.step):
             return False
         self._probe_validation()
         return True
