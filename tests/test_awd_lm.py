@@ -184,3 +184,11 @@ def test_cli_trains_with_every_flag(capsys, tmp_path):
     assert math.isfinite(json.loads(out)["train_loss"])
     code, _, err = run_cli(capsys, "train", "lm", "--data", str(data), "--ar", "-1", "--out", str(tmp_path / "x"))
     assert code != 0 and "--ar" in err
+
+
+def test_a_resumed_epoch_reads_the_windows_it_had_left():
+    first = [inputs for inputs, _ in task_of(variable_bptt=True).train_batches(1, 0)]
+    resumed = [inputs for inputs, _ in task_of(variable_bptt=True).train_batches(1, 2)]  # a new process, mid-epoch
+    assert len(resumed) == len(first) - 2 and all(torch.equal(a, b) for a, b in zip(resumed, first[2:]))
+    other_epoch = [inputs.shape[1] for inputs, _ in task_of(variable_bptt=True).train_batches(2, 0)]
+    assert other_epoch != [inputs.shape[1] for inputs in first]

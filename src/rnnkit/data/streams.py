@@ -188,8 +188,8 @@ class VariableStreamBatcher(StreamBatcher):
     The lengths of epoch e are drawn from a generator seeded with ``(seed, e)``, so a resumed epoch reads the
     same windows as the interrupted one; ``seq_len`` is the bptt asked for. Every window is (N, ℓ) with its own
     ℓ, read one after another from the streams' start. An epoch has as many windows as fixed ones of ``seq_len``
-    would make (the Trainer counts an epoch in steps), so with a mean ℓ of about 0.975·bptt the last few
-    percent of the streams go unread in an epoch, a different few each epoch.
+    would make (the Trainer counts an epoch in steps), so with a mean ℓ of about 0.975·bptt the end of the
+    streams, a few percent and a different amount each epoch, goes unread in that epoch.
     """
 
     def __init__(self, ids: Tensor, batch_size: int, seq_len: int, source: str = "the corpus", seed: int = 0):

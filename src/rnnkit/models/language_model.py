@@ -89,8 +89,8 @@ def _check(config: LanguageModelConfig) -> None:
         if getattr(config, name) is not None:
             check_dropout(getattr(config, name), name)
     if config.input_dropout and not config.embedding_dim:
-        raise InputError("input_dropout drops features of a learned embedding; one-hot inputs are never dropped: "
-                         "set embedding_dim > 0 or turn it off")
+        raise InputError("input_dropout (--input-dropout) drops features of a learned embedding and one-hot inputs "
+                         "are never dropped: set embedding_dim (--embedding) above 0, or turn it off")
     if config.embedding_dropout and not config.embedding_dim:
         raise InputError("embedding_dropout drops rows of a learned embedding; set embedding_dim > 0 or turn it off")
     if not isinstance(config.locked_dropout, bool):
