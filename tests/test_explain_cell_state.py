@@ -4,10 +4,8 @@ cell state records neither."""
 
 import json
 import re
-from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 
 from rnnkit.data.text import CharVocab

@@ -4,9 +4,7 @@ own forward pass and gradient."""
 
 import json
 import re
-from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
