@@ -31,6 +31,7 @@ from ..errors import InputError
 from ..files import write_atomic
 from ..nn.layer import RecurrentBase
 from .onnx_graph import GraphBuilder, onnx
+from .onnx_optimize import pretranspose_subgraph_weights
 from .onnx_recurrent import OPSET, Sequence, add_recurrent
 from .tracing import layer_calls, real_packing
 
@@ -132,6 +133,7 @@ def _check_target(path) -> Path:
 def finish_model(model, path=None, metadata: dict | None = None):
     """Add the metadata, check the model with ``onnx.checker``, and write it atomically to ``path`` if given."""
     target = None if path is None else _check_target(path)
+    pretranspose_subgraph_weights(model)  # the step bodies' x W^T with W^T stored once, not transposed every step
     set_metadata(model, metadata)
     onnx.checker.check_model(model)
     if target is not None:

@@ -36,6 +36,7 @@ from ..errors import InputError
 from ..extras import require
 from ..files import write_atomic
 from .graph_contract import Graph
+from .onnx_optimize import all_nodes as _all_nodes, pretranspose_subgraph_weights
 
 onnx = require("onnx", "export")
 from onnx import helper, numpy_helper  # noqa: E402  (after the one-line message for a missing onnx)
@@ -77,46 +78,6 @@ def gemm_to_matmul(model) -> int:
     del model.graph.initializer[:]
     model.graph.initializer.extend(kept)
     return rewritten
-
-
-def pretranspose_subgraph_weights(model) -> int:
-    """In every subgraph (Scan and Loop bodies, at any depth), replace each ``Transpose`` of a 2-D float initializer
-    of the main graph (read from the outer scope) by a main-graph initializer holding the transposed matrix, in
-    place; returns how many. The MatMuls that read it then have a constant B, which the quantizer quantizes."""
-    initializers = {tensor.name: tensor for tensor in model.graph.initializer}
-    made: dict[str, str] = {}  # weight name -> its transposed initializer
-    count = 0
-    for subgraph in _subgraphs(model.graph):
-        local = {value.name for value in subgraph.input} | {tensor.name for tensor in subgraph.initializer}
-        kept = []
-        renamed: dict[str, str] = {}
-        for node in subgraph.node:
-            source = node.input[0] if node.op_type == "Transpose" else None
-            perm = [helper.get_attribute_value(a) for a in node.attribute if a.name == "perm"]
-            if (source is None or source in local or source not in initializers
-                    or len(initializers[source].dims) != 2 or initializers[source].data_type != onnx.TensorProto.FLOAT
-                    or (perm and list(perm[0]) != [1, 0])):
-                kept.append(node)
-                continue
-            if source not in made:
-                made[source] = f"{source}_transposed"
-                weight = numpy_helper.to_array(initializers[source])
-                model.graph.initializer.append(numpy_helper.from_array(np.ascontiguousarray(weight.T), made[source]))
-            renamed[node.output[0]] = made[source]
-            count += 1
-        for node in kept:
-            node.input[:] = [renamed.get(name, name) for name in node.input]
-        for value in subgraph.output:
-            if value.name in renamed:  # a transposed weight returned as it is: keep a node that names it
-                kept.append(helper.make_node("Identity", [renamed[value.name]], [value.name]))
-        del subgraph.node[:]
-        subgraph.node.extend(kept)
-    # the originals no node reads any more (their subgraphs read the transposed copies) are dropped
-    used = {name for node in _all_nodes(model.graph) for name in node.input} | {o.name for o in model.graph.output}
-    kept_initializers = [tensor for tensor in model.graph.initializer if tensor.name in used]
-    del model.graph.initializer[:]
-    model.graph.initializer.extend(kept_initializers)
-    return count
 
 
 def quantize_int8(source: str | Path, target: str | Path) -> None:
@@ -220,24 +181,3 @@ class QuantizedExport:
 
     def __exit__(self, *exc) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
-
-
-def _subgraphs(graph):
-    """Every subgraph of ``graph``'s nodes (Scan and Loop bodies), nested ones included."""
-    for node in graph.node:
-        for attribute in node.attribute:
-            nested = ([attribute.g] if attribute.type == onnx.AttributeProto.GRAPH else []) + list(attribute.graphs)
-            for sub in nested:
-                yield sub
-                yield from _subgraphs(sub)
-
-
-def _all_nodes(graph):
-    """Every node of ``graph`` and of the subgraphs of its nodes (Scan and Loop bodies)."""
-    for node in graph.node:
-        yield node
-        for attribute in node.attribute:
-            if attribute.type == onnx.AttributeProto.GRAPH:
-                yield from _all_nodes(attribute.g)
-            for sub in attribute.graphs:
-                yield from _all_nodes(sub)
