@@ -116,3 +116,10 @@ def test_diagnose_gradients_reads_a_residual_run(capsys, run, tmp_path):
                              "--cells", "rnn", "--out", str(tmp_path / "g.png"))
     assert code == 0, err
     assert "trained: " in out and "‖∂L/∂h_T‖/‖∂L/∂h_1‖" in out
+
+
+def test_diagnose_memory_refuses_a_residual_run_in_one_line(capsys, run, tmp_path):
+    out = tmp_path / "m.png"
+    code, _, err = run_cli(capsys, "diagnose", "memory", str(run), "--length", "8", "--out", str(out))
+    assert code != 0 and "--block residual" in err and len(err.strip().splitlines()) == 1
+    assert "Traceback" not in err and not out.exists()

@@ -218,6 +218,11 @@ def _fresh_memory(cell: str, fresh: FreshLayers, length: int) -> dict:
 
 def _trained_memory(trained: TrainedText, seed: int) -> tuple[str, dict, str]:
     """(the model's cell, its numbers, which token replaced the first one, in words)."""
+    if getattr(trained.model.config, "block", "plain") != "plain":
+        raise InputError(f"{trained.run_dir} was trained with --block {trained.model.config.block}: its layers read "
+                         "through normalisations and residual adds, so the memory of one state is not what its "
+                         "recurrent layer alone keeps; run `rnnkit diagnose memory --cells CELL` on fresh layers, or "
+                         "on a run trained with --block plain")
     model, ids = copy.deepcopy(trained.model).double(), trained.ids
     if model.vocab_size < 2:
         raise InputError(f"{trained.run_dir}'s model knows a single token; there is no other first input to put "
