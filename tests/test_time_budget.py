@@ -15,12 +15,18 @@ from rnnkit.train.budget import FinalWork, probe_validation
 from rnnkit.train.task import Task, TaskLoss
 
 STEP_SECONDS = 0.01
-VALID_BATCH_SECONDS = 0.04
-VALID_BATCHES = 50  # 2 s of validation, 1 s of which the probe runs
+VALID_BATCH_SECONDS = 0.02
+VALID_BATCHES = 50  # 1 s of validation, 0.3 s of which a probe runs (PROBE_SECONDS below)
+
+
+@pytest.fixture(autouse=True)
+def short_probes(monkeypatch):
+    """Probes of 0.3 s instead of 1 s: the tests' budgets are seconds, not minutes."""
+    monkeypatch.setattr("rnnkit.train.budget.PROBE_SECONDS", 0.3)
 
 
 class SlowValidationTask(Task):
-    """Training steps of about 10 ms and a validation of 50 batches of 40 ms each, on a one-weight model whose
+    """Training steps of about 10 ms and a validation of 50 batches of 20 ms each, on a one-weight model whose
     own compute is negligible (so the timings hold however busy the machine is)."""
 
     def __init__(self, batches_per_epoch: int = 10_000):
@@ -53,13 +59,13 @@ def timed_fit(task, config, run_dir=None, log=None) -> tuple[dict, float]:
 
 
 def test_the_whole_run_with_its_final_validation_and_checkpoint_ends_within_the_budget(tmp_path):
-    budget = 4.0
+    budget = 2.5
     report, seconds = timed_fit(SlowValidationTask(), TrainConfig(epochs=None, time_budget=budget),
                                 run_dir=RunDirectory.create(tmp_path / "run"))
     assert report["stop_reason"] == "time_budget"
-    # Before: training ran to 4.0 s, then 2 s of validation followed. Now the run ends within the budget,
-    # and it does not give away more than a little of it (two steps, the margin on 2 s, scheduling noise).
-    assert budget - 0.6 <= seconds <= budget + 0.3, seconds  # before: budget + 2 s
+    # Before: training ran to 2.5 s, then 1 s of validation followed. Now the run ends within the budget,
+    # and it does not give away more than a little of it (two steps, the margin on 1 s, scheduling noise).
+    assert budget - 0.6 <= seconds <= budget + 0.3, seconds  # before: budget + 1 s
     assert report["steps"] > 10 and "valid_loss" in report
     assert RunDirectory.open(tmp_path / "run").load().meta["trainer"]["position"]["step"] == report["steps"]
 
@@ -67,7 +73,7 @@ def test_the_whole_run_with_its_final_validation_and_checkpoint_ends_within_the_
 def test_a_budget_shorter_than_the_final_work_trains_a_few_steps_and_says_so(tmp_path):
     """The steps that show the machine's speed (6), then the validation timed again, then the stop."""
     lines = []
-    report, _ = timed_fit(SlowValidationTask(), TrainConfig(epochs=None, time_budget=1.5),
+    report, _ = timed_fit(SlowValidationTask(), TrainConfig(epochs=None, time_budget=1.0),
                           run_dir=RunDirectory.create(tmp_path / "run"), log=lines.append)
     assert 1 <= report["steps"] <= 8 and report["stop_reason"] == "time_budget"
     assert RunDirectory.open(tmp_path / "run").holds_run()
@@ -162,12 +168,12 @@ class StallingTask(SlowValidationTask):
 
 
 def test_a_stall_of_the_steps_does_not_end_the_run_early_when_the_validation_is_as_fast_as_ever(monkeypatch):
-    """Scaled by the stalled steps, the 2 s validation looks like 20 s; timed again, it is 2 s: the run goes on."""
+    """Scaled by the stalled steps, the 1 s validation looks like 10 s; timed again, it is 1 s: the run goes on."""
     monkeypatch.setattr("rnnkit.train.trainer.RECHECK_SCALE", 1.5)
-    budget = 8.0
+    budget = 5.0
     report, seconds = timed_fit(StallingTask(), TrainConfig(epochs=None, time_budget=budget))
     assert report["stop_reason"] == "time_budget"
-    assert budget - 1.5 <= seconds <= budget + 0.3, seconds  # without the second timing: 4 s
+    assert budget - 1.0 <= seconds <= budget + 0.3, seconds  # without the second timing: 2 s
 
 
 class BusyAtTheStartTask(SlowValidationTask):
@@ -187,12 +193,12 @@ class BusyAtTheStartTask(SlowValidationTask):
 
 
 def test_a_machine_busy_while_the_first_probe_ran_does_not_end_the_run_after_one_step():
-    """The first probe says 10 s of validation (more than the budget); the steps show the machine is fast,
-    the validation is timed again (2 s), and the run uses its budget."""
-    budget = 7.0
+    """The first probe says 5 s of validation (more than the budget); the steps show the machine is fast,
+    the validation is timed again (1 s), and the run uses its budget."""
+    budget = 4.0
     report, seconds = timed_fit(BusyAtTheStartTask(), TrainConfig(epochs=None, time_budget=budget))
     assert report["stop_reason"] == "time_budget" and report["steps"] > 20
-    assert budget - 1.5 <= seconds <= budget + 0.3, seconds
+    assert budget - 1.0 <= seconds <= budget + 0.3, seconds  # before: one step, about 2 s
 
 
 def test_a_provisional_estimate_counts_once_its_base_is_known():
