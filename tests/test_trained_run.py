@@ -154,7 +154,7 @@ def test_options_in_python_are_checked_in_one_line(runs):
     run = rnnkit.load(runs["lm"])
     assert run.generate("def", 5, seed=1) == run.generate(prime="def", length=5, seed=1)  # in the declared order
     for call, words in [
-        (lambda: run.generate(length=0), "length must be a whole number ≥ 1, got 0"),
+        (lambda: run.generate(length=0), "length must be a whole number ≥ 1 and ≤ 10000000, got 0"),
         (lambda: run.generate(temperature=float("nan")), "temperature must be a finite number > 0"),
         (lambda: run.generate(greedy="yes"), "greedy must be True or False"),
         (lambda: run.generate("def", prime="x"), "got prime twice"),
