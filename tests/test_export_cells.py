@@ -68,8 +68,10 @@ def _torch(layer, x, states, lengths=None):
 def _close(onnx_outputs, torch_outputs, what: str):
     assert len(onnx_outputs) == len(torch_outputs), what
     for name, got, want in zip(("y", "h_n", "c_n"), onnx_outputs, torch_outputs):
-        error = float(np.abs(got - want.numpy()).max())
-        assert error <= TOLERANCE, f"{what}: {name} differs by {error:.2e}"
+        # within 1e-5, relative where the values exceed 1 (numpy's allclose with atol = rtol = 1e-5): a cell state
+        # grows past 1, and float32's rounding in a layer norm then reaches 1e-5 on the torch side alone
+        error = float((np.abs(got - want.numpy()) / (1 + np.abs(want.numpy()))).max())
+        assert error <= TOLERANCE, f"{what}: {name} differs by {error:.2e} (relative above 1)"
 
 
 CASES = list(itertools.product(rn.cell_names(), (1, 2), (False, True), (False, True)))
