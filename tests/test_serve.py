@@ -480,12 +480,14 @@ def test_rnnkit_serve_listens_on_127_0_0_1_and_answers(runs):
                "--max-concurrent", "1", "--threads", "1"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        for _ in range(300):
+        deadline = time.monotonic() + 90  # the start (torch, FastAPI, the run) takes seconds on a busy machine
+        while True:
             try:
                 answer = httpx.post(f"http://127.0.0.1:{port}/classify", json={"text": "a fine film"})
                 break
             except httpx.ConnectError:
                 assert process.poll() is None, process.communicate()[1]
+                assert time.monotonic() < deadline, "rnnkit serve did not listen within 90 s"
                 time.sleep(0.05)
         assert answer.status_code == 200 and answer.json()["model"] == "reviews"
         models = httpx.get(f"http://127.0.0.1:{port}/models").json()
