@@ -125,7 +125,7 @@ def test_evaluate_stops_on_sigterm(inputs, tmp_path):
 
 
 def test_explain_stops_and_writes_no_page(inputs, tmp_path):
-    result = interrupt(["explain", inputs["lm"], "--text", inputs["long_text"], "--max-chars", "2000000",
+    result = interrupt(["explain", inputs["lm"], "--text", inputs["long_text"], "--max-chars", "4000000",
                         "--out", tmp_path / "page.html"], signal.SIGTERM, tmp_path, work_seconds=1.5)
     assert_stopped(result, signal.SIGTERM)
     assert leftovers(tmp_path, set()) == []
