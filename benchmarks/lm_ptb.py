@@ -104,7 +104,8 @@ def calibrated_epochs(settings: list[str], seconds: float, out: str, smoke: bool
     command = ["train", "lm", "--data", str(PTB / "ptb.train.txt"), "--valid-data", str(valid_slice), *settings,
                "--schedule", "constant", "--max-steps", str(steps), "--out", out + "-calibration", "--overwrite",
                "--json", "--quiet"]
-    rate = json.loads(rnnkit(*command))["tokens_per_second"]
+    report = json.loads(rnnkit(*command))
+    rate = report.get("warm_tokens_per_second", report["tokens_per_second"])  # the warm-up steps left out
     epoch_seconds = (TRAIN_TOKENS + VALID_TOKENS / 3) / max(rate, 1.0)
     epochs = max(1, int(0.92 * seconds / epoch_seconds))
     print(f"calibration: {rate:,.0f} training tokens/s over {steps} steps, about {epoch_seconds / 60:.1f} min per "

@@ -85,7 +85,8 @@ def calibrated_epochs(command: list[str], seconds: float, train_tokens: int, dev
     out = command[command.index("--out") + 1] + "-calibration"
     timed = [*command, "--valid", str(dev_slice), "--schedule", "constant", "--max-steps", str(steps), "--out", out,
              "--quiet"]
-    rate = json.loads(rnnkit(*timed))["tokens_per_second"]
+    report = json.loads(rnnkit(*timed))
+    rate = report.get("warm_tokens_per_second", report["tokens_per_second"])  # the warm-up steps left out
     epoch_seconds = (train_tokens + dev_tokens / 3) / max(rate, 1.0)
     epochs = max(1, min(MAX_EPOCHS, int(0.92 * seconds / epoch_seconds)))
     print(f"  calibration: {rate:,.0f} training tokens/s over {steps} steps, about {epoch_seconds / 60:.1f} min per "

@@ -135,7 +135,9 @@ def test_the_batcher_reads_contiguous_windows_again_for_the_same_epoch():
     assert resumed.lengths == first and torch.equal(next(iter(resumed))[0], windows[3][0])
 
 
-def test_a_variable_window_scales_the_gradient_by_its_length_over_bptt():
+def test_a_variable_window_scales_the_step_by_its_length_over_bptt_not_the_gradient():
+    """AWD-LSTM clips the gradient, then steps at lr * len / bptt: the task leaves the gradient as it is and
+    asks the Trainer for the scaled step (TaskLoss.lr_scale; the Trainer's side: tests/test_trainer_clock.py)."""
     task = task_of(variable_bptt=True)
     batches = list(task.train_batches(0, 0))
     inputs, targets = next(b for b in batches if b[0].shape[1] != 20)
@@ -143,13 +145,15 @@ def test_a_variable_window_scales_the_gradient_by_its_length_over_bptt():
                           engine="fused").train()
     out = task.loss(model, (inputs, targets), None)
     out.loss_sum.backward()
-    scaled = gradients(model)
+    trained = gradients(model)
     model.zero_grad()
     logits, _ = model(inputs, None)
     ce = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="sum")
     ce.backward()
     assert math.isclose(out.loss_sum.item(), ce.item(), rel_tol=1e-6)
-    assert torch.allclose(scaled, gradients(model) * inputs.shape[1] / 20, atol=1e-6)
+    assert torch.allclose(trained, gradients(model), atol=1e-6)
+    assert out.lr_scale == pytest.approx(inputs.shape[1] / 20) and out.lr_scale != 1.0
+    assert task.loss(model.eval(), (inputs, targets), None).lr_scale == 1.0  # validation steps nothing
 
 
 def test_old_runs_load_and_keep_dropouts_meaning():

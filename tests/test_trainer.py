@@ -153,8 +153,11 @@ def test_plateau_decays_when_validation_stops_improving():
 
 
 def test_cosine_without_a_known_length_is_refused():
+    """On the steps clock; on the time clock (the default with a budget) the budget is its length
+    (tests/test_trainer_clock.py)."""
     with pytest.raises(InputError, match="--epochs"):
-        Trainer(make_model(), StreamToyTask(), TrainConfig(epochs=None, time_budget=5, schedule="cosine"))
+        Trainer(make_model(), StreamToyTask(),
+                TrainConfig(epochs=None, time_budget=5, schedule="cosine", schedule_clock="steps"))
 
 
 class ConstantValidationTask(StreamToyTask):

@@ -19,7 +19,7 @@ import click
 from click.core import ParameterSource
 
 from rnnkit.checks import FORGET_BIAS_LIMIT, MAX_SEED, MAX_WEIGHT_DECAY
-from rnnkit.train import OPTIMIZERS, SCHEDULES, RunDirectory, TrainConfig
+from rnnkit.train import OPTIMIZERS, SCHEDULE_CLOCKS, SCHEDULES, RunDirectory, TrainConfig
 
 
 class FiniteFloat(click.FloatRange):
@@ -432,6 +432,9 @@ def training_options(*, lr: float = 2e-3, epochs: int = 10, batch_size: int | No
                      help="Weight decay. Default: the optimizer's (AdamW 0.01, others 0)."),
         click.option("--schedule", type=click.Choice(SCHEDULES), default="constant", show_default=True,
                      help="Learning-rate schedule: step = ×--lr-decay each epoch after --decay-after; cosine; plateau."),
+        click.option("--schedule-clock", type=click.Choice(SCHEDULE_CLOCKS), default="auto", show_default=True,
+                     help="What step and cosine move with: time = the --time-budget's progress (anneals inside it "
+                          "whatever the speed), steps = optimizer steps and epochs; auto = time with a budget."),
         click.option("--lr-decay", type=FiniteFloat(0, 1, min_open=True), default=0.5, show_default=True,
                      help="Factor of the step and plateau schedules."),
         click.option("--plateau-patience", type=click.IntRange(min=0), default=0, show_default=True,

@@ -170,7 +170,8 @@ def variable_window_lengths(total: int, bptt: int, count: int, generator: torch.
 
     (never longer than ``total``). A draw whose lengths add up to more than ``total`` is drawn again (the mean,
     about 0.975·bptt, makes that rare); after 100 such draws the windows are all ``bptt`` long. Each step's
-    learning rate is meant to be scaled by ``ℓ / bptt`` so that a short window does not weigh as much as a long one.
+    learning rate is scaled by ``ℓ / bptt`` so that a short window does not weigh as much as a long one (the
+    language-model task's ``TaskLoss.lr_scale``; the Trainer applies it after clipping, as AWD-LSTM does).
     """
     for _ in range(100):
         full = torch.rand(count, generator=generator) < FULL_WINDOW_PROBABILITY  # (W,)

@@ -58,7 +58,8 @@ class LMDataConfig:
         level: ``char`` (one token per character) or ``word`` (whitespace words, ``<eos>`` per line).
         seq_len: tokens per window: the truncated BPTT length. batch_size: parallel streams (all ranks).
         variable_bptt: training windows of AWD-LSTM's random lengths around ``seq_len``
-            (:class:`~rnnkit.data.streams.VariableStreamBatcher`), each step's gradient scaled by ℓ / seq_len.
+            (:class:`~rnnkit.data.streams.VariableStreamBatcher`), each step's learning rate scaled by ℓ / seq_len
+            after clipping (``TaskLoss.lr_scale``), as AWD-LSTM does.
         ar, tar: AWD-LSTM's activation regularisers α and β added to the training loss
             (:func:`rnnkit.models.language_model.activation_regularisation`). Kept here, beside the windows,
             because they shape how the task trains on its text, not the model (a run's evaluation ignores them).
@@ -202,13 +203,13 @@ class LanguageModelTask(Task):
     def loss(self, model: torch.nn.Module, batch, state) -> TaskLoss:
         r"""The cross-entropy summed over the window's tokens. In training, the gradient is that of
 
-        .. math:: \frac{\ell}{\mathrm{bptt}} \Big(\mathrm{CE} + n_\text{tokens}\,(\mathrm{AR} + \mathrm{TAR})\Big)
+        .. math:: \mathrm{CE} + n_\text{tokens}\,(\mathrm{AR} + \mathrm{TAR})
 
-        (:func:`~rnnkit.models.language_model.activation_regularisation`; ℓ / bptt only with variable windows),
-        while the value returned, which the Trainer logs and sums, stays the plain cross-entropy. Divided by the
-        tokens (``--loss-over-time mean``) this is AWD-LSTM's ``loss + AR + TAR`` with its learning rate scaled
-        by ℓ / bptt, exactly so for SGD while the gradient is not clipped (the Trainer clips the scaled gradient;
-        AWD clips first and scales the step).
+        (:func:`~rnnkit.models.language_model.activation_regularisation`), while the value returned, which the
+        Trainer logs and sums, stays the plain cross-entropy. With variable windows the step's learning rate is
+        scaled by ℓ / bptt (``TaskLoss.lr_scale``): the Trainer clips the gradient first, then steps at the
+        scaled rate, so that divided by the tokens (``--loss-over-time mean``) this is AWD-LSTM's
+        ``loss + AR + TAR`` with its clip-then-scale step, for any optimizer.
         """
         inputs, targets = batch  # (N, L), (N, L)
         regularised = model.training and (self.ar or self.tar)
@@ -217,12 +218,13 @@ class LanguageModelTask(Task):
         else:
             logits, state = model(inputs, state)  # (N, L, V)
         loss_sum, n_tokens = summed_token_loss(logits, targets)
-        if model.training and (regularised or self.variable_bptt):
-            scale = inputs.size(1) / self.bptt if self.variable_bptt else 1.0
-            penalty = activation_regularisation(output, dropped, self.ar, self.tar) if regularised else 0.0
-            trained = scale * (loss_sum + n_tokens * penalty)
+        if regularised:
+            penalty = activation_regularisation(output, dropped, self.ar, self.tar)
+            trained = loss_sum + n_tokens * penalty
             loss_sum = trained - (trained - loss_sum).detach()  # the value of loss_sum, the gradient of trained
-        return TaskLoss(loss_sum, n_tokens, inputs.size(0), state)
+        # a short window steps less far (AWD-LSTM): the Trainer scales the rate after clipping
+        lr_scale = inputs.size(1) / self.bptt if model.training and self.variable_bptt else 1.0
+        return TaskLoss(loss_sum, n_tokens, inputs.size(0), state, lr_scale)
 
     def metrics(self, loss: float) -> dict[str, float]:
         return language_model_metrics(loss, self.level)

@@ -27,12 +27,12 @@ from .checkpoint import Checkpoint, RunDirectory
 from .config import TrainConfig
 from .distributed import DistContext
 from .losses import TaskLoss, summed_token_loss
-from .optim import OPTIMIZERS, SCHEDULES
+from .optim import OPTIMIZERS, SCHEDULE_CLOCKS, SCHEDULES
 from .rng import seed_everything
 from .task import Task
 from .trainer import Trainer
 
 __all__ = [
     "Trainer", "TrainConfig", "Task", "TaskLoss", "seed_everything", "summed_token_loss",
-    "RunDirectory", "Checkpoint", "DistContext", "OPTIMIZERS", "SCHEDULES",
+    "RunDirectory", "Checkpoint", "DistContext", "OPTIMIZERS", "SCHEDULES", "SCHEDULE_CLOCKS",
 ]

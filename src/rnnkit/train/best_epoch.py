@@ -29,18 +29,24 @@ class BestEpoch:
             return None
         return value if direction == "max" else -value
 
-    def observe(self, position: Position, valid_loss: float | None, record: dict) -> bool:
+    def observe(self, position: Position, valid_loss: float | None, record: dict, partial: bool = False) -> bool:
         """Keep in ``position`` what epoch ``position.epoch + 1``, just validated (``record``), changes: the best
-        score and its epoch, the epochs without improvement, the lowest validation loss; whether it is the best."""
+        score and its epoch, the epochs without improvement, the lowest validation loss; whether it is the best.
+
+        ``partial``: the record is of a partial epoch, validated when a stop came in its middle (its
+        ``record["epoch"]``, a fraction, becomes the best epoch, marked ``best_partial``); it competes for the
+        best but is no epoch for patience."""
         score = self.score(valid_loss, record)
         improved = score is not None and (position.best_score is None or score > position.best_score)
         if valid_loss is not None and (position.best_valid_loss is None or valid_loss < position.best_valid_loss):
             position.best_valid_loss = valid_loss
         if improved:
             position.best_score = score
-            position.best_epoch = position.epoch + 1
-            position.epochs_without_improvement = 0
-        elif score is not None:
+            position.best_epoch = record["epoch"] if partial else position.epoch + 1
+            position.best_partial = partial
+            if not partial:
+                position.epochs_without_improvement = 0
+        elif score is not None and not partial:
             position.epochs_without_improvement += 1
         return improved
 

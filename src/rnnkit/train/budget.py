@@ -38,6 +38,8 @@ MARGIN = 1.1
 _DISK_BYTES_PER_SECOND = 50e6
 _CHECKPOINT_FLOOR = 0.25  # seconds: three fsync'ed files and two renames, on a slow disk
 _BASE_STEPS = 5  # steps whose mean duration is the base of a probed validation's scaling
+WARMUP_STEPS = 3  # a session's first steps allocate, pack weights and warm oneDNN/JIT kernels: a speed
+# measured for sizing (the report's warm_tokens_per_second, which benchmarks' calibrations read) leaves them out
 RECHECK_SCALE = 1.5  # a validation estimate scaled up more than this is timed again before the run stops for it
 PROBE_BATCHES = 5
 PROBE_MAX_BATCHES = 50
@@ -65,7 +67,9 @@ class FinalWork:
 
     def observe_step(self, seconds: float) -> None:
         """One step's duration: a slow step counts at once, a fast one slowly (steps vary; overrunning costs
-        the promise, stopping a step early costs a step)."""
+        the promise, stopping a step early costs a step). The first step of a session counts in ``step`` (the
+        budget's promise needs an estimate from the start; a slow warm-up step fades within tens of steps,
+        long before a budget of minutes runs out) but in no speed the validation is scaled by."""
         self.step = seconds if seconds > self.step else 0.9 * self.step + 0.1 * seconds
         self._seen += 1
         if self._seen == 1:

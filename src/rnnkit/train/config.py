@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from rnnkit.checks import check_choice, check_finite, check_positive, check_seed
 from rnnkit.errors import InputError
 
-from .optim import OPTIMIZERS, SCHEDULES, check_optimizer_settings
+from .optim import OPTIMIZERS, SCHEDULES, check_optimizer_settings, resolve_clock
 
 LOSS_OVER_TIME = ("mean", "sum")
 
@@ -33,6 +33,10 @@ class TrainConfig:
             loss may fail to beat the best before them before averaging begins.
         weight_decay: None keeps the optimizer's default (0 for Adam and SGD, 0.01 for AdamW).
         schedule: ``constant``, ``step`` (Zaremba), ``cosine`` or ``plateau`` (see :mod:`rnnkit.train.optim`).
+        schedule_clock: what ``step`` and ``cosine`` move with: ``steps`` (optimizer steps and epochs), ``time``
+            (the time budget's progress, so the schedule anneals inside the budget whatever the speed), or
+            ``auto``: ``time`` when a time budget gives the schedule its length, else ``steps``
+            (:func:`rnnkit.train.optim.resolve_clock`).
         lr_decay: the factor of ``step`` and ``plateau``. decay_after: epochs before ``step`` starts decaying.
         plateau_patience: epochs without improvement before ``plateau`` decays.
         clip: maximum global gradient norm (None: no clipping). clip_value: clamp each gradient element.
@@ -57,6 +61,7 @@ class TrainConfig:
     nonmono: int = 5
     weight_decay: float | None = None
     schedule: str = "constant"
+    schedule_clock: str = "auto"
     lr_decay: float = 0.5
     decay_after: int = 4
     plateau_patience: int = 0
@@ -90,6 +95,7 @@ class TrainConfig:
         check_seed("seed", self.seed)
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
         check_choice("schedule", self.schedule, SCHEDULES)
+        resolve_clock(self.schedule, self.schedule_clock, self.time_budget, self.epochs)  # refused up front
         check_choice("loss-over-time", self.loss_over_time, LOSS_OVER_TIME)
         if not 0 < self.lr_decay <= 1:
             raise InputError(f"--lr-decay must be in (0, 1], got {self.lr_decay}; e.g. --lr-decay 0.5")

@@ -17,12 +17,15 @@ class TaskLoss(NamedTuple):
     loss_sum: scalar tensor, the loss summed over every target token of the batch (padding excluded).
     n_tokens: the number of those target tokens. n_sequences: the number of sequences (batch rows).
     state: the hidden state to carry into the next batch, or None.
+    lr_scale: the training step's learning rate is multiplied by this for this step alone, after the gradient
+        is clipped (AWD-LSTM's variable windows: ℓ / bptt); 1.0 leaves it as it is.
     """
 
     loss_sum: torch.Tensor
     n_tokens: int
     n_sequences: int
     state: Any
+    lr_scale: float = 1.0
 
 
 def summed_token_loss(logits: torch.Tensor, targets: torch.Tensor, pad_index: int | None = None) -> tuple[torch.Tensor, int]:

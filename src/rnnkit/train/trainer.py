@@ -9,7 +9,8 @@ over its target tokens (padding excluded). The Trainer does the rest, one step i
     3. check         a non-finite loss stops training (Diverged: a one-line InputError); no checkpoint is written
     4. backward      of the loss averaged over tokens (or summed over time, averaged over sequences)
     5. clip          by value, then by global norm
-    6. update        optimizer step, then the per-step schedule
+    6. update        optimizer step (at the learning rate times the task's ``TaskLoss.lr_scale`` for this step
+                     alone: AWD-LSTM's variable windows scale the step, after clipping), then the schedule
     7. carry         the hidden state, detached, into the next batch (truncated BPTT over streams)
 
 Full BPTT over padded batches is the same loop with ``Task.carries_state = False``: every batch starts from
@@ -22,6 +23,11 @@ words the stop: the cause, the fix, and which checkpoints on disk are good, i.e.
 With NT-ASGD (``optimizer="ntasgd"``) every validation, every checkpoint's weights and the model that
 ``fit()`` leaves behind are the averaged weights once averaging has begun; the raw iterate that training
 continues from is in the checkpoint's optimizer state, so a resumed run continues exactly.
+
+A stop in the middle of an epoch validates that partial epoch before its checkpoint; at a time budget's stop
+its score competes for the best (``best.json``): the record says ``partial_epoch`` and the report ``best_partial``.
+
+Training runs with subnormal floats flushed to zero (``flush_denormals``, see :mod:`rnnkit.train.denormals`).
 """
 
 import math
@@ -35,13 +41,14 @@ import torch
 from rnnkit.nn import detach_state
 
 from .best_epoch import BestEpoch
-from .budget import MARGIN, RECHECK_SCALE, probe_validation
+from .budget import MARGIN, RECHECK_SCALE, WARMUP_STEPS, probe_validation
+from .denormals import flushed_denormals
 from .checkpoint import GRADIENTS_FILE, Checkpoint, RunDirectory
 from .config import TrainConfig
 from .distributed import DistContext
 from .divergence import Diverged, SavedRun, remedy, runaway, runaway_due, span_name
 from .ntasgd import averaged_weights, observe_validation
-from .optim import Schedule, ScheduleSettings, build_optimizer
+from .optim import Schedule, ScheduleSettings, build_optimizer, resolve_clock
 from .position import Position
 from .progress import ProgressBar, format_record, progress_shown, tracked
 from .rng import capture_rng, restore_rng
@@ -65,6 +72,8 @@ class Trainer:
         progress_bar: show a tqdm bar (rank 0 only).
         log: receives one line per finished epoch (rank 0 only); None is silent.
         on_step: called as ``on_step(step, loss)`` after every step with the mean loss per token.
+        flush_denormals: train (and validate) with subnormal floats read as zero; the process's mode is
+            restored when fit() returns or fails (:mod:`rnnkit.train.denormals`). False: leave the mode alone.
 
     Example::
 
@@ -85,6 +94,7 @@ class Trainer:
         progress_bar: bool = False,
         log: Callable[[str], None] | None = None,
         on_step: Callable[[int, float], None] | None = None,
+        flush_denormals: bool = True,
     ):
         self.dist = dist or DistContext()
         self.model = model.to(self.dist.device)
@@ -95,6 +105,9 @@ class Trainer:
         self.run_info = run_info or {}
         self.log = log if self.dist.is_main else None
         self.on_step = on_step
+        self.flush_denormals = flush_denormals
+        self._partial_record: dict | None = None  # the validated record of a stop mid-epoch, this session
+        self._session_steps = 0  # steps of this fit() call: its first WARMUP_STEPS warm up
         if self.dist.rank > 0:
             # Rank 0 keeps the seeded stream (a 1-process run's); the others draw their own dropout masks.
             torch.manual_seed(config.seed + self.dist.rank)
@@ -103,15 +116,18 @@ class Trainer:
         )
         self.batches_per_epoch = task.num_train_batches()
         total_steps = config.epochs * self.batches_per_epoch if config.epochs is not None else None
-        self.schedule = Schedule(
-            self.optimizer,
-            ScheduleSettings(config.schedule, config.lr_decay, config.decay_after, config.plateau_patience, total_steps),
-        )
         self.position = Position()
         self.carried_state = None
         self._progress = ProgressBar(progress_bar and self.dist.is_main, task.target_unit)
         self._valid_count: int | None = None
         self.stops = Stops(config, self.dist)
+        clock = resolve_clock(config.schedule, config.schedule_clock, config.time_budget, config.epochs)
+        self.schedule = Schedule(
+            self.optimizer,
+            ScheduleSettings(config.schedule, config.lr_decay, config.decay_after, config.plateau_patience, total_steps,
+                             clock, config.epochs),
+            progress=self._run_progress,
+        )
         self.best_epoch = BestEpoch(task.selection)
         self._baseline = task.baseline_loss()
         # With overwrite, an earlier run stays in run_dir until this run has a checkpoint worth more
@@ -157,15 +173,18 @@ class Trainer:
 
         Returns the final report: the last epoch's metrics (or those of the partial epoch at a mid-epoch
         stop), ``stop_reason``, ``best_valid_loss`` (None with ``best_valid_loss_reason`` when no epoch had one),
-        ``steps`` and overall ``tokens_per_second``. The model is left with the weights that were validated
+        ``steps``, overall ``tokens_per_second`` and ``warm_tokens_per_second`` (each session's first
+        budget.WARMUP_STEPS steps left out; absent when no later step ran), ``best_partial`` when the best
+        checkpoint is a partial epoch's. The model is left with the weights that were validated
         last: the averaged ones with NT-ASGD once it averages.
         """
         self.stops.start_session()
+        self._session_steps = 0
         self._shown_average.close()  # train on from the raw iterate, not from the average shown after a fit()
-        if self.config.time_budget is not None:
-            self._estimate_final_work()
         try:
-            with self.stops.on_signals():
+            with self.stops.on_signals(), flushed_denormals(self.flush_denormals):
+                if self.config.time_budget is not None:
+                    self._estimate_final_work()
                 reason = self.stops.limit_reached(self.position)
                 while reason is None:
                     reason = self._train_epoch()
@@ -173,9 +192,12 @@ class Trainer:
                         reason = self._finish_epoch() or reason
                     else:
                         self._check_runaway()  # a stop before the next window of steps is judged over what ran
-                        self._save_checkpoint(best=False)
+                        if reason is None:
+                            self._save_checkpoint(best=False)
+                        else:
+                            self._finish_partial_epoch(compete=reason == "time_budget")
                     reason = reason or self.stops.limit_reached(self.position)
-            report = self._final_report(reason)
+                report = self._final_report(reason)
             self._finish_replacement()  # a run that ended normally replaces the old run, whatever it validated
         except BaseException:
             # A failure (a divergence, bad data, a second Ctrl-C) leaves an old run that --overwrite kept as it was.
@@ -202,6 +224,10 @@ class Trainer:
             position.epoch_seconds += step_end - step_start
             position.total_step_seconds += step_end - step_start
             position.total_tokens += tokens
+            self._session_steps += 1
+            if self._session_steps > WARMUP_STEPS:  # the warm-up's steps show no speed (budget.WARMUP_STEPS)
+                position.warm_tokens += tokens
+                position.warm_step_seconds += step_end - step_start
             self.stops.final_work.observe_step(step_end - step_start)
             self._progress.update(loss, tokens / max(step_end - step_start, 1e-9))
             if self.on_step is not None:
@@ -252,8 +278,16 @@ class Trainer:
             if not torch.isfinite(norm):
                 raise self._diverged(f"the gradient norm became {norm.item()}", position.step + 1)
 
-        # 6. update
+        # 6. update: the task's lr_scale scales this step alone, after clipping (AWD-LSTM clips, then scales
+        # the step by the window's length), so a clipped gradient still moves the weights by lr_scale as much
+        if out.lr_scale != 1.0:
+            rates = [group["lr"] for group in self.optimizer.param_groups]
+            for group in self.optimizer.param_groups:
+                group["lr"] *= out.lr_scale
         self.optimizer.step()
+        if out.lr_scale != 1.0:
+            for group, rate in zip(self.optimizer.param_groups, rates):
+                group["lr"] = rate
         self.schedule.after_step()
 
         # 7. carry the state into the next batch, cut from this batch's graph: truncated BPTT
@@ -298,6 +332,33 @@ class Trainer:
         if self.config.patience is not None and position.epochs_without_improvement >= self.config.patience:
             return "early_stopping"
         return None
+
+    def _finish_partial_epoch(self, compete: bool) -> None:
+        """At a stop in the middle of an epoch: validate what it trained, then checkpoint and log the record,
+        marked ``partial_epoch``. ``compete`` (a time budget's stop, which cut the run's last epoch short): its
+        score competes for the best, and best.json moves to this checkpoint when it wins. A stop by max_steps
+        (a trial) or a signal (a pause before a resume) leaves the best to finished epochs. Patience, NT-ASGD's
+        trigger and the schedule count finished epochs only: a resumed run's epoch ends as if the stop had
+        not happened."""
+        position = self.position
+        valid_loss = self.validate()
+        record = self._metrics_record(valid_loss, epoch=position.epoch + position.batch_index / self.batches_per_epoch)
+        record["partial_epoch"] = True
+        improved = compete and self.best_epoch.observe(position, valid_loss, record, partial=True)
+        self._save_checkpoint(best=improved, valid_loss=valid_loss)
+        self._write_metrics(record)
+        self._partial_record = record
+
+    def _run_progress(self) -> float:
+        """The run's progress p for a schedule on the time clock (see :mod:`rnnkit.train.optim`): the share
+        of the budget's training time (the budget less the final work's reserve) elapsed, or of the epochs'
+        steps taken (the step that just ended counted), whichever is further."""
+        config, position = self.config, self.position
+        room = config.time_budget - self.stops.final_work.reserve()
+        progress = self.stops.elapsed() / room if room > 0 else 1.0
+        if config.epochs is not None:
+            progress = max(progress, (position.step + 1) / (config.epochs * self.batches_per_epoch))
+        return progress
 
     @torch.no_grad()
     def validate(self) -> float | None:
@@ -362,7 +423,9 @@ class Trainer:
 
     def _final_report(self, reason: str | None) -> dict:
         position = self.position
-        if position.batch_index > 0:
+        if position.batch_index > 0 and self._partial_record is not None:
+            record = dict(self._partial_record)
+        elif position.batch_index > 0:  # a resumed run whose limit was reached before its first step
             record = self._metrics_record(self.validate(), epoch=position.epoch + position.batch_index / self.batches_per_epoch)
             record["partial_epoch"] = True
             self._write_metrics(record)
@@ -376,11 +439,15 @@ class Trainer:
             best_valid_loss=position.best_valid_loss,
             tokens_per_second=position.total_tokens / position.total_step_seconds if position.total_step_seconds else 0.0,
         )
+        if position.warm_step_seconds:  # the speed after each session's warm-up: what calibrations should read
+            record["warm_tokens_per_second"] = position.warm_tokens / position.warm_step_seconds
         if position.best_valid_loss is None:
             # Every validation loss the Trainer keeps is finite (a non-finite one stops the run): None means none.
             record["best_valid_loss_reason"] = (
                 "no validation data" if "valid_loss" not in record else "no epoch has finished")
         record.update(self.best_epoch.report(position))
+        if position.best_partial:
+            record["best_partial"] = True  # best.json holds the partial epoch validated at the stop
         if self.run_dir is not None:
             record["run_dir"] = str(self.run_dir.path)
         return record
