@@ -4,6 +4,7 @@ configurations the sentiment and tagging searches try."""
 import platform
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 # The search (--search): round one's model, then the open core's regularisers and the layer-normalised cell.
@@ -146,3 +147,59 @@ def record_recipe(name: str, score: float, *, split: str, chosen_on: str, comman
                               **extra)
     print(f"recorded in {path}", flush=True)
     return str(path)
+
+
+# ------------------------------------------------------------------------------------------------ a search's budget
+
+class SearchBudget:
+    """Shares of one wall-clock budget for a search's configurations, so that they *and* what follows them (the
+    chosen run's final evaluation) end inside it.
+
+    Each run's --time-budget covers its training and final validation only; the process around it (start,
+    imports, loading the data: its ``overhead``) and the evaluation after the search are not in it. So the share
+    of the next configuration is what is left, less the final evaluation's estimate and one overhead per
+    configuration still to run, over those configurations:
+
+        share = (deadline - now - final - left * overhead) / left
+
+    ``overhead`` is measured on each finished run (its wall time less its report's ``elapsed_seconds``: the
+    largest so far), and ``final`` is ``evaluations`` processes of that overhead plus the runs' own measured
+    validation (``validation_seconds``) scaled by ``evaluated`` (how many validation sets' worth of data the
+    final evaluation reads). Before the first run is measured both are 0: the first configuration gets
+    seconds / count, and the later ones pay for what it showed. A share never falls below ``floor`` seconds
+    (then the search overruns, and :attr:`overrun` says so). Example::
+
+        budget = SearchBudget(45 * 60, count=5, evaluations=2, evaluated=3.0)
+        for name in names:
+            started = time.monotonic(); report = train(name, budget.share())
+            budget.observe(time.monotonic() - started, report)
+    """
+
+    def __init__(self, seconds: float, count: int, evaluations: int = 1, evaluated: float = 1.0,
+                 floor: float = 10.0, clock=None):
+        self.clock = clock or time.monotonic
+        self.deadline = self.clock() + seconds
+        self.left = count
+        self.evaluations, self.evaluated, self.floor = evaluations, evaluated, floor
+        self.overhead = 0.0
+        self.validation = 0.0
+        self.overrun = False
+
+    @property
+    def final(self) -> float:
+        """Seconds the final evaluation is expected to take (the measured share kept back for it)."""
+        return self.evaluations * self.overhead + self.evaluated * self.validation
+
+    def share(self) -> float:
+        """The --time-budget of the next configuration, in seconds."""
+        free = self.deadline - self.clock() - self.final - self.left * self.overhead
+        share = free / max(self.left, 1)
+        if share < self.floor:
+            self.overrun = True
+        return max(share, self.floor)
+
+    def observe(self, wall_seconds: float, report: dict) -> None:
+        """A configuration ran for ``wall_seconds`` (its whole process) and reported ``report``."""
+        self.left -= 1
+        self.overhead = max(self.overhead, wall_seconds - report.get("elapsed_seconds", wall_seconds))
+        self.validation = max(self.validation, report.get("validation_seconds", 0.0))

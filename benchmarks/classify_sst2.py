@@ -20,7 +20,9 @@ Two modes:
 - default: round one's model, trained for --minutes (default 40) with dev choosing the epoch; the dev accuracy of
   that checkpoint is the (conventional, slightly optimistic) result, the last epoch's beside it.
 - ``--search``: the regularisers and cells of the open core in a small, honest search. Every configuration of
-  CONFIGS (or the --configs subset) trains for an equal share of --minutes (default 45). Because dev is also the
+  CONFIGS (or the --configs subset) trains for an equal share of --minutes (default 45), less its share of the
+  runs' start and the final evaluations (measured as the search goes, bench_common.SearchBudget: the whole
+  search stays inside --minutes). Because dev is also the
   reported set, dev is split in two stratified halves (seed 1): dev-select (436 sentences) picks each run's
   epoch and the configuration; dev-report (436) is scored once, by the chosen model only. The JSON line lists
   every configuration with its dev-select accuracy, the chosen one, its dev-report accuracy (the unbiased
@@ -46,8 +48,8 @@ import random
 import time
 from pathlib import Path
 
-from bench_common import (CONFIGS, SMOKE_CONFIGS, add_data_argument, add_recipe_argument, cpu_model, dataset_path,
-                          record_recipe, recipe_budget, rnnkit)
+from bench_common import (CONFIGS, SMOKE_CONFIGS, SearchBudget, add_data_argument, add_recipe_argument, cpu_model,
+                          dataset_path, record_recipe, recipe_budget, rnnkit)
 
 ROOT = Path(__file__).resolve().parents[1]
 SST2 = ROOT.parent / "shared" / "data" / "sst2"
@@ -127,8 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The script's flags (parsing them touches no data: a wrong --recipe is one line)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=None,
-                        help="training budget in minutes: the run's (default 40), or the whole search's, shared "
-                             "equally by its configurations (default 45)")
+                        help="training budget in minutes: the run's (default 40), or the whole search's, its final "
+                             "evaluations included, shared equally by its configurations (default 45)")
     parser.add_argument("--search", action="store_true", help="try CONFIGS, choose on dev-select, score dev-report")
     parser.add_argument("--configs", default=None, help=f"with --search: a comma-separated subset of {', '.join(CONFIGS)}")
     parser.add_argument("--smoke", action="store_true", help="train a few steps on a slice and score a slice of dev")
@@ -242,16 +244,23 @@ def single(args, minutes: float, train_file: Path, dev_file: Path, length: list[
 def search(parser, args, minutes: float, train_file: Path, dev_file: Path, length: list[str]) -> dict:
     """Every configuration for an equal share of ``minutes``, chosen on dev-select; dev-report scored once."""
     names = pick_configs(parser, args.configs, args.smoke)
+    # The two evaluations at the end read dev-report and the full dev set: three dev-select's worth of data.
+    budget = SearchBudget(minutes * 60, len(names), evaluations=2, evaluated=3.0)
     select_file, report_file = split_dev(dev_file, Path(args.out + "-search"))
-    share = minutes * 60 / len(names)
-    print(f"search: {len(names)} configurations, {share / 60:.1f} min each; dev split into {select_file.name} "
-          f"(chooses) and {report_file.name} (scored once)", flush=True)
+    print(f"search: {len(names)} configurations in {minutes:g} min, each about {minutes / len(names):.1f} min less "
+          f"its share of the runs' start and the final evaluation; dev split into {select_file.name} (chooses) "
+          f"and {report_file.name} (scored once)", flush=True)
+    shares = []
 
     def train(name: str, flags: list[str]):
+        shares.append(budget.share())
         command = ["train", "classify", "--data", str(train_file), "--valid", str(select_file), *SETTINGS, *flags,
-                   "--time-budget", f"{share:g}", *length, "--out", f"{args.out}-search/{name}", "--overwrite",
+                   "--time-budget", f"{shares[-1]:g}", *length, "--out", f"{args.out}-search/{name}", "--overwrite",
                    "--json", "--quiet"]
-        return json.loads(rnnkit(*command)), command
+        started = time.monotonic()
+        report = json.loads(rnnkit(*command))
+        budget.observe(time.monotonic() - started, report)
+        return report, command
 
     tried, chosen = run_search(names, CONFIGS, train, "accuracy")
     run = f"{args.out}-search/{chosen['name']}"
@@ -268,7 +277,9 @@ def search(parser, args, minutes: float, train_file: Path, dev_file: Path, lengt
     return {"mode": "search", "configs": tried, "chosen": chosen["name"],
             "dev_report_accuracy": held_out["accuracy"], "dev_report_examples": held_out["examples"],
             "full_dev_accuracy": full["accuracy"], "target": TARGET, "met": met,
-            "training_minutes": round(training_minutes, 2), "share_minutes": round(share / 60, 2),
+            "training_minutes": round(training_minutes, 2),
+            "share_minutes": [round(share / 60, 2) for share in shares],
+            "final_evaluation_estimate_minutes": round(budget.final / 60, 2), "over_budget": budget.overrun,
             "commands": [record["command"] for record in tried] + ["rnnkit " + " ".join(evaluate)]}
 
 

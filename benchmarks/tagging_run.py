@@ -1,6 +1,7 @@
 """What the two tagging benchmarks (tag_ud_ewt.py, tag_conll2003.py) share: train a tagger on the training
 file (or, with --smoke, on a slice), pick the best epoch on dev, score the test file once with that checkpoint;
-with --search, first train every configuration of CONFIGS for an equal share of the budget and keep the one with
+with --search, first train every configuration of CONFIGS for an equal share of the budget (less each run's start
+and the test evaluation, measured as the search goes: bench_common.SearchBudget) and keep the one with
 the best dev score; with --recipe NAME (rnnkit's named recipe), train with `rnnkit train tag --recipe NAME` (its own
 settings, epochs and budget: no timing run) and, in a full run, write the test score into the recipe. Every run
 ends with one JSON line on stdout."""
@@ -10,8 +11,8 @@ import json
 import time
 from pathlib import Path
 
-from bench_common import (CONFIGS, SMOKE_CONFIGS, add_data_argument, add_recipe_argument, cpu_model, dataset_path,
-                          record_recipe, recipe_budget, rnnkit)
+from bench_common import (CONFIGS, SMOKE_CONFIGS, SearchBudget, add_data_argument, add_recipe_argument, cpu_model,
+                          dataset_path, record_recipe, recipe_budget, rnnkit)
 
 ROOT = Path(__file__).resolve().parents[1]
 # The cosine schedule needs its length in advance. Each run first times CALIBRATION_STEPS steps of its own
@@ -36,7 +37,8 @@ def build_parser(description: str, default_out: str, dataset: str, script: str) 
     add_data_argument(parser, dataset)
     parser.add_argument("--minutes", type=float, default=None,
                         help="training budget in minutes: the run's (default 41, round one's; with --recipe the "
-                             "recipe's own), or the whole search's, shared equally by its configurations (default 45)")
+                             "recipe's own), or the whole search's, its test evaluation included, shared equally by its "
+                             "configurations (default 45)")
     parser.add_argument("--search", action="store_true", help="try CONFIGS, choose on dev, score test once")
     parser.add_argument("--configs", default=None, help=f"with --search: a comma-separated subset of {', '.join(CONFIGS)}")
     parser.add_argument("--smoke", action="store_true", help="train one short epoch on a slice and score a slice of it")
@@ -125,10 +127,14 @@ def train_and_test(files: tuple[Path, Path, Path], settings: list[str], args: ar
         train_file = head_sentences(train_file, Path(out + "-train" + suffix), smoke_sentences[0])
     dev_slice = head_sentences(dev_file, Path(out + "-calibration-dev" + dev_file.suffix), 20)  # for the timing only
     names = args.configs if args.search else [None]
-    share = args.minutes * 60 / len(names)
+    # The search's configurations and the test evaluation after them share --minutes (bench_common.SearchBudget):
+    # the evaluation reads the test file, about test/dev times the data of a run's validation.
+    budget = SearchBudget(args.minutes * 60, len(names),
+                          evaluated=test_file.stat().st_size / max(dev_file.stat().st_size, 1))
     start = time.monotonic()
     tried, commands = [], []
     for name in names:
+        started, share = time.monotonic(), budget.share()
         run = out if name is None else f"{out}-search/{name}"
         flags = [] if name is None else CONFIGS[name]
         if args.recipe:  # the recipe's settings, epochs and schedule as they are: no timing run, no search
@@ -145,6 +151,7 @@ def train_and_test(files: tuple[Path, Path, Path], settings: list[str], args: ar
         print("rnnkit " + " ".join(command), flush=True)
         commands.append("rnnkit " + " ".join(command))
         report = json.loads(rnnkit(*command))
+        budget.observe(time.monotonic() - started, report)  # the calibration's run and the process start included
         dev, checkpoint = selection(report, score)
         rate = report["tokens_per_second"]
         print(f"{name or 'trained'}: dev {score} {dev:.4f} ({checkpoint} checkpoint), {report['epoch']:.3g} epochs "
@@ -152,7 +159,8 @@ def train_and_test(files: tuple[Path, Path, Path], settings: list[str], args: ar
         tried.append({"name": name or "single", "flags": flags, f"dev_{score}": dev, "checkpoint": checkpoint,
                       "best_epoch": report.get("best_epoch"), "epochs": report["epoch"],
                       "stop_reason": report["stop_reason"], "training_minutes": round(report["elapsed_seconds"] / 60, 2),
-                      "calibration": calibration, "run": run, "report": report})
+                      "calibration": calibration, "share_minutes": round(share / 60, 2), "run": run,
+                      "report": report})
     chosen = max(tried, key=lambda record: record[f"dev_{score}"])  # max keeps the first of equal scores
     evaluate = ["evaluate", chosen["run"], "--data", str(test_file), "--checkpoint", chosen["checkpoint"], "--json"]
     print("rnnkit " + " ".join(evaluate) + (f"   (chosen on dev: {chosen['name']})" if args.search else ""), flush=True)

@@ -312,3 +312,72 @@ def test_the_mode_is_restored_after_a_failure_and_kept_when_it_was_on(clock):
             assert flush_denormal_enabled()
     finally:
         torch.set_flush_denormal(False)
+
+
+# ----------------------------------------------------------------------------------------- a search's budget
+
+@pytest.fixture
+def benchmarks(monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import bench_common
+
+    return bench_common
+
+
+def test_a_search_budget_keeps_the_runs_and_the_final_evaluation_inside_it(benchmarks):
+    """Each run takes its share plus 30 s of start-up; the final evaluation a start-up and 3 validations."""
+    clock = FakeClock()
+    budget = benchmarks.SearchBudget(3000.0, count=5, evaluations=2, evaluated=3.0, clock=clock.monotonic)
+    start, shares = clock.now, []
+    for _ in range(5):
+        shares.append(budget.share())
+        clock.sleep(30.0 + shares[-1])  # the process's start, then the run's budget to the last second
+        budget.observe(30.0 + shares[-1], {"elapsed_seconds": shares[-1], "validation_seconds": 20.0})
+    assert budget.final == pytest.approx(2 * 30.0 + 3 * 20.0)
+    clock.sleep(budget.final)
+    assert clock.now - start <= 3000.0 + 1e-6 and not budget.overrun
+    assert shares[0] == pytest.approx(600.0) and shares[1] < shares[0]  # the later runs pay for what the first showed
+    assert max(shares[1:]) - min(shares[1:]) < 1e-6  # and share the rest equally
+    # the old split (3000 / 5 each) would have overrun by five start-ups and the evaluation: 270 s
+    assert sum(shares) == pytest.approx(3000.0 - 5 * 30.0 - 120.0)
+
+
+def test_a_budget_too_small_for_the_start_ups_says_it_overran(benchmarks):
+    clock = FakeClock()
+    budget = benchmarks.SearchBudget(100.0, count=3, clock=clock.monotonic)
+    clock.sleep(budget.share() + 90.0)
+    budget.observe(33.3 + 90.0, {"elapsed_seconds": 33.3})
+    assert budget.share() == budget.floor and budget.overrun
+
+
+def test_the_sst2_search_stays_inside_its_minutes(benchmarks, monkeypatch, tmp_path):
+    """classify_sst2.py --search, its `rnnkit` runs replaced by ones that take their --time-budget and a start-up
+    of 40 s on a fake clock, and evaluations that take a start-up and their share of the validation."""
+    import classify_sst2
+
+    clock = FakeClock()
+    monkeypatch.setattr(benchmarks, "time", clock)
+    monkeypatch.setattr(classify_sst2, "time", clock)
+    budgets = []
+
+    def fake_rnnkit(*args):
+        if args[0] == "train":
+            seconds = float(args[args.index("--time-budget") + 1])
+            budgets.append(seconds)
+            clock.sleep(40.0 + seconds)
+            return json.dumps({"best_valid_accuracy": 0.8 + len(budgets) / 100, "valid_accuracy": 0.8,
+                               "best_epoch": 2, "epoch": 2.5, "stop_reason": "time_budget", "elapsed_seconds": seconds,
+                               "validation_seconds": 15.0, "run_dir": args[args.index("--out") + 1]})
+        clock.sleep(40.0 + 15.0 * (2 if args[3].endswith("dev.tsv") else 1))  # the full dev set: two halves' worth
+        return json.dumps({"accuracy": 0.85, "examples": 4})
+
+    monkeypatch.setattr(classify_sst2, "rnnkit", fake_rnnkit)
+    dev = tmp_path / "dev.tsv"
+    dev.write_text("sentence\tlabel\n" + "".join(f"s{i}\t{i % 2}\n" for i in range(8)))
+    args = classify_sst2.argparse.Namespace(configs=None, smoke=False, out=str(tmp_path / "sst2"))
+    start = clock.now
+    result = classify_sst2.search(None, args, 45.0, tmp_path / "train.tsv", dev, [])
+    assert len(budgets) == len(benchmarks.CONFIGS) and result["over_budget"] is False
+    assert clock.now - start <= 45 * 60  # before: 45 min of budgets, then 5 start-ups and 2 evaluations more
+    assert clock.now - start >= 45 * 60 - 60  # and the budget is used
+    assert result["share_minutes"][0] == pytest.approx(9.0)

@@ -108,6 +108,7 @@ class Trainer:
         self.flush_denormals = flush_denormals
         self._partial_record: dict | None = None  # the validated record of a stop mid-epoch, this session
         self._session_steps = 0  # steps of this fit() call: its first WARMUP_STEPS warm up
+        self.validation_seconds: float | None = None  # the latest validation's duration, its scores included
         if self.dist.rank > 0:
             # Rank 0 keeps the seeded stream (a 1-process run's); the others draw their own dropout masks.
             torch.manual_seed(config.seed + self.dist.rank)
@@ -173,7 +174,8 @@ class Trainer:
 
         Returns the final report: the last epoch's metrics (or those of the partial epoch at a mid-epoch
         stop), ``stop_reason``, ``best_valid_loss`` (None with ``best_valid_loss_reason`` when no epoch had one),
-        ``steps``, overall ``tokens_per_second`` and ``warm_tokens_per_second`` (each session's first
+        ``steps``, ``validation_seconds`` (the latest validation's duration, when this session ran one),
+        overall ``tokens_per_second`` and ``warm_tokens_per_second`` (each session's first
         budget.WARMUP_STEPS steps left out; absent when no later step ran), ``best_partial`` when the best
         checkpoint is a partial epoch's. The model is left with the weights that were validated
         last: the averaged ones with NT-ASGD once it averages.
@@ -316,7 +318,8 @@ class Trainer:
         start = time.perf_counter()
         valid_loss = self.validate()
         record = self._metrics_record(valid_loss, epoch=position.epoch + 1)  # with the task's own scores
-        self.stops.final_work.observe_validation(time.perf_counter() - start)
+        self.validation_seconds = time.perf_counter() - start
+        self.stops.final_work.observe_validation(self.validation_seconds)
         improved = self.best_epoch.observe(position, valid_loss, record)
         self.schedule.after_epoch(valid_loss)
         observe_validation(self.optimizer, valid_loss)  # NT-ASGD may start averaging; before the checkpoint keeps it
@@ -341,8 +344,10 @@ class Trainer:
         trigger and the schedule count finished epochs only: a resumed run's epoch ends as if the stop had
         not happened."""
         position = self.position
+        start = time.perf_counter()
         valid_loss = self.validate()
         record = self._metrics_record(valid_loss, epoch=position.epoch + position.batch_index / self.batches_per_epoch)
+        self.validation_seconds = time.perf_counter() - start
         record["partial_epoch"] = True
         improved = compete and self.best_epoch.observe(position, valid_loss, record, partial=True)
         self._save_checkpoint(best=improved, valid_loss=valid_loss)
@@ -439,6 +444,8 @@ class Trainer:
             best_valid_loss=position.best_valid_loss,
             tokens_per_second=position.total_tokens / position.total_step_seconds if position.total_step_seconds else 0.0,
         )
+        if self.validation_seconds is not None:  # what a search sizes its final evaluation from
+            record["validation_seconds"] = self.validation_seconds
         if position.warm_step_seconds:  # the speed after each session's warm-up: what calibrations should read
             record["warm_tokens_per_second"] = position.warm_tokens / position.warm_step_seconds
         if position.best_valid_loss is None:
