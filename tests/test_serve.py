@@ -445,7 +445,7 @@ def test_the_pages_load_nothing_from_elsewhere(http):
         assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
         assert page.headers["content-security-policy"].startswith("default-src 'self'")
         assert "//" not in page.text.replace("<!doctype html>", "")  # no URL of another host
-    for asset in ("playground.js", "playground.css", "api.js"):
+    for asset in ("playground.js", "playground.css", "api.js", "dom.js"):
         text = http.get(f"/static/{asset}").text
         assert "http://" not in text and "https://" not in text and "//cdn" not in text
     spec = http.get("/openapi.json").json()

@@ -51,17 +51,4 @@ function type(spec, field) {
   return field.type || "any";
 }
 
-function row(cell, values) {
-  const tr = document.createElement("tr");
-  for (const value of values) tr.append(element(cell, "", String(value)));
-  return tr;
-}
-
-function element(name, className = "", text = "") {
-  const made = document.createElement(name);
-  if (className) made.className = className;
-  if (text) made.textContent = text;
-  return made;
-}
-
 main();

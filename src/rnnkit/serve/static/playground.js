@@ -240,17 +240,4 @@ async function music(model, given, output) {
   output.replaceChildren(canvas, element("p", "note", `${answer.steps} steps; time runs left to right, pitch upward.`));
 }
 
-function row(cell, values) {
-  const tr = document.createElement("tr");
-  for (const value of values) tr.append(element(cell, "", String(value)));
-  return tr;
-}
-
-function element(name, className = "", text = "") {
-  const made = document.createElement(name);
-  if (className) made.className = className;
-  if (text) made.textContent = text;
-  return made;
-}
-
 main();
