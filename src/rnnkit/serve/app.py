@@ -198,41 +198,47 @@ def _add_endpoints(app: FastAPI, served: dict[str, Runtime], workers: Workers, l
     async def call(function, *args) -> Any:
         return await workers.run(function, *args, deadline=workers.deadline(), cancel=Cancel())
 
+    def predicting(endpoint: str, summary: str, body_type: type, items, size, unit: str = "characters",
+                   options=lambda body: {}) -> None:
+        """Adds POST /endpoint, answering a ``body_type`` body with the named run's predictions for its inputs:
+        ``items(body)`` reads (and checks) the inputs, ``size(inputs)`` is what max_input bounds (in ``unit``), and
+        ``options(body)`` the prediction's options."""
+        async def answer(body) -> dict:
+            name, model = pick(endpoint, body.model)
+            inputs = items(body)
+            check_input(size(inputs), unit)
+            return {"model": name, "predictions": await call(model.predict, inputs, options(body))}
+
+        # FastAPI reads the body's type from the annotation, and names the operation (in /openapi.json) after the
+        # function: both as if each endpoint were written out on its own.
+        answer.__annotations__ = {"body": body_type, "return": dict}
+        answer.__name__ = answer.__qualname__ = endpoint
+        app.post(f"/{endpoint}", summary=summary, responses=BAD_STATUS)(answer)
+
+    texts = "either \"text\" (a string) or \"texts\" (a list of strings)"
+
+    def images(body: CaptionBody) -> list:
+        images = given(body.images, "image", "\"images\"")
+        if any(not image or len({len(row) for row in image}) != 1 or not image[0] for image in images):
+            raise InputError("give each image as rows of one length (height × width pixels in [0, 1])")
+        return images
+
     if "classify" in tasks:
-        @app.post("/classify", summary="The class of each text", responses=BAD_STATUS)
-        async def classify(body: ClassifyBody) -> dict:
-            name, model = pick("classify", body.model)
-            texts = given(body.items(), "text", "either \"text\" (a string) or \"texts\" (a list of strings)")
-            check_input(sum(map(len, texts)), "characters")
-            return {"model": name, "predictions": await call(model.predict, texts, {})}
-
+        predicting("classify", "The class of each text", ClassifyBody,
+                   lambda body: given(body.items(), "text", texts), lambda texts: sum(map(len, texts)))
     if "tag" in tasks:
-        @app.post("/tag", summary="The tag of each token of each sentence", responses=BAD_STATUS)
-        async def tag(body: TagBody) -> dict:
-            name, model = pick("tag", body.model)
-            sentences = given(body.items(), "sentence", "either \"sentence\" or \"sentences\"")
-            check_input(sum(len(token) for tokens in sentences for token in tokens), "characters")
-            return {"model": name, "predictions": await call(model.predict, sentences, {})}
-
+        predicting("tag", "The tag of each token of each sentence", TagBody,
+                   lambda body: given(body.items(), "sentence", "either \"sentence\" or \"sentences\""),
+                   lambda sentences: sum(len(token) for tokens in sentences for token in tokens))
     if "translate" in tasks:
-        @app.post("/translate", summary="The translation of each sentence", responses=BAD_STATUS)
-        async def translate(body: TranslateBody) -> dict:
-            name, model = pick("translate", body.model)
-            texts = given(body.items(), "sentence", "either \"text\" (a string) or \"texts\" (a list of strings)")
-            check_input(sum(map(len, texts)), "characters")
-            options = {key: value for key, value in (("beam", body.beam), ("length_penalty", body.length_penalty))
-                       if value is not None}
-            return {"model": name, "predictions": await call(model.predict, texts, options)}
-
+        predicting("translate", "The translation of each sentence", TranslateBody,
+                   lambda body: given(body.items(), "sentence", texts), lambda texts: sum(map(len, texts)),
+                   options=lambda body: {key: value for key, value in (("beam", body.beam),
+                                                                        ("length_penalty", body.length_penalty))
+                                         if value is not None})
     if "caption" in tasks:
-        @app.post("/caption", summary="The caption of each image", responses=BAD_STATUS)
-        async def caption(body: CaptionBody) -> dict:
-            name, model = pick("caption", body.model)
-            images = given(body.images, "image", "\"images\"")
-            if any(not image or len({len(row) for row in image}) != 1 or not image[0] for image in images):
-                raise InputError("give each image as rows of one length (height × width pixels in [0, 1])")
-            check_input(sum(len(row) for image in images for row in image), "pixels")
-            return {"model": name, "predictions": await call(model.predict, images, {})}
+        predicting("caption", "The caption of each image", CaptionBody, images,
+                   lambda images: sum(len(row) for image in images for row in image), "pixels")
 
     if "forecast" in tasks:
         @app.post("/forecast", summary="The values after the end of a series", responses=BAD_STATUS)
