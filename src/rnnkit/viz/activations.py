@@ -22,8 +22,10 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -132,6 +134,32 @@ def collect_activations(model: LanguageModel, vocab: CharVocab | WordVocab, text
     top_ids = np.full((P, k), -1, dtype=np.int64)
     top_probs = np.zeros((P, k), dtype=np.float32)
 
+    with contextlib.closing(traced_chunks(model, ids, fed)) as chunks:
+        for where, trace, states_of in chunks:
+            if not states:
+                states = {(layer, name): np.full((P, H), np.nan, dtype=np.float32)
+                          for layer in range(K) for name in STATES if states_of[name] is not None}
+            for (layer, name), values in states.items():
+                values[where] = states_of[name][layer, 0, : len(where)].numpy()
+            probs = F.softmax(model.decoder(trace.output), dim=-1)[0, : len(where)]  # (L, V)
+            best = probs.topk(k, dim=-1)  # (L, k) each
+            top_ids[where] = best.indices.numpy()
+            top_probs[where] = best.values.numpy()
+    return Activations(text=text, level=vocab.level, cell=model.config.cell, spans=spans, fed=fed, unknown=unknown,
+                       states=states, top_ids=top_ids, top_probs=top_probs, symbols=list(vocab.symbols), ids=ids)
+
+
+@torch.no_grad()
+def traced_chunks(model: LanguageModel, ids: np.ndarray, fed: np.ndarray
+                  ) -> Iterator[tuple[np.ndarray, StackTrace, dict[str, torch.Tensor | None]]]:
+    """Trace ``model`` over the fed tokens of ``ids`` (P,) (``fed`` (P,) says which) from a zero state, ``CHUNK``
+    tokens at a time with the state carried across, in eval mode (the model's own mode is restored when the
+    iteration ends or is closed: iterate inside ``contextlib.closing``).
+
+    Yields, per chunk, ``where`` (L,) the positions of its tokens, its :class:`StackTrace` and
+    :func:`traced_states` of it. A text with no fed token still yields one chunk (of one zero token, with
+    ``where`` empty), so that the layer says which states it has (``trace.cell``), not the cell's name.
+    """
     positions = np.flatnonzero(fed)  # (T,) where each fed token sits
     tokens = torch.from_numpy(ids[positions])  # (T,)
     was_training = model.training
@@ -142,25 +170,12 @@ def collect_activations(model: LanguageModel, vocab: CharVocab | WordVocab, text
             chunk = tokens[start : start + CHUNK].unsqueeze(0)  # (1, L)
             where = positions[start : start + CHUNK]  # (L,)
             if chunk.shape[1] == 0:  # nothing to read: still ask the layer which states it has
-                chunk = torch.zeros(1, 1, dtype=torch.long)
-                where = where[:0]
+                chunk, where = torch.zeros(1, 1, dtype=torch.long), where[:0]
             trace = trace_stack(model.rnn, _inputs(model, chunk), state)
             state = trace.state
-            # The layer says whether it carries a cell state (trace.cell), not the cell's name.
-            states_of = traced_states(trace)  # each (K, 1, L, H) or None, batch first
-            if not states:
-                states = {(layer, name): np.full((P, H), np.nan, dtype=np.float32)
-                          for layer in range(K) for name in STATES if states_of[name] is not None}
-            for (layer, name), values in states.items():
-                values[where] = states_of[name][layer, 0, : len(where)].numpy()
-            probs = F.softmax(model.decoder(trace.output), dim=-1)[0, : len(where)]  # (L, V)
-            best = probs.topk(k, dim=-1)  # (L, k) each
-            top_ids[where] = best.indices.numpy()
-            top_probs[where] = best.values.numpy()
+            yield where, trace, traced_states(trace)  # states each (K, 1, L, H) or None, batch first
     finally:
         model.train(was_training)
-    return Activations(text=text, level=vocab.level, cell=model.config.cell, spans=spans, fed=fed, unknown=unknown,
-                       states=states, top_ids=top_ids, top_probs=top_probs, symbols=list(vocab.symbols), ids=ids)
 
 
 @torch.no_grad()

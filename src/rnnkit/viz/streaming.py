@@ -23,6 +23,7 @@ copies, whatever the model: :func:`memory_bound`.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Callable
 
@@ -32,7 +33,7 @@ import torch.nn.functional as F
 
 from ..data.text import CharVocab, WordVocab
 from ..models import LanguageModel
-from .activations import CHUNK, STATES, Activations, _inputs, tokenize_positions, trace_stack, traced_states
+from .activations import CHUNK, STATES, Activations, tokenize_positions, traced_chunks
 from .features import text_features, varying
 from .units import RunningCorrelation, UnitMatch
 
@@ -101,21 +102,9 @@ def stream_text(model: LanguageModel, vocab: CharVocab | WordVocab, text: str, *
     window_states: dict[tuple[int, str], np.ndarray] = {}
     running = RunningCorrelation(names)
 
-    positions = np.flatnonzero(fed)  # (T,) where each fed token sits
-    tokens = torch.from_numpy(ids[positions])  # (T,)
-    advance = progress(len(tokens)) if progress is not None else None
-    was_training = model.training
-    model.eval()
-    try:
-        state = None
-        for start in range(0, max(len(tokens), 1), CHUNK):
-            chunk = tokens[start : start + CHUNK].unsqueeze(0)  # (1, L)
-            where = positions[start : start + CHUNK]  # (L,)
-            if chunk.shape[1] == 0:  # nothing to read: still ask the layer which states it has
-                chunk, where = torch.zeros(1, 1, dtype=torch.long), where[:0]
-            trace = trace_stack(model.rnn, _inputs(model, chunk), state)
-            state = trace.state
-            states_of = traced_states(trace)  # each (K, 1, L, H) or None: h, c, tanh(c)
+    advance = progress(int(fed.sum())) if progress is not None else None  # T tokens to read
+    with contextlib.closing(traced_chunks(model, ids, fed)) as chunks:
+        for where, trace, states_of in chunks:  # states_of: each (K, 1, L, H) or None: h, c, tanh(c)
             if not window_states:
                 window_states = {(layer, name): np.full((shown, H), np.nan, dtype=np.float32)
                                  for layer in range(K) for name in STATES if states_of[name] is not None}
@@ -132,8 +121,6 @@ def stream_text(model: LanguageModel, vocab: CharVocab | WordVocab, text: str, *
                 top_probs[where[:inside]] = best.values.numpy()
             if advance is not None:
                 advance(len(where))
-    finally:
-        model.train(was_training)
     window = Activations(text=text[:window_chars], level=vocab.level, cell=model.config.cell, spans=spans[:shown],
                          fed=fed[:shown], unknown=unknown[:shown], states=window_states, top_ids=top_ids,
                          top_probs=top_probs, symbols=list(vocab.symbols), ids=ids[:shown])
