@@ -12,7 +12,6 @@ package (`pip install selenium`); without them the tests skip and say so.
 
 import json
 import re
-import shutil
 import time
 
 import numpy as np
@@ -25,10 +24,7 @@ from rnnkit.nn import cell_names
 from rnnkit.viz.live_model import unsupported_reason
 from rnnkit.viz import (browser_model, collect_activations, final_outputs, rank_units, text_features,
                         units_by_example, varying, write_page)
-
-CHROMIUM = next((path for path in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if path), None)
-CHROMEDRIVER = shutil.which("chromedriver")
-INSTALL = "install it with: apt-get install -y chromium chromium-driver (Debian) and pip install selenium"
+from headless_browser import headless_chromium
 
 CODE = "".join(f"def f{i}(x):\n    s = '</script> & <b>'\n    return [x, (s, {i % 7})]  # done\n\n" for i in range(20))
 PROSE = "".join(f"ROMEO:\nShe said \"the {w} is here\" and left, {i} times.\n\nJULIET:\nO {w}, {w}!\n\n"
@@ -43,23 +39,8 @@ LATENCY_LIMIT = 50  # ms from a keystroke to the recoloured text, for a 2 x 256 
 
 @pytest.fixture(scope="module")
 def browser():
-    selenium = pytest.importorskip("selenium", reason=f"the selenium package is not installed; {INSTALL}")
-    del selenium
-    if CHROMIUM is None or CHROMEDRIVER is None:
-        pytest.skip(f"no headless browser: chromium or chromedriver is not installed; {INSTALL}")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    options = Options()
-    options.binary_location = CHROMIUM
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                     "--window-size=1400,1000"):
-        options.add_argument(argument)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
-    yield driver
-    driver.quit()
+    with headless_chromium(width=1400) as driver:
+        yield driver
 
 
 def tiny_model(cell: str, vocab, layers: int = 2, hidden: int = 8, embedding: int = 0, seed: int = 0, **options):

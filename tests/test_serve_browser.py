@@ -12,38 +12,20 @@ package (`pip install selenium`); without them the tests skip and say so.
 """
 
 import json
-import shutil
 import time
 
 import httpx
 import pytest
 
 from rnnkit.serve import Limits, create_app
+from headless_browser import headless_chromium
 from test_serve import LiveServer, series, train_tiny_runs
-
-CHROMIUM = next((path for path in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if path), None)
-CHROMEDRIVER = shutil.which("chromedriver")
-INSTALL = "install it with: apt-get install -y chromium chromium-driver (Debian) and pip install selenium"
 
 
 @pytest.fixture(scope="module")
 def browser():
-    pytest.importorskip("selenium", reason=f"the selenium package is not installed; {INSTALL}")
-    if CHROMIUM is None or CHROMEDRIVER is None:
-        pytest.skip(f"no headless browser: chromium or chromedriver is not installed; {INSTALL}")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    options = Options()
-    options.binary_location = CHROMIUM
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                     "--window-size=1200,1000"):
-        options.add_argument(argument)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
-    yield driver
-    driver.quit()
+    with headless_chromium(width=1200) as driver:
+        yield driver
 
 
 @pytest.fixture(scope="module")
