@@ -189,7 +189,7 @@ class Schedule:
         if self.timed:
             if state.get("clock") == "time":
                 self.progress = float(state["progress"])
-            self.after_step()
+            self._apply()  # the next step moves it on, from the resumed run's elapsed time
         elif self._scheduler is not None and state.get("clock") != "time":
             self._scheduler.load_state_dict(state)
 
