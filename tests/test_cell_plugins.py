@@ -129,22 +129,13 @@ def plugin_run(plugin_path, tmp_path_factory) -> Path:
     return workspace.path("out")
 
 
-# Runs `rnnkit ARGV` for each ARGV of the JSON list in argv[1] in this process, as the console script does,
-# and prints [[exit status, stdout, stderr], ...] as JSON.
+# Runs `rnnkit ARGV` for each ARGV of the JSON list in argv[1] in this process, as the console script does
+# (bad_inputs.workspace.run_quietly: the process runs in tests/), and prints [[exit status, stdout, stderr], ...]
+# as JSON.
 _COMMANDS = """
-import contextlib, io, json, sys
-from rnnkit.cli import main
-results = []
-for argv in json.loads(sys.argv[1]):
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main(argv)
-            code = 0
-        except SystemExit as exit:
-            code = exit.code if isinstance(exit.code, int) else 1
-    results.append([code, out.getvalue(), err.getvalue()])
-print(json.dumps(results))
+import json, sys
+from bad_inputs.workspace import run_quietly
+print(json.dumps([run_quietly(argv) for argv in json.loads(sys.argv[1])]))
 """
 
 

@@ -24,7 +24,7 @@ import pytest
 import uvicorn
 
 import rnnkit
-from bad_inputs.workspace import RUNS, Workspace, run_quietly
+from bad_inputs.workspace import RUNS, Workspace, run_quietly, train_runs
 from cli_helpers import assert_one_line_error, run_cli
 from rnnkit.errors import InputError
 from rnnkit.serve import Limits, create_app
@@ -35,15 +35,7 @@ LIMITS = Limits(max_input=2_000, max_tokens=400, timeout=20, max_concurrent=2, q
 
 def train_tiny_runs(root: Path, tasks=TASKS) -> dict[str, Path]:
     """One tiny trained run per task under ``root`` (a second or so each); their data in ``root/data``."""
-    inputs = Workspace(root / "data", runs={})
-    found = {"data": root / "data"}
-    for task in tasks:
-        _, arguments = RUNS[task]
-        argv = ["train", task, *inputs.format(arguments), "--seed", "0", "--quiet", "--out", str(root / task)]
-        code, _, stderr = run_quietly(argv)
-        assert code == 0, f"training the tiny {task} run failed: {stderr}"
-        found[task] = root / task
-    return found
+    return {"data": root / "data", **train_runs(root, tasks)}
 
 
 class LiveServer:

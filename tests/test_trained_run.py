@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import rnnkit
-from bad_inputs.workspace import RUNS, Workspace, run_quietly
+from bad_inputs.workspace import RUNS, Workspace, train_runs
 from cli_helpers import assert_one_line_error, run_cli
 from rnnkit.cli.commands import task_names
 from rnnkit.cli.json_output import to_json
@@ -44,16 +44,9 @@ MISSING = [(task, name) for task in task_names() for name in OPERATIONS if spec(
 def runs(tmp_path_factory) -> dict[str, Path]:
     """One tiny run per task (its inputs in ``runs["data"]``)."""
     root = tmp_path_factory.mktemp("tiny-runs")
-    inputs = Workspace(root / "data", runs={})
-    found = {"data": root / "data"}
     for task in task_names():
         assert task in RUNS, f"add the settings of a tiny {task} run to tests/bad_inputs/workspace.py"
-        _, arguments = RUNS[task]
-        argv = ["train", task, *inputs.format(arguments), "--seed", "0", "--quiet", "--out", str(root / task)]
-        code, _, stderr = run_quietly(argv)
-        assert code == 0, f"training the tiny {task} run failed: {stderr}"
-        found[task] = root / task
-    return found
+    return {"data": root / "data", **train_runs(root, task_names())}
 
 
 def example(runs, tmp_path, task: str, name: str) -> dict:

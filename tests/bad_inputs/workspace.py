@@ -68,11 +68,13 @@ def run_quietly(argv: list[str]) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
-def train_runs(root: Path) -> dict[str, Path]:
-    """One tiny trained run per task under ``root``; their training data lies in ``root/data``."""
+def train_runs(root: Path, names=tuple(RUNS)) -> dict[str, Path]:
+    """One tiny trained run under ``root`` for each of ``names`` (of :data:`RUNS`; default all of them); their
+    training data lies in ``root/data``."""
     inputs = Workspace(root / "data", runs={})
     runs = {}
-    for name, (task, arguments) in RUNS.items():
+    for name in names:
+        task, arguments = RUNS[name]
         argv = ["train", task, *inputs.format(arguments), "--seed", "0", "--quiet", "--out", str(root / name)]
         code, _, stderr = run_quietly(argv)
         assert code == 0, f"training the tiny {name} run failed: {stderr}"
