@@ -18,6 +18,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -79,7 +80,8 @@ def interrupt(argv: list, number: int, cwd: Path, work_seconds: float = 1.0, ign
 
     process = subprocess.Popen([sys.executable, "-m", "rnnkit", *map(str, argv)], cwd=cwd, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, preexec_fn=ignore if ignore_sigint else None)
-    try:
+
+    def working():
         deadline = time.monotonic() + STARTUP_SECONDS
         while not _ready(process.pid):
             assert process.poll() is None, f"rnnkit {argv} ended before the signal: {process.communicate()}"
@@ -87,10 +89,21 @@ def interrupt(argv: list, number: int, cwd: Path, work_seconds: float = 1.0, ign
             time.sleep(0.05)
         time.sleep(work_seconds)
         assert process.poll() is None, f"rnnkit {argv} ended before the signal: {process.communicate()}"
+
+    stdout, stderr, seconds = signal_when(process, working, number)
+    return process.returncode, seconds, stdout.decode(), stderr.decode()
+
+
+def signal_when(process: subprocess.Popen, ready: Callable[[], None], number: int) -> tuple[bytes, bytes, float]:
+    """Send signal ``number`` to ``process`` once ``ready()`` returns (it waits until the process is where the
+    signal must reach it) and wait for the exit: (stdout, stderr, seconds from the signal to the exit). The
+    process is killed if it is still running when this ends (a failed assertion, a timeout)."""
+    try:
+        ready()
         sent = time.monotonic()
         process.send_signal(number)
         stdout, stderr = process.communicate(timeout=60)
-        return process.returncode, time.monotonic() - sent, stdout.decode(), stderr.decode()
+        return stdout, stderr, time.monotonic() - sent
     finally:
         if process.poll() is None:
             process.kill()
@@ -160,18 +173,13 @@ def test_bench_stops_keeping_the_finished_rows(tmp_path):
     process = subprocess.Popen([sys.executable, "-m", "rnnkit", "bench", "memory-tasks", "--tasks", "adding",
                                 "--lengths", "4", "--cells", "rnn", "--hidden", "4", "--steps", "10000000",
                                 "--eval-size", "8", "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
+
+    def training():
         for line in process.stderr:  # the Trainer's line after its first evaluation: "... epoch 1/... step 100 ..."
             if b"epoch 1/" in line:
                 break
-        sent = time.monotonic()
-        process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=60)
-        seconds = time.monotonic() - sent
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+
+    _, stderr, seconds = signal_when(process, training, signal.SIGINT)
     errors = [line for line in stderr.decode().splitlines() if line.startswith("error: ")]
     assert process.returncode == 130 and len(errors) == 1, (process.returncode, stderr.decode()[-2000:])
     assert "SIGINT" in errors[0] and "1 of 1 configurations" in errors[0] and str(out / "results.json") in errors[0]
@@ -198,19 +206,15 @@ def test_the_watchdog_ends_a_command_stuck_in_one_long_call(tmp_path):
             print("the product returned before the signal")
     """))
     process = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
+
+    def multiplying():
         deadline = time.monotonic() + STARTUP_SECONDS
         while not _ready(process.pid):
             assert process.poll() is None and time.monotonic() < deadline, process.communicate()
             time.sleep(0.05)
         time.sleep(0.5)
-        sent = time.monotonic()
-        process.send_signal(signal.SIGTERM)
-        stdout, stderr = process.communicate(timeout=60)
-        seconds = time.monotonic() - sent
-    finally:
-        if process.poll() is None:
-            process.kill()
+
+    stdout, stderr, seconds = signal_when(process, multiplying, signal.SIGTERM)
     assert process.returncode == 143 and b"before the signal" not in stdout, (process.returncode, stdout, stderr)
     assert stderr.decode().strip().startswith("error: stopped by SIGTERM"), stderr
     assert "begun.csv" in stderr.decode() and not (tmp_path / "begun.csv").exists()
