@@ -33,7 +33,7 @@ sys.meta_path.insert(0, Refuse())
 
 def deploy_example() -> str:
     text = README.read_text(encoding="utf-8")
-    marker = text.index("<!-- no-run: the deploy example")
+    marker = text.index("$ rnnkit export runs/code --format onnx --out code.onnx")
     return re.search(r"```python\n(.*?)```", text[marker:], re.S).group(1)
 
 
