@@ -19,19 +19,16 @@ what was there.
 from __future__ import annotations
 
 import io
-import json
 import warnings
-from pathlib import Path
 
 import torch
 import torch.nn.utils.rnn as rnn_utils
 from torch import Tensor, nn
 
 from ..errors import InputError
-from ..files import write_atomic
 from ..nn.layer import RecurrentBase
 from .onnx_graph import GraphBuilder, onnx
-from .onnx_optimize import pretranspose_subgraph_weights
+from .onnx_file import check_target, finish_model, set_metadata  # noqa: F401  (set_metadata: rnnkit.export's API)
 from .onnx_recurrent import OPSET, Sequence, add_recurrent
 from .tracing import layer_calls, real_packing
 
@@ -114,33 +111,6 @@ def replace_placeholders(model, layers: list[RecurrentBase]) -> None:
     model.opset_import.extend(kept)
 
 
-def set_metadata(model, metadata: dict | None) -> None:
-    """Add ``metadata`` to the model's ``metadata_props``: strings as they are, other values as JSON."""
-    for key, value in (metadata or {}).items():
-        text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
-        entry = model.metadata_props.add()
-        entry.key, entry.value = str(key), text
-
-
-def _check_target(path) -> Path:
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise InputError(f"cannot write {path}: the folder {path.parent} does not exist; create it or choose "
-                         f"another path")
-    return path
-
-
-def finish_model(model, path=None, metadata: dict | None = None):
-    """Add the metadata, check the model with ``onnx.checker``, and write it atomically to ``path`` if given."""
-    target = None if path is None else _check_target(path)
-    pretranspose_subgraph_weights(model)  # the step bodies' x W^T with W^T stored once, not transposed every step
-    set_metadata(model, metadata)
-    onnx.checker.check_model(model)
-    if target is not None:
-        write_atomic(target, model.SerializeToString())
-    return model
-
-
 def to_onnx(module: nn.Module, path, example_inputs, *, input_names=None, output_names=None, dynamic_axes=None,
             metadata: dict | None = None, opset: int = OPSET):
     """Export ``module`` (any ``nn.Module``; its rnnkit layers as ONNX RNN/LSTM/GRU or Scan) to the ONNX file ``path``.
@@ -157,7 +127,7 @@ def to_onnx(module: nn.Module, path, example_inputs, *, input_names=None, output
     Returns:
         the path written.
     """
-    target = _check_target(path)
+    target = check_target(path)
     if opset < OPSET:
         raise InputError(f"opset {opset} is too old for the recurrent graphs (Scan bodies use LayerNormalization); "
                          f"use opset={OPSET} or later")

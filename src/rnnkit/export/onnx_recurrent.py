@@ -38,6 +38,7 @@ import torch
 
 from ..errors import InputError
 from ..nn.layer import RecurrentBase
+from .onnx_file import finish_model
 from .onnx_graph import ONNX_DTYPES, GraphBuilder, helper, onnx
 from .onnx_step import STEP_OPSET, step_body
 from .tracing import check_exportable
@@ -206,8 +207,6 @@ def layer_to_onnx(layer: RecurrentBase, path=None, *, lengths: bool = False, ops
     Returns:
         the ``onnx.ModelProto``.
     """
-    from .onnx_model import finish_model  # the model-level module writes and checks every file
-
     if not isinstance(layer, RecurrentBase):
         raise InputError(f"layer_to_onnx takes an rnnkit recurrent layer (rnnkit.nn.Recurrent, RNN, LSTM, GRU), "
                          f"got {type(layer).__name__}; export a whole model with rnnkit.export.to_onnx")
