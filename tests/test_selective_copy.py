@@ -110,3 +110,52 @@ def test_training_runs_with_subnormals_flushed(monkeypatch):
     monkeypatch.setattr(selective_copy, "train_on_fresh_batches", lambda *args, **kwargs: seen.append(flushed()) or {})
     selective_copy.train_selective_copy(SelectiveCopyConfig(cell="gru", length=8, tokens=2, hidden_size=4, steps=1))
     assert seen == [True] and not flushed()
+
+
+class ScriptedScores(SelectiveCopy):
+    """Selective copying whose held-out token accuracy is read from a script, one value per measurement."""
+
+    def __init__(self, scores):
+        super().__init__(tokens=2, vocab=6)
+        self.scores = list(scores)
+
+    def held_out_scores(self, model, inputs, targets):
+        return {"token_accuracy": self.scores.pop(0)}
+
+
+def test_fresh_batches_keep_the_weights_of_the_best_held_out_score():
+    from rnnkit.diagnose.fresh_training import FreshBatches
+
+    task = FreshBatches(ScriptedScores([0.3, 0.8, 0.5]), 12, batch_size=2, eval_every=1, eval_size=4, seed=0)
+    model = torch.nn.Linear(2, 2)
+    for fill in (1.0, 2.0, 3.0):  # the second measurement (0.8) is the best, with every weight 2.0
+        with torch.no_grad():
+            model.weight.fill_(fill)
+        task.score_validation(model)
+    assert task.best_score == 0.8
+    assert (task.best_state["weight"] == 2.0).all() and (model.weight == 3.0).all()  # a copy, not the live tensor
+
+
+def test_keep_best_leaves_the_model_with_its_best_measurement():
+    from rnnkit.diagnose.fresh_training import train_on_fresh_batches
+
+    config = SelectiveCopyConfig(cell="gru", length=12, tokens=2, vocab=6, hidden_size=16, num_layers=1,
+                                 batch_size=16, lr=3e-2, steps=120, eval_every=20, eval_size=256, stop_above=1.1)
+    task = SelectiveCopy(tokens=2, vocab=6)
+    torch.manual_seed(0)
+    model = SelectiveCopyModel("gru", 6, 16, 1, tokens=2)
+    row = train_on_fresh_batches(model, task, config, target=None, name="test", keep_best=True)
+    scores = [value for _, _, value in row["curve"]]
+    assert row["best_metric"] == max(scores) and row["metric"] == scores[-1]
+    assert row["best_step"] == row["curve"][scores.index(max(scores))][0]
+    inputs, targets = task.batch(256, 12, torch.Generator().manual_seed(task.held_out_seed))
+    assert token_accuracy(model, inputs, targets) == pytest.approx(row["best_metric"])
+
+
+def test_keep_best_needs_a_selected_score():
+    from rnnkit.diagnose.fresh_training import train_on_fresh_batches
+    from rnnkit.diagnose.memory_tasks import AddingProblem, MemoryTaskConfig
+
+    with pytest.raises(ValueError, match="keep_best"):
+        train_on_fresh_batches(torch.nn.Linear(2, 1), AddingProblem(), MemoryTaskConfig("adding", 10, "lstm", 4),
+                               target=None, name="test", keep_best=True)

@@ -109,7 +109,12 @@ class Problem(Protocol):
 class FreshBatches(Task):
     """``eval_every`` fresh batches of ``batch_size`` sequences of ``length`` steps per epoch, drawn from one
     generator seeded with ``seed`` (so a run is repeatable, from its start: it has no run directory to resume
-    from); the held-out set of ``eval_size`` sequences, drawn from the problem's ``held_out_seed``, validates."""
+    from); the held-out set of ``eval_size`` sequences, drawn from the problem's ``held_out_seed``, validates.
+
+    For a problem with a ``selection`` (a score, not the loss), the task keeps in memory a copy of the weights
+    of the best held-out score so far (``best_state``, ``best_score``): there is no run
+    directory for a ``best.pt``, and a benchmark that scores a test set must score the checkpoint that the
+    held-out set chose, not the model as the budget happened to stop it."""
 
     def __init__(self, problem: Problem, length: int, *, batch_size: int, eval_every: int, eval_size: int, seed: int):
         self.problem = problem
@@ -120,6 +125,8 @@ class FreshBatches(Task):
         self.held_out = problem.batch(eval_size, length, torch.Generator().manual_seed(problem.held_out_seed))
         self.selection = problem.selection
         self.target_unit = problem.target_unit
+        self.best_state: dict[str, Tensor] | None = None
+        self.best_score: float | None = None
 
     def num_train_batches(self) -> int:
         return self.eval_every
@@ -138,7 +145,13 @@ class FreshBatches(Task):
         return TaskLoss(self.problem.loss(output, targets, reduction="sum"), targets.numel(), len(inputs), None)
 
     def score_validation(self, model: nn.Module) -> dict[str, float]:
-        return self.problem.held_out_scores(model, *self.held_out)
+        scores = self.problem.held_out_scores(model, *self.held_out)
+        if self.selection is not None:
+            score, best = scores[self.selection[0]], self.best_score
+            if best is None or (score > best if self.selection[1] == "max" else score < best):
+                self.best_score = score
+                self.best_state = {key: value.detach().clone() for key, value in model.state_dict().items()}
+        return scores
 
     def baseline_loss(self) -> Baseline:
         return self.problem.knows_nothing()
@@ -162,10 +175,12 @@ class FreshBatches(Task):
 
 
 def train_on_fresh_batches(model: nn.Module, problem: Problem, config: FreshSettings, *, target: float | None, name: str,
-                           log: Callable[[str], None] | None = None, log_every_seconds: float = 30.0) -> dict:
+                           log: Callable[[str], None] | None = None, log_every_seconds: float = 30.0,
+                           keep_best: bool = False) -> dict:
     """Train ``model`` on fresh batches of ``problem`` with the Trainer (Adam, the gradient's global norm clipped to
     ``config.clip``) until ``config.steps``, ``config.time_budget``, ``target`` (the metric at or past it, in the
-    direction it improves) or divergence; returns the result row.
+    direction it improves) or divergence; returns the result row. With ``keep_best`` (a problem with a
+    ``selection`` only), ``model`` ends with the weights of its best held-out measurement, not its last.
 
     Args:
         config: a :class:`~rnnkit.diagnose.memory_tasks.MemoryTaskConfig` or
@@ -181,6 +196,8 @@ def train_on_fresh_batches(model: nn.Module, problem: Problem, config: FreshSett
         "stop_above" for the target, "interrupted" or "diverged"), "curve": [[step, seconds, metric], ...],
         "config": {...}}``.
     """
+    if keep_best and problem.selection is None:
+        raise ValueError(f"keep_best needs a problem scored by a selection; {problem.name} is scored by its loss")
     task = FreshBatches(problem, config.length, batch_size=config.batch_size, eval_every=config.eval_every,
                         eval_size=config.eval_size, seed=config.seed)
     train_config = TrainConfig(epochs=math.ceil(config.steps / config.eval_every), max_steps=config.steps,
@@ -206,6 +223,11 @@ def train_on_fresh_batches(model: nn.Module, problem: Problem, config: FreshSett
         "curve": curve,
         "config": asdict(config),
     }
+    if task.best_state is not None:
+        row["best_metric"] = task.best_score
+        row["best_step"] = next((step for step, _, value in curve if value == task.best_score), row["steps"])
+        if keep_best:
+            model.load_state_dict(task.best_state)
     if log is not None:
         if divergence is not None:
             log(f"{name}: {divergence}")
