@@ -109,6 +109,18 @@ def test_training_learns_a_short_adding_problem():
     assert [point[0] for point in result["curve"]] == [100, 200, 300]
     assert result["metric"] < 0.02 < result["baseline"]  # far below 1/6: it learned to add the marked values
     assert result["parameters"] == memory_model_parameter_count("lstm", 16, 2, 1)
+    # the test set: as many fresh sequences of their own seed, which the stop rule never read
+    assert result["test_size"] == 500 and result["test_metric"] != result["metric"]
+    assert result["test_metric"] < 0.02
+
+
+def test_the_test_set_is_not_the_held_out_set():
+    from rnnkit.diagnose.fresh_training import TEST_SEED, FreshBatches
+
+    problem = AddingProblem()
+    held_out = FreshBatches(problem, 6, batch_size=2, eval_every=1, eval_size=8, seed=0).held_out
+    test = problem.batch(8, 6, torch.Generator().manual_seed(TEST_SEED))
+    assert TEST_SEED != problem.held_out_seed and not torch.equal(held_out[0], test[0])
 
 
 def test_training_stops_below_a_target_on_a_time_budget_and_is_reproducible():

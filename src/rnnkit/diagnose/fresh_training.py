@@ -30,6 +30,7 @@ from rnnkit.train.divergence import Diverged
 from rnnkit.train.task import Baseline
 
 EVAL_CHUNK = 256  # held-out sequences per forward pass when measuring
+TEST_SEED = 20261207  # the test sequences' own seed: no problem's held-out set, no training seed in use
 
 # The Trainer's reasons to stop, as the rows name them; the target's is the problem's (stop_below, stop_above).
 STOP_REASONS = {"max_steps": "steps", "epochs": "steps", "time_budget": "time_budget", "interrupted": "interrupted"}
@@ -161,14 +162,17 @@ class FreshBatches(Task):
         return record["valid_loss" if self.selection is None else f"valid_{self.selection[0]}"]
 
     @torch.no_grad()
-    def measure(self, model: nn.Module) -> float:
-        """The problem's metric of ``model`` on the held-out set now (after a stop on divergence, whose weights
-        the Trainer kept finite: it stops before an update that is not)."""
+    def measure(self, model: nn.Module, sequences: tuple[Tensor, Tensor] | None = None) -> float:
+        """The problem's metric of ``model`` now on ``sequences`` (inputs, targets), by default the held-out set
+        (after a stop on divergence, whose weights the Trainer kept finite: it stops before an update that is not).
+        """
+        inputs, targets = self.held_out if sequences is None else sequences
         model.eval()
         try:
             if self.selection is not None:
-                return self.score_validation(model)[self.selection[0]]
-            losses = [self.loss(model, batch, None) for batch in self.valid_batches()]
+                return self.problem.held_out_scores(model, inputs, targets)[self.selection[0]]
+            chunks = zip(inputs.split(EVAL_CHUNK), targets.split(EVAL_CHUNK))
+            losses = [self.loss(model, batch, None) for batch in chunks]
             return sum(out.loss_sum.item() for out in losses) / sum(out.n_tokens for out in losses)
         finally:
             model.train()
@@ -176,11 +180,13 @@ class FreshBatches(Task):
 
 def train_on_fresh_batches(model: nn.Module, problem: Problem, config: FreshSettings, *, target: float | None, name: str,
                            log: Callable[[str], None] | None = None, log_every_seconds: float = 30.0,
-                           keep_best: bool = False) -> dict:
+                           keep_best: bool = False, test_size: int | None = None) -> dict:
     """Train ``model`` on fresh batches of ``problem`` with the Trainer (Adam, the gradient's global norm clipped to
     ``config.clip``) until ``config.steps``, ``config.time_budget``, ``target`` (the metric at or past it, in the
     direction it improves) or divergence; returns the result row. With ``keep_best`` (a problem with a
-    ``selection`` only), ``model`` ends with the weights of its best held-out measurement, not its last.
+    ``selection`` only), ``model`` ends with the weights of its best held-out measurement, not its last. With
+    ``test_size``, the model it ends with is measured once more on ``test_size`` fresh sequences of their own seed
+    (``TEST_SEED``): a test set that neither the stop rule nor ``keep_best`` has read.
 
     Args:
         config: a :class:`~rnnkit.diagnose.memory_tasks.MemoryTaskConfig` or
@@ -194,7 +200,8 @@ def train_on_fresh_batches(model: nn.Module, problem: Problem, config: FreshSett
         ``{"task", "length", "cell", "hidden_size", "parameters", "metric_name", "metric" (the last held-out
         measurement), "baseline", "steps", "seconds", "stop_reason" ("steps", "time_budget", "stop_below" or
         "stop_above" for the target, "interrupted" or "diverged"), "curve": [[step, seconds, metric], ...],
-        "config": {...}}``.
+        "config": {...}}``; with a ``selection``, ``"best_metric"`` and ``"best_step"`` too (the best held-out
+        measurement and its step); with ``test_size``, ``"test_metric"`` and ``"test_size"``.
     """
     if keep_best and problem.selection is None:
         raise ValueError(f"keep_best needs a problem scored by a selection; {problem.name} is scored by its loss")
@@ -228,6 +235,9 @@ def train_on_fresh_batches(model: nn.Module, problem: Problem, config: FreshSett
         row["best_step"] = next((step for step, _, value in curve if value == task.best_score), row["steps"])
         if keep_best:
             model.load_state_dict(task.best_state)
+    if test_size is not None:
+        test = problem.batch(test_size, config.length, torch.Generator().manual_seed(TEST_SEED))
+        row["test_metric"], row["test_size"] = task.measure(model, test), test_size
     if log is not None:
         if divergence is not None:
             log(f"{name}: {divergence}")

@@ -212,11 +212,12 @@ def train_memory_task(config: MemoryTaskConfig, log: Callable[[str], None] | Non
                       log_every_seconds: float = 30.0) -> dict:
     """Train one model on one task with the Trainer; returns the result row of
     :func:`~rnnkit.diagnose.fresh_training.train_on_fresh_batches` ("stop_below" when the held-out metric
-    reached ``config.stop_below``)."""
+    reached ``config.stop_below``), with ``"test_metric"``: the model as it stopped, on ``config.eval_size`` fresh
+    test sequences that the stop rule never read."""
     task = get_task(config.task)
     torch.manual_seed(config.seed)
     model = MemoryTaskModel(config.cell, task.input_size, config.hidden_size, task.output_size, task.per_step,
                             forget_bias=config.forget_bias, engine=config.engine)
     name = f"{config.task} T={config.length} {config.cell} (H={config.hidden_size})"
     return train_on_fresh_batches(model, task, config, target=config.stop_below, name=name, log=log,
-                                  log_every_seconds=log_every_seconds)
+                                  log_every_seconds=log_every_seconds, test_size=config.eval_size)
