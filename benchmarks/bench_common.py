@@ -134,19 +134,33 @@ def recipe_budget(name: str, minutes: float | None = None, share: int = 1) -> li
     return ["--time-budget", f"{total * 60 / share:g}"]
 
 
-def record_recipe(name: str, score: float, *, split: str, chosen_on: str, command: str, smoke: bool,
+def record_recipe(name: str, score: float, *, split: str, chosen_on: str, smoke: bool, runs: str | None = None,
                   **extra) -> str | None:
     """Write ``score`` (measured on ``split``, every choice made on ``chosen_on``) into recipe ``name``'s
-    [measured] table with the command and this CPU; a smoke run records nothing. Returns the file written."""
+    [measured] table with this CPU; a smoke run records nothing. Returns the file written.
+
+    The table's ``command`` is how to measure it again, the recipe's own benchmark script (``python
+    benchmarks/SCRIPT.py --recipe NAME``); ``runs``, the ``rnnkit`` commands that script ran, is kept beside it
+    with this checkout's and the shared data's paths written relative (``.``, ``../shared``), so that a recipe
+    shipped in the package names no one machine's folders."""
     if smoke:
         print(f"smoke run: nothing recorded in recipe {name}", flush=True)
         return None
-    from rnnkit.tasks.recipe import record_measurement
+    from rnnkit.tasks.recipe import load_recipe, record_measurement
 
-    path = record_measurement(name, score, split=split, command=command, cpu=cpu_model(), chosen_on=chosen_on,
-                              **extra)
+    if runs is not None:
+        extra["runs"] = relative_paths(runs)
+    path = record_measurement(name, score, split=split, command=f"python {load_recipe(name).benchmark}",
+                              cpu=cpu_model(), chosen_on=chosen_on, **extra)
     print(f"recorded in {path}", flush=True)
     return str(path)
+
+
+def relative_paths(command: str) -> str:
+    """``command`` with the paths of this checkout and of the shared data beside it written relative to the
+    checkout: ``/work/main/runs/x`` -> ``runs/x``, ``/work/shared/data/ptb`` -> ``../shared/data/ptb``."""
+    root = Path(__file__).resolve().parents[1]
+    return command.replace(f"{root}/", "").replace(f"{root.parent}/shared/", "../shared/")
 
 
 # ------------------------------------------------------------------------------------------------ a search's budget

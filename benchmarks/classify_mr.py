@@ -216,7 +216,7 @@ def main() -> None:
     if args.recipe:
         record_recipe(args.recipe, round(100 * mean, 2), split=f"{FOLDS}-fold cross-validation (mean of the folds' "
                       f"test parts; stratified, seed {SEED})", chosen_on="valid: each fold's stratified 10% held out "
-                      "of its training part chose the epoch", command=" && ".join(commands) + " (and so for folds "
+                      "of its training part chose the epoch", runs=" && ".join(commands) + " (and so for folds "
                       f"2-{FOLDS})", smoke=args.smoke, std=round(100 * spread, 2),
                       training_minutes=round(training_minutes, 2))
 

@@ -175,7 +175,7 @@ def main() -> None:
         record_recipe(args.recipe, round(100 * result["dev_report_accuracy"], 2),
                       split=f"dev-report (half of GLUE SST-2 dev, {result['dev_report_examples']} sentences, "
                             "stratified, seed 1)", chosen_on="valid: dev-select (the other half of dev chose the epoch)",
-                      command=" && ".join(result["commands"]), smoke=args.smoke,
+                      runs=" && ".join(result["commands"]), smoke=args.smoke,
                       full_dev_accuracy=round(100 * result["full_dev_accuracy"], 2),
                       training_minutes=result["training_minutes"])
 

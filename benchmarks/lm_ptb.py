@@ -229,7 +229,7 @@ def main() -> None:
     if named:
         record_recipe(args.recipe, round(test["perplexity"], 2), split="test (ptb.test.txt, one stream, batch 1)",
                       chosen_on="valid (ptb.valid.txt chose the checkpoint)",
-                      command="rnnkit " + " ".join(train) + " && rnnkit " + " ".join(evaluate), smoke=args.smoke,
+                      runs="rnnkit " + " ".join(train) + " && rnnkit " + " ".join(evaluate), smoke=args.smoke,
                       training_minutes=round(report["elapsed_seconds"] / 60, 2), epochs=report["epoch"])
 
 

@@ -166,7 +166,7 @@ def main() -> None:
     if args.recipe not in TARGETS:
         record_recipe(args.recipe, round(best, 4), split="validation (last 10% of input.txt)",
                       chosen_on="valid (the same split chose the checkpoint: the metric is a validation loss)",
-                      command="rnnkit " + " ".join(command), smoke=args.smoke,
+                      runs="rnnkit " + " ".join(command), smoke=args.smoke,
                       training_minutes=round(report["elapsed_seconds"] / 60, 2), steps=report["steps"])
 
 

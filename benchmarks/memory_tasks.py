@@ -132,8 +132,7 @@ def named_recipe(args) -> None:
     test = f"test ({row['test_size']} fresh sequences of their own seed {TEST_SEED}), MSE at T = {length}"
     chosen_on = (f"valid (the stop rule reads memory-tasks' {row['config']['eval_size']} held-out sequences; the model "
                  "as it stopped is scored)")
-    runs = "rnnkit " + " ".join(str(Path(part).relative_to(ROOT)) if part == out and Path(part).is_relative_to(ROOT)
-                                else part for part in command)
+    runs = "rnnkit " + " ".join(command)
     print(json.dumps({
         "benchmark": "adding", "mode": "recipe", "recipe": args.recipe, "settings": recipe.settings, "cell": cell,
         "length": length, "test_mse": score, "valid_mse": row["metric"], "baseline": row["baseline"],
@@ -141,8 +140,8 @@ def named_recipe(args) -> None:
         "met": met, "chosen_on": chosen_on, "scored_on": test, "command": f"python {recipe.benchmark}", "runs": runs,
         "cpu": cpu_model(), "smoke": args.smoke,
     }), flush=True)
-    record_recipe(args.recipe, score, split=test, chosen_on=chosen_on, command=f"python {recipe.benchmark}",
-                  smoke=args.smoke, runs=runs, steps=row["steps"], training_seconds=row["seconds"])
+    record_recipe(args.recipe, score, split=test, chosen_on=chosen_on, smoke=args.smoke, runs=runs, steps=row["steps"],
+                  training_seconds=row["seconds"])
 
 if __name__ == "__main__":
     main()

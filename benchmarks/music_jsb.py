@@ -180,7 +180,7 @@ def named_recipe(args) -> None:
     }), flush=True)
     record_recipe(args.recipe, round(test["nll_per_step"], 4), split="test (Boulanger-Lewandowski's 77 pieces, NLL "
                   "per time step)", chosen_on="valid (the checkpoint of the lower validation NLL)",
-                  command=f"rnnkit {' '.join(command)} && rnnkit {' '.join(evaluate)}", smoke=args.smoke,
+                  runs=f"rnnkit {' '.join(command)} && rnnkit {' '.join(evaluate)}", smoke=args.smoke,
                   training_minutes=round(report["elapsed_seconds"] / 60, 2), epochs=report["epoch"])
 
 

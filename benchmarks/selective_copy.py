@@ -143,8 +143,8 @@ def named_recipe(args) -> None:
     }), flush=True)
     record_recipe(args.recipe, round(100 * test, 2), split=f"test ({test_size} fresh sequences of their own seed "
                   f"{TEST_SEED}, token accuracy %)", chosen_on=f"valid (the held-out {config.eval_size} sequences: "
-                  f"the best measurement's weights, and the early stop at {config.stop_above})", command=command,
-                  smoke=args.smoke, training_minutes=round(row["seconds"] / 60, 2), steps=row["steps"])
+                  f"the best measurement's weights, and the early stop at {config.stop_above})", smoke=args.smoke,
+                  training_minutes=round(row["seconds"] / 60, 2), steps=row["steps"])
 
 
 def _minutes_to(row: dict, accuracy: float) -> float:

@@ -187,7 +187,7 @@ def record_test_score(args: argparse.Namespace, run: dict, score: float, split: 
     """A named recipe's full run: write its test ``score`` (in the recipe's unit) into the recipe."""
     if args.recipe:
         record_recipe(args.recipe, score, split=split, chosen_on="valid (the dev file chose the checkpoint)",
-                      command=" && ".join(run["commands"]), smoke=args.smoke,
+                      runs=" && ".join(run["commands"]), smoke=args.smoke,
                       training_minutes=round(run["training_minutes"], 2), epochs=run["report"]["epoch"])
 
 

@@ -193,7 +193,7 @@ def named_recipe(args, files: dict, minutes_given: bool) -> None:
         "commands": run["commands"], "cpu": cpu_model(), "smoke": args.smoke,
     }))
     record_recipe(args.recipe, round(test["bleu"], 2), split="test (test_2016_flickr, sacrebleu 13a, cased)",
-                  chosen_on="valid (val: greedy BLEU chose the checkpoint)", command=" && ".join(run["commands"]),
+                  chosen_on="valid (val: greedy BLEU chose the checkpoint)", runs=" && ".join(run["commands"]),
                   smoke=args.smoke, training_minutes=round(run["train_minutes"], 2), epochs=run["epochs"])
 
 

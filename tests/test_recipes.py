@@ -211,8 +211,18 @@ def test_a_smoke_run_records_nothing(scripts):
     from bench_common import record_recipe
 
     before = {path.name: path.read_text() for path in RECIPES.glob("*.toml")}
-    assert record_recipe("ptb-word", 99.0, split="test", chosen_on="valid", command="c", smoke=True) is None
+    assert record_recipe("ptb-word", 99.0, split="test", chosen_on="valid", runs="c", smoke=True) is None
     assert {path.name: path.read_text() for path in RECIPES.glob("*.toml")} == before
+
+
+def test_a_recipe_names_no_one_machines_folders(scripts):
+    from bench_common import relative_paths
+
+    root = BENCHMARKS.parent.resolve()
+    command = f"rnnkit train music --data {root.parent}/shared/data/jsb.json --out {root}/runs/jsb --json"
+    assert relative_paths(command) == "rnnkit train music --data ../shared/data/jsb.json --out runs/jsb --json"
+    for recipe in all_recipes():
+        assert str(root) not in (recipe.measured or {}).get("runs", ""), recipe.name
 
 
 def test_a_recipes_budget_flag(scripts):
