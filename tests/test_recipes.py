@@ -6,6 +6,7 @@ import importlib
 import importlib.util
 import json
 import shutil
+import sys
 import tomllib
 from pathlib import Path
 
@@ -232,3 +233,20 @@ def test_a_recipes_budget_flag(scripts):
     assert recipe_budget("sst2", 10) == ["--time-budget", "600"]
     assert recipe_budget("ptb-word") == ["--time-budget", "3600"]  # none in its settings: its 60 budget minutes
     assert recipe_budget("mr", share=10) == ["--time-budget", "270"]  # 45 minutes over ten folds
+
+
+def test_the_queue_plans_every_recipe_shortest_first(scripts, capsys, monkeypatch):
+    run_recipes = scripts("run_recipes")
+    recipes = run_recipes.plan([], unmeasured=False, order=None)
+    assert sorted(recipe.name for recipe in recipes) == list(recipe_names())
+    assert [recipe.budget_minutes for recipe in recipes] == sorted(recipe.budget_minutes for recipe in recipes)
+    assert all(recipe.measured is None for recipe in run_recipes.plan([], unmeasured=True, order=None))
+    given = run_recipes.plan(["sst2", "adding"], unmeasured=False, order=None)
+    assert [recipe.name for recipe in given] == ["sst2", "adding"]  # names given: their order
+    monkeypatch.setattr(sys, "argv", ["run_recipes.py", "sst2", "adding", "--dry-run"])
+    run_recipes.main()
+    out = capsys.readouterr().out
+    assert "python benchmarks/classify_sst2.py --recipe sst2" in out and "2 recipes, 55 minutes" in out
+    with pytest.raises(SystemExit) as stop:
+        run_recipes.plan(["no-such-recipe"], unmeasured=False, order=None)
+    assert str(stop.value).startswith("error: no recipe 'no-such-recipe'")
