@@ -121,6 +121,18 @@ def _whose(name: str) -> str:
     return f"a recipe of task {recipe.task}, measured by `python {recipe.benchmark}`"
 
 
+def setting_flags(changes: dict) -> list[str]:
+    """Settings as the flags of ``rnnkit train`` that set them: ``{"hidden": 768, "bidirectional": False}`` ->
+    ``--hidden 768 --no-bidirectional`` (a flag given after ``--recipe`` overrides the recipe's setting)."""
+    flags = []
+    for key, value in changes.items():
+        if isinstance(value, bool):
+            flags.append(f"--{key}" if value else f"--no-{key}")
+        else:
+            flags += [f"--{key}", f"{value:g}" if isinstance(value, float) else str(value)]
+    return flags
+
+
 def recipe_budget(name: str, minutes: float | None = None, share: int = 1) -> list[str]:
     """The --time-budget flag a recipe run is given: none when the recipe's settings hold their own and --minutes
     was not given, else ``minutes`` (default: the recipe's budget_minutes) over ``share`` runs (the folds of a

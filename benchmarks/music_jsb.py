@@ -52,7 +52,8 @@ from pathlib import Path
 
 import torch
 
-from bench_common import add_data_argument, add_recipe_argument, cpu_model, dataset_path, record_recipe, recipe_budget, rnnkit
+from bench_common import (SearchBudget, add_data_argument, add_recipe_argument, cpu_model, dataset_path,
+                          record_recipe, recipe_budget, rnnkit, setting_flags)
 from rnnkit.music import write_midi, write_wav
 from rnnkit.tasks import music
 from rnnkit.tasks.music import SPEC, MusicDataConfig, from_run, generate_music, real_piece
@@ -143,46 +144,71 @@ def main() -> None:
 
 
 def named_recipe(args) -> None:
-    """The named recipe's output alone: trained with ``rnnkit train music --recipe``, the checkpoint of the lowest
+    """The named recipe's output alone: trained with ``rnnkit train music --recipe`` (and each variant of its
+    [search], the budget shared by bench_common.SearchBudget), the configuration and checkpoint of the lowest
     validation NLL scored once on the test split, the score recorded in the recipe (not in a smoke run)."""
     from rnnkit.tasks.recipe import load_recipe
 
     recipe = load_recipe(args.recipe)
     output = recipe.settings["output"]
-    out = args.out / (args.recipe + ("-smoke" if args.smoke else ""))
-    length = ["--max-steps", "3"] if args.smoke else recipe_budget(args.recipe, args.minutes)
-    command = ["train", "music", "--recipe", args.recipe, "--data", str(args.data), *length, "--out", str(out),
-               "--overwrite", "--json"]
-    log("rnnkit " + " ".join(command))
-    report = json.loads(rnnkit(*command))
-    # the checkpoint of the lower validation NLL: the best finished epoch's, or the final (partial) epoch's, which
-    # "best" never includes (a budget stop mid-epoch; a smoke run has no finished epoch at all)
-    best = report.get("best_valid_loss")
-    checkpoint = "best" if best is not None and best <= report["valid_loss"] else "latest"
-    evaluate = ["evaluate", str(out), "--split", "test", "--checkpoint", checkpoint, "--json"]
+    variants = recipe.variants()
+    folder = args.out / (args.recipe + ("-smoke" if args.smoke else ""))
+    minutes = recipe.budget_minutes if args.minutes is None else args.minutes
+    budget = SearchBudget(60 * minutes, count=len(variants), evaluations=1, evaluated=1.0)
+    tried, search_started = {}, time.monotonic()
+    for name, changes in variants.items():
+        out = folder if len(variants) == 1 else folder / name
+        if args.smoke:
+            length = ["--max-steps", "3"]
+        elif len(variants) == 1:
+            length = recipe_budget(args.recipe, args.minutes)
+        else:  # a search: each configuration's share of the budget, the test evaluation kept inside it
+            length = ["--time-budget", f"{budget.share():.0f}"]
+        command = ["train", "music", "--recipe", args.recipe, "--data", str(args.data), *setting_flags(changes),
+                   *length, "--out", str(out), "--overwrite", "--json"]
+        log("rnnkit " + " ".join(command))
+        started = time.monotonic()
+        report = json.loads(rnnkit(*command))
+        budget.observe(time.monotonic() - started, report)
+        # the checkpoint of the lower validation NLL: the best finished epoch's, or the final (partial) epoch's,
+        # which "best" never includes (a budget stop mid-epoch; a smoke run has no finished epoch at all)
+        best = report.get("best_valid_loss")
+        checkpoint = "best" if best is not None and best <= report["valid_loss"] else "latest"
+        tried[name] = {"changes": changes, "out": out, "report": report, "checkpoint": checkpoint,
+                       "valid_nll": best if checkpoint == "best" else report["valid_loss"], "command": command}
+        log(f"{name}: validation NLL {tried[name]['valid_nll']:.4f} after {report['epoch']:.3g} epochs in "
+            f"{report['elapsed_seconds'] / 60:.1f} min ({report['stop_reason']})")
+    chosen = min(tried, key=lambda name: tried[name]["valid_nll"])
+    run = tried[chosen]
+    report = run["report"]
+    evaluate = ["evaluate", str(run["out"]), "--split", "test", "--checkpoint", run["checkpoint"], "--json"]
     log("rnnkit " + " ".join(evaluate))
     test = json.loads(rnnkit(*evaluate))
     target = float(recipe.target.split()[1])
     met = test["nll_per_step"] <= target
     log(f"recipe {args.recipe}: test NLL {test['nll_per_step']:.4f} nats/step (target <= {target}: "
-        f"{'met' if met else 'NOT met'}), frame accuracy {test['frame_accuracy']:.2%}, after {report['epoch']:.3g} "
-        f"epochs in {report['elapsed_seconds'] / 60:.1f} min" + ("  [SMOKE: not a result]" if args.smoke else ""))
+        f"{'met' if met else 'NOT met'}), frame accuracy {test['frame_accuracy']:.2%}, configuration {chosen} of "
+        f"{len(tried)}, after {report['epoch']:.3g} epochs in {report['elapsed_seconds'] / 60:.1f} min"
+        + ("  [SMOKE: not a result]" if args.smoke else ""))
+    chosen_on = ("valid (the checkpoint of the lower validation NLL" + (
+        f"; of {len(tried)} configurations, the one of the lowest)" if len(tried) > 1 else ")"))
+    searched = {name: round(each["valid_nll"], 4) for name, each in tried.items()}
+    commands = ["rnnkit " + " ".join(each["command"]) for each in tried.values()] + ["rnnkit " + " ".join(evaluate)]
     print(json.dumps({
         "benchmark": "jsb-chorales", "mode": "recipe", "recipe": args.recipe, "output": output,
-        "settings": recipe.settings, "nll_per_step": test["nll_per_step"], "frame_accuracy": test["frame_accuracy"],
-        "steps": test["steps"], "best_valid_nll": best, "valid_nll": report["valid_loss"], "checkpoint": checkpoint,
-        "target_nll": target, "met": met,
-        "epochs": report["epoch"], "stop_reason": report["stop_reason"],
-        "training_minutes": round(report["elapsed_seconds"] / 60, 2),
-        "chosen_on": "valid (the checkpoint of the lower validation NLL)", "scored_on": "test (77 pieces)",
-        "commands": ["rnnkit " + " ".join(command), "rnnkit " + " ".join(evaluate)], "cpu": cpu_model(),
-        "threads": torch.get_num_threads(), "smoke": args.smoke,
+        "settings": recipe.settings, "configuration": chosen, "changes": run["changes"], "valid_nll_by_configuration":
+        searched, "nll_per_step": test["nll_per_step"], "frame_accuracy": test["frame_accuracy"],
+        "steps": test["steps"], "best_valid_nll": report.get("best_valid_loss"), "valid_nll": report["valid_loss"],
+        "checkpoint": run["checkpoint"], "target_nll": target, "met": met, "epochs": report["epoch"],
+        "stop_reason": report["stop_reason"], "training_minutes": round(report["elapsed_seconds"] / 60, 2),
+        "search_overran": budget.overrun, "chosen_on": chosen_on, "scored_on": "test (77 pieces)",
+        "commands": commands, "cpu": cpu_model(), "threads": torch.get_num_threads(), "smoke": args.smoke,
     }), flush=True)
+    extra = {"configuration": chosen, "searched": ", ".join(f"{name} {nll}" for name, nll in searched.items()),
+             "search_minutes": round((time.monotonic() - search_started) / 60, 2)} if len(tried) > 1 else {}
     record_recipe(args.recipe, round(test["nll_per_step"], 4), split="test (Boulanger-Lewandowski's 77 pieces, NLL "
-                  "per time step)", chosen_on="valid (the checkpoint of the lower validation NLL)",
-                  runs=f"rnnkit {' '.join(command)} && rnnkit {' '.join(evaluate)}", smoke=args.smoke,
-                  training_minutes=round(report["elapsed_seconds"] / 60, 2), epochs=report["epoch"])
-
+                  "per time step)", chosen_on=chosen_on, runs=" && ".join(commands), smoke=args.smoke,
+                  training_minutes=round(report["elapsed_seconds"] / 60, 2), epochs=report["epoch"], **extra)
 
 if __name__ == "__main__":
     main()

@@ -148,6 +148,28 @@ def test_record_measurement_refuses_what_is_no_score(folder):
     assert (folder / "sst2.toml").read_text() == before
 
 
+@pytest.mark.parametrize("name", sorted(r.name for r in all_recipes() if r.search))
+def test_a_searched_variant_is_flags_its_task_takes(name, monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    from bench_common import setting_flags
+
+    recipe = load_recipe(name)
+    command = _train_command(recipe.task)
+    flags = {option.opts[0].lstrip("-"): option.name for option in command.params if option.opts[0].startswith("--")}
+    assert list(recipe.variants())[0] == "settings" and recipe.variants()["settings"] == {}
+    for variant, changes in recipe.search.items():
+        ctx = command.make_context(f"train {recipe.task}", ["--recipe", name, *setting_flags(changes)])
+        for key, value in {**recipe.settings, **changes}.items():  # the variant's settings win, the rest stay
+            assert ctx.params[flags[key]] == value, (variant, key)
+
+
+def test_a_search_entry_that_is_no_table_is_one_line(folder):
+    path = folder / "mr.toml"
+    path.write_text(path.read_text() + '\n[search]\nwide = 512\n')
+    with pytest.raises(InputError, match=r"\[search\] entry must be a table"):
+        load_recipe("mr", folder)
+
+
 def test_rnnkit_recipes_lists_every_recipe():
     code, stdout, stderr = run_quietly(["recipes", "--json"])
     assert code == 0, stderr

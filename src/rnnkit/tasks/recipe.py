@@ -15,6 +15,8 @@ A recipe file holds::
     citation = "..."
     [settings]                           # the flags of `rnnkit train TASK`, as --config's keys
     hidden = 512
+    [search]                             # optional: variants its benchmark tries beside the settings, each a
+    rd04 = { recurrent-dropout = 0.4 }   #   few flags in place of the settings'; validation data chooses one
     [measured]                           # written by the benchmark script (record_measurement), never by hand
     score = ...
 
@@ -48,7 +50,9 @@ _MEASURED = re.compile(r"^\[measured\][ \t]*$", re.MULTILINE)
 
 @dataclass(frozen=True)
 class Recipe:
-    """One recipe file, read. ``measured`` is the ``[measured]`` table, or None until its benchmark has run."""
+    """One recipe file, read. ``measured`` is the ``[measured]`` table, or None until its benchmark has run;
+    ``search``, the variants its benchmark tries beside ``settings`` (name -> the settings each changes), or none.
+    """
 
     name: str
     task: str
@@ -61,6 +65,12 @@ class Recipe:
     settings: dict
     path: Path
     measured: dict | None = field(default=None)
+    search: dict = field(default_factory=dict)
+
+    def variants(self) -> dict[str, dict]:
+        """The configurations its benchmark tries, by name, each as the settings it changes: ``"settings"`` (the
+        recipe's own, nothing changed) first, then the variants of ``[search]``."""
+        return {"settings": {}, **{name: dict(changes) for name, changes in self.search.items()}}
 
     @property
     def command(self) -> str:
@@ -75,7 +85,8 @@ class Recipe:
         return {"name": self.name, "task": self.task, "reproduces": self.reproduces, "anchor": self.anchor,
                 "target": self.target, "dataset": self.dataset, "budget_minutes": self.budget_minutes,
                 "command": self.command, "benchmark": self.benchmark, "settings": self.settings,
-                "measured": self.measured, "score": measured.get("score"), "cpu": measured.get("cpu"),
+                "search": self.search, "measured": self.measured, "score": measured.get("score"),
+                "cpu": measured.get("cpu"),
                 "date": measured.get("date")}
 
 
@@ -97,10 +108,13 @@ def load_recipe(name: str, folder: Path = RECIPES) -> Recipe:
     missing = [key for key in REQUIRED if key not in table]
     if missing:
         raise InputError(f"recipe {name!r} ({path}) lacks {', '.join(missing)}; reinstall rnnkit")
+    search = table.get("search", {})
+    if not isinstance(search, dict) or not all(isinstance(changes, dict) and changes for changes in search.values()):
+        raise InputError(f"recipe {name!r} ({path}): each [search] entry must be a table of settings; reinstall rnnkit")
     return Recipe(name=name, task=table["task"], reproduces=table["reproduces"], dataset=table["dataset"],
                   budget_minutes=table["budget_minutes"], benchmark=table["benchmark"], target=table["target"],
                   anchor=dict(table["anchor"]), settings=dict(table["settings"]), path=path,
-                  measured=dict(table["measured"]) if table.get("measured") else None)
+                  measured=dict(table["measured"]) if table.get("measured") else None, search=dict(search))
 
 
 def all_recipes(folder: Path = RECIPES) -> list[Recipe]:
