@@ -163,6 +163,15 @@ def test_a_searched_variant_is_flags_its_task_takes(name, monkeypatch):
             assert ctx.params[flags[key]] == value, (variant, key)
 
 
+def test_only_a_script_that_searches_measures_a_recipe_with_a_search():
+    searching = {"benchmarks/music_jsb.py"}  # the scripts whose --recipe runs the recipe's [search]
+    for recipe in all_recipes():
+        if recipe.search:
+            assert recipe.benchmark.split()[0] in searching, recipe.name
+    for script in searching:
+        assert "recipe.variants()" in (BENCHMARKS.parent / script).read_text()
+
+
 def test_a_search_entry_that_is_no_table_is_one_line(folder):
     path = folder / "mr.toml"
     path.write_text(path.read_text() + '\n[search]\nwide = 512\n')
