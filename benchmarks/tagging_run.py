@@ -138,9 +138,9 @@ def train_and_test(files: tuple[Path, Path, Path], settings: list[str], args: ar
         run = out if name is None else f"{out}-search/{name}"
         flags = [] if name is None else CONFIGS[name]
         if args.recipe:  # the recipe's settings, epochs and schedule as they are: no timing run, no search
-            budget = recipe_budget(args.recipe, args.minutes_given)
+            length = recipe_budget(args.recipe, args.minutes_given)  # not `budget`: the search's, observed below
             command = ["train", "tag", "--recipe", args.recipe, "--data", str(train_file), "--valid", str(dev_file),
-                       *budget, *(["--epochs", "1"] if args.smoke else []), "--out", run, "--overwrite", "--json"]
+                       *length, *(["--epochs", "1"] if args.smoke else []), "--out", run, "--overwrite", "--json"]
             calibration = None
         else:
             base = ["train", "tag", "--data", str(train_file), "--valid", str(dev_file), *settings, *flags,

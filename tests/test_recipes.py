@@ -281,3 +281,22 @@ def test_the_queue_plans_every_recipe_shortest_first(scripts, capsys, monkeypatc
     with pytest.raises(SystemExit) as stop:
         run_recipes.plan(["no-such-recipe"], unmeasured=False, order=None)
     assert str(stop.value).startswith("error: no recipe 'no-such-recipe'")
+
+
+UD_EWT = BENCHMARKS.parent.parent / "shared" / "data" / "ud_english_ewt"
+
+
+@pytest.mark.skipif(not UD_EWT.is_dir(), reason=f"needs the UD English EWT files in {UD_EWT} (not part of the core suite)")
+def test_a_recipe_runs_its_benchmark_to_the_end_in_smoke_mode(tmp_path):
+    """The whole --recipe path of one script (the tagging scripts': train, choose on dev, score the test file),
+    on slices for one epoch: the step after training is where a recipe run once failed, 22 minutes in."""
+    import subprocess
+
+    before = (RECIPES / "ud-upos.toml").read_text()
+    done = subprocess.run([sys.executable, str(BENCHMARKS / "tag_ud_ewt.py"), "--recipe", "ud-upos", "--smoke",
+                           "--out", str(tmp_path / "ewt")], capture_output=True, text=True, timeout=600,
+                          env={**__import__("os").environ, "PYTHONPATH": str(BENCHMARKS.parent / "src")})
+    assert done.returncode == 0, done.stderr[-2000:]
+    line = json.loads(done.stdout.strip().splitlines()[-2])  # the JSON line, then "smoke run: nothing recorded"
+    assert line["mode"] == "recipe" and line["recipe"] == "ud-upos" and 0 <= line["test_accuracy"] <= 1
+    assert "nothing recorded" in done.stdout and (RECIPES / "ud-upos.toml").read_text() == before
