@@ -9,6 +9,7 @@ and one line per recipe (start, end, exit status, the load when it started) to `
     PYTHONPATH=src .venv/bin/python benchmarks/run_recipes.py --unmeasured --dry-run   # the plan and its hours
     PYTHONPATH=src .venv/bin/python benchmarks/run_recipes.py --unmeasured             # measure what is missing
     PYTHONPATH=src .venv/bin/python benchmarks/run_recipes.py jsb-nade adding           # these, in this order
+    PYTHONPATH=src .venv/bin/python benchmarks/run_recipes.py --smoke    # every script's --recipe path, a few steps
 
 Shortest first by default (``--order budget``), so that an interrupted queue has measured the most recipes; a
 recipe whose script fails is reported and the queue goes on. Ctrl-C stops the running script (it keeps nothing
@@ -40,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"seconds to wait for that before measuring anyway (default {WAIT_LIMIT}; the log says so)")
     parser.add_argument("--log", default=str(ROOT / "runs" / "recipe-queue"), help="folder of the runs' output")
     parser.add_argument("--dry-run", action="store_true", help="print the plan (commands, minutes) and run nothing")
+    parser.add_argument("--smoke", action="store_true",
+                        help="each script's --smoke: a few steps through the whole --recipe path, nothing recorded, "
+                             "no waiting for an idle machine")
     return parser
 
 
@@ -100,9 +104,10 @@ def main() -> None:
     environment = {**os.environ, "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
     failed = []
     for recipe in recipes:
-        load = wait_for_idle(args.max_load, args.wait_limit, log)
+        load = load_average() if args.smoke else wait_for_idle(args.max_load, args.wait_limit, log)
         script, *flags = recipe.benchmark.split()
-        log(f"start {recipe.name} (load {load:.2f}): python {recipe.benchmark}")
+        flags += ["--smoke"] if args.smoke else []
+        log(f"start {recipe.name} (load {load:.2f}): python {' '.join([script, *flags])}")
         start = time.monotonic()
         with (log_dir / f"{recipe.name}.out").open("w") as out, (log_dir / f"{recipe.name}.err").open("w") as err:
             try:
