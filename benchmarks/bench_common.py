@@ -122,15 +122,10 @@ def _whose(name: str) -> str:
 
 
 def setting_flags(changes: dict) -> list[str]:
-    """Settings as the flags of ``rnnkit train`` that set them: ``{"hidden": 768, "bidirectional": False}`` ->
-    ``--hidden 768 --no-bidirectional`` (a flag given after ``--recipe`` overrides the recipe's setting)."""
-    flags = []
-    for key, value in changes.items():
-        if isinstance(value, bool):
-            flags.append(f"--{key}" if value else f"--no-{key}")
-        else:
-            flags += [f"--{key}", f"{value:g}" if isinstance(value, float) else str(value)]
-    return flags
+    """Settings as ``rnnkit train`` flags (:func:`rnnkit.tasks.recipe.setting_flags`)."""
+    from rnnkit.tasks.recipe import setting_flags as flags
+
+    return flags(changes)
 
 
 def recipe_budget(name: str, minutes: float | None = None, share: int = 1) -> list[str]:

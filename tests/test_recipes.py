@@ -172,6 +172,24 @@ def test_only_a_script_that_searches_measures_a_recipe_with_a_search():
         assert "recipe.variants()" in (BENCHMARKS.parent / script).read_text()
 
 
+def test_the_run_line_carries_the_configuration_the_measurement_chose(folder):
+    record_measurement("jsb-nade", 4.9, split="test", command="python benchmarks/music_jsb.py --recipe jsb-nade",
+                       cpu="Test CPU", folder=folder, chosen_on="valid", configuration="h384")
+    recipe = load_recipe("jsb-nade", folder)
+    assert recipe.chosen == "h384" and recipe.command == "rnnkit train music --recipe jsb-nade --hidden 384 --dropout 0.5"
+    record_measurement("jsb-nade", 5.1, split="test", command="python benchmarks/music_jsb.py --recipe jsb-nade",
+                       cpu="Test CPU", folder=folder, chosen_on="valid", configuration="settings")
+    assert load_recipe("jsb-nade", folder).chosen is None  # its own settings won: the plain command
+    assert load_recipe("jsb-nade", folder).command == "rnnkit train music --recipe jsb-nade"
+
+
+def test_setting_flags_write_bools_as_switches():
+    from rnnkit.tasks.recipe import setting_flags
+
+    assert setting_flags({"hidden": 768, "dropout": 0.6, "bidirectional": False, "tie-weights": True}) == [
+        "--hidden", "768", "--dropout", "0.6", "--no-bidirectional", "--tie-weights"]
+
+
 def test_a_search_entry_that_is_no_table_is_one_line(folder):
     path = folder / "mr.toml"
     path.write_text(path.read_text() + '\n[search]\nwide = 512\n')

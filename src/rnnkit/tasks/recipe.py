@@ -74,10 +74,19 @@ class Recipe:
 
     @property
     def command(self) -> str:
-        """How to run it: ``rnnkit train TASK --recipe NAME``, or its benchmark script (a memory task)."""
+        """How to run it: ``rnnkit train TASK --recipe NAME`` with the flags of the configuration its measurement
+        chose (a variant of its ``[search]``, if one won), or its benchmark script (a memory task)."""
         if self.task == MEMORY:
             return f"python {self.benchmark}"
-        return f"rnnkit train {self.task} --recipe {self.name}"
+        chosen = self.search.get(self.chosen, {})
+        return " ".join([f"rnnkit train {self.task} --recipe {self.name}", *setting_flags(chosen)])
+
+    @property
+    def chosen(self) -> str | None:
+        """The variant of ``[search]`` that its measurement chose on validation data, or None (its settings, or
+        not measured yet)."""
+        chosen = (self.measured or {}).get("configuration")
+        return chosen if chosen in self.search else None
 
     def summary(self) -> dict:
         """What ``rnnkit recipes --json`` prints of it."""
@@ -85,9 +94,21 @@ class Recipe:
         return {"name": self.name, "task": self.task, "reproduces": self.reproduces, "anchor": self.anchor,
                 "target": self.target, "dataset": self.dataset, "budget_minutes": self.budget_minutes,
                 "command": self.command, "benchmark": self.benchmark, "settings": self.settings,
-                "search": self.search, "measured": self.measured, "score": measured.get("score"),
+                "search": self.search, "chosen": self.chosen, "measured": self.measured, "score": measured.get("score"),
                 "cpu": measured.get("cpu"),
                 "date": measured.get("date")}
+
+
+def setting_flags(changes: dict) -> list[str]:
+    """Settings as the flags of ``rnnkit train`` that set them: ``{"hidden": 768, "bidirectional": False}`` ->
+    ``--hidden 768 --no-bidirectional`` (a flag given after ``--recipe`` overrides the recipe's setting)."""
+    flags = []
+    for key, value in changes.items():
+        if isinstance(value, bool):
+            flags.append(f"--{key}" if value else f"--no-{key}")
+        else:
+            flags += [f"--{key}", f"{value:g}" if isinstance(value, float) else str(value)]
+    return flags
 
 
 def recipe_names(folder: Path = RECIPES) -> tuple[str, ...]:

@@ -4,7 +4,8 @@
 
 One block per recipe: its name and task, what it reproduces, the published anchor (number and citation), rnnkit's
 target, the score its benchmark script measured (with the split, CPU model and date; "not yet measured" until the
-script has run), the budget, and the command that runs it (``rnnkit train TASK --recipe NAME``). ``--json`` prints
+script has run), the budget, and the command that runs it (``rnnkit train TASK --recipe NAME``, with the flags of
+the configuration of its ``[search]`` that the measurement chose, if one did). ``--json`` prints
 one JSON array of the same (:meth:`rnnkit.tasks.recipe.Recipe.summary`).
 """
 
@@ -29,6 +30,9 @@ def command(as_json: bool) -> None:
         score = ("not yet measured" if measured is None else
                  f"{measured['score']:g} ({measured.get('split', '?')}), on {measured.get('cpu', '?')}, "
                  f"{measured.get('date', '?')}")
+        if recipe.chosen is not None:  # the run line below carries the chosen variant's flags
+            score += (f"; the configuration {recipe.chosen} of its search ({len(recipe.search) + 1} tried), chosen "
+                      "on validation")
         click.echo(f"{recipe.name}  [{recipe.task}]  {recipe.reproduces}\n"
                    f"  anchor:   {anchor['score']:g} {anchor['metric']} ({anchor['citation']})\n"
                    f"  target:   {recipe.target}\n"
