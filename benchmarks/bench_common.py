@@ -121,13 +121,6 @@ def _whose(name: str) -> str:
     return f"a recipe of task {recipe.task}, measured by `python {recipe.benchmark}`"
 
 
-def setting_flags(changes: dict) -> list[str]:
-    """Settings as ``rnnkit train`` flags (:func:`rnnkit.tasks.recipe.setting_flags`)."""
-    from rnnkit.tasks.recipe import setting_flags as flags
-
-    return flags(changes)
-
-
 def recipe_budget(name: str, minutes: float | None = None, share: int = 1) -> list[str]:
     """The --time-budget flag a recipe run is given: none when the recipe's settings hold their own and --minutes
     was not given, else ``minutes`` (default: the recipe's budget_minutes) over ``share`` runs (the folds of a

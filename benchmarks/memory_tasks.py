@@ -44,6 +44,7 @@ from pathlib import Path
 
 from bench_common import add_recipe_argument, cpu_model, record_recipe
 from rnnkit.diagnose.fresh_training import TEST_SEED
+from rnnkit.tasks.recipe import setting_flags
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLVED = 0.01  # LSTM and GRU must reach this test MSE
@@ -63,14 +64,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", default=None, help="results folder. Default: runs/bench-memory-tasks[-RECIPE]")
     add_recipe_argument(parser, "memory_tasks.py")
     return parser
-
-
-def recipe_flags(settings: dict) -> list[str]:
-    """A memory-task recipe's settings as the flags of `rnnkit bench memory-tasks` (its keys are those flags)."""
-    flags = []
-    for key, value in settings.items():
-        flags += [f"--{key}"] if value is True else [f"--{key}", f"{value:g}" if isinstance(value, float) else str(value)]
-    return flags
 
 
 def main() -> None:
@@ -113,7 +106,7 @@ def named_recipe(args) -> None:
     smoke = ["--lengths", "10", "--steps", "5", "--time-budget", "60", "--eval-every", "5", "--eval-size", "64"] \
         if args.smoke else []  # the last of a repeated flag counts
     out = args.out + ("-smoke" if args.smoke else "")
-    command = ["bench", "memory-tasks", *recipe_flags(recipe.settings), *smoke, "--out", out, "--json"]
+    command = ["bench", "memory-tasks", *setting_flags(recipe.settings), *smoke, "--out", out, "--json"]
     print("rnnkit " + " ".join(command), flush=True)
     done = subprocess.run([sys.executable, "-m", "rnnkit", *command], text=True, stdout=subprocess.PIPE)
     if done.returncode:  # rnnkit has printed its one-line error on stderr

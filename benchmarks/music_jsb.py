@@ -53,10 +53,11 @@ from pathlib import Path
 import torch
 
 from bench_common import (SearchBudget, add_data_argument, add_recipe_argument, cpu_model, dataset_path,
-                          record_recipe, recipe_budget, rnnkit, setting_flags)
+                          record_recipe, recipe_budget, rnnkit)
 from rnnkit.music import write_midi, write_wav
 from rnnkit.tasks import music
 from rnnkit.tasks.music import SPEC, MusicDataConfig, from_run, generate_music, real_piece
+from rnnkit.tasks.recipe import setting_flags
 from rnnkit.tasks.run import train
 from rnnkit.tasks.spec import RunSettings
 from rnnkit.train import RunDirectory, TrainConfig

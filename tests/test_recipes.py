@@ -149,9 +149,8 @@ def test_record_measurement_refuses_what_is_no_score(folder):
 
 
 @pytest.mark.parametrize("name", sorted(r.name for r in all_recipes() if r.search))
-def test_a_searched_variant_is_flags_its_task_takes(name, monkeypatch):
-    monkeypatch.syspath_prepend(str(BENCHMARKS))
-    from bench_common import setting_flags
+def test_a_searched_variant_is_flags_its_task_takes(name):
+    from rnnkit.tasks.recipe import setting_flags
 
     recipe = load_recipe(name)
     command = _train_command(recipe.task)
