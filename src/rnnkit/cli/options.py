@@ -146,20 +146,26 @@ class OutputPath(click.ParamType):
 
 
 class LengthList(click.ParamType):
-    """A comma-separated list of positive integers (sequence lengths), in the order given, repeats dropped."""
+    """A comma-separated list of positive integers (sequence lengths), in the order given, repeats dropped; with
+    ``increasing``, a list that must rise strictly (the cutoffs of an adaptive softmax)."""
 
     name = "T,T,..."
+
+    def __init__(self, increasing: bool = False, what: str = "lengths such as 100,200"):
+        self.increasing, self.what = increasing, what
 
     def convert(self, value, param, ctx):
         if isinstance(value, list):
             return value
-        lengths = []
+        numbers = []
         for text in str(value).split(","):
             text = text.strip()
             if not text.isdigit() or int(text) < 1:
-                self.fail(f"{text!r} is not a positive integer; give lengths such as 100,200", param, ctx)
-            lengths.append(int(text))
-        return list(dict.fromkeys(lengths))
+                self.fail(f"{text!r} is not a positive integer; give {self.what}", param, ctx)
+            numbers.append(int(text))
+        if self.increasing and any(b <= a for a, b in zip(numbers, numbers[1:])):
+            self.fail(f"{value} does not rise strictly; give {self.what}", param, ctx)
+        return list(dict.fromkeys(numbers))
 
 
 def checkpoint_option(best: str = "the lowest validation loss", prefix: str = "") -> Callable:
