@@ -185,8 +185,9 @@ def test_the_run_line_carries_the_configuration_the_measurement_chose(folder):
 def test_setting_flags_write_bools_as_switches():
     from rnnkit.tasks.recipe import setting_flags
 
-    assert setting_flags({"hidden": 768, "dropout": 0.6, "bidirectional": False, "tie-weights": True}) == [
-        "--hidden", "768", "--dropout", "0.6", "--no-bidirectional", "--tie-weights"]
+    assert setting_flags({"hidden": 768, "dropout": 0.6, "bidirectional": False, "tie-weights": True,
+                          "adaptive-softmax": [2000, 6000]}) == [
+        "--hidden", "768", "--dropout", "0.6", "--no-bidirectional", "--tie-weights", "--adaptive-softmax", "2000,6000"]
 
 
 def test_a_search_entry_that_is_no_table_is_one_line(folder):
@@ -201,10 +202,16 @@ def test_rnnkit_recipes_lists_every_recipe():
     assert code == 0, stderr
     rows = json.loads(stdout)
     assert {row["name"] for row in rows} == set(recipe_names())
+    for row in rows:  # each row is its recipe file's: the anchor, and the score its benchmark wrote (or none yet)
+        recipe = load_recipe(row["name"])
+        assert row["anchor"] == recipe.anchor and row["score"] == (recipe.measured or {}).get("score")
     ptb = next(row for row in rows if row["name"] == "ptb-word")
-    assert ptb["anchor"]["score"] == 114.5 and ptb["score"] is None and ptb["command"] == "rnnkit train lm --recipe ptb-word"
+    assert ptb["command"] == "rnnkit train lm --recipe ptb-word"
     text = run_quietly(["recipes"])[1]
-    assert "ptb-word  [lm]" in text and "not yet measured" in text and "Zaremba" in text
+    assert "ptb-word  [lm]" in text and "Zaremba" in text
+    for recipe in all_recipes():
+        assert ("measured: not yet measured" in ("\n" + text).split(f"\n{recipe.name}  [")[1].split("\n\n")[0]) == (
+            recipe.measured is None), recipe.name
     assert "recipes" in commands.TOP_LEVEL_COMMANDS and "recipes" not in commands.task_names()
 
 

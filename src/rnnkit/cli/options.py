@@ -155,8 +155,8 @@ class LengthList(click.ParamType):
         self.increasing, self.what = increasing, what
 
     def convert(self, value, param, ctx):
-        if isinstance(value, list):
-            return value
+        if isinstance(value, list):  # a TOML list of a --config file or recipe: checked as its text would be
+            value = ",".join(str(item) for item in value)
         numbers = []
         for text in str(value).split(","):
             text = text.strip()
@@ -280,6 +280,10 @@ def config_value_problem(option: click.Option, setting) -> str | None:
     if isinstance(kind, click.types.FloatParamType):
         fits = isinstance(setting, (int, float)) and not isinstance(setting, bool)
         return None if fits else "give a number, e.g. 0.5"
+    if isinstance(kind, LengthList):
+        fits = isinstance(setting, str) or (isinstance(setting, list) and all(
+            isinstance(item, int) and not isinstance(item, bool) for item in setting))
+        return None if fits else "give a list of whole numbers, e.g. [2000, 6000]"
     return None if isinstance(setting, str) else "give a quoted string"
 
 
