@@ -122,7 +122,9 @@ def folder(tmp_path):
 
 
 def test_record_measurement_writes_the_measured_table_only(folder):
-    before = (folder / "ptb-word.toml").read_text()
+    path = folder / "ptb-word.toml"
+    path.write_text(path.read_text().split("\n[measured]")[0].rstrip("\n") + "\n")  # as before its first measurement
+    before = path.read_text()
     record_measurement("ptb-word", 99.5, split="test", command="rnnkit train lm --recipe ptb-word", cpu="Test CPU",
                        date="2026-12-07", folder=folder, minutes=59.5)
     recipe = load_recipe("ptb-word", folder)
@@ -286,7 +288,8 @@ def test_a_recipes_budget_flag(scripts):
 
     assert recipe_budget("sst2") == []  # its settings hold --time-budget 2700
     assert recipe_budget("sst2", 10) == ["--time-budget", "600"]
-    assert recipe_budget("ptb-word") == ["--time-budget", "3600"]  # none in its settings: its 60 budget minutes
+    assert recipe_budget("ptb-word") == []  # its settings hold --time-budget 3600 (its cosine runs on that clock)
+    assert recipe_budget("mr") == ["--time-budget", "2700"]  # none in its settings: its 45 budget minutes
     assert recipe_budget("mr", share=10) == ["--time-budget", "270"]  # 45 minutes over ten folds
 
 
