@@ -47,7 +47,7 @@ output (with the scores, the budget, the commands and the CPU model).
 """
 
 import tagging_run
-from tagging_run import ROOT, json_line, parse_arguments, record_test_score, train_and_test, verdict_line
+from tagging_run import json_line, parse_arguments, record_test_score, train_and_test, verdict_line
 
 TARGET = 0.86
 MINUTES = 45

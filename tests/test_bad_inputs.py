@@ -28,7 +28,6 @@ written to at the end of the module), e.g.
 
 import hashlib
 import io
-import json
 import os
 import re
 import resource

@@ -2,7 +2,6 @@
 compositions (disjoint source digits), caption scores, and image files of the wrong size or mode."""
 
 import doctest
-import re
 
 import numpy as np
 import pytest

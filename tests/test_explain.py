@@ -18,7 +18,7 @@ from rnnkit.nn import Recurrent
 from rnnkit.tasks.lm import from_run
 from rnnkit.train import RunDirectory
 from rnnkit.viz import (FEATURES, browser_model, collect_activations, final_outputs, rank_units, recorded_states,
-                        text_features, varying, write_page)
+                        text_features, write_page)
 from cli_helpers import assert_one_line_error, run_cli
 
 TRAIN_TEXT = "".join(f"def f{i}(x):\n    s = '</script> & <b>'\n    return [x, (s, {i % 7})]\n\n" for i in range(30))

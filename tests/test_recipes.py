@@ -122,7 +122,9 @@ def folder(tmp_path):
 
 
 def test_record_measurement_writes_the_measured_table_only(folder):
-    before = (folder / "ptb-word.toml").read_text()
+    path = folder / "ptb-word.toml"
+    path.write_text(path.read_text().split("\n[measured]")[0].rstrip("\n") + "\n")  # as before its first measurement
+    before = path.read_text()
     record_measurement("ptb-word", 99.5, split="test", command="rnnkit train lm --recipe ptb-word", cpu="Test CPU",
                        date="2026-12-07", folder=folder, minutes=59.5)
     recipe = load_recipe("ptb-word", folder)
@@ -185,8 +187,9 @@ def test_the_run_line_carries_the_configuration_the_measurement_chose(folder):
 def test_setting_flags_write_bools_as_switches():
     from rnnkit.tasks.recipe import setting_flags
 
-    assert setting_flags({"hidden": 768, "dropout": 0.6, "bidirectional": False, "tie-weights": True}) == [
-        "--hidden", "768", "--dropout", "0.6", "--no-bidirectional", "--tie-weights"]
+    assert setting_flags({"hidden": 768, "dropout": 0.6, "bidirectional": False, "tie-weights": True,
+                          "adaptive-softmax": [2000, 6000]}) == [
+        "--hidden", "768", "--dropout", "0.6", "--no-bidirectional", "--tie-weights", "--adaptive-softmax", "2000,6000"]
 
 
 def test_a_search_entry_that_is_no_table_is_one_line(folder):
@@ -201,10 +204,16 @@ def test_rnnkit_recipes_lists_every_recipe():
     assert code == 0, stderr
     rows = json.loads(stdout)
     assert {row["name"] for row in rows} == set(recipe_names())
+    for row in rows:  # each row is its recipe file's: the anchor, and the score its benchmark wrote (or none yet)
+        recipe = load_recipe(row["name"])
+        assert row["anchor"] == recipe.anchor and row["score"] == (recipe.measured or {}).get("score")
     ptb = next(row for row in rows if row["name"] == "ptb-word")
-    assert ptb["anchor"]["score"] == 114.5 and ptb["score"] is None and ptb["command"] == "rnnkit train lm --recipe ptb-word"
+    assert ptb["command"] == "rnnkit train lm --recipe ptb-word"
     text = run_quietly(["recipes"])[1]
-    assert "ptb-word  [lm]" in text and "not yet measured" in text and "Zaremba" in text
+    assert "ptb-word  [lm]" in text and "Zaremba" in text
+    for recipe in all_recipes():
+        assert ("measured: not yet measured" in ("\n" + text).split(f"\n{recipe.name}  [")[1].split("\n\n")[0]) == (
+            recipe.measured is None), recipe.name
     assert "recipes" in commands.TOP_LEVEL_COMMANDS and "recipes" not in commands.task_names()
 
 
@@ -279,7 +288,8 @@ def test_a_recipes_budget_flag(scripts):
 
     assert recipe_budget("sst2") == []  # its settings hold --time-budget 2700
     assert recipe_budget("sst2", 10) == ["--time-budget", "600"]
-    assert recipe_budget("ptb-word") == ["--time-budget", "3600"]  # none in its settings: its 60 budget minutes
+    assert recipe_budget("ptb-word") == []  # its settings hold --time-budget 3600 (its cosine runs on that clock)
+    assert recipe_budget("mr") == ["--time-budget", "2700"]  # none in its settings: its 45 budget minutes
     assert recipe_budget("mr", share=10) == ["--time-budget", "270"]  # 45 minutes over ten folds
 
 

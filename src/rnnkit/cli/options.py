@@ -146,20 +146,26 @@ class OutputPath(click.ParamType):
 
 
 class LengthList(click.ParamType):
-    """A comma-separated list of positive integers (sequence lengths), in the order given, repeats dropped."""
+    """A comma-separated list of positive integers (sequence lengths), in the order given, repeats dropped; with
+    ``increasing``, a list that must rise strictly (the cutoffs of an adaptive softmax)."""
 
     name = "T,T,..."
 
+    def __init__(self, increasing: bool = False, what: str = "lengths such as 100,200"):
+        self.increasing, self.what = increasing, what
+
     def convert(self, value, param, ctx):
-        if isinstance(value, list):
-            return value
-        lengths = []
+        if isinstance(value, list):  # a TOML list of a --config file or recipe: checked as its text would be
+            value = ",".join(str(item) for item in value)
+        numbers = []
         for text in str(value).split(","):
             text = text.strip()
             if not text.isdigit() or int(text) < 1:
-                self.fail(f"{text!r} is not a positive integer; give lengths such as 100,200", param, ctx)
-            lengths.append(int(text))
-        return list(dict.fromkeys(lengths))
+                self.fail(f"{text!r} is not a positive integer; give {self.what}", param, ctx)
+            numbers.append(int(text))
+        if self.increasing and any(b <= a for a, b in zip(numbers, numbers[1:])):
+            self.fail(f"{value} does not rise strictly; give {self.what}", param, ctx)
+        return list(dict.fromkeys(numbers))
 
 
 def checkpoint_option(best: str = "the lowest validation loss", prefix: str = "") -> Callable:
@@ -274,6 +280,10 @@ def config_value_problem(option: click.Option, setting) -> str | None:
     if isinstance(kind, click.types.FloatParamType):
         fits = isinstance(setting, (int, float)) and not isinstance(setting, bool)
         return None if fits else "give a number, e.g. 0.5"
+    if isinstance(kind, LengthList):
+        fits = isinstance(setting, str) or (isinstance(setting, list) and all(
+            isinstance(item, int) and not isinstance(item, bool) for item in setting))
+        return None if fits else "give a list of whole numbers, e.g. [2000, 6000]"
     return None if isinstance(setting, str) else "give a quoted string"
 
 

@@ -109,7 +109,7 @@ class LanguageModelSequence(nn.Module):
         """The recurrent layer's input: the embedding, or one-hot vectors of the vocabulary (N, L, E | V)."""
         if self.model.embedding is not None:
             return self.model.embedding(ids)  # (N, L, E)
-        return F.one_hot(ids, self.model.vocab_size).to(self.model.decoder.weight.dtype)  # (N, L, V)
+        return F.one_hot(ids, self.model.vocab_size).to(self.model.input_dtype)  # (N, L, V)
 
 
 class LanguageModelStep(LanguageModelSequence):

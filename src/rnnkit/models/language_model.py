@@ -3,7 +3,7 @@ r"""A recurrent language model: predict the next token from the tokens so far.
     x_t        = E[w_t]   (embedding_dim > 0)   or   one_hot(w_t)   (embedding_dim = 0)
     h_t^(1..K) = recurrent layers of any registered cell (K = num_layers) over x_1..x_t, plain or in
                  pre-norm residual blocks (block = "residual", rnnkit.models.blocks)
-    logits_t   = W dropout(h_t^(K)) + b
+    logits_t   = W dropout(h_t^(K)) + b     (or an adaptive softmax's log-probabilities: rnnkit.models.adaptive_softmax)
     (AWD-LSTM's rates, when given: dropouti on x_t, dropouth between layers, dropout on h_t^(K), each locked)
     p(w_{t+1} | w_1..w_t) = softmax(logits_t)
 
@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from ..checks import check_dropout
 from ..errors import InputError
 from ..nn import embedding_dropout
+from .adaptive_softmax import AdaptiveSoftmax, check_cutoffs
 from .recurrent import check_block, check_engine, recurrent_layer, registered_cell, sequence_dropout
 
 
@@ -48,6 +49,7 @@ class LanguageModelConfig:
     input_dropout: float | None = None
     hidden_dropout: float | None = None
     output_dropout: float | None = None
+    adaptive_softmax: tuple[int, ...] | None = None  # the cutoffs of an adaptive softmax; None: a full one
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -65,6 +67,8 @@ class LanguageModelConfig:
             )
         if "vocab_size" not in d:
             raise InputError("the saved model config has no vocab_size; it is not a language model checkpoint")
+        if d.get("adaptive_softmax") is not None:
+            d = {**d, "adaptive_softmax": tuple(d["adaptive_softmax"])}  # JSON keeps it as a list
         return cls(**d)
 
 
@@ -97,6 +101,11 @@ def _check(config: LanguageModelConfig) -> None:
         raise InputError(f"locked_dropout must be true or false, got {config.locked_dropout!r}")
     if config.init_range is not None and (not isinstance(config.init_range, (int, float)) or config.init_range <= 0):
         raise InputError(f"init_range must be a positive number or None, got {config.init_range!r}")
+    if config.adaptive_softmax is not None:
+        check_cutoffs(config.adaptive_softmax, config.vocab_size)
+        if config.tie_weights:
+            raise InputError("tie_weights (--tie-weights) shares the embedding with a full output layer, which an "
+                             "adaptive softmax replaces; drop one of them")
     if config.tie_weights and config.embedding_dim != config.hidden_size:
         raise InputError(
             f"tie_weights needs embedding_dim == hidden_size (got {config.embedding_dim} and {config.hidden_size}); "
@@ -141,6 +150,11 @@ class LanguageModel(nn.Module):
             dropouti, dropouth, dropout), each locked (one mask per sequence, the same at every step): on the
             embedding output, between recurrent layers, on the last layer's output. None (default) keeps
             ``dropout`` (locked or not as ``locked_dropout`` says) at that place, so ``dropout`` keeps its meaning.
+        adaptive_softmax: the cutoffs c_1 < ... < c_K of an adaptive softmax (Grave et al. 2017;
+            :mod:`rnnkit.models.adaptive_softmax`) in place of the full output layer: the c_1 most frequent
+            ids in a head, the rest in K narrower clusters. The distribution stays exact; training scores only
+            the targets' clusters. Needs ids numbered by decreasing frequency (rnnkit's word vocabularies are).
+            None (default): the full layer.
         block: ``"plain"`` (default) stacks the layers; ``"residual"`` stacks pre-norm residual blocks
             (LayerNorm → layer → add → LayerNorm → gated MLP → add; :mod:`rnnkit.models.blocks`), the
             embedding projected to ``hidden_size`` where it is narrower or wider.
@@ -150,8 +164,11 @@ class LanguageModel(nn.Module):
         state: the recurrent state from the previous call (carry it detached for truncated
             BPTT), or None for zeros: (num_layers, N, H), a pair of them for LSTM.
 
+        targets: (N, L) next-token ids, a keyword (optional): the first output is then the cross-entropy
+            summed over them, a scalar, in place of the logits; with an adaptive softmax this is the fast path.
+
     Outputs: logits, state
-        logits: (N, L, V) unnormalised next-token scores.
+        logits: (N, L, V) unnormalised next-token scores (with an adaptive softmax, log-probabilities).
         state: the final state, same shapes as the input state.
 
     Example::
@@ -168,12 +185,15 @@ class LanguageModel(nn.Module):
                  zoneout: float = 0.0, weight_drop: float = 0.0, forget_bias: float | None = None,
                  embedding_dropout: float = 0.0, locked_dropout: bool = False, block: str = "plain",
                  input_dropout: float | None = None, hidden_dropout: float | None = None,
-                 output_dropout: float | None = None):
+                 output_dropout: float | None = None, adaptive_softmax=None):
         super().__init__()
+        if adaptive_softmax is not None and not isinstance(adaptive_softmax, (list, tuple)):
+            raise InputError(f"adaptive_softmax takes a list of cutoffs such as [2000, 6000], got {adaptive_softmax!r}")
         config = LanguageModelConfig(vocab_size, cell, hidden_size, num_layers, embedding_dim, dropout,
                                      tie_weights, engine, init_range, recurrent_dropout, zoneout, weight_drop,
                                      forget_bias, embedding_dropout, locked_dropout, block, input_dropout,
-                                     hidden_dropout, output_dropout)
+                                     hidden_dropout, output_dropout,
+                                     None if adaptive_softmax is None else tuple(adaptive_softmax))
         _check(config)
         self._config = config
         self.vocab_size = vocab_size
@@ -184,7 +204,8 @@ class LanguageModel(nn.Module):
                                    engine=engine, locked_dropout=between_locked, recurrent_dropout=recurrent_dropout,
                                    zoneout=zoneout, weight_drop=weight_drop, forget_bias=forget_bias, block=block)
         self.output_dropout = _dropout_at(output_dropout, dropout, locked_dropout)
-        self.decoder = nn.Linear(hidden_size, vocab_size)
+        self.decoder = (nn.Linear(hidden_size, vocab_size) if adaptive_softmax is None
+                        else AdaptiveSoftmax(hidden_size, vocab_size, adaptive_softmax))
         if init_range is not None:
             for parameter in self.parameters():
                 nn.init.uniform_(parameter, -init_range, init_range)
@@ -206,21 +227,33 @@ class LanguageModel(nn.Module):
             config = LanguageModelConfig.from_dict(config)
         return cls(**config.to_dict())
 
-    def forward(self, tokens: Tensor, state=None, outputs: bool = False):
+    @property
+    def input_dtype(self) -> torch.dtype:
+        """The floating type of the recurrent layers' input (one-hot vectors take it)."""
+        return next(self.rnn.parameters()).dtype
+
+    def forward(self, tokens: Tensor, state=None, outputs: bool = False, targets: Tensor | None = None):
         """``(logits, state)``; with ``outputs`` also the last recurrent layer's output before and after the
         output dropout, each (N, L, H): what activation regularisation penalises (AR the dropped one, TAR the
-        other; :func:`activation_regularisation`). A keyword, so that it passes through DistributedDataParallel."""
+        other; :func:`activation_regularisation`). With ``targets`` (N, L), the summed cross-entropy in place of
+        the logits. Keywords, so that they pass through DistributedDataParallel."""
         if tokens.dim() != 2 or tokens.dtype not in (torch.long, torch.int32, torch.int64):
             raise ValueError(f"tokens must be (N, L) integer ids, got {tokens.dtype} of shape {tuple(tokens.shape)}")
         if self.embedding is not None:
             embedded = embedding_dropout(self.embedding, tokens, self.config.embedding_dropout, self.training)
             x = self.input_dropout(embedded)  # (N, L, E)
         else:
-            x = F.one_hot(tokens.long(), self.vocab_size).to(self.decoder.weight.dtype)  # (N, L, V)
+            x = F.one_hot(tokens.long(), self.vocab_size).to(self.input_dtype)  # (N, L, V)
         output, state = self.rnn(x, state)  # (N, L, H)
         dropped = self.output_dropout(output)  # (N, L, H)
-        logits = self.decoder(dropped)  # (N, L, V)
-        return (logits, state, output, dropped) if outputs else (logits, state)
+        if targets is None:
+            scores = self.decoder(dropped)  # (N, L, V)
+        elif isinstance(self.decoder, AdaptiveSoftmax):
+            scores = self.decoder.nll(dropped, targets).sum()  # only the clusters the targets are in
+        else:
+            scores = F.cross_entropy(self.decoder(dropped).reshape(-1, self.vocab_size), targets.reshape(-1),
+                                     reduction="sum")
+        return (scores, state, output, dropped) if outputs else (scores, state)
 
     def extra_repr(self) -> str:
         return f"vocab_size={self.vocab_size}, cell={self.config.cell!r}, engine={self.config.engine!r}"

@@ -213,11 +213,12 @@ class LanguageModelTask(Task):
         """
         inputs, targets = batch  # (N, L), (N, L)
         regularised = model.training and (self.ar or self.tar)
+        # the model sums the cross-entropy itself: an adaptive softmax then scores only the targets' clusters
         if regularised:
-            logits, state, output, dropped = model(inputs, state, outputs=True)  # (N, L, V), ..., (N, L, H) x2
+            loss_sum, state, output, dropped = model(inputs, state, outputs=True, targets=targets)  # (N, L, H) x2
         else:
-            logits, state = model(inputs, state)  # (N, L, V)
-        loss_sum, n_tokens = summed_token_loss(logits, targets)
+            loss_sum, state = model(inputs, state, targets=targets)
+        n_tokens = targets.numel()
         if regularised:
             penalty = activation_regularisation(output, dropped, self.ar, self.tar)
             trained = loss_sum + n_tokens * penalty
@@ -241,7 +242,7 @@ class LanguageModelTask(Task):
         if model.embedding is not None:
             x = model.embedding(inputs)  # (N, L, E)
         else:
-            x = F.one_hot(inputs, model.vocab_size).to(model.decoder.weight.dtype)  # (N, L, V)
+            x = F.one_hot(inputs, model.vocab_size).to(model.input_dtype)  # (N, L, V)
         flow = per_step_gradient_norms(
             model.rnn, x, state, loss="sum", parameters=list(model.parameters()),
             loss_fn=lambda t, h: F.cross_entropy(model.decoder(h), targets[:, t], reduction="sum"),
@@ -449,7 +450,7 @@ SPEC = TaskSpec(
                    "dropout": "dropout", "tie_weights": "tie_weights", "engine": "engine", "init_range": "init_range",
                    "locked_dropout": "locked_dropout", "block": "block", "input_dropout": "input_dropout",
                    "hidden_dropout": "hidden_dropout", "output_dropout": "output_dropout",
-                   **EMBEDDING_REGULARISER_OPTIONS},
+                   "adaptive_softmax": "adaptive_softmax", **EMBEDDING_REGULARISER_OPTIONS},
     changeable=frozenset({"data", "valid_data", "log_gradients"}), derived_model_fields=("vocab_size",),
     evaluate=EVALUATE, generate=GENERATE,
 )

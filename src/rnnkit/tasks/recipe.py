@@ -101,11 +101,14 @@ class Recipe:
 
 def setting_flags(changes: dict) -> list[str]:
     """Settings as the flags of ``rnnkit train`` that set them: ``{"hidden": 768, "bidirectional": False}`` ->
-    ``--hidden 768 --no-bidirectional`` (a flag given after ``--recipe`` overrides the recipe's setting)."""
+    ``--hidden 768 --no-bidirectional`` (a flag given after ``--recipe`` overrides the recipe's setting); a list,
+    ``{"adaptive-softmax": [2000, 6000]}``, is one comma-separated value: ``--adaptive-softmax 2000,6000``."""
     flags = []
     for key, value in changes.items():
         if isinstance(value, bool):
             flags.append(f"--{key}" if value else f"--no-{key}")
+        elif isinstance(value, list):
+            flags += [f"--{key}", ",".join(str(item) for item in value)]
         else:
             flags += [f"--{key}", f"{value:g}" if isinstance(value, float) else str(value)]
     return flags

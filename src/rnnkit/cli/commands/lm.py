@@ -11,7 +11,7 @@ import click
 
 from rnnkit.checks import MAX_INIT_RANGE
 from rnnkit.cli.options import FiniteFloat, Fraction, Layers, Positive, Probability, block_option, cell_option
-from rnnkit.cli.options import engine_option
+from rnnkit.cli.options import LengthList, engine_option
 from rnnkit.cli.options import regulariser_options, training_options
 from rnnkit.cli.task_command import TaskCommand, lines, saved_line, stopped_line, train_command_of
 from rnnkit.tasks.lm import SPEC
@@ -66,6 +66,11 @@ COMMAND = TaskCommand(
                      help="Dropout probability between layers, in [0, 1)."),
         click.option("--tie-weights/--no-tie-weights", default=False, show_default=True,
                      help="Share the embedding and output weights (needs --embedding equal to --hidden)."),
+        click.option("--adaptive-softmax", type=LengthList(increasing=True, what="cutoffs such as 2000,6000"),
+                     metavar="C1,C2,...",
+                     help="An adaptive softmax (Grave et al. 2017) in place of the full output layer: the C1 most "
+                          "frequent words in its head, the rest in clusters starting at C2, ... Fast for a word-level "
+                          "vocabulary; the perplexity stays exact. Default: the full softmax."),
         engine_option(),
         block_option(),
         regulariser_options(embedding=True),
