@@ -159,11 +159,10 @@ class LanguageModel(nn.Module):
             (LayerNorm → layer → add → LayerNorm → gated MLP → add; :mod:`rnnkit.models.blocks`), the
             embedding projected to ``hidden_size`` where it is narrower or wider.
 
-    Inputs: tokens, state
+    Inputs: tokens, state[, targets]
         tokens: (N, L) integer ids.
         state: the recurrent state from the previous call (carry it detached for truncated
             BPTT), or None for zeros: (num_layers, N, H), a pair of them for LSTM.
-
         targets: (N, L) next-token ids, a keyword (optional): the first output is then the cross-entropy
             summed over them, a scalar, in place of the logits; with an adaptive softmax this is the fast path.
 

@@ -54,8 +54,8 @@ class OnnxStandIn:
         return [np.zeros((spec.shape[0], batch, spec.shape[2]), dtype=np.float32)
                 for spec in self.sessions[role].get_inputs()[skip:]]
 
-    def __call__(self, *args):
-        return getattr(self, f"_{self.task}")(*args)
+    def __call__(self, *args, **keywords):
+        return getattr(self, f"_{self.task}")(*args, **keywords)
 
     def _classify(self, tokens, lengths=None):
         return self.run("classifier", tokens, _lengths(lengths, tokens))[0]  # (N, C)
@@ -66,11 +66,14 @@ class OnnxStandIn:
     def _tag(self, words, lengths=None, chars=None):
         return self.run("tagger", words, _lengths(lengths, words), *([] if chars is None else [chars]))[0]
 
-    def _lm(self, tokens, state=None):
+    def _lm(self, tokens, state=None, targets=None):
+        """The LanguageModel's call: the logits, or with ``targets`` their summed cross-entropy (as the task asks)."""
         N = tokens.size(0)
         states = self.zeros("sequence", N, 2) if state is None else list(state if isinstance(state, tuple)
                                                                           else (state,))
         logits, *final = self.run("sequence", tokens, _lengths(None, tokens), *states)  # (N, L, V)
+        if targets is not None:
+            logits = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1), reduction="sum")
         return logits, tuple(final) if len(final) > 1 else final[0]
 
     def _translate(self, source, lengths, target_inputs, teacher_forcing=1.0):
