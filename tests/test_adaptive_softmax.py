@@ -1,6 +1,7 @@
 """The adaptive softmax (rnnkit.models.adaptive_softmax) against torch.nn.AdaptiveLogSoftmaxWithLoss as its oracle,
 its gradient, the language model's fast training path against its full distribution, the saved configuration,
-`rnnkit train lm --adaptive-softmax` end to end, the exported graphs, and bad cutoffs as one line."""
+`rnnkit train lm --adaptive-softmax` end to end (explain and diagnose included), the exported graphs, and bad
+cutoffs as one line."""
 
 import json
 
@@ -123,6 +124,11 @@ def test_train_evaluate_generate_with_an_adaptive_softmax(capsys, word_corpus, t
     assert len(json.loads(stdout)["text"].replace("\n", " <eos> ").split()) == 5  # five words sampled, <eos> is one
     model = rnnkit.load(out).model
     assert model.config.adaptive_softmax == (4, 12) and isinstance(model.decoder, AdaptiveSoftmax)
+    # explain colours the text and writes the static page (the page's in-browser model has no adaptive softmax)
+    code, _, stderr = run_cli(capsys, "explain", out, "--text", word_corpus, "--out", tmp_path / "page")
+    assert code == 0 and "its output is an adaptive softmax" in stderr, stderr
+    code, _, stderr = run_cli(capsys, "diagnose", "gradients", out, "--text", word_corpus, "--out", tmp_path / "flow")
+    assert code == 0, stderr
 
 
 @pytest.mark.parametrize("value, words", [("12,4", ["--adaptive-softmax", "rise strictly"]),

@@ -310,7 +310,7 @@ def embed_tokens(model: nn.Module, ids: Tensor) -> Tensor:
     """A language model's recurrent input for token ids (T,): its embedding, or one-hot vectors; (T, H_in)."""
     if model.embedding is not None:
         return model.embedding(ids)  # (T, E)
-    return F.one_hot(ids, model.vocab_size).to(model.decoder.weight.dtype)  # (T, V)
+    return F.one_hot(ids, model.vocab_size).to(model.input_dtype)  # (T, V)
 
 
 def language_model_gradient_flow(model: nn.Module, ids: Tensor, loss: str = "last", hx=None) -> GradientFlow:

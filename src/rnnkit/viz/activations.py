@@ -232,4 +232,4 @@ def _inputs(model: LanguageModel, tokens: torch.Tensor) -> torch.Tensor:
     """The recurrent layers' input for ``tokens`` (1, L), as LanguageModel.forward builds it in eval mode."""
     if model.embedding is not None:
         return model.embedding(tokens)  # (1, L, E)
-    return F.one_hot(tokens, model.vocab_size).to(model.decoder.weight.dtype)  # (1, L, V)
+    return F.one_hot(tokens, model.vocab_size).to(model.input_dtype)  # (1, L, V)

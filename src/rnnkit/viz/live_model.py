@@ -76,6 +76,8 @@ def unsupported_reason(model: LanguageModel) -> str | None:
         return f"its initial state is {rnn.init_state!r}, not zeros"
     if hasattr(rnn, "blocks"):
         return "its layers are residual blocks (--block residual), which the page's model does not run"
+    if not isinstance(model.decoder, torch.nn.Linear):
+        return "its output is an adaptive softmax (--adaptive-softmax), which the page's model does not run"
     if getattr(rnn, "cell", None) is None:
         return f"its layers are not rnnkit's, whose cells declare their step ({type(rnn).__name__})"
     try:
