@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from rnnkit.errors import InputError
 from rnnkit.extras import require
-from rnnkit.train import DistContext, TrainConfig
+from rnnkit.train import DistContext, TrainConfig, summed_token_loss
 
 from .spec import RunSettings, spec
 
@@ -73,7 +73,7 @@ class OnnxStandIn:
                                                                           else (state,))
         logits, *final = self.run("sequence", tokens, _lengths(None, tokens), *states)  # (N, L, V)
         if targets is not None:
-            logits = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1), reduction="sum")
+            logits = summed_token_loss(logits, targets)[0]
         return logits, tuple(final) if len(final) > 1 else final[0]
 
     def _translate(self, source, lengths, target_inputs, teacher_forcing=1.0):
