@@ -105,7 +105,7 @@ def test_a_run_records_its_recipe_and_a_resume_keeps_it(tmp_path):
     configs = loaded.checkpoint.meta["configs"]
     assert configs["recipe"] == "shakespeare-char"
     assert configs["model"]["hidden_size"] == 8 and configs["model"]["embedding_dim"] == 8  # the flags won
-    assert configs["train"]["lr"] == 0.002 and configs["train"]["schedule"] == "plateau"  # the recipe's
+    assert configs["train"]["lr"] == 0.002 and configs["train"]["schedule"] == "cosine"  # the recipe's
     code, _, stderr = run_quietly(["train", "lm", "--resume", str(run), "--recipe", "shakespeare-char", "--quiet"])
     assert code != 0 and "drop --recipe" in stderr
     code, stdout, stderr = run_quietly(["train", "lm", "--resume", str(run), "--max-steps", "3", "--quiet", "--json"])
@@ -175,9 +175,11 @@ def test_only_a_script_that_searches_measures_a_recipe_with_a_search():
 
 def test_the_run_line_carries_the_configuration_the_measurement_chose(folder):
     record_measurement("jsb-nade", 4.9, split="test", command="python benchmarks/music_jsb.py --recipe jsb-nade",
-                       cpu="Test CPU", folder=folder, chosen_on="valid", configuration="h384")
+                       cpu="Test CPU", folder=folder, chosen_on="valid", configuration="rd05-h384")
     recipe = load_recipe("jsb-nade", folder)
-    assert recipe.chosen == "h384" and recipe.command == "rnnkit train music --recipe jsb-nade --hidden 384 --dropout 0.5"
+    assert recipe.chosen == "rd05-h384"
+    assert recipe.command == ("rnnkit train music --recipe jsb-nade --recurrent-dropout 0.5 --hidden 384 "
+                              "--dropout 0.5")
     record_measurement("jsb-nade", 5.1, split="test", command="python benchmarks/music_jsb.py --recipe jsb-nade",
                        cpu="Test CPU", folder=folder, chosen_on="valid", configuration="settings")
     assert load_recipe("jsb-nade", folder).chosen is None  # its own settings won: the plain command
